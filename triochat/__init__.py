@@ -1,0 +1,34 @@
+"""triochat: a small self-hosted terminal chat room built on trio.
+
+The sans-IO core (:mod:`triochat.protocol`, :mod:`triochat.commands`,
+:mod:`triochat.events`, :mod:`triochat.codec`) turns bytes into commands and events
+into bytes; :mod:`triochat.room` owns the room; :mod:`triochat.server` connects streams
+to it; :mod:`triochat.cli` is the ``triochat`` command.
+"""
+
+from triochat.codec import Mode, encode_json, encode_plain
+from triochat.commands import parse_json, parse_plain
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.protocol import LineBuffer, sanitise
+from triochat.ratelimit import TokenBucket
+from triochat.room import Room
+from triochat.server import ChatServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ChatServer",
+    "LineBuffer",
+    "Mode",
+    "Room",
+    "ServerConfig",
+    "TokenBucket",
+    "__version__",
+    "encode_json",
+    "encode_plain",
+    "parse_json",
+    "parse_plain",
+    "sanitise",
+]

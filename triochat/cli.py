@@ -1,0 +1,233 @@
+"""The ``triochat`` command: ``triochat server`` and ``triochat client``.
+
+Every failure a user can cause ends as one line on stderr and a non-zero exit status;
+tracebacks are for bugs only. KeyboardInterrupt is handled here, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import trio
+from rich.console import Console
+from rich.logging import RichHandler
+
+from triochat import __version__
+from triochat.client import add_client_arguments, run_client
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.server import ChatServer
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+
+def _bounded(
+    kind: Callable[[str], float], low: float, high: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: ``kind`` parsed and checked against ``[low, high]``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range (must be {span})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line interface, with help for every flag."""
+    parser = argparse.ArgumentParser(
+        prog="triochat",
+        description="A small chat room for the terminal. Start a server, then join it with "
+        "`triochat client`, `nc HOST PORT` or `telnet HOST PORT`.",
+    )
+    parser.add_argument("--version", action="version", version=f"triochat {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    defaults = ServerConfig()
+    server = commands.add_parser(
+        "server",
+        help="run a chat server",
+        description="Run a chat room server. Anyone who can reach HOST:PORT can join: "
+        "with `triochat client`, or with `nc`/`telnet` for plain text. Stop it with "
+        "Ctrl-C or SIGTERM; members are told and the server exits cleanly.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    server.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on; use 0.0.0.0 (or ::) to accept connections from your LAN",
+    )
+    server.add_argument(
+        "--port",
+        type=_bounded(int, 0, 65535),
+        default=DEFAULT_PORT,
+        help="TCP port to listen on; 0 picks a free port (printed at start-up)",
+    )
+    server.add_argument(
+        "--history",
+        type=_bounded(int, 0),
+        default=defaults.history,
+        metavar="N",
+        help="chat lines replayed to someone who joins; 0 turns history off",
+    )
+    server.add_argument(
+        "--max-line-bytes",
+        type=_bounded(int, 16),
+        default=defaults.max_line_bytes,
+        metavar="BYTES",
+        help="longest line accepted; longer lines are discarded and the sender told",
+    )
+    server.add_argument(
+        "--rate-limit",
+        type=_bounded(float, 0),
+        default=defaults.rate_limit,
+        metavar="LINES_PER_SECOND",
+        help="flood control: lines per second per connection after the burst; 0 turns it "
+        "off. Over the limit a connection is read more slowly; nothing is dropped",
+    )
+    server.add_argument(
+        "--burst",
+        type=_bounded(int, 1),
+        default=defaults.burst,
+        metavar="N",
+        help="lines a connection may send at once before the rate limit applies",
+    )
+    server.add_argument(
+        "--send-queue",
+        type=_bounded(int, 1),
+        default=defaults.send_queue,
+        metavar="EVENTS",
+        help="events queued for one member; a member that falls this far behind is "
+        "disconnected as 'too slow'",
+    )
+    server.add_argument(
+        "--max-clients",
+        type=_bounded(int, 1),
+        default=defaults.max_clients,
+        metavar="N",
+        help="connections served at once; more are told the server is full",
+    )
+    server.add_argument(
+        "--coalesce-above",
+        type=_bounded(int, 1),
+        default=defaults.coalesce_above,
+        metavar="N",
+        help="in rooms larger than this, joins and leaves are announced as one summary "
+        f"every {defaults.presence_interval:g} seconds",
+    )
+    server.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="how much the server logs to stderr (joins, leaves and refusals are 'info')",
+    )
+    server.set_defaults(func=_server_command)
+
+    client = commands.add_parser(
+        "client",
+        help="join a chat server",
+        description="Join a triochat server. Type to chat; /help lists the commands.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_client_arguments(client)
+    client.set_defaults(func=run_client)
+    return parser
+
+
+def _format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _setup_logging(level: str) -> None:
+    handler = RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        markup=False,
+        rich_tracebacks=False,
+        log_time_format="[%X]",
+    )
+    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler], force=True)
+
+
+def _listen_error(exc: OSError, host: str, port: int) -> str:
+    where = _format_address(host, port)
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: the port is already in use "
+            "(is another server running? choose another with --port)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {host} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied (ports below 1024 need root)"
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+async def _serve(config: ServerConfig, host: str, port: int) -> int:
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        print(f"triochat: error: {_listen_error(exc, host, port)}", file=sys.stderr)
+        return 1
+    server = ChatServer(config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            await nursery.start(server.serve_listeners, listeners)
+            addresses = [listener.socket.getsockname() for listener in listeners]
+            # One line, stable for scripts; other addresses (e.g. IPv6 for "localhost") logged.
+            print(f"listening on {_format_address(addresses[0][0], addresses[0][1])}", flush=True)
+            for extra in addresses[1:]:
+                log.info("also listening on %s", _format_address(extra[0], extra[1]))
+            async for signum in signals:
+                log.info("received %s", signal.Signals(signum).name)
+                break
+            with trio.move_on_after(SHUTDOWN_DEADLINE):
+                await server.shutdown()
+            nursery.cancel_scope.cancel()
+    log.info("server stopped")
+    return 0
+
+
+def _server_command(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level)
+    config = ServerConfig(
+        history=args.history,
+        max_line_bytes=args.max_line_bytes,
+        rate_limit=args.rate_limit,
+        burst=args.burst,
+        send_queue=args.send_queue,
+        max_clients=args.max_clients,
+        coalesce_above=args.coalesce_above,
+    )
+    return trio.run(_serve, config, args.host, args.port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``triochat`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C outside a place that handles it: quiet, conventional status
+    return status

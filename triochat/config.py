@@ -1,0 +1,63 @@
+"""Server settings with their defaults, shared by the CLI, the server and the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from triochat.protocol import MAX_LINE_BYTES
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig"]
+
+DEFAULT_HOST: Final = "127.0.0.1"  # loopback: exposing a chat to a LAN is an explicit choice
+DEFAULT_PORT: Final = 30000  # unprivileged, unassigned by IANA, easy to type after nc
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything a running server can be told; every field has a safe default.
+
+    Attributes:
+        history: chat events replayed to a newcomer; 0 turns history off.
+        max_line_bytes: longest accepted line; longer ones are discarded with an error.
+        rate_limit: lines per second per connection; 0 turns flood control off.
+        burst: lines a connection may send at once before the rate limit applies.
+        send_queue: events queued for one member before it is dropped as "too slow".
+        max_clients: connections served at once; more are refused with one line.
+        coalesce_above: above this many members, join/leave notices become summaries.
+        presence_interval: seconds between those summaries (and room housekeeping).
+        registration_timeout: seconds to wait for a first line before joining as guest.
+        flush_timeout: seconds a closing connection's writer may take to flush.
+        room: the name of the (single, for now) room.
+    """
+
+    history: int = 20
+    max_line_bytes: int = MAX_LINE_BYTES
+    rate_limit: float = 5.0
+    burst: int = 20
+    send_queue: int = 1024
+    max_clients: int = 1000
+    coalesce_above: int = 100
+    presence_interval: float = 2.0
+    registration_timeout: float = 1.0
+    flush_timeout: float = 1.0
+    room: str = "lobby"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.history < 0:
+            problems.append("history must be 0 or more")
+        if self.max_line_bytes < 16:
+            problems.append("max line bytes must be at least 16")
+        if self.rate_limit < 0:
+            problems.append("rate limit must be 0 (off) or more")
+        if self.burst < 1:
+            problems.append("burst must be at least 1")
+        if self.send_queue < 1:
+            problems.append("send queue must be at least 1")
+        if self.max_clients < 1:
+            problems.append("max clients must be at least 1")
+        if self.coalesce_above < 1:
+            problems.append("coalesce threshold must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))

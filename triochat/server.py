@@ -1,0 +1,334 @@
+"""The network side: one task group per connection, on any ``trio.abc.Stream``.
+
+Each connection runs two tasks: a reader (bytes -> lines -> commands -> the room's
+inbound channel, paced by a token bucket) and a writer (the member's outbox ->
+``send_all``, one call per batch). Neither ever sees another connection; everything
+shared lives in the room task.
+
+Rules of this module:
+
+* Handlers take a ``trio.abc.Stream``, never a socket, so tests use memory streams.
+* A connection's failure is that connection's business: transport errors end it as an
+  ordinary leave, and nothing a peer does can raise out of :meth:`handle_stream`.
+* Shutdown is structured: stop accepting, let the room tell everyone, give writers
+  ``flush_timeout`` seconds to drain, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from typing import Final
+
+import trio
+
+from triochat.codec import Mode
+from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong, decode_line
+from triochat.ratelimit import TokenBucket
+from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ChatServer", "ServerConfig"]
+
+log = logging.getLogger(__name__)
+
+RECEIVE_BYTES: Final = 65536  # one recv per 64 KiB: large enough for a paste, small per connection
+WRITE_BATCH_BYTES: Final = 262144  # flush at most 256 KiB per send_all, so one batch stays cheap
+STOP_GRACE: Final = 1.0  # seconds after the flush deadline for cancelled tasks to unwind
+
+
+class _Closed(Exception):
+    """The peer closed or broke its side; carries the leave reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChatServer:
+    """A triochat server: a room plus the connections feeding it.
+
+    Typical use (what ``triochat server`` does)::
+
+        server = ChatServer(ServerConfig())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            listeners = await nursery.start(server.serve_tcp, "127.0.0.1", 30000)
+            ...
+            await server.shutdown()
+
+    Tests skip TCP: ``nursery.start_soon(server.handle_stream, memory_stream)``.
+    """
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.room = Room(self.config)
+        self._ids = itertools.count(1)
+        self._connections = 0
+        self._no_connections = trio.Event()
+        self._no_connections.set()
+        self._accept_scope = trio.CancelScope()
+        self._handler_scope = trio.CancelScope()
+        self._stopping = False
+
+    @property
+    def connections(self) -> int:
+        """Connections currently being served."""
+        return self._connections
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the room task; returns after :meth:`shutdown` (or when cancelled)."""
+        await self.room.run(task_status=task_status)
+
+    async def serve_tcp(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` and serve every connection until :meth:`shutdown`.
+
+        Reports the listeners (with the real port when ``port`` is 0) through
+        ``task_status``. Raises ``OSError`` if the address cannot be bound.
+        """
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        await self.serve_listeners(listeners, task_status=task_status)
+
+    async def serve_listeners(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept on ``listeners``; each connection gets :meth:`handle_stream`.
+
+        Returns once :meth:`shutdown` has stopped accepting and every connection has
+        closed (or been cancelled after the flush deadline).
+        """
+        with self._handler_scope:
+            async with trio.open_nursery() as handlers:
+                with self._accept_scope:
+                    await trio.serve_listeners(
+                        self.handle_stream,
+                        listeners,
+                        handler_nursery=handlers,
+                        task_status=task_status,
+                    )
+
+    async def shutdown(self) -> None:
+        """Stop accepting, tell every member, flush (bounded), then close everything."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("shutting down: %d connections", self._connections)
+        self._accept_scope.cancel()
+        # One deadline for the whole drain: the room tells everyone, writers flush.
+        with trio.move_on_after(self.config.flush_timeout):
+            if not self.room.stopped.is_set():
+                with self.room.inbound() as inbound:
+                    await inbound.send(Stop())
+                await self.room.stopped.wait()
+            await self._no_connections.wait()
+        if self._connections:
+            log.warning("%d connections did not flush in time; closing them", self._connections)
+        self._handler_scope.cancel()
+
+    # -- one connection -----------------------------------------------------------------
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection until it leaves, is dropped or the server stops.
+
+        Never raises because of anything the peer does; a bug is logged, not spread.
+        """
+        conn_id = next(self._ids)
+        peer = _peer_name(stream)
+        if self._stopping or self._connections >= self.config.max_clients:
+            await _refuse(stream, conn_id, peer, self.config.max_clients, self._stopping)
+            return
+        self._connections += 1
+        self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
+        try:
+            async with stream:
+                await self._serve(stream, conn_id, peer)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the peer went away while we closed our side
+        except* Exception:
+            log.exception("[c%d] unexpected error serving %s; connection closed", conn_id, peer)
+        finally:
+            self._connections -= 1
+            if not self._connections:
+                self._no_connections.set()
+
+    async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
+        config = self.config
+        outbox_send, outbox_receive = trio.open_memory_channel[bytes](config.send_queue)
+        with self.room.inbound() as inbound, trio.CancelScope() as scope:
+            conn = Conn(conn_id, peer, outbox_send, scope)
+            writer_done = trio.Event()
+            gone = Gone(conn_id, "closed")
+            told = False
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, stream, outbox_receive, scope, writer_done)
+                    try:
+                        await self._reader(stream, conn, inbound)
+                    except _Closed as closed:
+                        gone = Gone(conn_id, closed.reason)
+                    # The peer has stopped sending. Tell the room now (it closes our outbox),
+                    # then let the writer flush what is queued: a half-closed peer may still
+                    # be reading.
+                    told = True
+                    await _tell_gone(inbound, gone)
+                    with trio.move_on_after(config.flush_timeout):
+                        await writer_done.wait()
+                    scope.cancel()
+            finally:
+                # Cancelled or failed before the room heard (dropped, writer failed,
+                # shutdown): tell it now. (For a member the room dropped itself, this
+                # Gone finds nobody and is ignored.)
+                if not told:
+                    with trio.CancelScope(shield=True):
+                        await _tell_gone(inbound, gone)
+
+    async def _reader(
+        self,
+        stream: trio.abc.Stream,
+        conn: Conn,
+        inbound: trio.MemorySendChannel[RoomMessage],
+    ) -> None:
+        """Turn received bytes into room messages until EOF (raises :class:`_Closed`)."""
+        config = self.config
+        buffer = LineBuffer(config.max_line_bytes)
+
+        async def next_line() -> bytes | LineTooLong | None:
+            """The next line, reading as needed; None at a clean EOF."""
+            while True:
+                line = buffer.next_line()
+                if line is not None:
+                    return line
+                try:
+                    data = await stream.receive_some(RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise _Closed("lost") from exc
+                if not data:
+                    return buffer.close()
+                buffer.feed(data)
+
+        # Registration: the first line (or its absence after a second) picks the mode.
+        first: bytes | LineTooLong | None = None
+        timed_out = True
+        with trio.move_on_after(config.registration_timeout):
+            first = await next_line()
+            timed_out = False
+        if first is None and not timed_out:
+            raise _Closed("closed")  # connected and left without a word: no join, no leave
+        json_mode = False
+        command: Command | None = None
+        if first is TOO_LONG:
+            command = _too_long(config.max_line_bytes)
+        elif isinstance(first, bytes):
+            json_mode, command = parse_registration(decode_line(first))
+        mode = Mode.JSON if json_mode else Mode.PLAIN
+        await _send(inbound, Register(conn, mode, command))
+
+        parse = parse_json if json_mode else parse_plain
+        bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+        while True:
+            line = await next_line()
+            if line is None:
+                raise _Closed("closed")
+            # Flood control: past the burst, stop reading for a while. The kernel buffer
+            # fills and TCP slows this sender down; nothing is dropped.
+            delay = bucket.take(trio.current_time())
+            if delay:
+                await trio.sleep(delay)
+            if line is TOO_LONG:
+                command = _too_long(config.max_line_bytes)
+            else:
+                assert isinstance(line, bytes)
+                command = parse(decode_line(line))
+            if command is not None:
+                await _send(inbound, Input(conn.id, command))
+
+    @staticmethod
+    async def _writer(
+        stream: trio.abc.Stream,
+        outbox: trio.MemoryReceiveChannel[bytes],
+        scope: trio.CancelScope,
+        done: trio.Event,
+    ) -> None:
+        """Drain the outbox into the stream, one ``send_all`` per batch of queued lines.
+
+        Ends the whole connection when the outbox is closed (the room is done with this
+        member) or the peer stops accepting data.
+        """
+        try:
+            with outbox:
+                while True:
+                    try:
+                        data = await outbox.receive()
+                    except trio.EndOfChannel:
+                        return
+                    batch = [data]
+                    size = len(data)
+                    while size < WRITE_BATCH_BYTES:
+                        try:
+                            data = outbox.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        batch.append(data)
+                        size += len(data)
+                    await stream.send_all(b"".join(batch) if len(batch) > 1 else batch[0])
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the reader sees the same failure and reports the leave
+        finally:
+            done.set()
+            scope.cancel()
+
+
+async def _send(inbound: trio.MemorySendChannel[RoomMessage], message: RoomMessage) -> None:
+    try:
+        await inbound.send(message)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise _Closed("server stopping") from exc
+
+
+async def _tell_gone(inbound: trio.MemorySendChannel[RoomMessage], gone: Gone) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await inbound.send(gone)  # (suppressed: the room has already stopped)
+
+
+def _too_long(limit: int) -> Invalid:
+    return Invalid("line-too-long", f"line too long (over {limit} bytes); it was discarded")
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    """``host:port`` of the peer for socket streams, else the stream's type name."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            address = stream.socket.getpeername()
+        except OSError:
+            return "unknown peer"
+        if isinstance(address, tuple):
+            host, port = address[0], address[1]
+            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return str(address)
+    return type(stream).__name__
+
+
+async def _refuse(
+    stream: trio.abc.Stream, conn_id: int, peer: str, limit: int, stopping: bool
+) -> None:
+    """Send one error line to a connection we cannot serve, and close it."""
+    if stopping:
+        text = b"! server is shutting down\n"
+    else:
+        text = f"! server full ({limit} clients); try again later\n".encode()
+    log.warning("[c%d] refused %s: %s", conn_id, peer, text.decode().strip("! \n"))
+    with trio.move_on_after(1.0):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(text)
+    await trio.aclose_forcefully(stream)
