@@ -81,9 +81,7 @@ class Peer:
             raise AssertionError(f"unexpected data: {data!r}")
 
 
-def connect(
-    nursery: trio.Nursery, server: ChatServer, *, lockstep: bool = False
-) -> Peer:
+def connect(nursery: trio.Nursery, server: ChatServer, *, lockstep: bool = False) -> Peer:
     """Open an in-memory connection to ``server``; ``lockstep`` means no buffering at all."""
     pair = trio.testing.lockstep_stream_pair if lockstep else trio.testing.memory_stream_pair
     client, server_side = pair()

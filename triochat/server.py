@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from dataclasses import dataclass, field
 from typing import Final
 
 import trio
@@ -47,6 +48,14 @@ class _Closed(Exception):
         self.reason = reason
 
 
+@dataclass(eq=False, slots=True)
+class _WriterState:
+    """How a connection's writer ended: ``done`` once it has, ``failed`` on a transport error."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    failed: bool = False
+
+
 class ChatServer:
     """A triochat server: a room plus the connections feeding it.
 
@@ -70,7 +79,7 @@ class ChatServer:
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._accept_scope = trio.CancelScope()
-        self._handler_scope = trio.CancelScope()
+        self._scopes: set[trio.CancelScope] = set()  # one per live connection
         self._stopping = False
 
     @property
@@ -108,15 +117,14 @@ class ChatServer:
         Returns once :meth:`shutdown` has stopped accepting and every connection has
         closed (or been cancelled after the flush deadline).
         """
-        with self._handler_scope:
-            async with trio.open_nursery() as handlers:
-                with self._accept_scope:
-                    await trio.serve_listeners(
-                        self.handle_stream,
-                        listeners,
-                        handler_nursery=handlers,
-                        task_status=task_status,
-                    )
+        async with trio.open_nursery() as handlers:
+            with self._accept_scope:
+                await trio.serve_listeners(
+                    self.handle_stream,
+                    listeners,
+                    handler_nursery=handlers,
+                    task_status=task_status,
+                )
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every member, flush (bounded), then close everything."""
@@ -132,9 +140,10 @@ class ChatServer:
                     await inbound.send(Stop())
                 await self.room.stopped.wait()
             await self._no_connections.wait()
-        if self._connections:
-            log.warning("%d connections did not flush in time; closing them", self._connections)
-        self._handler_scope.cancel()
+        if self._scopes:
+            log.warning("%d connections did not flush in time; closing them", len(self._scopes))
+        for scope in self._scopes:
+            scope.cancel()
 
     # -- one connection -----------------------------------------------------------------
 
@@ -167,12 +176,13 @@ class ChatServer:
         outbox_send, outbox_receive = trio.open_memory_channel[bytes](config.send_queue)
         with self.room.inbound() as inbound, trio.CancelScope() as scope:
             conn = Conn(conn_id, peer, outbox_send, scope)
-            writer_done = trio.Event()
+            self._scopes.add(scope)
+            writer = _WriterState()
             gone = Gone(conn_id, "closed")
             told = False
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, outbox_receive, scope, writer_done)
+                    nursery.start_soon(self._writer, stream, outbox_receive, scope, writer)
                     try:
                         await self._reader(stream, conn, inbound)
                     except _Closed as closed:
@@ -183,9 +193,12 @@ class ChatServer:
                     told = True
                     await _tell_gone(inbound, gone)
                     with trio.move_on_after(config.flush_timeout):
-                        await writer_done.wait()
+                        await writer.done.wait()
                     scope.cancel()
             finally:
+                self._scopes.discard(scope)
+                if writer.failed and not told:
+                    gone = Gone(conn_id, "lost")
                 # Cancelled or failed before the room heard (dropped, writer failed,
                 # shutdown): tell it now. (For a member the room dropped itself, this
                 # Gone finds nobody and is ignored.)
@@ -258,7 +271,7 @@ class ChatServer:
         stream: trio.abc.Stream,
         outbox: trio.MemoryReceiveChannel[bytes],
         scope: trio.CancelScope,
-        done: trio.Event,
+        state: _WriterState,
     ) -> None:
         """Drain the outbox into the stream, one ``send_all`` per batch of queued lines.
 
@@ -283,9 +296,9 @@ class ChatServer:
                         size += len(data)
                     await stream.send_all(b"".join(batch) if len(batch) > 1 else batch[0])
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the reader sees the same failure and reports the leave
+            state.failed = True  # the peer reset or vanished: reported as "lost"
         finally:
-            done.set()
+            state.done.set()
             scope.cancel()
 
 
