@@ -1,0 +1,272 @@
+"""End to end: the real ``triochat`` command on port 0, driven with raw sockets and nc."""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+
+STARTUP_TIMEOUT: Final = 15.0  # seconds for the server to print its address (a cold import)
+IO_TIMEOUT: Final = 5.0  # seconds for any one expected line
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "triochat", *args]
+
+
+class RunningServer:
+    """A ``triochat server --port 0`` subprocess and the port it reported."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            _command("server", "--port", "0", *args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT)
+        if not ready:
+            self.stop()
+            raise AssertionError("server did not report its address in time")
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=IO_TIMEOUT)
+
+
+@pytest.fixture
+def running() -> Iterator[RunningServer]:
+    """A server on a free port, with flood control at its defaults."""
+    server = RunningServer("--log-level", "info")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class LineSocket:
+    """A blocking TCP client with a timeout on every read."""
+
+    def __init__(self, port: int, first_line: str | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+        self.pending = b""
+        if first_line is not None:
+            self.send(first_line)
+
+    def send(self, line: str) -> None:
+        self.sock.sendall((line + "\n").encode())
+
+    def line(self) -> str:
+        while b"\n" not in self.pending:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError(f"connection closed; pending {self.pending!r}")
+            self.pending += data
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line.decode()
+
+    def until_closed(self) -> list[str]:
+        chunks = [self.pending]
+        while data := self.sock.recv(65536):
+            chunks.append(data)
+        return b"".join(chunks).decode().splitlines()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_cli_three_clients_chat_then_sigint_exits_cleanly(running: RunningServer) -> None:
+    """Three raw TCP clients (plain and JSON) chat; SIGINT tells them and exits 0 fast."""
+    alice = LineSocket(running.port, "/nick alice")
+    assert alice.line() == "* welcome, alice! 1 online. Type /help for commands."
+    bob = LineSocket(running.port, "/nick bob")
+    assert bob.line().startswith("* welcome, bob! 2 online.")
+    carol = LineSocket(running.port, '{"type": "hello", "name": "carol"}')
+    assert '"type":"welcome"' in carol.line()
+    assert alice.line() == "* bob joined (2 online)"
+    assert alice.line() == "* carol joined (3 online)"
+    bob.send("hi everyone")
+    assert alice.line() == "<bob> hi everyone"
+    assert '"text":"hi everyone"' in carol.line()
+    start = time.monotonic()
+    running.proc.send_signal(signal.SIGINT)
+    assert running.proc.wait(timeout=IO_TIMEOUT) == 0
+    assert time.monotonic() - start < 2.0
+    assert alice.until_closed() == ["* server is shutting down"]
+    assert bob.until_closed()[-1] == "* server is shutting down"
+    assert '"type":"shutdown"' in carol.until_closed()[-1]
+    _, stderr = running.proc.communicate(timeout=IO_TIMEOUT)
+    assert "alice joined" in stderr
+    assert "Traceback" not in stderr
+    for peer in (alice, bob, carol):
+        peer.close()
+
+
+def test_cli_sigterm_exits_zero(running: RunningServer) -> None:
+    """SIGTERM is a clean shutdown too (exit status 0, no traceback)."""
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(timeout=IO_TIMEOUT) == 0
+    _, stderr = running.proc.communicate(timeout=IO_TIMEOUT)
+    assert "Traceback" not in stderr
+
+
+def test_cli_abrupt_reset_is_a_leave_and_server_survives(running: RunningServer) -> None:
+    """A client that resets its TCP connection (RST) is just a leave for the others."""
+    alice = LineSocket(running.port, "/nick alice")
+    alice.line()
+    rude = LineSocket(running.port, "/nick rude")
+    rude.line()
+    assert alice.line() == "* rude joined (2 online)"
+    rude.sock.sendall(b"half a li")  # and no newline: a partial line is lost with a reset
+    rude.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    rude.close()  # SO_LINGER 0: the kernel sends RST instead of FIN
+    assert alice.line() == "* rude left: lost (1 online)"
+    late = LineSocket(running.port, "/nick late")
+    assert late.line().startswith("* welcome, late! 2 online.")
+    assert running.proc.poll() is None
+    alice.close()
+    late.close()
+
+
+def test_cli_port_in_use_is_one_line_error() -> None:
+    """A taken port gives one line saying so and what to do, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            _command("server", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "already in use" in lines[0]
+    assert "--port" in lines[0]
+    assert result.stdout == ""
+
+
+def test_cli_unknown_host_is_one_line_error() -> None:
+    """An address that cannot be resolved gives one line and exit 1."""
+    result = subprocess.run(
+        _command("server", "--host", "no-such-host.invalid", "--port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "unknown host 'no-such-host.invalid'" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--port", "70000"), ("--port", "http"), ("--rate-limit", "-1"), ("--burst", "0")],
+)
+def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
+    """Out-of-range or non-numeric flag values are refused by the parser (exit 2)."""
+    result = subprocess.run(
+        _command("server", flag, value),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert f"argument {flag}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_help_explains_every_server_flag() -> None:
+    """`triochat server --help` documents each flag, and --version prints the version."""
+    result = subprocess.run(
+        _command("server", "--help"), capture_output=True, text=True, timeout=STARTUP_TIMEOUT
+    )
+    assert result.returncode == 0
+    for flag in (
+        "--host",
+        "--port",
+        "--history",
+        "--max-line-bytes",
+        "--rate-limit",
+        "--burst",
+        "--send-queue",
+        "--max-clients",
+        "--coalesce-above",
+        "--log-level",
+    ):
+        assert flag in result.stdout
+    version = subprocess.run(
+        _command("--version"), capture_output=True, text=True, timeout=STARTUP_TIMEOUT
+    )
+    assert version.stdout.startswith("triochat ")
+
+
+@pytest.mark.skipif(shutil.which("nc") is None, reason="netcat (nc) is not installed")
+def test_cli_nc_session(running: RunningServer) -> None:
+    """A person on netcat can join, read the room and talk."""
+    alice = LineSocket(running.port, "/nick alice")
+    alice.line()
+    nc = subprocess.Popen(
+        ["nc", "127.0.0.1", str(running.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert nc.stdin is not None
+        assert nc.stdout is not None
+        nc.stdin.write(b"/nick netcat\nhello from nc\n/who\n")
+        nc.stdin.flush()
+        assert alice.line() == "* netcat joined (2 online)"
+        assert alice.line() == "<netcat> hello from nc"
+        alice.send("welcome, nc")
+        expected = [
+            b"* welcome, netcat! 2 online. Type /help for commands.\n",
+            b"* online (2): alice, netcat\n",
+            b"<alice> welcome, nc\n",
+        ]
+        deadline = time.monotonic() + IO_TIMEOUT
+        for want in expected:
+            ready, _, _ = select.select([nc.stdout], [], [], deadline - time.monotonic())
+            assert ready, f"nc did not receive {want!r}"
+            assert nc.stdout.readline() == want
+    finally:
+        nc.kill()
+        nc.communicate(timeout=IO_TIMEOUT)
+    alice.close()
+
+
+def test_cli_python_dash_m_matches_console_script() -> None:
+    """`python -m triochat` is the same program as the `triochat` script."""
+    result = subprocess.run(
+        _command("--help"),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert result.returncode == 0
+    assert "server" in result.stdout
+    assert "client" in result.stdout
