@@ -238,3 +238,44 @@ async def test_hardening_shutdown_tells_everyone_and_is_bounded(
     assert server.connections == 0
     late = connect(nursery, server)
     assert await late.closed() == ["! server is shutting down"]
+
+
+async def test_hardening_lone_surrogate_from_json_cannot_crash_the_room(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """A JSON "\\ud800" escape (unencodable as UTF-8) is stripped; the room keeps working."""
+    alice = await join(nursery, server, "alice")
+    jay = connect(nursery, server)
+    await jay.send_json(type="hello", name="jay")
+    await jay.event()
+    await alice.expect("* jay joined (2 online)")
+    await jay.send('{"type": "say", "text": "a\\ud800b"}')
+    await alice.expect("<jay> ab")
+    await alice.send("/who")
+    await alice.expect("* online (2): alice, jay")
+
+
+async def test_hardening_deeply_nested_json_is_an_error_not_a_disconnect(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """JSON nested thousands deep (RecursionError in the parser) gets bad-json; we stay."""
+    jay = connect(nursery, server)
+    await jay.send_json(type="hello", name="jay")
+    await jay.event()
+    await jay.send("[" * 4000)
+    assert (await jay.event())["code"] == "bad-json"
+    await jay.send_json(type="who")
+    assert (await jay.event())["names"] == ["jay"]
+
+
+async def test_hardening_malformed_json_hello_is_refused_in_json(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """A hello with a non-string name gets a JSON error, not a plain-mode guest join."""
+    alice = await join(nursery, server, "alice")
+    bot = connect(nursery, server)
+    await bot.send_json(type="hello", name=5)
+    lines = await bot.closed()
+    assert len(lines) == 1
+    assert '"code":"bad-request"' in lines[0]
+    await alice.quiet()

@@ -107,8 +107,8 @@ def parse_plain(line: str) -> Command | None:
         return Say(line)
     if line.startswith("//"):
         return Say(line[1:])
-    verb, _, rest = line[1:].partition(" ")
-    rest = rest.strip()
+    # "/ me" is not "/me": the verb must follow the slash directly.
+    verb, rest = ("", line[1:]) if line[1:2].isspace() else _split_word(line[1:])
     match verb.lower():
         case "me":
             return Me(rest) if rest else Invalid("empty", "usage: /me ACTION")
@@ -117,8 +117,7 @@ def parse_plain(line: str) -> Command | None:
         case "who":
             return Who()
         case "msg":
-            to, _, text = rest.partition(" ")
-            text = text.strip()
+            to, text = _split_word(rest)
             if not to or not text:
                 return Invalid("bad-request", "usage: /msg NAME TEXT")
             return Msg(to, text)
@@ -128,6 +127,14 @@ def parse_plain(line: str) -> Command | None:
             return Quit()
         case _:
             return Invalid("unknown-command", f"unknown command /{verb}; {UNKNOWN_HINT}")
+
+
+def _split_word(text: str) -> tuple[str, str]:
+    """Split off the first word at any whitespace: ``"msg\tbob hi"`` -> ("msg", "bob hi")."""
+    parts = text.split(maxsplit=1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
 
 
 def _field(obj: dict[str, object], key: str) -> str | Invalid:
@@ -148,7 +155,7 @@ def parse_json(line: str) -> Command | None:
         return None
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
         return Invalid("bad-json", "that line is not valid JSON")
     if not isinstance(obj, dict):
         return Invalid("bad-json", "each line must be one JSON object")
@@ -192,12 +199,23 @@ def parse_registration(line: str) -> tuple[bool, Command | None]:
     """Decide the wire mode from a connection's first line.
 
     Returns ``(json_mode, command)``: a JSON ``hello`` object selects JSON mode and
-    yields :class:`Hello`; anything else selects plain mode and is parsed as a plain
-    line (``/nick NAME`` then registers under that name).
+    yields :class:`Hello` (or :class:`Invalid` if its fields are wrong); anything else
+    selects plain mode and is parsed as a plain line (``/nick NAME`` then registers
+    under that name).
     """
     stripped = line.strip()
     if stripped.startswith("{"):
         command = parse_json(stripped)
         if isinstance(command, Hello):
             return True, command
+        if isinstance(command, Invalid) and _is_hello(stripped):
+            return True, command  # a JSON client with a malformed hello: refused in JSON
     return False, parse_plain(line)
+
+
+def _is_hello(line: str) -> bool:
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and obj.get("type") == "hello"

@@ -46,9 +46,10 @@ _ESCAPES: Final = re.compile(
 
 # What is left after escapes are gone: C0 controls but tab, DEL, C1 controls, and the
 # Unicode bidi embedding/override/isolate marks that can reorder what a reader sees
-# (CVE-2021-42574, "Trojan Source"), and the Unicode line/paragraph separators.
+# (CVE-2021-42574, "Trojan Source"), the Unicode line/paragraph separators, and lone
+# surrogates (JSON "\ud800" escapes), which cannot be encoded as UTF-8 at all.
 _UNSAFE_CHARS: Final = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]"
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ud800-\udfff]"
 )
 
 
@@ -132,20 +133,19 @@ class LineBuffer:
 
     def close(self) -> bytes | None:
         """At end of stream: return an unterminated last line, if one was being received."""
-        if self._discarding or not self._buf:
-            self._buf.clear()
-            return None
-        line = bytes(self._buf)
+        line = bytes(self._buf).removesuffix(b"\r")
         self._buf.clear()
-        return line.removesuffix(b"\r") or None
+        if self._discarding or not line or len(line) > self._max:
+            return None
+        return line
 
 
 def sanitise(text: str) -> str:
     """Remove everything from ``text`` that could act on a terminal instead of being read.
 
     Strips ANSI CSI/OSC/DCS escape sequences, C0 and C1 control characters (tab is
-    kept), DEL and Unicode bidi override/isolate characters. Printable text, including
-    emoji and non-Latin scripts, is left exactly as it was.
+    kept), DEL, Unicode bidi override/isolate characters and lone surrogates.
+    Printable text, including emoji and non-Latin scripts, is left exactly as it was.
     """
     if text.isprintable():  # fast path: the common case has nothing to remove
         return text

@@ -35,7 +35,7 @@ class TokenBucket:
         if self._rate <= 0:
             return 0.0
         elapsed = max(0.0, now - self._last)
-        self._last = now
+        self._last = max(self._last, now)  # a clock stepping back must not earn tokens twice
         self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
         self._tokens -= 1.0
         if self._tokens >= 0:

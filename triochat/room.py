@@ -288,16 +288,21 @@ class Room:
         conn = reg.conn
         first = reg.first
         if reg.mode is Mode.JSON:
-            assert isinstance(first, Hello)
-            problem = self._name_problem(first.name)
+            assert isinstance(first, Hello | Invalid)
+            if isinstance(first, Invalid):
+                problem: tuple[str, str] | None = (first.code, first.text)
+            else:
+                problem = self._name_problem(first.name)
             if problem is not None:
-                log.info("[c%d] refused %r from %s: %s", conn.id, first.name, conn.peer, problem[1])
+                wanted = first.name if isinstance(first, Hello) else "a malformed hello"
+                log.info("[c%d] refused %r from %s: %s", conn.id, wanted, conn.peer, problem[1])
                 refusal = ErrorEvent(self._clock(), *problem)
                 # A brand-new outbox has room; if it is already gone, there is nobody to tell.
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     conn.outbox.send_nowait(encode_json(refusal))
                 conn.outbox.close()
                 return
+            assert isinstance(first, Hello)
             self._admit(conn, first.name, Mode.JSON)
             return
         if isinstance(first, Nick):
