@@ -29,6 +29,7 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
+FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -209,8 +210,36 @@ async def _serve(config: ServerConfig, host: str, port: int) -> int:
     return 0
 
 
+def _raise_fd_limit(max_clients: int) -> None:
+    """Make room for ``max_clients`` sockets: raise the soft open-files limit if needed.
+
+    Many systems default to a soft limit of 1024 descriptors with a much higher hard
+    limit; a server asked for thousands of clients should not fail at the 1000th.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_clients + FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError):
+        new = soft
+    if new < wanted:
+        log.warning(
+            "the open-files limit (%d) is below --max-clients %d; raise it with `ulimit -n`",
+            new,
+            max_clients,
+        )
+
+
 def _server_command(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level)
+    _raise_fd_limit(args.max_clients)
     config = ServerConfig(
         history=args.history,
         max_line_bytes=args.max_line_bytes,
