@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.codec import Mode, encode, encode_json, encode_plain, welcome_text
+from triochat.codec import Mode, encode, encode_json, encode_plain, history_header, welcome_text
 from triochat.events import (
     HELP_LINES,
     Acted,
@@ -377,3 +377,9 @@ def test_encode_plain_every_event_ends_with_one_newline(event: Event) -> None:
     assert data.endswith(b"\n")
     assert not data.endswith(b"\n\n")
     data.decode("utf-8")
+
+
+def test_history_header_counts_messages() -> None:
+    """The plain-mode replay header names how many lines follow, in good English."""
+    assert history_header(1) == b"* last message:\n"
+    assert history_header(20) == b"* last 20 messages:\n"

@@ -263,6 +263,7 @@ async def test_room_history_is_replayed_and_marked(
     carol = connect(nursery, server)
     await carol.send("/nick carol")
     await carol.line()
+    await carol.expect("* last 2 messages:")
     line = await carol.line()
     assert line.endswith("] <alice> two")
     assert line.startswith("[")

@@ -28,7 +28,7 @@ from triochat.events import (
     WhoList,
 )
 
-__all__ = ["Mode", "encode", "encode_json", "encode_plain", "welcome_text"]
+__all__ = ["Mode", "encode", "encode_json", "encode_plain", "history_header", "welcome_text"]
 
 # Leave reasons that need no explanation in a plain-mode notice.
 _ORDINARY_LEAVES: Final = frozenset({"quit", "closed"})
@@ -45,6 +45,11 @@ class Mode(enum.Enum):
 def welcome_text(name: str, online: int) -> str:
     """The human-readable welcome, shared by both codecs."""
     return f"welcome, {name}! {online} online. Type /help for commands."
+
+
+def history_header(count: int) -> bytes:
+    """The plain-mode line announcing a history replay (JSON events carry ``history``)."""
+    return b"* last message:\n" if count == 1 else f"* last {count} messages:\n".encode()
 
 
 def _clock(ts: float) -> str:

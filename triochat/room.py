@@ -23,7 +23,7 @@ from typing import Final
 
 import trio
 
-from triochat.codec import Mode, encode, encode_json, encode_plain
+from triochat.codec import Mode, encode, encode_json, encode_plain, history_header
 from triochat.commands import (
     Command,
     Hello,
@@ -328,6 +328,8 @@ class Room:
             "[c%d] %s joined from %s (%s, %d online)", conn.id, name, conn.peer, mode.value, online
         )
         self._tell(member, Welcome(now, name, online, self.name))
+        if self._history and mode is Mode.PLAIN:
+            self._deliver(member, history_header(len(self._history)))
         for entry in self._history:
             self._deliver(member, entry.bytes_for(mode))
         if online > self.config.coalesce_above:
