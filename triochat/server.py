@@ -27,7 +27,7 @@ import trio
 from triochat.codec import Mode
 from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong, decode_line
+from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
 from triochat.ratelimit import TokenBucket
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
 
@@ -243,7 +243,7 @@ class ChatServer:
         if first is TOO_LONG:
             command = _too_long(config.max_line_bytes)
         elif isinstance(first, bytes):
-            json_mode, command = parse_registration(decode_line(first))
+            json_mode, command = parse_registration(_decode(first))
         mode = Mode.JSON if json_mode else Mode.PLAIN
         await _send(inbound, Register(conn, mode, command))
 
@@ -262,7 +262,7 @@ class ChatServer:
                 command = _too_long(config.max_line_bytes)
             else:
                 assert isinstance(line, bytes)
-                command = parse(decode_line(line))
+                command = parse(_decode(line))
             if command is not None:
                 await _send(inbound, Input(conn.id, command))
 
@@ -312,6 +312,11 @@ async def _send(inbound: trio.MemorySendChannel[RoomMessage], message: RoomMessa
 async def _tell_gone(inbound: trio.MemorySendChannel[RoomMessage], gone: Gone) -> None:
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
         await inbound.send(gone)  # (suppressed: the room has already stopped)
+
+
+def _decode(line: bytes) -> str:
+    """UTF-8 with U+FFFD for invalid bytes; the parsers sanitise every field they return."""
+    return line.decode("utf-8", "replace")
 
 
 def _too_long(limit: int) -> Invalid:
