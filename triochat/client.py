@@ -189,10 +189,13 @@ class _Session:
                     continue
                 if isinstance(command, Say | Me | Nick | Who | Msg | HelpCommand):
                     await self.conn.send(_request(command))
+            # Set before sending: the server may close the connection (and the network
+            # task see it) before this send returns.
+            self.quit_sent = True
             await self.conn.send({"type": "quit"})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.quit_sent = False
             return  # the network task sees the close and ends the session
-        self.quit_sent = True
         while True:
             with trio.move_on_at(self.last_heard + self.quit_idle_timeout):
                 await self.closed.wait()
@@ -250,8 +253,10 @@ async def chat_session(
             view.fatal(f"{peer} did not let us join: {text or kind}")
         return SessionEnd.REFUSED
     welcomed = first.get("name")
-    if isinstance(welcomed, str):
+    if isinstance(welcomed, str) and sanitise(welcomed) != view.me:
         view.me = sanitise(welcomed)
+        if view.on_rename is not None:
+            view.on_rename(view.me)
     view.show(first)
 
     session = _Session(conn, lines, view, quit_idle_timeout)
@@ -313,7 +318,8 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name",
         default=env.get("TRIOCHAT_NAME") or default_name(),
-        help="your name in the room; $TRIOCHAT_NAME or your login name by default (now %(default)s)",
+        help="your name in the room; $TRIOCHAT_NAME or your login name by default"
+        " (now %(default)s)",
     )
     parser.add_argument(
         "--json",
@@ -384,7 +390,7 @@ async def _main(args: argparse.Namespace) -> int:
                 end = await chat_session(stream, name, terminal, view, peer=peer)
         else:
             view = ChatView(console, name, json_lines=args.json, errors=errors)
-            lines = PipeLineSource(sys.stdin.buffer)
+            lines = PipeLineSource(sys.stdin.fileno())
             end = await chat_session(stream, name, lines, view, peer=peer)
     if args.save_svg:
         console.save_svg(args.save_svg, title=f"triochat client: {view.me} @ {peer}")
@@ -401,17 +407,27 @@ def run_client(args: argparse.Namespace) -> int:
         return trio.run(_main, args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BaseExceptionGroup as group:  # Ctrl-C can arrive wrapped by a nursery
+    except BrokenPipeError:
+        return _stdout_closed()
+    except BaseExceptionGroup as group:  # the same two, wrapped by a nursery
         if group.split(KeyboardInterrupt)[1] is None:
             return EXIT_INTERRUPTED
+        if group.split(BrokenPipeError)[1] is None:
+            return _stdout_closed()
         return _internal_error(group)
-    except BrokenPipeError:
-        # stdout was closed (`triochat client --json | head -1`): that reader is done.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
     except Exception as exc:
         return _internal_error(exc)
+
+
+def _stdout_closed() -> int:
+    """stdout's reader went away (``triochat client --json | head -1``): it has had enough.
+
+    Point stdout at /dev/null so the interpreter's final flush does not complain.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _internal_error(exc: BaseException) -> int:

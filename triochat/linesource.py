@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 MAX_INPUT_LINE_BYTES: Final = 64 * 1024  # a pipe line longer than this is sent in pieces
+READ_PIPE_BYTES: Final = 65536  # one pipe read
 READ_CHUNK_BYTES: Final = 1024  # one terminal read; a paste arrives over several reads
 HISTORY_LINES: Final = 500  # lines kept for the up/down arrows; memory only
 
@@ -82,21 +83,42 @@ def lines_from(lines: Iterable[str]) -> ChannelLineSource:
 
 
 class PipeLineSource:
-    """Lines read from a binary file (normally ``sys.stdin.buffer``) in a worker thread.
+    """Lines read from a file descriptor (normally stdin, fd 0) in a worker thread.
 
     Used whenever the client is not driving an interactive terminal: stdin is a pipe or
     a file, or output goes somewhere other than a terminal. Invalid UTF-8 becomes U+FFFD
-    (the server would do the same).
+    (the server would do the same); a line longer than ``MAX_INPUT_LINE_BYTES`` is
+    passed on in pieces.
+
+    The thread reads with ``os.read`` rather than through ``sys.stdin``: a thread left
+    blocked inside a buffered reader holds that reader's lock, and the interpreter aborts
+    at exit when it cannot take it ("could not acquire lock ... at interpreter shutdown").
     """
 
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
+    def __init__(self, fd: int = 0) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self._eof = False
 
     def _readline(self) -> str | None:
-        raw = self._file.readline(MAX_INPUT_LINE_BYTES)
-        if not raw:
-            return None
-        return raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
+        buffer = self._buffer
+        while True:
+            end = buffer.find(b"\n")
+            if end >= 0:
+                raw = bytes(buffer[:end])
+                del buffer[: end + 1]
+                return raw.decode("utf-8", "replace").removesuffix("\r")
+            if self._eof or len(buffer) >= MAX_INPUT_LINE_BYTES:
+                if not buffer:
+                    return None
+                raw = bytes(buffer[:MAX_INPUT_LINE_BYTES])
+                del buffer[:MAX_INPUT_LINE_BYTES]
+                return raw.decode("utf-8", "replace").removesuffix("\r")
+            data = os.read(self._fd, READ_PIPE_BYTES)
+            if data:
+                buffer += data
+            else:
+                self._eof = True
 
     async def receive_line(self) -> str | None:
         """Return the next line, or None at end of file."""

@@ -1,0 +1,617 @@
+"""The client session against a real server object over memory streams, and its inputs.
+
+No sockets here: every client talks to ``ChatServer.handle_stream`` through
+``trio.testing.memory_stream_pair``; the "user" types through a memory channel; what
+the user would see is recorded by a rich Console. Races are sequenced with events
+(``RecordingView.wait_for``), never sleeps; time is virtual (``autojump_clock``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from datetime import UTC
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from triochat.client import Connection, SessionEnd, chat_session
+from triochat.config import ServerConfig
+from triochat.linesource import (
+    CLEAR_LINE,
+    ChannelLineSource,
+    LineEditor,
+    PipeLineSource,
+    Terminal,
+    lines_from,
+)
+from triochat.protocol import LineBuffer
+from triochat.server import ChatServer
+from triochat.ui import ChatView, Event, make_console
+
+TIME = re.compile(r"^(\d\d:\d\d|--:--) ", re.MULTILINE)
+
+
+class RecordingView(ChatView):
+    """A ChatView on recording consoles that can be awaited until some text appears."""
+
+    def __init__(self, me: str) -> None:
+        super().__init__(
+            make_console(file=io.StringIO(), record=True, width=120),
+            me,
+            errors=make_console(file=io.StringIO(), record=True, width=120),
+            tz=UTC,
+        )
+        self._changed = trio.Event()
+
+    def show(self, event: Event) -> None:
+        super().show(event)
+        self._changed.set()
+
+    def notice(self, text: str, style: str = "") -> None:
+        super().notice(text, style)
+        self._changed.set()
+
+    def screen(self) -> str:
+        """What the user has seen so far, without the HH:MM stamps."""
+        return TIME.sub("", self.console.export_text(clear=False))
+
+    def errors_text(self) -> str:
+        return self.errors.export_text(clear=False)
+
+    async def wait_for(self, text: str) -> None:
+        with trio.fail_after(30):
+            while text not in self.screen():
+                self._changed = trio.Event()
+                await self._changed.wait()
+
+
+class Peer:
+    """Another member of the room, speaking raw JSON mode (a bot's-eye view)."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self._lines = LineBuffer(1 << 20)
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, **obj: Any) -> None:
+        await self.stream.send_all((json.dumps(obj) + "\n").encode())
+
+    async def next(self) -> dict[str, Any] | None:
+        while (line := self._lines.next_line()) is None:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self._lines.feed(bytes(data))
+        assert isinstance(line, bytes)
+        event: dict[str, Any] = json.loads(line)
+        self.seen.append(event)
+        return event
+
+    async def expect(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Read until an event of ``kind`` with ``fields`` arrives (bounded)."""
+        with trio.fail_after(30):
+            while (event := await self.next()) is not None:
+                if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                    return event
+        raise AssertionError(f"connection closed before {kind} {fields}; saw {self.seen}")
+
+
+class Room:
+    """A real ChatServer served over memory streams."""
+
+    def __init__(self, server: ChatServer, nursery: trio.Nursery) -> None:
+        self.server = server
+        self.nursery = nursery
+
+    def connect(self) -> trio.abc.Stream:
+        client, server_side = trio.testing.memory_stream_pair()
+        self.nursery.start_soon(self.server.handle_stream, server_side)
+        return client
+
+    async def peer(self, name: str) -> Peer:
+        peer = Peer(self.connect())
+        await peer.send(type="hello", name=name)
+        await peer.expect("welcome", name=name)
+        return peer
+
+
+@pytest.fixture
+async def room(nursery: trio.Nursery) -> Room:
+    server = ChatServer(ServerConfig())
+    await nursery.start(server.run)
+    return Room(server, nursery)
+
+
+class Keyboard:
+    """The user's typing: a line source the test feeds one line at a time."""
+
+    def __init__(self) -> None:
+        self.send, receive = trio.open_memory_channel[str](100)
+        self.source = ChannelLineSource(receive)
+
+    async def type(self, line: str) -> None:
+        await self.send.send(line)
+
+
+async def start_client(
+    nursery: trio.Nursery, stream: trio.abc.Stream, name: str, lines: Any
+) -> tuple[RecordingView, trio.MemoryReceiveChannel[SessionEnd]]:
+    """Run a session in the background; its ending arrives on the returned channel."""
+    view = RecordingView(name)
+    send, receive = trio.open_memory_channel[SessionEnd](1)
+
+    async def run() -> None:
+        send.send_nowait(await chat_session(stream, name, lines, view, peer="test:1"))
+
+    nursery.start_soon(run)
+    await view.wait_for("welcome")
+    return view, receive
+
+
+async def test_session_join_welcome_and_others_joining(room: Room, autojump_clock: Any) -> None:
+    """The user sees the welcome, then other people joining, as dim notices."""
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    assert "welcome, alice! 1 online" in view.screen()
+    await room.peer("dave")
+    await view.wait_for("→ dave joined (2 online)")
+
+
+async def test_session_say_me_who_in_server_order(room: Room, autojump_clock: Any) -> None:
+    """Typed text, /me and /who reach the server as JSON and come back in its order."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await keys.type("hello [bold]world[/bold] :smile:")
+    said = await dave.expect("say", **{"from": "alice"})
+    assert said["text"] == "hello [bold]world[/bold] :smile:"
+    await view.wait_for("<alice> hello [bold]world[/bold] :smile:")
+    await keys.type("/me waves")
+    await dave.expect("me", text="waves")
+    await view.wait_for("* alice waves")
+    await keys.type("//etc/passwd is a path")
+    await dave.expect("say", text="/etc/passwd is a path")
+    await keys.type("/who")
+    await view.wait_for("online (2): alice, dave")
+    await dave.send(type="say", text="hi alice")
+    await view.wait_for("<dave> hi alice")
+
+
+async def test_session_private_messages(room: Room, autojump_clock: Any) -> None:
+    """/msg sends privately; private messages both ways are shown as private."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await keys.type("/msg dave lunch?")
+    await dave.expect("msg", to="dave", text="lunch?")
+    await view.wait_for("you → *dave*: lunch?")
+    await dave.send(type="msg", to="alice", text="sure")
+    await view.wait_for("*dave* → you: sure")
+    await keys.type("/msg zed hello")
+    await view.wait_for("! no such user")
+
+
+async def test_session_rename_follows_the_new_name(room: Room, autojump_clock: Any) -> None:
+    """/nick renames; the view then treats the new name as the user's own."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await keys.type("/nick ally")
+    await dave.expect("nick", old="alice", new="ally")
+    await view.wait_for("you are now known as ally")
+    assert view.me == "ally"
+    await dave.send(type="nick", name="david")
+    await view.wait_for("dave is now known as david")
+
+
+async def test_session_others_leaving_shown(room: Room, autojump_clock: Any) -> None:
+    """When someone quits, the user sees them leave with the new count."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await dave.send(type="quit")
+    await view.wait_for("← dave left (1 online)")
+
+
+async def test_session_history_is_marked_earlier(room: Room, autojump_clock: Any) -> None:
+    """Chat from before the user joined is replayed under an "earlier" header."""
+    dave = await room.peer("dave")
+    await dave.send(type="say", text="before you came")
+    await dave.send(type="me", text="yawns")
+    await dave.expect("me")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await view.wait_for("* dave yawns")
+    await dave.send(type="say", text="now live")
+    await view.wait_for("now live")
+    lines = view.screen().splitlines()
+    start = lines.index("── earlier messages ──")
+    assert lines[start + 1 : start + 5] == [
+        "<dave> before you came",
+        "* dave yawns",
+        "── now ──",
+        "<dave> now live",
+    ]
+
+
+async def test_session_end_of_input_waits_for_the_server(room: Room, autojump_clock: Any) -> None:
+    """At EOF every line is sent, and the session ends (exit 0) only after the server has them."""
+    dave = await room.peer("dave")
+    lines = [f"build {n} passed" for n in range(30)]  # above the burst: rate limited
+    view = RecordingView("ci")
+    end = await chat_session(room.connect(), "ci", lines_from(lines), view)
+    assert end is SessionEnd.QUIT
+    assert end.exit_code == 0
+    assert "<ci> build 29 passed" in view.screen()  # the server's echo arrived first
+    await dave.expect("leave", name="ci", reason="quit")
+    assert [e["text"] for e in dave.seen if e["type"] == "say"] == lines
+    assert view.errors_text() == ""
+
+
+@pytest.mark.parametrize("word", ["/quit", "exit", "/QUIT", " quit "])
+async def test_session_quit_words_leave(room: Room, autojump_clock: Any, word: str) -> None:
+    """/quit and exit leave cleanly with exit 0; later input is not sent."""
+    dave = await room.peer("dave")
+    view = RecordingView("alice")
+    end = await chat_session(room.connect(), "alice", lines_from([word, "not sent"]), view)
+    assert end is SessionEnd.QUIT
+    await dave.expect("leave", name="alice", reason="quit")
+    assert not any(e.get("text") == "not sent" for e in dave.seen)
+
+
+async def test_session_local_usage_error_keeps_going(room: Room, autojump_clock: Any) -> None:
+    """A malformed command gets a red usage line locally; the session carries on."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await keys.type("/msg dave")
+    await view.wait_for("! usage: /msg NAME TEXT")
+    await keys.type("/frobnicate")
+    await view.wait_for("! unknown command /frobnicate")
+    await keys.type("still here")
+    await dave.expect("say", text="still here")
+
+
+async def test_session_help_lists_commands(room: Room, autojump_clock: Any) -> None:
+    """/help lists the commands, including the client's own ways to leave."""
+    keys = Keyboard()
+    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await keys.type("/help")
+    await view.wait_for("exit, Ctrl-D")
+    for command in ("/me ACTION", "/msg NAME TEXT", "/nick NAME", "/who", "/quit"):
+        assert command in view.screen()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("Dave", "taken"), ("bad name!", "may contain only"), ("x" * 25, "at most 24")],
+)
+async def test_session_refused_name_shows_server_reason(
+    room: Room, autojump_clock: Any, name: str, reason: str
+) -> None:
+    """A taken or invalid name ends the session non-zero with the server's own reason."""
+    await room.peer("dave")
+    view = RecordingView(name)
+    end = await chat_session(room.connect(), name, lines_from(["never sent"]), view)
+    assert end is SessionEnd.REFUSED
+    assert end.exit_code == 1
+    assert reason in view.errors_text()
+    assert "--name" in view.errors_text()
+
+
+async def test_session_server_full_is_explained(nursery: trio.Nursery, autojump_clock: Any) -> None:
+    """A plain-text refusal (server full) is shown, not mistaken for a protocol error."""
+    server = ChatServer(ServerConfig(max_clients=1))
+    await nursery.start(server.run)
+    room = Room(server, nursery)
+    await room.peer("dave")
+    view = RecordingView("alice")
+    end = await chat_session(room.connect(), "alice", lines_from([]), view)
+    assert end is SessionEnd.REFUSED
+    assert "server full" in view.errors_text()
+
+
+async def test_session_server_shutdown(room: Room, autojump_clock: Any) -> None:
+    """A server shutdown is shown in the chat and ends the session with exit 1."""
+    keys = Keyboard()
+    view, ended = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    await room.server.shutdown()
+    end = await ended.receive()
+    assert end is SessionEnd.SHUTDOWN
+    assert end.exit_code == 1
+    assert "! server is shutting down" in view.screen()
+    assert "test:1 shut down" in view.errors_text()
+
+
+async def _pump(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
+    while data := await source.receive_some(65536):
+        await sink.send_all(data)
+
+
+async def test_session_lost_connection(room: Room, autojump_clock: Any) -> None:
+    """When the connection drops without a shutdown notice, the user is told; exit 1."""
+    client, near = trio.testing.memory_stream_pair()
+    far = room.connect()
+    keys = Keyboard()
+    async with trio.open_nursery() as wire:
+        wire.start_soon(_pump, near, far)
+        wire.start_soon(_pump, far, near)
+        view, ended = await start_client(room.nursery, client, "alice", keys.source)
+        wire.cancel_scope.cancel()
+    await near.aclose()  # the cable is cut: the client sees the stream end
+    end = await ended.receive()
+    assert end is SessionEnd.LOST
+    assert end.exit_code == 1
+    assert "lost the connection to test:1" in view.errors_text()
+    await far.aclose()
+
+
+class FakeServer:
+    """The server side of a memory stream, played by the test, for misbehaving servers."""
+
+    def __init__(self) -> None:
+        self.client, self.stream = trio.testing.memory_stream_pair()
+
+    async def send(self, **obj: Any) -> None:
+        await self.stream.send_all((json.dumps(obj) + "\n").encode())
+
+    async def drain(self) -> None:
+        """Read and ignore what the client sends, until either side closes."""
+        try:
+            while await self.stream.receive_some(65536):
+                pass
+        except trio.ClosedResourceError:
+            pass  # the test closed the server side
+
+
+async def test_session_quit_unconfirmed_times_out(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """If the server never closes after quit, the client gives up after the idle timeout."""
+    fake = FakeServer()
+    await fake.send(type="welcome", ts=0, name="alice", online=1, room="lobby", text="hi")
+    nursery.start_soon(fake.drain)
+    view = RecordingView("alice")
+    start = trio.current_time()
+    end = await chat_session(fake.client, "alice", lines_from(["x"]), view, quit_idle_timeout=10)
+    assert end is SessionEnd.UNCONFIRMED
+    assert end.exit_code == 1
+    assert trio.current_time() - start == pytest.approx(10)
+    assert "may not have been delivered" in view.errors_text()
+
+
+async def test_session_quit_waits_while_server_still_talks(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """The quit timeout counts silence, so a slowly digesting server is waited for."""
+    fake = FakeServer()
+    await fake.send(type="welcome", ts=0, name="ci", online=1, room="lobby", text="hi")
+    nursery.start_soon(fake.drain)
+
+    async def slow_echoes() -> None:
+        for n in range(6):
+            await trio.sleep(8)  # each gap is under the 10 s idle timeout
+            await fake.send(type="say", ts=0, id=n, **{"from": "ci"}, text=f"line {n}")
+        await fake.stream.aclose()
+
+    nursery.start_soon(slow_echoes)
+    view = RecordingView("ci")
+    end = await chat_session(fake.client, "ci", lines_from(["x"]), view, quit_idle_timeout=10)
+    assert end is SessionEnd.QUIT
+    assert "<ci> line 5" in view.screen()
+
+
+class SlowToReturnStream(trio.abc.Stream):
+    """A client stream whose send_all returns only after everything else has run."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+        await trio.testing.wait_all_tasks_blocked()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_session_quit_confirmed_before_send_returns(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """A server that closes before our quit's send_all returns is still a clean quit (exit 0)."""
+    fake = FakeServer()
+    await fake.send(type="welcome", ts=0, name="bot", online=1, room="lobby", text="hi")
+
+    async def close_on_quit() -> None:
+        received = b""
+        while b'"quit"' not in received:
+            received += await fake.stream.receive_some(65536)
+        await fake.stream.aclose()
+
+    nursery.start_soon(close_on_quit)
+    view = RecordingView("bot")
+    stream = SlowToReturnStream(fake.client)
+    end = await chat_session(stream, "bot", lines_from(["/who"]), view)
+    assert end is SessionEnd.QUIT
+    assert view.errors_text() == ""
+
+
+async def test_session_no_welcome(nursery: trio.Nursery, autojump_clock: Any) -> None:
+    """Connecting to something that never answers ends with a clear message, not a hang."""
+    fake = FakeServer()
+    nursery.start_soon(fake.drain)
+    view = RecordingView("alice")
+    end = await chat_session(fake.client, "alice", lines_from([]), view, welcome_timeout=5)
+    assert end is SessionEnd.LOST
+    assert "no welcome from the server within 5s" in view.errors_text()
+
+
+async def test_session_non_json_and_odd_lines_are_shown_safely(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """Non-JSON lines, unknown event types and bad JSON mid-session neither crash nor inject."""
+    fake = FakeServer()
+    await fake.send(type="welcome", ts=0, name="alice", online=1, room="lobby", text="hi")
+    await fake.stream.send_all(b"* plain \x1b[2Jnotice\n[1, 2]\n\n")
+    await fake.send(type="from-the-future", ts=0)
+    await fake.send(type="say", ts=0, id=1, **{"from": "bob"}, text="after")
+    await fake.stream.send_all(b'{"type": "say", "ts": 0, "id": 2, "from": "bob", "text": "tail"}')
+    await fake.stream.aclose()
+    view = RecordingView("alice")
+    end = await chat_session(fake.client, "alice", Keyboard().source, view)
+    assert end is SessionEnd.LOST
+    screen = view.screen()
+    assert "* plain notice" in screen
+    assert "[1, 2]" in screen
+    assert "<bob> after" in screen
+    assert "<bob> tail" in screen
+    assert "\x1b" not in screen
+
+
+async def test_connection_discards_oversized_event() -> None:
+    """A server line over the client's limit is reported once, and the next line works."""
+    client, server = trio.testing.memory_stream_pair()
+    conn = Connection(client)
+    await server.send_all(
+        b'{"type": "say", "text": "' + b"x" * (2 << 20) + b'"}\n{"type": "who"}\n'
+    )
+    first = await conn.receive()
+    assert first is not None
+    assert first["code"] == "line-too-long"
+    assert await conn.receive() == {"type": "who"}
+
+
+# ---------------------------------------------------------------------------------------
+# Line sources
+
+
+async def test_lines_from_yields_lines_then_eof() -> None:
+    """The injectable line source gives its lines in order, then None for EOF."""
+    source = lines_from(["a", "b"])
+    assert [await source.receive_line() for _ in range(3)] == ["a", "b", None]
+
+
+async def test_pipe_line_source_reads_a_pipe_until_eof() -> None:
+    """Piped stdin: lines without their endings (\\n or \\r\\n), bad UTF-8 replaced, then EOF."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b"one\r\ntw\xffo\nlast without newline")
+    os.close(write_fd)
+    try:
+        source = PipeLineSource(read_fd)
+        got = [await source.receive_line() for _ in range(4)]
+    finally:
+        os.close(read_fd)
+    assert got == ["one", "tw\ufffdo", "last without newline", None]
+
+
+def test_line_editor_typing_and_editing_keys() -> None:
+    """Insert, cursor movement (also split escape sequences), kills and Enter."""
+    editor = LineEditor()
+    assert editor.feed("helo") == []
+    editor.feed("\x1b[")
+    editor.feed("D")  # Left arrow, split across two reads
+    editor.feed("l")
+    assert (editor.text, editor.cursor) == ("hello", 4)
+    editor.feed("\x05 world\x17")  # End, type, Ctrl-W kills the word
+    assert editor.text == "hello "
+    editor.feed("\x7f\x7f")  # Backspace twice
+    assert editor.text == "hell"
+    editor.feed("\x01\x0b")  # Home, Ctrl-K
+    assert editor.text == ""
+    editor.feed("abc\x1b[D\x15")  # Ctrl-U kills to the start
+    assert (editor.text, editor.cursor) == ("c", 0)
+    assert editor.feed("\x1b[3~x\r") == ["x"]  # Delete, type, Enter
+
+
+def test_line_editor_ignores_controls_and_unknown_escapes() -> None:
+    """Tabs, bells, function keys and Alt+key never end up in the sent line."""
+    editor = LineEditor()
+    assert editor.feed("a\t\x07\x1b[15~\x1bxb\x1bOPc\n") == ["abc"]
+
+
+def test_line_editor_paste_and_eof() -> None:
+    """A pasted block gives one line per newline; Ctrl-D ends input only on an empty line."""
+    editor = LineEditor()
+    assert editor.feed("one\ntwo\nthr") == ["one", "two"]
+    assert editor.feed("\x04") == []  # not empty: Ctrl-D deletes (nothing at the end)
+    assert editor.feed("\x01\x04\x04\x04\x04") == [None]
+    assert editor.feed("ünï €\r") == ["ünï €"]
+
+
+def test_line_editor_history() -> None:
+    """Up and Down walk previous lines and come back to the line being typed."""
+    editor = LineEditor()
+    editor.feed("first\rsecond\rdraft")
+    editor.feed("\x1b[A")
+    assert editor.text == "second"
+    editor.feed("\x1b[A\x1b[A")
+    assert editor.text == "first"
+    editor.feed("\x1b[B\x1b[B")
+    assert editor.text == "draft"
+
+
+def test_line_editor_render_scrolls_long_lines() -> None:
+    """A line wider than the terminal scrolls sideways so one screen row always holds it."""
+    editor = LineEditor()
+    editor.feed("x" * 50 + "END")
+    drawn = editor.render("me> ", 20)
+    assert drawn.startswith(CLEAR_LINE + "me> ")
+    visible = drawn[len(CLEAR_LINE) : drawn.rindex("\r")]
+    assert visible.endswith("END")
+    assert len(visible) < 20
+    editor.feed("\x01")
+    drawn = editor.render("me> ", 20)
+    assert drawn.endswith("\r\x1b[4C")  # cursor right after the prompt
+
+
+def test_line_editor_render_wide_characters() -> None:
+    """Cursor placement counts terminal cells, so CJK and emoji do not misplace it."""
+    editor = LineEditor()
+    editor.feed("日本\x1b[D")
+    assert editor.render("> ", 80) == f"{CLEAR_LINE}> 日本\r\x1b[4C"
+
+
+async def test_terminal_output_does_not_clobber_typing() -> None:
+    """On a terminal, incoming output is printed above the typed text, which is redrawn."""
+    master, slave = os.openpty()
+    out = os.fdopen(os.dup(slave), "w", encoding="utf-8")
+    screen = bytearray()
+
+    async def read_until(text: bytes) -> None:
+        with trio.fail_after(10):
+            while text not in screen:
+                screen.extend(await trio.to_thread.run_sync(os.read, master, 4096))
+
+    try:
+        with Terminal("alice> ", infd=slave, out=out) as terminal:
+            async with trio.open_nursery() as nursery:
+                got: list[str | None] = []
+
+                async def read_line() -> None:
+                    got.append(await terminal.receive_line())
+
+                nursery.start_soon(read_line)
+                os.write(master, b"half-typ")
+                await read_until(b"alice> half-typ")
+                screen.clear()
+                with terminal.above():
+                    out.write("<bob> incoming\n")
+                await read_until(b"alice> half-typ")
+                assert bytes(screen).startswith(CLEAR_LINE.encode() + b"<bob> incoming\r\n")
+                os.write(master, b"ed\r")
+        assert got == ["half-typed"]
+    finally:
+        out.close()
+        os.close(master)
+        os.close(slave)

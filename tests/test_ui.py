@@ -1,0 +1,294 @@
+"""Rendering: what a person sees for each event, and that peers' text stays inert."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.text import Text
+
+from triochat.ui import (
+    HISTORY_FOOTER,
+    HISTORY_HEADER,
+    NAME_COLOURS,
+    STYLE_ERROR,
+    STYLE_ME_ACTION,
+    STYLE_NOTICE,
+    STYLE_OWN,
+    STYLE_PRIVATE,
+    ChatView,
+    make_console,
+    name_colour,
+    render_event,
+)
+
+TS = datetime(2026, 11, 26, 17, 40, 5, tzinfo=UTC).timestamp()
+SGR = re.compile(r"\x1b\[[0-9;]*m")  # the only escapes rich itself may emit for styles
+HOSTILE = [
+    "\x1b[2J\x1b[H",  # clear the screen, cursor home
+    "\x1b]0;pwned\x07",  # retitle the terminal (OSC)
+    "\x1b]8;;http://evil\x1b\\",  # OSC 8 hyperlink
+    "\x9b1A",  # 8-bit CSI: cursor up
+    "\x1b[1A\r",  # cursor up, carriage return
+    "\x08\x08\x7f",  # backspaces and DEL
+    "\u202eevil\u202c",  # bidi override (Trojan Source)
+    "\x07\x00\x0c",  # bell, NUL, form feed
+]
+
+
+def say(text: str, sender: str = "bob", **extra: Any) -> dict[str, Any]:
+    return {"type": "say", "ts": TS, "id": 1, "from": sender, "text": text, **extra}
+
+
+def terminal_console() -> Console:
+    return make_console(
+        file=io.StringIO(), force_terminal=True, color_system="truecolor", width=100
+    )
+
+
+def printed(console: Console) -> str:
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+def styles_at(line: Text, fragment: str) -> str:
+    """Every style covering the first character of ``fragment`` in ``line``."""
+    start = line.plain.index(fragment)
+    styles = [str(span.style) for span in line.spans if span.start <= start < span.end]
+    return " ".join([str(line.style), *styles])
+
+
+def render(event: dict[str, Any], me: str = "alice") -> Text:
+    line = render_event(event, me, UTC)
+    assert line is not None
+    return line
+
+
+def test_render_say_starts_with_server_time() -> None:
+    """Every line starts with the server's HH:MM, not the client's clock."""
+    assert render(say("hello")).plain == "17:40 <bob> hello"
+
+
+def test_render_markup_in_text_stays_literal() -> None:
+    """A peer's [bold] or [link=...] is shown as typed, not interpreted as rich markup."""
+    text = "[bold red]loud[/] [link=http://evil.example]click[/link]"
+    console = terminal_console()
+    ChatView(console, "alice", tz=UTC).show(say(text, sender="[blink]bob"))
+    plain = SGR.sub("", printed(console))
+    assert text in plain
+    assert "[blink]bob" in plain
+    assert "\x1b]8" not in printed(console)  # no hyperlink escape was produced
+
+
+def test_render_emoji_code_stays_literal() -> None:
+    """A peer's :smile: is not turned into an emoji by the console."""
+    console = terminal_console()
+    ChatView(console, "alice", tz=UTC).show(say(":smile: :thumbs_up:"))
+    assert ":smile: :thumbs_up:" in SGR.sub("", printed(console))
+
+
+def test_render_escapes_and_controls_in_text_are_removed() -> None:
+    """Escape sequences and control characters in a peer's text never reach the terminal."""
+    console = terminal_console()
+    view = ChatView(console, "alice", tz=UTC)
+    for hostile in HOSTILE:
+        view.show(say(f"a{hostile}b"))
+    out = SGR.sub("", printed(console))
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", out)
+    assert out.count("<bob> ab") == len(HOSTILE) - 1  # the bidi case keeps "evil"
+
+
+def test_render_escapes_in_name_and_reason_are_removed() -> None:
+    """A hostile name or leave reason is sanitised like text (the server is not trusted)."""
+    events = [
+        {"type": "join", "ts": TS, "name": "ev\x1b[31mil\x07", "online": 2},
+        {"type": "leave", "ts": TS, "name": "x", "online": 1, "reason": "\x1b]0;t\x07bye"},
+        {"type": "nick", "ts": TS, "old": "a\x9b2J", "new": "b\x1b[2J"},
+        {"type": "who", "ts": TS, "names": ["\x1b[2Jz"], "online": 1},
+    ]
+    console = terminal_console()
+    view = ChatView(console, "alice", tz=UTC)
+    for event in events:
+        view.show(event)
+    out = SGR.sub("", printed(console))
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\x9b" not in out
+    assert "evil joined" in out
+    assert "left: bye" in out
+
+
+@given(st.text(), st.text())
+def test_render_any_text_prints_only_style_escapes(text: str, sender: str) -> None:
+    """Whatever a peer sends as name or text, the console output holds no control codes."""
+    console = terminal_console()
+    ChatView(console, "alice", tz=UTC).show(say(text, sender=sender))
+    out = SGR.sub("", printed(console))
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
+
+
+def test_view_plain_output_when_not_a_terminal() -> None:
+    """When stdout is not a terminal, output is plain text without escape codes."""
+    file = io.StringIO()
+    view = ChatView(make_console(file=file), "alice", tz=UTC)
+    view.show(say("hi", sender="alice"))
+    view.show({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user: zed"})
+    view.show({"type": "me", "ts": TS, "id": 2, "from": "bob", "text": "waves"})
+    assert file.getvalue() == ("17:40 <alice> hi\n17:40 ! no such user: zed\n17:40 * bob waves\n")
+
+
+def test_view_long_line_is_not_wrapped_in_plain_output() -> None:
+    """A long message stays one line when piped, so scripts can process it line by line."""
+    file = io.StringIO()
+    ChatView(make_console(file=file), "alice", tz=UTC).show(say("word " * 60))
+    assert file.getvalue().count("\n") == 1
+
+
+def test_name_colour_is_stable_and_spread() -> None:
+    """A name always gets the same colour, regardless of case, and names differ."""
+    assert name_colour("alice") == name_colour("alice") == name_colour("ALICE")
+    colours = {name_colour(f"user{i}") for i in range(50)}
+    assert colours <= set(NAME_COLOURS)
+    assert len(colours) > len(NAME_COLOURS) // 2
+    line = render(say("hi"))
+    assert name_colour("bob") in styles_at(line, "bob")
+
+
+def test_render_own_line_set_apart() -> None:
+    """The user's own lines carry a distinct style; other people's do not."""
+    assert STYLE_OWN in styles_at(render(say("mine", sender="alice")), "mine")
+    assert STYLE_OWN in styles_at(render(say("mine", sender="Alice")), "mine")
+    assert STYLE_OWN not in styles_at(render(say("theirs")), "theirs")
+
+
+def test_render_me_is_italic() -> None:
+    """/me actions are italic and read as "* bob waves"."""
+    line = render({"type": "me", "ts": TS, "id": 3, "from": "bob", "text": "waves"})
+    assert line.plain == "17:40 * bob waves"
+    assert STYLE_ME_ACTION in styles_at(line, "waves")
+
+
+def test_render_join_leave_rename_are_dim() -> None:
+    """Joins, leaves and renames are dim notices; a leave shows an unusual reason only."""
+    join = render({"type": "join", "ts": TS, "name": "dave", "online": 4})
+    quit_ = render({"type": "leave", "ts": TS, "name": "dave", "online": 3, "reason": "quit"})
+    slow = render({"type": "leave", "ts": TS, "name": "eve", "online": 2, "reason": "too slow"})
+    nick = render({"type": "nick", "ts": TS, "old": "bob", "new": "robert"})
+    assert join.plain == "17:40 → dave joined (4 online)"
+    assert quit_.plain == "17:40 ← dave left (3 online)"
+    assert slow.plain == "17:40 ← eve left: too slow (2 online)"
+    assert nick.plain == "17:40 bob is now known as robert"
+    for line in (join, quit_, slow, nick):
+        assert STYLE_NOTICE in str(line.style) or any(
+            str(span.style) == STYLE_NOTICE and span.start == 0 for span in line.spans
+        )
+
+
+def test_render_own_rename_says_you() -> None:
+    """A confirmed rename of the user reads "you are now known as ..."."""
+    line = render({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
+    assert line.plain == "17:40 you are now known as ally"
+
+
+def test_render_private_messages_stand_out() -> None:
+    """Private messages, received or sent, are worded as such and styled apart."""
+    incoming = render({"type": "msg", "ts": TS, "from": "dave", "to": "alice", "text": "psst"})
+    outgoing = render({"type": "msg", "ts": TS, "from": "alice", "to": "dave", "text": "sure"})
+    assert incoming.plain == "17:40 *dave* → you: psst"
+    assert outgoing.plain == "17:40 you → *dave*: sure"
+    assert STYLE_PRIVATE in styles_at(incoming, "→ you")
+    assert STYLE_PRIVATE in styles_at(outgoing, "you →")
+
+
+def test_render_error_is_red() -> None:
+    """Errors from the server are shown red with a "!" mark."""
+    line = render({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user"})
+    assert line.plain == "17:40 ! no such user"
+    assert STYLE_ERROR in styles_at(line, "no such")
+
+
+def test_render_who_presence_help_shutdown() -> None:
+    """The less common events each have a readable line."""
+    who = render({"type": "who", "ts": TS, "names": ["alice", "bob"], "online": 2})
+    presence = render(
+        {"type": "presence", "ts": TS, "joined": 3, "left": 1, "online": 9, "names": ["a"]}
+    )
+    help_ = render({"type": "help", "ts": TS, "text": "commands:\n  /who   who"})
+    shutdown = render({"type": "shutdown", "ts": TS, "text": "server is shutting down"})
+    assert who.plain == "17:40 online (2): alice, bob"
+    assert presence.plain == "17:40 3 joined (a, …), 1 left (9 online)"
+    assert help_.plain.startswith("17:40 commands:\n        /who   who\n")
+    assert "exit, Ctrl-D" in help_.plain
+    assert shutdown.plain == "17:40 ! server is shutting down"
+
+
+def test_render_unknown_or_malformed_events_do_not_crash() -> None:
+    """Unknown types are skipped; wrongly typed fields render as placeholders."""
+    assert render_event({"type": "future-thing", "ts": TS}, "alice", UTC) is None
+    line = render({"type": "say", "ts": "soon", "from": 7, "text": None})
+    assert line.plain.endswith("<?> ")
+    assert render({"type": "join", "ts": 1e300, "name": "x"}).plain.startswith("--:-- ")
+
+
+def test_view_history_is_marked_earlier() -> None:
+    """Replayed history sits between an "earlier" header and a "now" footer, dimmed."""
+    file = io.StringIO()
+    view = ChatView(make_console(file=file), "alice", tz=UTC)
+    view.show(say("old one", history=True))
+    view.show(say("old two", history=True))
+    view.show(say("new"))
+    assert file.getvalue().splitlines() == [
+        HISTORY_HEADER,
+        "17:40 <bob> old one",
+        "17:40 <bob> old two",
+        HISTORY_FOOTER,
+        "17:40 <bob> new",
+    ]
+    assert "dim" in str(render(say("old", history=True)).style)
+
+
+def test_view_follows_own_rename() -> None:
+    """After a confirmed rename the view's name (and the prompt hook) follow it."""
+    seen: list[str] = []
+    view = ChatView(make_console(file=io.StringIO()), "alice", tz=UTC)
+    view.on_rename = seen.append
+    view.show({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
+    view.show({"type": "nick", "ts": TS, "old": "bob", "new": "rob"})
+    assert view.me == "ally"
+    assert seen == ["ally"]
+
+
+def test_view_json_lines_are_one_sanitised_object_each() -> None:
+    """--json prints each event as one JSON line (for jq), with strings re-sanitised."""
+    file = io.StringIO()
+    view = ChatView(make_console(file=file), "alice", json_lines=True)
+    view.show(say("hi\x1b[2J ünï", sender="bob"))
+    view.notice("client chatter is not JSON and is not printed")
+    lines = file.getvalue().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0]) == say("hi ünï", sender="bob")
+
+
+def test_view_output_goes_through_the_above_guard() -> None:
+    """Every printed line is wrapped by the terminal's "print above the prompt" guard."""
+    calls: list[str] = []
+    file = io.StringIO()
+
+    class Guard:
+        def __enter__(self) -> None:
+            calls.append(f"enter:{file.getvalue().count(chr(10))}")
+
+        def __exit__(self, *exc: object) -> None:
+            calls.append(f"exit:{file.getvalue().count(chr(10))}")
+
+    view = ChatView(make_console(file=file), "alice", above=Guard, tz=UTC)
+    view.show(say("one"))
+    view.notice("two")
+    assert calls == ["enter:0", "exit:1", "enter:1", "exit:2"]
