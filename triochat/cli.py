@@ -146,7 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
         "client",
         help="join a chat server",
         description="Join a triochat server. Type to chat; /help lists the commands.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_client_arguments(client)
     client.set_defaults(func=run_client)
