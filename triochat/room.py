@@ -5,7 +5,7 @@ Rules of this module:
 * Only :meth:`Room.run` (one task) touches room state, so every member sees events in
   the same order and no lock exists anywhere.
 * The room never awaits a member. Output goes into each member's bounded outbox with
-  ``send_nowait``; a member whose outbox is full is disconnected as "too slow" (its
+  ``put_nowait``; a member whose outbox is full is disconnected as "too slow" (its
   connection is cancelled) and everybody else carries on undisturbed.
 * Each broadcast event is encoded at most once per wire mode, and the same bytes
   object is queued for every member in that mode.
@@ -52,6 +52,7 @@ from triochat.events import (
     Welcome,
     WhoList,
 )
+from triochat.outbox import Outbox
 from triochat.protocol import name_error, name_key
 
 __all__ = ["Conn", "Gone", "Input", "Register", "Room", "RoomMessage", "Stop"]
@@ -69,7 +70,7 @@ class Conn:
 
     id: int
     peer: str
-    outbox: trio.MemorySendChannel[bytes]
+    outbox: Outbox
     cancel_scope: trio.CancelScope
 
 
@@ -84,10 +85,10 @@ class Register:
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """A parsed line from a registered (or registering) connection."""
+    """Parsed lines from a registered (or registering) connection, in order."""
 
     conn_id: int
-    command: Command
+    commands: list[Command]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +209,13 @@ class Room:
 
     def _handle(self, message: RoomMessage) -> bool:
         match message:
-            case Input(conn_id=conn_id, command=command):
+            case Input(conn_id=conn_id, commands=commands):
                 member = self._plain.get(conn_id) or self._json.get(conn_id)
                 if member is not None:
-                    self._command(member, command)
+                    for command in commands:
+                        self._command(member, command)
+                        if member.conn.outbox.closed:
+                            break  # it quit: the rest of its batch is moot
             case Register():
                 self._register(message)
             case Gone(conn_id=conn_id, reason=reason):
@@ -240,10 +244,10 @@ class Room:
         exhaust the server's memory; waiting for it would stall everyone else.
         """
         try:
-            member.conn.outbox.send_nowait(data)
+            member.conn.outbox.put_nowait(data)
         except trio.WouldBlock:
             self._too_slow.append(member)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except trio.ClosedResourceError:
             pass  # its writer has gone; the connection's Gone message is on its way
 
     def _tell(self, member: Member, event: Event) -> None:
@@ -298,8 +302,8 @@ class Room:
                 log.info("[c%d] refused %r from %s: %s", conn.id, wanted, conn.peer, problem[1])
                 refusal = ErrorEvent(self._clock(), *problem)
                 # A brand-new outbox has room; if it is already gone, there is nobody to tell.
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    conn.outbox.send_nowait(encode_json(refusal))
+                with contextlib.suppress(trio.ClosedResourceError):
+                    conn.outbox.put_nowait(encode_json(refusal))
                 conn.outbox.close()
                 return
             assert isinstance(first, Hello)

@@ -27,6 +27,7 @@ import trio
 from triochat.codec import Mode
 from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.outbox import Outbox
 from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
 from triochat.ratelimit import TokenBucket
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 RECEIVE_BYTES: Final = 65536  # one recv per 64 KiB: large enough for a paste, small per connection
 WRITE_BATCH_BYTES: Final = 262144  # flush at most 256 KiB per send_all, so one batch stays cheap
-STOP_GRACE: Final = 1.0  # seconds after the flush deadline for cancelled tasks to unwind
+INPUT_BATCH: Final = 64  # commands per room message: fewer wake-ups, yet the room stays fair
 
 
 class _Closed(Exception):
@@ -173,16 +174,16 @@ class ChatServer:
 
     async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
         config = self.config
-        outbox_send, outbox_receive = trio.open_memory_channel[bytes](config.send_queue)
+        outbox = Outbox(config.send_queue)
         with self.room.inbound() as inbound, trio.CancelScope() as scope:
-            conn = Conn(conn_id, peer, outbox_send, scope)
+            conn = Conn(conn_id, peer, outbox, scope)
             self._scopes.add(scope)
             writer = _WriterState()
             gone = Gone(conn_id, "closed")
             told = False
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, outbox_receive, scope, writer)
+                    nursery.start_soon(self._writer, stream, outbox, scope, writer)
                     try:
                         await self._reader(stream, conn, inbound)
                     except _Closed as closed:
@@ -249,14 +250,25 @@ class ChatServer:
 
         parse = parse_json if json_mode else parse_plain
         bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+        pending: list[Command] = []
         while True:
-            line = await next_line()
+            line = buffer.next_line()
             if line is None:
-                raise _Closed("closed")
+                # Everything received so far is parsed: hand it to the room as one message,
+                # one trip through the scheduler per chunk read rather than per line.
+                if pending:
+                    await _send(inbound, Input(conn.id, pending))
+                    pending = []
+                line = await next_line()
+                if line is None:
+                    raise _Closed("closed")
             # Flood control: past the burst, stop reading for a while. The kernel buffer
             # fills and TCP slows this sender down; nothing is dropped.
             delay = bucket.take(trio.current_time())
             if delay:
+                if pending:
+                    await _send(inbound, Input(conn.id, pending))
+                    pending = []
                 await trio.sleep(delay)
             if line is TOO_LONG:
                 command = _too_long(config.max_line_bytes)
@@ -264,12 +276,15 @@ class ChatServer:
                 assert isinstance(line, bytes)
                 command = parse(_decode(line))
             if command is not None:
-                await _send(inbound, Input(conn.id, command))
+                pending.append(command)
+                if len(pending) >= INPUT_BATCH:
+                    await _send(inbound, Input(conn.id, pending))
+                    pending = []
 
     @staticmethod
     async def _writer(
         stream: trio.abc.Stream,
-        outbox: trio.MemoryReceiveChannel[bytes],
+        outbox: Outbox,
         scope: trio.CancelScope,
         state: _WriterState,
     ) -> None:
@@ -279,25 +294,12 @@ class ChatServer:
         member) or the peer stops accepting data.
         """
         try:
-            with outbox:
-                while True:
-                    try:
-                        data = await outbox.receive()
-                    except trio.EndOfChannel:
-                        return
-                    batch = [data]
-                    size = len(data)
-                    while size < WRITE_BATCH_BYTES:
-                        try:
-                            data = outbox.receive_nowait()
-                        except (trio.WouldBlock, trio.EndOfChannel):
-                            break
-                        batch.append(data)
-                        size += len(data)
-                    await stream.send_all(b"".join(batch) if len(batch) > 1 else batch[0])
+            while (data := await outbox.get_batch(WRITE_BATCH_BYTES)) is not None:
+                await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             state.failed = True  # the peer reset or vanished: reported as "lost"
         finally:
+            outbox.close()  # anything the room sends from now on is discarded
             state.done.set()
             scope.cancel()
 
