@@ -12,7 +12,6 @@ Rules of this module:
 from __future__ import annotations
 
 import re
-from collections import deque
 from typing import Final
 
 __all__ = [
@@ -77,7 +76,7 @@ class LineBuffer:
     ``next_line`` until it returns ``None``.
     """
 
-    __slots__ = ("_buf", "_discarding", "_max", "_ready")
+    __slots__ = ("_buf", "_discarding", "_max", "_pos", "_ready")
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         if max_line_bytes < 1:
@@ -85,11 +84,14 @@ class LineBuffer:
         self._max = max_line_bytes
         self._buf = bytearray()
         self._discarding = False
-        self._ready: deque[bytes | LineTooLong] = deque()
+        # A list read from _pos rather than a deque: an empty list is 56 bytes, an empty
+        # deque over 600, and every idle connection holds one.
+        self._ready: list[bytes | LineTooLong] = []
+        self._pos = 0
 
     def __len__(self) -> int:
         """Number of complete lines (or TOO_LONG markers) waiting to be pulled."""
-        return len(self._ready)
+        return len(self._ready) - self._pos
 
     @property
     def partial_bytes(self) -> int:
@@ -129,7 +131,15 @@ class LineBuffer:
 
     def next_line(self) -> bytes | LineTooLong | None:
         """Return the next complete line (without its line end), or None if there is none."""
-        return self._ready.popleft() if self._ready else None
+        ready = self._ready
+        if self._pos >= len(ready):
+            return None
+        line = ready[self._pos]
+        self._pos += 1
+        if self._pos == len(ready):
+            ready.clear()
+            self._pos = 0
+        return line
 
     def close(self) -> bytes | None:
         """At end of stream: return an unterminated last line, if one was being received."""

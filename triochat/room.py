@@ -159,9 +159,15 @@ class Room:
 
     # -- public API -----------------------------------------------------------------
 
+    @property
     def inbound(self) -> trio.MemorySendChannel[RoomMessage]:
-        """A new send handle into the room; each connection owns (and closes) one."""
-        return self._send.clone()
+        """The channel into the room, shared by every connection (do not close it).
+
+        Connections share one handle rather than each owning a ``clone()``: the room
+        never waits for its senders to close (it ends on :class:`Stop`), and a clone per
+        connection costs memory for nothing.
+        """
+        return self._send
 
     @property
     def online(self) -> int:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass, field
 from typing import Final
 
 import trio
@@ -47,14 +46,6 @@ class _Closed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(eq=False, slots=True)
-class _WriterState:
-    """How a connection's writer ended: ``done`` once it has, ``failed`` on a transport error."""
-
-    done: trio.Event = field(default_factory=trio.Event)
-    failed: bool = False
 
 
 class ChatServer:
@@ -137,8 +128,7 @@ class ChatServer:
         # One deadline for the whole drain: the room tells everyone, writers flush.
         with trio.move_on_after(self.config.flush_timeout):
             if not self.room.stopped.is_set():
-                with self.room.inbound() as inbound:
-                    await inbound.send(Stop())
+                await self.room.inbound.send(Stop())
                 await self.room.stopped.wait()
             await self._no_connections.wait()
         if self._scopes:
@@ -174,38 +164,38 @@ class ChatServer:
 
     async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
         config = self.config
+        inbound = self.room.inbound
         outbox = Outbox(config.send_queue)
-        with self.room.inbound() as inbound, trio.CancelScope() as scope:
-            conn = Conn(conn_id, peer, outbox, scope)
-            self._scopes.add(scope)
-            writer = _WriterState()
-            gone = Gone(conn_id, "closed")
-            told = False
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, stream, outbox, scope, writer)
-                    try:
-                        await self._reader(stream, conn, inbound)
-                    except _Closed as closed:
-                        gone = Gone(conn_id, closed.reason)
-                    # The peer has stopped sending. Tell the room now (it closes our outbox),
-                    # then let the writer flush what is queued: a half-closed peer may still
-                    # be reading.
-                    told = True
-                    await _tell_gone(inbound, gone)
-                    with trio.move_on_after(config.flush_timeout):
-                        await writer.done.wait()
-                    scope.cancel()
-            finally:
+        gone = Gone(conn_id, "closed")
+        told = False
+        scope: trio.CancelScope | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                scope = nursery.cancel_scope  # cancelled by the room to drop this member
+                self._scopes.add(scope)
+                conn = Conn(conn_id, peer, outbox, scope)
+                nursery.start_soon(self._writer, stream, outbox, scope)
+                try:
+                    await self._reader(stream, conn, inbound)
+                except _Closed as closed:
+                    gone = Gone(conn_id, closed.reason)
+                # The peer has stopped sending. Tell the room now (it closes our outbox, so
+                # the writer flushes what is queued and returns), and give that flush a
+                # deadline: a half-closed peer may still be reading, a dead one may not.
+                told = True
+                await _tell_gone(inbound, gone)
+                scope.deadline = min(scope.deadline, trio.current_time() + config.flush_timeout)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            gone = Gone(conn_id, "lost")  # the writer hit a reset or a vanished peer
+        finally:
+            if scope is not None:
                 self._scopes.discard(scope)
-                if writer.failed and not told:
-                    gone = Gone(conn_id, "lost")
-                # Cancelled or failed before the room heard (dropped, writer failed,
-                # shutdown): tell it now. (For a member the room dropped itself, this
-                # Gone finds nobody and is ignored.)
-                if not told:
-                    with trio.CancelScope(shield=True):
-                        await _tell_gone(inbound, gone)
+            # Cancelled or failed before the room heard (dropped, writer failed,
+            # shutdown): tell it now. (For a member the room dropped itself, this
+            # Gone finds nobody and is ignored.)
+            if not told:
+                with trio.CancelScope(shield=True):
+                    await _tell_gone(inbound, gone)
 
     async def _reader(
         self,
@@ -217,25 +207,11 @@ class ChatServer:
         config = self.config
         buffer = LineBuffer(config.max_line_bytes)
 
-        async def next_line() -> bytes | LineTooLong | None:
-            """The next line, reading as needed; None at a clean EOF."""
-            while True:
-                line = buffer.next_line()
-                if line is not None:
-                    return line
-                try:
-                    data = await stream.receive_some(RECEIVE_BYTES)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise _Closed("lost") from exc
-                if not data:
-                    return buffer.close()
-                buffer.feed(data)
-
         # Registration: the first line (or its absence after a second) picks the mode.
         first: bytes | LineTooLong | None = None
         timed_out = True
         with trio.move_on_after(config.registration_timeout):
-            first = await next_line()
+            first = await _next_line(stream, buffer)
             timed_out = False
         if first is None and not timed_out:
             raise _Closed("closed")  # connected and left without a word: no join, no leave
@@ -259,7 +235,16 @@ class ChatServer:
                 if pending:
                     await _send(inbound, Input(conn.id, pending))
                     pending = []
-                line = await next_line()
+                # Inline rather than a helper coroutine: this is where every idle
+                # connection waits, and each suspended frame is memory per connection.
+                try:
+                    data = await stream.receive_some(RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise _Closed("lost") from exc
+                if data:
+                    buffer.feed(data)
+                    continue
+                line = buffer.close()  # EOF: an unterminated last line still counts
                 if line is None:
                     raise _Closed("closed")
             # Flood control: past the burst, stop reading for a while. The kernel buffer
@@ -282,26 +267,34 @@ class ChatServer:
                     pending = []
 
     @staticmethod
-    async def _writer(
-        stream: trio.abc.Stream,
-        outbox: Outbox,
-        scope: trio.CancelScope,
-        state: _WriterState,
-    ) -> None:
+    async def _writer(stream: trio.abc.Stream, outbox: Outbox, scope: trio.CancelScope) -> None:
         """Drain the outbox into the stream, one ``send_all`` per batch of queued lines.
 
-        Ends the whole connection when the outbox is closed (the room is done with this
-        member) or the peer stops accepting data.
+        When the room closes the outbox (the member quit, was refused, or the server is
+        stopping) the writer flushes what is left and ends the whole connection. A
+        transport error propagates and ends the connection as "lost".
         """
         try:
             while (data := await outbox.get_batch(WRITE_BATCH_BYTES)) is not None:
                 await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            state.failed = True  # the peer reset or vanished: reported as "lost"
         finally:
             outbox.close()  # anything the room sends from now on is discarded
-            state.done.set()
-            scope.cancel()
+        scope.cancel()
+
+
+async def _next_line(stream: trio.abc.Stream, buffer: LineBuffer) -> bytes | LineTooLong | None:
+    """The next line, reading as needed; None at a clean EOF."""
+    while True:
+        line = buffer.next_line()
+        if line is not None:
+            return line
+        try:
+            data = await stream.receive_some(RECEIVE_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise _Closed("lost") from exc
+        if not data:
+            return buffer.close()
+        buffer.feed(data)
 
 
 async def _send(inbound: trio.MemorySendChannel[RoomMessage], message: RoomMessage) -> None:
