@@ -24,6 +24,18 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "triochat", *args]
 
 
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``triochat ARGS`` to completion, with no stdin and a timeout."""
+    return subprocess.run(
+        _command(*args),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+
+
 class RunningServer:
     """A ``triochat server --port 0`` subprocess and the port it reported."""
 
@@ -161,13 +173,7 @@ def test_cli_port_in_use_is_one_line_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            _command("server", "--port", str(port)),
-            capture_output=True,
-            text=True,
-            timeout=STARTUP_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        result = _run("server", "--port", str(port))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -178,13 +184,7 @@ def test_cli_port_in_use_is_one_line_error() -> None:
 
 def test_cli_unknown_host_is_one_line_error() -> None:
     """An address that cannot be resolved gives one line and exit 1."""
-    result = subprocess.run(
-        _command("server", "--host", "no-such-host.invalid", "--port", "0"),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _run("server", "--host", "no-such-host.invalid", "--port", "0")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -197,13 +197,7 @@ def test_cli_unknown_host_is_one_line_error() -> None:
 )
 def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
     """Out-of-range or non-numeric flag values are refused by the parser (exit 2)."""
-    result = subprocess.run(
-        _command("server", flag, value),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _run("server", flag, value)
     assert result.returncode == 2
     assert f"argument {flag}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -211,9 +205,7 @@ def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
 
 def test_cli_help_explains_every_server_flag() -> None:
     """`triochat server --help` documents each flag, and --version prints the version."""
-    result = subprocess.run(
-        _command("server", "--help"), capture_output=True, text=True, timeout=STARTUP_TIMEOUT
-    )
+    result = _run("server", "--help")
     assert result.returncode == 0
     for flag in (
         "--host",
@@ -228,9 +220,7 @@ def test_cli_help_explains_every_server_flag() -> None:
         "--log-level",
     ):
         assert flag in result.stdout
-    version = subprocess.run(
-        _command("--version"), capture_output=True, text=True, timeout=STARTUP_TIMEOUT
-    )
+    version = _run("--version")
     assert version.stdout.startswith("triochat ")
 
 
@@ -273,13 +263,7 @@ def test_cli_nc_session(running: RunningServer) -> None:
 
 def test_cli_python_dash_m_matches_console_script() -> None:
     """`python -m triochat` is the same program as the `triochat` script."""
-    result = subprocess.run(
-        _command("--help"),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        env={**os.environ, "COLUMNS": "100"},
-    )
+    result = _run("--help")
     assert result.returncode == 0
     assert "server" in result.stdout
     assert "client" in result.stdout
