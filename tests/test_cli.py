@@ -167,6 +167,34 @@ def test_cli_abrupt_reset_is_a_leave_and_server_survives(running: RunningServer)
     late.close()
 
 
+def test_cli_slow_reader_over_tcp_is_dropped() -> None:
+    """Over real sockets (the direct-write path), a client that never reads is dropped."""
+    server = RunningServer("--send-queue", "8", "--rate-limit", "0")
+    try:
+        alice = LineSocket(server.port, "/nick alice")
+        alice.line()
+        stalled = socket.socket()
+        LineSocket.opened.append(stalled)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", server.port))
+        stalled.sendall(b"/nick stalled\n")  # and never reads again
+        assert alice.line() == "* stalled joined (2 online)"
+        payload = "x" * 1000
+        seen: list[str] = []
+        for _ in range(200):  # at most 200 x 50 KB: far more than any socket buffer
+            for _ in range(50):
+                alice.send(payload)
+            alice.send("/who")
+            while (line := alice.line()).startswith("* online") is False:
+                seen.append(line)
+            if "* stalled left: too slow (1 online)" in seen:
+                break
+        assert "* stalled left: too slow (1 online)" in seen
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
 def test_cli_port_in_use_is_one_line_error() -> None:
     """A taken port gives one line saying so and what to do, exit 1, no traceback."""
     with socket.socket() as taken:

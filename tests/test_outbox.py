@@ -45,8 +45,8 @@ def test_outbox_put_after_close_raises_closed() -> None:
         outbox.put_nowait(b"late")
 
 
-async def test_outbox_wakes_a_parked_writer(nursery: trio.Nursery) -> None:
-    """A writer waiting on an empty outbox is woken by the first put."""
+async def test_outbox_flush_wakes_a_parked_writer_once_per_batch(nursery: trio.Nursery) -> None:
+    """Puts only queue; the flush at the end of the room's batch wakes the writer once."""
     outbox = Outbox(4)
     got: list[bytes | None] = []
 
@@ -55,10 +55,91 @@ async def test_outbox_wakes_a_parked_writer(nursery: trio.Nursery) -> None:
 
     nursery.start_soon(writer)
     await trio.testing.wait_all_tasks_blocked()
-    assert got == []
-    outbox.put_nowait(b"hello\n")
+    assert outbox.put_nowait(b"hello\n") is True  # first put: caller must flush
+    assert outbox.put_nowait(b"again\n") is False  # already due for a flush
     await trio.testing.wait_all_tasks_blocked()
-    assert got == [b"hello\n"]
+    assert got == []  # not woken per put
+    outbox.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert got == [b"hello\nagain\n"]
+
+
+async def test_outbox_idle_writer_is_bypassed_with_a_direct_write(nursery: trio.Nursery) -> None:
+    """With try_write, a flush to a parked writer writes directly and leaves it parked."""
+    written: list[bytes] = []
+
+    def try_write(data: bytes) -> int:
+        written.append(data)
+        return len(data)
+
+    outbox = Outbox(4, try_write)
+    got: list[bytes | None] = []
+
+    async def writer() -> None:
+        got.append(await outbox.get_batch(1024))
+
+    nursery.start_soon(writer)
+    await trio.testing.wait_all_tasks_blocked()
+    outbox.put_nowait(b"a\n")
+    outbox.put_nowait(b"b\n")
+    outbox.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert written == [b"a\nb\n"]  # one write for the batch
+    assert got == []  # the writer task was never woken
+    outbox.close()
+
+
+async def test_outbox_partial_direct_write_hands_the_rest_to_the_writer(
+    nursery: trio.Nursery,
+) -> None:
+    """What the kernel does not take at once is queued, in order, for the writer."""
+    outbox = Outbox(4, lambda data: 3)
+    got: list[bytes | None] = []
+
+    async def writer() -> None:
+        got.append(await outbox.get_batch(1024))
+
+    nursery.start_soon(writer)
+    await trio.testing.wait_all_tasks_blocked()
+    outbox.put_nowait(b"hello\n")
+    outbox.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert got == [b"lo\n"]
+
+
+async def test_outbox_direct_write_error_goes_to_the_writer(nursery: trio.Nursery) -> None:
+    """A failing direct write loses nothing: the writer gets the data (and the error)."""
+
+    def broken(data: bytes) -> int:
+        raise ConnectionResetError
+
+    outbox = Outbox(4, broken)
+    got: list[bytes | None] = []
+
+    async def writer() -> None:
+        got.append(await outbox.get_batch(1024))
+
+    nursery.start_soon(writer)
+    await trio.testing.wait_all_tasks_blocked()
+    outbox.put_nowait(b"x\n")
+    outbox.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert got == [b"x\n"]
+
+
+async def test_outbox_busy_writer_is_not_bypassed() -> None:
+    """While the writer is sending (not parked), a flush never writes around it."""
+    written: list[bytes] = []
+
+    def try_write(data: bytes) -> int:
+        written.append(data)
+        return len(data)
+
+    outbox = Outbox(4, try_write)
+    outbox.put_nowait(b"1\n")
+    outbox.flush()  # nobody parked: stays queued for the writer's next loop
+    assert written == []
+    assert await outbox.get_batch(1024) == b"1\n"
 
 
 async def test_outbox_close_drains_then_returns_none(nursery: trio.Nursery) -> None:

@@ -60,6 +60,7 @@ __all__ = ["Conn", "Gone", "Input", "Register", "Room", "RoomMessage", "Stop"]
 log = logging.getLogger(__name__)
 
 INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP pushes back) beyond it
+ROOM_BATCH_LINES: Final = 256  # lines handled before flushing outboxes and yielding to writers
 PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
 
@@ -150,6 +151,7 @@ class Room:
         self._next_id = 1
         self._guests = 0
         self._too_slow: list[Member] = []
+        self._dirty: list[Outbox] = []  # outboxes with output not yet flushed
         self._pending_joined = 0
         self._pending_left = 0
         self._pending_names: list[str] = []
@@ -203,15 +205,26 @@ class Room:
         receive = self._receive
         while True:
             message = await receive.receive()
-            # Drain whatever else is already queued without yielding: one trip through
-            # the scheduler per batch, not per line.
-            while True:
-                if not self._handle(message):
-                    return
+            # Drain what is already queued without yielding, up to a bound: one trip
+            # through the scheduler and one flush per outbox per batch, not per line;
+            # and the bound lets writers drain between batches, so a burst from many
+            # senders at once does not fill healthy members' outboxes.
+            lines = 0
+            running = True
+            while running:
+                running = self._handle(message)
+                lines += len(message.commands) if isinstance(message, Input) else 1
+                if lines >= ROOM_BATCH_LINES:
+                    break
                 try:
                     message = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
+            dirty, self._dirty = self._dirty, []
+            for outbox in dirty:
+                outbox.flush()
+            if not running:
+                return
 
     def _handle(self, message: RoomMessage) -> bool:
         match message:
@@ -250,7 +263,8 @@ class Room:
         exhaust the server's memory; waiting for it would stall everyone else.
         """
         try:
-            member.conn.outbox.put_nowait(data)
+            if member.conn.outbox.put_nowait(data):
+                self._dirty.append(member.conn.outbox)  # flushed at the end of the batch
         except trio.WouldBlock:
             self._too_slow.append(member)
         except trio.ClosedResourceError:
@@ -310,6 +324,7 @@ class Room:
                 # A brand-new outbox has room; if it is already gone, there is nobody to tell.
                 with contextlib.suppress(trio.ClosedResourceError):
                     conn.outbox.put_nowait(encode_json(refusal))
+                    conn.outbox.flush()
                 conn.outbox.close()
                 return
             assert isinstance(first, Hello)

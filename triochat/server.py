@@ -17,8 +17,10 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
+import os
 from typing import Final
 
 import trio
@@ -26,7 +28,7 @@ import trio
 from triochat.codec import Mode
 from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from triochat.outbox import Outbox
+from triochat.outbox import Outbox, TryWrite
 from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
 from triochat.ratelimit import TokenBucket
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
@@ -165,7 +167,7 @@ class ChatServer:
     async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
         config = self.config
         inbound = self.room.inbound
-        outbox = Outbox(config.send_queue)
+        outbox = Outbox(config.send_queue, _direct_writer(stream))
         gone = Gone(conn_id, "closed")
         told = False
         scope: trio.CancelScope | None = None
@@ -280,6 +282,28 @@ class ChatServer:
         finally:
             outbox.close()  # anything the room sends from now on is discarded
         scope.cancel()
+
+
+def _direct_writer(stream: trio.abc.Stream) -> TryWrite | None:
+    """A non-blocking write straight to the socket, for :class:`Outbox`'s idle fast path.
+
+    Only for TCP streams on POSIX (where ``os.write`` works on sockets); anything else
+    (TLS, memory streams in tests, Windows) always goes through the writer task.
+    """
+    if os.name != "posix" or not isinstance(stream, trio.SocketStream):
+        return None
+    sock = stream.socket
+
+    def write(data: bytes) -> int:
+        fd = sock.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, "socket is closed")
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+
+    return write
 
 
 async def _next_line(stream: trio.abc.Stream, buffer: LineBuffer) -> bytes | LineTooLong | None:
