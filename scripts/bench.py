@@ -1,0 +1,660 @@
+"""Benchmark triochat against two reference chat servers (``nox -s bench``).
+
+For every scenario and every server under test, this script
+
+1. starts the server as a subprocess on 127.0.0.1, port 0, pinned to CPU 0, and
+   reads the port from its ``listening on HOST:PORT`` line;
+2. runs ``scripts/loadgen.py`` in a second process pinned to CPU 1, which joins the
+   simulated clients, drives the scenario, reads the server's CPU time and RSS with
+   psutil and prints its figures as one JSON line;
+3. stops the server by PID (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``).
+
+The servers are triochat (``python -m triochat server``), ``scripts/ref_asyncio.py``
+(asyncio streams, ``write`` + ``await drain()``) and ``scripts/ref_threaded.py`` (one
+thread per client, blocking ``sendall`` under one lock).
+
+Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
+
+``burst``            50 receivers + 5 senders, 2000 lines each as fast as possible:
+                     deliveries/s, loss, p50/p99 latency.
+``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency and
+                     server CPU%.
+``steady-defaults``  triochat with its default flags (5 lines/s per client after a burst
+                     of 20): all 55 clients send 4 lines/s (220 lines/s in total).
+``idle-1000``, ``idle-5000``  N idle connections: join time, RSS per connection,
+                     one line's time to reach all of them.
+``slow-reader``      1000 lines/s of 1000-byte lines; then a client with a tiny receive
+                     buffer joins and never reads: others' p99 before/during, server RSS
+                     growth, and whether the slow client was disconnected.
+
+triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
+(flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
+``slow-reader`` (the default queue of 1024 events decides when "too slow" fires), and
+with defaults (plus ``--max-clients 6000``) for the rest; each result says which.
+
+It prints a table, whether each target of issue 4 is met (a miss never makes the exit
+status non-zero), one JSON line per scenario, and draws a chart (``--chart``).
+Everything runs under timeouts; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import queue
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+ROOT: Final[Path] = Path(__file__).resolve().parent.parent
+SCRIPTS: Final[Path] = ROOT / "scripts"
+HOST: Final[str] = "127.0.0.1"  # loopback only
+START_TIMEOUT_S: Final[float] = 20.0  # server start-up until "listening on" (imports included)
+STOP_TIMEOUT_S: Final[float] = 5.0  # SIGTERM grace before SIGKILL (triochat flushes for 1 s)
+LOADGEN_MARGIN_S: Final[float] = 30.0  # kill the load generator this long after its own deadline
+SETTLE_S: Final[float] = 0.3  # pause after a server starts, so its start-up CPU is done
+SERVER_CPU: Final[int] = 0  # the server under test runs on this CPU...
+LOADGEN_CPU: Final[int] = 1  # ...and the load generator on this one (when there are two)
+LISTENING_RE: Final = re.compile(r"listening on (\S+):(\d+)")
+TUNED: Final[tuple[str, ...]] = ("--rate-limit", "0", "--send-queue", "16384")  # throughput
+DEFAULT_CHART: Final[Path] = ROOT / "docs" / "benchmarks.svg"
+ALL_SERVERS: Final[tuple[str, ...]] = ("triochat", "asyncio", "threaded")
+SLOW_P99_FACTOR: Final[float] = 1.5  # slow reader: "p99 unchanged within noise" means at
+SLOW_P99_SLACK_MS: Final[float] = 2.0  # most before x 1.5 + 2 ms (p99 of ~8k lines is noisy)
+SLOW_RSS_BOUND_MB: Final[float] = 64.0  # "RSS bounded": growth while the slow client is on
+JOIN_TARGET_S: Final[float] = 10.0  # 5000 connections joined in under this
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario: load generator arguments (full and quick) and triochat's flags."""
+
+    name: str
+    title: str
+    loadgen: tuple[str, ...]
+    quick: tuple[str, ...]
+    triochat_flags: tuple[str, ...]
+    timeout_s: float  # the load generator's own deadline
+
+
+SCENARIOS: Final[tuple[Scenario, ...]] = (
+    Scenario(
+        "burst",
+        "burst fan-out: 50 receivers + 5 senders x 2000 lines, as fast as possible",
+        ("burst", "--receivers", "50", "--senders", "5", "--lines", "2000", "--rounds", "5"),
+        ("burst", "--receivers", "50", "--senders", "5", "--lines", "1000", "--rounds", "2"),
+        TUNED,
+        90.0,
+    ),
+    Scenario(
+        "steady",
+        "steady rate: 55 clients, 5 senders, 1000 lines/s in total",
+        ("steady", "--rate", "1000", "--warmup", "1", "--duration", "8"),
+        ("steady", "--rate", "1000", "--warmup", "0.5", "--duration", "1.5"),
+        TUNED,
+        60.0,
+    ),
+    Scenario(
+        "steady-defaults",
+        "steady rate, triochat defaults: 55 clients x 4 lines/s (220 lines/s)",
+        ("steady", "--all-send", "--rate", "220", "--warmup", "1", "--duration", "8"),
+        ("steady", "--all-send", "--rate", "220", "--warmup", "0.5", "--duration", "1.5"),
+        (),
+        60.0,
+    ),
+    Scenario(
+        "idle-1000",
+        "idle: 1000 connections",
+        ("idle", "--conns", "1000", "--join-deadline", "30"),
+        ("idle", "--conns", "200", "--join-deadline", "5"),
+        ("--max-clients", "6000"),
+        120.0,
+    ),
+    Scenario(
+        "idle-5000",
+        "idle: 5000 connections",
+        ("idle", "--conns", "5000", "--join-deadline", "30"),
+        ("idle", "--conns", "500", "--join-deadline", "5"),
+        ("--max-clients", "6000"),
+        150.0,
+    ),
+    Scenario(
+        "slow-reader",
+        "slow reader: 1000 lines/s of 1000-byte lines, then one client never reads",
+        ("slow", "--rate", "1000", "--line-bytes", "1000", "--duration", "4", "--duration2", "8"),
+        ("slow", "--rate", "1000", "--line-bytes", "1000", "--duration", "1", "--duration2", "2.5"),
+        ("--rate-limit", "0"),
+        90.0,
+    ),
+)
+
+
+def server_command(server: str, flags: Sequence[str]) -> list[str]:
+    """The command line that starts ``server`` on an ephemeral loopback port."""
+    common = ["--host", HOST, "--port", "0"]
+    if server == "triochat":
+        cmd = [sys.executable, "-m", "triochat", "server", *common, "--log-level", "warning"]
+        return [*cmd, *flags]
+    return [sys.executable, str(SCRIPTS / f"ref_{server}.py"), *common]
+
+
+@contextlib.contextmanager
+def pinned(cpu: int) -> Any:
+    """Run the block (a fork) with this thread pinned to ``cpu``; children inherit it."""
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2 or cpu not in allowed:
+        yield
+        return
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+class RunningServer:
+    """A server subprocess: started, its port read, always stopped by its PID."""
+
+    def __init__(self, server: str, flags: Sequence[str], log_dir: Path) -> None:
+        self.name = server
+        self.cmd = server_command(server, flags)
+        self.log_path = log_dir / f"{server}.stderr"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        with pinned(SERVER_CPU):
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                cwd=ROOT,
+            )
+        self.port = self._read_port()
+
+    def _read_port(self) -> int:
+        """Wait for ``listening on HOST:PORT``; then keep draining stdout in a thread."""
+        lines: queue.Queue[str | None] = queue.Queue()
+        out = self.proc.stdout
+        assert out is not None
+
+        def pump() -> None:
+            for raw in out:
+                lines.put(raw.decode("utf-8", "replace"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                text = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if text is None:
+                break
+            if m := LISTENING_RE.search(text):
+                return int(m.group(2))
+        self.stop()
+        raise RuntimeError(f"{self.name} did not print 'listening on': {self.tail()}")
+
+    def tail(self, n: int = 400) -> str:
+        """The end of the server's stderr, for error messages."""
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace").strip()
+        return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL; return the exit status (None if it could not be reaped)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(STOP_TIMEOUT_S)
+        self._log.close()
+        return self.proc.returncode
+
+
+def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> dict[str, Any]:
+    """Run the load generator against ``srv`` and return its JSON figures."""
+    cmd = [
+        sys.executable,
+        str(SCRIPTS / "loadgen.py"),
+        *args,
+        "--port",
+        str(srv.port),
+        "--server-pid",
+        str(srv.proc.pid),
+        "--timeout",
+        str(scenario.timeout_s),
+    ]
+    try:
+        with pinned(LOADGEN_CPU):
+            done = subprocess.run(
+                cmd,
+                capture_output=True,
+                timeout=scenario.timeout_s + LOADGEN_MARGIN_S,
+                cwd=ROOT,
+                check=False,
+            )
+    except subprocess.TimeoutExpired:  # run() has killed it by then
+        return {"ok": False, "error": "load generator timed out"}
+    out = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    try:
+        result: dict[str, Any] = json.loads(out[-1])
+    except (IndexError, json.JSONDecodeError):
+        err = done.stderr.decode("utf-8", "replace").strip()[-400:]
+        return {"ok": False, "error": f"no JSON from load generator (rc {done.returncode}): {err}"}
+    return result
+
+
+def run_one(scenario: Scenario, server: str, quick: bool, log_dir: Path) -> dict[str, Any]:
+    """Start ``server``, drive ``scenario`` against it, stop it; return the figures."""
+    flags = scenario.triochat_flags if server == "triochat" else ()
+    try:
+        srv = RunningServer(server, flags, log_dir)
+    except (OSError, RuntimeError) as exc:
+        return {"ok": False, "error": str(exc), "flags": list(flags)}
+    try:
+        time.sleep(SETTLE_S)
+        result = run_loadgen(scenario, scenario.quick if quick else scenario.loadgen, srv)
+        if srv.proc.poll() is not None:
+            result["server_exit"] = srv.proc.returncode
+            result["server_stderr"] = srv.tail()
+    finally:
+        srv.stop()
+    result["flags"] = list(flags)
+    return result
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` rounded, or None when either is missing or ``b`` is 0."""
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+@dataclass
+class Verdict:
+    """One target of issue 4: what it asks and whether this run met it (None: not run)."""
+
+    text: str
+    met: bool | None
+
+
+def _get(results: dict[str, dict[str, Any]], server: str, key: str) -> Any:
+    r = results.get(server)
+    return r.get(key) if r and r.get("ok") else None
+
+
+def _le(a: float | None, b: float | None) -> bool | None:
+    return None if a is None or b is None else a <= b
+
+
+def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
+    """Evaluate the issue's targets for one scenario (triochat vs the references)."""
+    tc: Callable[[str], Any] = functools.partial(_get, res, "triochat")
+    aio: Callable[[str], Any] = functools.partial(_get, res, "asyncio")
+    out: list[Verdict] = []
+    if name == "burst":
+        r_a = ratio(tc("deliveries_per_s"), aio("deliveries_per_s"))
+        r_t = ratio(tc("deliveries_per_s"), _get(res, "threaded", "deliveries_per_s"))
+        out.append(
+            Verdict(f"deliveries/s >= 5x asyncio (x{r_a})", None if r_a is None else r_a >= 5)
+        )
+        out.append(
+            Verdict(f"deliveries/s >= 2x threaded (x{r_t})", None if r_t is None else r_t >= 2)
+        )
+        out.append(Verdict("no loss", None if tc("loss") is None else tc("loss") == 0))
+    elif name == "steady":
+        p, pa = tc("p99_ms"), aio("p99_ms")
+        out.append(Verdict(f"p99 <= asyncio's ({p} vs {pa} ms)", _le(p, pa) if pa else None))
+        c, ca = tc("cpu_pct"), aio("cpu_pct")
+        out.append(Verdict(f"CPU% <= asyncio's ({c} vs {ca})", _le(c, ca)))
+    elif name.startswith("idle-"):
+        k, ka = tc("rss_per_conn_kb"), aio("rss_per_conn_kb")
+        out.append(Verdict(f"RSS/conn <= asyncio's ({k} vs {ka} KB)", _le(k, ka)))
+        if name == "idle-5000" and tc("conns") == 5000:
+            j, joined = tc("join_s"), tc("joined")
+            ok = None if j is None else (j < JOIN_TARGET_S and joined == 5000)
+            out.append(Verdict(f"5000 joined in < {JOIN_TARGET_S:g} s ({j} s)", ok))
+    elif name == "slow-reader":
+        before, during = tc("p99_before_ms"), tc("p99_during_ms")
+        noise = None if before is None else before * SLOW_P99_FACTOR + SLOW_P99_SLACK_MS
+        out.append(
+            Verdict(f"others' p99 unchanged ({before} -> {during} ms)", _le(during, noise))
+            if before is not None
+            else Verdict("others' p99 unchanged", None)
+        )
+        g = tc("rss_max_growth_mb")
+        out.append(Verdict(f"RSS bounded (+{g} MB)", _le(g, SLOW_RSS_BOUND_MB)))
+        note = tc("slow_notice")
+        out.append(
+            Verdict(
+                "slow client disconnected 'too slow'",
+                None if tc("ok") is None else bool(note and "too slow" in note),
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+# (key, column title, format) shown per scenario kind
+COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
+    "burst": [
+        ("deliveries_per_s", "deliv/s"),
+        ("loss", "loss"),
+        ("p50_ms", "p50 ms"),
+        ("p99_ms", "p99 ms"),
+        ("cpu_pct", "CPU%"),
+        ("elapsed_s", "secs"),
+    ],
+    "steady": [
+        ("deliveries_per_s", "deliv/s"),
+        ("p50_ms", "p50 ms"),
+        ("p99_ms", "p99 ms"),
+        ("max_ms", "max ms"),
+        ("cpu_pct", "CPU%"),
+        ("cpu_user_pct", "user%"),
+        ("loss", "loss"),
+    ],
+    "idle": [
+        ("joined", "joined"),
+        ("join_s", "join s"),
+        ("rss_per_conn_kb", "KB/conn"),
+        ("rss_after_mb", "RSS MB"),
+        ("fanout_p50_ms", "fan p50 ms"),
+        ("fanout_all_ms", "fan all ms"),
+    ],
+    "slow": [
+        ("p99_before_ms", "p99 before"),
+        ("p99_during_ms", "p99 during"),
+        ("missing_during", "undelivered"),
+        ("rss_max_growth_mb", "RSS +MB"),
+        ("rss_slope_kb_per_s", "KB/s"),
+        ("slow_disconnect_after_s", "dropped after s"),
+    ],
+}
+
+# the ratio reported per scenario kind: (key, higher is better)
+RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
+    "burst": ("deliveries_per_s", True),
+    "steady": ("p99_ms", False),
+    "idle": ("rss_per_conn_kb", False),
+    "slow": ("p99_during_ms", False),
+}
+
+
+def kind(name: str) -> str:
+    """The scenario family (``steady-defaults`` is a ``steady``)."""
+    return {"slow-reader": "slow"}.get(name, name.split("-")[0])
+
+
+def fmt(v: Any) -> str:
+    """One table cell."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bool) -> None:
+    """Print one scenario's figures, one row per server, with triochat's ratios."""
+    cols = COLUMNS[kind(name)]
+    rkey, _ = RATIO_KEY[kind(name)]
+    header = ["server", *(t for _, t in cols), "notes"]
+    rows: list[list[str]] = []
+    for server, r in res.items():
+        if not r.get("ok"):
+            rows.append([server, *("-" for _ in cols), f"FAILED: {r.get('error', '?')}"[:70]])
+            continue
+        notes = []
+        if r.get("flags"):
+            notes.append(" ".join(r["flags"]))
+        if kind(name) == "slow":
+            notes.append("stalled" if r.get("p99_during_ms") is None else "")
+            notes.append("disconnected" if r.get("slow_disconnected") else "never disconnected")
+        if kind(name) == "idle" and r.get("joined") != r.get("conns"):
+            notes.append(f"only {r.get('joined')} joined in the deadline")
+        if r.get("errors"):
+            notes.append(f"{len(r['errors'])} errors")
+        rows.append([server, *(fmt(r.get(k)) for k, _ in cols), "; ".join(n for n in notes if n)])
+    widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
+    print(f"\n== {name}: {title}{' [--quick: smaller sizes]' if quick else ''}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    tcv = _get(res, "triochat", rkey)
+    for ref in ("asyncio", "threaded"):
+        if ref in res:
+            print(f"   triochat/{ref} {rkey}: x{fmt(ratio(tcv, _get(res, ref, rkey)))}")
+
+
+def environment() -> dict[str, Any]:
+    """Machine and versions, for the report header."""
+    try:
+        trio_version = importlib.metadata.version("trio")
+    except importlib.metadata.PackageNotFoundError:
+        trio_version = "?"
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "trio": trio_version,
+        "platform": platform.platform(),
+    }
+
+
+# --------------------------------------------------------------------------- chart
+
+# (key, label, higher is better) drawn per scenario kind
+CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
+    "burst": [("deliveries_per_s", "deliveries/s", True), ("p99_ms", "p99 ms", False)],
+    "steady": [("p99_ms", "p99 ms", False), ("cpu_pct", "server CPU %", False)],
+    "idle": [
+        ("rss_per_conn_kb", "RSS KB/conn", False),
+        ("join_s", "join s", False),
+        ("fanout_all_ms", "fan-out ms", False),
+    ],
+    "slow": [
+        ("p99_before_ms", "p99 before ms", False),
+        ("p99_during_ms", "p99 during ms", False),
+        ("rss_max_growth_mb", "RSS growth MB", False),
+    ],
+}
+COLORS: Final[dict[str, str]] = {"triochat": "#2a7ab9", "asyncio": "#e8a33d", "threaded": "#8c8c8c"}
+
+
+def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) -> None:
+    """One panel per scenario; bars per server, scaled per metric, labelled with values.
+
+    A missing value (the server stalled, or did not finish) is drawn as a hatched
+    full-height bar labelled "stalled" or "n/a".
+    """
+    import matplotlib
+    import matplotlib.patches
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(report)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.4 * rows), squeeze=False)
+    for ax, entry in zip(axes.flat, report, strict=False):
+        name = entry["scenario"]
+        res: dict[str, dict[str, Any]] = entry["results"]
+        servers = list(res)
+        metrics = CHART_METRICS[kind(name)]
+        width = 0.8 / max(1, len(servers))
+        for mi, (key, _label, _hib) in enumerate(metrics):
+            vals = [_get(res, s, key) for s in servers]
+            top = max((v for v in vals if isinstance(v, int | float)), default=0) or 1
+            for si, (server, v) in enumerate(zip(servers, vals, strict=True)):
+                x = mi + (si - (len(servers) - 1) / 2) * width
+                r = res.get(server, {})
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    ax.bar(x, v / top, width, color=COLORS.get(server, "k"))
+                    label = fmt(float(v))
+                    if key == "join_s" and r.get("joined") != r.get("conns"):
+                        label = f"{label}+ ({r.get('joined')})"  # hit the join deadline
+                else:
+                    ax.bar(
+                        x, 1.0, width, color="white", edgecolor=COLORS.get(server, "k"), hatch="//"
+                    )
+                    ok = res.get(server, {}).get("ok")
+                    label = "stalled" if ok and kind(name) == "slow" else "n/a"
+                ax.text(
+                    x,
+                    (v / top if isinstance(v, int | float) else 1.0) + 0.02,
+                    label,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    rotation=90,
+                )
+        ax.set_xticks(range(len(metrics)))
+        ax.set_xticklabels(
+            [f"{lbl}\n({'higher' if hib else 'lower'} is better)" for _, lbl, hib in metrics],
+            fontsize=8,
+        )
+        ax.set_ylim(0, 1.55)
+        ax.set_yticks([])
+        flags = res.get("triochat", {}).get("flags")
+        how = "" if flags is None else f" (triochat {' '.join(flags) or 'defaults'})"
+        ax.set_title(name + how, fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    shown = list(dict.fromkeys(s for e in report for s in e["results"]))
+    handles = [matplotlib.patches.Patch(color=COLORS.get(s, "k"), label=s) for s in shown]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.965), ncols=len(shown))
+    fig.suptitle(
+        f"triochat vs reference servers ({env['cpus']} CPUs, Python {env['python']}, "
+        f"trio {env['trio']}, {env['date']}); bars scaled per metric",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    names = [s.name for s in SCENARIOS]
+    p = argparse.ArgumentParser(
+        description="Benchmark triochat against asyncio and threaded reference servers.",
+        epilog=f"scenarios: {', '.join(names)} ('idle' selects both idle runs)",
+    )
+    p.add_argument("--quick", action="store_true", help="smaller sizes: a ~1 minute smoke run")
+    p.add_argument("--only", default="", help="comma-separated scenarios to run")
+    p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated servers")
+    p.add_argument("--json-out", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--chart", default=str(DEFAULT_CHART), help="SVG/PNG chart path ('' to skip)")
+    args = p.parse_args(argv)
+    servers = [s for s in args.servers.split(",") if s]
+    if bad := [s for s in servers if s not in ALL_SERVERS]:
+        p.error(f"unknown server(s): {', '.join(bad)}")
+    args.server_list = servers
+    wanted = [s for s in args.only.split(",") if s]
+    chosen = [s for s in SCENARIOS if not wanted or s.name in wanted or kind(s.name) in wanted]
+    if wanted and (
+        bad := [w for w in wanted if not any(w in (s.name, kind(s.name)) for s in SCENARIOS)]
+    ):
+        p.error(f"unknown scenario(s): {', '.join(bad)}")
+    args.scenarios = chosen
+    return args
+
+
+def raise_nofile_limit() -> None:
+    """Raise the soft open-files limit to the hard one; the servers inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios on the chosen servers; exit 0 unless the harness broke."""
+    args = parse_args(argv)
+    raise_nofile_limit()
+    env = environment()
+    env["mode"] = "quick" if args.quick else "full"
+    env["nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    print(f"# bench {json.dumps(env)}", flush=True)
+    report: list[dict[str, Any]] = []
+    verdicts: list[tuple[str, Verdict]] = []
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="triochat-bench-") as tmp:
+        for sc in args.scenarios:
+            res: dict[str, dict[str, Any]] = {}
+            for server in args.server_list:
+                t0 = time.monotonic()
+                print(f"... {sc.name} / {server}", end="", flush=True)
+                res[server] = run_one(sc, server, args.quick, Path(tmp))
+                status = "ok" if res[server].get("ok") else res[server].get("error", "failed")
+                print(f" {time.monotonic() - t0:.1f} s, {status}", flush=True)
+            entry: dict[str, Any] = {
+                "scenario": sc.name,
+                "title": sc.title,
+                "mode": env["mode"],
+                "results": res,
+                "ratios": {
+                    ref: ratio(
+                        _get(res, "triochat", RATIO_KEY[kind(sc.name)][0]),
+                        _get(res, ref, RATIO_KEY[kind(sc.name)][0]),
+                    )
+                    for ref in ("asyncio", "threaded")
+                    if ref in res and "triochat" in res
+                },
+                "ratio_of": RATIO_KEY[kind(sc.name)][0],
+            }
+            vs = targets(sc.name, res)
+            entry["targets"] = [{"target": v.text, "met": v.met} for v in vs]
+            verdicts.extend((sc.name, v) for v in vs)
+            report.append(entry)
+    for entry in report:
+        print_table(entry["scenario"], entry["title"], entry["results"], args.quick)
+    print("\n== targets (issue 4)")
+    for name, v in verdicts:
+        mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[v.met]
+        print(f"  {mark} {name}: {v.text}")
+    print(f"\n(total {time.monotonic() - t_start:.0f} s)\n")
+    for entry in report:
+        print(json.dumps(entry, separators=(",", ":")))
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"environment": env, "scenarios": report}, indent=1))
+    if args.chart:
+        try:
+            draw_chart(Path(args.chart), report, env)
+            print(f"# chart written to {args.chart}")
+        except ImportError as exc:
+            print(f"# no chart: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,678 @@
+"""Load generator for ``scripts/bench.py``: drives one chat server, prints one JSON line.
+
+All simulated clients live in this one process on one asyncio event loop, written
+with asyncio protocol callbacks (no streams, no per-line Python loop) because the
+benchmark machine has two cores and the server under test needs one of them:
+
+- every chat line a sender writes carries ``@<time.monotonic_ns()>`` as its text, so
+  a receiver's latency is "when this process read it" minus "when this process wrote
+  it", on one clock;
+- reads go into one shared buffer (``asyncio.BufferedProtocol``), so a recv allocates
+  nothing but the bytes it returns;
+- a receiver parses only what it must: it keeps the bytes after the last newline,
+  pulls every stamp out of the rest with one regex (``<name> @stamp`` at a line
+  start), and notes the read time once per chunk;
+- the server's CPU time and RSS come from psutil on ``--server-pid``.
+
+Scenarios (sizes come from the command line, see ``--help``):
+
+``burst``
+    R receivers + S senders join; each sender writes L lines as fast as the socket
+    takes them (senders read too). Deliveries/s = lines received by all clients /
+    (last delivery - first send); loss; latency percentiles (mostly queueing).
+``steady``
+    The same room, senders paced to a fixed total rate (``--rate`` lines/s, spread
+    over the senders); after a warm-up, latency and server CPU% over ``--duration``.
+``idle``
+    N clients join (``/nick``), then only read. Join time, server RSS per connection
+    (after minus before, over N) and the time one line takes to reach all of them.
+``slow``
+    A paced room as in ``steady``; after ``--duration`` seconds one more client joins
+    with a tiny receive buffer and never reads, and the room goes on for
+    ``--duration2`` seconds. Others' latency before/during, server RSS slope, and
+    whether the server told the room the slow client left (and why).
+
+Every wait has a deadline; the process exits on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import itertools
+import json
+import re
+import resource
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psutil
+
+HOST: Final[str] = "127.0.0.1"  # loopback only, always
+# A chat line we sent, as received: ``<name> @stamp ...``. Not anchored to the line start
+# (2.5x cheaper); a replayed history line would match too, so every scenario has all its
+# measured clients join before the first stamped line is sent.
+STAMP_RE: Final = re.compile(rb"> @(\d+)")
+LINE_TEXT: Final[bytes] = b"the quick brown fox jumps over the lazy dog"  # ~60-byte lines
+BURST_BATCH_LINES: Final[int] = 8  # lines per write() in a burst: a fast paste, not one huge blob
+BURST_PAUSE_S: Final[float] = 0.3  # between burst rounds, so one round's tail is not the next's
+CONNECT_CONCURRENCY: Final[int] = 64  # joins in flight at once (stays far below the backlog)
+CONNECT_TIMEOUT_S: Final[float] = 10.0  # one connect + welcome; a lost SYN retries after 1 s
+JOIN_DEADLINE_S: Final[float] = 90.0  # all joins of one scenario
+DRAIN_TIMEOUT_S: Final[float] = 10.0  # after the last send, wait this long for deliveries
+QUIET_S: Final[float] = 0.5  # "the server has finished sending" = no bytes for this long
+QUIESCE_MAX_S: Final[float] = 20.0  # ...but stop waiting for quiet after this long
+FANOUT_TIMEOUT_S: Final[float] = 30.0  # idle: one line reaching everyone
+IDLE_RCVBUF: Final[int] = 512 * 1024  # idle clients pause reading while joins are announced
+SLOW_RCVBUF: Final[int] = 1024  # the slow reader's SO_RCVBUF (the kernel rounds it up)
+RSS_SAMPLE_S: Final[float] = 0.25  # slow: server RSS sampling period
+PCTS: Final[tuple[float, ...]] = (50.0, 99.0)  # latency percentiles reported
+
+
+def now_ns() -> int:
+    """The one clock every stamp and receive time uses."""
+    return time.monotonic_ns()
+
+
+@dataclass
+class Record:
+    """Every stamped line written and read, as raw ns numbers (post-processed at the end)."""
+
+    sent: list[int] = field(default_factory=list)  # stamp of every line written
+    # (read time, stamps as bytes) per chunk read: ints are made after the run, not in it
+    chunks: list[tuple[int, list[bytes]]] = field(default_factory=list)
+    delivered: int = 0  # stamped lines read so far
+    first_send: int = 0
+    last_recv: int = 0
+    progress: asyncio.Event = field(default_factory=asyncio.Event)  # set on every delivery
+
+    def window(self, lo: int, hi: int, fanout: int) -> dict[str, Any]:
+        """Latency figures for lines stamped in ``[lo, hi)``, each due to ``fanout`` readers.
+
+        An undelivered line counts as infinitely late, so a p99 that falls on one is
+        reported as ``None`` (the server stalled or dropped it).
+        """
+        lats: list[int] = []
+        for r, stamps in self.chunks:
+            lats.extend(r - s for s in map(int, stamps) if lo <= s < hi)
+        lats.sort()
+        sent = sum(1 for s in self.sent if lo <= s < hi)
+        expected = sent * fanout
+        missing = max(0, expected - len(lats))
+        out: dict[str, Any] = {
+            "lines_sent": sent,
+            "expected": expected,
+            "delivered": len(lats),
+            "missing": missing,
+        }
+        total = len(lats) + missing
+        for p in PCTS:
+            key = f"p{p:g}_ms"
+            if total == 0:
+                out[key] = None
+                continue
+            idx = min(total - 1, max(0, round(p / 100.0 * total + 0.5) - 1))
+            out[key] = round(lats[idx] / 1e6, 3) if idx < len(lats) else None
+        out["max_ms"] = None if missing or not lats else round(lats[-1] / 1e6, 3)
+        return out
+
+
+# Every client reads into this one buffer (asyncio.BufferedProtocol): the default
+# Protocol path allocates a fresh 256 KiB bytes object per recv, and those allocations
+# (mmap, page faults, munmap) cost more than the recv itself at tens of MB/s. Sharing is
+# safe: each chunk is copied out in ``buffer_updated`` before the loop reads again.
+RECV_BUFFER: Final = memoryview(bytearray(256 * 1024))
+
+
+class Client(asyncio.BufferedProtocol):
+    """One simulated chat client; it records stamped lines and watches for notices."""
+
+    def __init__(self, name: str, record: Record, watch: bytes | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self.name = name
+        self.record = record
+        self.watch = watch  # a notice prefix to look for, e.g. b"* slow left"
+        self.watch_line: bytes | None = None
+        self.watch_time = 0
+        self.transport: asyncio.Transport | None = None
+        self.tail = b""
+        self.bytes_in = 0
+        self.welcomed: asyncio.Future[int] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport; pause the writer as soon as anything is left unsent."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=0, low=0)
+
+    def pause_writing(self) -> None:
+        """The kernel send buffer is full: senders wait."""
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        """Everything written has reached the kernel."""
+        self.can_write.set()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next recv goes: the shared buffer."""
+        return RECV_BUFFER
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` arrived in the shared buffer: copy them out and handle them."""
+        self.data_received(bytes(RECV_BUFFER[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        """Record stamps of complete lines; the partial last line waits for more."""
+        t = now_ns()
+        self.bytes_in += len(data)
+        if self.tail:
+            data = self.tail + data
+        cut = data.rfind(b"\n") + 1
+        self.tail = data[cut:]
+        if cut == 0:
+            return
+        if cut != len(data):
+            data = data[:cut]
+        stamps = STAMP_RE.findall(data)
+        if stamps:
+            rec = self.record
+            rec.chunks.append((t, stamps))
+            rec.delivered += len(stamps)
+            rec.last_recv = t
+            rec.progress.set()
+        if not self.welcomed.done() and b"* welcome" in data:
+            self.welcomed.set_result(t)
+        if self.watch is not None and self.watch_line is None:
+            at = data.find(self.watch)
+            if at >= 0:
+                self.watch_line = data[at : data.find(b"\n", at)]
+                self.watch_time = t
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Wake anyone waiting on this client."""
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if not self.welcomed.done():
+            self.welcomed.set_exception(ConnectionError(f"{self.name}: closed before welcome"))
+        self.can_write.set()
+
+    def send(self, data: bytes) -> None:
+        """Write without waiting (the transport buffers whatever the kernel refuses)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+def line(stamp: int, text: bytes = LINE_TEXT) -> bytes:
+    """One chat line carrying its send time."""
+    return b"@%d %s\n" % (stamp, text)
+
+
+def text_of(size: int) -> bytes:
+    """Chat text of about ``size`` bytes (``LINE_TEXT`` repeated)."""
+    return (LINE_TEXT + b" ") * (size // (len(LINE_TEXT) + 1)) + LINE_TEXT[
+        : size % (len(LINE_TEXT) + 1)
+    ]
+
+
+async def connect(
+    port: int, name: str, record: Record, *, rcvbuf: int = 0, watch: bytes | None = None
+) -> Client:
+    """Open one connection, join as ``name`` and wait for the welcome line."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await loop.sock_connect(sock, (HOST, port))
+            _, client = await loop.create_connection(lambda: Client(name, record, watch), sock=sock)
+            client.send(b"/nick %s\n" % name.encode())
+            await client.welcomed
+    except BaseException:
+        sock.close()
+        raise
+    return client
+
+
+async def connect_many(
+    port: int,
+    names: Sequence[str],
+    record: Record,
+    *,
+    rcvbuf: int = 0,
+    pause: bool = False,
+    deadline: float = JOIN_DEADLINE_S,
+) -> tuple[list[Client], float, list[str]]:
+    """Join many clients, at most ``CONNECT_CONCURRENCY`` at a time.
+
+    Returns the clients that joined, the seconds from the first connect to the last
+    welcome, and one error string per client that did not join.
+    """
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    clients: list[Client] = []
+    errors: list[str] = []
+
+    async def one(name: str) -> None:
+        async with gate:
+            try:
+                c = await connect(port, name, record, rcvbuf=rcvbuf)
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{name}: {exc!r}")
+                return
+            if pause and c.transport is not None:
+                c.transport.pause_reading()
+            clients.append(c)
+
+    t0 = time.monotonic()
+    try:
+        async with asyncio.timeout(deadline), asyncio.TaskGroup() as tg:
+            for n in names:
+                tg.create_task(one(n))
+    except TimeoutError:
+        errors.append(f"join deadline of {deadline:g} s passed")
+    return clients, time.monotonic() - t0, errors
+
+
+def close_all(clients: Sequence[Client]) -> None:
+    """Drop every connection at once (RST); the server is stopped right after."""
+    for c in clients:
+        if c.transport is not None:
+            c.transport.abort()
+
+
+class Server:
+    """psutil view of the server under test (CPU time and RSS of all its threads)."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+
+    def rss_kb(self) -> float:
+        """Resident set size now, in KiB."""
+        return float(self.proc.memory_info().rss) / 1024.0
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds used so far."""
+        t = self.proc.cpu_times()
+        return float(t.user + t.system)
+
+    def cpu_user_s(self) -> float:
+        """User-mode CPU seconds used so far (the rest is the kernel's, mostly send/recv)."""
+        return float(self.proc.cpu_times().user)
+
+
+async def wait_delivered(record: Record, expected: int, timeout: float) -> None:
+    """Return when ``expected`` stamped lines were read, or no progress for ``timeout`` s."""
+    while record.delivered < expected:
+        record.progress.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await record.progress.wait()
+        except TimeoutError:
+            return
+
+
+async def wait_quiet(clients: Sequence[Client]) -> float:
+    """Wait until no client has read a byte for ``QUIET_S``; return the seconds waited."""
+    t0 = time.monotonic()
+    last = -1
+    while time.monotonic() - t0 < QUIESCE_MAX_S:
+        total = sum(c.bytes_in for c in clients)
+        if total == last:
+            break
+        last = total
+        await asyncio.sleep(QUIET_S)
+    return time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------- senders
+
+
+async def burst_sender(client: Client, lines: int, record: Record) -> None:
+    """Write ``lines`` lines as fast as the kernel takes them, a small batch at a time."""
+    left = lines
+    while left > 0 and not client.closed.done():
+        await client.can_write.wait()
+        k = min(BURST_BATCH_LINES, left)
+        t = now_ns()
+        if not record.first_send:
+            record.first_send = t
+        client.send(line(t) * k)
+        record.sent.extend(itertools.repeat(t, k))
+        left -= k
+        await asyncio.sleep(0)  # let the receivers' callbacks run between batches
+
+
+async def paced_sender(
+    client: Client, rate: float, start: int, end: int, record: Record, text: bytes = LINE_TEXT
+) -> None:
+    """Write lines at ``rate`` per second from ``start`` to ``end`` (ns), catching up if late.
+
+    The stamp is the time of the write, not the schedule, so a late loop does not show
+    up as server latency.
+    """
+    period = 1e9 / rate
+    due = float(start)
+    while due < end and not client.closed.done():
+        wait = (due - now_ns()) / 1e9
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = now_ns()
+        k = 0
+        while due <= t and due < end:
+            due += period
+            k += 1
+        if k:
+            client.send(line(t, text) * k)
+            record.sent.extend(itertools.repeat(t, k))
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def run_room(
+    port: int, receivers: int, senders: int, record: Record, watch: bytes | None = None
+) -> tuple[list[Client], list[Client], float, list[str]]:
+    """Join ``receivers`` then ``senders`` clients; return both lists, join s and errors."""
+    rnames = [f"r{i}" for i in range(receivers)]
+    snames = [f"s{i}" for i in range(senders)]
+    clients, join_s, errors = await connect_many(port, [*rnames, *snames], record)
+    by_name = {c.name: c for c in clients}
+    if watch is not None and rnames and rnames[0] in by_name:
+        by_name[rnames[0]].watch = watch
+    recv = [by_name[n] for n in rnames if n in by_name]
+    send = [by_name[n] for n in snames if n in by_name]
+    await wait_quiet(clients)  # let the join notices settle before timing anything
+    return recv, send, join_s, errors
+
+
+async def burst_round(
+    args: argparse.Namespace, server: Server, clients: Sequence[Client], send: Sequence[Client]
+) -> dict[str, Any]:
+    """One burst: every sender writes all its lines at once; figures for this round."""
+    rec = Record()
+    for c in clients:
+        c.record = rec
+    n = len(clients)
+    cpu0 = server.cpu_s()
+    t0 = time.monotonic()
+    async with asyncio.TaskGroup() as tg:
+        for c in send:
+            tg.create_task(burst_sender(c, args.lines, rec))
+    await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
+    cpu1 = server.cpu_s()
+    wall = time.monotonic() - t0
+    elapsed_s = max(1e-9, (rec.last_recv - rec.first_send) / 1e9)
+    stats = rec.window(0, 2**63, n - 1)
+    return {
+        "deliveries_per_s": round(stats["delivered"] / elapsed_s, 1),
+        "loss": stats["missing"],
+        "elapsed_s": round(elapsed_s, 3),
+        "cpu_pct": round(100.0 * (cpu1 - cpu0) / wall, 1),
+        **stats,
+    }
+
+
+async def scenario_burst(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """Burst fan-out, ``--rounds`` times in one room; the median round is reported."""
+    rec = Record()
+    recv, send, join_s, errors = await run_room(args.port, args.receivers, args.senders, rec)
+    everyone = [*recv, *send]
+    rounds: list[dict[str, Any]] = []
+    for _ in range(args.rounds):
+        rounds.append(await burst_round(args, server, everyone, send))
+        await asyncio.sleep(BURST_PAUSE_S)
+    close_all(everyone)
+    median = sorted(rounds, key=lambda r: float(r["deliveries_per_s"]))[len(rounds) // 2]
+    return {
+        "clients": len(everyone),
+        "join_s": round(join_s, 3),
+        "errors": errors[:5],
+        **median,
+        "loss": sum(int(r["loss"]) for r in rounds),
+        "rounds_deliveries_per_s": [r["deliveries_per_s"] for r in rounds],
+    }
+
+
+async def scenario_steady(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """Steady rate: paced senders; latency and server CPU over the measurement window."""
+    rec = Record()
+    recv, send, join_s, errors = await run_room(args.port, args.receivers, args.senders, rec)
+    everyone = [*recv, *send]
+    n = len(everyone)
+    talkers = everyone if args.all_send else send
+    per_sender = args.rate / max(1, len(talkers))
+    start = now_ns() + 50_000_000
+    lo = start + int(args.warmup * 1e9)
+    hi = lo + int(args.duration * 1e9)
+    async with asyncio.TaskGroup() as tg:
+        for i, c in enumerate(talkers):
+            offset = int(i * 1e9 / per_sender / len(talkers))  # spread the senders' ticks
+            tg.create_task(paced_sender(c, per_sender, start + offset, hi, rec))
+        await asyncio.sleep((lo - now_ns()) / 1e9)
+        cpu0, user0, rss0 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+        await asyncio.sleep((hi - now_ns()) / 1e9)
+        cpu1, user1, rss1 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+    await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
+    close_all(everyone)
+    stats = rec.window(lo, hi, n - 1)
+    return {
+        "clients": n,
+        "senders": len(talkers),
+        "rate_lines_per_s": args.rate,
+        "join_s": round(join_s, 3),
+        "errors": errors[:5],
+        "deliveries_per_s": round(stats["delivered"] / args.duration, 1),
+        "cpu_pct": round(100.0 * (cpu1 - cpu0) / args.duration, 1),
+        "cpu_user_pct": round(100.0 * (user1 - user0) / args.duration, 1),
+        "rss_mb": round(rss1 / 1024, 1),
+        "rss_growth_kb": round(rss1 - rss0, 1),
+        "loss": stats["missing"],
+        **stats,
+    }
+
+
+async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """Idle: RSS per connection, join time, and one line's fan-out time to everyone."""
+    rec = Record()
+    probe = await connect(args.port, "probe", rec)
+    await asyncio.sleep(0.5)
+    rss0 = server.rss_kb()
+    names = [f"i{i}" for i in range(args.conns)]
+    # Idle clients stop reading once welcomed (their big receive buffers hold the join
+    # notices), so that this process is not busy reading while the joins are timed.
+    idle, join_s, errors = await connect_many(
+        args.port, names, rec, rcvbuf=IDLE_RCVBUF, pause=True, deadline=args.join_deadline
+    )
+    rss_joined = server.rss_kb()
+    for c in idle:
+        if c.transport is not None:
+            c.transport.resume_reading()
+    settle_s = await wait_quiet([probe, *idle])
+    rss1 = server.rss_kb()
+    t = now_ns()
+    probe.send(line(t))
+    rec.sent.append(t)
+    await wait_delivered(rec, len(idle), FANOUT_TIMEOUT_S)
+    stats = rec.window(t, t + 1, len(idle))
+    close_all([probe, *idle])
+    joined = len(idle)
+    return {
+        "conns": args.conns,
+        "joined": joined,
+        "errors": errors[:5],
+        "join_s": round(join_s, 3),
+        "settle_s": round(settle_s, 3),
+        "rss_before_mb": round(rss0 / 1024, 1),
+        "rss_joined_mb": round(rss_joined / 1024, 1),
+        "rss_after_mb": round(rss1 / 1024, 1),
+        "rss_per_conn_kb": round((rss1 - rss0) / max(1, joined), 2),
+        "fanout_p50_ms": stats["p50_ms"],
+        "fanout_all_ms": (
+            round((rec.last_recv - t) / 1e6, 3) if stats["missing"] == 0 and joined else None
+        ),
+        "fanout_missing": stats["missing"],
+    }
+
+
+def slope(samples: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of ``(x, y)`` samples (0 for fewer than two)."""
+    if len(samples) < 2:
+        return 0.0
+    mx = sum(x for x, _ in samples) / len(samples)
+    my = sum(y for _, y in samples) / len(samples)
+    den = sum((x - mx) ** 2 for x, _ in samples)
+    return sum((x - mx) * (y - my) for x, y in samples) / den if den else 0.0
+
+
+async def scenario_slow(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """Slow reader: a paced room, then one member that never reads joins it."""
+    rec = Record()
+    slow_name = "slowpoke"
+    watch = b"* " + slow_name.encode() + b" left"
+    recv, send, join_s, errors = await run_room(
+        args.port, args.receivers, args.senders, rec, watch=watch
+    )
+    everyone = [*recv, *send]
+    n = len(everyone)
+    per_sender = args.rate / max(1, len(send))
+    text = text_of(args.line_bytes)
+    start = now_ns() + 50_000_000
+    b_lo = start + int(args.warmup * 1e9)
+    b_hi = b_lo + int(args.duration * 1e9)
+    d_hi = b_hi + int(args.duration2 * 1e9)
+    samples: list[tuple[float, float]] = []
+    slow_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+    slow_sock.setblocking(False)
+    slow_error = ""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i, c in enumerate(send):
+                offset = int(i * 1e9 / per_sender / max(1, len(send)))
+                tg.create_task(paced_sender(c, per_sender, start + offset, d_hi, rec, text))
+            await asyncio.sleep((b_hi - now_ns()) / 1e9)
+            rss_before = server.rss_kb()
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await asyncio.get_running_loop().sock_connect(slow_sock, (HOST, args.port))
+                slow_sock.send(b"/nick %s\n" % slow_name.encode())
+            except (OSError, TimeoutError) as exc:
+                slow_error = repr(exc)
+            slow_t = now_ns()
+            while now_ns() < d_hi:
+                samples.append(((now_ns() - slow_t) / 1e9, server.rss_kb()))
+                await asyncio.sleep(RSS_SAMPLE_S)
+        await wait_delivered(rec, len(rec.sent) * (n - 1), min(3.0, DRAIN_TIMEOUT_S))
+    finally:
+        close_all(everyone)
+        slow_sock.close()
+    before = rec.window(b_lo, b_hi, n - 1)
+    during = rec.window(slow_t, d_hi, n - 1)
+    watcher = recv[0] if recv else None
+    told = watcher is not None and watcher.watch_line is not None
+    rss = [kb for _, kb in samples]
+    return {
+        "clients": n,
+        "rate_lines_per_s": args.rate,
+        "line_bytes": len(text),
+        "join_s": round(join_s, 3),
+        "errors": [*errors[:5], *([slow_error] if slow_error else [])],
+        "p50_before_ms": before["p50_ms"],
+        "p99_before_ms": before["p99_ms"],
+        "p50_during_ms": during["p50_ms"],
+        "p99_during_ms": during["p99_ms"],
+        "max_during_ms": during["max_ms"],
+        "missing_during": during["missing"],
+        "expected_during": during["expected"],
+        "rss_before_mb": round(rss_before / 1024, 1),
+        "rss_max_growth_mb": round((max(rss, default=rss_before) - rss_before) / 1024, 2),
+        "rss_slope_kb_per_s": round(slope(samples), 1),
+        "rss_last_slope_kb_per_s": round(slope(samples[len(samples) // 2 :]), 1),
+        "slow_disconnected": told,
+        "slow_notice": watcher.watch_line.decode("utf-8", "replace")
+        if watcher is not None and watcher.watch_line is not None
+        else None,
+        "slow_disconnect_after_s": round((watcher.watch_time - slow_t) / 1e9, 3)
+        if watcher is not None and told
+        else None,
+    }
+
+
+SCENARIOS: Final = {
+    "burst": scenario_burst,
+    "steady": scenario_steady,
+    "idle": scenario_idle,
+    "slow": scenario_slow,
+}
+
+
+def raise_nofile_limit() -> None:
+    """Raise the soft open-files limit to the hard limit (thousands of sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``bench.py`` fills every size in."""
+    p = argparse.ArgumentParser(description="chat server load generator (one JSON line out)")
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--server-pid", type=int, required=True)
+    p.add_argument("--receivers", type=int, default=50)
+    p.add_argument("--senders", type=int, default=5)
+    p.add_argument("--lines", type=int, default=2000, help="burst: lines per sender")
+    p.add_argument("--rounds", type=int, default=3, help="burst: rounds (median reported)")
+    p.add_argument("--rate", type=float, default=1000.0, help="total lines/s (steady, slow)")
+    p.add_argument("--all-send", action="store_true", help="steady: every client sends")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    p.add_argument("--duration", type=float, default=8.0, help="measurement window, s")
+    p.add_argument("--duration2", type=float, default=8.0, help="slow: window with it, s")
+    p.add_argument("--line-bytes", type=int, default=60, help="slow: chat text size")
+    p.add_argument("--join-deadline", type=float, default=JOIN_DEADLINE_S, help="idle, s")
+    p.add_argument("--conns", type=int, default=1000, help="idle: connections")
+    p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one scenario under an overall deadline."""
+    server = Server(args.server_pid)
+    async with asyncio.timeout(args.timeout):
+        return await SCENARIOS[args.scenario](args, server)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenario and print its figures as one JSON object on one line."""
+    args = parse_args(argv)
+    raise_nofile_limit()
+    # The records hold millions of small containers; a cyclic-GC pass over them stalls the
+    # loop for 50-150 ms and shows up as server latency. This short-lived process makes no
+    # reference cycles worth collecting, so the collector is off for the run.
+    gc.disable()
+    t0 = time.monotonic()
+    try:
+        result = asyncio.run(amain(args))
+        result["ok"] = True
+    except Exception as exc:  # report, never hang or crash silently
+        result = {"ok": False, "error": repr(exc)}
+    result["loadgen_s"] = round(time.monotonic() - t0, 2)
+    with contextlib.suppress(Exception):
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        result["loadgen_cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
