@@ -1,35 +1,119 @@
-"""The room-to-writer outbox: bounded, never blocks the room, wakes its one writer."""
+"""The room-to-connection outbox: bounded, never blocks the room, writer only on backlog."""
 
 from __future__ import annotations
 
 import pytest
 import trio
-import trio.testing
 
 from triochat.outbox import Outbox
 
 
-async def test_outbox_batches_everything_queued() -> None:
-    """Items queued while the writer was busy come out as one joined batch, in order."""
-    outbox = Outbox(10)
-    for item in (b"a\n", b"b\n", b"c\n"):
-        outbox.put_nowait(item)
-    assert await outbox.get_batch(1024) == b"a\nb\nc\n"
+class FakeOwner:
+    """Records what the outbox asks of its connection."""
+
+    def __init__(self) -> None:
+        self.writers_started = 0
+        self.ended = 0
+
+    def start_writer(self) -> None:
+        self.writers_started += 1
+
+    def end(self) -> None:
+        self.ended += 1
+
+
+class FakeSocket:
+    """A try_write target that takes up to ``room`` bytes, or raises ``error``."""
+
+    def __init__(self, room: int = 1 << 20, error: OSError | None = None) -> None:
+        self.room = room
+        self.error = error
+        self.writes: list[bytes] = []
+
+    def try_write(self, data: bytes) -> int:
+        if self.error is not None:
+            raise self.error
+        taken = data[: self.room]
+        self.writes.append(taken)
+        return len(taken)
+
+
+def test_outbox_puts_only_queue_until_flush() -> None:
+    """Puts never write or wake anything; the first tells the room to flush later."""
+    owner, sock = FakeOwner(), FakeSocket()
+    outbox = Outbox(8, owner, sock.try_write)
+    assert outbox.put_nowait(b"a\n") is True
+    assert outbox.put_nowait(b"b\n") is False
+    assert sock.writes == []
+    assert owner.writers_started == 0
+    assert len(outbox) == 2
+
+
+def test_outbox_idle_connection_is_written_directly_in_one_batch() -> None:
+    """An idle connection gets the whole batch in one write and no writer task."""
+    owner, sock = FakeOwner(), FakeSocket()
+    outbox = Outbox(8, owner, sock.try_write)
+    outbox.put_nowait(b"a\n")
+    outbox.put_nowait(b"b\n")
+    outbox.flush()
+    assert sock.writes == [b"a\nb\n"]
+    assert owner.writers_started == 0
     assert len(outbox) == 0
 
 
-async def test_outbox_batch_respects_max_bytes() -> None:
-    """A batch stops once it reaches max_bytes; the rest waits for the next one."""
-    outbox = Outbox(10)
+def test_outbox_partial_write_leaves_the_rest_to_one_writer() -> None:
+    """What the kernel does not take is queued, in order, and one writer is started."""
+    owner, sock = FakeOwner(), FakeSocket(room=3)
+    outbox = Outbox(8, owner, sock.try_write)
+    outbox.put_nowait(b"hello\n")
+    outbox.flush()
+    assert owner.writers_started == 1
+    outbox.put_nowait(b"more\n")
+    outbox.flush()  # a writer is running: it will pick this up, no direct write around it
+    assert owner.writers_started == 1
+    assert sock.writes == [b"hel"]
+    assert outbox.take(1024) == b"lo\nmore\n"
+    assert outbox.take(1024) is None
+    assert not outbox.writing
+
+
+def test_outbox_write_error_goes_to_the_writer_with_the_data() -> None:
+    """A failing direct write loses nothing: the writer gets the data (and the error)."""
+    owner = FakeOwner()
+    outbox = Outbox(8, owner, FakeSocket(error=ConnectionResetError()).try_write)
+    outbox.put_nowait(b"x\n")
+    outbox.flush()
+    assert owner.writers_started == 1
+    assert outbox.take(1024) == b"x\n"
+
+
+def test_outbox_without_try_write_always_uses_a_writer() -> None:
+    """Streams that are not plain sockets (tests, TLS) always go through the writer."""
+    owner = FakeOwner()
+    outbox = Outbox(8, owner)
+    outbox.put_nowait(b"x\n")
+    outbox.flush()
+    assert owner.writers_started == 1
+    assert outbox.take(1024) == b"x\n"
+    assert outbox.take(1024) is None  # drained: the writer stops
+    outbox.put_nowait(b"y\n")
+    outbox.flush()
+    assert owner.writers_started == 2
+
+
+def test_outbox_take_respects_max_bytes() -> None:
+    """A writer's batch stops once it reaches max_bytes; the rest comes next time."""
+    outbox = Outbox(10, FakeOwner())
     for _ in range(4):
         outbox.put_nowait(b"x" * 10)
-    assert await outbox.get_batch(20) == b"x" * 20
-    assert await outbox.get_batch(20) == b"x" * 20
+    assert outbox.take(20) == b"x" * 20
+    assert outbox.take(20) == b"x" * 20
+    assert outbox.take(20) is None
 
 
 def test_outbox_full_raises_wouldblock() -> None:
     """The bound holds: the room learns at once that a member is too slow."""
-    outbox = Outbox(2)
+    outbox = Outbox(2, FakeOwner())
     outbox.put_nowait(b"1")
     outbox.put_nowait(b"2")
     with pytest.raises(trio.WouldBlock):
@@ -37,152 +121,53 @@ def test_outbox_full_raises_wouldblock() -> None:
     assert len(outbox) == 2
 
 
-def test_outbox_put_after_close_raises_closed() -> None:
-    """Once closed (member gone), further puts are refused, not silently queued."""
-    outbox = Outbox(2)
+def test_outbox_close_when_idle_ends_the_connection() -> None:
+    """Closing an empty, idle outbox ends the connection at once."""
+    owner = FakeOwner()
+    outbox = Outbox(2, owner)
     outbox.close()
+    assert owner.ended == 1
     with pytest.raises(trio.ClosedResourceError):
         outbox.put_nowait(b"late")
 
 
-async def test_outbox_flush_wakes_a_parked_writer_once_per_batch(nursery: trio.Nursery) -> None:
-    """Puts only queue; the flush at the end of the room's batch wakes the writer once."""
-    outbox = Outbox(4)
-    got: list[bytes | None] = []
-
-    async def writer() -> None:
-        got.append(await outbox.get_batch(1024))
-
-    nursery.start_soon(writer)
-    await trio.testing.wait_all_tasks_blocked()
-    assert outbox.put_nowait(b"hello\n") is True  # first put: caller must flush
-    assert outbox.put_nowait(b"again\n") is False  # already due for a flush
-    await trio.testing.wait_all_tasks_blocked()
-    assert got == []  # not woken per put
-    outbox.flush()
-    await trio.testing.wait_all_tasks_blocked()
-    assert got == [b"hello\nagain\n"]
+def test_outbox_close_with_queued_data_flushes_first() -> None:
+    """Closing with unsent data starts a writer to send it; the writer ends the link."""
+    owner = FakeOwner()
+    outbox = Outbox(4, owner, FakeSocket().try_write)
+    outbox.put_nowait(b"* server is shutting down\n")
+    outbox.close()
+    assert (owner.writers_started, owner.ended) == (1, 0)
+    assert outbox.take(1024) == b"* server is shutting down\n"
+    assert outbox.take(1024) is None
+    assert outbox.closed
 
 
-async def test_outbox_idle_writer_is_bypassed_with_a_direct_write(nursery: trio.Nursery) -> None:
-    """With try_write, a flush to a parked writer writes directly and leaves it parked."""
-    written: list[bytes] = []
-
-    def try_write(data: bytes) -> int:
-        written.append(data)
-        return len(data)
-
-    outbox = Outbox(4, try_write)
-    got: list[bytes | None] = []
-
-    async def writer() -> None:
-        got.append(await outbox.get_batch(1024))
-
-    nursery.start_soon(writer)
-    await trio.testing.wait_all_tasks_blocked()
+def test_outbox_close_while_writing_leaves_it_to_the_writer() -> None:
+    """A running writer sees the close after draining; nothing else is started."""
+    owner = FakeOwner()
+    outbox = Outbox(4, owner)
     outbox.put_nowait(b"a\n")
-    outbox.put_nowait(b"b\n")
     outbox.flush()
-    await trio.testing.wait_all_tasks_blocked()
-    assert written == [b"a\nb\n"]  # one write for the batch
-    assert got == []  # the writer task was never woken
     outbox.close()
+    assert (owner.writers_started, owner.ended) == (1, 0)
+    outbox.flush()  # the room never flushes a closed outbox into a direct write
+    assert owner.writers_started == 1
 
 
-async def test_outbox_partial_direct_write_hands_the_rest_to_the_writer(
-    nursery: trio.Nursery,
-) -> None:
-    """What the kernel does not take at once is queued, in order, for the writer."""
-    outbox = Outbox(4, lambda data: 3)
-    got: list[bytes | None] = []
-
-    async def writer() -> None:
-        got.append(await outbox.get_batch(1024))
-
-    nursery.start_soon(writer)
-    await trio.testing.wait_all_tasks_blocked()
-    outbox.put_nowait(b"hello\n")
+def test_outbox_abandon_drops_what_is_queued() -> None:
+    """A member cut off as too slow gets nothing more, and no writer is started."""
+    owner = FakeOwner()
+    outbox = Outbox(4, owner)
+    outbox.put_nowait(b"a\n")
+    outbox.abandon()
     outbox.flush()
-    await trio.testing.wait_all_tasks_blocked()
-    assert got == [b"lo\n"]
-
-
-async def test_outbox_direct_write_error_goes_to_the_writer(nursery: trio.Nursery) -> None:
-    """A failing direct write loses nothing: the writer gets the data (and the error)."""
-
-    def broken(data: bytes) -> int:
-        raise ConnectionResetError
-
-    outbox = Outbox(4, broken)
-    got: list[bytes | None] = []
-
-    async def writer() -> None:
-        got.append(await outbox.get_batch(1024))
-
-    nursery.start_soon(writer)
-    await trio.testing.wait_all_tasks_blocked()
-    outbox.put_nowait(b"x\n")
-    outbox.flush()
-    await trio.testing.wait_all_tasks_blocked()
-    assert got == [b"x\n"]
-
-
-async def test_outbox_busy_writer_is_not_bypassed() -> None:
-    """While the writer is sending (not parked), a flush never writes around it."""
-    written: list[bytes] = []
-
-    def try_write(data: bytes) -> int:
-        written.append(data)
-        return len(data)
-
-    outbox = Outbox(4, try_write)
-    outbox.put_nowait(b"1\n")
-    outbox.flush()  # nobody parked: stays queued for the writer's next loop
-    assert written == []
-    assert await outbox.get_batch(1024) == b"1\n"
-
-
-async def test_outbox_close_drains_then_returns_none(nursery: trio.Nursery) -> None:
-    """close() lets the writer flush what is queued, then tells it to stop."""
-    outbox = Outbox(4)
-    outbox.put_nowait(b"last words\n")
-    outbox.close()
-    assert await outbox.get_batch(1024) == b"last words\n"
-    assert await outbox.get_batch(1024) is None
-    parked = Outbox(4)
-    results: list[bytes | None] = [b"sentinel"]
-
-    async def writer() -> None:
-        results[0] = await parked.get_batch(1024)
-
-    nursery.start_soon(writer)
-    await trio.testing.wait_all_tasks_blocked()
-    parked.close()
-    await trio.testing.wait_all_tasks_blocked()
-    assert results == [None]
-
-
-async def test_outbox_waiting_writer_can_be_cancelled() -> None:
-    """A cancelled get_batch unparks cleanly; a later put does not wake a dead task."""
-    outbox = Outbox(4)
-    with trio.move_on_after(0.01) as scope:
-        await outbox.get_batch(1024)
-    assert scope.cancelled_caught
-    outbox.put_nowait(b"after\n")  # must not reschedule the cancelled task
-    assert await outbox.get_batch(1024) == b"after\n"
-
-
-async def test_outbox_second_waiter_is_refused(nursery: trio.Nursery) -> None:
-    """Only one writer per outbox: a second concurrent get_batch is a bug, said loudly."""
-    outbox = Outbox(4)
-    nursery.start_soon(outbox.get_batch, 1024)
-    await trio.testing.wait_all_tasks_blocked()
-    with pytest.raises(trio.BusyResourceError):
-        await outbox.get_batch(1024)
-    outbox.close()
+    assert len(outbox) == 0
+    assert (owner.writers_started, owner.ended) == (0, 0)
+    assert outbox.take(1024) is None
 
 
 def test_outbox_needs_room_for_one_item() -> None:
     """A zero-sized outbox would drop every member at once; it is refused."""
     with pytest.raises(ValueError, match="at least one"):
-        Outbox(0)
+        Outbox(0, FakeOwner())

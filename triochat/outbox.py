@@ -1,48 +1,63 @@
-"""A member's outbox: the bounded queue between the room task and one writer task.
+"""A member's outbox: the bounded queue between the room task and one connection.
 
-Why not a ``trio.open_memory_channel``? It was the first version, and it is the right
-tool when several tasks may wait on either side. Here exactly one producer (the room,
-which never waits) feeds exactly one consumer (the connection's writer, which always
-takes everything queued at once). For that shape a list plus one parked task is
-enough, and it is what the room does per member per event, so it is the hottest line
-in the server. It also keeps each idle connection's memory small.
+Why not a ``trio.open_memory_channel`` and a writer task parked on it? That was the
+first version. Measured, it cost two trips through trio's scheduler per member per
+line at a steady chat rate (most of the server's CPU), and an idle connection paid for
+a nursery and a parked writer task (about a third of its memory). Exactly one producer
+(the room, which never waits) feeds exactly one connection here, so:
 
-Two things keep a broadcast cheap:
-
-* **Wake-ups are deferred.** :meth:`put_nowait` only appends. The room calls
-  :meth:`flush` once per batch of work for each outbox it touched, so a burst of N
-  lines costs each writer one wake-up and one ``send_all``, not N.
-* **An idle writer is skipped.** If the writer is parked (nothing queued, nothing being
-  sent) and the outbox was given a ``try_write`` function (a non-blocking write on the
-  socket), :meth:`flush` writes the batch directly, the way asyncio's
-  ``transport.write`` does. Waking the writer task would cost two trips through trio's
-  scheduler per member per line, which at a steady chat rate is most of the server's
-  CPU. Whatever the kernel does not take at once is queued and the writer is woken to
-  send it, so ordering and back-pressure are unchanged; any error also goes to the
-  writer, whose ``send_all`` then reports it properly.
-
-The policy for a full outbox belongs to the caller (the room drops the member as
-"too slow"); this class only reports it by raising ``trio.WouldBlock``.
+* **Puts only append.** The room calls :meth:`flush` once per batch of work for each
+  outbox it touched, so a burst of N lines costs one write per member, not N.
+* **An idle connection is written directly.** If no writer task is running and the
+  owner gave a ``try_write`` function (a non-blocking write on the socket), the batch
+  is written at once, the way asyncio's ``transport.write`` does.
+* **A writer task exists only while there is a backlog.** Whatever the kernel does not
+  take at once (or everything, for streams without ``try_write``) is left queued and
+  the owner is asked to start its writer, which drains the outbox with one
+  ``send_all`` per batch and then ends. At most one writer runs per outbox, so
+  ordering is kept, and a peer that stops reading makes the queue grow until the room
+  drops it as "too slow" (this class only reports a full outbox, with
+  ``trio.WouldBlock``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import trio
 
-__all__ = ["Outbox", "TryWrite"]
+__all__ = ["Outbox", "OutboxOwner", "TryWrite"]
 
 TryWrite = Callable[[bytes], int]
 """Write without blocking; return how many bytes were taken (0 if none), raise OSError."""
 
 
+class OutboxOwner(Protocol):
+    """The connection behind an outbox."""
+
+    def start_writer(self) -> None:
+        """Start a task that calls :meth:`Outbox.take` and sends until it returns None."""
+
+    def end(self) -> None:
+        """The outbox is closed and fully sent: end the connection."""
+
+
 class Outbox:
-    """A bounded FIFO of encoded lines with one non-blocking producer and one consumer."""
+    """A bounded FIFO of encoded lines from the room to one connection."""
 
-    __slots__ = ("_closed", "_dirty", "_items", "_limit", "_size", "_try_write", "_waiter")
+    __slots__ = (
+        "_closed",
+        "_dirty",
+        "_items",
+        "_limit",
+        "_owner",
+        "_size",
+        "_try_write",
+        "_writing",
+    )
 
-    def __init__(self, limit: int, try_write: TryWrite | None = None) -> None:
+    def __init__(self, limit: int, owner: OutboxOwner, try_write: TryWrite | None = None) -> None:
         if limit < 1:
             raise ValueError("an outbox holds at least one item")
         # A plain list, taken whole by the writer: an empty list costs 56 bytes where an
@@ -50,8 +65,9 @@ class Outbox:
         self._items: list[bytes] = []
         self._size = 0  # bytes queued
         self._limit = limit
+        self._owner = owner
         self._try_write = try_write
-        self._waiter: trio.lowlevel.Task | None = None
+        self._writing = False  # a writer task is running (or about to)
         self._closed = False
         self._dirty = False
 
@@ -60,13 +76,18 @@ class Outbox:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called (queued items may still be taken)."""
+        """True once :meth:`close` or :meth:`abandon` was called."""
         return self._closed
 
-    def put_nowait(self, data: bytes) -> bool:
-        """Queue ``data``, never waiting; the writer sees it after :meth:`flush`.
+    @property
+    def writing(self) -> bool:
+        """True while a writer task owns the connection's sending side."""
+        return self._writing
 
-        Returns True if this outbox had nothing waiting for a flush before, i.e. the
+    def put_nowait(self, data: bytes) -> bool:
+        """Queue ``data``, never waiting; it goes out at the next :meth:`flush`.
+
+        Returns True if the outbox had nothing waiting for a flush before, i.e. the
         caller should remember to flush it.
 
         Raises:
@@ -85,11 +106,11 @@ class Outbox:
         return True
 
     def flush(self) -> None:
-        """Hand what was queued since the last flush to the writer (or straight out)."""
+        """Send what was queued: directly if the connection is idle, else via its writer."""
         self._dirty = False
-        if self._waiter is None or not self._items:
-            return  # the writer is busy and will pick everything up when it loops
-        if self._try_write is not None and not self._closed:
+        if self._writing or not self._items or self._closed:
+            return  # a running writer picks everything up; a closed outbox has its own path
+        if self._try_write is not None:
             data = self._take_all()
             try:
                 sent = self._try_write(data)
@@ -99,49 +120,42 @@ class Outbox:
                 return
             self._items.append(data[sent:])
             self._size = len(data) - sent
-        self._wake()
+        self._writing = True
+        self._owner.start_writer()
 
     def close(self) -> None:
-        """No more items will be put; the writer drains what is queued, then gets ``None``."""
+        """No more puts: send what is queued, then end the connection."""
+        if self._closed:
+            return
         self._closed = True
-        self._wake()
+        self._dirty = False
+        if self._writing:
+            return  # the writer sees the outbox closed once it has drained it
+        if self._items:
+            self._writing = True
+            self._owner.start_writer()
+        else:
+            self._owner.end()
 
-    def _wake(self) -> None:
-        if self._waiter is not None:
-            task, self._waiter = self._waiter, None
-            trio.lowlevel.reschedule(task)
-
-    def _abort(self, _: object) -> trio.lowlevel.Abort:
-        """Cancellation of a waiting writer: forget it, so no flush can wake it later."""
-        self._waiter = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _take_all(self) -> bytes:
-        items = self._items
+    def abandon(self) -> None:
+        """Close without sending what is queued (the connection is being cut off)."""
+        self._closed = True
+        self._dirty = False
         self._items = []
         self._size = 0
-        return items[0] if len(items) == 1 else b"".join(items)
 
-    async def get_batch(self, max_bytes: int) -> bytes | None:
-        """Wait for flushed data and take it all (up to about ``max_bytes``) as one string.
+    def take(self, max_bytes: int) -> bytes | None:
+        """For the writer: the next batch (up to about ``max_bytes``), or None when done.
 
-        Returns ``None`` once the outbox is closed and empty. Only one task may wait.
+        None means the outbox is empty; the writer must then stop. If the outbox was
+        closed too, the writer's owner should end the connection.
         """
-        if self._items:
-            await trio.lowlevel.checkpoint()
-        elif self._closed:
-            await trio.lowlevel.checkpoint()
+        items = self._items
+        if not items:
+            self._writing = False
             return None
-        else:
-            if self._waiter is not None:
-                raise trio.BusyResourceError("another task is already waiting on this outbox")
-            self._waiter = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
-            if not self._items:
-                return None  # woken by close()
         if self._size <= max_bytes:  # the usual case: take everything
             return self._take_all()
-        items = self._items
         count = size = 0
         while size < max_bytes:
             size += len(items[count])
@@ -150,3 +164,9 @@ class Outbox:
         del items[:count]
         self._size -= size
         return batch
+
+    def _take_all(self) -> bytes:
+        items = self._items
+        self._items = []
+        self._size = 0
+        return items[0] if len(items) == 1 else b"".join(items)

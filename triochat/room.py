@@ -388,7 +388,9 @@ class Room:
         del self._by_name[name_key(member.name)]
         if reason == "too slow":
             conn.cancel_scope.cancel()
-        conn.outbox.close()
+            conn.outbox.abandon()
+        else:
+            conn.outbox.close()
         online = self.online
         log.info("[c%d] %s left: %s (%d online)", conn.id, member.name, reason, online)
         if online >= self.config.coalesce_above:
@@ -424,11 +426,12 @@ class Room:
     def _stop(self) -> None:
         event = ShuttingDown(self._clock())
         self._broadcast(event)
-        for member in [*self._plain.values(), *self._json.values()]:
-            member.conn.outbox.close()
         for member in self._too_slow:
             member.conn.cancel_scope.cancel()
+            member.conn.outbox.abandon()
         self._too_slow.clear()
+        for member in [*self._plain.values(), *self._json.values()]:
+            member.conn.outbox.close()
         log.info("room %s closed; %d members told", self.name, self.online)
         self._plain.clear()
         self._json.clear()

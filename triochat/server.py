@@ -1,8 +1,10 @@
 """The network side: one task group per connection, on any ``trio.abc.Stream``.
 
-Each connection runs two tasks: a reader (bytes -> lines -> commands -> the room's
-inbound channel, paced by a token bucket) and a writer (the member's outbox ->
-``send_all``, one call per batch). Neither ever sees another connection; everything
+Each connection has a reader task (bytes -> lines -> commands -> the room's inbound
+channel, paced by a token bucket) and, whenever output backs up, a writer task (the
+member's outbox -> ``send_all``, one call per batch). While the peer keeps up, the
+room's output is written straight to its socket and no writer task exists (see
+:mod:`triochat.outbox` for why). Neither task ever sees another connection; everything
 shared lives in the room task.
 
 Rules of this module:
@@ -74,6 +76,7 @@ class ChatServer:
         self._no_connections.set()
         self._accept_scope = trio.CancelScope()
         self._scopes: set[trio.CancelScope] = set()  # one per live connection
+        self._writers: trio.Nursery | None = None  # where backed-up connections' writers run
         self._stopping = False
 
     @property
@@ -82,8 +85,10 @@ class ChatServer:
         return self._connections
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the room task; returns after :meth:`shutdown` (or when cancelled)."""
-        await self.room.run(task_status=task_status)
+        """Run the room task (and host writer tasks); returns after :meth:`shutdown`."""
+        async with trio.open_nursery() as writers:
+            self._writers = writers
+            await self.room.run(task_status=task_status)
 
     async def serve_tcp(
         self,
@@ -165,33 +170,36 @@ class ChatServer:
                 self._no_connections.set()
 
     async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
+        if self._writers is None:
+            raise RuntimeError("start ChatServer.run before serving connections")
         config = self.config
         inbound = self.room.inbound
-        outbox = Outbox(config.send_queue, _direct_writer(stream))
+        link = _Link(self._writers, stream)
+        outbox = Outbox(config.send_queue, link, _direct_writer(stream))
+        link.outbox = outbox
         gone = Gone(conn_id, "closed")
         told = False
-        scope: trio.CancelScope | None = None
+        scope = link.scope  # cancelled by the room to drop this member, or when done
+        self._scopes.add(scope)
         try:
-            async with trio.open_nursery() as nursery:
-                scope = nursery.cancel_scope  # cancelled by the room to drop this member
-                self._scopes.add(scope)
+            with scope:
                 conn = Conn(conn_id, peer, outbox, scope)
-                nursery.start_soon(self._writer, stream, outbox, scope)
                 try:
                     await self._reader(stream, conn, inbound)
                 except _Closed as closed:
                     gone = Gone(conn_id, closed.reason)
-                # The peer has stopped sending. Tell the room now (it closes our outbox, so
-                # the writer flushes what is queued and returns), and give that flush a
-                # deadline: a half-closed peer may still be reading, a dead one may not.
+                # The peer has stopped sending. Tell the room now: it closes our outbox,
+                # and once what is queued has been sent the connection ends (this scope
+                # is cancelled). A half-closed peer may still be reading; one that is
+                # not gets flush_timeout.
                 told = True
                 await _tell_gone(inbound, gone)
-                scope.deadline = min(scope.deadline, trio.current_time() + config.flush_timeout)
-        except* (trio.BrokenResourceError, trio.ClosedResourceError):
-            gone = Gone(conn_id, "lost")  # the writer hit a reset or a vanished peer
+                await trio.sleep(config.flush_timeout)
         finally:
-            if scope is not None:
-                self._scopes.discard(scope)
+            self._scopes.discard(scope)
+            await link.stop_writer()
+            if link.failed and not told:
+                gone = Gone(conn_id, "lost")  # the writer hit a reset or a vanished peer
             # Cancelled or failed before the room heard (dropped, writer failed,
             # shutdown): tell it now. (For a member the room dropped itself, this
             # Gone finds nobody and is ignored.)
@@ -268,20 +276,65 @@ class ChatServer:
                     await _send(inbound, Input(conn.id, pending))
                     pending = []
 
-    @staticmethod
-    async def _writer(stream: trio.abc.Stream, outbox: Outbox, scope: trio.CancelScope) -> None:
-        """Drain the outbox into the stream, one ``send_all`` per batch of queued lines.
 
-        When the room closes the outbox (the member quit, was refused, or the server is
-        stopping) the writer flushes what is left and ends the whole connection. A
-        transport error propagates and ends the connection as "lost".
+class _Link:
+    """One connection's sending side: starts and stops its writer task on demand.
+
+    Implements :class:`~triochat.outbox.OutboxOwner`. The writer runs in the server's
+    writer nursery, inside its own cancel scope, and only while output is backed up.
+    """
+
+    __slots__ = ("failed", "outbox", "scope", "stream", "writer_done", "writer_scope", "writers")
+
+    def __init__(self, writers: trio.Nursery, stream: trio.abc.Stream) -> None:
+        self.writers = writers
+        self.stream = stream
+        self.outbox: Outbox | None = None
+        self.scope = trio.CancelScope()  # the connection's: cancelled to end it
+        self.writer_scope: trio.CancelScope | None = None
+        self.writer_done: trio.Event | None = None
+        self.failed = False
+
+    def start_writer(self) -> None:
+        self.writer_scope = trio.CancelScope()
+        self.writer_done = trio.Event()
+        self.writers.start_soon(self._write, self.writer_scope, self.writer_done)
+
+    def end(self) -> None:
+        self.scope.cancel()
+
+    async def _write(self, scope: trio.CancelScope, done: trio.Event) -> None:
+        """Drain the outbox, one ``send_all`` per batch; end when it is empty.
+
+        If the room has closed the outbox (the member quit, was refused, or the server
+        is stopping), an empty outbox also ends the connection. A transport error ends
+        it as "lost".
         """
+        outbox = self.outbox
+        assert outbox is not None
         try:
-            while (data := await outbox.get_batch(WRITE_BATCH_BYTES)) is not None:
-                await stream.send_all(data)
+            with scope:
+                try:
+                    while (data := outbox.take(WRITE_BATCH_BYTES)) is not None:
+                        await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.failed = True
+                    outbox.abandon()
+                    self.scope.cancel()
+                    return
+            if outbox.closed and not outbox.writing:
+                self.scope.cancel()
         finally:
-            outbox.close()  # anything the room sends from now on is discarded
-        scope.cancel()
+            done.set()
+
+    async def stop_writer(self) -> None:
+        """Cancel a running writer and wait for it, so the stream can be closed."""
+        if self.writer_scope is not None and self.writer_done is not None:
+            self.writer_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self.writer_done.wait()
+        if self.outbox is not None:
+            self.outbox.abandon()
 
 
 def _direct_writer(stream: trio.abc.Stream) -> TryWrite | None:
