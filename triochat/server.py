@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 RECEIVE_BYTES: Final = 65536  # one recv per 64 KiB: large enough for a paste, small per connection
 WRITE_BATCH_BYTES: Final = 262144  # flush at most 256 KiB per send_all, so one batch stays cheap
+ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+ACCEPT_RETRY: Final = 0.1  # seconds to wait when out of descriptors, as trio.serve_listeners does
 INPUT_BATCH: Final = 64  # commands per room message: fewer wake-ups, yet the room stays fair
 
 
@@ -118,12 +120,32 @@ class ChatServer:
         """
         async with trio.open_nursery() as handlers:
             with self._accept_scope:
-                await trio.serve_listeners(
-                    self.handle_stream,
-                    listeners,
-                    handler_nursery=handlers,
-                    task_status=task_status,
-                )
+                async with trio.open_nursery() as acceptors:
+                    for listener in listeners:
+                        acceptors.start_soon(self._accept, listener, handlers)
+                    task_status.started(listeners)
+
+    async def _accept(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        """Accept connections forever, each served by :meth:`handle_stream`.
+
+        Like ``trio.serve_listeners`` (including its back-off when out of descriptors),
+        minus its per-connection wrapper task frame: handle_stream closes the stream.
+        """
+        async with listener:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    log.error(
+                        "cannot accept a connection (%s); retrying in %g s",
+                        os.strerror(exc.errno or 0),
+                        ACCEPT_RETRY,
+                    )
+                    await trio.sleep(ACCEPT_RETRY)
+                else:
+                    handlers.start_soon(self.handle_stream, stream)
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every member, flush (bounded), then close everything."""
@@ -149,63 +171,61 @@ class ChatServer:
         """Serve one connection until it leaves, is dropped or the server stops.
 
         Never raises because of anything the peer does; a bug is logged, not spread.
+        (One function rather than several: every frame suspended here is memory that
+        each idle connection holds.)
         """
+        if self._writers is None:
+            raise RuntimeError("start ChatServer.run before serving connections")
         conn_id = next(self._ids)
         peer = _peer_name(stream)
-        if self._stopping or self._connections >= self.config.max_clients:
-            await _refuse(stream, conn_id, peer, self.config.max_clients, self._stopping)
+        config = self.config
+        if self._stopping or self._connections >= config.max_clients:
+            await _refuse(stream, conn_id, peer, config.max_clients, self._stopping)
             return
         self._connections += 1
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
+        inbound = self.room.inbound
+        link = _Link(self._writers, stream)
+        outbox = link.outbox = Outbox(config.send_queue, link, _direct_writer(stream))
+        scope = link.scope  # cancelled by the room to drop this member, or when done
+        gone = Gone(conn_id, "closed")
+        told = False
+        self._scopes.add(scope)
         try:
             async with stream:
-                await self._serve(stream, conn_id, peer)
+                try:
+                    with scope:
+                        conn = Conn(conn_id, peer, outbox, scope)
+                        try:
+                            await self._reader(stream, conn, inbound)
+                        except _Closed as closed:
+                            gone = Gone(conn_id, closed.reason)
+                        # The peer has stopped sending. Tell the room now: it closes our
+                        # outbox, and once what is queued has been sent the connection
+                        # ends (this scope is cancelled). A half-closed peer may still be
+                        # reading; one that is not gets flush_timeout.
+                        told = True
+                        await _tell_gone(inbound, gone)
+                        await trio.sleep(config.flush_timeout)
+                finally:
+                    await link.stop_writer()
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer went away while we closed our side
         except* Exception:
             log.exception("[c%d] unexpected error serving %s; connection closed", conn_id, peer)
         finally:
-            self._connections -= 1
-            if not self._connections:
-                self._no_connections.set()
-
-    async def _serve(self, stream: trio.abc.Stream, conn_id: int, peer: str) -> None:
-        if self._writers is None:
-            raise RuntimeError("start ChatServer.run before serving connections")
-        config = self.config
-        inbound = self.room.inbound
-        link = _Link(self._writers, stream)
-        outbox = Outbox(config.send_queue, link, _direct_writer(stream))
-        link.outbox = outbox
-        gone = Gone(conn_id, "closed")
-        told = False
-        scope = link.scope  # cancelled by the room to drop this member, or when done
-        self._scopes.add(scope)
-        try:
-            with scope:
-                conn = Conn(conn_id, peer, outbox, scope)
-                try:
-                    await self._reader(stream, conn, inbound)
-                except _Closed as closed:
-                    gone = Gone(conn_id, closed.reason)
-                # The peer has stopped sending. Tell the room now: it closes our outbox,
-                # and once what is queued has been sent the connection ends (this scope
-                # is cancelled). A half-closed peer may still be reading; one that is
-                # not gets flush_timeout.
-                told = True
-                await _tell_gone(inbound, gone)
-                await trio.sleep(config.flush_timeout)
-        finally:
             self._scopes.discard(scope)
-            await link.stop_writer()
             if link.failed and not told:
                 gone = Gone(conn_id, "lost")  # the writer hit a reset or a vanished peer
             # Cancelled or failed before the room heard (dropped, writer failed,
-            # shutdown): tell it now. (For a member the room dropped itself, this
+            # shutdown, a bug): tell it now. (For a member the room dropped itself, this
             # Gone finds nobody and is ignored.)
             if not told:
                 with trio.CancelScope(shield=True):
                     await _tell_gone(inbound, gone)
+            self._connections -= 1
+            if not self._connections:
+                self._no_connections.set()
 
     async def _reader(
         self,
