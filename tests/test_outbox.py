@@ -9,26 +9,21 @@ from triochat.outbox import Outbox
 
 
 class FakeOwner:
-    """Records what the outbox asks of its connection."""
+    """Records what the outbox asks of its connection; its socket takes up to ``room``
+    bytes per write, or raises ``error``."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: int = 1 << 20, error: OSError | None = None) -> None:
         self.writers_started = 0
         self.ended = 0
+        self.room = room
+        self.error = error
+        self.writes: list[bytes] = []
 
     def start_writer(self) -> None:
         self.writers_started += 1
 
     def end(self) -> None:
         self.ended += 1
-
-
-class FakeSocket:
-    """A try_write target that takes up to ``room`` bytes, or raises ``error``."""
-
-    def __init__(self, room: int = 1 << 20, error: OSError | None = None) -> None:
-        self.room = room
-        self.error = error
-        self.writes: list[bytes] = []
 
     def try_write(self, data: bytes) -> int:
         if self.error is not None:
@@ -40,8 +35,8 @@ class FakeSocket:
 
 def test_outbox_puts_only_queue_until_flush() -> None:
     """Puts never write or wake anything; the first tells the room to flush later."""
-    owner, sock = FakeOwner(), FakeSocket()
-    outbox = Outbox(8, owner, sock.try_write)
+    owner = sock = FakeOwner()
+    outbox = Outbox(8, owner, direct=True)
     assert outbox.put_nowait(b"a\n") is True
     assert outbox.put_nowait(b"b\n") is False
     assert sock.writes == []
@@ -51,8 +46,8 @@ def test_outbox_puts_only_queue_until_flush() -> None:
 
 def test_outbox_idle_connection_is_written_directly_in_one_batch() -> None:
     """An idle connection gets the whole batch in one write and no writer task."""
-    owner, sock = FakeOwner(), FakeSocket()
-    outbox = Outbox(8, owner, sock.try_write)
+    owner = sock = FakeOwner()
+    outbox = Outbox(8, owner, direct=True)
     outbox.put_nowait(b"a\n")
     outbox.put_nowait(b"b\n")
     outbox.flush()
@@ -63,8 +58,8 @@ def test_outbox_idle_connection_is_written_directly_in_one_batch() -> None:
 
 def test_outbox_partial_write_leaves_the_rest_to_one_writer() -> None:
     """What the kernel does not take is queued, in order, and one writer is started."""
-    owner, sock = FakeOwner(), FakeSocket(room=3)
-    outbox = Outbox(8, owner, sock.try_write)
+    owner = sock = FakeOwner(room=3)
+    outbox = Outbox(8, owner, direct=True)
     outbox.put_nowait(b"hello\n")
     outbox.flush()
     assert owner.writers_started == 1
@@ -79,8 +74,8 @@ def test_outbox_partial_write_leaves_the_rest_to_one_writer() -> None:
 
 def test_outbox_write_error_goes_to_the_writer_with_the_data() -> None:
     """A failing direct write loses nothing: the writer gets the data (and the error)."""
-    owner = FakeOwner()
-    outbox = Outbox(8, owner, FakeSocket(error=ConnectionResetError()).try_write)
+    owner = FakeOwner(error=ConnectionResetError())
+    outbox = Outbox(8, owner, direct=True)
     outbox.put_nowait(b"x\n")
     outbox.flush()
     assert owner.writers_started == 1
@@ -90,7 +85,8 @@ def test_outbox_write_error_goes_to_the_writer_with_the_data() -> None:
 def test_outbox_without_try_write_always_uses_a_writer() -> None:
     """Streams that are not plain sockets (tests, TLS) always go through the writer."""
     owner = FakeOwner()
-    outbox = Outbox(8, owner)
+    outbox = Outbox(8, owner)  # direct=False: try_write is never used
+    owner.error = OSError("must not be called")
     outbox.put_nowait(b"x\n")
     outbox.flush()
     assert owner.writers_started == 1
@@ -134,7 +130,7 @@ def test_outbox_close_when_idle_ends_the_connection() -> None:
 def test_outbox_close_with_queued_data_flushes_first() -> None:
     """Closing with unsent data starts a writer to send it; the writer ends the link."""
     owner = FakeOwner()
-    outbox = Outbox(4, owner, FakeSocket().try_write)
+    outbox = Outbox(4, owner, direct=True)
     outbox.put_nowait(b"* server is shutting down\n")
     outbox.close()
     assert (owner.writers_started, owner.ended) == (1, 0)

@@ -9,10 +9,10 @@ a nursery and a parked writer task (about a third of its memory). Exactly one pr
 * **Puts only append.** The room calls :meth:`flush` once per batch of work for each
   outbox it touched, so a burst of N lines costs one write per member, not N.
 * **An idle connection is written directly.** If no writer task is running and the
-  owner gave a ``try_write`` function (a non-blocking write on the socket), the batch
-  is written at once, the way asyncio's ``transport.write`` does.
+  outbox was made with ``direct=True`` (its owner can write to the socket without
+  blocking), the batch is written at once, the way asyncio's ``transport.write`` does.
 * **A writer task exists only while there is a backlog.** Whatever the kernel does not
-  take at once (or everything, for streams without ``try_write``) is left queued and
+  take at once (or everything, for outboxes without ``direct``) is left queued and
   the owner is asked to start its writer, which drains the outbox with one
   ``send_all`` per batch and then ends. At most one writer runs per outbox, so
   ordering is kept, and a peer that stops reading makes the queue grow until the room
@@ -22,15 +22,11 @@ a nursery and a parked writer task (about a third of its memory). Exactly one pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 import trio
 
-__all__ = ["Outbox", "OutboxOwner", "TryWrite"]
-
-TryWrite = Callable[[bytes], int]
-"""Write without blocking; return how many bytes were taken (0 if none), raise OSError."""
+__all__ = ["Outbox", "OutboxOwner"]
 
 
 class OutboxOwner(Protocol):
@@ -42,22 +38,25 @@ class OutboxOwner(Protocol):
     def end(self) -> None:
         """The outbox is closed and fully sent: end the connection."""
 
+    def try_write(self, data: bytes) -> int:
+        """Write without blocking; return how many bytes were taken; raise OSError."""
+
 
 class Outbox:
     """A bounded FIFO of encoded lines from the room to one connection."""
 
     __slots__ = (
         "_closed",
+        "_direct",
         "_dirty",
         "_items",
         "_limit",
         "_owner",
         "_size",
-        "_try_write",
         "_writing",
     )
 
-    def __init__(self, limit: int, owner: OutboxOwner, try_write: TryWrite | None = None) -> None:
+    def __init__(self, limit: int, owner: OutboxOwner, *, direct: bool = False) -> None:
         if limit < 1:
             raise ValueError("an outbox holds at least one item")
         # A plain list, taken whole by the writer: an empty list costs 56 bytes where an
@@ -66,7 +65,7 @@ class Outbox:
         self._size = 0  # bytes queued
         self._limit = limit
         self._owner = owner
-        self._try_write = try_write
+        self._direct = direct  # the owner's try_write may be used when no writer runs
         self._writing = False  # a writer task is running (or about to)
         self._closed = False
         self._dirty = False
@@ -110,10 +109,10 @@ class Outbox:
         self._dirty = False
         if self._writing or not self._items or self._closed:
             return  # a running writer picks everything up; a closed outbox has its own path
-        if self._try_write is not None:
+        if self._direct:
             data = self._take_all()
             try:
-                sent = self._try_write(data)
+                sent = self._owner.try_write(data)
             except OSError:
                 sent = 0  # the writer's send_all will meet the same error and report it
             if sent == len(data):

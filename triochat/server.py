@@ -30,7 +30,7 @@ import trio
 from triochat.codec import Mode
 from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from triochat.outbox import Outbox, TryWrite
+from triochat.outbox import Outbox
 from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
 from triochat.ratelimit import TokenBucket
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
@@ -186,7 +186,7 @@ class ChatServer:
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         inbound = self.room.inbound
         link = _Link(self._writers, stream)
-        outbox = link.outbox = Outbox(config.send_queue, link, _direct_writer(stream))
+        outbox = link.outbox = Outbox(config.send_queue, link, direct=_is_direct(stream))
         scope = link.scope  # cancelled by the room to drop this member, or when done
         gone = Gone(conn_id, "closed")
         told = False
@@ -337,6 +337,21 @@ class _Link:
     def end(self) -> None:
         self.scope.cancel()
 
+    def try_write(self, data: bytes) -> int:
+        """A non-blocking write straight to the socket (only used when ``_is_direct``).
+
+        ``os.write`` rather than trio's ``send_all``: no task switch, no wait. It is only
+        called while no writer task is running, so the two never interleave.
+        """
+        assert isinstance(self.stream, trio.SocketStream)
+        fd = self.stream.socket.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, "socket is closed")
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+
     async def _write(self, scope: trio.CancelScope, done: trio.Event) -> None:
         """Drain the outbox, one ``send_all`` per batch; end when it is empty.
 
@@ -378,26 +393,13 @@ def _direct_fd(stream: trio.abc.Stream) -> int:
     return stream.socket.fileno()
 
 
-def _direct_writer(stream: trio.abc.Stream) -> TryWrite | None:
-    """A non-blocking write straight to the socket, for :class:`Outbox`'s idle fast path.
+def _is_direct(stream: trio.abc.Stream) -> bool:
+    """Whether :meth:`_Link.try_write` can write to this stream: TCP on POSIX only.
 
-    Only for TCP streams on POSIX (where ``os.write`` works on sockets); anything else
-    (TLS, memory streams in tests, Windows) always goes through the writer task.
+    Anything else (TLS, memory streams in tests, Windows) always goes through the
+    writer task.
     """
-    if os.name != "posix" or not isinstance(stream, trio.SocketStream):
-        return None
-    sock = stream.socket
-
-    def write(data: bytes) -> int:
-        fd = sock.fileno()
-        if fd < 0:
-            raise OSError(errno.EBADF, "socket is closed")
-        try:
-            return os.write(fd, data)
-        except BlockingIOError:
-            return 0
-
-    return write
+    return os.name == "posix" and isinstance(stream, trio.SocketStream)
 
 
 async def _next_line(stream: trio.abc.Stream, buffer: LineBuffer) -> bytes | LineTooLong | None:
