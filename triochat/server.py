@@ -280,10 +280,12 @@ class ChatServer:
                     try:
                         data = os.read(fd, RECEIVE_BYTES)
                     except BlockingIOError:
-                        await trio.lowlevel.wait_readable(fd)
-                        continue
+                        data = None  # (not awaiting in here: that keeps the error alive)
                     except OSError as exc:  # ECONNRESET and friends
                         raise _Closed("lost") from exc
+                    if data is None:
+                        await trio.lowlevel.wait_readable(fd)
+                        continue
                     await trio.lowlevel.checkpoint()  # as receive_some would: stay fair
                 if data:
                     buffer.feed(data)
