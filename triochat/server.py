@@ -1,4 +1,4 @@
-"""The network side: one task group per connection, on any ``trio.abc.Stream``.
+"""The network side: one reader task per connection (plus a writer while output backs up).
 
 Each connection has a reader task (bytes -> lines -> commands -> the room's inbound
 channel, paced by a token bucket) and, whenever output backs up, a writer task (the
@@ -10,6 +10,11 @@ shared lives in the room task.
 Rules of this module:
 
 * Handlers take a ``trio.abc.Stream``, never a socket, so tests use memory streams.
+  The one exception is an optimisation, not a different path: for a plain TCP stream
+  the reader parks in ``wait_readable`` on the descriptor and the room may write to an
+  idle socket directly (``os.read``/``os.write``), because trio's ``receive_some`` and
+  ``send_all`` cost memory per idle connection and scheduler trips per line. Behaviour
+  is the same; the end-to-end tests over real sockets cover that path.
 * A connection's failure is that connection's business: transport errors end it as an
   ordinary leave, and nothing a peer does can raise out of :meth:`handle_stream`.
 * Shutdown is structured: stop accepting, let the room tell everyone, give writers
