@@ -373,6 +373,8 @@ async def _main(args: argparse.Namespace) -> int:
     interactive = (
         not args.json and sys.stdin.isatty() and sys.stdout.isatty() and sys.platform != "win32"
     )
+    if interactive:  # a person should see that something is happening; pipes stay clean
+        console.print(f"connecting to {host}:{port} ...", style="dim", markup=False)
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             stream = await trio.open_tcp_stream(host, port)
