@@ -191,7 +191,7 @@ class ChatServer:
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         inbound = self.room.inbound
         link = _Link(self._writers, stream)
-        outbox = link.outbox = Outbox(config.send_queue, link, direct=_is_direct(stream))
+        outbox = link.outbox = Outbox(config.send_queue, link, direct=link.fd >= 0)
         scope = link.scope  # cancelled by the room to drop this member, or when done
         gone = Gone(conn_id, "closed")
         told = False
@@ -325,11 +325,21 @@ class _Link:
     writer nursery, inside its own cancel scope, and only while output is backed up.
     """
 
-    __slots__ = ("failed", "outbox", "scope", "stream", "writer_done", "writer_scope", "writers")
+    __slots__ = (
+        "failed",
+        "fd",
+        "outbox",
+        "scope",
+        "stream",
+        "writer_done",
+        "writer_scope",
+        "writers",
+    )
 
     def __init__(self, writers: trio.Nursery, stream: trio.abc.Stream) -> None:
         self.writers = writers
         self.stream = stream
+        self.fd = _direct_fd(stream)  # -1 unless try_write may be used
         self.outbox: Outbox | None = None
         self.scope = trio.CancelScope()  # the connection's: cancelled to end it
         self.writer_scope: trio.CancelScope | None = None
@@ -345,17 +355,15 @@ class _Link:
         self.scope.cancel()
 
     def try_write(self, data: bytes) -> int:
-        """A non-blocking write straight to the socket (only used when ``_is_direct``).
+        """A non-blocking write straight to the socket (only used when ``fd >= 0``).
 
         ``os.write`` rather than trio's ``send_all``: no task switch, no wait. It is only
         called while no writer task is running, so the two never interleave.
         """
-        assert isinstance(self.stream, trio.SocketStream)
-        fd = self.stream.socket.fileno()
-        if fd < 0:
-            raise OSError(errno.EBADF, "socket is closed")
+        # The descriptor was looked up once: the outbox is abandoned (so this is never
+        # called again) before the stream, and with it the descriptor, is closed.
         try:
-            return os.write(fd, data)
+            return os.write(self.fd, data)
         except BlockingIOError:
             return 0
 
@@ -394,19 +402,14 @@ class _Link:
 
 
 def _direct_fd(stream: trio.abc.Stream) -> int:
-    """The socket descriptor of a TCP stream on POSIX, for direct reads; else -1."""
+    """The socket descriptor of a TCP stream on POSIX, for direct I/O; else -1.
+
+    Anything else (TLS, memory streams in tests, Windows) always goes through trio's
+    ``receive_some`` and the writer task's ``send_all``.
+    """
     if os.name != "posix" or not isinstance(stream, trio.SocketStream):
         return -1
     return stream.socket.fileno()
-
-
-def _is_direct(stream: trio.abc.Stream) -> bool:
-    """Whether :meth:`_Link.try_write` can write to this stream: TCP on POSIX only.
-
-    Anything else (TLS, memory streams in tests, Windows) always goes through the
-    writer task.
-    """
-    return os.name == "posix" and isinstance(stream, trio.SocketStream)
 
 
 async def _next_line(stream: trio.abc.Stream, buffer: LineBuffer) -> bytes | LineTooLong | None:
