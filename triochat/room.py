@@ -156,7 +156,6 @@ class Room:
         self._pending_left = 0
         self._pending_names: list[str] = []
         self._last_status = 0.0
-        self.events_sent = 0  # chat events, for the status line and benchmarks
         self.stopped = trio.Event()
 
     # -- public API -----------------------------------------------------------------
@@ -229,7 +228,7 @@ class Room:
     def _handle(self, message: RoomMessage) -> bool:
         match message:
             case Input(conn_id=conn_id, commands=commands):
-                member = self._plain.get(conn_id) or self._json.get(conn_id)
+                member = self._member(conn_id)
                 if member is not None:
                     for command in commands:
                         self._command(member, command)
@@ -238,7 +237,7 @@ class Room:
             case Register():
                 self._register(message)
             case Gone(conn_id=conn_id, reason=reason):
-                member = self._plain.get(conn_id) or self._json.get(conn_id)
+                member = self._member(conn_id)
                 if member is not None:
                     self._remove(member, reason)
             case Tick():
@@ -253,6 +252,9 @@ class Room:
         return True
 
     # -- output -----------------------------------------------------------------------
+
+    def _member(self, conn_id: int) -> Member | None:
+        return self._plain.get(conn_id) or self._json.get(conn_id)
 
     def _deliver(self, member: Member, data: bytes) -> None:
         """Queue ``data`` for one member, never waiting.
@@ -274,16 +276,17 @@ class Room:
         """Send an event to one member, encoded for its mode and from its point of view."""
         self._deliver(member, encode(event, member.mode, member.name))
 
-    def _broadcast(self, event: Event, skip_plain: Member | None = None) -> None:
-        """Send an event to everyone; ``skip_plain`` is a plain member not to echo to."""
+    def _broadcast(self, event: Event, skip: Member | None = None) -> None:
+        """Send an event to everyone but ``skip``, encoded once per wire mode."""
         if self._json:
             data = encode_json(event)
             for member in self._json.values():
-                self._deliver(member, data)
+                if member is not skip:
+                    self._deliver(member, data)
         if self._plain:
             data = encode_plain(event)
             for member in self._plain.values():
-                if member is not skip_plain:
+                if member is not skip:
                     self._deliver(member, data)
 
     def _error(self, member: Member, code: str, text: str) -> None:
@@ -363,17 +366,7 @@ class Room:
                 self._pending_names.append(name)
             return member
         # Everyone but the newcomer, who has just had its welcome.
-        joined = Joined(now, name, online)
-        if self._json:
-            data = encode_json(joined)
-            for other in self._json.values():
-                if other is not member:
-                    self._deliver(other, data)
-        if self._plain:
-            data = encode_plain(joined)
-            for other in self._plain.values():
-                if other is not member:
-                    self._deliver(other, data)
+        self._broadcast(Joined(now, name, online), skip=member)
         return member
 
     def _remove(self, member: Member, reason: str) -> None:
@@ -468,8 +461,9 @@ class Room:
     def _chat(self, member: Member, event: Said | Acted) -> None:
         if self.config.history:
             self._history.append(_Replay(event))
-        self.events_sent += 1
-        self._broadcast(event, skip_plain=member)
+        # A plain member's terminal already shows its own line; JSON clients get theirs
+        # back, to show the server's order and time.
+        self._broadcast(event, skip=member if member.mode is Mode.PLAIN else None)
 
     def _rename(self, member: Member, name: str) -> None:
         old = member.name
@@ -486,11 +480,8 @@ class Room:
         self._by_name[name_key(name)] = member
         log.info("[c%d] %s is now known as %s", member.conn.id, old, name)
         event = Renamed(self._clock(), old, name)
-        if member.mode is Mode.PLAIN:
-            self._broadcast(event, skip_plain=member)
-            self._tell(member, event)  # "you are now known as ..."
-        else:
-            self._broadcast(event)
+        self._broadcast(event, skip=member)
+        self._tell(member, event)  # in plain mode: "you are now known as ..."
 
     def _private(self, member: Member, to: str, text: str) -> None:
         target = self._by_name.get(name_key(to))

@@ -202,7 +202,7 @@ class ChatServer:
                     with scope:
                         conn = Conn(conn_id, peer, outbox, scope)
                         try:
-                            await self._reader(stream, conn, inbound)
+                            await self._reader(stream, link.fd, conn, inbound)
                         except _Closed as closed:
                             gone = Gone(conn_id, closed.reason)
                         # The peer has stopped sending. Tell the room now: it closes our
@@ -235,10 +235,14 @@ class ChatServer:
     async def _reader(
         self,
         stream: trio.abc.Stream,
+        fd: int,
         conn: Conn,
         inbound: trio.MemorySendChannel[RoomMessage],
     ) -> None:
-        """Turn received bytes into room messages until EOF (raises :class:`_Closed`)."""
+        """Turn received bytes into room messages until EOF (raises :class:`_Closed`).
+
+        ``fd`` is the socket to read directly, or -1 to use ``stream.receive_some``.
+        """
         config = self.config
         buffer = LineBuffer(config.max_line_bytes)
 
@@ -260,7 +264,6 @@ class ChatServer:
         await _send(inbound, Register(conn, mode, command))
 
         parse = parse_json if json_mode else parse_plain
-        fd = _direct_fd(stream)
         bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
         pending: list[Command] = []
         while True:

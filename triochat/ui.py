@@ -89,6 +89,12 @@ def _str(event: Event, key: str, default: str = "?") -> str:
     return sanitise(value) if isinstance(value, str) else default
 
 
+def _names(event: Event) -> list[str]:
+    """The event's ``names`` list, sanitised; anything malformed is dropped."""
+    names = event.get("names")
+    return [sanitise(n) for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def _int(event: Event, key: str) -> int | None:
     value = event.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -166,20 +172,14 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None) -> Text | None
         line_style = STYLE_NOTICE
     elif kind == "presence":
         joined, left = _int(event, "joined") or 0, _int(event, "left") or 0
-        names = event.get("names")
-        shown = (
-            [sanitise(n) for n in names if isinstance(n, str)] if isinstance(names, list) else []
-        )
+        shown = _names(event)
         body.append(f"{joined} joined")
         if shown:
             body.append(" (" + ", ".join(shown) + (", …" if joined > len(shown) else "") + ")")
         body.append(f", {left} left" + _online(event))
         line_style = STYLE_NOTICE
     elif kind == "who":
-        names = event.get("names")
-        listed = (
-            [sanitise(n) for n in names if isinstance(n, str)] if isinstance(names, list) else []
-        )
+        listed = _names(event)
         count = _int(event, "online")
         body.append(f"online ({count if count is not None else len(listed)}): ")
         body.append(Text(", ").join(_name(n, bold=False) for n in listed))
