@@ -96,7 +96,7 @@ async def join(
     peer = connect(nursery, server, lockstep=lockstep)
     await peer.send(f"/nick {name}")
     welcome = await peer.line()
-    assert welcome.startswith(f"* welcome, {name}!"), welcome
+    assert welcome.startswith(f"*** welcome, {name}!"), welcome
     await trio.testing.wait_all_tasks_blocked()
     return peer
 

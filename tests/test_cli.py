@@ -117,13 +117,13 @@ def _close_sockets() -> Iterator[None]:
 def test_cli_three_clients_chat_then_sigint_exits_cleanly(running: RunningServer) -> None:
     """Three raw TCP clients (plain and JSON) chat; SIGINT tells them and exits 0 fast."""
     alice = LineSocket(running.port, "/nick alice")
-    assert alice.line() == "* welcome, alice! 1 online. Type /help for commands."
+    assert alice.line() == "*** welcome, alice! 1 online. Type /help for commands."
     bob = LineSocket(running.port, "/nick bob")
-    assert bob.line().startswith("* welcome, bob! 2 online.")
+    assert bob.line().startswith("*** welcome, bob! 2 online.")
     carol = LineSocket(running.port, '{"type": "hello", "name": "carol"}')
     assert '"type":"welcome"' in carol.line()
-    assert alice.line() == "* bob joined (2 online)"
-    assert alice.line() == "* carol joined (3 online)"
+    assert alice.line() == "*** bob joined (2 online)"
+    assert alice.line() == "*** carol joined (3 online)"
     bob.send("hi everyone")
     assert alice.line() == "<bob> hi everyone"
     assert '"text":"hi everyone"' in carol.line()
@@ -131,14 +131,41 @@ def test_cli_three_clients_chat_then_sigint_exits_cleanly(running: RunningServer
     running.proc.send_signal(signal.SIGINT)
     assert running.proc.wait(timeout=IO_TIMEOUT) == 0
     assert time.monotonic() - start < 2.0
-    assert alice.until_closed() == ["* server is shutting down"]
-    assert bob.until_closed()[-1] == "* server is shutting down"
+    assert alice.until_closed() == ["*** server is shutting down"]
+    assert bob.until_closed()[-1] == "*** server is shutting down"
     assert '"type":"shutdown"' in carol.until_closed()[-1]
     _, stderr = running.proc.communicate(timeout=IO_TIMEOUT)
     assert "alice joined" in stderr
     assert "Traceback" not in stderr
     for peer in (alice, bob, carol):
         peer.close()
+
+
+def test_cli_plain_notices_cannot_be_forged(running: RunningServer) -> None:
+    """A member named 'server' doing /me cannot imitate a server notice, live or replayed."""
+    alice = LineSocket(running.port, "/nick alice")
+    alice.line()
+    mallory = LineSocket(running.port, "/nick server")
+    mallory.line()
+    assert alice.line() == "*** server joined (2 online)"
+    mallory.send("/me is shutting down")
+    mallory.send("/nick online")
+    mallory.send("/me (2): alice, bob")
+    forged = [alice.line(), alice.line(), alice.line()]
+    assert forged == [
+        "* server is shutting down",
+        "*** server is now known as online",
+        "* online (2): alice, bob",
+    ]
+    newcomer = LineSocket(running.port, "/nick newcomer")
+    replay = [newcomer.line() for _ in range(4)]
+    assert replay[0].startswith("*** welcome, newcomer!")
+    assert replay[1] == "*** last 2 messages:"
+    assert replay[2].endswith("] * server is shutting down")
+    assert replay[3].endswith("] * online (2): alice, bob")
+    running.proc.send_signal(signal.SIGTERM)
+    assert running.proc.wait(timeout=IO_TIMEOUT) == 0
+    assert alice.until_closed()[-1] == "*** server is shutting down"
 
 
 def test_cli_sigterm_exits_zero(running: RunningServer) -> None:
@@ -155,13 +182,13 @@ def test_cli_abrupt_reset_is_a_leave_and_server_survives(running: RunningServer)
     alice.line()
     rude = LineSocket(running.port, "/nick rude")
     rude.line()
-    assert alice.line() == "* rude joined (2 online)"
+    assert alice.line() == "*** rude joined (2 online)"
     rude.sock.sendall(b"half a li")  # and no newline: a partial line is lost with a reset
     rude.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     rude.close()  # SO_LINGER 0: the kernel sends RST instead of FIN
-    assert alice.line() == "* rude left: lost (1 online)"
+    assert alice.line() == "*** rude left: lost (1 online)"
     late = LineSocket(running.port, "/nick late")
-    assert late.line().startswith("* welcome, late! 2 online.")
+    assert late.line().startswith("*** welcome, late! 2 online.")
     assert running.proc.poll() is None
     alice.close()
     late.close()
@@ -178,18 +205,18 @@ def test_cli_slow_reader_over_tcp_is_dropped() -> None:
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", server.port))
         stalled.sendall(b"/nick stalled\n")  # and never reads again
-        assert alice.line() == "* stalled joined (2 online)"
+        assert alice.line() == "*** stalled joined (2 online)"
         payload = "x" * 1000
         seen: list[str] = []
         for _ in range(200):  # at most 200 x 50 KB: far more than any socket buffer
             for _ in range(50):
                 alice.send(payload)
             alice.send("/who")
-            while (line := alice.line()).startswith("* online") is False:
+            while (line := alice.line()).startswith("*** online") is False:
                 seen.append(line)
-            if "* stalled left: too slow (1 online)" in seen:
+            if "*** stalled left: too slow (1 online)" in seen:
                 break
-        assert "* stalled left: too slow (1 online)" in seen
+        assert "*** stalled left: too slow (1 online)" in seen
         assert server.proc.poll() is None
     finally:
         server.stop()
@@ -268,12 +295,12 @@ def test_cli_nc_session(running: RunningServer) -> None:
         assert nc.stdout is not None
         nc.stdin.write(b"/nick netcat\nhello from nc\n/who\n")
         nc.stdin.flush()
-        assert alice.line() == "* netcat joined (2 online)"
+        assert alice.line() == "*** netcat joined (2 online)"
         assert alice.line() == "<netcat> hello from nc"
         alice.send("welcome, nc")
         expected = [
-            b"* welcome, netcat! 2 online. Type /help for commands.\n",
-            b"* online (2): alice, netcat\n",
+            b"*** welcome, netcat! 2 online. Type /help for commands.\n",
+            b"*** online (2): alice, netcat\n",
             b"<alice> welcome, nc\n",
         ]
         received = b""

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.codec import Mode, encode, encode_json, encode_plain, history_header, welcome_text
+from triochat.codec import (
+    NOTICE,
+    Mode,
+    encode,
+    encode_json,
+    encode_plain,
+    history_header,
+    welcome_text,
+)
 from triochat.events import (
     HELP_LINES,
     Acted,
@@ -69,19 +77,19 @@ def decode(data: bytes) -> dict[str, Any]:
         (
             Welcome(TS, "alice", 3, "lobby"),
             "alice",
-            "* welcome, alice! 3 online. Type /help for commands.\n",
+            "*** welcome, alice! 3 online. Type /help for commands.\n",
         ),
-        (Joined(TS, "alice", 3), "bob", "* alice joined (3 online)\n"),
-        (Joined(TS, "dave", 4), None, "* dave joined (4 online)\n"),
+        (Joined(TS, "alice", 3), "bob", "*** alice joined (3 online)\n"),
+        (Joined(TS, "dave", 4), None, "*** dave joined (4 online)\n"),
         (Said(TS, 1, "alice", "hello"), "bob", "<alice> hello\n"),
         (Acted(TS, 2, "alice", "waves"), "bob", "* alice waves\n"),
-        (Renamed(TS, "alice", "bob"), "carol", "* alice is now known as bob\n"),
-        (Renamed(TS, "alice", "bob"), None, "* alice is now known as bob\n"),
-        (Renamed(TS, "alice", "bob"), "bob", "* you are now known as bob\n"),
-        (Left(TS, "bob", 2, "quit"), "alice", "* bob left (2 online)\n"),
-        (Left(TS, "bob", 2, "closed"), "alice", "* bob left (2 online)\n"),
-        (Left(TS, "eve", 2, "too slow"), "alice", "* eve left: too slow (2 online)\n"),
-        (Left(TS, "eve", 2, "lost"), "alice", "* eve left: lost (2 online)\n"),
+        (Renamed(TS, "alice", "bob"), "carol", "*** alice is now known as bob\n"),
+        (Renamed(TS, "alice", "bob"), None, "*** alice is now known as bob\n"),
+        (Renamed(TS, "alice", "bob"), "bob", "*** you are now known as bob\n"),
+        (Left(TS, "bob", 2, "quit"), "alice", "*** bob left (2 online)\n"),
+        (Left(TS, "bob", 2, "closed"), "alice", "*** bob left (2 online)\n"),
+        (Left(TS, "eve", 2, "too slow"), "alice", "*** eve left: too slow (2 online)\n"),
+        (Left(TS, "eve", 2, "lost"), "alice", "*** eve left: lost (2 online)\n"),
         (Private(TS, "alice", "bob", "psst"), "bob", "*alice* psst\n"),
         (Private(TS, "bob", "dave", "sure"), "bob", "-> *dave* sure\n"),
         (Private(TS, "alice", "alice", "note to self"), "alice", "*alice* note to self\n"),
@@ -89,13 +97,13 @@ def decode(data: bytes) -> dict[str, Any]:
         (
             WhoList(TS, ("alice", "carol", "robert")),
             "alice",
-            "* online (3): alice, carol, robert\n",
+            "*** online (3): alice, carol, robert\n",
         ),
-        (WhoList(TS, ("alice",)), "alice", "* online (1): alice\n"),
-        (Presence(TS, 37, 2, 512), None, "* 37 joined, 2 left (512 online)\n"),
-        (Presence(TS, 3, 0, 103, ("a", "b", "c")), None, "* 3 joined (103 online)\n"),
-        (Presence(TS, 0, 4, 99), None, "* 4 left (99 online)\n"),
-        (ShuttingDown(TS), "alice", "* server is shutting down\n"),
+        (WhoList(TS, ("alice",)), "alice", "*** online (1): alice\n"),
+        (Presence(TS, 37, 2, 512), None, "*** 37 joined, 2 left (512 online)\n"),
+        (Presence(TS, 3, 0, 103, ("a", "b", "c")), None, "*** 3 joined (103 online)\n"),
+        (Presence(TS, 0, 4, 99), None, "*** 4 left (99 online)\n"),
+        (ShuttingDown(TS), "alice", "*** server is shutting down\n"),
     ],
 )
 def test_encode_plain_matches_protocol_doc(event: Event, viewer: str | None, line: str) -> None:
@@ -124,38 +132,38 @@ def test_encode_plain_doc_example_sequence() -> None:
     ]
     text = b"".join(encode_plain(event, viewer) for event, viewer in events).decode()
     assert text == (
-        "* welcome, alice! 3 online. Type /help for commands.\n"
+        "*** welcome, alice! 3 online. Type /help for commands.\n"
         f"[{clock(at - 300)}] <bob> morning\n"
         f"[{clock(at - 240)}] * carol waves\n"
-        "* dave joined (4 online)\n"
+        "*** dave joined (4 online)\n"
         "<bob> hello\n"
         "* carol waves\n"
-        "* bob is now known as robert\n"
+        "*** bob is now known as robert\n"
         "*dave* psst, lunch?\n"
         "-> *dave* sure\n"
-        "* online (3): alice, carol, robert\n"
-        "* dave left (3 online)\n"
-        "* eve left: too slow (2 online)\n"
+        "*** online (3): alice, carol, robert\n"
+        "*** dave left (3 online)\n"
+        "*** eve left: too slow (2 online)\n"
         "! no such user: zed\n"
-        "* server is shutting down\n"
+        "*** server is shutting down\n"
     )
 
 
 def test_encode_plain_help_lines_each_start_with_notice_marker() -> None:
-    """Help is several lines, one per HELP_LINES entry, each starting '* '."""
+    """Help is several lines, one per HELP_LINES entry, each starting '*** '."""
     data = encode_plain(HelpText(TS), "alice").decode()
     assert data.endswith("\n")
     lines = data.removesuffix("\n").split("\n")
     assert len(lines) == len(HELP_LINES) > 1
-    assert all(line.startswith("* ") for line in lines)
-    assert [line[2:] for line in lines] == list(HELP_LINES)
+    assert all(line.startswith("*** ") for line in lines)
+    assert [line[4:] for line in lines] == list(HELP_LINES)
     for command in ("/me", "/msg", "/nick", "/who", "/help", "/quit"):
         assert command in data
 
 
 def test_encode_plain_custom_help_lines() -> None:
     """HelpText.lines, not a hard-coded text, is what the plain codec renders."""
-    assert encode_plain(HelpText(TS, ("one", "two"))) == b"* one\n* two\n"
+    assert encode_plain(HelpText(TS, ("one", "two"))) == b"*** one\n*** two\n"
 
 
 @pytest.mark.parametrize(
@@ -347,8 +355,8 @@ def test_encode_dispatches_on_mode() -> None:
     """encode() picks the codec from the mode and passes the viewer to the plain one."""
     event = Renamed(TS, "alice", "bob")
     assert encode(event, Mode.JSON, "bob") == encode_json(event)
-    assert encode(event, Mode.PLAIN, "bob") == b"* you are now known as bob\n"
-    assert encode(event, Mode.PLAIN) == b"* alice is now known as bob\n"
+    assert encode(event, Mode.PLAIN, "bob") == b"*** you are now known as bob\n"
+    assert encode(event, Mode.PLAIN) == b"*** alice is now known as bob\n"
 
 
 def test_encode_private_json_same_for_both_parties() -> None:
@@ -381,5 +389,39 @@ def test_encode_plain_every_event_ends_with_one_newline(event: Event) -> None:
 
 def test_history_header_counts_messages() -> None:
     """The plain-mode replay header names how many lines follow, in good English."""
-    assert history_header(1) == b"* last message:\n"
-    assert history_header(20) == b"* last 20 messages:\n"
+    assert history_header(1) == b"*** last message:\n"
+    assert history_header(20) == b"*** last 20 messages:\n"
+
+
+_NAMES = st.from_regex(r"[A-Za-z0-9_.-]{1,24}", fullmatch=True)
+_TEXTS = st.text(min_size=1, max_size=60)
+
+
+@settings(max_examples=300)
+@given(sender=_NAMES, to=_NAMES, viewer=st.one_of(st.none(), _NAMES), text=_TEXTS)
+def test_encode_plain_member_lines_never_look_like_server_notices(
+    sender: str, to: str, viewer: str | None, text: str
+) -> None:
+    """No name or text makes a member's line start like a server notice or an error."""
+    caused_by_member: list[Event] = [
+        Said(TS, 1, sender, text),
+        Acted(TS, 2, sender, text),
+        Said(TS, 1, sender, text, history=True),
+        Acted(TS, 2, sender, text, history=True),
+        Private(TS, sender, to, text),
+    ]
+    for event in caused_by_member:
+        line = encode_plain(event, viewer).decode()
+        assert not line.startswith(NOTICE), line
+        assert not line.startswith("! "), line
+
+
+def test_encode_plain_every_server_notice_starts_with_marker() -> None:
+    """Every line the server says on its own account starts with the notice marker."""
+    member_caused = (Said, Acted, Private, ErrorEvent)
+    for event in ALL_EVENTS:
+        if isinstance(event, member_caused):
+            continue
+        for line in encode_plain(event, "alice").decode().splitlines():
+            assert line.startswith(NOTICE), line
+    assert history_header(3).startswith(NOTICE.encode())

@@ -20,7 +20,7 @@ async def test_hardening_overlong_line_is_discarded_and_next_line_works(
     server = await start_server(max_line_bytes=100)
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     for _ in range(50):  # 5000 bytes in many chunks: rejected as it arrives
         await bob.send(b"x" * 100)
     await bob.expect("! line too long (over 100 bytes); it was discarded")
@@ -37,7 +37,7 @@ async def test_hardening_line_at_the_limit_is_accepted(
     server = await start_server(max_line_bytes=100)
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send(b"z" * 100 + b"\r\n")
     await alice.expect("<bob> " + "z" * 100)
 
@@ -48,7 +48,7 @@ async def test_hardening_invalid_utf8_becomes_replacement_character(
     """Invalid UTF-8 is shown as U+FFFD instead of dropping the line or the connection."""
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send(b"caf\xe9 \xff\xfe ok\n")
     await alice.expect("<bob> caf\ufffd \ufffd\ufffd ok")
 
@@ -59,7 +59,7 @@ async def test_hardening_escapes_and_controls_are_removed_before_anyone_sees_the
     """ANSI CSI/OSC, C0/C1 controls, bare CR and bidi overrides never reach a terminal."""
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     hostile = "\x1b[2J\x1b]0;pwned\x07hi\x1b[31m red\x9b1m\x07\x08 \u202eevil\u202c\rthere\ttab"
     await bob.send(hostile)
     line = await alice.line()
@@ -75,7 +75,7 @@ async def test_hardening_flood_is_paced_not_dropped(
     server = await start_server(rate_limit=5, burst=20)
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     start = trio.current_time()
     await bob.send(b"".join(f"line {i}\n".encode() for i in range(40)))
     arrivals = []
@@ -94,9 +94,9 @@ async def test_hardening_flood_pushes_back_on_the_sender_only(
     server = await start_server(rate_limit=5, burst=2)
     alice = await join(nursery, server, "alice")
     flooder = await join(nursery, server, "flooder", lockstep=True)
-    await alice.expect("* flooder joined (2 online)")
+    await alice.expect("*** flooder joined (2 online)")
     carol = await join(nursery, server, "carol")
-    await alice.expect("* carol joined (3 online)")
+    await alice.expect("*** carol joined (3 online)")
     sent_at: list[float] = []
 
     async def flood() -> None:
@@ -125,18 +125,18 @@ async def test_hardening_slow_reader_is_dropped_and_others_are_not_delayed(
     server = await start_server(send_queue=8, rate_limit=0)
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     stalled = await join(nursery, server, "stalled", lockstep=True)  # then never reads again
-    await alice.expect("* stalled joined (3 online)")
-    await bob.expect("* stalled joined (3 online)")
+    await alice.expect("*** stalled joined (3 online)")
+    await bob.expect("*** stalled joined (3 online)")
     for i in range(50):
         await alice.send(f"message {i}")
     received = [await bob.line() for _ in range(51)]
-    assert "* stalled left: too slow (2 online)" in received
+    assert "*** stalled left: too slow (2 online)" in received
     assert [line for line in received if line.startswith("<")] == [
         f"<alice> message {i}" for i in range(50)
     ]
-    await alice.expect("* stalled left: too slow (2 online)")
+    await alice.expect("*** stalled left: too slow (2 online)")
     await stalled.closed()  # its connection was closed, not left hanging
     assert server.room.names() == ["alice", "bob"]
 
@@ -152,12 +152,12 @@ async def test_hardening_reset_is_an_ordinary_leave(
     bob = Peer(client)
     await bob.send("/nick bob")
     await bob.line()
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     breakable.reset()
-    await alice.expect("* bob left: lost (1 online)")
+    await alice.expect("*** bob left: lost (1 online)")
     carol = await join(nursery, server, "carol")
     await carol.send("still working")
-    await alice.expect("* carol joined (2 online)", "<carol> still working")
+    await alice.expect("*** carol joined (2 online)", "<carol> still working")
 
 
 async def test_hardening_half_close_flushes_then_leaves(
@@ -166,12 +166,12 @@ async def test_hardening_half_close_flushes_then_leaves(
     """A client that half-closes (`nc -N`) still gets what was queued for it."""
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send("/who")
     assert isinstance(bob.stream, trio.abc.HalfCloseableStream)
     await bob.stream.send_eof()
-    assert await bob.closed() == ["* online (2): alice, bob"]
-    await alice.expect("* bob left (1 online)")
+    assert await bob.closed() == ["*** online (2): alice, bob"]
+    await alice.expect("*** bob left (1 online)")
 
 
 class ExplodingStream(trio.abc.Stream):
@@ -200,7 +200,7 @@ async def test_hardening_unexpected_error_stays_in_its_connection(
         await server.handle_stream(ExplodingStream())  # returns instead of raising
     assert "unexpected error" in caplog.text
     await alice.send("/who")
-    await alice.expect("* online (1): alice")
+    await alice.expect("*** online (1): alice")
 
 
 async def test_hardening_max_clients_refuses_extra_connection(
@@ -210,7 +210,7 @@ async def test_hardening_max_clients_refuses_extra_connection(
     server = await start_server(max_clients=2)
     alice = await join(nursery, server, "alice")
     await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     extra = connect(nursery, server)
     assert await extra.closed() == ["! server full (2 clients); try again later"]
     await alice.quiet()
@@ -225,11 +225,11 @@ async def test_hardening_shutdown_tells_everyone_and_is_bounded(
     await json_peer.send_json(type="hello", name="jay")
     await json_peer.event()
     stalled = await join(nursery, server, "stalled", lockstep=True)
-    await alice.expect("* jay joined (2 online)", "* stalled joined (3 online)")
+    await alice.expect("*** jay joined (2 online)", "*** stalled joined (3 online)")
     start = trio.current_time()
     await server.shutdown()
     assert trio.current_time() - start <= server.config.flush_timeout + 0.01
-    assert await alice.closed() == ["* server is shutting down"]
+    assert await alice.closed() == ["*** server is shutting down"]
     lines = await json_peer.closed()
     assert len(lines) == 2  # the stalled join, then shutdown
     assert '"type":"shutdown"' in lines[-1]
@@ -248,11 +248,11 @@ async def test_hardening_lone_surrogate_from_json_cannot_crash_the_room(
     jay = connect(nursery, server)
     await jay.send_json(type="hello", name="jay")
     await jay.event()
-    await alice.expect("* jay joined (2 online)")
+    await alice.expect("*** jay joined (2 online)")
     await jay.send('{"type": "say", "text": "a\\ud800b"}')
     await alice.expect("<jay> ab")
     await alice.send("/who")
-    await alice.expect("* online (2): alice, jay")
+    await alice.expect("*** online (2): alice, jay")
 
 
 async def test_hardening_deeply_nested_json_is_an_error_not_a_disconnect(

@@ -131,10 +131,10 @@ def test_outbox_close_with_queued_data_flushes_first() -> None:
     """Closing with unsent data starts a writer to send it; the writer ends the link."""
     owner = FakeOwner()
     outbox = Outbox(4, owner, direct=True)
-    outbox.put_nowait(b"* server is shutting down\n")
+    outbox.put_nowait(b"*** server is shutting down\n")
     outbox.close()
     assert (owner.writers_started, owner.ended) == (1, 0)
-    assert outbox.take(1024) == b"* server is shutting down\n"
+    assert outbox.take(1024) == b"*** server is shutting down\n"
     assert outbox.take(1024) is None
     assert outbox.closed
 

@@ -18,11 +18,11 @@ async def test_room_join_welcomes_newcomer_and_tells_others(
     """A newcomer gets a welcome naming them and the count; the others get the join."""
     alice = connect(nursery, server)
     await alice.send("/nick alice")
-    await alice.expect("* welcome, alice! 1 online. Type /help for commands.")
+    await alice.expect("*** welcome, alice! 1 online. Type /help for commands.")
     bob = connect(nursery, server)
     await bob.send("/nick bob")
-    await bob.expect("* welcome, bob! 2 online. Type /help for commands.")
-    await alice.expect("* bob joined (2 online)")
+    await bob.expect("*** welcome, bob! 2 online. Type /help for commands.")
+    await alice.expect("*** bob joined (2 online)")
     await bob.quiet()
 
 
@@ -33,8 +33,8 @@ async def test_room_say_reaches_others_but_not_plain_sender(
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
     carol = await join(nursery, server, "carol")
-    await alice.expect("* bob joined (2 online)", "* carol joined (3 online)")
-    await bob.expect("* carol joined (3 online)")
+    await alice.expect("*** bob joined (2 online)", "*** carol joined (3 online)")
+    await bob.expect("*** carol joined (3 online)")
     await bob.send("hello there")
     await alice.expect("<bob> hello there")
     await carol.expect("<bob> hello there")
@@ -87,8 +87,8 @@ async def test_room_first_line_other_text_joins_as_guest_and_is_said(
     alice = await join(nursery, server, "alice")
     guest = connect(nursery, server)
     await guest.send("hi all")
-    await guest.expect("* welcome, guest-1! 2 online. Type /help for commands.")
-    await alice.expect("* guest-1 joined (2 online)", "<guest-1> hi all")
+    await guest.expect("*** welcome, guest-1! 2 online. Type /help for commands.")
+    await alice.expect("*** guest-1 joined (2 online)", "<guest-1> hi all")
 
 
 async def test_room_silent_connection_joins_as_guest_after_one_second(
@@ -98,7 +98,7 @@ async def test_room_silent_connection_joins_as_guest_after_one_second(
     peer = connect(nursery, server)
     start = trio.current_time()
     welcome = await peer.line()
-    assert welcome.startswith("* welcome, guest-1!")
+    assert welcome.startswith("*** welcome, guest-1!")
     assert 1.0 <= trio.current_time() - start < 1.5
 
 
@@ -119,15 +119,15 @@ async def test_room_nick_is_confirmed_and_announced(
     """A rename is confirmed to the renamer and announced to all, in both modes."""
     alice = await join(nursery, server, "alice")
     bob = await join_json(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await alice.send("/nick alicia")
-    await alice.expect("* you are now known as alicia")
+    await alice.expect("*** you are now known as alicia")
     event = await bob.event()
     assert (event["type"], event["old"], event["new"]) == ("nick", "alice", "alicia")
     await bob.send_json(type="nick", name="robert")
     event = await bob.event()
     assert (event["type"], event["old"], event["new"]) == ("nick", "bob", "robert")
-    await alice.expect("* bob is now known as robert")
+    await alice.expect("*** bob is now known as robert")
     assert server.room.names() == ["alicia", "robert"]
 
 
@@ -137,7 +137,7 @@ async def test_room_nick_taken_without_regard_to_case_is_refused(
     """Names are unique ignoring case; a refused rename changes nothing for anyone."""
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send("/nick ALICE")
     await bob.expect("! the name ALICE is taken")
     await bob.send("/nick not valid!")
@@ -153,7 +153,7 @@ async def test_room_nick_case_change_of_own_name_is_allowed(
     """Renaming alice to Alice is not refused as 'taken' by oneself."""
     alice = await join(nursery, server, "alice")
     await alice.send("/nick Alice")
-    await alice.expect("* you are now known as Alice")
+    await alice.expect("*** you are now known as Alice")
 
 
 async def test_room_first_line_nick_taken_joins_as_guest_with_error(
@@ -163,7 +163,7 @@ async def test_room_first_line_nick_taken_joins_as_guest_with_error(
     await join(nursery, server, "alice")
     second = connect(nursery, server)
     await second.send("/nick Alice")
-    await second.expect("* welcome, guest-1! 2 online. Type /help for commands.")
+    await second.expect("*** welcome, guest-1! 2 online. Type /help for commands.")
     await second.expect("! the name Alice is taken; you joined as guest-1")
 
 
@@ -196,9 +196,9 @@ async def test_room_who_lists_everyone_sorted(nursery: trio.Nursery, server: Cha
     carol = await join(nursery, server, "carol")
     await join(nursery, server, "Bob")
     alice = await join_json(nursery, server, "alice")
-    await carol.expect("* Bob joined (2 online)", "* alice joined (3 online)")
+    await carol.expect("*** Bob joined (2 online)", "*** alice joined (3 online)")
     await carol.send("/who")
-    await carol.expect("* online (3): alice, Bob, carol")
+    await carol.expect("*** online (3): alice, Bob, carol")
     await alice.send_json(type="who")
     event = await alice.event()
     assert event["names"] == ["alice", "Bob", "carol"]
@@ -209,7 +209,7 @@ async def test_room_me_is_an_action(nursery: trio.Nursery, server: ChatServer) -
     """/me shows as '* name action' to others and as a 'me' event in JSON mode."""
     alice = await join(nursery, server, "alice")
     bob = await join_json(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await alice.send("/me waves")
     event = await bob.event()
     assert (event["type"], event["from"], event["text"]) == ("me", "alice", "waves")
@@ -222,8 +222,8 @@ async def test_room_msg_reaches_only_its_target(nursery: trio.Nursery, server: C
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
     carol = await join_json(nursery, server, "carol")
-    await alice.expect("* bob joined (2 online)", "* carol joined (3 online)")
-    await bob.expect("* carol joined (3 online)")
+    await alice.expect("*** bob joined (2 online)", "*** carol joined (3 online)")
+    await bob.expect("*** carol joined (3 online)")
     await alice.send("/msg BOB lunch?")
     await bob.expect("*alice* lunch?")
     await alice.expect("-> *bob* lunch?")
@@ -263,7 +263,7 @@ async def test_room_history_is_replayed_and_marked(
     carol = connect(nursery, server)
     await carol.send("/nick carol")
     await carol.line()
-    await carol.expect("* last 2 messages:")
+    await carol.expect("*** last 2 messages:")
     line = await carol.line()
     assert line.endswith("] <alice> two")
     assert line.startswith("[")
@@ -285,7 +285,7 @@ async def test_room_help_and_unknown_command(nursery: trio.Nursery, server: Chat
     alice = await join(nursery, server, "alice")
     await alice.send("/help")
     lines = [await alice.line() for _ in range(8)]
-    assert lines[0] == "* commands:"
+    assert lines[0] == "*** commands:"
     assert any("/msg NAME TEXT" in line for line in lines)
     await alice.send("/dance")
     line = await alice.line()
@@ -299,10 +299,10 @@ async def test_room_quit_announces_leave_and_closes(
     """/quit closes the connection; the others see an ordinary leave."""
     alice = await join(nursery, server, "alice")
     bob = await join_json(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send_json(type="quit")
     assert await bob.closed() == []
-    await alice.expect("* bob left (1 online)")
+    await alice.expect("*** bob left (1 online)")
     assert server.room.names() == ["alice"]
 
 
@@ -312,10 +312,10 @@ async def test_room_eof_mid_line_is_an_ordinary_leave(
     """EOF after an unterminated line delivers that line, then an ordinary leave."""
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     await bob.send(b"last words")
     await bob.stream.aclose()
-    await alice.expect("<bob> last words", "* bob left (1 online)")
+    await alice.expect("<bob> last words", "*** bob left (1 online)")
 
 
 async def test_room_json_malformed_line_gets_error_and_stays(
@@ -340,9 +340,9 @@ async def test_room_presence_is_coalesced_in_large_rooms(
     server = await start_server(coalesce_above=2)
     alice = await join(nursery, server, "alice")
     await join(nursery, server, "bob")
-    await alice.expect("* bob joined (2 online)")
+    await alice.expect("*** bob joined (2 online)")
     late = [await join(nursery, server, f"late{i}") for i in range(3)]
     await late[0].stream.aclose()
     await alice.quiet()  # nothing announced one by one
-    await alice.expect("* 3 joined, 1 left (4 online)")
+    await alice.expect("*** 3 joined, 1 left (4 online)")
     await alice.quiet()

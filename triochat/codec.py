@@ -28,7 +28,16 @@ from triochat.events import (
     WhoList,
 )
 
-__all__ = ["Mode", "encode", "encode_json", "encode_plain", "history_header", "welcome_text"]
+__all__ = [
+    "NOTICE",
+    "Mode", "encode", "encode_json", "encode_plain", "history_header", "welcome_text"]
+
+# Plain mode: every line the server says on its own account starts with NOTICE, and no
+# line a member causes can: chat is "<name> text", an action "* name text", a private
+# message "*name* text" or "-> *name* text", and names cannot contain "*" or spaces.
+# So "* server is shutting down" (a member named "server" doing /me) can never be
+# mistaken for "*** server is shutting down". IRC clients use the same convention.
+NOTICE: Final = "*** "
 
 # Leave reasons that need no explanation in a plain-mode notice.
 _ORDINARY_LEAVES: Final = frozenset({"quit", "closed"})
@@ -49,7 +58,9 @@ def welcome_text(name: str, online: int) -> str:
 
 def history_header(count: int) -> bytes:
     """The plain-mode line announcing a history replay (JSON events carry ``history``)."""
-    return b"* last message:\n" if count == 1 else f"* last {count} messages:\n".encode()
+    if count == 1:
+        return f"{NOTICE}last message:\n".encode()
+    return f"{NOTICE}last {count} messages:\n".encode()
 
 
 def _clock(ts: float) -> str:
@@ -78,33 +89,33 @@ def encode_plain(event: Event, viewer: str | None = None) -> bytes:
 def _plain_notice(event: Event, viewer: str | None) -> str:
     match event:
         case Welcome(name=name, online=online):
-            return "* " + welcome_text(name, online)
+            return NOTICE + welcome_text(name, online)
         case Joined(name=name, online=online):
-            return f"* {name} joined ({online} online)"
+            return f"{NOTICE}{name} joined ({online} online)"
         case Left(name=name, online=online, reason=reason):
             if reason in _ORDINARY_LEAVES:
-                return f"* {name} left ({online} online)"
-            return f"* {name} left: {reason} ({online} online)"
+                return f"{NOTICE}{name} left ({online} online)"
+            return f"{NOTICE}{name} left: {reason} ({online} online)"
         case Presence(joined=joined, left=left, online=online):
             parts = [f"{joined} joined"] if joined else []
             parts += [f"{left} left"] if left else []
-            return f"* {', '.join(parts) or 'no change'} ({online} online)"
+            return f"{NOTICE}{', '.join(parts) or 'no change'} ({online} online)"
         case Renamed(old=old, new=new):
             if viewer == new:
-                return f"* you are now known as {new}"
-            return f"* {old} is now known as {new}"
+                return f"{NOTICE}you are now known as {new}"
+            return f"{NOTICE}{old} is now known as {new}"
         case WhoList(names=names):
-            return f"* online ({len(names)}): {', '.join(names)}"
+            return f"{NOTICE}online ({len(names)}): {', '.join(names)}"
         case Private(sender=sender, to=to, text=text):
             if viewer == sender and viewer != to:
                 return f"-> *{to}* {text}"
             return f"*{sender}* {text}"
         case HelpText(lines=lines):
-            return "\n".join(f"* {line}" for line in lines)
+            return "\n".join(f"{NOTICE}{line}" for line in lines)
         case ErrorEvent(text=text):
             return f"! {text}"
         case ShuttingDown(text=text):
-            return f"* {text}"
+            return f"{NOTICE}{text}"
         case Said() | Acted():  # pragma: no cover - handled by encode_plain
             raise AssertionError("chat events are encoded by encode_plain")
 
