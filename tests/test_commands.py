@@ -69,7 +69,7 @@ def test_parse_plain_double_slash_is_text() -> None:
     assert parse_plain("//") == Say("/")
 
 
-@pytest.mark.parametrize("line", ["", " ", "\t", "  \t  ", "\x1b[2J", "\x07\x00", "\u202e  "])
+@pytest.mark.parametrize("line", ["", " ", "\t", "  \t  ", "\x1b[2J", "\x07\x00", "\x1b[A\r"])
 def test_parse_plain_blank_is_ignored(line: str) -> None:
     """Lines empty or only whitespace (after sanitising) are ignored, not said."""
     assert parse_plain(line) is None
@@ -339,3 +339,31 @@ def test_parse_registration_broken_json_is_plain_say() -> None:
 def test_parse_registration_other_json_is_plain_mode(line: str) -> None:
     """Only a hello selects JSON mode; any other JSON line is plain text said as-is."""
     assert parse_registration(line) == (False, Say(line))
+
+
+@pytest.mark.parametrize(
+    "line", ["\u200b", "\u200b\u200b \ufeff", "\u3164", "\U000e0041\U000e0042", "/me \u200d"]
+)
+def test_parse_plain_invisible_only_message_is_an_error(line: str) -> None:
+    """A message of zero width characters was broadcast as an empty-looking line."""
+    command = parse_plain(line)
+    assert isinstance(command, Invalid)
+    assert command.code == "empty"
+
+
+@pytest.mark.parametrize("kind", ["say", "me"])
+def test_parse_json_invisible_only_message_is_an_error(kind: str) -> None:
+    """The JSON spelling of an invisible-only message gets the same error."""
+    command = parse_json(json.dumps({"type": kind, "text": "\u200b\u3164"}))
+    assert isinstance(command, Invalid)
+    assert command.code == "empty"
+
+
+def test_parse_msg_invisible_only_text_is_an_error() -> None:
+    """A private message with nothing visible is refused in both modes."""
+    for command in (
+        parse_plain("/msg bob \u200d\u2800"),
+        parse_json(json.dumps({"type": "msg", "to": "bob", "text": "\ufeff"})),
+    ):
+        assert isinstance(command, Invalid)
+        assert command.code == "empty"

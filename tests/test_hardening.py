@@ -30,6 +30,21 @@ async def test_hardening_overlong_line_is_discarded_and_next_line_works(
     await bob.quiet()
 
 
+async def test_hardening_overlong_unterminated_line_before_eof_gets_the_error(
+    nursery: trio.Nursery, start_server: StartServer
+) -> None:
+    """A last line one byte over the limit, then EOF, was dropped without the error."""
+    server = await start_server(max_line_bytes=100)
+    alice = await join(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
+    await bob.send(b"y" * 101)  # no newline: held as a possible "...\r\n" ending
+    assert isinstance(bob.stream, trio.abc.HalfCloseableStream)
+    await bob.stream.send_eof()
+    assert await bob.closed() == ["! line too long (over 100 bytes); it was discarded"]
+    await alice.expect("*** bob left (1 online)")
+
+
 async def test_hardening_line_at_the_limit_is_accepted(
     nursery: trio.Nursery, start_server: StartServer
 ) -> None:

@@ -16,6 +16,7 @@ from triochat.protocol import (
     LineBuffer,
     LineTooLong,
     decode_line,
+    has_visible,
     name_error,
     name_key,
     sanitise,
@@ -40,7 +41,7 @@ def drain(buffer: LineBuffer) -> list[Line]:
     return lines
 
 
-def feed_chunks(chunks: list[bytes], max_line_bytes: int) -> tuple[list[Line], bytes | None]:
+def feed_chunks(chunks: list[bytes], max_line_bytes: int) -> tuple[list[Line], Line | None]:
     """Feed ``chunks`` one by one; return every line pulled and what close() gives."""
     buffer = LineBuffer(max_line_bytes)
     lines: list[Line] = []
@@ -246,12 +247,20 @@ def test_linebuffer_close_none_while_discarding() -> None:
 
 
 def test_linebuffer_close_never_returns_overlong_line() -> None:
-    """close() must not return more than max_line_bytes (bug: max+1 bytes slipped through)."""
+    """close() never returns more than max_line_bytes: max+1 bytes is TOO_LONG, not a line."""
     buffer = LineBuffer(4)
     buffer.feed(b"abcde")  # max + 1 bytes, no newline: held as the possible "abcd\r"
     assert drain(buffer) == []
-    last = buffer.close()
-    assert last is None or len(last) <= 4
+    assert buffer.close() is TOO_LONG
+
+
+def test_linebuffer_close_reports_line_one_past_limit_once() -> None:
+    """An unterminated line one byte over the limit at EOF was dropped without an error."""
+    buffer = LineBuffer(4)
+    buffer.feed(b"ok\nabcde")
+    assert drain(buffer) == [b"ok"]
+    assert buffer.close() is TOO_LONG
+    assert buffer.close() is None
 
 
 @settings(max_examples=150, deadline=None)
@@ -450,4 +459,74 @@ def test_name_key_case_insensitive() -> None:
     """Names differing only in case share a key; different names do not."""
     assert name_key("Alice") == name_key("ALICE") == name_key("alice")
     assert name_key("alice") != name_key("alice_")
-    assert name_key("Bob.Smith-2") == "bob.smith-2"
+    assert name_key("Bob.Smith-2") == name_key("bob.smith-2")
+
+
+@pytest.mark.parametrize(
+    ("name", "lookalike"),
+    [
+        ("alice", "aIice"),  # capital I for l
+        ("alice", "a1ice"),
+        ("alice", "AL1CE"),
+        ("bob", "b0b"),
+        ("BOB", "b0B"),
+        ("emma", "ernrna"),  # rn for m
+        ("Ian", "lan"),
+    ],
+)
+def test_name_key_confusables_collide(name: str, lookalike: str) -> None:
+    """`/nick aIice` was accepted while alice was online: lookalikes share a key."""
+    assert name_key(name) == name_key(lookalike)
+
+
+def test_name_key_follows_unicode_confusables_table() -> None:
+    """Every pair the Unicode confusables table (UTS #39) gives within names collides."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    allowed = {c for c in map(chr, range(128)) if name_error(c) is None}
+    checked = 0
+    for char in sorted(allowed):
+        for glyph in confusables_data.get(char, []):
+            lookalike = glyph["c"]
+            if all(c in allowed for c in lookalike):
+                assert name_key(char) == name_key(lookalike), (char, lookalike)
+                checked += 1
+    assert checked >= 5  # 0/O, 1/l, I/l, l/1, l/I, m/rn: the table was really read
+
+
+PERSIAN_ZWNJ = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "mi-khaham"
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("hi\u200bthere", "hithere"),  # zero width space
+        ("\ufeffhello", "hello"),  # byte order mark
+        ("a\u3164b", "ab"),  # Hangul filler
+        ("flag\U000e0067\U000e0062\U000e007f", "flag"),  # tag characters
+        ("soft\u00adhyphen", "softhyphen"),
+        ("\u2764\ufe0f", "\u2764\ufe0f"),  # variation selector kept: emoji presentation
+        ("\U0001f468\u200d\U0001f469", "\U0001f468\u200d\U0001f469"),  # ZWJ kept
+        (
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        ),
+    ],
+)
+def test_sanitise_strips_default_ignorables_keeps_joiners(text: str, clean: str) -> None:
+    """Invisible characters made a message look empty; joiners for scripts/emoji stay."""
+    assert sanitise(text) == clean
+
+
+@pytest.mark.parametrize(
+    "text", ["\u200b", "\u3164\u3164", "\ufeff", "\U000e0041", "\u200d", "\u2800 ", "\ufe0f"]
+)
+def test_has_visible_false_for_invisible_only_text(text: str) -> None:
+    """A message made only of invisible characters has nothing visible once sanitised."""
+    assert not has_visible(sanitise(text))
+
+
+@pytest.mark.parametrize("text", ["a", ".", "\u2764\ufe0f", "\u0645", "x\u200b"])
+def test_has_visible_true_for_text(text: str) -> None:
+    """Anything that shows, however short, is visible."""
+    assert has_visible(sanitise(text))

@@ -147,6 +147,39 @@ async def test_room_nick_taken_without_regard_to_case_is_refused(
     assert server.room.names() == ["alice", "bob"]
 
 
+async def test_room_nick_lookalike_of_online_name_is_refused(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """`/nick aIice` (capital I) was accepted while alice was online."""
+    alice = await join(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
+    for lookalike in ("aIice", "a1ice", "ALlCE"):
+        await bob.send(f"/nick {lookalike}")
+        await bob.expect(f"! the name {lookalike} is taken: it looks too much like alice")
+    await bob.send("/nick b0b")  # one's own lookalike is fine: it is still you
+    await bob.expect("*** you are now known as b0b")
+    mallory = connect(nursery, server)
+    await mallory.send_json(type="hello", name="AIice")
+    refusal = await mallory.event()
+    assert refusal["code"] == "name-taken"
+    assert server.room.names() == ["alice", "b0b"]
+
+
+async def test_room_invisible_message_is_refused_not_broadcast(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """A message of zero width spaces and fillers was broadcast as an empty-looking line."""
+    alice = await join(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
+    await bob.send("\u200b\u3164\ufeff")
+    await bob.expect("! that message has nothing visible in it; it was not sent")
+    await bob.send("hi\u200b there")
+    await alice.expect("<bob> hi there")
+    await alice.quiet()
+
+
 async def test_room_nick_case_change_of_own_name_is_allowed(
     nursery: trio.Nursery, server: ChatServer
 ) -> None:

@@ -30,7 +30,13 @@ from triochat.events import (
 
 __all__ = [
     "NOTICE",
-    "Mode", "encode", "encode_json", "encode_plain", "history_header", "welcome_text"]
+    "Mode",
+    "encode",
+    "encode_json",
+    "encode_plain",
+    "history_header",
+    "welcome_text",
+]
 
 # Plain mode: every line the server says on its own account starts with NOTICE, and no
 # line a member causes can: chat is "<name> text", an action "* name text", a private

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from triochat.protocol import sanitise
+from triochat.protocol import has_visible, is_noise, sanitise
 
 __all__ = [
     "Command",
@@ -92,17 +92,21 @@ class Invalid:
 Command = Say | Me | Nick | Who | Msg | Help | Quit | Hello | Invalid
 
 UNKNOWN_HINT: Final = "type /help for the list of commands"
+NOTHING_VISIBLE: Final = Invalid("empty", "that message has nothing visible in it; it was not sent")
 
 
 def parse_plain(line: str) -> Command | None:
     """Parse one decoded line from a plain-mode (netcat/telnet) client.
 
-    Returns None for a line that should be ignored (empty or whitespace only).
-    A line starting with ``//`` is text that starts with ``/``.
+    Returns None for a line that should be ignored (only whitespace, controls and
+    escape sequences); a line of characters that show nothing (zero width spaces,
+    Hangul fillers, tag characters) is an error. A line starting with ``//`` is text
+    that starts with ``/``.
     """
+    raw = line
     line = sanitise(line).strip()
-    if not line:
-        return None
+    if not has_visible(line):
+        return None if is_noise(raw) else NOTHING_VISIBLE
     if not line.startswith("/"):
         return Say(line)
     if line.startswith("//"):
@@ -111,7 +115,9 @@ def parse_plain(line: str) -> Command | None:
     verb, rest = ("", line[1:]) if line[1:2].isspace() else _split_word(line[1:])
     match verb.lower():
         case "me":
-            return Me(rest) if rest else Invalid("empty", "usage: /me ACTION")
+            if not rest:
+                return Invalid("empty", "usage: /me ACTION")
+            return Me(rest) if has_visible(rest) else NOTHING_VISIBLE
         case "nick":
             return Nick(rest) if rest else Invalid("bad-request", "usage: /nick NAME")
         case "who":
@@ -120,7 +126,7 @@ def parse_plain(line: str) -> Command | None:
             to, text = _split_word(rest)
             if not to or not text:
                 return Invalid("bad-request", "usage: /msg NAME TEXT")
-            return Msg(to, text)
+            return Msg(to, text) if has_visible(text) else NOTHING_VISIBLE
         case "help":
             return Help()
         case "quit":
@@ -165,8 +171,9 @@ def parse_json(line: str) -> Command | None:
             text = _field(obj, "text")
             if isinstance(text, Invalid):
                 return text
-            if not text:
-                return None
+            if not has_visible(text):
+                # Blank: ignored, as in plain mode; invisible-only: the sender is told.
+                return None if is_noise(str(obj["text"])) else NOTHING_VISIBLE
             return Say(text) if kind == "say" else Me(text)
         case "nick" | "hello":
             name = _field(obj, "name")
@@ -182,7 +189,7 @@ def parse_json(line: str) -> Command | None:
                 return text
             if not text:
                 return Invalid("empty", "a private message needs some text")
-            return Msg(to, text)
+            return Msg(to, text) if has_visible(text) else NOTHING_VISIBLE
         case "who":
             return Who()
         case "help":

@@ -21,6 +21,8 @@ __all__ = [
     "LineBuffer",
     "LineTooLong",
     "decode_line",
+    "has_visible",
+    "is_noise",
     "name_error",
     "name_key",
     "sanitise",
@@ -47,9 +49,33 @@ _ESCAPES: Final = re.compile(
 # Unicode bidi embedding/override/isolate marks that can reorder what a reader sees
 # (CVE-2021-42574, "Trojan Source"), the Unicode line/paragraph separators, and lone
 # surrogates (JSON "\ud800" escapes), which cannot be encoded as UTF-8 at all.
+# Also every Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt): zero
+# width spaces, word joiners, the BOM, Hangul fillers, tag characters and the like
+# render as nothing and let a message look empty or two names look equal. Kept, as
+# scripts and emoji need them: ZWNJ/ZWJ (U+200C/D: Persian, Indic, emoji sequences)
+# and the variation selectors (U+180B-D, U+180F, U+FE00-F, U+E0100-E01EF).
 _UNSAFE_CHARS: Final = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ud800-\udfff]"
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
+    "\u200b\u200e\u200f\u202a-\u202e\u2028\u2029\u2060-\u206f\u3164\ufeff\uffa0"
+    "\ufff0-\ufff8\ud800-\udfff\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e00ff\U000e01f0-\U000e0fff]"
 )
+
+# Terminal noise: C0 controls, DEL and C1 controls (what a stray key press sends).
+_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+# Characters that are kept (see above) but show nothing on their own, plus the braille
+# blank (U+2800), often used to post "empty" messages: a text made only of these and
+# whitespace has nothing visible in it.
+_INVISIBLE: Final = re.compile(
+    "[\\s\u200c\u200d\u180b-\u180d\u180f\u2800\ufe00-\ufe0f\U000e0100-\U000e01ef]*"
+)
+
+# Names: unique under a confusable skeleton, not just case. Within the characters a
+# name may use, Unicode's confusables table (UTS #39) maps "0" to "O", "1", "I" and
+# "|" to "l", and "m" to "rn"; case folding joins "I" to "i" as well, so i, I, l, L
+# and 1 are one letter for uniqueness, as are o, O and 0, and m and rn.
+_SKELETON: Final = str.maketrans({"i": "l", "1": "l", "|": "l", "0": "o", "m": "rn"})
 
 
 class LineTooLong:
@@ -141,12 +167,19 @@ class LineBuffer:
             self._pos = 0
         return line
 
-    def close(self) -> bytes | None:
-        """At end of stream: return an unterminated last line, if one was being received."""
+    def close(self) -> bytes | LineTooLong | None:
+        """At end of stream: the unterminated last line, if one was being received.
+
+        Returns :data:`TOO_LONG` if that line is over the limit and was not reported
+        yet (it can sit one byte past the limit, in the slack kept for a ``\r``), and
+        None if there is no such line or it was already reported.
+        """
         line = bytes(self._buf).removesuffix(b"\r")
         self._buf.clear()
-        if self._discarding or not line or len(line) > self._max:
+        if self._discarding or not line:
             return None
+        if len(line) > self._max:
+            return TOO_LONG
         return line
 
 
@@ -154,12 +187,29 @@ def sanitise(text: str) -> str:
     """Remove everything from ``text`` that could act on a terminal instead of being read.
 
     Strips ANSI CSI/OSC/DCS escape sequences, C0 and C1 control characters (tab is
-    kept), DEL, Unicode bidi override/isolate characters and lone surrogates.
+    kept), DEL, Unicode bidi override/isolate characters, lone surrogates and the
+    default-ignorable code points that render as nothing (zero width spaces, the BOM,
+    Hangul fillers, tag characters), keeping the joiners and variation selectors that
+    scripts and emoji need.
     Printable text, including emoji and non-Latin scripts, is left exactly as it was.
     """
-    if text.isprintable():  # fast path: the common case has nothing to remove
+    if text.isascii() and text.isprintable():  # fast path: nothing to remove
         return text
     return _UNSAFE_CHARS.sub("", _ESCAPES.sub("", text))
+
+
+def is_noise(text: str) -> bool:
+    """True if ``text`` is only whitespace, control characters and escape sequences.
+
+    Such a line (a stray arrow key in netcat, a bare Enter) is ignored silently; a line
+    of invisible *characters* (zero width spaces, fillers) is answered with an error.
+    """
+    return not _CONTROLS.sub("", _ESCAPES.sub("", text)).strip()
+
+
+def has_visible(text: str) -> bool:
+    """True if ``text`` (already sanitised) shows anything: not only blanks and joiners."""
+    return _INVISIBLE.fullmatch(text) is None
 
 
 def decode_line(line: bytes) -> str:
@@ -179,5 +229,9 @@ def name_error(name: str) -> str | None:
 
 
 def name_key(name: str) -> str:
-    """The form under which names are compared: unique without regard to case."""
-    return name.casefold()
+    """The form under which names are compared for uniqueness.
+
+    Case-insensitive and confusable-insensitive: ``alice``, ``ALICE``, ``aIice`` and
+    ``a1ice`` have one key, so only one of them can be online at a time.
+    """
+    return name.casefold().translate(_SKELETON)

@@ -177,7 +177,7 @@ class Room:
 
     def names(self) -> list[str]:
         """Members' names, sorted without regard to case."""
-        return sorted((m.name for m in self._by_name.values()), key=name_key)
+        return sorted((m.name for m in self._by_name.values()), key=str.casefold)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the room until a :class:`Stop` arrives (or the task is cancelled)."""
@@ -301,7 +301,9 @@ class Room:
             return "bad-name", problem
         holder = self._by_name.get(name_key(name))
         if holder is not None and holder is not member:
-            return "name-taken", f"the name {name} is taken"
+            if holder.name.casefold() == name.casefold():
+                return "name-taken", f"the name {name} is taken"
+            return "name-taken", f"the name {name} is taken: it looks too much like {holder.name}"
         return None
 
     def _guest_name(self) -> str:
