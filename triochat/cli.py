@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 
 from triochat import __version__
 from triochat.client import add_client_arguments, run_client
-from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
 from triochat.server import ChatServer
 
 __all__ = ["build_parser", "main"]
@@ -50,6 +50,17 @@ def _bounded(
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    """An argparse type for ``--trusted``."""
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_networks.__name__ = "address list"  # argparse names the type in its messages
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.max_clients,
         metavar="N",
         help="connections served at once; more are told the server is full",
+    )
+    server.add_argument(
+        "--max-per-address",
+        type=_bounded(int, 0),
+        default=defaults.max_per_address,
+        metavar="N",
+        help="connections at once from one address (0 = no limit); the next one is told "
+        "why and closed. Addresses in --trusted are exempt",
+    )
+    server.add_argument(
+        "--trusted",
+        type=_networks,
+        default=",".join(str(network) for network in defaults.trusted),  # parsed by type
+        metavar="ADDRESS[/PREFIX],...",
+        help="addresses exempt from --max-per-address, such as a local TLS terminator or "
+        "reverse proxy; 'none' exempts nothing",
     )
     server.add_argument(
         "--coalesce-above",
@@ -246,6 +273,8 @@ def _server_command(args: argparse.Namespace) -> int:
         burst=args.burst,
         send_queue=args.send_queue,
         max_clients=args.max_clients,
+        max_per_address=args.max_per_address,
+        trusted=args.trusted,
         coalesce_above=args.coalesce_above,
     )
     return trio.run(_serve, config, args.host, args.port)

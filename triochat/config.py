@@ -2,15 +2,67 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
 from triochat.protocol import MAX_LINE_BYTES
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServerConfig"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "LOOPBACK",
+    "Network",
+    "ServerConfig",
+    "is_trusted",
+    "parse_networks",
+]
 
 DEFAULT_HOST: Final = "127.0.0.1"  # loopback: exposing a chat to a LAN is an explicit choice
 DEFAULT_PORT: Final = 30000  # unprivileged, unassigned by IANA, easy to type after nc
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Exempt from --max-per-address by default: a local TLS terminator, reverse proxy or SSH
+# tunnel makes every user arrive from loopback and must not cap the whole server at 20.
+LOOPBACK: Final[tuple[Network, ...]] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """Parse ``ADDRESS[/PREFIX],...`` (or ``none``) into networks.
+
+    Raises:
+        ValueError: with a message naming the part that is not an address or network.
+    """
+    if text.strip().lower() == "none":
+        return ()
+    networks: list[Network] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an address or ADDRESS/PREFIX") from None
+    return tuple(networks)
+
+
+def is_trusted(host: str, trusted: tuple[Network, ...]) -> bool:
+    """True if the address ``host`` lies in one of the ``trusted`` networks.
+
+    An IPv4 address seen through an IPv6 socket (``::ffff:127.0.0.1``) counts as
+    its IPv4 self.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in trusted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +76,9 @@ class ServerConfig:
         burst: lines a connection may send at once before the rate limit applies.
         send_queue: events queued for one member before it is dropped as "too slow".
         max_clients: connections served at once; more are refused with one line.
+        max_per_address: connections from one address at once (0: no limit); more are
+            refused with one line. Addresses in ``trusted`` are exempt.
+        trusted: networks exempt from ``max_per_address`` (default: loopback).
         coalesce_above: above this many members, join/leave notices become summaries.
         presence_interval: seconds between those summaries (and room housekeeping).
         registration_timeout: seconds to wait for a first line before joining as guest.
@@ -37,6 +92,8 @@ class ServerConfig:
     burst: int = 20
     send_queue: int = 1024
     max_clients: int = 1000
+    max_per_address: int = 20
+    trusted: tuple[Network, ...] = LOOPBACK
     coalesce_above: int = 100
     presence_interval: float = 2.0
     registration_timeout: float = 1.0
@@ -57,6 +114,8 @@ class ServerConfig:
             problems.append("send queue must be at least 1")
         if self.max_clients < 1:
             problems.append("max clients must be at least 1")
+        if self.max_per_address < 0:
+            problems.append("max per address must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
         if problems:

@@ -34,7 +34,7 @@ import trio
 
 from triochat.codec import Mode
 from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
-from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_trusted
 from triochat.outbox import Outbox
 from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
 from triochat.ratelimit import TokenBucket
@@ -48,6 +48,7 @@ RECEIVE_BYTES: Final = 65536  # one recv per 64 KiB: large enough for a paste, s
 WRITE_BATCH_BYTES: Final = 262144  # flush at most 256 KiB per send_all, so one batch stays cheap
 ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_RETRY: Final = 0.1  # seconds to wait when out of descriptors, as trio.serve_listeners does
+REFUSAL_TIMEOUT: Final = 1.0  # seconds to deliver a refusal line before just closing
 INPUT_BATCH: Final = 64  # commands per room message: fewer wake-ups, yet the room stays fair
 
 
@@ -79,6 +80,7 @@ class ChatServer:
         self.room = Room(self.config)
         self._ids = itertools.count(1)
         self._connections = 0
+        self._per_address: dict[str, int] = {}  # live connections per untrusted address
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._accept_scope = trio.CancelScope()
@@ -182,11 +184,29 @@ class ChatServer:
         if self._writers is None:
             raise RuntimeError("start ChatServer.run before serving connections")
         conn_id = next(self._ids)
-        peer = _peer_name(stream)
+        peer, host = _peer(stream)
         config = self.config
-        if self._stopping or self._connections >= config.max_clients:
-            await _refuse(stream, conn_id, peer, config.max_clients, self._stopping)
+        if self._stopping:
+            await _refuse(stream, conn_id, peer, "server is shutting down")
             return
+        if self._connections >= config.max_clients:
+            full = f"server full ({config.max_clients} clients); try again later"
+            await _refuse(stream, conn_id, peer, full)
+            return
+        if host is not None and (config.max_per_address == 0 or is_trusted(host, config.trusted)):
+            host = None  # not counted
+        if host is not None:
+            count = self._per_address.get(host, 0)
+            if count >= config.max_per_address:
+                await _refuse(
+                    stream,
+                    conn_id,
+                    peer,
+                    f"too many connections from your address ({config.max_per_address}); "
+                    "close one and try again",
+                )
+                return
+            self._per_address[host] = count + 1
         self._connections += 1
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         inbound = self.room.inbound
@@ -229,6 +249,11 @@ class ChatServer:
                 with trio.CancelScope(shield=True):
                     await _tell_gone(inbound, gone)
             self._connections -= 1
+            if host is not None:
+                if self._per_address[host] == 1:
+                    del self._per_address[host]
+                else:
+                    self._per_address[host] -= 1
             if not self._connections:
                 self._no_connections.set()
 
@@ -451,30 +476,28 @@ def _too_long(limit: int) -> Invalid:
     return Invalid("line-too-long", f"line too long (over {limit} bytes); it was discarded")
 
 
-def _peer_name(stream: trio.abc.Stream) -> str:
-    """``host:port`` of the peer for socket streams, else the stream's type name."""
+def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
+    """The peer as ``host:port`` for the log, and its address (None if it has none).
+
+    Streams that are not IP sockets (memory streams in tests) have no address and are
+    not subject to per-address limits.
+    """
     if isinstance(stream, trio.SocketStream):
         try:
             address = stream.socket.getpeername()
         except OSError:
-            return "unknown peer"
+            return "unknown peer", None
         if isinstance(address, tuple):
             host, port = address[0], address[1]
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return str(address)
-    return type(stream).__name__
+            return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
+        return str(address), None
+    return type(stream).__name__, None
 
 
-async def _refuse(
-    stream: trio.abc.Stream, conn_id: int, peer: str, limit: int, stopping: bool
-) -> None:
-    """Send one error line to a connection we cannot serve, and close it."""
-    if stopping:
-        text = b"! server is shutting down\n"
-    else:
-        text = f"! server full ({limit} clients); try again later\n".encode()
-    log.warning("[c%d] refused %s: %s", conn_id, peer, text.decode().strip("! \n"))
-    with trio.move_on_after(1.0):
+async def _refuse(stream: trio.abc.Stream, conn_id: int, peer: str, reason: str) -> None:
+    """Send one error line (``! reason``) to a connection we cannot serve, and close it."""
+    log.warning("[c%d] refused %s: %s", conn_id, peer, reason)
+    with trio.move_on_after(REFUSAL_TIMEOUT):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(text)
+            await stream.send_all(f"! {reason}\n".encode())
     await trio.aclose_forcefully(stream)
