@@ -49,6 +49,7 @@ WRITE_BATCH_BYTES: Final = 262144  # flush at most 256 KiB per send_all, so one 
 ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 ACCEPT_RETRY: Final = 0.1  # seconds to wait when out of descriptors, as trio.serve_listeners does
 REFUSAL_TIMEOUT: Final = 1.0  # seconds to deliver a refusal line before just closing
+REFUSAL_DRAIN_READS: Final = 16  # reads of a refused peer's input (at most 1 MiB) before closing
 INPUT_BATCH: Final = 64  # commands per room message: fewer wake-ups, yet the room stays fair
 
 
@@ -495,9 +496,20 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
 
 
 async def _refuse(stream: trio.abc.Stream, conn_id: int, peer: str, reason: str) -> None:
-    """Send one error line (``! reason``) to a connection we cannot serve, and close it."""
+    """Send one error line (``! reason``) to a connection we cannot serve, and close it.
+
+    Closing a socket with unread input makes the kernel reset the connection, which can
+    destroy the refusal line before the peer reads it (a client that sent its first
+    line at once). So: send, half-close, and read what the peer sends until it closes
+    too, within ``REFUSAL_TIMEOUT``, before closing.
+    """
     log.warning("[c%d] refused %s: %s", conn_id, peer, reason)
     with trio.move_on_after(REFUSAL_TIMEOUT):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(f"! {reason}\n".encode())
+            if isinstance(stream, trio.abc.HalfCloseableStream):
+                await stream.send_eof()
+            for _ in range(REFUSAL_DRAIN_READS):
+                if not await stream.receive_some(RECEIVE_BYTES):
+                    break
     await trio.aclose_forcefully(stream)
