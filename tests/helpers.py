@@ -8,7 +8,7 @@ from typing import Any, Final
 import trio
 import trio.testing
 
-from triochat.protocol import LineBuffer
+from triochat.core.framing import LineBuffer
 from triochat.server import ChatServer
 
 __all__ = ["BreakableStream", "Peer", "connect", "join", "join_json"]

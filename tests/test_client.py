@@ -21,6 +21,7 @@ import trio.testing
 
 from triochat.client import Connection, SessionEnd, chat_session
 from triochat.config import ServerConfig
+from triochat.core.framing import LineBuffer
 from triochat.linesource import (
     CLEAR_LINE,
     ChannelLineSource,
@@ -29,7 +30,6 @@ from triochat.linesource import (
     Terminal,
     lines_from,
 )
-from triochat.protocol import LineBuffer
 from triochat.server import ChatServer
 from triochat.ui import ChatView, Event, make_console
 

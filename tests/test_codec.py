@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.codec import (
+from triochat.core.codec import (
     NOTICE,
     Mode,
     encode,
@@ -20,7 +20,7 @@ from triochat.codec import (
     history_header,
     welcome_text,
 )
-from triochat.events import (
+from triochat.core.events import (
     HELP_LINES,
     Acted,
     ErrorEvent,

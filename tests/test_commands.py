@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.commands import (
+from triochat.core.commands import (
     Command,
     Hello,
     Help,

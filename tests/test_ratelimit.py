@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.ratelimit import TokenBucket
+from triochat.core.ratelimit import TokenBucket
 
 
 def test_tokenbucket_burst_is_free() -> None:

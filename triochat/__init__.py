@@ -1,16 +1,17 @@
 """triochat: a small self-hosted terminal chat room built on trio.
 
-The sans-IO core (:mod:`triochat.protocol`, :mod:`triochat.commands`,
-:mod:`triochat.events`, :mod:`triochat.codec`) turns bytes into commands and events
+The sans-IO core (:mod:`triochat.core`: framing, hygiene, names, commands, events,
+codecs) turns bytes into commands and events
 into bytes; :mod:`triochat.room` owns the room; :mod:`triochat.server` connects streams
 to it; :mod:`triochat.cli` is the ``triochat`` command.
 """
 
-from triochat.codec import Mode, encode_json, encode_plain
-from triochat.commands import parse_json, parse_plain
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
-from triochat.protocol import LineBuffer, sanitise
-from triochat.ratelimit import TokenBucket
+from triochat.core.codec import Mode, encode_json, encode_plain
+from triochat.core.commands import parse_json, parse_plain
+from triochat.core.framing import LineBuffer
+from triochat.core.hygiene import sanitise
+from triochat.core.ratelimit import TokenBucket
 from triochat.room import Room
 from triochat.server import ChatServer
 

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from triochat.protocol import MAX_LINE_BYTES
+from triochat.core.framing import MAX_LINE_BYTES
 
 __all__ = [
     "DEFAULT_HOST",

@@ -23,8 +23,9 @@ from typing import Final
 
 import trio
 
-from triochat.codec import Mode, encode, encode_json, encode_plain, history_header
-from triochat.commands import (
+from triochat.config import ServerConfig
+from triochat.core.codec import Mode, encode, encode_json, encode_plain, history_header
+from triochat.core.commands import (
     Command,
     Hello,
     Help,
@@ -36,8 +37,7 @@ from triochat.commands import (
     Say,
     Who,
 )
-from triochat.config import ServerConfig
-from triochat.events import (
+from triochat.core.events import (
     Acted,
     ErrorEvent,
     Event,
@@ -52,8 +52,8 @@ from triochat.events import (
     Welcome,
     WhoList,
 )
+from triochat.core.names import name_error, name_key
 from triochat.outbox import Outbox
-from triochat.protocol import name_error, name_key
 
 __all__ = ["Conn", "Gone", "Input", "Register", "Room", "RoomMessage", "Stop"]
 

@@ -32,12 +32,12 @@ from typing import Final
 
 import trio
 
-from triochat.codec import Mode
-from triochat.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_trusted
+from triochat.core.codec import Mode
+from triochat.core.commands import Command, Invalid, parse_json, parse_plain, parse_registration
+from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
+from triochat.core.ratelimit import TokenBucket
 from triochat.outbox import Outbox
-from triochat.protocol import TOO_LONG, LineBuffer, LineTooLong
-from triochat.ratelimit import TokenBucket
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ChatServer", "ServerConfig"]

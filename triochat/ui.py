@@ -26,7 +26,7 @@ from typing import IO, Any, Final
 from rich.console import Console
 from rich.text import Text
 
-from triochat.protocol import sanitise
+from triochat.core.hygiene import sanitise
 
 __all__ = [
     "ChatView",

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Final
 
-from triochat.events import (
+from triochat.core.events import (
     Acted,
     ErrorEvent,
     Event,

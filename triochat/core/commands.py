@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from triochat.protocol import has_visible, is_noise, sanitise
+from triochat.core.hygiene import has_visible, is_noise, sanitise
 
 __all__ = [
     "Command",

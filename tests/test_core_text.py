@@ -9,18 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.protocol import (
-    MAX_LINE_BYTES,
-    MAX_NAME_CHARS,
-    TOO_LONG,
-    LineBuffer,
-    LineTooLong,
-    decode_line,
-    has_visible,
-    name_error,
-    name_key,
-    sanitise,
-)
+from triochat.core.framing import MAX_LINE_BYTES, TOO_LONG, LineBuffer, LineTooLong
+from triochat.core.hygiene import decode_line, has_visible, sanitise
+from triochat.core.names import MAX_NAME_CHARS, name_error, name_key
 
 # Bidi embedding/override/isolate marks, LRM/RLM/ALM and the Unicode line separators:
 # everything that can reorder or break what a reader sees (Trojan Source).

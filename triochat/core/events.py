@@ -1,7 +1,7 @@
 """What the room tells clients: frozen event objects. No I/O.
 
 The room creates one event per thing that happens and hands it to the codecs in
-:mod:`triochat.codec`, which turn it into bytes once per wire mode.
+:mod:`triochat.core.codec`, which turn it into bytes once per wire mode.
 """
 
 from __future__ import annotations
