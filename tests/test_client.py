@@ -19,10 +19,7 @@ import pytest
 import trio
 import trio.testing
 
-from triochat.client import Connection, SessionEnd, chat_session
-from triochat.config import ServerConfig
-from triochat.core.framing import LineBuffer
-from triochat.linesource import (
+from triochat.client.linesource import (
     CLEAR_LINE,
     ChannelLineSource,
     LineEditor,
@@ -30,8 +27,11 @@ from triochat.linesource import (
     Terminal,
     lines_from,
 )
+from triochat.client.session import Connection, SessionEnd, chat_session
+from triochat.client.view import ChatView, Event, make_console
+from triochat.config import ServerConfig
+from triochat.core.framing import LineBuffer
 from triochat.server import ChatServer
-from triochat.ui import ChatView, Event, make_console
 
 TIME = re.compile(r"^(\d\d:\d\d|--:--) ", re.MULTILINE)
 

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import pytest
 
-from triochat.client import add_client_arguments, connect_error_message, default_name
+from triochat.client.session import add_client_arguments, connect_error_message, default_name
 
 WAIT = 20.0  # seconds: generous bound for a process to start or finish on a slow CI box
 CLIENT = [sys.executable, "-m", "triochat", "client"]

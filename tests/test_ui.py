@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from triochat.ui import (
+from triochat.client.view import (
     HISTORY_FOOTER,
     HISTORY_HEADER,
     NAME_COLOURS,

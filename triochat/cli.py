@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from triochat import __version__
-from triochat.client import add_client_arguments, run_client
+from triochat.client.session import add_client_arguments, run_client
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
 from triochat.server import ChatServer
 

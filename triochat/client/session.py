@@ -29,14 +29,14 @@ from typing import Any, Final
 
 import trio
 
+from triochat.client.linesource import LineSource, PipeLineSource, Terminal
+from triochat.client.view import ChatView, make_console
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT
 from triochat.core.commands import Help as HelpCommand
 from triochat.core.commands import Invalid, Me, Msg, Nick, Quit, Say, Who, parse_plain
 from triochat.core.framing import TOO_LONG, LineBuffer
 from triochat.core.hygiene import sanitise
 from triochat.core.names import MAX_NAME_CHARS
-from triochat.linesource import LineSource, PipeLineSource, Terminal
-from triochat.ui import ChatView, make_console
 
 __all__ = [
     "DEFAULT_HOST",
