@@ -248,6 +248,7 @@ def test_cli_help_explains_every_server_flag() -> None:
         "--max-clients",
         "--coalesce-above",
         "--log-level",
+        "--log-format",
     ):
         assert flag in result.stdout
     version = _run("--version")

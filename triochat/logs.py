@@ -52,8 +52,8 @@ __all__ = [
 ]
 
 LOG_FORMATS: Final = ("auto", "plain", "json")  # auto: rich on a terminal, plain otherwise
-QUEUE_RECORDS: Final = 8192  # records waiting for the writer (~1 KB each): a burst of 4000
-#   joins and leaves fits; a reader that has stopped costs at most ~8 MB before records drop
+QUEUE_RECORDS: Final = 8192  # records waiting for the writer (~0.7 KB each, measured): a
+#   burst of 4000 joins and leaves fits; a stopped reader costs at most ~6 MB, then drops
 FLUSH_TIMEOUT: Final = 0.2  # seconds to write what is queued at exit; within the 2 s exit promise
 REPEAT_INTERVAL: Final = 10.0  # seconds: one line per kind of repeated error, with a count
 # Arguments of these exact types cannot change after the call, so merging them into the
@@ -70,6 +70,7 @@ class _LocalTime:
     """ISO 8601 local time with milliseconds and UTC offset, cached per whole second.
 
     ``datetime.astimezone`` costs about 5 us; a busy log has many records per second.
+    Used by one thread (the writer's formatter), so the cache needs no lock.
     """
 
     __slots__ = ("_second", "_stamp", "_zone")
