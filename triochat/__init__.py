@@ -3,7 +3,8 @@
 The sans-IO core (:mod:`triochat.protocol`, :mod:`triochat.commands`,
 :mod:`triochat.events`, :mod:`triochat.codec`) turns bytes into commands and events
 into bytes; :mod:`triochat.room` owns the room; :mod:`triochat.server` connects streams
-to it; :mod:`triochat.cli` is the ``triochat`` command.
+to it; :mod:`triochat.logs` writes the server's log from a thread, so that it never
+holds up the event loop; :mod:`triochat.cli` is the ``triochat`` command.
 """
 
 from triochat.codec import Mode, encode_json, encode_plain
