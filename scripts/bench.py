@@ -26,11 +26,17 @@ Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
 ``slow-reader``      1000 lines/s of 1000-byte lines; then a client with a tiny receive
                      buffer joins and never reads: others' p99 before/during, server RSS
                      growth, and whether the slow client was disconnected.
+``join-cpu``         triochat only, twice: 5000 joins (then leaves) at the default log
+                     level and at ``--log-level warning``; server CPU seconds for each
+                     (until it is idle again, so log writing in a thread counts) and
+                     their ratio: what logging a join costs.
 
 triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
 (flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
 ``slow-reader`` (the default queue of 1024 events decides when "too slow" fires), and
 with defaults (plus ``--max-clients 6000``) for the rest; each result says which.
+Its log goes to a file (read at the end), at ``--log-level warning`` except in
+``join-cpu``, which sets the level itself (or leaves the default).
 
 It prints a table, whether each target of issue 4 is met (a miss never makes the exit
 status non-zero), one JSON line per scenario, and draws a chart (``--chart``).
@@ -77,6 +83,9 @@ SLOW_P99_FACTOR: Final[float] = 1.5  # slow reader: "p99 unchanged within noise"
 SLOW_P99_SLACK_MS: Final[float] = 2.0  # most before x 1.5 + 2 ms (p99 of ~8k lines is noisy)
 SLOW_RSS_BOUND_MB: Final[float] = 64.0  # "RSS bounded": growth while the slow client is on
 JOIN_TARGET_S: Final[float] = 10.0  # 5000 connections joined in under this
+JOIN_CPU_RATIO: Final[float] = 1.3  # join-cpu: CPU at the default log level <= 1.3x warning's
+JOIN_CPU_CONNS: Final[int] = 5000  # join-cpu: joins in a full run (the target is for 5000)
+QUIET: Final[tuple[str, ...]] = ("--log-level", "warning")  # triochat's level unless a run sets it
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,9 @@ class Scenario:
     quick: tuple[str, ...]
     triochat_flags: tuple[str, ...]
     timeout_s: float  # the load generator's own deadline
+    # Instead of one run per server: labelled triochat runs, each with these extra flags
+    # (join-cpu compares triochat with itself at two log levels).
+    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
@@ -140,15 +152,27 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("--rate-limit", "0"),
         90.0,
     ),
+    Scenario(
+        "join-cpu",
+        "join CPU: 5000 joins, then leaves; triochat at its default log level vs warning",
+        ("joins", "--conns", str(JOIN_CPU_CONNS), "--join-deadline", "60"),
+        ("joins", "--conns", "1000", "--join-deadline", "15"),
+        ("--max-clients", "6000"),
+        150.0,
+        variants=(("triochat", ()), ("triochat-warning", QUIET)),
+    ),
 )
 
 
-def server_command(server: str, flags: Sequence[str]) -> list[str]:
-    """The command line that starts ``server`` on an ephemeral loopback port."""
+def server_command(server: str, flags: Sequence[str], quiet: bool = True) -> list[str]:
+    """The command line that starts ``server`` on an ephemeral loopback port.
+
+    triochat logs at ``warning`` when ``quiet``; otherwise ``flags`` decide.
+    """
     common = ["--host", HOST, "--port", "0"]
     if server == "triochat":
-        cmd = [sys.executable, "-m", "triochat", "server", *common, "--log-level", "warning"]
-        return [*cmd, *flags]
+        level = QUIET if quiet else ()
+        return [sys.executable, "-m", "triochat", "server", *common, *level, *flags]
     return [sys.executable, str(SCRIPTS / f"ref_{server}.py"), *common]
 
 
@@ -169,10 +193,17 @@ def pinned(cpu: int) -> Any:
 class RunningServer:
     """A server subprocess: started, its port read, always stopped by its PID."""
 
-    def __init__(self, server: str, flags: Sequence[str], log_dir: Path) -> None:
-        self.name = server
-        self.cmd = server_command(server, flags)
-        self.log_path = log_dir / f"{server}.stderr"
+    def __init__(
+        self,
+        server: str,
+        flags: Sequence[str],
+        log_dir: Path,
+        label: str | None = None,
+        quiet: bool = True,
+    ) -> None:
+        self.name = label or server
+        self.cmd = server_command(server, flags, quiet)
+        self.log_path = log_dir / f"{self.name}.stderr"
         self._log: IO[bytes] = self.log_path.open("wb")
         with pinned(SERVER_CPU):
             self.proc = subprocess.Popen(
@@ -208,6 +239,12 @@ class RunningServer:
                 return int(m.group(2))
         self.stop()
         raise RuntimeError(f"{self.name} did not print 'listening on': {self.tail()}")
+
+    def log_lines(self, marker: bytes) -> int:
+        """How many lines of the server's stderr contain ``marker``."""
+        with contextlib.suppress(OSError):
+            return sum(marker in line for line in self.log_path.read_bytes().splitlines())
+        return 0
 
     def tail(self, n: int = 400) -> str:
         """The end of the server's stderr, for error messages."""
@@ -262,11 +299,22 @@ def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> 
     return result
 
 
-def run_one(scenario: Scenario, server: str, quick: bool, log_dir: Path) -> dict[str, Any]:
-    """Start ``server``, drive ``scenario`` against it, stop it; return the figures."""
-    flags = scenario.triochat_flags if server == "triochat" else ()
+def run_one(
+    scenario: Scenario,
+    server: str,
+    quick: bool,
+    log_dir: Path,
+    extra: Sequence[str] = (),
+    label: str | None = None,
+) -> dict[str, Any]:
+    """Start ``server``, drive ``scenario`` against it, stop it; return the figures.
+
+    ``extra`` flags are added to triochat's; ``label`` names the run (default: server).
+    A scenario with variants sets triochat's log level itself (or leaves the default).
+    """
+    flags = (*scenario.triochat_flags, *extra) if server == "triochat" else ()
     try:
-        srv = RunningServer(server, flags, log_dir)
+        srv = RunningServer(server, flags, log_dir, label, quiet=not scenario.variants)
     except (OSError, RuntimeError) as exc:
         return {"ok": False, "error": str(exc), "flags": list(flags)}
     try:
@@ -277,6 +325,9 @@ def run_one(scenario: Scenario, server: str, quick: bool, log_dir: Path) -> dict
             result["server_stderr"] = srv.tail()
     finally:
         srv.stop()
+    if scenario.variants:
+        # Proof that the log was written, not skipped: one record per join.
+        result["log_join_lines"] = srv.log_lines(b" joined from ")
     result["flags"] = list(flags)
     return result
 
@@ -335,6 +386,20 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
             j, joined = tc("join_s"), tc("joined")
             ok = None if j is None else (j < JOIN_TARGET_S and joined == 5000)
             out.append(Verdict(f"5000 joined in < {JOIN_TARGET_S:g} s ({j} s)", ok))
+    elif name == "join-cpu":
+        # Judged at full size only: --quick's ~0.2 CPU seconds vary by half between runs.
+        full = tc("joined") == JOIN_CPU_CONNS
+        for key, what in (("cpu_join_s", "joins"), ("cpu_s", "joins + leaves")):
+            c, cw = tc(key), _get(res, "triochat-warning", key)
+            r = ratio(c, cw)
+            out.append(
+                Verdict(
+                    f"CPU for {what} at the default log level <= {JOIN_CPU_RATIO:g}x "
+                    f"warning's ({c} vs {cw} s, x{r})"
+                    + ("" if full else f"; judged at {JOIN_CPU_CONNS} joins only"),
+                    None if r is None or not full else r <= JOIN_CPU_RATIO,
+                )
+            )
     elif name == "slow-reader":
         before, during = tc("p99_before_ms"), tc("p99_during_ms")
         noise = None if before is None else before * SLOW_P99_FACTOR + SLOW_P99_SLACK_MS
@@ -384,6 +449,15 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("fanout_p50_ms", "fan p50 ms"),
         ("fanout_all_ms", "fan all ms"),
     ],
+    "join": [
+        ("joined", "joined"),
+        ("join_s", "join s"),
+        ("cpu_join_s", "CPU join s"),
+        ("cpu_leave_s", "CPU leave s"),
+        ("cpu_s", "CPU total s"),
+        ("cpu_per_join_ms", "CPU/join ms"),
+        ("log_join_lines", "'joined' log lines"),
+    ],
     "slow": [
         ("p99_before_ms", "p99 before"),
         ("p99_during_ms", "p99 during"),
@@ -399,6 +473,7 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "burst": ("deliveries_per_s", True),
     "steady": ("p99_ms", False),
     "idle": ("rss_per_conn_kb", False),
+    "join": ("cpu_join_s", False),
     "slow": ("p99_during_ms", False),
 }
 
@@ -446,7 +521,7 @@ def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bo
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     tcv = _get(res, "triochat", rkey)
-    for ref in ("asyncio", "threaded"):
+    for ref in ("asyncio", "threaded", "triochat-warning"):
         if ref in res:
             print(f"   triochat/{ref} {rkey}: x{fmt(ratio(tcv, _get(res, ref, rkey)))}")
 
@@ -477,13 +552,22 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
         ("join_s", "join s", False),
         ("fanout_all_ms", "fan-out ms", False),
     ],
+    "join": [
+        ("cpu_join_s", "CPU s, joins", False),
+        ("cpu_leave_s", "CPU s, leaves", False),
+    ],
     "slow": [
         ("p99_before_ms", "p99 before ms", False),
         ("p99_during_ms", "p99 during ms", False),
         ("rss_max_growth_mb", "RSS growth MB", False),
     ],
 }
-COLORS: Final[dict[str, str]] = {"triochat": "#2a7ab9", "asyncio": "#e8a33d", "threaded": "#8c8c8c"}
+COLORS: Final[dict[str, str]] = {
+    "triochat": "#2a7ab9",
+    "triochat-warning": "#9cc7e8",
+    "asyncio": "#e8a33d",
+    "threaded": "#8c8c8c",
+}
 
 
 def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) -> None:
@@ -611,12 +695,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="triochat-bench-") as tmp:
         for sc in args.scenarios:
             res: dict[str, dict[str, Any]] = {}
-            for server in args.server_list:
+            runs: list[tuple[str, str, tuple[str, ...]]] = [(s, s, ()) for s in args.server_list]
+            if sc.variants:  # triochat against itself; skipped when triochat is not chosen
+                wanted = "triochat" in args.server_list
+                runs = [(label, "triochat", x) for label, x in sc.variants] if wanted else []
+            for label, server, extra in runs:
                 t0 = time.monotonic()
-                print(f"... {sc.name} / {server}", end="", flush=True)
-                res[server] = run_one(sc, server, args.quick, Path(tmp))
-                status = "ok" if res[server].get("ok") else res[server].get("error", "failed")
+                print(f"... {sc.name} / {label}", end="", flush=True)
+                res[label] = run_one(sc, server, args.quick, Path(tmp), extra, label)
+                status = "ok" if res[label].get("ok") else res[label].get("error", "failed")
                 print(f" {time.monotonic() - t0:.1f} s, {status}", flush=True)
+            if not res:
+                continue
             entry: dict[str, Any] = {
                 "scenario": sc.name,
                 "title": sc.title,

@@ -26,6 +26,11 @@ Scenarios (sizes come from the command line, see ``--help``):
 ``idle``
     N clients join (``/nick``), then only read. Join time, server RSS per connection
     (after minus before, over N) and the time one line takes to reach all of them.
+``joins``
+    N clients join (``/nick``) and stay, then all of them leave at once. The server's
+    CPU seconds for the joins and for the leaves, each measured until the server is
+    idle again (so work it defers, such as writing its log, is counted). Run it at two
+    log levels to see what logging a join costs.
 ``slow``
     A paced room as in ``steady``; after ``--duration`` seconds one more client joins
     with a tiny receive buffer and never reads, and the room goes on for
@@ -72,6 +77,9 @@ FANOUT_TIMEOUT_S: Final[float] = 30.0  # idle: one line reaching everyone
 IDLE_RCVBUF: Final[int] = 512 * 1024  # idle clients pause reading while joins are announced
 SLOW_RCVBUF: Final[int] = 1024  # the slow reader's SO_RCVBUF (the kernel rounds it up)
 RSS_SAMPLE_S: Final[float] = 0.25  # slow: server RSS sampling period
+IDLE_SAMPLE_S: Final[float] = 0.25  # joins: server CPU sampling period while it settles
+IDLE_CPU_S: Final[float] = 0.005  # joins: "idle" = under 2 % of one CPU over one sample
+IDLE_MAX_S: Final[float] = 20.0  # joins: stop waiting for an idle server after this long
 PCTS: Final[tuple[float, ...]] = (50.0, 99.0)  # latency percentiles reported
 
 
@@ -524,6 +532,48 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
     }
 
 
+async def wait_server_idle(server: Server) -> float:
+    """Wait until the server's CPU time stops growing; return its CPU seconds then.
+
+    Two samples ``IDLE_SAMPLE_S`` apart that differ by less than ``IDLE_CPU_S`` mean it
+    is idle (its own housekeeping every few seconds is far below that).
+    """
+    t0 = time.monotonic()
+    last = server.cpu_s()
+    while time.monotonic() - t0 < IDLE_MAX_S:
+        await asyncio.sleep(IDLE_SAMPLE_S)
+        now = server.cpu_s()
+        if now - last < IDLE_CPU_S:
+            return now
+        last = now
+    return last
+
+
+async def scenario_joins(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """Joins: the server CPU that N joins (and then N leaves) cost, until it is idle."""
+    rec = Record()
+    cpu0 = await wait_server_idle(server)
+    names = [f"j{i}" for i in range(args.conns)]
+    # As in ``idle``: once welcomed, a client stops reading, so this process is not busy.
+    clients, join_s, errors = await connect_many(
+        args.port, names, rec, rcvbuf=IDLE_RCVBUF, pause=True, deadline=args.join_deadline
+    )
+    cpu1 = await wait_server_idle(server)
+    close_all(clients)
+    cpu2 = await wait_server_idle(server)
+    joined = len(clients)
+    return {
+        "conns": args.conns,
+        "joined": joined,
+        "errors": errors[:5],
+        "join_s": round(join_s, 3),
+        "cpu_join_s": round(cpu1 - cpu0, 3),
+        "cpu_leave_s": round(cpu2 - cpu1, 3),
+        "cpu_s": round(cpu2 - cpu0, 3),
+        "cpu_per_join_ms": round(1000 * (cpu1 - cpu0) / max(1, joined), 3),
+    }
+
+
 def slope(samples: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of ``(x, y)`` samples (0 for fewer than two)."""
     if len(samples) < 2:
@@ -612,6 +662,7 @@ SCENARIOS: Final = {
     "burst": scenario_burst,
     "steady": scenario_steady,
     "idle": scenario_idle,
+    "joins": scenario_joins,
     "slow": scenario_slow,
 }
 
@@ -639,8 +690,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=8.0, help="measurement window, s")
     p.add_argument("--duration2", type=float, default=8.0, help="slow: window with it, s")
     p.add_argument("--line-bytes", type=int, default=60, help="slow: chat text size")
-    p.add_argument("--join-deadline", type=float, default=JOIN_DEADLINE_S, help="idle, s")
-    p.add_argument("--conns", type=int, default=1000, help="idle: connections")
+    p.add_argument("--join-deadline", type=float, default=JOIN_DEADLINE_S, help="idle, joins, s")
+    p.add_argument("--conns", type=int, default=1000, help="idle, joins: connections")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
     return p.parse_args(argv)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 STARTUP_TIMEOUT: Final = 15.0  # seconds for the server to print its address (a cold import)
 IO_TIMEOUT: Final = 5.0  # seconds for any one expected line
+LOG_FLOOD_JOINS: Final = 1000  # a join and a leave record each: far more than a pipe holds
 
 
 def _command(*args: str) -> list[str]:
@@ -273,6 +275,7 @@ def test_cli_help_explains_every_server_flag() -> None:
         "--max-clients",
         "--coalesce-above",
         "--log-level",
+        "--log-format",
     ):
         assert flag in result.stdout
     version = _run("--version")
@@ -322,3 +325,31 @@ def test_cli_python_dash_m_matches_console_script() -> None:
     assert result.returncode == 0
     assert "server" in result.stdout
     assert "client" in result.stdout
+
+
+def _hello(name: str) -> str:
+    return json.dumps({"type": "hello", "name": name})
+
+
+def test_cli_unread_log_pipe_does_not_freeze_the_server() -> None:
+    """A log pipe nobody reads: joins, chat and SIGTERM still work (it froze at ~800 records)."""
+    server = RunningServer("--log-level", "info")  # its stderr is a pipe this test never reads
+    try:
+        for i in range(LOG_FLOOD_JOINS):
+            peer = LineSocket(server.port, _hello(f"n{i}"))
+            assert '"type":"welcome"' in peer.line()
+            peer.close()
+        LineSocket.opened.clear()  # (all closed already)
+        alice = LineSocket(server.port, _hello("alice"))
+        assert '"type":"welcome"' in alice.line()
+        bob = LineSocket(server.port, _hello("bob"))
+        assert '"type":"welcome"' in bob.line()
+        bob.send(json.dumps({"type": "say", "text": "still here"}))
+        while '"still here"' not in (line := alice.line()):
+            assert "bob" in line, line  # only bob's join may come first
+        start = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=IO_TIMEOUT) == 0
+        assert time.monotonic() - start < 2.5  # the 2 s promise, plus a loaded machine's slack
+    finally:
+        server.stop()

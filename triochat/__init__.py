@@ -3,7 +3,8 @@
 The sans-IO core (:mod:`triochat.core`: framing, hygiene, names, commands, events,
 codecs) turns bytes into commands and events
 into bytes; :mod:`triochat.room` owns the room; :mod:`triochat.server` connects streams
-to it; :mod:`triochat.cli` is the ``triochat`` command.
+to it; :mod:`triochat.logs` writes the server's log from a thread, so that it never
+holds up the event loop; :mod:`triochat.cli` is the ``triochat`` command.
 """
 
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig

@@ -16,12 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import trio
-from rich.console import Console
-from rich.logging import RichHandler
 
 from triochat import __version__
 from triochat.client.session import add_client_arguments, run_client
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
+from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
 
 __all__ = ["build_parser", "main"]
@@ -167,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="info",
         help="how much the server logs to stderr (joins, leaves and refusals are 'info')",
     )
+    server.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="how log records look: 'plain' is one line each (ISO time, level, logger, "
+        "message), 'json' one JSON object per line, 'auto' is plain unless stderr is a "
+        "terminal (then a colour console view). Logging never holds the server up: if "
+        "stderr is not read fast enough, records are dropped and counted in the status line",
+    )
     server.set_defaults(func=_server_command)
 
     client = commands.add_parser(
@@ -181,17 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _setup_logging(level: str) -> None:
-    handler = RichHandler(
-        console=Console(stderr=True),
-        show_path=False,
-        markup=False,
-        rich_tracebacks=False,
-        log_time_format="[%X]",
-    )
-    logging.basicConfig(level=level.upper(), format="%(message)s", handlers=[handler], force=True)
 
 
 def _listen_error(exc: OSError, host: str, port: int) -> str:
@@ -232,7 +229,11 @@ async def _serve(config: ServerConfig, host: str, port: int) -> int:
             with trio.move_on_after(SHUTDOWN_DEADLINE):
                 await server.shutdown()
             nursery.cancel_scope.cancel()
-    log.info("server stopped")
+    dropped = dropped_records()
+    if dropped:
+        log.warning("server stopped; %d log records were dropped (stderr was not read)", dropped)
+    else:
+        log.info("server stopped")
     return 0
 
 
@@ -264,20 +265,25 @@ def _raise_fd_limit(max_clients: int) -> None:
 
 
 def _server_command(args: argparse.Namespace) -> int:
-    _setup_logging(args.log_level)
-    _raise_fd_limit(args.max_clients)
-    config = ServerConfig(
-        history=args.history,
-        max_line_bytes=args.max_line_bytes,
-        rate_limit=args.rate_limit,
-        burst=args.burst,
-        send_queue=args.send_queue,
-        max_clients=args.max_clients,
-        max_per_address=args.max_per_address,
-        trusted=args.trusted,
-        coalesce_above=args.coalesce_above,
-    )
-    return trio.run(_serve, config, args.host, args.port)
+    start_logging(args.log_level, args.log_format)
+    try:
+        _raise_fd_limit(args.max_clients)
+        config = ServerConfig(
+            history=args.history,
+            max_line_bytes=args.max_line_bytes,
+            rate_limit=args.rate_limit,
+            burst=args.burst,
+            send_queue=args.send_queue,
+            max_clients=args.max_clients,
+            max_per_address=args.max_per_address,
+            trusted=args.trusted,
+            coalesce_above=args.coalesce_above,
+        )
+        return trio.run(_serve, config, args.host, args.port)
+    finally:
+        # Write what is still queued; if nobody reads stderr, give up after a moment
+        # (the writer thread is left blocked, and the process exits anyway).
+        stop_logging()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,6 +53,7 @@ from triochat.core.events import (
     WhoList,
 )
 from triochat.core.names import name_error, name_key
+from triochat.logs import dropped_records
 from triochat.outbox import Outbox
 
 __all__ = ["Conn", "Gone", "Input", "Register", "Room", "RoomMessage", "Stop"]
@@ -410,12 +411,14 @@ class Room:
         if now - self._last_status >= STATUS_EVERY:
             self._last_status = now
             log.info(
-                "status: room %s, %d online (%d plain, %d json), %d chat events so far",
+                "status: room %s, %d online (%d plain, %d json), %d chat events so far, "
+                "%d log records dropped",
                 self.name,
                 self.online,
                 len(self._plain),
                 len(self._json),
                 self._next_id - 1,
+                dropped_records(),
             )
 
     def _stop(self) -> None:

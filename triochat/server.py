@@ -37,6 +37,7 @@ from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
 from triochat.core.ratelimit import TokenBucket
+from triochat.logs import RepeatLimiter
 from triochat.outbox import Outbox
 from triochat.room import Conn, Gone, Input, Register, Room, RoomMessage, Stop
 
@@ -88,6 +89,7 @@ class ChatServer:
         self._scopes: set[trio.CancelScope] = set()  # one per live connection
         self._writers: trio.Nursery | None = None  # where backed-up connections' writers run
         self._stopping = False
+        self._accept_errors = RepeatLimiter()  # out of descriptors: ~10 errors a second
 
     @property
     def connections(self) -> int:
@@ -138,6 +140,8 @@ class ChatServer:
 
         Like ``trio.serve_listeners`` (including its back-off when out of descriptors),
         minus its per-connection wrapper task frame: handle_stream closes the stream.
+        Out of descriptors, the error repeats every ``ACCEPT_RETRY`` seconds; it is
+        logged once per 10 s (``triochat.logs.REPEAT_INTERVAL``), with a count.
         """
         async with listener:
             while True:
@@ -146,11 +150,23 @@ class ChatServer:
                 except OSError as exc:
                     if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
                         raise
-                    log.error(
-                        "cannot accept a connection (%s); retrying in %g s",
-                        os.strerror(exc.errno or 0),
-                        ACCEPT_RETRY,
-                    )
+                    reason = os.strerror(exc.errno or 0)
+                    repeats = self._accept_errors.allow(reason, trio.current_time())
+                    if repeats is not None and repeats.held:
+                        log.error(
+                            "cannot accept a connection (%s); retrying every %g s "
+                            "(repeated %d times in the last %.0f s)",
+                            reason,
+                            ACCEPT_RETRY,
+                            repeats.held,
+                            repeats.seconds,
+                        )
+                    elif repeats is not None:
+                        log.error(
+                            "cannot accept a connection (%s); retrying in %g s",
+                            reason,
+                            ACCEPT_RETRY,
+                        )
                     await trio.sleep(ACCEPT_RETRY)
                 else:
                     handlers.start_soon(self.handle_stream, stream)
