@@ -48,8 +48,8 @@ class RecordingView(ChatView):
         )
         self._changed = trio.Event()
 
-    def show(self, event: Event) -> None:
-        super().show(event)
+    def show(self, event: Event, tag: str = "", *, quiet: bool = False) -> None:
+        super().show(event, tag, quiet=quiet)
         self._changed.set()
 
     def notice(self, text: str, style: str = "") -> None:

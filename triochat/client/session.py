@@ -1,12 +1,26 @@
 """The terminal client: JSON mode on the wire, a person (or a script) on the other end.
 
 Shape (see DESIGN.md, "Client"): a nursery pairs an input task (line source -> stream)
-with a network task (stream -> view). Whichever ends first ends the other:
+with a connection task (stream -> view). Whichever ends first ends the other:
 
 * end of input or ``/quit``: send ``{"type": "quit"}``, keep showing events until the
   server closes the connection (so everything typed or piped before it has been handled),
   then exit 0;
-* the server closes the connection or it breaks: say so and exit 1.
+* the server closes the connection, it breaks, or the server shuts down: without a way
+  to reconnect (``--no-reconnect``, or input from a pipe), say so and exit 1. With one,
+  the connection task counts down a back-off (:mod:`.reconnect`) on the status line,
+  dials again, says hello with the same name and the last id shown in each room
+  (:mod:`.rooms`), shows what was missed and carries on. The input task lives across
+  connections; a line typed while there is no connection is not sent, and the user
+  is told so.
+
+Rules of this module:
+
+* One writer per stream: the connection task sends the hello and the resume requests
+  before it hands the connection to the input task (``_Client.conn``), and takes it
+  back (sets it to None) the moment the connection ends.
+* Every wait is a cancel scope, so Ctrl-C (KeyboardInterrupt, handled once in
+  :func:`run_client`) ends the client at once, also in the middle of a back-off.
 
 :func:`chat_session` works on any ``trio.abc.Stream`` with any :class:`LineSource` and
 :class:`ChatView`, which is how the tests drive it against a real server object over
@@ -16,48 +30,56 @@ memory streams. :func:`run_client` is the command-line entry point.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
-import getpass
-import json
+import math
 import os
-import re
-import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import trio
 
+from triochat.client.connection import Connection, Refusal, greet, short_connect_error
 from triochat.client.linesource import LineSource, PipeLineSource, Terminal
+from triochat.client.options import (
+    CONNECT_TIMEOUT,
+    add_client_arguments,
+    connect_error_message,
+    default_name,
+)
+from triochat.client.reconnect import STABLE_CONNECTION, Backoff
+from triochat.client.requests import request_for
+from triochat.client.rooms import ClientRooms, ResumeSummary
 from triochat.client.view import ChatView, make_console
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT
-from triochat.core.commands import Help as HelpCommand
-from triochat.core.commands import Invalid, Me, Msg, Nick, Quit, Say, Who, parse_plain
-from triochat.core.framing import TOO_LONG, LineBuffer
+from triochat.core.commands import Invalid, Quit
 from triochat.core.hygiene import sanitise
-from triochat.core.names import MAX_NAME_CHARS
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "Connection",
+    "Connector",
     "SessionEnd",
     "add_client_arguments",
     "chat_session",
+    "connect_error_message",
+    "default_name",
     "run_client",
 ]
 
-CONNECT_TIMEOUT: Final = 10.0  # seconds for DNS + TCP connect; a LAN host answers in ms
 WELCOME_TIMEOUT: Final = 10.0  # seconds for the welcome after hello; the server answers at once
 QUIT_IDLE_TIMEOUT: Final = 10.0  # seconds of silence after quit before giving up on the close;
 # measured from the last event heard, so a long pipe that the server reads slowly (rate
 # limit) still completes: the server echoes each line back as it handles it.
-MAX_EVENT_BYTES: Final = 1 << 20  # one server line: 4 KiB of text JSON-escaped is ~25 KiB
-READ_BYTES: Final = 65536  # one receive_some
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_INTERRUPTED: Final = 130  # the shell convention for "stopped by Ctrl-C"
 QUIT_WORDS: Final = frozenset({"exit", "quit"})  # bare words that leave, like a shell
+RETRY_ERRORS: Final = frozenset({"name-taken"})  # hello errors a reconnect waits out: the
+# server keeps our name until it notices the old connection is dead
+
+Connector = Callable[[], Awaitable[trio.abc.Stream]]  # opens a new stream to the same server
 
 
 class SessionEnd(enum.Enum):
@@ -75,129 +97,237 @@ class SessionEnd(enum.Enum):
         return EXIT_OK if self is SessionEnd.QUIT else EXIT_FAILED
 
 
-class Connection:
-    """JSON events over a stream: one object per line each way."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self._lines = LineBuffer(MAX_EVENT_BYTES)
-        self._eof = False
-
-    async def send(self, obj: dict[str, Any]) -> None:
-        """Send one request object."""
-        await self.stream.send_all((json.dumps(obj, ensure_ascii=False) + "\n").encode())
-
-    async def receive(self) -> dict[str, Any] | None:
-        """Return the next event, or None once the server has closed the connection.
-
-        A line that is not a JSON object (a plain-mode server message such as
-        ``! server full``) becomes ``{"type": "text", "text": line}``; an oversized line
-        becomes an ``error`` event. A reset connection counts as closed.
-        """
-        while True:
-            line = self._lines.next_line()
-            if line is None and self._eof:
-                return None
-            if line is None:
-                try:
-                    data = await self.stream.receive_some(READ_BYTES)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                if data:
-                    self._lines.feed(bytes(data))
-                    continue
-                self._eof = True
-                line = self._lines.close()
-                if line is None:
-                    return None
-            if line is TOO_LONG:
-                return {"type": "error", "code": "line-too-long", "text": "oversized event"}
-            assert isinstance(line, bytes)
-            text = line.decode("utf-8", "replace")
-            if not text.strip():
-                continue
-            try:
-                event = json.loads(text)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict):
-                return {"type": "text", "text": text}
-            return event
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _request(command: Say | Me | Nick | Who | Msg | HelpCommand) -> dict[str, Any]:
-    """The JSON request for a command typed in the plain-mode syntax."""
-    match command:
-        case Say(text=text):
-            return {"type": "say", "text": text}
-        case Me(text=text):
-            return {"type": "me", "text": text}
-        case Nick(name=name):
-            return {"type": "nick", "name": name}
-        case Msg(to=to, text=text):
-            return {"type": "msg", "to": to, "text": text}
-        case Who():
-            return {"type": "who"}
-        case HelpCommand():
-            return {"type": "help"}
+def resume_report(summary: ResumeSummary) -> str:
+    """The line shown once a reconnect has caught up: ``reconnected; 3 missed messages``."""
+    text = f"reconnected; {_plural(summary.missed, 'missed message')}"
+    if summary.skipped:
+        text += f" ({summary.skipped} older ones were not replayed; /history shows them)"
+    if summary.lost_rooms:
+        text += f"; not back in {', '.join(summary.lost_rooms)}"
+    return text
 
 
-class _Session:
-    """The state the input and network tasks share (both run in the trio thread)."""
+class _Client:
+    """The state the input and connection tasks share (both run in the trio thread)."""
 
     def __init__(
-        self, conn: Connection, lines: LineSource, view: ChatView, quit_idle_timeout: float
+        self,
+        lines: LineSource,
+        view: ChatView,
+        *,
+        peer: str,
+        reconnect: Connector | None,
+        backoff: Backoff,
+        welcome_timeout: float,
+        quit_idle_timeout: float,
     ) -> None:
-        self.conn = conn
         self.lines = lines
         self.view = view
+        self.peer = peer
+        self.reconnect = reconnect
+        self.backoff = backoff
+        self.welcome_timeout = welcome_timeout
         self.quit_idle_timeout = quit_idle_timeout
+        self.rooms = ClientRooms()
+        self.conn: Connection | None = None  # what the input task may send on, if anything
+        self.opened: list[trio.abc.Stream] = []  # streams this session dialled itself
         self.quit_sent = False
         self.shutdown_seen = False
-        self.closed = trio.Event()
+        self.closed = trio.Event()  # the connection ended after our quit
         self.last_heard = trio.current_time()
+        self.connected_at = trio.current_time()
         self.end = SessionEnd.LOST
+        self.status = ""
+        self._prompt = ""
 
-    async def network(self, done: trio.CancelScope) -> None:
-        """Show events until the server closes the connection, then end the session."""
-        while (event := await self.conn.receive()) is not None:
-            self.last_heard = trio.current_time()
-            if event.get("type") == "shutdown":
-                self.shutdown_seen = True
-            if event.get("type") == "text":
-                self.view.notice(sanitise(str(event.get("text"))), style="")
-            else:
-                self.view.show(event)
-        if self.shutdown_seen:
-            self.end = SessionEnd.SHUTDOWN
-        elif self.quit_sent:
-            self.end = SessionEnd.QUIT
+    # ----------------------------------------------------------------------------------
+    # Showing things
+
+    def refresh_prompt(self) -> None:
+        """Redraw the prompt if the room, unread counts, name or status changed it."""
+        prompt = self.rooms.prompt(self.view.me, self.status)
+        if prompt != self._prompt:
+            self._prompt = prompt
+            self.view.set_prompt(prompt)
+
+    def welcomed(self, welcome: dict[str, Any]) -> None:
+        """Take the server's welcome: the name it gave us, and our first room."""
+        given = welcome.get("name")
+        if isinstance(given, str) and sanitise(given) != self.view.me:
+            self.view.me = sanitise(given)
+            if self.view.on_rename is not None:
+                self.view.on_rename(self.view.me)
+        self.handle(welcome)
+        self.connected_at = trio.current_time()
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Apply one event to the room state and show it."""
+        kind = event.get("type")
+        if kind == "shutdown":
+            self.shutdown_seen = True
+        if kind == "text":
+            self.view.notice(sanitise(str(event.get("text"))), style="")
+            return
+        shown = self.rooms.apply(event, self.view.me)
+        if shown is not None:
+            self.view.show(event, shown.tag, quiet=shown.quiet)
+        self.refresh_prompt()
+
+    # ----------------------------------------------------------------------------------
+    # The connection task
+
+    async def run_connection(self, conn: Connection, done: trio.CancelScope) -> None:
+        """Show events until the session ends; reconnect whenever the connection is lost."""
+        current: Connection | None = conn
+        while current is not None:
+            await self.receive_all(current)
+            self.conn = None
+            if self.quit_sent:
+                self.end = SessionEnd.QUIT
+                break
+            if self.reconnect is None:
+                self.end = SessionEnd.SHUTDOWN if self.shutdown_seen else SessionEnd.LOST
+                break
+            await trio.aclose_forcefully(current.stream)
+            self.rooms.abandon_resume()
+            if trio.current_time() - self.connected_at >= STABLE_CONNECTION:
+                self.backoff.reset()
+            if self.view.has_prompt:  # the countdown is in the prompt; this stays on screen
+                self.view.report(f"lost the connection to {self.peer}")
+            current = await self.redial()
         self.closed.set()
         done.cancel()
 
+    async def receive_all(self, conn: Connection) -> None:
+        """Handle events until the server closes the connection (or it breaks)."""
+        self.shutdown_seen = False
+        while (event := await conn.receive()) is not None:
+            self.last_heard = trio.current_time()
+            if self.rooms.ends_resume(event):
+                self.resumed(conn)
+            else:
+                self.handle(event)
+
+    def resumed(self, conn: Connection) -> None:
+        """The replay after a reconnect is over: report it and let the input task send."""
+        summary = self.rooms.finish_resume()
+        self.status = ""
+        self.connected_at = trio.current_time()
+        self.conn = conn
+        self.view.report(resume_report(summary))
+        self.refresh_prompt()
+
+    async def redial(self) -> Connection | None:
+        """Back off, dial and say hello until a server welcomes us back (None: refused)."""
+        assert self.reconnect is not None
+        why = "connection lost"
+        while True:
+            await self.count_down(self.backoff.next_delay(), why)
+            self.status = "reconnecting ..."
+            self.refresh_prompt()
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    stream = await self.reconnect()
+            except (OSError, trio.TooSlowError) as exc:
+                why = f"cannot reconnect ({short_connect_error(exc)})"
+                continue
+            self.opened.append(stream)
+            conn = Connection(stream)
+            answer = await greet(conn, self.rooms.start_resume(self.view.me), self.welcome_timeout)
+            if isinstance(answer, Refusal):
+                self.rooms.abandon_resume()
+                await trio.aclose_forcefully(stream)
+                if answer.kind == "error" and answer.code not in RETRY_ERRORS:
+                    self.view.fatal(f"cannot rejoin as {self.view.me!r}: {answer.text}")
+                    self.end = SessionEnd.REFUSED
+                    return None
+                why = self.refusal_reason(answer)
+                continue
+            self.welcomed(answer)
+            home = answer.get("room")
+            try:
+                for request in self.rooms.resume_requests(home if isinstance(home, str) else ""):
+                    await conn.send(request)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # receive_all sees the close, and we come back here
+            return conn
+
+    def refusal_reason(self, refusal: Refusal) -> str:
+        """A few words for the status line on why a reconnect's hello failed."""
+        if refusal.kind == "error":  # name-taken: the old connection is not dead to it yet
+            return f"{self.peer} still has {self.view.me}"
+        if refusal.kind == "timeout":
+            return "no welcome"
+        if refusal.kind == "closed":
+            return "closed at once"
+        return refusal.text
+
+    async def count_down(self, delay: float, why: str) -> None:
+        """Wait ``delay`` seconds, showing the seconds left; Ctrl-C interrupts it."""
+        deadline = trio.current_time() + delay
+        announced = False
+        while (left := deadline - trio.current_time()) > 0:
+            seconds = math.ceil(left)
+            self.status = f"{why}; reconnecting in {seconds} s"
+            self.refresh_prompt()
+            if not announced and not self.view.has_prompt:
+                self.view.report(self.status)  # no prompt line: one line per try
+            announced = True
+            await trio.sleep(left - (seconds - 1))
+
+    # ----------------------------------------------------------------------------------
+    # The input task
+
     async def input(self, done: trio.CancelScope) -> None:
         """Send each input line; at end of input or /quit, leave and wait for the close."""
+        while (line := await self.lines.receive_line()) is not None:
+            if line.strip().lower() in QUIT_WORDS:
+                break
+            typed = request_for(line, self.rooms)
+            if typed is None:
+                continue
+            if isinstance(typed, Quit):
+                break
+            if isinstance(typed, Invalid):
+                self.view.show({"type": "error", "code": typed.code, "text": typed.text})
+                continue
+            conn = self.conn
+            if conn is None:
+                self.view.report(f"not connected; not sent: {sanitise(line).strip()}")
+                continue
+            self.rooms.note_sent(typed)  # before: the answer may beat send_all's return
+            self.refresh_prompt()
+            try:
+                await conn.send(typed)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if self.reconnect is None:
+                    return  # the connection task sees the close and ends the session
+                self.view.report(f"the connection was lost; not sent: {sanitise(line).strip()}")
+        await self.leave(done)
+
+    async def leave(self, done: trio.CancelScope) -> None:
+        """Send quit and wait for the server to close (it has then handled every line)."""
+        conn = self.conn
+        if conn is None:  # between connections: there is nobody to tell
+            self.end = SessionEnd.QUIT
+            done.cancel()
+            return
+        # Set before sending: the server may close the connection (and the connection
+        # task see it) before this send returns.
+        self.quit_sent = True
         try:
-            while (line := await self.lines.receive_line()) is not None:
-                if line.strip().lower() in QUIT_WORDS:
-                    break
-                command = parse_plain(line)
-                if command is None:
-                    continue
-                if isinstance(command, Quit):
-                    break
-                if isinstance(command, Invalid):
-                    self.view.show({"type": "error", "code": command.code, "text": command.text})
-                    continue
-                if isinstance(command, Say | Me | Nick | Who | Msg | HelpCommand):
-                    await self.conn.send(_request(command))
-            # Set before sending: the server may close the connection (and the network
-            # task see it) before this send returns.
-            self.quit_sent = True
-            await self.conn.send({"type": "quit"})
+            await conn.send({"type": "quit"})
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.quit_sent = False
-            return  # the network task sees the close and ends the session
+            if self.reconnect is None:
+                return  # the connection task sees the close and ends the session
+            self.end = SessionEnd.QUIT
+            done.cancel()
+            return
         while True:
             with trio.move_on_at(self.last_heard + self.quit_idle_timeout):
                 await self.closed.wait()
@@ -215,10 +345,12 @@ async def chat_session(
     view: ChatView,
     *,
     peer: str = "the server",
+    reconnect: Connector | None = None,
+    backoff: Backoff | None = None,
     welcome_timeout: float = WELCOME_TIMEOUT,
     quit_idle_timeout: float = QUIT_IDLE_TIMEOUT,
 ) -> SessionEnd:
-    """Join the room on ``stream`` as ``name`` and chat until one side ends.
+    """Join the server on ``stream`` as ``name`` and chat until one side ends.
 
     Args:
         stream: a connected stream to a triochat server (TCP, or a memory stream in tests).
@@ -226,6 +358,10 @@ async def chat_session(
         lines: where the user's input lines come from.
         view: where events and notices are shown.
         peer: how to name the server in messages (``host:port``).
+        reconnect: opens a new stream to the server after the connection is lost; None
+            ends the session instead (pipes, ``--no-reconnect``). Streams it opens are
+            closed by the session; ``stream`` stays the caller's.
+        backoff: the retry schedule (a fresh :class:`Backoff` by default).
         welcome_timeout: seconds to wait for the server's welcome.
         quit_idle_timeout: after quitting, seconds of silence before giving up on the close.
 
@@ -234,138 +370,58 @@ async def chat_session(
         ending except :attr:`SessionEnd.QUIT`.
     """
     conn = Connection(stream)
-    first: dict[str, Any] | None = None
-    with trio.move_on_after(welcome_timeout) as waited:
-        # A failed send is reported by receive() below, which then sees the close.
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await conn.send({"type": "hello", "name": name})
-        first = await conn.receive()
-    if waited.cancelled_caught:
-        view.fatal(f"no welcome from {peer} within {welcome_timeout:g}s; is it a triochat server?")
-        return SessionEnd.LOST
-    if first is None:
-        view.fatal(f"{peer} closed the connection before we could join")
-        return SessionEnd.LOST
-    kind = first.get("type")
-    if kind != "welcome":
-        text = sanitise(str(first.get("text", "")))
-        if kind == "error":
-            view.fatal(f"cannot join as {name!r}: {text}; choose another name with --name")
-        else:
-            view.fatal(f"{peer} did not let us join: {text or kind}")
-        return SessionEnd.REFUSED
-    welcomed = first.get("name")
-    if isinstance(welcomed, str) and sanitise(welcomed) != view.me:
-        view.me = sanitise(welcomed)
-        if view.on_rename is not None:
-            view.on_rename(view.me)
-    view.show(first)
-
-    session = _Session(conn, lines, view, quit_idle_timeout)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(session.network, nursery.cancel_scope)
-        nursery.start_soon(session.input, nursery.cancel_scope)
-    if session.end is SessionEnd.SHUTDOWN:
+    answer = await greet(conn, {"type": "hello", "name": name}, welcome_timeout)
+    if isinstance(answer, Refusal):
+        return _first_refusal(answer, name, view, peer, welcome_timeout)
+    client = _Client(
+        lines,
+        view,
+        peer=peer,
+        reconnect=reconnect,
+        backoff=backoff if backoff is not None else Backoff(),
+        welcome_timeout=welcome_timeout,
+        quit_idle_timeout=quit_idle_timeout,
+    )
+    client.welcomed(answer)
+    client.conn = conn
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.run_connection, conn, nursery.cancel_scope)
+            nursery.start_soon(client.input, nursery.cancel_scope)
+    finally:
+        for opened in client.opened:
+            await trio.aclose_forcefully(opened)
+    if client.end is SessionEnd.SHUTDOWN:
         view.fatal(f"{peer} shut down; the connection is closed")
-    elif session.end is SessionEnd.LOST:
+    elif client.end is SessionEnd.LOST:
         view.fatal(f"lost the connection to {peer}")
-    elif session.end is SessionEnd.UNCONFIRMED:
+    elif client.end is SessionEnd.UNCONFIRMED:
         view.fatal(
             f"{peer} did not confirm within {quit_idle_timeout:g}s that it received"
             " everything; some lines may not have been delivered"
         )
-    return session.end
+    return client.end
+
+
+def _first_refusal(
+    refusal: Refusal, name: str, view: ChatView, peer: str, welcome_timeout: float
+) -> SessionEnd:
+    """Explain why the first hello failed; nothing is retried before a first welcome."""
+    if refusal.kind == "timeout":
+        view.fatal(f"no welcome from {peer} within {welcome_timeout:g}s; is it a triochat server?")
+        return SessionEnd.LOST
+    if refusal.kind == "closed":
+        view.fatal(f"{peer} closed the connection before we could join")
+        return SessionEnd.LOST
+    if refusal.kind == "error":
+        view.fatal(f"cannot join as {name!r}: {refusal.text}; choose another name with --name")
+    else:
+        view.fatal(f"{peer} did not let us join: {refusal.text}")
+    return SessionEnd.REFUSED
 
 
 # --------------------------------------------------------------------------------------
 # Command line
-
-
-def default_name() -> str:
-    """The login name, reduced to the characters a triochat name may use."""
-    try:
-        login = getpass.getuser()
-    except Exception:  # no $USER and no passwd entry (minimal containers)
-        login = ""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", login).strip("-")[:MAX_NAME_CHARS]
-    return name or "guest"
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a TCP port (1-65535; from --port or $TRIOCHAT_PORT)"
-        )
-    return port
-
-
-def add_client_arguments(parser: argparse.ArgumentParser) -> None:
-    """Define the ``triochat client`` flags; TRIOCHAT_HOST/PORT/NAME set the defaults."""
-    env = os.environ
-    parser.add_argument(
-        "--host",
-        default=env.get("TRIOCHAT_HOST") or DEFAULT_HOST,
-        help="server to connect to; $TRIOCHAT_HOST sets the default (now %(default)s)",
-    )
-    parser.add_argument(
-        "--port",
-        type=_port,
-        default=env.get("TRIOCHAT_PORT") or str(DEFAULT_PORT),
-        help="server port; $TRIOCHAT_PORT sets the default (now %(default)s)",
-    )
-    parser.add_argument(
-        "--name",
-        default=env.get("TRIOCHAT_NAME") or default_name(),
-        help="your name in the room; $TRIOCHAT_NAME or your login name by default"
-        " (now %(default)s)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print each event as one JSON line (for jq and other tools)",
-    )
-    parser.add_argument(
-        "--save-svg",
-        metavar="PATH",
-        help="on exit, save what was shown as an SVG picture",
-    )
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it was raised from or groups (trio wraps connect errors)."""
-    yield exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _causes(inner)
-    if exc.__cause__ is not None:
-        yield from _causes(exc.__cause__)
-
-
-def connect_error_message(host: str, port: int, exc: BaseException) -> str:
-    """One line saying why connecting failed and what to try."""
-    where = f"{host}:{port}"
-    for cause in _causes(exc):
-        if isinstance(cause, socket.gaierror):
-            return (
-                f"cannot connect to {where}: unknown host {host!r}; check --host or $TRIOCHAT_HOST"
-            )
-        if isinstance(cause, ConnectionRefusedError):
-            return (
-                f"cannot connect to {where}: connection refused; is `triochat server` running"
-                " there? Check --host/--port (or $TRIOCHAT_HOST/$TRIOCHAT_PORT)"
-            )
-    if isinstance(exc, trio.TooSlowError):
-        reason = f"no answer within {CONNECT_TIMEOUT:g}s"
-    else:
-        reason = next(
-            (c.strerror for c in _causes(exc) if isinstance(c, OSError) and c.strerror),
-            str(exc),
-        )
-    return f"cannot connect to {where}: {reason}; check --host/--port and your network"
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -386,16 +442,24 @@ async def _main(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     peer = f"{host}:{port}"
+
+    async def dial() -> trio.abc.Stream:
+        return await trio.open_tcp_stream(host, port)
+
+    # Someone at a keyboard gets reconnected; a script reading a pipe gets an exit status.
+    reconnect = None if args.no_reconnect or not sys.stdin.isatty() else dial
     async with stream:
         if interactive:
             with Terminal(prompt=f"{name}> ") as terminal:
                 view = ChatView(console, name, errors=errors, above=terminal.above)
-                view.on_rename = lambda new: terminal.set_prompt(f"{new}> ")
-                end = await chat_session(stream, name, terminal, view, peer=peer)
+                view.on_prompt = terminal.set_prompt
+                end = await chat_session(
+                    stream, name, terminal, view, peer=peer, reconnect=reconnect
+                )
         else:
             view = ChatView(console, name, json_lines=args.json, errors=errors)
             lines = PipeLineSource(sys.stdin.fileno())
-            end = await chat_session(stream, name, lines, view, peer=peer)
+            end = await chat_session(stream, name, lines, view, peer=peer, reconnect=reconnect)
     if args.save_svg:
         console.save_svg(args.save_svg, title=f"triochat client: {view.me} @ {peer}")
     return end.exit_code

@@ -10,6 +10,9 @@ Rules of this module:
 * :func:`render_event` is a pure function (event in, ``Text`` out) so tests can check
   the exact text and styles; :class:`ChatView` adds the little state a view needs
   (your current name, whether a history replay is running) and does the printing.
+* A line from a room other than the current one starts with that room's name (the
+  *tag*); which room is current is the session's business (:mod:`.rooms`), not the
+  view's.
 * When stdout is not a terminal, rich writes plain text with no escape codes.
 """
 
@@ -62,8 +65,11 @@ STYLE_ERROR: Final = "bold red"
 STYLE_SHUTDOWN: Final = "bold yellow"
 STYLE_HISTORY: Final = "dim"
 STYLE_WELCOME: Final = "bold"
+STYLE_STATUS: Final = "bold yellow"  # connection lost / reconnecting
+STYLE_TOPIC: Final = "italic"
 HISTORY_HEADER: Final = "── earlier messages ──"
 HISTORY_FOOTER: Final = "── now ──"
+HISTORY_END: Final = "── end of /history{more} ──"
 CLIENT_HELP: Final = "  exit, Ctrl-D      leave too (Ctrl-C leaves at once)"
 QUIET_LEAVE_REASONS: Final = frozenset({"quit", "closed", ""})  # not worth showing
 
@@ -118,15 +124,21 @@ def _online(event: Event) -> str:
     return f" ({online} online)" if online is not None else ""
 
 
-def render_event(event: Event, me: str, tz: tzinfo | None = None) -> Text | None:
+def _is_me(name: str, me: str) -> bool:
+    return name.casefold() == me.casefold()
+
+
+def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = "") -> Text | None:
     """One server event as a styled line (None for event types this client does not know).
 
     Args:
         event: a decoded JSON event from the server.
         me: the user's current name, to set their own lines apart.
         tz: time zone for the ``HH:MM`` stamp (local time by default).
+        tag: the room to name in front of the line (for rooms other than the current one).
     """
     kind = event.get("type")
+    room = _str(event, "room", "")
     body = Text()
     line_style = ""
     if kind in ("say", "me"):
@@ -145,7 +157,7 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None) -> Text | None
             line_style = STYLE_HISTORY
     elif kind == "msg":
         sender, to = _str(event, "from"), _str(event, "to")
-        if sender.casefold() == me.casefold():
+        if _is_me(sender, me):
             body.append("you → *", style=STYLE_PRIVATE).append(_name(to))
             body.append("*: ", style=STYLE_PRIVATE)
         else:
@@ -153,15 +165,51 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None) -> Text | None
             body.append("* → you: ", style=STYLE_PRIVATE)
         body.append(_str(event, "text", ""), style="bold")
     elif kind == "join":
-        body.append("→ ").append(_name(_str(event, "name"), bold=False))
-        body.append(" joined" + _online(event))
+        name = _str(event, "name")
+        if _is_me(name, me) and room:
+            body.append(f"→ you joined {room}" + _online(event))
+        else:
+            body.append("→ ").append(_name(name, bold=False))
+            body.append(" joined" + _online(event))
         line_style = STYLE_NOTICE
     elif kind == "leave":
-        reason = _str(event, "reason", "")
-        body.append("← ").append(_name(_str(event, "name"), bold=False))
-        body.append(" left" + ("" if reason in QUIET_LEAVE_REASONS else f": {reason}"))
-        body.append(_online(event))
+        name, reason = _str(event, "name"), _str(event, "reason", "")
+        if _is_me(name, me) and room:
+            body.append(f"← you left {room}")
+        else:
+            body.append("← ").append(_name(name, bold=False))
+            body.append(" left" + ("" if reason in QUIET_LEAVE_REASONS else f": {reason}"))
+            body.append(_online(event))
         line_style = STYLE_NOTICE
+    elif kind == "current":
+        body.append(f"now in {room or '?'}")
+        line_style = STYLE_NOTICE
+    elif kind == "topic":
+        topic, by = _str(event, "topic", ""), _str(event, "by", "")
+        if event.get("changed") is True:
+            body.append(_name(by, bold=False))
+            if topic:
+                body.append(" set the topic: ").append(topic, style=STYLE_TOPIC)
+            else:
+                body.append(" cleared the topic")
+        elif topic:
+            body.append("topic: ").append(topic, style=STYLE_TOPIC)
+            if by:
+                body.append(" (set by ").append(_name(by, bold=False)).append(")")
+        else:
+            body.append("no topic")
+        line_style = STYLE_NOTICE
+    elif kind == "rooms":
+        body.append(_rooms_list(event.get("rooms")))
+    elif kind == "gap":
+        skipped = _int(event, "skipped") or 0
+        body.append(
+            f"! {skipped} earlier messages were not replayed (/history shows older ones)",
+            style=STYLE_SHUTDOWN,
+        )
+    elif kind == "history-end":
+        more = " (more: /history again)" if event.get("more") is True else ""
+        body.append(HISTORY_END.format(more=more), style=STYLE_HISTORY)
     elif kind == "nick":
         old, new = _str(event, "old"), _str(event, "new")
         if new.casefold() == me.casefold() or old.casefold() == me.casefold():
@@ -197,10 +245,28 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None) -> Text | None
     else:
         return None
     line = Text(clock(event.get("ts"), tz) + " ", style=STYLE_TIME)
+    if tag:
+        line.append(sanitise(tag), style=f"bold {name_colour(tag)}").append(" ")
     line.append(body)
     if line_style:
         line.stylize(line_style)
     return line
+
+
+def _rooms_list(rooms: object) -> Text:
+    """The answer to /rooms: one room per line with its count and topic."""
+    rows = [r for r in rooms if isinstance(r, Mapping)] if isinstance(rooms, list) else []
+    out = Text(f"rooms ({len(rows)}):")
+    for row in rows:
+        name = _str(row, "room")
+        out.append("\n      ").append(name, style=f"bold {name_colour(name)}")
+        online = _int(row, "online")
+        if online is not None:
+            out.append(f"  {online} online")
+        topic = _str(row, "topic", "")
+        if topic:
+            out.append("  ").append(topic, style=STYLE_TOPIC)
+    return out
 
 
 def clean_event(value: Any) -> Any:
@@ -245,24 +311,34 @@ class ChatView:
         self._tz = tz
         self._in_history = False
         self.on_rename: Callable[[str], None] | None = None
+        self.on_prompt: Callable[[str], None] | None = None  # the terminal's set_prompt
 
-    def show(self, event: Event) -> None:
-        """Show one event from the server (and follow renames of the user)."""
-        if event.get("type") == "nick" and _str(event, "old").casefold() == self.me.casefold():
+    def show(self, event: Event, tag: str = "", *, quiet: bool = False) -> None:
+        """Show one event from the server (and follow renames of the user).
+
+        Args:
+            event: the decoded event.
+            tag: the room to name in front of the line (not the current room's).
+            quiet: nothing a person needs to see (the prompt already says it); only
+                ``--json`` prints it.
+        """
+        if event.get("type") == "nick" and _is_me(_str(event, "old"), self.me):
             self.me = _str(event, "new")
             if self.on_rename is not None:
                 self.on_rename(self.me)
         if self.json_lines:
             self._write_json(event)
             return
-        line = render_event(event, self.me, self._tz)
+        if quiet:
+            return
+        line = render_event(event, self.me, self._tz, tag=tag)
         if line is None:
             return
         history = event.get("history") is True
         with self._above():
             if history and not self._in_history:
                 self.console.print(Text(HISTORY_HEADER, style=STYLE_HISTORY), soft_wrap=True)
-            elif self._in_history and not history:
+            elif self._in_history and not history and event.get("type") != "history-end":
                 self.console.print(Text(HISTORY_FOOTER, style=STYLE_HISTORY), soft_wrap=True)
             self._in_history = history
             self.console.print(line, soft_wrap=True)
@@ -278,7 +354,32 @@ class ChatView:
         if self.json_lines:
             return
         with self._above():
+            self._close_history()
             self.console.print(Text(text, style=style), soft_wrap=True)
+
+    def report(self, text: str) -> None:
+        """Show news about the connection (lost, reconnected): in the chat, or on stderr
+        in ``--json`` mode, where stdout carries server events only."""
+        if self.json_lines:
+            with self._above():
+                self.errors.print(Text(f"triochat: {text}", style=STYLE_STATUS), soft_wrap=True)
+            return
+        self.notice(text, STYLE_STATUS)
+
+    @property
+    def has_prompt(self) -> bool:
+        """True when there is a prompt line that can carry a live status (a terminal)."""
+        return self.on_prompt is not None
+
+    def set_prompt(self, prompt: str) -> None:
+        """Redraw the prompt (on a terminal; elsewhere there is none)."""
+        if self.on_prompt is not None:
+            self.on_prompt(prompt)
+
+    def _close_history(self) -> None:
+        if self._in_history:
+            self.console.print(Text(HISTORY_FOOTER, style=STYLE_HISTORY), soft_wrap=True)
+            self._in_history = False
 
     def fatal(self, text: str) -> None:
         """Report why the session ended, as one line on stderr."""

@@ -1,0 +1,103 @@
+"""The ``triochat client`` flags, and one-line explanations of a failed connect."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import socket
+from typing import Final
+
+import trio
+
+from triochat.client.connection import causes
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT
+from triochat.core.names import MAX_NAME_CHARS
+
+__all__ = ["CONNECT_TIMEOUT", "add_client_arguments", "connect_error_message", "default_name"]
+
+CONNECT_TIMEOUT: Final = 10.0  # seconds for DNS + TCP connect; a LAN host answers in ms
+
+
+def default_name() -> str:
+    """The login name, reduced to the characters a triochat name may use."""
+    try:
+        login = getpass.getuser()
+    except Exception:  # no $USER and no passwd entry (minimal containers)
+        login = ""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", login).strip("-")[:MAX_NAME_CHARS]
+    return name or "guest"
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a TCP port (1-65535; from --port or $TRIOCHAT_PORT)"
+        )
+    return port
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """Define the ``triochat client`` flags; TRIOCHAT_HOST/PORT/NAME set the defaults."""
+    env = os.environ
+    parser.add_argument(
+        "--host",
+        default=env.get("TRIOCHAT_HOST") or DEFAULT_HOST,
+        help="server to connect to; $TRIOCHAT_HOST sets the default (now %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=env.get("TRIOCHAT_PORT") or str(DEFAULT_PORT),
+        help="server port; $TRIOCHAT_PORT sets the default (now %(default)s)",
+    )
+    parser.add_argument(
+        "--name",
+        default=env.get("TRIOCHAT_NAME") or default_name(),
+        help="your name in the room; $TRIOCHAT_NAME or your login name by default"
+        " (now %(default)s)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each event as one JSON line (for jq and other tools)",
+    )
+    parser.add_argument(
+        "--no-reconnect",
+        action="store_true",
+        help="exit when the connection is lost instead of reconnecting (input from a pipe"
+        " never reconnects)",
+    )
+    parser.add_argument(
+        "--save-svg",
+        metavar="PATH",
+        help="on exit, save what was shown as an SVG picture",
+    )
+
+
+def connect_error_message(host: str, port: int, exc: BaseException) -> str:
+    """One line saying why connecting failed and what to try."""
+    where = f"{host}:{port}"
+    for cause in causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return (
+                f"cannot connect to {where}: unknown host {host!r}; check --host or $TRIOCHAT_HOST"
+            )
+        if isinstance(cause, ConnectionRefusedError):
+            return (
+                f"cannot connect to {where}: connection refused; is `triochat server` running"
+                " there? Check --host/--port (or $TRIOCHAT_HOST/$TRIOCHAT_PORT)"
+            )
+    if isinstance(exc, trio.TooSlowError):
+        reason = f"no answer within {CONNECT_TIMEOUT:g}s"
+    else:
+        reason = next(
+            (c.strerror for c in causes(exc) if isinstance(c, OSError) and c.strerror),
+            str(exc),
+        )
+    return f"cannot connect to {where}: {reason}; check --host/--port and your network"
