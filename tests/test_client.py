@@ -27,6 +27,7 @@ from triochat.client.linesource import (
     Terminal,
     lines_from,
 )
+from triochat.client.reconnect import STABLE_CONNECTION, Backoff
 from triochat.client.session import Connection, SessionEnd, chat_session
 from triochat.client.view import ChatView, Event, make_console
 from triochat.config import ServerConfig
@@ -139,14 +140,15 @@ class Keyboard:
 
 
 async def start_client(
-    nursery: trio.Nursery, stream: trio.abc.Stream, name: str, lines: Any
+    nursery: trio.Nursery, stream: trio.abc.Stream, name: str, lines: Any, **options: Any
 ) -> tuple[RecordingView, trio.MemoryReceiveChannel[SessionEnd]]:
     """Run a session in the background; its ending arrives on the returned channel."""
     view = RecordingView(name)
     send, receive = trio.open_memory_channel[SessionEnd](1)
 
     async def run() -> None:
-        send.send_nowait(await chat_session(stream, name, lines, view, peer="test:1"))
+        end = await chat_session(stream, name, lines, view, peer="test:1", **options)
+        send.send_nowait(end)
 
     nursery.start_soon(run)
     await view.wait_for("welcome")
@@ -356,9 +358,20 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.client, self.stream = trio.testing.memory_stream_pair()
+        self._lines = LineBuffer(1 << 20)
 
     async def send(self, **obj: Any) -> None:
         await self.stream.send_all((json.dumps(obj) + "\n").encode())
+
+    async def request(self) -> dict[str, Any]:
+        """The next request the client sent (bounded wait)."""
+        with trio.fail_after(30):
+            while not isinstance(line := self._lines.next_line(), bytes):
+                data = await self.stream.receive_some(65536)
+                assert data, "the client closed the connection"
+                self._lines.feed(bytes(data))
+        obj: dict[str, Any] = json.loads(line)
+        return obj
 
     async def drain(self) -> None:
         """Read and ignore what the client sends, until either side closes."""
@@ -490,6 +503,292 @@ async def test_connection_discards_oversized_event() -> None:
     assert first is not None
     assert first["code"] == "line-too-long"
     assert await conn.receive() == {"type": "who"}
+
+
+# ---------------------------------------------------------------------------------------
+# Reconnecting
+
+
+class Wire:
+    """A cable between one client and the server that the test can cut."""
+
+    def __init__(self, room: Room) -> None:
+        self.client, self._near = trio.testing.memory_stream_pair()
+        self.far = room.connect()
+        self._scope = trio.CancelScope()
+        room.nursery.start_soon(self._carry)
+
+    async def _carry(self) -> None:
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, self._near, self.far)
+                nursery.start_soon(_pump, self.far, self._near)
+
+    async def cut(self, *, server_notices: bool = True) -> None:
+        """The client sees its stream end; the server too, unless ``server_notices`` is False."""
+        self._scope.cancel()
+        await self._near.aclose()
+        if server_notices:
+            await self.far.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+
+
+class Dialer:
+    """The client's way back to a server: records when it dials, and can be held or failed."""
+
+    def __init__(self, room: Room) -> None:
+        self.room = room
+        self.times: list[float] = []
+        self.gate = trio.Event()  # dialling waits for this, so the test says when
+        self.fail_first = 0  # this many dials fail with "connection refused"
+        self.before: list[Any] = []  # callables run (and awaited) before each dial
+        self._dialled = trio.Event()
+
+    async def wait_for_dials(self, count: int) -> None:
+        """Return once the client has dialled ``count`` times (bounded)."""
+        with trio.fail_after(300):
+            while len(self.times) < count:
+                self._dialled = trio.Event()
+                await self._dialled.wait()
+
+    async def __call__(self) -> trio.abc.Stream:
+        self.times.append(trio.current_time())
+        self._dialled.set()
+        await self.gate.wait()
+        if self.before:
+            await self.before.pop(0)()
+        if len(self.times) <= self.fail_first:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return self.room.connect()
+
+
+def no_jitter() -> Backoff:
+    return Backoff(lambda: 0.0)
+
+
+async def test_session_reconnects_and_shows_only_missed_messages(
+    room: Room, autojump_clock: Any
+) -> None:
+    """After a lost connection the client rejoins as itself and shows what it missed, once."""
+    dave = await room.peer("dave")
+    wire, dial, keys = Wire(room), Dialer(room), Keyboard()
+    view, _ = await start_client(
+        room.nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
+    )
+    await dave.send(type="say", text="one")
+    await view.wait_for("<dave> one")
+    await wire.cut()
+    await dave.expect("leave", name="alice")
+    await dave.send(type="say", text="two")
+    await dave.send(type="me", text="sighs")
+    await dave.expect("me", text="sighs")
+    await keys.type("anyone?")
+    await view.wait_for("not connected; not sent: anyone?")
+    dial.gate.set()
+    await view.wait_for("reconnected; 2 missed messages")
+    await dave.expect("join", name="alice")
+    await keys.type("back")
+    await dave.expect("say", text="back")
+    screen = view.screen()
+    assert "connection lost; reconnecting in 1 s" in screen
+    assert screen.count("<dave> one") == 1
+    assert screen.index("<dave> two") < screen.index("* dave sighs") < screen.index("reconnected")
+    assert not any(e.get("text") == "anyone?" for e in dave.seen)
+    assert view.errors_text() == ""
+
+
+async def test_session_reconnect_waits_until_the_server_lets_go_of_the_name(
+    room: Room, autojump_clock: Any
+) -> None:
+    """While the server still holds the old connection, "name taken" means try again."""
+    wire, dial = Wire(room), Dialer(room)
+    dial.gate.set()
+    view, _ = await start_client(
+        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
+    )
+
+    async def server_notices() -> None:
+        await wire.far.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+
+    dial.before = [trio.lowlevel.checkpoint, server_notices]
+    await wire.cut(server_notices=False)
+    await view.wait_for("reconnected; 0 missed messages")
+    assert "test:1 still has alice; reconnecting in 1 s" in view.screen()
+    assert len(dial.times) == 2
+    assert view.errors_text() == ""
+
+
+async def test_session_reconnects_across_a_server_restart(
+    room: Room, nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """A shutdown is a reason to reconnect; the new server's ids starting at 1 still show."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    restarted = ChatServer(ServerConfig())
+    await nursery.start(restarted.run)
+    dial = Dialer(Room(restarted, nursery))
+    dial.gate.set()
+    view, ended = await start_client(
+        nursery, room.connect(), "alice", keys.source, reconnect=dial, backoff=no_jitter()
+    )
+    for n in range(3):
+        await dave.send(type="say", text=f"old {n}")
+    await view.wait_for("<dave> old 2")
+    await room.server.shutdown()
+    await view.wait_for("reconnected; 0 missed messages")
+    erin = await Room(restarted, nursery).peer("erin")
+    await erin.send(type="say", text="fresh start")
+    await view.wait_for("<erin> fresh start")
+    assert "! server is shutting down" in view.screen()
+    await keys.send.aclose()
+    assert await ended.receive() is SessionEnd.QUIT
+
+
+async def test_session_redial_follows_the_backoff_schedule(room: Room, autojump_clock: Any) -> None:
+    """Failed dials are spaced 0.5, 1, 2, ... 30, 30 s apart; /quit then ends at once."""
+    wire, dial, keys = Wire(room), Dialer(room), Keyboard()
+    dial.gate.set()
+    dial.fail_first = 1000
+    view, ended = await start_client(
+        room.nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
+    )
+    await wire.cut()
+    lost = trio.current_time()
+    await dial.wait_for_dials(9)
+    gaps = [b - a for a, b in zip([lost, *dial.times], dial.times, strict=False)]
+    assert gaps == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    for seconds in (2, 4, 8, 16, 30):
+        assert (
+            f"cannot reconnect (connection refused); reconnecting in {seconds} s" in view.screen()
+        )
+    quit_at = trio.current_time()
+    await keys.type("/quit")
+    assert await ended.receive() is SessionEnd.QUIT
+    assert trio.current_time() == quit_at
+
+
+async def test_session_reconnect_countdown_lives_in_the_prompt(
+    room: Room, autojump_clock: Any
+) -> None:
+    """On a terminal the countdown updates the prompt each second instead of adding lines."""
+    wire, dial = Wire(room), Dialer(room)
+    dial.gate.set()
+    dial.fail_first = 1
+    view, _ = await start_client(
+        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
+    )
+    prompts: list[str] = []
+    view.on_prompt = prompts.append
+    await wire.cut()
+    await view.wait_for("reconnected")
+    assert prompts == [
+        "(connection lost; reconnecting in 1 s) alice lobby> ",
+        "(reconnecting ...) alice lobby> ",
+        "(cannot reconnect (connection refused); reconnecting in 1 s) alice lobby> ",
+        "(reconnecting ...) alice lobby> ",
+        "alice lobby> ",
+    ]
+    assert "reconnecting in" not in view.screen()  # the prompt said it
+    assert "lost the connection to test:1" in view.screen()
+
+
+async def test_session_stable_connection_starts_the_schedule_over(
+    room: Room, autojump_clock: Any
+) -> None:
+    """A connection that lasted is news when lost: the first wait is half a second again."""
+    backoff = no_jitter()
+    backoff.attempt = 5
+    wire, dial = Wire(room), Dialer(room)
+    dial.gate.set()
+    view, _ = await start_client(
+        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=backoff
+    )
+    autojump_clock.jump(STABLE_CONNECTION)
+    await wire.cut()
+    await view.wait_for("reconnected")
+    assert "reconnecting in 1 s" in view.screen()
+    assert backoff.attempt == 1
+
+
+async def test_session_reconnect_refused_for_good(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """A hello error other than "name taken" on reconnect ends the session with the reason."""
+    first, second = FakeServer(), FakeServer()
+    await first.send(type="welcome", ts=0, name="alice", online=1, room="#lobby", text="hi")
+    await second.send(type="error", ts=0, code="bad-name", text="names changed")
+    dialled = iter([second.client])
+
+    async def dial() -> trio.abc.Stream:
+        return next(dialled)
+
+    nursery.start_soon(second.drain)
+    view = RecordingView("alice")
+    session = chat_session(
+        first.client, "alice", Keyboard().source, view, reconnect=dial, backoff=no_jitter()
+    )
+    await first.stream.aclose()
+    assert await session is SessionEnd.REFUSED
+    assert "cannot rejoin as 'alice': names changed" in view.errors_text()
+
+
+async def test_session_resume_asks_for_what_was_missed_in_each_room(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """The hello names the last id shown per room; the replay is shown once, in order, tagged."""
+    first, second = FakeServer(), FakeServer()
+    dialled = iter([second.client])
+
+    async def dial() -> trio.abc.Stream:
+        return next(dialled)
+
+    keys = Keyboard()
+    await first.send(type="welcome", ts=0, name="alice", online=2, room="#lobby", text="welcome")
+    view, ended = await start_client(
+        nursery, first.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
+    )
+    assert await first.request() == {"type": "hello", "name": "alice"}
+    await first.send(type="say", ts=0, room="#lobby", id=41, **{"from": "bob"}, text="lobby 41")
+    await keys.type("/join Dev")
+    assert await first.request() == {"type": "join", "room": "#dev"}
+    await first.send(type="join", ts=0, room="#dev", name="alice", online=1)
+    await first.send(type="current", ts=0, room="#dev")
+    await first.send(type="say", ts=0, room="#dev", id=7, **{"from": "bob"}, text="dev 7")
+    await view.wait_for("<bob> dev 7")
+    await first.stream.aclose()
+
+    hello = await second.request()
+    assert hello == {"type": "hello", "name": "alice", "since": {"#lobby": 41, "#dev": 7}}
+    await second.send(type="welcome", ts=0, name="alice", online=2, room="#lobby", text="hi")
+    for n in (41, 42):
+        await second.send(
+            type="say", ts=0, room="#lobby", id=n, history=True, **{"from": "bob"}, text=f"L{n}"
+        )
+    await second.send(type="join", ts=0, room="#dev", name="alice", online=1)
+    await second.send(type="current", ts=0, room="#dev")
+    await second.send(type="topic", ts=0, room="#dev", topic="ship it", by="bob", changed=False)
+    await second.send(type="gap", ts=0, room="#dev", skipped=5)
+    await second.send(
+        type="me", ts=0, room="#dev", id=13, history=True, **{"from": "bob"}, text="D13"
+    )
+    await second.send(type="current", ts=0, room="#lobby")
+    assert await second.request() == {"type": "join", "room": "#dev"}
+    assert await second.request() == {"type": "who", "room": "#dev"}
+    await second.send(type="current", ts=0, room="#dev")
+    await second.send(type="who", ts=0, room="#dev", names=["alice", "bob"], online=2)
+    await view.wait_for("reconnected; 2 missed messages (5 older ones were not replayed")
+    screen = view.screen()
+    assert "L41" not in screen
+    assert screen.index("#lobby <bob> L42") < screen.index("topic: ship it (set by bob)")
+    assert screen.index("topic: ship it") < screen.index("* bob D13") < screen.index("reconnected")
+    assert "online (2)" not in screen  # the marker's answer is not shown
+    await keys.type("still here")
+    assert await second.request() == {"type": "say", "text": "still here", "room": "#dev"}
+    await keys.send.aclose()
+    assert await second.request() == {"type": "quit"}
+    await second.stream.aclose()
+    assert await ended.receive() is SessionEnd.QUIT
 
 
 # ---------------------------------------------------------------------------------------
