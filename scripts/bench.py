@@ -26,11 +26,17 @@ Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
 ``slow-reader``      1000 lines/s of 1000-byte lines; then a client with a tiny receive
                      buffer joins and never reads: others' p99 before/during, server RSS
                      growth, and whether the slow client was disconnected.
+``who-amplification`` (triochat only: the references have no ``/who``) 1000 members
+                     online, then 10 clients with a 4 KiB receive buffer send ``/who``
+                     as fast as the server reads and never read: server RSS growth
+                     over 10 s, and whether (and when) every one was disconnected.
 
 triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
 (flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
 ``slow-reader`` (the default queue of 1024 events decides when "too slow" fires), and
-with defaults (plus ``--max-clients 6000``) for the rest; each result says which.
+with ``--rate-limit 0 --max-clients 2000`` for ``who-amplification`` (the flood at full
+speed, so the send queue alone must bound it; room for all 1010 clients), and with
+defaults (plus ``--max-clients 6000``) for the rest; each result says which.
 
 It prints a table, whether each target of issue 4 is met (a miss never makes the exit
 status non-zero), one JSON line per scenario, and draws a chart (``--chart``).
@@ -77,6 +83,7 @@ SLOW_P99_FACTOR: Final[float] = 1.5  # slow reader: "p99 unchanged within noise"
 SLOW_P99_SLACK_MS: Final[float] = 2.0  # most before x 1.5 + 2 ms (p99 of ~8k lines is noisy)
 SLOW_RSS_BOUND_MB: Final[float] = 64.0  # "RSS bounded": growth while the slow client is on
 JOIN_TARGET_S: Final[float] = 10.0  # 5000 connections joined in under this
+WHO_RSS_BOUND_MB: Final[float] = 32.0  # who-amplification: 10 spammers x 1 MiB queues + slack
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ class Scenario:
     quick: tuple[str, ...]
     triochat_flags: tuple[str, ...]
     timeout_s: float  # the load generator's own deadline
+    servers: tuple[str, ...] = ALL_SERVERS  # the servers that can run it
 
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
@@ -139,6 +147,15 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("slow", "--rate", "1000", "--line-bytes", "1000", "--duration", "1", "--duration2", "2.5"),
         ("--rate-limit", "0"),
         90.0,
+    ),
+    Scenario(
+        "who-amplification",
+        "/who amplification: 1000 members online, 10 clients send /who and never read",
+        ("who", "--members", "1000", "--spammers", "10", "--duration", "10"),
+        ("who", "--members", "200", "--spammers", "5", "--duration", "3"),
+        ("--rate-limit", "0", "--max-clients", "2000"),
+        90.0,
+        ("triochat",),
     ),
 )
 
@@ -352,6 +369,15 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
                 None if tc("ok") is None else bool(note and "too slow" in note),
             )
         )
+    elif name == "who-amplification":
+        g = tc("rss_max_growth_mb")
+        out.append(
+            Verdict(f"RSS growth <= {WHO_RSS_BOUND_MB:g} MB (+{g} MB)", _le(g, WHO_RSS_BOUND_MB))
+        )
+        n, d = tc("spammers"), tc("spammers_dropped")
+        out.append(
+            Verdict(f"every spammer disconnected ({d} of {n})", None if n is None else d == n)
+        )
     return out
 
 
@@ -392,6 +418,15 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("rss_slope_kb_per_s", "KB/s"),
         ("slow_disconnect_after_s", "dropped after s"),
     ],
+    "who": [
+        ("members", "members"),
+        ("spammers", "spammers"),
+        ("who_sent", "/who sent"),
+        ("rss_max_growth_mb", "RSS +MB max"),
+        ("rss_end_growth_mb", "RSS +MB end"),
+        ("spammers_dropped", "dropped"),
+        ("last_dropped_after_s", "last dropped after s"),
+    ],
 }
 
 # the ratio reported per scenario kind: (key, higher is better)
@@ -400,6 +435,7 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "steady": ("p99_ms", False),
     "idle": ("rss_per_conn_kb", False),
     "slow": ("p99_during_ms", False),
+    "who": ("rss_max_growth_mb", False),
 }
 
 
@@ -481,6 +517,10 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
         ("p99_before_ms", "p99 before ms", False),
         ("p99_during_ms", "p99 during ms", False),
         ("rss_max_growth_mb", "RSS growth MB", False),
+    ],
+    "who": [
+        ("rss_max_growth_mb", "RSS growth MB", False),
+        ("last_dropped_after_s", "all dropped after s", False),
     ],
 }
 COLORS: Final[dict[str, str]] = {"triochat": "#2a7ab9", "asyncio": "#e8a33d", "threaded": "#8c8c8c"}
@@ -612,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         for sc in args.scenarios:
             res: dict[str, dict[str, Any]] = {}
             for server in args.server_list:
+                if server not in sc.servers:
+                    continue
                 t0 = time.monotonic()
                 print(f"... {sc.name} / {server}", end="", flush=True)
                 res[server] = run_one(sc, server, args.quick, Path(tmp))
