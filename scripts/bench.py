@@ -83,7 +83,7 @@ SLOW_P99_FACTOR: Final[float] = 1.5  # slow reader: "p99 unchanged within noise"
 SLOW_P99_SLACK_MS: Final[float] = 2.0  # most before x 1.5 + 2 ms (p99 of ~8k lines is noisy)
 SLOW_RSS_BOUND_MB: Final[float] = 64.0  # "RSS bounded": growth while the slow client is on
 JOIN_TARGET_S: Final[float] = 10.0  # 5000 connections joined in under this
-WHO_RSS_BOUND_MB: Final[float] = 32.0  # who-amplification: 10 spammers x 1 MiB queues + slack
+WHO_RSS_BOUND_MB: Final[float] = 24.0  # who-amplification: 10 x 1 MiB queues, 2x slack
 
 
 @dataclass(frozen=True)
