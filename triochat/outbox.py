@@ -22,13 +22,14 @@ a nursery and a parked writer task (about a third of its memory). Exactly one pr
 **Full means either bound is reached: bytes or items.** Bytes are what a stalled peer
 costs: one ``/who`` reply in a room of 1000 is 7 KB while a join notice is 30 bytes,
 so a bound on items alone let a client that asks for the member list and never reads
-hold megabytes (and 50 of them, hundreds). The bytes held include the batch the
+hold megabytes (50 of them: +130 MB in a minute). The bytes held include the batch the
 writer is sending, which stays in memory until ``send_all`` returns. The item bound
 stays because each queued item has a cost of its own (a list slot and, for a reply
-made for this member alone, a bytes object's header): a flood of tiny events would
-otherwise cost about twice its byte count. One item is always accepted by an outbox
-holding nothing, however large: a single big reply (``/who`` in a huge room) to a
-member that keeps up must not drop it; the memory it costs is already spent.
+made for this member alone, a bytes object's header): a flood of tiny replies (an
+error line is about 40 bytes) would otherwise cost about twice its byte count. One
+item is always accepted by an outbox holding nothing, however large: a single big
+reply (``/who`` in a huge room) to a member that keeps up must not drop it; the
+memory it costs is already spent.
 """
 
 from __future__ import annotations
