@@ -127,7 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.send_queue,
         metavar="EVENTS",
         help="events queued for one member; a member that falls this far behind is "
-        "disconnected as 'too slow'",
+        "disconnected as 'too slow' (see also --send-queue-bytes: whichever is reached "
+        "first)",
+    )
+    server.add_argument(
+        "--send-queue-bytes",
+        type=_bounded(int, 1),
+        default=defaults.send_queue_bytes,
+        metavar="BYTES",
+        help="bytes of output held for one member, replies to its own /who and /help "
+        "included; a member that falls this far behind is disconnected as 'too slow'. "
+        "One event to a member with nothing queued is always sent, however large",
     )
     server.add_argument(
         "--max-clients",
@@ -274,6 +284,7 @@ def _server_command(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             burst=args.burst,
             send_queue=args.send_queue,
+            send_queue_bytes=args.send_queue_bytes,
             max_clients=args.max_clients,
             max_per_address=args.max_per_address,
             trusted=args.trusted,

@@ -75,6 +75,9 @@ class ServerConfig:
         rate_limit: lines per second per connection; 0 turns flood control off.
         burst: lines a connection may send at once before the rate limit applies.
         send_queue: events queued for one member before it is dropped as "too slow".
+        send_queue_bytes: bytes of output held for one member (its own replies included)
+            before it is dropped as "too slow"; whichever of the two bounds is reached
+            first applies. One event to a member with nothing queued always fits.
         max_clients: connections served at once; more are refused with one line.
         max_per_address: connections from one address at once (0: no limit); more are
             refused with one line. Addresses in ``trusted`` are exempt.
@@ -91,6 +94,7 @@ class ServerConfig:
     rate_limit: float = 5.0
     burst: int = 20
     send_queue: int = 1024
+    send_queue_bytes: int = 1 << 20  # 1 MiB: 1000 1-KB lines, or 150 /who replies with 1000 online
     max_clients: int = 1000
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
@@ -112,6 +116,8 @@ class ServerConfig:
             problems.append("burst must be at least 1")
         if self.send_queue < 1:
             problems.append("send queue must be at least 1")
+        if self.send_queue_bytes < 1:
+            problems.append("send queue bytes must be at least 1")
         if self.max_clients < 1:
             problems.append("max clients must be at least 1")
         if self.max_per_address < 0:

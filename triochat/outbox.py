@@ -18,6 +18,18 @@ a nursery and a parked writer task (about a third of its memory). Exactly one pr
   ordering is kept, and a peer that stops reading makes the queue grow until the room
   drops it as "too slow" (this class only reports a full outbox, with
   ``trio.WouldBlock``).
+
+**Full means either bound is reached: bytes or items.** Bytes are what a stalled peer
+costs: one ``/who`` reply in a room of 1000 is 7 KB while a join notice is 30 bytes,
+so a bound on items alone let a client that asks for the member list and never reads
+hold megabytes (50 of them: +130 MB in a minute). The bytes held include the batch the
+writer is sending, which stays in memory until ``send_all`` returns. The item bound
+stays because each queued item has a cost of its own (a list slot and, for a reply
+made for this member alone, a bytes object's header): a flood of tiny replies (an
+error line is about 40 bytes) would otherwise cost about twice its byte count. One
+item is always accepted by an outbox holding nothing, however large: a single big
+reply (``/who`` in a huge room) to a member that keeps up must not drop it; the
+memory it costs is already spent.
 """
 
 from __future__ import annotations
@@ -51,19 +63,36 @@ class Outbox:
         "_dirty",
         "_items",
         "_limit",
+        "_max_bytes",
         "_owner",
+        "_sending",
         "_size",
         "_writing",
     )
 
-    def __init__(self, limit: int, owner: OutboxOwner, *, direct: bool = False) -> None:
+    def __init__(
+        self, limit: int, owner: OutboxOwner, *, max_bytes: int, direct: bool = False
+    ) -> None:
+        """Make an empty outbox.
+
+        Args:
+            limit: items it holds before it is full.
+            owner: the connection it feeds.
+            max_bytes: bytes it holds (queued, plus the batch being sent) before it is
+                full; an empty outbox still takes one item of any size.
+            direct: the owner's ``try_write`` may be used while no writer runs.
+        """
         if limit < 1:
             raise ValueError("an outbox holds at least one item")
+        if max_bytes < 1:
+            raise ValueError("an outbox holds at least one byte")
         # A plain list, taken whole by the writer: an empty list costs 56 bytes where an
         # empty deque costs over 600, and most outboxes are empty most of the time.
         self._items: list[bytes] = []
         self._size = 0  # bytes queued
+        self._sending = 0  # bytes of the batch the writer took last (held until it asks again)
         self._limit = limit
+        self._max_bytes = max_bytes
         self._owner = owner
         self._direct = direct  # the owner's try_write may be used when no writer runs
         self._writing = False  # a writer task is running (or about to)
@@ -79,6 +108,11 @@ class Outbox:
         return self._closed
 
     @property
+    def nbytes(self) -> int:
+        """Bytes held: queued, plus the batch a writer is sending."""
+        return self._size + self._sending
+
+    @property
     def writing(self) -> bool:
         """True while a writer task owns the connection's sending side."""
         return self._writing
@@ -90,12 +124,14 @@ class Outbox:
         caller should remember to flush it.
 
         Raises:
-            trio.WouldBlock: the outbox holds ``limit`` items already.
+            trio.WouldBlock: the outbox holds ``limit`` items already, or ``data`` would
+                take it past ``max_bytes`` (unless it holds nothing at all).
             trio.ClosedResourceError: the outbox was closed.
         """
         if self._closed:
             raise trio.ClosedResourceError("outbox is closed")
-        if len(self._items) >= self._limit:
+        held = self._size + self._sending
+        if len(self._items) >= self._limit or (held and held + len(data) > self._max_bytes):
             raise trio.WouldBlock
         self._items.append(data)
         self._size += len(data)
@@ -142,19 +178,24 @@ class Outbox:
         self._dirty = False
         self._items = []
         self._size = 0
+        self._sending = 0
 
     def take(self, max_bytes: int) -> bytes | None:
         """For the writer: the next batch (up to about ``max_bytes``), or None when done.
 
         None means the outbox is empty; the writer must then stop. If the outbox was
-        closed too, the writer's owner should end the connection.
+        closed too, the writer's owner should end the connection. Calling this again
+        means the previous batch has been sent: until then it counts as held.
         """
         items = self._items
         if not items:
             self._writing = False
+            self._sending = 0
             return None
         if self._size <= max_bytes:  # the usual case: take everything
-            return self._take_all()
+            batch = self._take_all()
+            self._sending = len(batch)
+            return batch
         count = size = 0
         while size < max_bytes:
             size += len(items[count])
@@ -162,6 +203,7 @@ class Outbox:
         batch = b"".join(items[:count])
         del items[:count]
         self._size -= size
+        self._sending = size
         return batch
 
     def _take_all(self) -> bytes:

@@ -260,10 +260,14 @@ class Room:
     def _deliver(self, member: Member, data: bytes) -> None:
         """Queue ``data`` for one member, never waiting.
 
-        Policy on a full outbox: the member is not reading fast enough to keep up with
+        Policy on a full outbox (``send_queue`` events or ``send_queue_bytes`` bytes,
+        whichever comes first): the member is not reading fast enough to keep up with
         the room, so it is disconnected with the reason "too slow" (after the current
         message is handled). Buffering without bound would let one stalled client
-        exhaust the server's memory; waiting for it would stall everyone else.
+        exhaust the server's memory; waiting for it would stall everyone else. Replies
+        to the member's own requests (``/who``, ``/help``, errors) come through here
+        too, so they count: a client cannot make the server hold unbounded output by
+        asking for it and never reading the answers.
         """
         try:
             if member.conn.outbox.put_nowait(data):

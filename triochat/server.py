@@ -228,7 +228,9 @@ class ChatServer:
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         inbound = self.room.inbound
         link = _Link(self._writers, stream)
-        outbox = link.outbox = Outbox(config.send_queue, link, direct=link.fd >= 0)
+        outbox = link.outbox = Outbox(
+            config.send_queue, link, max_bytes=config.send_queue_bytes, direct=link.fd >= 0
+        )
         scope = link.scope  # cancelled by the room to drop this member, or when done
         gone = Gone(conn_id, "closed")
         told = False
