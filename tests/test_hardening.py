@@ -154,7 +154,7 @@ async def test_hardening_slow_reader_is_dropped_and_others_are_not_delayed(
     ]
     await alice.expect("*** stalled left: too slow (2 online)")
     await stalled.closed()  # its connection was closed, not left hanging
-    assert server.room.names() == ["alice", "bob"]
+    assert server.state.names() == ["alice", "bob"]
 
 
 async def test_hardening_own_who_replies_fill_a_non_readers_queue_by_bytes(
@@ -173,7 +173,7 @@ async def test_hardening_own_who_replies_fill_a_non_readers_queue_by_bytes(
     assert sent < 300  # cut off while still sending
     left = await alice.event()
     assert (left["type"], left["name"], left["reason"]) == ("leave", "stalled", "too slow")
-    assert server.room.names() == ["alice"]
+    assert server.state.names() == ["alice"]
 
 
 async def test_hardening_reset_is_an_ordinary_leave(

@@ -86,7 +86,12 @@ class ServerConfig:
         presence_interval: seconds between those summaries (and room housekeeping).
         registration_timeout: seconds to wait for a first line before joining as guest.
         flush_timeout: seconds a closing connection's writer may take to flush.
-        room: the name of the (single, for now) room.
+        max_rooms: rooms on the server (empty rooms count: they keep their history).
+        max_rooms_per_member: rooms one member may be in at once.
+        resume_limit: stored messages replayed per room to a client resuming with
+            ``since``; beyond that a ``gap`` event says how many were skipped.
+        retain_days: delete stored messages older than this many days (None: keep).
+        retain_messages: keep at most this many stored messages per room (None: all).
     """
 
     history: int = 20
@@ -102,7 +107,11 @@ class ServerConfig:
     presence_interval: float = 2.0
     registration_timeout: float = 1.0
     flush_timeout: float = 1.0
-    room: str = "lobby"
+    max_rooms: int = 1000
+    max_rooms_per_member: int = 50
+    resume_limit: int = 1000
+    retain_days: float | None = None
+    retain_messages: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -124,5 +133,15 @@ class ServerConfig:
             problems.append("max per address must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
+        if self.max_rooms < 1:
+            problems.append("max rooms must be at least 1")
+        if self.max_rooms_per_member < 1:
+            problems.append("max rooms per member must be at least 1")
+        if self.resume_limit < 1:
+            problems.append("resume limit must be at least 1")
+        if self.retain_days is not None and self.retain_days <= 0:
+            problems.append("retain days must be more than 0")
+        if self.retain_messages is not None and self.retain_messages < 1:
+            problems.append("retain messages must be at least 1")
         if problems:
             raise ValueError("; ".join(problems))
