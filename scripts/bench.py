@@ -31,10 +31,20 @@ Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
                      (until it is idle again, so log writing in a thread counts) and
                      their ratio: what logging a join costs.
 
+``who-amplification`` (triochat only: the references have no ``/who``) 1000 members
+                     online, then 10 clients with a 4 KiB receive buffer send ``/who``
+                     as fast as the server reads and never read: server RSS growth
+                     over 10 s, and whether (and when) every one was disconnected.
+
 triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
 (flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
-``slow-reader`` (the default queue of 1024 events decides when "too slow" fires), and
-with defaults (plus ``--max-clients 6000``) for the rest; each result says which.
+``slow-reader`` (the default queue, 1024 events or 1 MiB, decides when "too slow"
+fires), and with ``--rate-limit 0 --max-clients 2000`` for ``who-amplification`` (the
+flood at full speed, so the send queue alone must bound it; room for all 1010
+clients), and with defaults (plus ``--max-clients 6000``) for the rest; each result
+says which. The send queue's byte bound (``--send-queue-bytes``) stays at its default
+of 1 MiB everywhere: measured, a ``burst`` round never queues 64 KiB for one member
+(at 16 KiB receivers start being dropped), so it does not bind there.
 Its log goes to a file (read at the end), at ``--log-level warning`` except in
 ``join-cpu``, which sets the level itself (or leaves the default).
 
@@ -86,6 +96,7 @@ JOIN_TARGET_S: Final[float] = 10.0  # 5000 connections joined in under this
 JOIN_CPU_RATIO: Final[float] = 1.3  # join-cpu: CPU at the default log level <= 1.3x warning's
 JOIN_CPU_CONNS: Final[int] = 5000  # join-cpu: joins in a full run (the target is for 5000)
 QUIET: Final[tuple[str, ...]] = ("--log-level", "warning")  # triochat's level unless a run sets it
+WHO_RSS_BOUND_MB: Final[float] = 24.0  # who-amplification: 10 x 1 MiB queues, 2x slack
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Scenario:
     # Instead of one run per server: labelled triochat runs, each with these extra flags
     # (join-cpu compares triochat with itself at two log levels).
     variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    servers: tuple[str, ...] = ALL_SERVERS  # the servers that can run it
 
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
@@ -160,6 +172,15 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("--max-clients", "6000"),
         150.0,
         variants=(("triochat", ()), ("triochat-warning", QUIET)),
+    ),
+    Scenario(
+        "who-amplification",
+        "/who amplification: 1000 members online, 10 clients send /who and never read",
+        ("who", "--members", "1000", "--spammers", "10", "--duration", "10"),
+        ("who", "--members", "200", "--spammers", "5", "--duration", "3"),
+        ("--rate-limit", "0", "--max-clients", "2000"),
+        90.0,
+        servers=("triochat",),
     ),
 )
 
@@ -417,6 +438,15 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
                 None if tc("ok") is None else bool(note and "too slow" in note),
             )
         )
+    elif name == "who-amplification":
+        g = tc("rss_max_growth_mb")
+        out.append(
+            Verdict(f"RSS growth <= {WHO_RSS_BOUND_MB:g} MB (+{g} MB)", _le(g, WHO_RSS_BOUND_MB))
+        )
+        n, d = tc("spammers"), tc("spammers_dropped")
+        out.append(
+            Verdict(f"every spammer disconnected ({d} of {n})", None if n is None else d == n)
+        )
     return out
 
 
@@ -466,6 +496,15 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("rss_slope_kb_per_s", "KB/s"),
         ("slow_disconnect_after_s", "dropped after s"),
     ],
+    "who": [
+        ("members", "members"),
+        ("spammers", "spammers"),
+        ("who_sent", "/who sent"),
+        ("rss_max_growth_mb", "RSS +MB max"),
+        ("rss_end_growth_mb", "RSS +MB end"),
+        ("spammers_dropped", "dropped"),
+        ("last_dropped_after_s", "last dropped after s"),
+    ],
 }
 
 # the ratio reported per scenario kind: (key, higher is better)
@@ -475,6 +514,7 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "idle": ("rss_per_conn_kb", False),
     "join": ("cpu_join_s", False),
     "slow": ("p99_during_ms", False),
+    "who": ("rss_max_growth_mb", False),
 }
 
 
@@ -560,6 +600,10 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
         ("p99_before_ms", "p99 before ms", False),
         ("p99_during_ms", "p99 during ms", False),
         ("rss_max_growth_mb", "RSS growth MB", False),
+    ],
+    "who": [
+        ("rss_max_growth_mb", "RSS growth MB", False),
+        ("last_dropped_after_s", "all dropped after s", False),
     ],
 }
 COLORS: Final[dict[str, str]] = {
@@ -695,7 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="triochat-bench-") as tmp:
         for sc in args.scenarios:
             res: dict[str, dict[str, Any]] = {}
-            runs: list[tuple[str, str, tuple[str, ...]]] = [(s, s, ()) for s in args.server_list]
+            runs: list[tuple[str, str, tuple[str, ...]]] = [
+                (s, s, ()) for s in args.server_list if s in sc.servers
+            ]
             if sc.variants:  # triochat against itself; skipped when triochat is not chosen
                 wanted = "triochat" in args.server_list
                 runs = [(label, "triochat", x) for label, x in sc.variants] if wanted else []

@@ -36,6 +36,14 @@ Scenarios (sizes come from the command line, see ``--help``):
     with a tiny receive buffer and never reads, and the room goes on for
     ``--duration2`` seconds. Others' latency before/during, server RSS slope, and
     whether the server told the room the slow client left (and why).
+``who``
+    ``--members`` clients join and read; then ``--spammers`` more join with a 4 KiB
+    receive buffer, send ``/who`` as fast as the server reads them and never read a
+    byte (each reply lists every member: a few KB for 5 bytes sent). Over
+    ``--duration`` seconds: server RSS growth (peak, end, once a second) and how many
+    spammers the server disconnected, and when. With 1000 members online the room's
+    leave notices are summaries without reasons, so "disconnected" here means the
+    server closed the spammer's connection (a send failed with a reset or broken pipe).
 
 Every wait has a deadline; the process exits on its own.
 """
@@ -76,10 +84,12 @@ QUIESCE_MAX_S: Final[float] = 20.0  # ...but stop waiting for quiet after this l
 FANOUT_TIMEOUT_S: Final[float] = 30.0  # idle: one line reaching everyone
 IDLE_RCVBUF: Final[int] = 512 * 1024  # idle clients pause reading while joins are announced
 SLOW_RCVBUF: Final[int] = 1024  # the slow reader's SO_RCVBUF (the kernel rounds it up)
-RSS_SAMPLE_S: Final[float] = 0.25  # slow: server RSS sampling period
 IDLE_SAMPLE_S: Final[float] = 0.25  # joins: server CPU sampling period while it settles
 IDLE_CPU_S: Final[float] = 0.005  # joins: "idle" = under 2 % of one CPU over one sample
 IDLE_MAX_S: Final[float] = 20.0  # joins: stop waiting for an idle server after this long
+RSS_SAMPLE_S: Final[float] = 0.25  # slow, who: server RSS sampling period
+WHO_RCVBUF: Final[int] = 4096  # who: a spammer's SO_RCVBUF, as in the report it reproduces
+WHO_BATCH: Final[int] = 64  # who: /who lines per write (320 bytes)
 PCTS: Final[tuple[float, ...]] = (50.0, 99.0)  # latency percentiles reported
 
 
@@ -658,12 +668,103 @@ async def scenario_slow(args: argparse.Namespace, server: Server) -> dict[str, A
     }
 
 
+@dataclass
+class Spammer:
+    """One ``/who`` spammer: lines written, and when its connection was cut off."""
+
+    name: str
+    sent: int = 0
+    dropped_ns: int = 0  # 0: still connected at the end
+    error: str = ""
+
+
+async def who_spammer(port: int, spam: Spammer, start: int, end: int) -> None:
+    """Join as ``spam.name`` with a tiny receive buffer, then send ``/who`` until ``end``.
+
+    It never reads. A send that fails (reset, broken pipe) means the server has closed
+    the connection: that time is recorded and the spammer stops.
+    """
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WHO_RCVBUF)  # before connect
+    sock.setblocking(False)
+    chunk = b"/who\n" * WHO_BATCH
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await loop.sock_connect(sock, (HOST, port))
+            await loop.sock_sendall(sock, b"/nick %s\n" % spam.name.encode())
+    except (OSError, TimeoutError) as exc:
+        spam.error = repr(exc)
+        sock.close()
+        return
+    try:
+        await asyncio.sleep(max(0.0, (start - now_ns()) / 1e9))
+        async with asyncio.timeout(max(0.0, (end - now_ns()) / 1e9)):
+            while True:
+                await loop.sock_sendall(sock, chunk)
+                spam.sent += WHO_BATCH
+    except TimeoutError:
+        pass  # still connected at the end
+    except OSError as exc:
+        spam.dropped_ns = now_ns()
+        if not spam.sent:  # cut off before its first /who: refused, not dropped
+            spam.error = repr(exc)
+    finally:
+        sock.close()
+
+
+async def scenario_who(args: argparse.Namespace, server: Server) -> dict[str, Any]:
+    """``/who`` amplification: RSS growth while non-reading members ask for the list."""
+    rec = Record()
+    names = [f"m{i}" for i in range(args.members)]
+    members, join_s, errors = await connect_many(args.port, names, rec)
+    await wait_quiet(members)
+    rss_before = server.rss_kb()
+    spammers = [Spammer(f"spam{i}") for i in range(args.spammers)]
+    start = now_ns() + 200_000_000  # every spammer has joined by then
+    end = start + int(args.duration * 1e9)
+    samples: list[tuple[float, float]] = []
+
+    async def sample() -> None:
+        while (t := now_ns()) < end:
+            samples.append(((t - start) / 1e9, server.rss_kb()))
+            await asyncio.sleep(RSS_SAMPLE_S)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for spam in spammers:
+                tg.create_task(who_spammer(args.port, spam, start, end))
+            tg.create_task(sample())
+    finally:
+        close_all(members)
+    growth = [(t, (kb - rss_before) / 1024) for t, kb in samples]
+    dropped = sorted((s.dropped_ns - start) / 1e9 for s in spammers if s.dropped_ns and s.sent)
+    per_second: dict[int, float] = {}
+    for t, mb in growth:
+        per_second[int(t)] = max(mb, per_second.get(int(t), mb))
+    return {
+        "members": len(members),
+        "spammers": len(spammers),
+        "join_s": round(join_s, 3),
+        "errors": [*errors[:5], *(f"{s.name}: {s.error}" for s in spammers if s.error)],
+        "who_sent": sum(s.sent for s in spammers),
+        "rss_before_mb": round(rss_before / 1024, 1),
+        "rss_max_growth_mb": round(max((mb for _, mb in growth), default=0.0), 2),
+        "rss_end_growth_mb": round(growth[-1][1], 2) if growth else None,
+        "rss_growth_per_s_mb": [round(per_second[k], 1) for k in sorted(per_second)],
+        "spammers_dropped": len(dropped),
+        "first_dropped_after_s": round(dropped[0], 3) if dropped else None,
+        "last_dropped_after_s": round(dropped[-1], 3) if dropped else None,
+    }
+
+
 SCENARIOS: Final = {
     "burst": scenario_burst,
     "steady": scenario_steady,
     "idle": scenario_idle,
     "joins": scenario_joins,
     "slow": scenario_slow,
+    "who": scenario_who,
 }
 
 
@@ -692,6 +793,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--line-bytes", type=int, default=60, help="slow: chat text size")
     p.add_argument("--join-deadline", type=float, default=JOIN_DEADLINE_S, help="idle, joins, s")
     p.add_argument("--conns", type=int, default=1000, help="idle, joins: connections")
+    p.add_argument("--members", type=int, default=1000, help="who: members online")
+    p.add_argument("--spammers", type=int, default=10, help="who: /who senders that never read")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
     return p.parse_args(argv)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,16 @@ from triochat.config import ServerConfig
 from triochat.server import ChatServer
 
 StartServer = Callable[..., Awaitable[ChatServer]]
+
+
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers started by a test keep their default database in that test's own folder.
+
+    ``triochat server`` without ``--db`` writes to the platform's user data folder,
+    which honours ``XDG_DATA_HOME``; subprocesses inherit the environment.
+    """
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
 
 
 @pytest.fixture

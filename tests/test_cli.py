@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -20,6 +21,16 @@ import pytest
 STARTUP_TIMEOUT: Final = 15.0  # seconds for the server to print its address (a cold import)
 IO_TIMEOUT: Final = 5.0  # seconds for any one expected line
 LOG_FLOOD_JOINS: Final = 1000  # a join and a leave record each: far more than a pipe holds
+# The /who amplification (a 5-byte request, a reply naming everyone online), scaled down
+# from the report that 50 such clients grew a 1000-member server by ~190 MB in a minute.
+WHO_FLOOD_MEMBERS: Final = 200  # members online, with 24-character names: 5 KB per reply
+WHO_FLOOD_SPAMMERS: Final = 6  # clients sending /who that never read
+WHO_FLOOD_RCVBUF: Final = 4096  # bytes: the spammers' SO_RCVBUF, set before connecting
+WHO_FLOOD_DEADLINE: Final = 8.0  # seconds for every spammer to be dropped
+# MB of server RSS growth allowed: 6 queues of at most 1 MiB each plus parsing slack.
+# Counting events (1024 per member) let each spammer's queue reach 5 MB first: measured
+# 28-32 MB growth that way, 3-5 MB with the byte bound.
+WHO_FLOOD_RSS_BOUND_MB: Final = 16.0
 
 
 def _command(*args: str) -> list[str]:
@@ -224,6 +235,82 @@ def test_cli_slow_reader_over_tcp_is_dropped() -> None:
         server.stop()
 
 
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident set size (or another ``/proc/PID/status`` field), in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for row in status:
+            if row.startswith(f"{field}:"):
+                return int(row.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def _reset_peak_rss(pid: int) -> bool:
+    """Restart the kernel's peak-RSS count (VmHWM) for ``pid``; False if not allowed."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_cli_who_flood_from_non_readers_is_bounded_in_bytes() -> None:
+    """/who senders that never read are dropped 'too slow' by bytes, not after 1024 replies."""
+    server = RunningServer(
+        "--rate-limit", "0", "--coalesce-above", "1000", "--log-level", "warning"
+    )  # leaves announced one by one (with a reason) even with 200 members online
+    pid = server.proc.pid
+    try:
+        watcher = LineSocket(server.port, json.dumps({"type": "hello", "name": "watcher"}))
+        assert json.loads(watcher.line())["type"] == "welcome"
+        for i in range(WHO_FLOOD_MEMBERS):
+            member = LineSocket(server.port, f"/nick member-{i:03d}-{'x' * 13}")
+            assert "welcome" in member.line()  # joined; never reads again (a few KB)
+        before_kb = _rss_kb(pid)
+        peak_kb = before_kb
+        exact_peak = _reset_peak_rss(pid)
+        spammers: dict[str, socket.socket] = {}
+        for i in range(WHO_FLOOD_SPAMMERS):
+            spammer = socket.socket()
+            LineSocket.opened.append(spammer)
+            spammer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WHO_FLOOD_RCVBUF)
+            spammer.connect(("127.0.0.1", server.port))
+            spammer.sendall(f"/nick spam{i}\n".encode())
+            spammer.setblocking(False)
+            spammers[f"spam{i}"] = spammer
+        flood = b"/who\n" * 200
+        too_slow: set[str] = set()
+        received = b""
+        deadline = time.monotonic() + WHO_FLOOD_DEADLINE
+        while too_slow != set(spammers) and time.monotonic() < deadline:
+            for name, spammer in spammers.items():
+                if name not in too_slow:
+                    with contextlib.suppress(BlockingIOError, ConnectionError):
+                        spammer.send(flood)  # after a reset: ConnectionError; goes on
+            readable, _, _ = select.select([watcher.sock], [], [], 0.01)
+            if readable:
+                received += watcher.sock.recv(65536)
+                *lines, received = received.split(b"\n")
+                for line in lines:
+                    event = json.loads(line)
+                    if event["type"] == "leave" and event["reason"] == "too slow":
+                        too_slow.add(event["name"])
+            peak_kb = max(peak_kb, _rss_kb(pid))
+        if exact_peak:
+            peak_kb = max(peak_kb, _rss_kb(pid, "VmHWM"))
+        growth_mb = (peak_kb - before_kb) / 1024
+        assert too_slow == set(spammers), f"dropped {sorted(too_slow)}; RSS +{growth_mb:.1f} MB"
+        assert growth_mb < WHO_FLOOD_RSS_BOUND_MB
+        watcher.send(json.dumps({"type": "who"}))  # everyone else is still there
+        while (event := json.loads(watcher.line()))["type"] != "who":
+            pass
+        assert event["online"] == WHO_FLOOD_MEMBERS + 1
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
 def test_cli_port_in_use_is_one_line_error() -> None:
     """A taken port gives one line saying so and what to do, exit 1, no traceback."""
     with socket.socket() as taken:
@@ -250,7 +337,13 @@ def test_cli_unknown_host_is_one_line_error() -> None:
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--port", "70000"), ("--port", "http"), ("--rate-limit", "-1"), ("--burst", "0")],
+    [
+        ("--port", "70000"),
+        ("--port", "http"),
+        ("--rate-limit", "-1"),
+        ("--burst", "0"),
+        ("--send-queue-bytes", "0"),
+    ],
 )
 def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
     """Out-of-range or non-numeric flag values are refused by the parser (exit 2)."""
@@ -272,6 +365,7 @@ def test_cli_help_explains_every_server_flag() -> None:
         "--rate-limit",
         "--burst",
         "--send-queue",
+        "--send-queue-bytes",
         "--max-clients",
         "--coalesce-above",
         "--log-level",

@@ -40,14 +40,14 @@ from triochat.core.events import (
 TS = 1795714800.123456  # a fixed server time; its local HH:MM is computed, not assumed
 
 ALL_EVENTS: list[Event] = [
-    Welcome(TS, "alice", 3, "lobby"),
-    Joined(TS, "dave", 4),
-    Left(TS, "dave", 3, "quit"),
-    Presence(TS, 37, 2, 512, ("a", "b")),
-    Said(TS, 7, "bob", "hello"),
-    Acted(TS, 8, "carol", "waves"),
+    Welcome(TS, "alice", 3, "#lobby"),
+    Joined(TS, "#lobby", "dave", 4),
+    Left(TS, "#lobby", "dave", 3, "quit"),
+    Presence(TS, "#lobby", 37, 2, 512, ("a", "b")),
+    Said(TS, "#lobby", 7, "bob", "hello"),
+    Acted(TS, "#lobby", 8, "carol", "waves"),
     Renamed(TS, "bob", "robert"),
-    WhoList(TS, ("alice", "carol", "robert")),
+    WhoList(TS, "#lobby", ("alice", "carol", "robert")),
     Private(TS, "dave", "alice", "psst, lunch?"),
     HelpText(TS),
     ErrorEvent(TS, "no-such-user", "no such user: zed"),
@@ -75,34 +75,34 @@ def decode(data: bytes) -> dict[str, Any]:
     ("event", "viewer", "line"),
     [
         (
-            Welcome(TS, "alice", 3, "lobby"),
+            Welcome(TS, "alice", 3, "#lobby"),
             "alice",
             "*** welcome, alice! 3 online. Type /help for commands.\n",
         ),
-        (Joined(TS, "alice", 3), "bob", "*** alice joined (3 online)\n"),
-        (Joined(TS, "dave", 4), None, "*** dave joined (4 online)\n"),
-        (Said(TS, 1, "alice", "hello"), "bob", "<alice> hello\n"),
-        (Acted(TS, 2, "alice", "waves"), "bob", "* alice waves\n"),
+        (Joined(TS, "#lobby", "alice", 3), "bob", "*** alice joined (3 online)\n"),
+        (Joined(TS, "#lobby", "dave", 4), None, "*** dave joined (4 online)\n"),
+        (Said(TS, "#lobby", 1, "alice", "hello"), "bob", "<alice> hello\n"),
+        (Acted(TS, "#lobby", 2, "alice", "waves"), "bob", "* alice waves\n"),
         (Renamed(TS, "alice", "bob"), "carol", "*** alice is now known as bob\n"),
         (Renamed(TS, "alice", "bob"), None, "*** alice is now known as bob\n"),
         (Renamed(TS, "alice", "bob"), "bob", "*** you are now known as bob\n"),
-        (Left(TS, "bob", 2, "quit"), "alice", "*** bob left (2 online)\n"),
-        (Left(TS, "bob", 2, "closed"), "alice", "*** bob left (2 online)\n"),
-        (Left(TS, "eve", 2, "too slow"), "alice", "*** eve left: too slow (2 online)\n"),
-        (Left(TS, "eve", 2, "lost"), "alice", "*** eve left: lost (2 online)\n"),
+        (Left(TS, "#lobby", "bob", 2, "quit"), "alice", "*** bob left (2 online)\n"),
+        (Left(TS, "#lobby", "bob", 2, "closed"), "alice", "*** bob left (2 online)\n"),
+        (Left(TS, "#lobby", "eve", 2, "too slow"), "alice", "*** eve left: too slow (2 online)\n"),
+        (Left(TS, "#lobby", "eve", 2, "lost"), "alice", "*** eve left: lost (2 online)\n"),
         (Private(TS, "alice", "bob", "psst"), "bob", "*alice* psst\n"),
         (Private(TS, "bob", "dave", "sure"), "bob", "-> *dave* sure\n"),
         (Private(TS, "alice", "alice", "note to self"), "alice", "*alice* note to self\n"),
         (ErrorEvent(TS, "no-such-user", "no such user: zed"), "alice", "! no such user: zed\n"),
         (
-            WhoList(TS, ("alice", "carol", "robert")),
+            WhoList(TS, "#lobby", ("alice", "carol", "robert")),
             "alice",
             "*** online (3): alice, carol, robert\n",
         ),
-        (WhoList(TS, ("alice",)), "alice", "*** online (1): alice\n"),
-        (Presence(TS, 37, 2, 512), None, "*** 37 joined, 2 left (512 online)\n"),
-        (Presence(TS, 3, 0, 103, ("a", "b", "c")), None, "*** 3 joined (103 online)\n"),
-        (Presence(TS, 0, 4, 99), None, "*** 4 left (99 online)\n"),
+        (WhoList(TS, "#lobby", ("alice",)), "alice", "*** online (1): alice\n"),
+        (Presence(TS, "#lobby", 37, 2, 512), None, "*** 37 joined, 2 left (512 online)\n"),
+        (Presence(TS, "#lobby", 3, 0, 103, ("a", "b", "c")), None, "*** 3 joined (103 online)\n"),
+        (Presence(TS, "#lobby", 0, 4, 99), None, "*** 4 left (99 online)\n"),
         (ShuttingDown(TS), "alice", "*** server is shutting down\n"),
     ],
 )
@@ -115,18 +115,18 @@ def test_encode_plain_doc_example_sequence() -> None:
     """The 'Plain mode output' block of docs/protocol.md, reproduced event by event."""
     at = 1795714800.0
     events: list[tuple[Event, str | None]] = [
-        (Welcome(at, "alice", 3, "lobby"), "alice"),
-        (Said(at - 300, 5, "bob", "morning", history=True), "alice"),
-        (Acted(at - 240, 6, "carol", "waves", history=True), "alice"),
-        (Joined(at, "dave", 4), "alice"),
-        (Said(at, 7, "bob", "hello"), "alice"),
-        (Acted(at, 8, "carol", "waves"), "alice"),
+        (Welcome(at, "alice", 3, "#lobby"), "alice"),
+        (Said(at - 300, "#lobby", 5, "bob", "morning", history=True), "alice"),
+        (Acted(at - 240, "#lobby", 6, "carol", "waves", history=True), "alice"),
+        (Joined(at, "#lobby", "dave", 4), "alice"),
+        (Said(at, "#lobby", 7, "bob", "hello"), "alice"),
+        (Acted(at, "#lobby", 8, "carol", "waves"), "alice"),
         (Renamed(at, "bob", "robert"), "alice"),
         (Private(at, "dave", "alice", "psst, lunch?"), "alice"),
         (Private(at, "alice", "dave", "sure"), "alice"),
-        (WhoList(at, ("alice", "carol", "robert")), "alice"),
-        (Left(at, "dave", 3, "quit"), "alice"),
-        (Left(at, "eve", 2, "too slow"), "alice"),
+        (WhoList(at, "#lobby", ("alice", "carol", "robert")), "alice"),
+        (Left(at, "#lobby", "dave", 3, "quit"), "alice"),
+        (Left(at, "#lobby", "eve", 2, "too slow"), "alice"),
         (ErrorEvent(at, "no-such-user", "no such user: zed"), "alice"),
         (ShuttingDown(at), "alice"),
     ]
@@ -169,8 +169,8 @@ def test_encode_plain_custom_help_lines() -> None:
 @pytest.mark.parametrize(
     ("event", "rest"),
     [
-        (Said(TS, 1, "bob", "morning", history=True), "<bob> morning\n"),
-        (Acted(TS, 2, "carol", "waves", history=True), "* carol waves\n"),
+        (Said(TS, "#lobby", 1, "bob", "morning", history=True), "<bob> morning\n"),
+        (Acted(TS, "#lobby", 2, "carol", "waves", history=True), "* carol waves\n"),
     ],
 )
 def test_encode_plain_history_has_local_time_prefix(event: Event, rest: str) -> None:
@@ -180,15 +180,15 @@ def test_encode_plain_history_has_local_time_prefix(event: Event, rest: str) -> 
 
 def test_encode_plain_live_chat_has_no_time_prefix() -> None:
     """Live (non-history) chat lines carry no [HH:MM] prefix."""
-    assert not encode_plain(Said(TS, 1, "bob", "x")).startswith(b"[")
-    assert not encode_plain(Acted(TS, 1, "bob", "x")).startswith(b"[")
+    assert not encode_plain(Said(TS, "#lobby", 1, "bob", "x")).startswith(b"[")
+    assert not encode_plain(Acted(TS, "#lobby", 1, "bob", "x")).startswith(b"[")
 
 
 def test_encode_plain_history_time_follows_ts() -> None:
     """The [HH:MM] prefix comes from each event's own ts, not the current time."""
     later = TS + 3 * 3600 + 17 * 60
-    first = encode_plain(Said(TS, 1, "bob", "x", history=True))
-    second = encode_plain(Said(later, 2, "bob", "x", history=True))
+    first = encode_plain(Said(TS, "#lobby", 1, "bob", "x", history=True))
+    second = encode_plain(Said(later, "#lobby", 2, "bob", "x", history=True))
     assert first.startswith(f"[{clock(TS)}] ".encode())
     assert second.startswith(f"[{clock(later)}] ".encode())
     assert first != second
@@ -196,7 +196,7 @@ def test_encode_plain_history_time_follows_ts() -> None:
 
 def test_encode_plain_non_ascii_is_utf8() -> None:
     """Plain output is UTF-8: emoji and CJK arrive intact."""
-    data = encode_plain(Said(TS, 1, "bob", "caf\u00e9 \U0001f600 \u4f60\u597d"))
+    data = encode_plain(Said(TS, "#lobby", 1, "bob", "caf\u00e9 \U0001f600 \u4f60\u597d"))
     assert data.decode("utf-8") == "<bob> caf\u00e9 \U0001f600 \u4f60\u597d\n"
 
 
@@ -207,40 +207,50 @@ def test_encode_plain_non_ascii_is_utf8() -> None:
     ("event", "expected"),
     [
         (
-            Welcome(TS, "alice", 2, "lobby"),
+            Welcome(TS, "alice", 2, "#lobby"),
             {
                 "type": "welcome",
                 "name": "alice",
                 "online": 2,
-                "room": "lobby",
+                "room": "#lobby",
                 "text": "welcome, alice! 2 online. Type /help for commands.",
             },
         ),
-        (Joined(TS, "dave", 4), {"type": "join", "name": "dave", "online": 4}),
         (
-            Left(TS, "eve", 2, "too slow"),
-            {"type": "leave", "name": "eve", "online": 2, "reason": "too slow"},
+            Joined(TS, "#lobby", "dave", 4),
+            {"type": "join", "room": "#lobby", "name": "dave", "online": 4},
         ),
         (
-            Left(TS, "bob", 1, "quit"),
-            {"type": "leave", "name": "bob", "online": 1, "reason": "quit"},
+            Left(TS, "#lobby", "eve", 2, "too slow"),
+            {"type": "leave", "room": "#lobby", "name": "eve", "online": 2, "reason": "too slow"},
         ),
         (
-            Presence(TS, 37, 2, 512, ("a", "b")),
-            {"type": "presence", "joined": 37, "left": 2, "online": 512, "names": ["a", "b"]},
+            Left(TS, "#lobby", "bob", 1, "quit"),
+            {"type": "leave", "room": "#lobby", "name": "bob", "online": 1, "reason": "quit"},
         ),
         (
-            Said(TS, 8, "alice", "hi all"),
-            {"type": "say", "id": 8, "from": "alice", "text": "hi all"},
+            Presence(TS, "#lobby", 37, 2, 512, ("a", "b")),
+            {
+                "type": "presence",
+                "room": "#lobby",
+                "joined": 37,
+                "left": 2,
+                "online": 512,
+                "names": ["a", "b"],
+            },
         ),
         (
-            Acted(TS, 9, "carol", "waves"),
-            {"type": "me", "id": 9, "from": "carol", "text": "waves"},
+            Said(TS, "#lobby", 8, "alice", "hi all"),
+            {"type": "say", "room": "#lobby", "id": 8, "from": "alice", "text": "hi all"},
+        ),
+        (
+            Acted(TS, "#lobby", 9, "carol", "waves"),
+            {"type": "me", "room": "#lobby", "id": 9, "from": "carol", "text": "waves"},
         ),
         (Renamed(TS, "bob", "robert"), {"type": "nick", "old": "bob", "new": "robert"}),
         (
-            WhoList(TS, ("alice", "carol")),
-            {"type": "who", "names": ["alice", "carol"], "online": 2},
+            WhoList(TS, "#lobby", ("alice", "carol")),
+            {"type": "who", "room": "#lobby", "names": ["alice", "carol"], "online": 2},
         ),
         (
             Private(TS, "dave", "alice", "psst"),
@@ -275,16 +285,16 @@ def test_encode_json_type_and_rounded_ts_always_present(event: Event) -> None:
 
 def test_encode_json_ts_rounding() -> None:
     """ts keeps milliseconds: rounded, not truncated, and whole seconds stay floats."""
-    assert decode(encode_json(Joined(1795714800.9996, "a", 1)))["ts"] == 1795714801.0
-    assert decode(encode_json(Joined(1795714800.0004, "a", 1)))["ts"] == 1795714800.0
-    assert b'"ts":1795714800.0' in encode_json(Joined(1795714800.0, "a", 1))
+    assert decode(encode_json(Joined(1795714800.9996, "#lobby", "a", 1)))["ts"] == 1795714801.0
+    assert decode(encode_json(Joined(1795714800.0004, "#lobby", "a", 1)))["ts"] == 1795714800.0
+    assert b'"ts":1795714800.0' in encode_json(Joined(1795714800.0, "#lobby", "a", 1))
 
 
 @pytest.mark.parametrize(
     ("event", "kind"),
     [
-        (Said(TS, 7, "bob", "morning", history=True), "say"),
-        (Acted(TS, 8, "bob", "yawns", history=True), "me"),
+        (Said(TS, "#lobby", 7, "bob", "morning", history=True), "say"),
+        (Acted(TS, "#lobby", 8, "bob", "yawns", history=True), "me"),
     ],
 )
 def test_encode_json_history_flag_only_on_replay(event: Said | Acted, kind: str) -> None:
@@ -306,7 +316,7 @@ def test_encode_json_no_history_key_on_other_events(event: Event) -> None:
 
 def test_encode_json_newline_in_text_stays_one_line() -> None:
     """A raw newline or CR in a text field is JSON-escaped, never splitting the line."""
-    data = encode_json(Said(TS, 1, "bob", "line one\nline two\r\nthree"))
+    data = encode_json(Said(TS, "#lobby", 1, "bob", "line one\nline two\r\nthree"))
     assert data.count(b"\n") == 1
     assert b"\r" not in data
     assert decode(data)["text"] == "line one\nline two\r\nthree"
@@ -323,7 +333,7 @@ def test_encode_json_unicode_separators_stay_one_line() -> None:
 def test_encode_json_non_ascii_readable_and_round_trips() -> None:
     """Non-ASCII text is emitted as UTF-8, not \\u escapes, and decodes back unchanged."""
     text = "caf\u00e9 \U0001f600 \u4f60\u597d \u05e9\u05dc\u05d5\u05dd"
-    data = encode_json(Said(TS, 1, "bob", text))
+    data = encode_json(Said(TS, "#lobby", 1, "bob", text))
     assert text.encode() in data
     assert b"\\u" not in data
     assert decode(data)["text"] == text
@@ -331,7 +341,10 @@ def test_encode_json_non_ascii_readable_and_round_trips() -> None:
 
 def test_encode_json_is_compact() -> None:
     """JSON lines use compact separators (no padding spaces) to keep lines short."""
-    assert encode_json(Joined(1.0, "a", 1)) == b'{"type":"join","name":"a","online":1,"ts":1.0}\n'
+    assert (
+        encode_json(Joined(1.0, "#lobby", "a", 1))
+        == b'{"type":"join","room":"#lobby","name":"a","online":1,"ts":1.0}\n'
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -343,7 +356,7 @@ def test_encode_json_is_compact() -> None:
 )
 def test_encode_json_say_round_trips(sender: str, text: str, id_: int, history: bool) -> None:
     """Any text survives encode_json and json.loads on exactly one line."""
-    obj = decode(encode_json(Said(TS, id_, sender, text, history)))
+    obj = decode(encode_json(Said(TS, "#lobby", id_, sender, text, history)))
     assert (obj["from"], obj["text"], obj["id"]) == (sender, text, id_)
     assert obj.get("history", False) is history
 
@@ -404,10 +417,10 @@ def test_encode_plain_member_lines_never_look_like_server_notices(
 ) -> None:
     """No name or text makes a member's line start like a server notice or an error."""
     caused_by_member: list[Event] = [
-        Said(TS, 1, sender, text),
-        Acted(TS, 2, sender, text),
-        Said(TS, 1, sender, text, history=True),
-        Acted(TS, 2, sender, text, history=True),
+        Said(TS, "#lobby", 1, sender, text),
+        Acted(TS, "#lobby", 2, sender, text),
+        Said(TS, "#lobby", 1, sender, text, history=True),
+        Acted(TS, "#lobby", 2, sender, text, history=True),
         Private(TS, sender, to, text),
     ]
     for event in caused_by_member:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -9,7 +10,7 @@ import trio
 import trio.testing
 
 from tests.conftest import StartServer
-from tests.helpers import BreakableStream, Peer, connect, join
+from tests.helpers import BreakableStream, Peer, connect, join, join_json
 from triochat.server import ChatServer
 
 
@@ -153,7 +154,26 @@ async def test_hardening_slow_reader_is_dropped_and_others_are_not_delayed(
     ]
     await alice.expect("*** stalled left: too slow (2 online)")
     await stalled.closed()  # its connection was closed, not left hanging
-    assert server.room.names() == ["alice", "bob"]
+    assert server.state.names() == ["alice", "bob"]
+
+
+async def test_hardening_own_who_replies_fill_a_non_readers_queue_by_bytes(
+    nursery: trio.Nursery, start_server: StartServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A member's own /who replies count: one that never reads is dropped by bytes."""
+    server = await start_server(send_queue=1024, send_queue_bytes=4096, rate_limit=0)
+    alice = await join_json(nursery, server, "alice")
+    stalled = await join(nursery, server, "stalled", lockstep=True)  # then never reads again
+    assert (await alice.event())["type"] == "join"
+    sent = 0
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while sent < 300:  # 29-byte replies: about 140 fill 4096 bytes; 300 < 1024 events
+            await stalled.send("/who")
+            sent += 1
+    assert sent < 300  # cut off while still sending
+    left = await alice.event()
+    assert (left["type"], left["name"], left["reason"]) == ("leave", "stalled", "too slow")
+    assert server.state.names() == ["alice"]
 
 
 async def test_hardening_reset_is_an_ordinary_leave(

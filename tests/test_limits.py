@@ -34,7 +34,7 @@ async def test_limits_one_address_cannot_take_every_slot(
     assert await third.closed() == [
         "! too many connections from your address (2); close one and try again"
     ]
-    assert server.room.names() == ["first", "second"]
+    assert server.state.names() == ["first", "second"]
     await second.send("/quit")
     await second.closed()
     await trio.testing.wait_all_tasks_blocked()  # the slot is given back once it has ended

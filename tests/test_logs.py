@@ -29,8 +29,8 @@ from triochat.logs import (
     Repeats,
     renderer,
 )
-from triochat.room import STATUS_EVERY
 from triochat.server import ChatServer
+from triochat.server.hub import STATUS_EVERY
 
 STOP_TIMEOUT: Final = 5.0  # seconds for a pipeline to write a few records to a pipe we read
 ISO_TIME: Final = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:[+-]\d\d:\d\d|Z)?"
@@ -297,8 +297,8 @@ async def test_room_status_line_reports_dropped_records(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The periodic status line says how many log records were dropped so far."""
-    monkeypatch.setattr("triochat.room.dropped_records", lambda: 42)
-    caplog.set_level(logging.INFO, logger="triochat.room")
+    monkeypatch.setattr("triochat.server.hub.dropped_records", lambda: 42)
+    caplog.set_level(logging.INFO, logger="triochat.server.hub")
     server = ChatServer(ServerConfig())
     await nursery.start(server.run)
     await trio.sleep(STATUS_EVERY + 2 * ServerConfig().presence_interval)  # (virtual time)

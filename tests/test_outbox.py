@@ -1,169 +1,262 @@
-"""The room-to-connection outbox: bounded, never blocks the room, writer only on backlog."""
+"""The outbox as a pure queue, and the connection's flush policy over a fake transport."""
 
 from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
-from triochat.outbox import Outbox
+from triochat.server.connection import WRITE_BATCH_BYTES, Connection
+from triochat.server.outbox import Outbox
+from triochat.server.transport import ConnectionLost
 
-
-class FakeOwner:
-    """Records what the outbox asks of its connection; its socket takes up to ``room``
-    bytes per write, or raises ``error``."""
-
-    def __init__(self, room: int = 1 << 20, error: OSError | None = None) -> None:
-        self.writers_started = 0
-        self.ended = 0
-        self.room = room
-        self.error = error
-        self.writes: list[bytes] = []
-
-    def start_writer(self) -> None:
-        self.writers_started += 1
-
-    def end(self) -> None:
-        self.ended += 1
-
-    def try_write(self, data: bytes) -> int:
-        if self.error is not None:
-            raise self.error
-        taken = data[: self.room]
-        self.writes.append(taken)
-        return len(taken)
+ROOMY = 1 << 20  # a byte bound that never binds
 
 
-def test_outbox_puts_only_queue_until_flush() -> None:
-    """Puts never write or wake anything; the first tells the room to flush later."""
-    owner = sock = FakeOwner()
-    outbox = Outbox(8, owner, direct=True)
-    assert outbox.put_nowait(b"a\n") is True
-    assert outbox.put_nowait(b"b\n") is False
-    assert sock.writes == []
-    assert owner.writers_started == 0
+# --- the queue --------------------------------------------------------------------------
+
+
+def test_outbox_nothing_is_taken_before_release() -> None:
+    """Output of a batch stays held until the store has committed it (release)."""
+    outbox = Outbox(8, ROOMY)
+    assert outbox.put(b"a\n")
+    assert outbox.take(1024) is None
+    outbox.release()
+    assert outbox.put(b"b\n")  # put after the release: held again
+    assert outbox.take(1024) == b"a\n"
+    assert outbox.take(1024) is None
+    outbox.release()
+    assert outbox.take(1024) == b"b\n"
+
+
+def test_outbox_full_by_items_returns_false() -> None:
+    """The item bound holds: the state learns at once that a member is too slow."""
+    outbox = Outbox(2, ROOMY)
+    assert outbox.put(b"1")
+    assert outbox.put(b"2")
+    assert not outbox.put(b"3")
     assert len(outbox) == 2
 
 
-def test_outbox_idle_connection_is_written_directly_in_one_batch() -> None:
-    """An idle connection gets the whole batch in one write and no writer task."""
-    owner = sock = FakeOwner()
-    outbox = Outbox(8, owner, direct=True)
-    outbox.put_nowait(b"a\n")
-    outbox.put_nowait(b"b\n")
-    outbox.flush()
-    assert sock.writes == [b"a\nb\n"]
-    assert owner.writers_started == 0
-    assert len(outbox) == 0
+def test_outbox_byte_bound_with_items_to_spare() -> None:
+    """Few but large items fill an outbox: the bound is on bytes, not only on events."""
+    outbox = Outbox(100, 10)
+    assert outbox.put(b"12345")
+    assert outbox.put(b"12345")
+    assert not outbox.put(b"1")
+    assert outbox.nbytes == 10
 
 
-def test_outbox_partial_write_leaves_the_rest_to_one_writer() -> None:
-    """What the kernel does not take is queued, in order, and one writer is started."""
-    owner = sock = FakeOwner(room=3)
-    outbox = Outbox(8, owner, direct=True)
-    outbox.put_nowait(b"hello\n")
-    outbox.flush()
-    assert owner.writers_started == 1
-    outbox.put_nowait(b"more\n")
-    outbox.flush()  # a writer is running: it will pick this up, no direct write around it
-    assert owner.writers_started == 1
-    assert sock.writes == [b"hel"]
-    assert outbox.take(1024) == b"lo\nmore\n"
-    assert outbox.take(1024) is None
-    assert not outbox.writing
+def test_outbox_empty_takes_one_item_larger_than_the_byte_bound() -> None:
+    """One big reply to a member with nothing queued goes out; a second one does not fit."""
+    outbox = Outbox(100, 10)
+    assert outbox.put(b"x" * 50)
+    assert not outbox.put(b"y")
 
 
-def test_outbox_write_error_goes_to_the_writer_with_the_data() -> None:
-    """A failing direct write loses nothing: the writer gets the data (and the error)."""
-    owner = FakeOwner(error=ConnectionResetError())
-    outbox = Outbox(8, owner, direct=True)
-    outbox.put_nowait(b"x\n")
-    outbox.flush()
-    assert owner.writers_started == 1
-    assert outbox.take(1024) == b"x\n"
+def test_outbox_batch_being_sent_counts_until_the_next_take() -> None:
+    """The writer's batch stays in memory during send_all, so it counts against the bound."""
+    outbox = Outbox(100, 10)
+    outbox.put(b"12345678")
+    outbox.release()
+    assert outbox.take(1024) == b"12345678"
+    assert outbox.nbytes == 8
+    assert not outbox.put(b"abc")  # 8 in flight + 3 > 10
+    assert outbox.take(1024) is None  # asking again: the batch was sent
+    assert outbox.nbytes == 0
+    assert outbox.put(b"abc")
 
 
-def test_outbox_without_try_write_always_uses_a_writer() -> None:
-    """Streams that are not plain sockets (tests, TLS) always go through the writer."""
-    owner = FakeOwner()
-    outbox = Outbox(8, owner)  # direct=False: try_write is never used
-    owner.error = OSError("must not be called")
-    outbox.put_nowait(b"x\n")
-    outbox.flush()
-    assert owner.writers_started == 1
-    assert outbox.take(1024) == b"x\n"
-    assert outbox.take(1024) is None  # drained: the writer stops
-    outbox.put_nowait(b"y\n")
-    outbox.flush()
-    assert owner.writers_started == 2
+def test_outbox_take_respects_max_bytes_and_release_mark() -> None:
+    """A batch stops at max_bytes, and never reaches past what was released."""
+    outbox = Outbox(100, ROOMY)
+    for item in (b"aaaa", b"bbbb", b"cccc"):
+        outbox.put(item)
+    outbox.release()
+    outbox.put(b"dddd")
+    assert outbox.take(6) == b"aaaabbbb"
+    assert outbox.take(100) == b"cccc"
+    assert outbox.take(100) is None
+    assert len(outbox) == 1
 
 
-def test_outbox_take_respects_max_bytes() -> None:
-    """A writer's batch stops once it reaches max_bytes; the rest comes next time."""
-    outbox = Outbox(10, FakeOwner())
-    for _ in range(4):
-        outbox.put_nowait(b"x" * 10)
-    assert outbox.take(20) == b"x" * 20
-    assert outbox.take(20) == b"x" * 20
-    assert outbox.take(20) is None
+def test_outbox_unsend_puts_the_rest_first() -> None:
+    """What a direct write did not take goes back at the front, in order, still released."""
+    outbox = Outbox(100, ROOMY)
+    outbox.put(b"abcdef")
+    outbox.release()
+    data = outbox.take(1024)
+    assert data == b"abcdef"
+    outbox.unsend(data[4:])
+    outbox.put(b"held")
+    assert outbox.nbytes == 6
+    assert outbox.take(1024) == b"ef"
 
 
-def test_outbox_full_raises_wouldblock() -> None:
-    """The bound holds: the room learns at once that a member is too slow."""
-    outbox = Outbox(2, FakeOwner())
-    outbox.put_nowait(b"1")
-    outbox.put_nowait(b"2")
-    with pytest.raises(trio.WouldBlock):
-        outbox.put_nowait(b"3")
-    assert len(outbox) == 2
-
-
-def test_outbox_close_when_idle_ends_the_connection() -> None:
-    """Closing an empty, idle outbox ends the connection at once."""
-    owner = FakeOwner()
-    outbox = Outbox(2, owner)
-    outbox.close()
-    assert owner.ended == 1
-    with pytest.raises(trio.ClosedResourceError):
-        outbox.put_nowait(b"late")
-
-
-def test_outbox_close_with_queued_data_flushes_first() -> None:
-    """Closing with unsent data starts a writer to send it; the writer ends the link."""
-    owner = FakeOwner()
-    outbox = Outbox(4, owner, direct=True)
-    outbox.put_nowait(b"*** server is shutting down\n")
-    outbox.close()
-    assert (owner.writers_started, owner.ended) == (1, 0)
-    assert outbox.take(1024) == b"*** server is shutting down\n"
-    assert outbox.take(1024) is None
-    assert outbox.closed
-
-
-def test_outbox_close_while_writing_leaves_it_to_the_writer() -> None:
-    """A running writer sees the close after draining; nothing else is started."""
-    owner = FakeOwner()
-    outbox = Outbox(4, owner)
-    outbox.put_nowait(b"a\n")
-    outbox.flush()
-    outbox.close()
-    assert (owner.writers_started, owner.ended) == (1, 0)
-    outbox.flush()  # the room never flushes a closed outbox into a direct write
-    assert owner.writers_started == 1
-
-
-def test_outbox_abandon_drops_what_is_queued() -> None:
-    """A member cut off as too slow gets nothing more, and no writer is started."""
-    owner = FakeOwner()
-    outbox = Outbox(4, owner)
-    outbox.put_nowait(b"a\n")
+def test_outbox_closed_drops_puts_without_calling_it_full() -> None:
+    """Output for a member being disconnected is dropped, not a reason to drop it again."""
+    outbox = Outbox(1, ROOMY)
     outbox.abandon()
-    outbox.flush()
+    assert outbox.put(b"late")
     assert len(outbox) == 0
-    assert (owner.writers_started, owner.ended) == (0, 0)
-    assert outbox.take(1024) is None
 
 
-def test_outbox_needs_room_for_one_item() -> None:
+@pytest.mark.parametrize(("limit", "max_bytes"), [(0, 10), (10, 0)])
+def test_outbox_needs_room_for_something(limit: int, max_bytes: int) -> None:
     """A zero-sized outbox would drop every member at once; it is refused."""
     with pytest.raises(ValueError, match="at least one"):
-        Outbox(0, FakeOwner())
+        Outbox(limit, max_bytes)
+
+
+# --- the flush policy -----------------------------------------------------------------
+
+
+class FakeTransport:
+    """A transport whose kernel buffer takes ``room`` bytes without waiting."""
+
+    def __init__(self, *, direct: bool = True, room: int = 1 << 20) -> None:
+        self.direct = direct
+        self.room = room
+        self.direct_writes: list[bytes] = []
+        self.sent: list[bytes] = []
+        self.unblock = trio.Event()
+        self.block_sends = False
+        self.broken = False
+        self.stream: trio.abc.Stream = trio.testing.memory_stream_pair()[0]
+
+    def try_read(self) -> bytes | None:  # pragma: no cover - the reader is not under test
+        return None
+
+    async def wait_readable(self) -> None:  # pragma: no cover
+        await trio.sleep_forever()
+
+    def try_write(self, data: bytes) -> int:
+        taken = data[: self.room]
+        self.room -= len(taken)
+        if taken:
+            self.direct_writes.append(taken)
+        return len(taken)
+
+    async def send_all(self, data: bytes) -> None:
+        if self.block_sends:
+            await self.unblock.wait()
+        if self.broken:
+            raise ConnectionLost("reset")
+        await trio.lowlevel.checkpoint()
+        self.sent.append(data)
+
+
+def _connection(
+    nursery: trio.Nursery, transport: FakeTransport, *, limit: int = 64
+) -> tuple[Connection, list[Connection]]:
+    flush_list: list[Connection] = []
+    conn = Connection(1, "test", transport, Outbox(limit, ROOMY), nursery, flush_list)
+    return conn, flush_list
+
+
+async def test_connection_puts_wait_for_the_flush(nursery: trio.Nursery) -> None:
+    """Puts only queue and register for one flush; nothing is written before it."""
+    transport = FakeTransport()
+    conn, flush_list = _connection(nursery, transport)
+    assert conn.put(b"one\n")
+    assert conn.put(b"two\n")
+    assert flush_list == [conn]  # once, however many puts
+    assert transport.direct_writes == []
+    conn.flush()
+    assert transport.direct_writes == [b"one\ntwo\n"]  # one write for the batch
+    await trio.testing.wait_all_tasks_blocked()
+    assert transport.sent == []  # and no writer task
+
+
+async def test_connection_partial_write_leaves_the_rest_to_one_writer(
+    nursery: trio.Nursery,
+) -> None:
+    """What the kernel does not take is sent by a writer task, in order."""
+    transport = FakeTransport(room=3)
+    conn, _ = _connection(nursery, transport)
+    conn.put(b"abcdef\n")
+    conn.flush()
+    assert conn.writing
+    conn.put(b"next\n")
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert b"".join(transport.direct_writes + transport.sent) == b"abcdef\nnext\n"
+    assert not conn.writing
+
+
+async def test_connection_without_direct_writes_uses_a_writer(nursery: trio.Nursery) -> None:
+    """Memory streams, TLS and WebSocket always go through the writer task."""
+    transport = FakeTransport(direct=False)
+    conn, _ = _connection(nursery, transport)
+    conn.put(b"hello\n")
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert transport.sent == [b"hello\n"]
+    assert transport.direct_writes == []
+
+
+async def test_connection_close_waits_for_the_flush_and_the_output(
+    nursery: trio.Nursery,
+) -> None:
+    """close() sends what is queued first, then ends the connection (not before)."""
+    transport = FakeTransport(direct=False)
+    conn, flush_list = _connection(nursery, transport)
+    conn.put(b"bye\n")
+    conn.close()
+    assert flush_list == [conn]
+    assert not conn.scope.cancel_called
+    transport.block_sends = True
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert not conn.scope.cancel_called  # still sending
+    transport.unblock.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert transport.sent == [b"bye\n"]
+    assert conn.scope.cancel_called
+
+
+async def test_connection_close_when_idle_ends_at_the_flush(nursery: trio.Nursery) -> None:
+    """Closing with nothing queued ends the connection at the next flush."""
+    conn, _ = _connection(nursery, FakeTransport())
+    conn.close()
+    assert not conn.scope.cancel_called
+    conn.flush()
+    assert conn.scope.cancel_called
+
+
+async def test_connection_cut_drops_output_and_ends_now(nursery: trio.Nursery) -> None:
+    """A member cut off as too slow gets nothing more, and no writer is started."""
+    transport = FakeTransport()
+    conn, _ = _connection(nursery, transport)
+    conn.put(b"never\n")
+    conn.cut()
+    assert conn.scope.cancel_called
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert transport.direct_writes == transport.sent == []
+
+
+async def test_connection_writer_failure_marks_it_lost(nursery: trio.Nursery) -> None:
+    """A reset while the writer sends ends the connection and is reported as lost."""
+    transport = FakeTransport(direct=False)
+    transport.broken = True
+    conn, _ = _connection(nursery, transport)
+    conn.put(b"x\n")
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert conn.failed
+    assert conn.scope.cancel_called
+
+
+async def test_connection_large_backlog_goes_in_bounded_batches(nursery: trio.Nursery) -> None:
+    """A writer sends at most about WRITE_BATCH_BYTES per send_all."""
+    transport = FakeTransport(direct=False)
+    conn, _ = _connection(nursery, transport, limit=10_000)
+    line = b"y" * 1000 + b"\n"
+    for _ in range(600):
+        conn.put(line)
+    conn.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert b"".join(transport.sent) == line * 600
+    assert len(transport.sent) >= 2
+    assert all(len(batch) <= WRITE_BATCH_BYTES + len(line) for batch in transport.sent)

@@ -9,6 +9,7 @@ import trio.testing
 
 from tests.conftest import StartServer
 from tests.helpers import connect, join, join_json
+from triochat.core.events import HELP_LINES
 from triochat.server import ChatServer
 
 
@@ -110,7 +111,7 @@ async def test_room_silent_close_before_first_line_announces_nothing(
     drive_by = connect(nursery, server)
     await drive_by.stream.aclose()
     await alice.quiet()
-    assert server.room.online == 1
+    assert server.state.online == 1
 
 
 async def test_room_nick_is_confirmed_and_announced(
@@ -128,7 +129,7 @@ async def test_room_nick_is_confirmed_and_announced(
     event = await bob.event()
     assert (event["type"], event["old"], event["new"]) == ("nick", "bob", "robert")
     await alice.expect("*** bob is now known as robert")
-    assert server.room.names() == ["alicia", "robert"]
+    assert server.state.names() == ["alicia", "robert"]
 
 
 async def test_room_nick_taken_without_regard_to_case_is_refused(
@@ -144,7 +145,7 @@ async def test_room_nick_taken_without_regard_to_case_is_refused(
     line = await bob.line()
     assert line.startswith("! a name may contain only")
     await alice.quiet()
-    assert server.room.names() == ["alice", "bob"]
+    assert server.state.names() == ["alice", "bob"]
 
 
 async def test_room_nick_lookalike_of_online_name_is_refused(
@@ -163,7 +164,7 @@ async def test_room_nick_lookalike_of_online_name_is_refused(
     await mallory.send_json(type="hello", name="AIice")
     refusal = await mallory.event()
     assert refusal["code"] == "name-taken"
-    assert server.room.names() == ["alice", "b0b"]
+    assert server.state.names() == ["alice", "b0b"]
 
 
 async def test_room_invisible_message_is_refused_not_broadcast(
@@ -211,7 +212,7 @@ async def test_room_json_hello_with_taken_name_is_refused_and_closed(
     assert len(lines) == 1
     assert '"code":"name-taken"' in lines[0]
     await alice.quiet()
-    assert server.room.online == 1
+    assert server.state.online == 1
 
 
 async def test_room_json_hello_with_bad_name_is_refused(
@@ -317,8 +318,9 @@ async def test_room_help_and_unknown_command(nursery: trio.Nursery, server: Chat
     """/help lists the commands; an unknown command gets an error naming /help."""
     alice = await join(nursery, server, "alice")
     await alice.send("/help")
-    lines = [await alice.line() for _ in range(8)]
+    lines = [await alice.line() for _ in range(len(HELP_LINES))]
     assert lines[0] == "*** commands:"
+    assert all(line.startswith("*** ") for line in lines)
     assert any("/msg NAME TEXT" in line for line in lines)
     await alice.send("/dance")
     line = await alice.line()
@@ -336,7 +338,7 @@ async def test_room_quit_announces_leave_and_closes(
     await bob.send_json(type="quit")
     assert await bob.closed() == []
     await alice.expect("*** bob left (1 online)")
-    assert server.room.names() == ["alice"]
+    assert server.state.names() == ["alice"]
 
 
 async def test_room_eof_mid_line_is_an_ordinary_leave(

@@ -1,10 +1,16 @@
-"""triochat: a small self-hosted terminal chat room built on trio.
+"""triochat: a small self-hosted chat server and terminal client built on trio.
 
-The sans-IO core (:mod:`triochat.core`: framing, hygiene, names, commands, events,
-codecs) turns bytes into commands and events
-into bytes; :mod:`triochat.room` owns the room; :mod:`triochat.server` connects streams
-to it; :mod:`triochat.logs` writes the server's log from a thread, so that it never
-holds up the event loop; :mod:`triochat.cli` is the ``triochat`` command.
+The package is laid out by layer:
+
+* :mod:`triochat.core`: the sans-IO protocol and chat state. Framing, hygiene, names,
+  commands, events, codecs, and :mod:`~triochat.core.state` (who is where, rooms,
+  ids, recent history). No trio, no I/O: bytes in, events out.
+* :mod:`triochat.server`: the async layer. The hub task that drives the state, one
+  task per connection, the transport seam, and :class:`ChatServer`.
+* :mod:`triochat.store`: durable history (SQLite by default, or in memory).
+* :mod:`triochat.client`: the terminal client.
+* :mod:`triochat.testing`: fixtures for testing bots against a real server in memory.
+* :mod:`triochat.logs`, :mod:`triochat.config`, :mod:`triochat.cli`: the command.
 """
 
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
@@ -13,18 +19,18 @@ from triochat.core.commands import parse_json, parse_plain
 from triochat.core.framing import LineBuffer
 from triochat.core.hygiene import sanitise
 from triochat.core.ratelimit import TokenBucket
-from triochat.room import Room
+from triochat.core.state import ChatState
 from triochat.server import ChatServer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ChatServer",
+    "ChatState",
     "LineBuffer",
     "Mode",
-    "Room",
     "ServerConfig",
     "TokenBucket",
     "__version__",

@@ -22,6 +22,8 @@ from triochat.client.session import add_client_arguments, run_client
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
 from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
+from triochat.store import Store, StoreError, default_db_path, open_store
+from triochat.store.factory import IN_MEMORY
 
 __all__ = ["build_parser", "main"]
 
@@ -97,7 +99,48 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(int, 0),
         default=defaults.history,
         metavar="N",
-        help="chat lines replayed to someone who joins; 0 turns history off",
+        help="chat lines of a room replayed to someone who joins it; 0 replays none",
+    )
+    server.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the SQLite database that keeps rooms, topics and chat history (created with "
+        f"its folders if missing); ':memory:' keeps nothing after exit (default: "
+        f"{default_db_path()})",
+    )
+    server.add_argument(
+        "--retain-days",
+        type=_bounded(float, 0.001),
+        metavar="DAYS",
+        help="delete stored messages older than this (default: keep everything)",
+    )
+    server.add_argument(
+        "--retain-messages",
+        type=_bounded(int, 1),
+        metavar="N",
+        help="keep at most N stored messages per room (default: keep everything)",
+    )
+    server.add_argument(
+        "--max-rooms",
+        type=_bounded(int, 1),
+        default=defaults.max_rooms,
+        metavar="N",
+        help="rooms on the server; empty rooms are kept (they have history)",
+    )
+    server.add_argument(
+        "--max-rooms-per-member",
+        type=_bounded(int, 1),
+        default=defaults.max_rooms_per_member,
+        metavar="N",
+        help="rooms one member may be in at once",
+    )
+    server.add_argument(
+        "--resume-limit",
+        type=_bounded(int, 1),
+        default=defaults.resume_limit,
+        metavar="N",
+        help="messages per room replayed to a client that reconnects; beyond that it is "
+        "told how many it missed",
     )
     server.add_argument(
         "--max-line-bytes",
@@ -127,7 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.send_queue,
         metavar="EVENTS",
         help="events queued for one member; a member that falls this far behind is "
-        "disconnected as 'too slow'",
+        "disconnected as 'too slow' (see also --send-queue-bytes: whichever is reached "
+        "first)",
+    )
+    server.add_argument(
+        "--send-queue-bytes",
+        type=_bounded(int, 1),
+        default=defaults.send_queue_bytes,
+        metavar="BYTES",
+        help="bytes of output held for one member, replies to its own /who and /help "
+        "included; a member that falls this far behind is disconnected as 'too slow'. "
+        "One event to a member with nothing queued is always sent, however large",
     )
     server.add_argument(
         "--max-clients",
@@ -207,13 +260,14 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-async def _serve(config: ServerConfig, host: str, port: int) -> int:
+async def _serve(config: ServerConfig, store: Store, where: str, host: str, port: int) -> int:
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         print(f"triochat: error: {_listen_error(exc, host, port)}", file=sys.stderr)
+        store.close()
         return 1
-    server = ChatServer(config)
+    server = ChatServer(config, store)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
@@ -221,6 +275,7 @@ async def _serve(config: ServerConfig, host: str, port: int) -> int:
             addresses = [listener.socket.getsockname() for listener in listeners]
             # One line, stable for scripts; other addresses (e.g. IPv6 for "localhost") logged.
             print(f"listening on {_format_address(addresses[0][0], addresses[0][1])}", flush=True)
+            print(f"history: {where}", flush=True)
             for extra in addresses[1:]:
                 log.info("also listening on %s", _format_address(extra[0], extra[1]))
             async for signum in signals:
@@ -270,16 +325,29 @@ def _server_command(args: argparse.Namespace) -> int:
         _raise_fd_limit(args.max_clients)
         config = ServerConfig(
             history=args.history,
+            max_rooms=args.max_rooms,
+            max_rooms_per_member=args.max_rooms_per_member,
+            resume_limit=args.resume_limit,
+            retain_days=args.retain_days,
+            retain_messages=args.retain_messages,
             max_line_bytes=args.max_line_bytes,
             rate_limit=args.rate_limit,
             burst=args.burst,
             send_queue=args.send_queue,
+            send_queue_bytes=args.send_queue_bytes,
             max_clients=args.max_clients,
             max_per_address=args.max_per_address,
             trusted=args.trusted,
             coalesce_above=args.coalesce_above,
         )
-        return trio.run(_serve, config, args.host, args.port)
+        db = args.db if args.db is not None else str(default_db_path())
+        try:
+            store = open_store(db)
+        except StoreError as exc:
+            print(f"triochat: error: {exc}", file=sys.stderr)
+            return 1
+        where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
+        return trio.run(_serve, config, store, where, args.host, args.port)
     finally:
         # Write what is still queued; if nobody reads stderr, give up after a moment
         # (the writer thread is left blocked, and the process exits anyway).

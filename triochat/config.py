@@ -75,6 +75,9 @@ class ServerConfig:
         rate_limit: lines per second per connection; 0 turns flood control off.
         burst: lines a connection may send at once before the rate limit applies.
         send_queue: events queued for one member before it is dropped as "too slow".
+        send_queue_bytes: bytes of output held for one member (its own replies included)
+            before it is dropped as "too slow"; whichever of the two bounds is reached
+            first applies. One event to a member with nothing queued always fits.
         max_clients: connections served at once; more are refused with one line.
         max_per_address: connections from one address at once (0: no limit); more are
             refused with one line. Addresses in ``trusted`` are exempt.
@@ -83,7 +86,12 @@ class ServerConfig:
         presence_interval: seconds between those summaries (and room housekeeping).
         registration_timeout: seconds to wait for a first line before joining as guest.
         flush_timeout: seconds a closing connection's writer may take to flush.
-        room: the name of the (single, for now) room.
+        max_rooms: rooms on the server (empty rooms count: they keep their history).
+        max_rooms_per_member: rooms one member may be in at once.
+        resume_limit: stored messages replayed per room to a client resuming with
+            ``since``; beyond that a ``gap`` event says how many were skipped.
+        retain_days: delete stored messages older than this many days (None: keep).
+        retain_messages: keep at most this many stored messages per room (None: all).
     """
 
     history: int = 20
@@ -91,6 +99,7 @@ class ServerConfig:
     rate_limit: float = 5.0
     burst: int = 20
     send_queue: int = 1024
+    send_queue_bytes: int = 1 << 20  # 1 MiB: 1000 1-KB lines, or 150 /who replies with 1000 online
     max_clients: int = 1000
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
@@ -98,7 +107,11 @@ class ServerConfig:
     presence_interval: float = 2.0
     registration_timeout: float = 1.0
     flush_timeout: float = 1.0
-    room: str = "lobby"
+    max_rooms: int = 1000
+    max_rooms_per_member: int = 50
+    resume_limit: int = 1000
+    retain_days: float | None = None
+    retain_messages: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -112,11 +125,23 @@ class ServerConfig:
             problems.append("burst must be at least 1")
         if self.send_queue < 1:
             problems.append("send queue must be at least 1")
+        if self.send_queue_bytes < 1:
+            problems.append("send queue bytes must be at least 1")
         if self.max_clients < 1:
             problems.append("max clients must be at least 1")
         if self.max_per_address < 0:
             problems.append("max per address must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
+        if self.max_rooms < 1:
+            problems.append("max rooms must be at least 1")
+        if self.max_rooms_per_member < 1:
+            problems.append("max rooms per member must be at least 1")
+        if self.resume_limit < 1:
+            problems.append("resume limit must be at least 1")
+        if self.retain_days is not None and self.retain_days <= 0:
+            problems.append("retain days must be more than 0")
+        if self.retain_messages is not None and self.retain_messages < 1:
+            problems.append("retain messages must be at least 1")
         if problems:
             raise ValueError("; ".join(problems))

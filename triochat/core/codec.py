@@ -10,20 +10,26 @@ from __future__ import annotations
 import enum
 import json
 import time
-from typing import Final
+from typing import Final, assert_never
 
 from triochat.core.events import (
     Acted,
+    Current,
     ErrorEvent,
     Event,
+    Gap,
     HelpText,
+    HistoryEnd,
     Joined,
     Left,
+    Notice,
     Presence,
     Private,
     Renamed,
+    RoomList,
     Said,
     ShuttingDown,
+    TopicInfo,
     Welcome,
     WhoList,
 )
@@ -62,56 +68,73 @@ def welcome_text(name: str, online: int) -> str:
     return f"welcome, {name}! {online} online. Type /help for commands."
 
 
-def history_header(count: int) -> bytes:
-    """The plain-mode line announcing a history replay (JSON events carry ``history``)."""
+def history_header(count: int, room: str | None = None) -> bytes:
+    """The plain-mode line announcing a history replay (JSON events carry ``history``).
+
+    ``room`` is named when given (a replay of a room that is not the current one).
+    """
+    where = f" in {room}" if room else ""
     if count == 1:
-        return f"{NOTICE}last message:\n".encode()
-    return f"{NOTICE}last {count} messages:\n".encode()
+        return f"{NOTICE}last message{where}:\n".encode()
+    return f"{NOTICE}last {count} messages{where}:\n".encode()
 
 
 def _clock(ts: float) -> str:
     return time.strftime("%H:%M", time.localtime(ts))
 
 
-def encode_plain(event: Event, viewer: str | None = None) -> bytes:
+def encode_plain(event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
     """Encode ``event`` as human-readable line(s) for netcat/telnet users.
 
     ``viewer`` is the name of the member the line is for; it only matters for events
-    that read differently to their subject (a private message, one's own rename).
+    that read differently to their subject (a private message, one's own rename or
+    join). ``current`` is the viewer's current room: a line about another room is
+    prefixed with that room's name (``#dev <bob> hi``, ``*** #dev: bob joined``); with
+    ``current`` None no line is prefixed.
     """
     match event:
-        case Said(sender=sender, text=text, history=history):
+        case Said(room=room, sender=sender, text=text, history=history):
             line = f"<{sender}> {text}"
-        case Acted(sender=sender, text=text, history=history):
+        case Acted(room=room, sender=sender, text=text, history=history):
             line = f"* {sender} {text}"
         case _:
-            history = False
-            line = _plain_notice(event, viewer)
+            return (_plain_notice(event, viewer, current) + "\n").encode()
+    if current is not None and room != current:
+        line = f"{room} {line}"
     if history:
         line = f"[{_clock(event.ts)}] {line}"
     return (line + "\n").encode()
 
 
-def _plain_notice(event: Event, viewer: str | None) -> str:
+def _about(room: str, current: str | None) -> str:
+    """The prefix of a notice about ``room``: nothing if it is the current room."""
+    return "" if current is None or room == current else f"{room}: "
+
+
+def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
     match event:
         case Welcome(name=name, online=online):
             return NOTICE + welcome_text(name, online)
-        case Joined(name=name, online=online):
-            return f"{NOTICE}{name} joined ({online} online)"
-        case Left(name=name, online=online, reason=reason):
-            if reason in _ORDINARY_LEAVES:
-                return f"{NOTICE}{name} left ({online} online)"
-            return f"{NOTICE}{name} left: {reason} ({online} online)"
-        case Presence(joined=joined, left=left, online=online):
+        case Joined(room=room, name=name, online=online):
+            if viewer == name:
+                return f"{NOTICE}you joined {room} ({online} online)"
+            return f"{NOTICE}{_about(room, current)}{name} joined ({online} online)"
+        case Left(room=room, name=name, online=online, reason=reason):
+            if viewer == name:
+                return f"{NOTICE}you left {room}"
+            why = "" if reason in _ORDINARY_LEAVES else f": {reason}"
+            return f"{NOTICE}{_about(room, current)}{name} left{why} ({online} online)"
+        case Presence(room=room, joined=joined, left=left, online=online):
             parts = [f"{joined} joined"] if joined else []
             parts += [f"{left} left"] if left else []
-            return f"{NOTICE}{', '.join(parts) or 'no change'} ({online} online)"
+            summary = ", ".join(parts) or "no change"
+            return f"{NOTICE}{_about(room, current)}{summary} ({online} online)"
         case Renamed(old=old, new=new):
             if viewer == new:
                 return f"{NOTICE}you are now known as {new}"
             return f"{NOTICE}{old} is now known as {new}"
-        case WhoList(names=names):
-            return f"{NOTICE}online ({len(names)}): {', '.join(names)}"
+        case WhoList(room=room, names=names):
+            return f"{NOTICE}{_about(room, current)}online ({len(names)}): {', '.join(names)}"
         case Private(sender=sender, to=to, text=text):
             if viewer == sender and viewer != to:
                 return f"-> *{to}* {text}"
@@ -120,10 +143,34 @@ def _plain_notice(event: Event, viewer: str | None) -> str:
             return "\n".join(f"{NOTICE}{line}" for line in lines)
         case ErrorEvent(text=text):
             return f"! {text}"
-        case ShuttingDown(text=text):
+        case ShuttingDown(text=text) | Notice(text=text):
             return f"{NOTICE}{text}"
+        case TopicInfo(room=room, topic=topic, by=by, changed=changed):
+            about = _about(room, current)
+            if changed:
+                if not topic:
+                    return f"{NOTICE}{about}{by} cleared the topic"
+                return f"{NOTICE}{about}{by} set the topic: {topic}"
+            if not topic:
+                return f"{NOTICE}{about}no topic is set"
+            return f"{NOTICE}{about}topic: {topic}" + (f" (set by {by})" if by else "")
+        case RoomList(rooms=rooms):
+            rows = [f"{NOTICE}rooms ({len(rooms)}):"]
+            for info in rooms:
+                topic = f": {info.topic}" if info.topic else ""
+                rows.append(f"{NOTICE}  {info.room} ({info.online} online){topic}")
+            return "\n".join(rows)
+        case Current(room=room):
+            return f"{NOTICE}{room} is now your current room"
+        case Gap(room=room, skipped=skipped):
+            return f"{NOTICE}{_about(room, current)}{skipped} older messages were skipped"
+        case HistoryEnd(room=room, count=count, more=more):
+            tail = "; older ones exist" if more else ""
+            return f"{NOTICE}{_about(room, current)}end of history ({count} messages{tail})"
         case Said() | Acted():  # pragma: no cover - handled by encode_plain
             raise AssertionError("chat events are encoded by encode_plain")
+        case _:
+            assert_never(event)
 
 
 def encode_json(event: Event) -> bytes:
@@ -138,30 +185,32 @@ def encode_json(event: Event) -> bytes:
                 "room": room,
                 "text": welcome_text(name, online),
             }
-        case Joined(name=name, online=online):
-            obj = {"type": "join", "name": name, "online": online}
-        case Left(name=name, online=online, reason=reason):
-            obj = {"type": "leave", "name": name, "online": online, "reason": reason}
-        case Presence(joined=joined, left=left, online=online, names=names):
+        case Joined(room=room, name=name, online=online):
+            obj = {"type": "join", "room": room, "name": name, "online": online}
+        case Left(room=room, name=name, online=online, reason=reason):
+            obj = {"type": "leave", "room": room, "name": name, "online": online}
+            obj["reason"] = reason
+        case Presence(room=room, joined=joined, left=left, online=online, names=names):
             obj = {
                 "type": "presence",
+                "room": room,
                 "joined": joined,
                 "left": left,
                 "online": online,
                 "names": list(names),
             }
-        case Said(id=id_, sender=sender, text=text, history=history):
-            obj = {"type": "say", "id": id_, "from": sender, "text": text}
+        case Said(room=room, id=id_, sender=sender, text=text, history=history):
+            obj = {"type": "say", "room": room, "id": id_, "from": sender, "text": text}
             if history:
                 obj["history"] = True
-        case Acted(id=id_, sender=sender, text=text, history=history):
-            obj = {"type": "me", "id": id_, "from": sender, "text": text}
+        case Acted(room=room, id=id_, sender=sender, text=text, history=history):
+            obj = {"type": "me", "room": room, "id": id_, "from": sender, "text": text}
             if history:
                 obj["history"] = True
         case Renamed(old=old, new=new):
             obj = {"type": "nick", "old": old, "new": new}
-        case WhoList(names=names):
-            obj = {"type": "who", "names": list(names), "online": len(names)}
+        case WhoList(room=room, names=names):
+            obj = {"type": "who", "room": room, "names": list(names), "online": len(names)}
         case Private(sender=sender, to=to, text=text):
             obj = {"type": "msg", "from": sender, "to": to, "text": text}
         case HelpText(lines=lines):
@@ -170,12 +219,34 @@ def encode_json(event: Event) -> bytes:
             obj = {"type": "error", "code": code, "text": text}
         case ShuttingDown(text=text):
             obj = {"type": "shutdown", "text": text}
+        case Notice(code=code, text=text):
+            obj = {"type": "notice", "code": code, "text": text}
+        case TopicInfo(room=room, topic=topic, by=by, changed=changed):
+            obj = {"type": "topic", "room": room, "topic": topic, "by": by, "changed": changed}
+        case RoomList(rooms=rooms):
+            obj = {
+                "type": "rooms",
+                "rooms": [
+                    {"room": info.room, "online": info.online, "topic": info.topic}
+                    for info in rooms
+                ],
+            }
+        case Current(room=room):
+            obj = {"type": "current", "room": room}
+        case Gap(room=room, skipped=skipped):
+            obj = {"type": "gap", "room": room, "skipped": skipped}
+        case HistoryEnd(room=room, count=count, more=more):
+            obj = {"type": "history-end", "room": room, "count": count, "more": more}
+        case _:
+            assert_never(event)
     obj["ts"] = round(event.ts, 3)
     return (_dumps(obj) + "\n").encode()
 
 
-def encode(event: Event, mode: Mode, viewer: str | None = None) -> bytes:
-    """Encode ``event`` for a member in ``mode``."""
+def encode(
+    event: Event, mode: Mode, viewer: str | None = None, current: str | None = None
+) -> bytes:
+    """Encode ``event`` for a member in ``mode`` (``viewer``/``current``: plain only)."""
     if mode is Mode.JSON:
         return encode_json(event)
-    return encode_plain(event, viewer)
+    return encode_plain(event, viewer, current)

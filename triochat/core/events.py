@@ -1,7 +1,8 @@
-"""What the room tells clients: frozen event objects. No I/O.
+"""What the server tells clients: frozen event objects. No I/O.
 
-The room creates one event per thing that happens and hands it to the codecs in
-:mod:`triochat.core.codec`, which turn it into bytes once per wire mode.
+The chat state (:mod:`triochat.core.state`) creates one event per thing that happens
+and hands it to the codecs in :mod:`triochat.core.codec`, which turn it into bytes
+once per wire mode. Events about a room carry its normalised name (``"#dev"``).
 """
 
 from __future__ import annotations
@@ -9,28 +10,42 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "HELP_LINES",
     "Acted",
+    "Chat",
+    "Current",
     "ErrorEvent",
     "Event",
+    "Gap",
     "HelpText",
+    "HistoryEnd",
     "Joined",
     "Left",
+    "Notice",
     "Presence",
     "Private",
     "Renamed",
+    "RoomInfo",
+    "RoomList",
     "Said",
     "ShuttingDown",
+    "TopicInfo",
     "Welcome",
     "WhoList",
 ]
 
 HELP_LINES: tuple[str, ...] = (
     "commands:",
-    "  TEXT              say TEXT to the room (start with // to send a leading /)",
+    "  TEXT              say TEXT in your current room (// sends a leading /)",
     "  /me ACTION        act: * alice waves",
     "  /msg NAME TEXT    private message to NAME",
+    "  /join ROOM        join ROOM (#name; created if new) and make it current",
+    "  /part [ROOM]      leave ROOM (default: the current room)",
+    "  /rooms            list the rooms with their member counts and topics",
+    "  /who [ROOM]       list who is in ROOM (default: the current room)",
+    "  /topic [TEXT]     show, or set, the current room's topic",
+    "  /history [N]      the last N messages of the current room (default 20)",
     "  /nick NAME        change your name (letters, digits, _ . -; up to 24)",
-    "  /who              list who is online",
     "  /help             this list",
     "  /quit             leave",
 )
@@ -38,7 +53,7 @@ HELP_LINES: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Welcome:
-    """Sent to a newcomer first: who they are and how many are here."""
+    """Sent to a newcomer first: who they are and how many are in ``room``."""
 
     ts: float
     name: str
@@ -48,18 +63,20 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """Someone joined."""
+    """``name`` joined ``room`` (sent to the joiner too, as confirmation)."""
 
     ts: float
+    room: str
     name: str
     online: int
 
 
 @dataclass(frozen=True, slots=True)
 class Left:
-    """Someone left, and why (``quit``, ``closed``, ``lost``, ``too slow``, ...)."""
+    """``name`` left ``room``, and why (``quit``, ``part``, ``closed``, ``too slow``, ...)."""
 
     ts: float
+    room: str
     name: str
     online: int
     reason: str
@@ -70,6 +87,7 @@ class Presence:
     """Coalesced joins and leaves in a large room (one summary instead of N notices)."""
 
     ts: float
+    room: str
     joined: int
     left: int
     online: int
@@ -81,6 +99,7 @@ class Said:
     """A chat line. ``id`` strictly increases per room; ``history`` marks a replay."""
 
     ts: float
+    room: str
     id: int
     sender: str
     text: str
@@ -92,15 +111,19 @@ class Acted:
     """A ``/me`` action; numbered like :class:`Said`."""
 
     ts: float
+    room: str
     id: int
     sender: str
     text: str
     history: bool = False
 
 
+Chat = Said | Acted
+
+
 @dataclass(frozen=True, slots=True)
 class Renamed:
-    """``old`` is now known as ``new``."""
+    """``old`` is now known as ``new`` (names are server-wide)."""
 
     ts: float
     old: str
@@ -109,15 +132,16 @@ class Renamed:
 
 @dataclass(frozen=True, slots=True)
 class WhoList:
-    """Who is online, sorted; sent to the asker only."""
+    """Who is in ``room``, sorted; sent to the asker only."""
 
     ts: float
+    room: str
     names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Private:
-    """A private message, delivered to its sender and its recipient."""
+    """A private message, delivered to its sender and its recipient. Never stored."""
 
     ts: float
     sender: str
@@ -143,11 +167,82 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the server tells everyone about itself (e.g. history not being saved)."""
+
+    ts: float
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShuttingDown:
     """The server is about to close every connection."""
 
     ts: float
     text: str = "server is shutting down"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A room's topic: shown on joining and on ``/topic``, broadcast when it changes.
+
+    ``changed`` is True when ``by`` has just set it (a broadcast), False when it is
+    only being shown to one member.
+    """
+
+    ts: float
+    room: str
+    topic: str
+    by: str
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """One row of :class:`RoomList`."""
+
+    room: str
+    online: int
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList:
+    """Every room with its member count and topic; sent to the asker only."""
+
+    ts: float
+    rooms: tuple[RoomInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """The member's current room (where plain text goes) is now ``room``."""
+
+    ts: float
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``skipped`` stored messages of ``room`` were not replayed (over the resume limit)."""
+
+    ts: float
+    room: str
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEnd:
+    """Closes a replay of ``count`` messages of ``room`` asked for with ``history``.
+
+    ``more`` is True when older messages exist before the oldest one sent.
+    """
+
+    ts: float
+    room: str
+    count: int
+    more: bool
 
 
 Event = (
@@ -163,4 +258,10 @@ Event = (
     | HelpText
     | ErrorEvent
     | ShuttingDown
+    | Notice
+    | TopicInfo
+    | RoomList
+    | Current
+    | Gap
+    | HistoryEnd
 )

@@ -1,0 +1,729 @@
+"""The chat state: members, names, rooms, topics and recent history. No I/O, no trio.
+
+Rules of this module:
+
+* One owner. The server's hub task is the only caller, so every member sees events
+  in the same order and nothing needs a lock. Everything here is synchronous: it
+  decides what a command means, changes the state, and queues bytes on members'
+  links. Tests drive it with plain function calls and fake links.
+* It never waits for a member. A :class:`Link` whose queue is full makes
+  :meth:`Link.put` return False; that member is disconnected as "too slow" once the
+  current message is handled, and everyone else carries on.
+* Each broadcast is encoded at most once per wire mode (and, for plain members, once
+  per "is this your current room" variant), never once per member.
+* Chat lines get their id here, strictly increasing per room, and are added to
+  :attr:`ChatState.batch` for the store. The hub commits that batch before it lets any
+  queued byte go out, so nothing a client has seen can be missing after a crash.
+* Replays that the recent-history cache cannot serve are returned to the hub as a
+  :class:`Query`; the hub reads the store and hands the rows back to
+  :meth:`ChatState.replay`, in order, before it handles the next command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol, assert_never
+
+from triochat.core.codec import Mode, encode, encode_json, encode_plain, history_header
+from triochat.core.commands import (
+    Command,
+    Hello,
+    Help,
+    History,
+    Invalid,
+    Join,
+    Me,
+    Msg,
+    Nick,
+    Part,
+    Quit,
+    Rooms,
+    Say,
+    Topic,
+    Who,
+)
+from triochat.core.events import (
+    Acted,
+    Chat,
+    Current,
+    ErrorEvent,
+    Event,
+    Gap,
+    HelpText,
+    HistoryEnd,
+    Joined,
+    Left,
+    Notice,
+    Presence,
+    Private,
+    Renamed,
+    RoomInfo,
+    RoomList,
+    Said,
+    ShuttingDown,
+    TopicInfo,
+    Welcome,
+    WhoList,
+)
+from triochat.core.names import LOBBY, name_error, name_key
+from triochat.core.records import Batch, RoomRecord, StoredMessage, chat_event, stored_message
+
+__all__ = [
+    "CACHE_MESSAGES",
+    "ChatState",
+    "Limits",
+    "Link",
+    "Member",
+    "Query",
+    "RoomState",
+]
+
+log = logging.getLogger(__name__)
+
+CACHE_MESSAGES: Final = 200  # recent chat lines kept in memory per room: replays and most resumes
+PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
+MAX_TOPIC_CHARS: Final = 300  # one line in any client; IRC networks allow 300-390
+
+
+class Link(Protocol):
+    """How the state reaches one member's connection (the server implements it)."""
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data``; False if the queue is full (the member is too slow)."""
+
+    def close(self) -> None:
+        """Send what is queued, then end the connection."""
+
+    def cut(self) -> None:
+        """End the connection now, dropping what is queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The tunables the state enforces (a subset of the server's configuration)."""
+
+    history: int = 20  # lines replayed on joining a room; 0 = none
+    coalesce_above: int = 100  # above this many members, joins/leaves become summaries
+    max_rooms: int = 1000  # rooms on the server
+    max_rooms_per_member: int = 50  # rooms one member may be in at once
+    resume_limit: int = 1000  # messages replayed per room on resume; older ones become a gap
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One registered connection."""
+
+    id: int
+    peer: str
+    link: Link
+    name: str
+    mode: Mode
+    rooms: list[str] = field(default_factory=list)  # in the order joined
+    current: str | None = None
+
+
+@dataclass(slots=True)
+class _Replay:
+    """A cached chat line with its replay encoding per mode, made on first use."""
+
+    record: StoredMessage
+    encoded: dict[Mode, bytes] = field(default_factory=dict)
+
+    def bytes_for(self, mode: Mode) -> bytes:
+        data = self.encoded.get(mode)
+        if data is None:
+            data = self.encoded[mode] = encode(chat_event(self.record), mode)
+        return data
+
+
+@dataclass(eq=False, slots=True)
+class RoomState:
+    """One room: its members split by wire mode, its topic, ids and recent lines."""
+
+    name: str
+    last_id: int = 0
+    topic: str = ""
+    topic_by: str = ""
+    topic_ts: float = 0.0
+    # Split by wire mode so a broadcast encodes once per mode, then runs a tight loop.
+    plain: dict[int, Member] = field(default_factory=dict)
+    json: dict[int, Member] = field(default_factory=dict)
+    recent: deque[_Replay] = field(default_factory=lambda: deque(maxlen=CACHE_MESSAGES))
+    complete: bool = True  # the cache holds every stored line (no older ones on disk)
+    pending_joined: int = 0
+    pending_left: int = 0
+    pending_names: list[str] = field(default_factory=list)
+
+    @property
+    def online(self) -> int:
+        return len(self.plain) + len(self.json)
+
+    def members(self) -> Iterable[Member]:
+        yield from self.plain.values()
+        yield from self.json.values()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Stored lines the cache cannot supply: the hub reads them, then calls replay().
+
+    ``after`` asks for lines with a larger id (resume; at most ``limit``, the newest
+    ones, with a count of those skipped); ``before`` for lines with a smaller id
+    (scrollback); neither, for the latest ``limit``.
+    """
+
+    member: Member
+    room: str
+    limit: int
+    after: int | None = None
+    before: int | None = None
+    header: bool = False  # plain: announce the replay with a "last N messages" line
+    end: bool = False  # JSON: close the replay with a history-end event
+
+
+class ChatState:
+    """Everything the server knows about who is where. See the module rules."""
+
+    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+        self.limits = limits
+        self._clock = clock
+        self.members: dict[int, Member] = {}
+        self.rooms: dict[str, RoomState] = {LOBBY: RoomState(LOBBY)}
+        self._by_name: dict[str, Member] = {}
+        self._guests = 0
+        self._too_slow: list[Member] = []
+        self.batch = Batch()
+        self.chat_events = 0  # chat lines since start, for the status line
+        self._resume_plan: dict[int, list[tuple[str, int]]] = {}  # rooms still to resume
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def load_room(
+        self,
+        name: str,
+        last_id: int,
+        topic: str = "",
+        topic_by: str = "",
+        topic_ts: float = 0.0,
+        recent: Iterable[StoredMessage] = (),
+    ) -> None:
+        """Restore a room from the store: its ids go on from ``last_id``."""
+        room = self.rooms.get(name) or RoomState(name)
+        room.last_id, room.topic, room.topic_by, room.topic_ts = last_id, topic, topic_by, topic_ts
+        room.recent.extend(_Replay(record) for record in recent)
+        oldest = room.recent[0].record.id if room.recent else last_id + 1
+        room.complete = oldest <= 1
+        self.rooms[name] = room
+
+    # -- who is here ------------------------------------------------------------------
+
+    @property
+    def online(self) -> int:
+        """Registered members, server-wide."""
+        return len(self.members)
+
+    def names(self, room: str = LOBBY) -> list[str]:
+        """Members' names in ``room``, sorted without regard to case."""
+        state = self.rooms.get(room)
+        members = state.members() if state is not None else ()
+        return sorted((m.name for m in members), key=str.casefold)
+
+    def member(self, conn_id: int) -> Member | None:
+        return self.members.get(conn_id)
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def _put(self, member: Member, data: bytes) -> None:
+        """Queue ``data`` for one member, never waiting.
+
+        Policy on a full queue: the member is not reading fast enough to keep up, so it
+        is disconnected as "too slow" once the current message is handled. Buffering
+        without bound would let one stalled client exhaust the server's memory;
+        waiting for it would stall everyone else.
+        """
+        if not member.link.put(data):
+            self._too_slow.append(member)
+
+    def _tell(self, member: Member, event: Event) -> None:
+        """Send an event to one member, encoded for its mode and point of view."""
+        self._put(member, encode(event, member.mode, member.name, member.current))
+
+    def _error(self, member: Member, code: str, text: str) -> None:
+        self._tell(member, ErrorEvent(self._clock(), code, text))
+
+    def _broadcast(self, room: RoomState, event: Event, skip: Member | None = None) -> None:
+        """Send a room event to its members but ``skip``, encoded once per variant."""
+        if room.json:
+            data = encode_json(event)
+            for member in room.json.values():
+                if member is not skip:
+                    self._put(member, data)
+        if room.plain:
+            here = there = b""
+            name = room.name
+            for member in room.plain.values():
+                if member is skip:
+                    continue
+                if member.current == name:
+                    here = here or encode_plain(event, None, name)
+                    self._put(member, here)
+                else:
+                    there = there or encode_plain(event, None, member.current)
+                    self._put(member, there)
+
+    def _everyone(self, event: Event, skip: Member | None = None) -> None:
+        """Send a server-wide event (a rename, shutdown) to every member but ``skip``."""
+        encoded: dict[Mode, bytes] = {}
+        for member in self.members.values():
+            if member is not skip:
+                data = encoded.get(member.mode)
+                if data is None:
+                    data = encoded[member.mode] = encode(event, member.mode)
+                self._put(member, data)
+
+    def notice_all(self, code: str, text: str) -> None:
+        """Tell every member something about the server itself."""
+        self._everyone(Notice(self._clock(), code, text))
+
+    def tell_error(self, member: Member, code: str, text: str) -> None:
+        """Send one member an error (for failures outside a command, e.g. a store read)."""
+        if self.members.get(member.id) is member:
+            self._error(member, code, text)
+
+    def take_too_slow(self) -> list[Member]:
+        """Members whose queue overflowed since the last call (the hub removes them)."""
+        slow, self._too_slow = self._too_slow, []
+        return slow
+
+    def take_batch(self) -> Batch:
+        """What must be committed before the output queued so far may be sent."""
+        batch, self.batch = self.batch, Batch()
+        return batch
+
+    # -- joining and leaving ------------------------------------------------------------
+
+    def _name_problem(self, name: str, member: Member | None = None) -> tuple[str, str] | None:
+        """Why ``name`` cannot be used (by ``member``), as (error code, text)."""
+        problem = name_error(name)
+        if problem is not None:
+            return "bad-name", problem
+        holder = self._by_name.get(name_key(name))
+        if holder is not None and holder is not member:
+            if holder.name.casefold() == name.casefold():
+                return "name-taken", f"the name {name} is taken"
+            return "name-taken", f"the name {name} is taken: it looks too much like {holder.name}"
+        return None
+
+    def _guest_name(self) -> str:
+        while True:
+            self._guests += 1
+            name = f"guest-{self._guests}"
+            if name_key(name) not in self._by_name:
+                return name
+
+    def register(
+        self, conn_id: int, peer: str, link: Link, mode: Mode, first: Command | None
+    ) -> tuple[Member | None, Query | None]:
+        """A new connection in ``mode``, with its first command (if any).
+
+        JSON clients must start with a valid ``hello``; a bad or taken name is refused
+        and the link closed (returns None). Plain clients join as the name of a first
+        ``/nick`` or as a guest. Returns the member and, for a resume the cache cannot
+        serve, a :class:`Query` for the hub.
+        """
+        if mode is Mode.JSON:
+            if isinstance(first, Invalid):
+                problem: tuple[str, str] | None = (first.code, first.text)
+            elif isinstance(first, Hello):
+                problem = self._name_problem(first.name)
+            else:  # pragma: no cover - parse_registration only picks JSON for a hello
+                problem = ("bad-request", "a JSON client must start with hello")
+            if problem is not None:
+                wanted = first.name if isinstance(first, Hello) else "a malformed hello"
+                log.info("[c%d] refused %r from %s: %s", conn_id, wanted, peer, problem[1])
+                # A brand-new link has room; if it is already gone, nobody is listening.
+                link.put(encode_json(ErrorEvent(self._clock(), *problem)))
+                link.close()
+                return None, None
+            assert isinstance(first, Hello)
+            member = self._admit(conn_id, peer, link, first.name, Mode.JSON, dict(first.since))
+            return member, self._resume(member, first)
+        if isinstance(first, Nick):
+            problem = self._name_problem(first.name)
+            if problem is None:
+                return self._admit(conn_id, peer, link, first.name, Mode.PLAIN), None
+            log.info("[c%d] refused %r from %s: %s", conn_id, first.name, peer, problem[1])
+            member = self._admit(conn_id, peer, link, self._guest_name(), Mode.PLAIN)
+            self._error(member, problem[0], f"{problem[1]}; you joined as {member.name}")
+            return member, None
+        member = self._admit(conn_id, peer, link, self._guest_name(), Mode.PLAIN)
+        if first is not None:
+            return member, self.handle(member, first)
+        return member, None
+
+    def _admit(
+        self,
+        conn_id: int,
+        peer: str,
+        link: Link,
+        name: str,
+        mode: Mode,
+        since: dict[str, int] | None = None,
+    ) -> Member:
+        member = Member(conn_id, peer, link, name, mode)
+        self.members[conn_id] = member
+        self._by_name[name_key(name)] = member
+        lobby = self.rooms[LOBBY]
+        log.info(
+            "[c%d] %s joined from %s (%s, %d online)", conn_id, name, peer, mode.value, self.online
+        )
+        self._add_to_room(member, lobby)
+        self._tell(member, Welcome(self._clock(), name, lobby.online, LOBBY))
+        if since is None or LOBBY not in since:
+            self._replay_recent(member, lobby, self.limits.history, header=True)
+        return member
+
+    def _add_to_room(self, member: Member, room: RoomState, *, announce_self: bool = False) -> None:
+        """Put ``member`` in ``room``, make it current, and tell the room."""
+        (room.json if member.mode is Mode.JSON else room.plain)[member.id] = member
+        member.rooms.append(room.name)
+        member.current = room.name
+        now = self._clock()
+        joined = Joined(now, room.name, member.name, room.online)
+        if announce_self:  # a /join: confirm it (a newcomer's welcome does that instead)
+            self._tell(member, joined)
+            if member.mode is Mode.JSON:
+                self._tell(member, Current(now, room.name))
+        if room.online > self.limits.coalesce_above:
+            room.pending_joined += 1
+            if len(room.pending_names) < PRESENCE_NAMES:
+                room.pending_names.append(member.name)
+            return
+        self._broadcast(room, joined, skip=member)
+
+    def _remove_from_room(self, member: Member, room: RoomState, reason: str) -> None:
+        """Take ``member`` out of ``room`` and tell the others (not the member)."""
+        (room.json if member.mode is Mode.JSON else room.plain).pop(member.id, None)
+        member.rooms.remove(room.name)
+        if room.online >= self.limits.coalesce_above:
+            room.pending_left += 1
+            return
+        self._broadcast(room, Left(self._clock(), room.name, member.name, room.online, reason))
+
+    def remove(self, member: Member, reason: str) -> None:
+        """``member`` leaves the server; tell every room it was in.
+
+        A member leaving of its own accord has its link closed, so what is queued is
+        sent and then the connection ends; a member that is "too slow" is cut off.
+        """
+        if self.members.get(member.id) is not member:
+            return  # already gone (a Gone after the state dropped it itself)
+        del self.members[member.id]
+        del self._by_name[name_key(member.name)]
+        if reason == "too slow":
+            member.link.cut()
+        else:
+            member.link.close()
+        for name in list(member.rooms):
+            self._remove_from_room(member, self.rooms[name], reason)
+        log.info("[c%d] %s left: %s (%d online)", member.id, member.name, reason, self.online)
+
+    def gone(self, conn_id: int, reason: str) -> None:
+        """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
+        member = self.members.get(conn_id)
+        if member is not None:
+            self.remove(member, reason)
+
+    def drop_too_slow(self) -> None:
+        """Disconnect every member whose queue overflowed."""
+        while self._too_slow:
+            self.remove(self._too_slow.pop(), "too slow")
+
+    def tick(self) -> None:
+        """Housekeeping: send each large room's coalesced presence summary."""
+        for room in self.rooms.values():
+            if room.pending_joined or room.pending_left:
+                summary = Presence(
+                    self._clock(),
+                    room.name,
+                    room.pending_joined,
+                    room.pending_left,
+                    room.online,
+                    tuple(room.pending_names),
+                )
+                room.pending_joined = room.pending_left = 0
+                room.pending_names.clear()
+                self._broadcast(room, summary)
+
+    def stop(self) -> None:
+        """Server shutdown: tell everyone, close every link."""
+        self._everyone(ShuttingDown(self._clock()))
+        for member in self._too_slow:
+            member.link.cut()
+        self._too_slow.clear()
+        for member in self.members.values():
+            member.link.close()
+        log.info("shutdown: %d members told", self.online)
+        self.members.clear()
+        self._by_name.clear()
+        for room in self.rooms.values():
+            room.plain.clear()
+            room.json.clear()
+
+    # -- commands -----------------------------------------------------------------------
+
+    def handle(self, member: Member, command: Command) -> Query | None:
+        """Carry out one command from ``member``; a Query if the store must be read."""
+        match command:
+            case Say(text=text, room=room):
+                self._chat(member, room, "say", text)
+            case Me(text=text, room=room):
+                self._chat(member, room, "me", text)
+            case Nick(name=name):
+                self._rename(member, name)
+            case Who(room=room):
+                target = self._target(member, room, must_be_in=False)
+                if target is not None:
+                    names = tuple(self.names(target.name))
+                    self._tell(member, WhoList(self._clock(), target.name, names))
+            case Msg(to=to, text=text):
+                self._private(member, to, text)
+            case Help():
+                self._tell(member, HelpText(self._clock()))
+            case Quit():
+                self.remove(member, "quit")
+            case Join(room=room):
+                return self._join(member, room, None)
+            case Part(room=room):
+                self._part(member, room)
+            case Rooms():
+                self._list_rooms(member)
+            case Topic(text=text, room=room):
+                self._topic(member, text, room)
+            case History(room=room, limit=limit, before=before):
+                target = self._target(member, room, must_be_in=False)
+                if target is not None:
+                    return self._history(member, target, limit, before)
+            case Hello():
+                self._error(member, "bad-request", "already joined; use nick to change name")
+            case Invalid(code=code, text=text):
+                self._error(member, code, text)
+            case _:
+                assert_never(command)
+        return None
+
+    def _target(self, member: Member, room: str | None, *, must_be_in: bool) -> RoomState | None:
+        """The room a command is about (default: current), or None after an error."""
+        if room is None:
+            room = member.current
+            if room is None:
+                self._error(member, "no-room", "you are in no room; /join one first")
+                return None
+        state = self.rooms.get(room)
+        if state is None:
+            self._error(member, "no-such-room", f"no such room: {room}")
+            return None
+        if must_be_in and room not in member.rooms:
+            self._error(member, "not-in-room", f"you are not in {room}; /join it first")
+            return None
+        return state
+
+    def _chat(self, member: Member, room_name: str | None, kind: str, text: str) -> None:
+        room = self._target(member, room_name, must_be_in=True)
+        if room is None:
+            return
+        room.last_id += 1
+        now = self._clock()
+        event: Chat
+        if kind == "say":
+            event = Said(now, room.name, room.last_id, member.name, text)
+        else:
+            event = Acted(now, room.name, room.last_id, member.name, text)
+        record = stored_message(event)
+        self.batch.messages.append(record)
+        room.recent.append(_Replay(record))
+        self.chat_events += 1
+        # A plain member's terminal already shows its own line; JSON clients get theirs
+        # back, to show the server's order, id and time.
+        self._broadcast(room, event, skip=member if member.mode is Mode.PLAIN else None)
+
+    def _rename(self, member: Member, name: str) -> None:
+        old = member.name
+        if name == old:
+            self._error(member, "bad-request", f"you are already {name}")
+            return
+        problem = self._name_problem(name, member)
+        if problem is not None:
+            log.info("[c%d] refused rename of %s to %r: %s", member.id, old, name, problem[1])
+            self._error(member, *problem)
+            return
+        del self._by_name[name_key(old)]
+        member.name = name
+        self._by_name[name_key(name)] = member
+        log.info("[c%d] %s is now known as %s", member.id, old, name)
+        event = Renamed(self._clock(), old, name)
+        self._everyone(event, skip=member)
+        self._tell(member, event)  # in plain mode: "you are now known as ..."
+
+    def _private(self, member: Member, to: str, text: str) -> None:
+        target = self._by_name.get(name_key(to))
+        if target is None:
+            self._error(member, "no-such-user", f"no such user: {to}")
+            return
+        event = Private(self._clock(), member.name, target.name, text)
+        self._tell(target, event)
+        if target is not member:
+            self._tell(member, event)
+
+    def _join(self, member: Member, name: str, after: int | None) -> Query | None:
+        room = self.rooms.get(name)
+        if room is not None and name in member.rooms:
+            if member.current != name:
+                member.current = name
+                self._tell(member, Current(self._clock(), name))
+            return None
+        if len(member.rooms) >= self.limits.max_rooms_per_member:
+            limit = self.limits.max_rooms_per_member
+            self._error(member, "too-many-rooms", f"you are in {limit} rooms already; /part one")
+            return None
+        if room is None:
+            if len(self.rooms) >= self.limits.max_rooms:
+                self._error(member, "too-many-rooms", "this server has no room for more rooms")
+                return None
+            room = self.rooms[name] = RoomState(name)
+            self.batch.rooms.append(_record(room))
+            log.info("[c%d] %s created %s", member.id, member.name, name)
+        self._add_to_room(member, room, announce_self=True)
+        if room.topic:
+            self._tell(member, TopicInfo(self._clock(), name, room.topic, room.topic_by))
+        if after is not None:
+            return self._since(member, room, after)
+        self._replay_recent(member, room, self.limits.history, header=True)
+        return None
+
+    def _part(self, member: Member, room_name: str | None) -> None:
+        room = self._target(member, room_name, must_be_in=True)
+        if room is None:
+            return
+        self._remove_from_room(member, room, "part")
+        self._tell(member, Left(self._clock(), room.name, member.name, room.online, "part"))
+        if member.current == room.name:
+            member.current = member.rooms[-1] if member.rooms else None
+            if member.current is not None:
+                self._tell(member, Current(self._clock(), member.current))
+
+    def _list_rooms(self, member: Member) -> None:
+        rooms = tuple(
+            RoomInfo(room.name, room.online, room.topic)
+            for room in sorted(self.rooms.values(), key=lambda r: r.name)
+        )
+        self._tell(member, RoomList(self._clock(), rooms))
+
+    def _topic(self, member: Member, text: str | None, room_name: str | None) -> None:
+        room = self._target(member, room_name, must_be_in=text is not None)
+        if room is None:
+            return
+        now = self._clock()
+        if text is None:
+            self._tell(member, TopicInfo(now, room.name, room.topic, room.topic_by))
+            return
+        if len(text) > MAX_TOPIC_CHARS:
+            self._error(member, "too-long", f"a topic is at most {MAX_TOPIC_CHARS} characters")
+            return
+        room.topic, room.topic_by, room.topic_ts = text, member.name, now
+        self.batch.rooms.append(_record(room))
+        log.info("[c%d] %s set the topic of %s", member.id, member.name, room.name)
+        self._broadcast(room, TopicInfo(now, room.name, text, member.name, changed=True))
+
+    # -- history ----------------------------------------------------------------------
+
+    def _replay_recent(self, member: Member, room: RoomState, limit: int, *, header: bool) -> None:
+        """Replay the latest ``limit`` lines of ``room`` from the cache (joining)."""
+        if limit <= 0 or not room.recent:
+            return
+        entries = list(room.recent)[-limit:]
+        if header and member.mode is Mode.PLAIN:
+            self._put(member, history_header(len(entries)))
+        mode = member.mode
+        for entry in entries:
+            self._put(member, entry.bytes_for(mode))
+
+    def _history(
+        self, member: Member, room: RoomState, limit: int, before: int | None
+    ) -> Query | None:
+        """``/history``: from the cache if it covers the request, else a Query."""
+        cached = [e for e in room.recent if before is None or e.record.id < before]
+        if len(cached) >= limit or room.complete:
+            records = [e.record for e in cached[-limit:]]
+            self.replay(Query(member, room.name, limit, None, before, True, True), records, 0)
+            return None
+        return Query(member, room.name, limit, None, before, header=True, end=True)
+
+    def _since(self, member: Member, room: RoomState, after: int) -> Query | None:
+        """Resume: every line of ``room`` after id ``after`` (up to the resume limit)."""
+        limit = self.limits.resume_limit
+        newer = [e.record for e in room.recent if e.record.id > after]
+        oldest_cached = room.recent[0].record.id if room.recent else room.last_id + 1
+        if room.complete or oldest_cached <= after + 1:
+            skipped = max(0, len(newer) - limit)
+            self.replay(Query(member, room.name, limit, after), newer[skipped:], skipped)
+            return None
+        return Query(member, room.name, limit, after)
+
+    def _resume(self, member: Member, hello: Hello) -> Query | None:
+        """After a hello: replay the lobby since its id, then (re)join the other rooms.
+
+        Returns the first Query the cache cannot serve; the hub calls
+        :meth:`continue_resume` after answering it, until it returns None.
+        """
+        self._resume_plan[member.id] = [*hello.since, *((room, -1) for room in hello.rooms)]
+        return self.continue_resume(member)
+
+    def continue_resume(self, member: Member) -> Query | None:
+        """Go on with a resume after a Query was answered (see :meth:`_resume`)."""
+        plan = self._resume_plan.get(member.id)
+        if plan is None:
+            return None
+        while plan:
+            room_name, after = plan.pop(0)
+            if room_name == LOBBY:
+                query = self._since(member, self.rooms[LOBBY], after) if after >= 0 else None
+            elif room_name in member.rooms:
+                continue
+            else:
+                query = self._join(member, room_name, after if after >= 0 else None)
+            if query is not None:
+                return query
+        self._resume_plan.pop(member.id, None)
+        if member.current != LOBBY and LOBBY in member.rooms and member.mode is Mode.JSON:
+            member.current = LOBBY  # a resumed client starts where a new one would
+            self._tell(member, Current(self._clock(), LOBBY))
+        return None
+
+    def replay(self, query: Query, records: list[StoredMessage], skipped: int) -> None:
+        """Send ``records`` (oldest first) to the member that asked, as history.
+
+        ``skipped`` older lines did not fit: a :class:`Gap` says how many.
+        """
+        member = query.member
+        if self.members.get(member.id) is not member:
+            return  # it left while the store was being read
+        now = self._clock()
+        if skipped:
+            self._tell(member, Gap(now, query.room, skipped))
+        if query.header and member.mode is Mode.PLAIN:
+            where = query.room if query.room != member.current else None
+            self._put(member, history_header(len(records), where))
+        for record in records:
+            self._tell(member, chat_event(record))
+        if query.end and member.mode is Mode.JSON:
+            oldest = records[0].id if records else query.before or 1
+            self._tell(member, HistoryEnd(now, query.room, len(records), oldest > 1))
+
+
+def _record(room: RoomState) -> RoomRecord:
+    """A snapshot of ``room`` for the store (created, or its topic changed)."""
+    return RoomRecord(room.name, room.last_id, room.topic, room.topic_by, room.topic_ts)

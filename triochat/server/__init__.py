@@ -1,0 +1,13 @@
+"""The async layer: the hub task, connections, transports, and the server that wires them.
+
+:mod:`~triochat.server.app` (:class:`ChatServer`) accepts connections and runs each
+one; :mod:`~triochat.server.session` reads a connection's commands;
+:mod:`~triochat.server.hub` is the one task that owns every room, driving
+:mod:`triochat.core.state`; :mod:`~triochat.server.connection` decides when a
+member's :mod:`~triochat.server.outbox` is written, through the
+:mod:`~triochat.server.transport` seam.
+"""
+
+from triochat.server.app import ChatServer
+
+__all__ = ["ChatServer"]

@@ -1,0 +1,163 @@
+"""One connection's sending side: its outbox, its transport, and the flush policy.
+
+:class:`Connection` is what the chat state knows a member by (it implements
+:class:`triochat.core.state.Link`: ``put`` / ``close`` / ``cut``), and what the hub
+flushes once per batch, after the store has committed the batch:
+
+* **An idle connection is written directly.** If no writer task is running and the
+  transport can write without waiting (plain TCP), the released output goes out in one
+  non-blocking write, the way asyncio's ``transport.write`` does.
+* **A writer task exists only while output is backed up.** What the kernel does not
+  take at once (or everything, on transports without direct writes) stays queued and
+  a writer task drains it with one ``send_all`` per batch, then ends. At most one
+  writer runs per connection, so ordering is kept; a peer that stops reading makes the
+  outbox fill until the state drops it as "too slow".
+* **Closing is part of the output.** ``close`` only marks the connection; the flush
+  that releases its last output ends it, once everything has been written.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+
+from triochat.server.outbox import Outbox
+from triochat.server.transport import ConnectionLost, Transport
+
+__all__ = ["WRITE_BATCH_BYTES", "Connection"]
+
+WRITE_BATCH_BYTES: Final = 262144  # at most 256 KiB per send_all, so one batch stays cheap
+
+
+class Connection:
+    """The hub's handle on one connection (see the module docstring)."""
+
+    __slots__ = (
+        "_dirty",
+        "_flush_list",
+        "_writers",
+        "closing",
+        "failed",
+        "id",
+        "outbox",
+        "peer",
+        "scope",
+        "transport",
+        "writer_done",
+        "writer_scope",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        conn_id: int,
+        peer: str,
+        transport: Transport,
+        outbox: Outbox,
+        writers: trio.Nursery,
+        flush_list: list[Connection],
+    ) -> None:
+        self.id = conn_id
+        self.peer = peer
+        self.transport = transport
+        self.outbox = outbox
+        self.scope = trio.CancelScope()  # the connection's: cancelled to end it
+        self._writers = writers  # where this connection's writer task runs, when it does
+        self._flush_list = flush_list  # the hub's: connections with output to flush
+        self._dirty = False  # on the flush list already
+        self.closing = False  # close() was called: end once the output is written
+        self.writing = False  # a writer task is running (or about to)
+        self.writer_scope: trio.CancelScope | None = None
+        self.writer_done: trio.Event | None = None
+        self.failed = False  # the writer hit a reset or a vanished peer
+
+    # -- Link, for the chat state ------------------------------------------------------
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data`` (sent at the hub's next flush); False if the outbox is full."""
+        if not self.outbox.put(data):
+            return False
+        if not self._dirty:
+            self._dirty = True
+            self._flush_list.append(self)
+        return True
+
+    def close(self) -> None:
+        """Send what is queued (at the next flush), then end the connection."""
+        self.closing = True
+        if not self._dirty:
+            self._dirty = True
+            self._flush_list.append(self)
+
+    def cut(self) -> None:
+        """End the connection now, dropping what is queued ("too slow")."""
+        self.outbox.abandon()
+        self.scope.cancel()
+
+    # -- the flush policy ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Release what was queued and send it: directly if idle, else via the writer."""
+        self._dirty = False
+        outbox = self.outbox
+        if outbox.closed and not self.closing:
+            return  # cut off
+        outbox.release()
+        if self.writing:
+            return  # the running writer picks it up (and ends the connection if closing)
+        if outbox.ready and self.transport.direct:
+            data = outbox.take(WRITE_BATCH_BYTES)
+            assert data is not None
+            try:
+                sent = self.transport.try_write(data)
+            except OSError:
+                sent = 0  # the writer's send_all meets the same error and reports it
+            if sent < len(data):
+                outbox.unsend(data[sent:])
+            else:
+                outbox.sent()
+        if outbox.ready:
+            self._start_writer()
+        elif self.closing:
+            self._end()
+
+    def _end(self) -> None:
+        self.outbox.closed = True
+        self.scope.cancel()
+
+    def _start_writer(self) -> None:
+        self.writing = True
+        self.writer_scope = trio.CancelScope()
+        self.writer_done = trio.Event()
+        self._writers.start_soon(self._write, self.writer_scope, self.writer_done)
+
+    async def _write(self, scope: trio.CancelScope, done: trio.Event) -> None:
+        """Drain the released output, one ``send_all`` per batch; then end the task.
+
+        If the connection is closing, an empty outbox also ends the connection. A
+        transport error ends it as "lost".
+        """
+        outbox = self.outbox
+        try:
+            with scope:
+                try:
+                    while (data := outbox.take(WRITE_BATCH_BYTES)) is not None:
+                        await self.transport.send_all(data)
+                except ConnectionLost:
+                    self.failed = True
+                    self.cut()
+                    return
+                self.writing = False
+                if self.closing and not outbox.ready:
+                    self._end()
+        finally:
+            done.set()
+
+    async def stop_writer(self) -> None:
+        """Cancel a running writer and wait for it, so the stream can be closed."""
+        if self.writer_scope is not None and self.writer_done is not None:
+            self.writer_scope.cancel()
+            with trio.CancelScope(shield=True):
+                await self.writer_done.wait()
+        self.outbox.abandon()

@@ -1,0 +1,331 @@
+"""The hub task: the one owner of all rooms, driving :mod:`triochat.core.state`.
+
+Rules of this module:
+
+* **Fan-in, then fan-out.** Every connection's reader sends its parsed input into one
+  inbound channel; this task is its only receiver and the only caller of the chat
+  state, so every member sees the same order and no lock exists anywhere.
+* **Batches.** The hub drains what is queued (up to :data:`HUB_BATCH_LINES`) before it
+  yields: one scheduler trip and one flush per connection per batch, not per line.
+* **Commit, then send.** Chat lines get their ids in the state; the batch's store
+  writes are committed (in the store's worker thread: the event loop never waits for a
+  disk) before any of the batch's output is released to a socket. So after a crash,
+  every line any client received is in the store, and the next id is larger than any
+  id a client saw. If the store fails, members are told once that history is not being
+  saved, chat goes on, and the store writer keeps retrying.
+* **Never awaits a member.** Output goes into bounded outboxes; a full one drops that
+  member as "too slow" (see :meth:`triochat.core.state.ChatState._put`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar, TypeVarTuple, assert_never
+
+import trio
+
+from triochat.config import ServerConfig
+from triochat.core.codec import Mode
+from triochat.core.commands import Command
+from triochat.core.names import LOBBY
+from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
+from triochat.logs import dropped_records
+from triochat.server.connection import Connection
+from triochat.store import MemoryStore, Store, StoreError, StoreWriter
+
+__all__ = ["HUB_BATCH_LINES", "Gone", "Hub", "HubMessage", "Input", "Register", "Stop", "Tick"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP pushes back) beyond it
+HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
+STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
+STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
+STORE_UP: Final = "history is being saved again"
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A connection asks to join, in ``mode``, with its first command (if any)."""
+
+    conn: Connection
+    mode: Mode
+    first: Command | None
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """Parsed lines from a registered connection, in order."""
+
+    conn_id: int
+    commands: list[Command]
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A connection ended (``closed``, ``lost``, ...); the hub forgets it."""
+
+    conn_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Housekeeping: presence summaries, the status line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Server shutdown: tell everyone, close every connection, end the hub task."""
+
+
+HubMessage = Register | Input | Gone | Tick | Stop
+
+
+class Hub:
+    """Owns the chat state; feed it :data:`HubMessage` objects through :attr:`inbound`."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        limits = Limits(
+            history=config.history,
+            coalesce_above=config.coalesce_above,
+            max_rooms=config.max_rooms,
+            max_rooms_per_member=config.max_rooms_per_member,
+            resume_limit=config.resume_limit,
+        )
+        self.state = ChatState(limits, clock)
+        self.store: Store = store if store is not None else MemoryStore()
+        # A memory store is written in the loop (it cannot fail and takes microseconds);
+        # a database through one worker thread, in order.
+        self._writer: StoreWriter | None = None
+        if not isinstance(self.store, MemoryStore):
+            self._writer = StoreWriter(
+                self.store,
+                self._committed,
+                self._store_failed,
+                retain_days=config.retain_days,
+                retain_messages=config.retain_messages,
+            )
+        self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
+        self.flush_list: list[Connection] = []  # connections with output since the last flush
+        self._commit_wait: trio.Event | None = None
+        self._store_down = False
+        self._last_status = 0.0
+        self.stopped = trio.Event()
+
+    @property
+    def inbound(self) -> trio.MemorySendChannel[HubMessage]:
+        """The channel into the hub, shared by every connection (do not close it).
+
+        Connections share one handle rather than each owning a ``clone()``: the hub
+        never waits for its senders to close (it ends on :class:`Stop`), and a clone per
+        connection costs memory for nothing.
+        """
+        return self._send
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Load the rooms, then own them until a :class:`Stop` arrives (or cancellation)."""
+        try:
+            with self._receive:
+                async with trio.open_nursery() as nursery:
+                    if self._writer is not None:
+                        await nursery.start(self._writer.run)
+                    await self._load()
+                    nursery.start_soon(self._ticker, self._send.clone())
+                    self._last_status = trio.current_time()
+                    task_status.started()
+                    try:
+                        await self._loop()
+                    finally:
+                        if self._writer is not None:
+                            with trio.move_on_after(self.config.flush_timeout) as scope:
+                                scope.shield = True
+                                await self._writer.aclose()
+                        else:
+                            self.store.close()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.stopped.set()
+
+    async def _load(self) -> None:
+        """Restore every stored room, with its ids, topic and recent lines."""
+        for room in await self._call(self.store.load_rooms):
+            recent = await self._call(self.store.recent, room.name, CACHE_MESSAGES)
+            self.state.load_room(
+                room.name, room.last_id, room.topic, room.topic_by, room.topic_ts, recent
+            )
+        rooms = len(self.state.rooms)
+        log.info("history: %d rooms loaded", rooms)
+
+    async def _ticker(self, send: trio.MemorySendChannel[HubMessage]) -> None:
+        with send:
+            while True:
+                await trio.sleep(self.config.presence_interval)
+                await send.send(Tick())
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        receive = self._receive
+        state = self.state
+        while True:
+            message = await receive.receive()
+            # Drain what is already queued without yielding, up to a bound: one trip
+            # through the scheduler and one flush per connection per batch, not per line;
+            # and the bound lets writers drain between batches.
+            lines = 0
+            running = True
+            while True:
+                match message:
+                    case Input(conn_id=conn_id, commands=commands):
+                        member = state.member(conn_id)
+                        for command in commands:
+                            if member is None or state.member(conn_id) is not member:
+                                break  # it quit (or was dropped): the rest is moot
+                            query = state.handle(member, command)
+                            if query is not None:
+                                await self._answer(query)
+                        lines += len(commands)
+                    case Register(conn=conn, mode=mode, first=first):
+                        _, query = state.register(conn.id, conn.peer, conn, mode, first)
+                        if query is not None:
+                            await self._answer(query)
+                        lines += 1
+                    case Gone(conn_id=conn_id, reason=reason):
+                        state.gone(conn_id, reason)
+                        lines += 1
+                    case Tick():
+                        state.tick()
+                        self._status()
+                    case Stop():
+                        state.stop()
+                        running = False
+                    case _:
+                        assert_never(message)
+                state.drop_too_slow()
+                if not running or lines >= HUB_BATCH_LINES:
+                    break
+                try:
+                    message = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            await self._commit()
+            self._flush()
+            if not running:
+                return
+
+    def _flush(self) -> None:
+        """Release and send every connection's output of this batch."""
+        flush, self.flush_list[:] = list(self.flush_list), []
+        for conn in flush:
+            conn.flush()
+
+    # -- the store --------------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        """Commit the state's pending writes; wait for it (unless the store is down)."""
+        batch = self.state.take_batch()
+        if not batch:
+            return
+        if self._writer is None:
+            self.store.commit(batch)
+            return
+        seq = self._writer.submit(batch)
+        while self._writer.committed_seq < seq and not self._store_down:
+            self._commit_wait = trio.Event()
+            await self._commit_wait.wait()
+
+    def _committed(self, seq: int) -> None:
+        """The store writer's callback: batches up to ``seq`` are in the database."""
+        if self._store_down:
+            self._store_down = False
+            log.warning("history: saving again")
+            self.state.notice_all("history-saved", STORE_UP)
+            self._flush_soon()
+        if self._commit_wait is not None:
+            self._commit_wait.set()
+
+    def _store_failed(self, exc: StoreError) -> None:
+        """The store writer's callback: a commit failed (it retries by itself)."""
+        if not self._store_down:
+            self._store_down = True
+            log.error("history: %s; chat goes on, retrying", exc)
+            self.state.notice_all("history-unsaved", STORE_DOWN)
+            self._flush_soon()
+        if self._commit_wait is not None:
+            self._commit_wait.set()
+
+    def _flush_soon(self) -> None:
+        """Send notices queued from a store callback with the next batch's output."""
+        # The hub flushes after every batch; a Tick makes sure there is one soon.
+        # (If the channel is full the hub is busy anyway, and a flush follows.)
+        with contextlib.suppress(
+            trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError
+        ):
+            self._send.send_nowait(Tick())
+
+    async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        """Run a store function: in the loop for a memory store, else in its thread."""
+        if self._writer is None:
+            return fn(*args)
+        return await self._writer.call(fn, *args)
+
+    async def _answer(self, query: Query) -> None:
+        """Read what the cache could not supply, in order, and replay it."""
+        member = query.member
+        while True:
+            await self._commit()  # the store must hold every line assigned so far
+            store = self.store
+            skipped = 0
+            try:
+                if query.after is not None:
+                    since = await self._call(store.since, query.room, query.after, query.limit)
+                    records, skipped = since
+                elif query.before is not None:
+                    records = await self._call(store.before, query.room, query.before, query.limit)
+                else:
+                    records = await self._call(store.recent, query.room, query.limit)
+            except StoreError as exc:
+                log.error("history: cannot read %s: %s", query.room, exc)
+                self.state.tell_error(member, "history-unavailable", "history cannot be read now")
+                records, skipped = [], 0
+            self.state.replay(query, records, skipped)
+            next_query = self.state.continue_resume(member)
+            if next_query is None:
+                return
+            query = next_query
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _status(self) -> None:
+        now = trio.current_time()
+        if now - self._last_status < STATUS_EVERY:
+            return
+        self._last_status = now
+        state = self.state
+        lobby = state.rooms[LOBBY]
+        log.info(
+            "status: %d online (%d plain, %d json in %s), %d rooms, %d chat events so far, "
+            "history %s, %d log records dropped",
+            state.online,
+            len(lobby.plain),
+            len(lobby.json),
+            LOBBY,
+            len(state.rooms),
+            state.chat_events,
+            "NOT SAVED" if self._store_down else "saved",
+            dropped_records(),
+        )

@@ -1,0 +1,138 @@
+"""A member's outbox: the bounded queue between the hub and one connection. No I/O.
+
+Why not a ``trio.open_memory_channel`` and a writer task parked on it? That was the
+first version. Measured, it cost two trips through trio's scheduler per member per
+line at a steady chat rate (most of the server's CPU), and an idle connection paid for
+a nursery and a parked writer task (about a third of its memory). Exactly one producer
+(the hub, which never waits) feeds exactly one connection, so this is a plain queue;
+when and how it is written is the connection's business
+(:mod:`triochat.server.connection`).
+
+* **Held until released.** :meth:`put` appends; nothing put may be taken until
+  :meth:`release`. The hub releases a batch's output only once the store has
+  committed the batch's chat lines, so no client ever sees a line that a crash could
+  lose.
+* **Full means either bound is reached: bytes or items.** Bytes are what a stalled
+  peer costs: one ``/who`` reply in a room of 1000 is 7 KB while a join notice is 30
+  bytes, so a bound on items alone let a client that asks for the member list and
+  never reads hold megabytes (50 of them: +130 MB in a minute). The bytes held include
+  the batch being sent, which stays in memory until the send returns. The item bound
+  stays because each queued item has a cost of its own (a list slot and, for a reply
+  made for this member alone, a bytes object's header): a flood of tiny replies would
+  otherwise cost about twice its byte count. One item is always accepted by an outbox
+  holding nothing, however large: a single big reply to a member that keeps up must
+  not drop it; the memory it costs is already spent.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Outbox"]
+
+
+class Outbox:
+    """A bounded FIFO of encoded lines for one connection."""
+
+    __slots__ = ("_items", "_limit", "_max_bytes", "_ready", "_sending", "_size", "closed")
+
+    def __init__(self, limit: int, max_bytes: int) -> None:
+        """Make an empty outbox.
+
+        Args:
+            limit: items it holds before it is full.
+            max_bytes: bytes it holds (queued, plus the batch being sent) before it is
+                full; an empty outbox still takes one item of any size.
+        """
+        if limit < 1:
+            raise ValueError("an outbox holds at least one item")
+        if max_bytes < 1:
+            raise ValueError("an outbox holds at least one byte")
+        # A plain list, taken whole by the writer: an empty list costs 56 bytes where an
+        # empty deque costs over 600, and most outboxes are empty most of the time.
+        self._items: list[bytes] = []
+        self._ready = 0  # items at the front that were released
+        self._size = 0  # bytes queued
+        self._sending = 0  # bytes of the batch taken last (held until the next take)
+        self._limit = limit
+        self._max_bytes = max_bytes
+        self.closed = False  # no more puts: the connection ends once this is empty
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: queued, plus the batch being sent."""
+        return self._size + self._sending
+
+    @property
+    def ready(self) -> int:
+        """Items released and not yet taken."""
+        return self._ready
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data``, never waiting; it may be taken after the next :meth:`release`.
+
+        Returns False, and queues nothing, if the outbox is full: it holds ``limit``
+        items, or ``data`` would take it past ``max_bytes`` (unless it holds nothing at
+        all). On a closed outbox the data is dropped and True returned: the connection
+        is ending, and that is not the member's fault.
+        """
+        if self.closed:
+            return True
+        held = self._size + self._sending
+        if len(self._items) >= self._limit or (held and held + len(data) > self._max_bytes):
+            return False
+        self._items.append(data)
+        self._size += len(data)
+        return True
+
+    def release(self) -> None:
+        """Everything put so far may now be taken."""
+        self._ready = len(self._items)
+
+    def take(self, max_bytes: int) -> bytes | None:
+        """The next released batch (up to about ``max_bytes``), or None if none is ready.
+
+        Calling this again means the previous batch has been sent: until then it counts
+        as held.
+        """
+        ready = self._ready
+        if not ready:
+            self._sending = 0
+            return None
+        items = self._items
+        if ready == len(items) and self._size <= max_bytes:  # usual: take everything
+            batch = items[0] if ready == 1 else b"".join(items)
+            self._items = []
+            self._size = 0
+        else:
+            count = size = 0
+            while count < ready and size < max_bytes:
+                size += len(items[count])
+                count += 1
+            batch = b"".join(items[:count])
+            del items[:count]
+            self._size -= size
+            ready = count
+        self._ready -= ready
+        self._sending = len(batch)
+        return batch
+
+    def sent(self) -> None:
+        """The batch taken last has been written: it no longer counts as held."""
+        self._sending = 0
+
+    def unsend(self, rest: bytes) -> None:
+        """Put back the part of the last batch that could not be written (at the front)."""
+        self._items.insert(0, rest)
+        self._size += len(rest)
+        self._ready += 1
+        self._sending = 0
+
+    def abandon(self) -> None:
+        """Close and drop everything queued (the connection is being cut off)."""
+        self.closed = True
+        self._items = []
+        self._ready = 0
+        self._size = 0
+        self._sending = 0

@@ -1,0 +1,132 @@
+"""One connection's input: bytes -> lines -> commands -> the hub, registration included.
+
+:func:`read_commands` is the one read loop of a connection. Its first line (or a
+second of silence) registers the connection and picks its wire mode; every later line
+is parsed in that mode. Flood control is a token bucket: past the burst the loop
+simply stops reading for a while, the kernel buffer fills and TCP slows that sender
+down; nothing is dropped.
+
+It returns (or raises) only for the peer's own reasons; the leave reason a member's
+room sees is decided in one place, :func:`leave_reason`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import trio
+
+from triochat.config import ServerConfig
+from triochat.core.codec import Mode
+from triochat.core.commands import Command, Invalid, parse_json, parse_plain, parse_registration
+from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
+from triochat.core.ratelimit import TokenBucket
+from triochat.server.connection import Connection
+from triochat.server.hub import HubMessage, Input, Register
+from triochat.server.transport import ConnectionLost
+
+__all__ = ["INPUT_BATCH", "SILENT", "leave_reason", "read_commands"]
+
+INPUT_BATCH: Final = 64  # commands per hub message: fewer wake-ups, yet the hub stays fair
+SILENT: Final = "silent"  # connected and left without a word: no join, no leave
+
+
+async def read_commands(
+    conn: Connection, inbound: trio.MemorySendChannel[HubMessage], config: ServerConfig
+) -> str:
+    """Read until the peer stops sending; return why (``closed``, ``lost``, ``silent``).
+
+    Raises ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` if the hub has
+    stopped. (One function rather than several: every frame suspended here is memory
+    that each idle connection holds.)
+    """
+    transport = conn.transport
+    buffer = LineBuffer(config.max_line_bytes)
+    parse = None  # the wire mode's parser, once registered
+    bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
+    deadline = trio.current_time() + config.registration_timeout
+    pending: list[Command] = []
+    eof = False
+    try:
+        while True:
+            line = buffer.next_line()
+            if line is None:
+                # Everything received so far is parsed: hand it to the hub as one message,
+                # one trip through the scheduler per chunk read rather than per line.
+                if pending:
+                    await inbound.send(Input(conn.id, pending))
+                    pending = []
+                data = None if eof else transport.try_read()
+                if data is None and not eof:
+                    if parse is None:  # not registered yet: wait at most until the deadline
+                        with trio.move_on_at(deadline):
+                            await transport.wait_readable()
+                            continue
+                        # A second of silence: join as a guest in plain mode.
+                        await inbound.send(Register(conn, Mode.PLAIN, None))
+                        parse = parse_plain
+                        continue
+                    await transport.wait_readable()
+                    continue
+                if data:
+                    if transport.direct:
+                        await trio.lowlevel.checkpoint()  # as receive_some would: stay fair
+                    buffer.feed(data)
+                    continue
+                eof = True
+                line = buffer.close()  # an unterminated last line still counts
+                if line is None:
+                    return "closed" if parse is not None else SILENT
+            if parse is None:
+                json_mode, command = _registration(line, config.max_line_bytes)
+                await inbound.send(Register(conn, Mode.JSON if json_mode else Mode.PLAIN, command))
+                parse = parse_json if json_mode else parse_plain
+                continue
+            # Flood control: past the burst, stop reading for a while.
+            delay = bucket.take(trio.current_time())
+            if delay:
+                if pending:
+                    await inbound.send(Input(conn.id, pending))
+                    pending = []
+                await trio.sleep(delay)
+            if line is TOO_LONG:
+                command = _too_long(config.max_line_bytes)
+            else:
+                assert isinstance(line, bytes)
+                command = parse(_decode(line))
+            if command is not None:
+                pending.append(command)
+                if len(pending) >= INPUT_BATCH:
+                    await inbound.send(Input(conn.id, pending))
+                    pending = []
+    except ConnectionLost:
+        return "lost"
+
+
+def leave_reason(read_result: str | None, conn: Connection) -> str:
+    """The one place a leave reason is decided.
+
+    ``read_result`` is what :func:`read_commands` returned, or None if it did not
+    return (cancelled: dropped by the hub, shut down, or the writer failed). A writer
+    that hit a reset means "lost" whatever the reader saw; otherwise the reader's
+    reason; otherwise "closed".
+    """
+    if conn.failed:
+        return "lost"
+    return read_result or "closed"
+
+
+def _registration(line: bytes | LineTooLong, limit: int) -> tuple[bool, Command | None]:
+    if line is TOO_LONG:
+        return False, _too_long(limit)
+    assert isinstance(line, bytes)
+    return parse_registration(_decode(line))
+
+
+def _decode(line: bytes) -> str:
+    """UTF-8 with U+FFFD for invalid bytes; the parsers sanitise every field they return."""
+    return line.decode("utf-8", "replace")
+
+
+def _too_long(limit: int) -> Invalid:
+    return Invalid("line-too-long", f"line too long (over {limit} bytes); it was discarded")
