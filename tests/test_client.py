@@ -683,11 +683,11 @@ async def test_session_reconnect_countdown_lives_in_the_prompt(
     await wire.cut()
     await view.wait_for("reconnected")
     assert prompts == [
-        "(connection lost; reconnecting in 1 s) alice lobby> ",
-        "(reconnecting ...) alice lobby> ",
-        "(cannot reconnect (connection refused); reconnecting in 1 s) alice lobby> ",
-        "(reconnecting ...) alice lobby> ",
-        "alice lobby> ",
+        "(connection lost; reconnecting in 1 s) alice #lobby> ",
+        "(reconnecting ...) alice #lobby> ",
+        "(cannot reconnect (connection refused); reconnecting in 1 s) alice #lobby> ",
+        "(reconnecting ...) alice #lobby> ",
+        "alice #lobby> ",
     ]
     assert "reconnecting in" not in view.screen()  # the prompt said it
     assert "lost the connection to test:1" in view.screen()
@@ -789,6 +789,156 @@ async def test_session_resume_asks_for_what_was_missed_in_each_room(
     assert await second.request() == {"type": "quit"}
     await second.stream.aclose()
     assert await ended.receive() is SessionEnd.QUIT
+
+
+# ---------------------------------------------------------------------------------------
+# Rooms
+
+
+class PromptView(RecordingView):
+    """A RecordingView with a prompt line, as on a terminal: remembers the last prompt."""
+
+    def __init__(self, me: str) -> None:
+        super().__init__(me)
+        self.prompt = ""
+        self.on_prompt = self._set
+
+    def _set(self, prompt: str) -> None:
+        self.prompt = prompt
+        self._changed.set()
+
+    async def wait_for_prompt(self, prompt: str) -> None:
+        with trio.fail_after(30):
+            while self.prompt != prompt:
+                self._changed = trio.Event()
+                await self._changed.wait()
+
+
+async def start_prompt_client(
+    room: Room, name: str, keys: Keyboard, **options: Any
+) -> tuple[PromptView, trio.MemoryReceiveChannel[SessionEnd]]:
+    """Like start_client, with a prompt line to check."""
+    view = PromptView(name)
+    send, receive = trio.open_memory_channel[SessionEnd](1)
+    stream = options.pop("stream", None) or room.connect()
+
+    async def run() -> None:
+        end = await chat_session(stream, name, keys.source, view, peer="test:1", **options)
+        send.send_nowait(end)
+
+    room.nursery.start_soon(run)
+    await view.wait_for("welcome")
+    return view, receive
+
+
+async def join_room(peer: Peer, room: str) -> None:
+    await peer.send(type="join", room=room)
+    await peer.expect("current", room=room)
+
+
+async def test_session_rooms_tag_other_rooms_and_count_unread(
+    room: Room, autojump_clock: Any
+) -> None:
+    """Lines from a room that is not current are tagged; the prompt counts them until /join."""
+    dave = await room.peer("dave")
+    keys = Keyboard()
+    view, _ = await start_prompt_client(room, "alice", keys)
+    assert view.prompt == "alice #lobby> "
+    await keys.type("/join Dev")
+    await view.wait_for("→ you joined #dev (1 online)")
+    await view.wait_for_prompt("alice #dev> ")
+    await dave.send(type="say", text="lunch?")
+    await view.wait_for("#lobby <dave> lunch?")
+    await view.wait_for_prompt("alice #dev [#lobby 1]> ")
+    await keys.type("in a minute")
+    await view.wait_for("<alice> in a minute")  # in #dev, the current room: no tag
+    await keys.type("/join #lobby")
+    await view.wait_for("now in #lobby")
+    await view.wait_for_prompt("alice #lobby> ")
+    await dave.send(type="who")
+    await dave.expect("who")
+    assert not any(e.get("text") == "in a minute" for e in dave.seen)
+
+
+async def test_session_rooms_typed_text_goes_to_the_room_just_joined(
+    room: Room, autojump_clock: Any
+) -> None:
+    """A line piped right after /join lands in the new room, not where the client was."""
+    dave = await room.peer("dave")
+    await join_room(dave, "#dev")
+    view = RecordingView("ci")
+    end = await chat_session(room.connect(), "ci", lines_from(["/join #dev", "build ok"]), view)
+    assert end is SessionEnd.QUIT
+    said = await dave.expect("say", **{"from": "ci"})
+    assert (said["room"], said["text"]) == ("#dev", "build ok")
+
+
+async def test_session_rooms_topic_rooms_who_history_part(room: Room, autojump_clock: Any) -> None:
+    """/topic, /rooms, /who, /history (paging back) and /part, as a person sees them."""
+    dave = await room.peer("dave")
+    await join_room(dave, "#dev")
+    for n in range(1, 31):
+        await dave.send(type="say", room="#dev", text=f"old {n}")
+    await dave.expect("say", text="old 30")
+    keys = Keyboard()
+    view, _ = await start_prompt_client(room, "alice", keys)
+    await keys.type("/join #dev")
+    await view.wait_for("<dave> old 30")  # the replay on joining: the last 20
+    assert "old 10\n" not in view.screen()
+    await keys.type("/topic ship it friday")
+    await view.wait_for("alice set the topic: ship it friday")
+    await keys.type("/rooms")
+    await view.wait_for("#dev  2 online  ship it friday")
+    await keys.type("/who")
+    await view.wait_for("online (2): alice, dave")
+    await keys.type("/history 5")
+    await view.wait_for("── end of /history (more: /history again) ──")
+    screen = view.screen()
+    assert screen.index("<dave> old 6") < screen.index("<dave> old 10") < screen.index("end of")
+    assert "old 5\n" not in screen
+    await keys.type("/history 10")
+    await view.wait_for("<dave> old 1\n")
+    await view.wait_for("── end of /history ──")
+    await keys.type("/part")
+    await view.wait_for("← you left #dev")
+    await view.wait_for_prompt("alice #lobby> ")
+    await dave.expect("leave", room="#dev", name="alice", reason="part")
+
+
+async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
+    room: Room, autojump_clock: Any
+) -> None:
+    """After a cut the client is back in every room, in the same current room, with the
+    missed lines of each room shown once and counted."""
+    dave = await room.peer("dave")
+    await join_room(dave, "#dev")
+    keys, wire, dial = Keyboard(), Wire(room), Dialer(room)
+    view, _ = await start_prompt_client(
+        room, "alice", keys, stream=wire.client, reconnect=dial, backoff=no_jitter()
+    )
+    await keys.type("/join #ops")
+    await view.wait_for("→ you joined #ops")
+    await keys.type("/join #dev")
+    await view.wait_for("→ you joined #dev")
+    await dave.send(type="say", room="#dev", text="before the cut")
+    await view.wait_for("<dave> before the cut")
+    await wire.cut()
+    await dave.expect("leave", room="#dev", name="alice")
+    await dave.send(type="say", room="#dev", text="missed in dev")
+    await dave.send(type="say", room="#lobby", text="missed in lobby")
+    await dave.expect("say", text="missed in lobby")
+    dial.gate.set()
+    await view.wait_for("reconnected; 2 missed messages")
+    await view.wait_for_prompt("alice #dev [#lobby 1]> ")
+    screen = view.screen()
+    assert screen.count("before the cut") == 1
+    assert "<dave> missed in dev" in screen
+    assert "#lobby <dave> missed in lobby" in screen
+    await keys.type("/rooms")
+    await view.wait_for("#ops  1 online")
+    await keys.type("back")
+    said = await dave.expect("say", **{"from": "alice"})
+    assert (said["room"], said["text"]) == ("#dev", "back")
 
 
 # ---------------------------------------------------------------------------------------

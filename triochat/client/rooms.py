@@ -19,8 +19,11 @@ Rules of this module:
   that room was last current; the prompt shows the counts.
 * **Resume.** :meth:`ClientRooms.start_resume` builds the hello for a reconnect: ``since``
   is the last id shown in each room; rooms where nothing has been shown yet go in
-  ``rooms`` (joined without a replay) rather than ``since: 0``, which would replay up
-  to a thousand messages from before the user ever joined. The session then sends
+  ``rooms`` rather than ``since: 0``, which would replay up to a thousand messages
+  from before the user ever joined (on a server that replays nothing on joining).
+  Such a room gets the server's usual replay on joining, its latest few lines; as
+  nothing was shown there before, they are all news, and are counted as missed with
+  the replayed lines of the other rooms. The session then sends
   :meth:`ClientRooms.resume_requests` (make the old current room current again, and a
   ``who`` whose answer marks the end of the replay) and calls
   :meth:`ClientRooms.finish_resume` when that answer arrives.
@@ -85,14 +88,13 @@ QUIET: Final = Shown(quiet=True)
 class ResumeSummary:
     """What a resume brought back."""
 
-    missed: int  # replayed messages newer than the last one shown in their room
+    missed: int  # replayed messages not shown before (see the module docstring)
     skipped: int  # messages the server would not replay (``gap``): over its resume limit
     lost_rooms: tuple[str, ...]  # rooms the client was in but the server did not rejoin
 
 
 @dataclass
 class _Resume:
-    since: dict[str, int]
     rooms_before: list[str]
     target: str  # the room that was current when the connection was lost
     rejoined: set[str] = field(default_factory=set)
@@ -148,9 +150,7 @@ class ClientRooms:
         """Begin a resume; return the hello that asks the server for it."""
         since = {r: memo.last_id for r, memo in self.rooms.items() if memo.last_id is not None}
         fresh = [r for r, m in self.rooms.items() if m.last_id is None and r != self.home]
-        self._resume = _Resume(
-            since=dict(since), rooms_before=list(self.rooms), target=self.current
-        )
+        self._resume = _Resume(rooms_before=list(self.rooms), target=self.current)
         for memo in self.rooms.values():
             memo.history_requests = 0  # answers to a lost connection's requests never come
         hello: dict[str, Any] = {"type": "hello", "name": name}
@@ -262,7 +262,7 @@ class ClientRooms:
     def _current(self, room: str, resume: _Resume | None) -> Shown:
         if resume is not None:
             return QUIET  # the server walking through the rooms it rejoins
-        before, joined = self.current, self._just_joined
+        before, joined = self._confirmed, self._just_joined
         self._just_joined = None
         self._set_current(room)
         self._confirmed = room
@@ -283,8 +283,8 @@ class ClientRooms:
         if history and memo.last_id is not None and msg_id <= memo.last_id:
             return None  # already shown
         resume = self._resume
-        if resume is not None and history and room in resume.since:
-            resume.missed += 1
+        if resume is not None and history:
+            resume.missed += 1  # replayed and not shown before: posted while we were away
         memo.last_id = msg_id
         if memo.earliest_id is None or msg_id < memo.earliest_id:
             memo.earliest_id = msg_id
