@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
@@ -292,3 +293,120 @@ def test_view_output_goes_through_the_above_guard() -> None:
     view.show(say("one"))
     view.notice("two")
     assert calls == ["enter:0", "exit:1", "enter:1", "exit:2"]
+
+
+# ---------------------------------------------------------------------------------------
+# Rooms
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "ts": TS, **fields}
+
+
+@pytest.mark.parametrize(
+    ("shown", "plain"),
+    [
+        (event("join", room="#dev", name="alice", online=3), "→ you joined #dev (3 online)"),
+        (event("join", room="#dev", name="bob", online=3), "→ bob joined (3 online)"),
+        (event("leave", room="#dev", name="ALICE", online=2, reason="part"), "← you left #dev"),
+        (
+            event("leave", room="#dev", name="bob", online=2, reason="part"),
+            "← bob left: part (2 online)",
+        ),
+        (event("current", room="#ops"), "now in #ops"),
+        (event("topic", room="#dev", topic="ship it", by="bob"), "topic: ship it (set by bob)"),
+        (event("topic", room="#dev", topic="", by=""), "no topic"),
+        (
+            event("topic", room="#dev", topic="ship", by="bob", changed=True),
+            "bob set the topic: ship",
+        ),
+        (event("topic", room="#dev", topic="", by="bob", changed=True), "bob cleared the topic"),
+        (
+            event("gap", room="#dev", skipped=7),
+            "! 7 earlier messages were not replayed (/history shows older ones)",
+        ),
+        (
+            event("history-end", room="#dev", count=5, more=True),
+            "── end of /history (more: /history again) ──",
+        ),
+        (event("history-end", room="#dev", count=5, more=False), "── end of /history ──"),
+    ],
+)
+def test_render_room_events(shown: dict[str, Any], plain: str) -> None:
+    """Joins, parts, switches, topics, gaps and the end of /history read as sentences."""
+    assert render(shown).plain == f"17:40 {plain}"
+
+
+def test_render_rooms_list_one_room_per_line() -> None:
+    """/rooms lists each room with its count and topic; a hostile topic stays inert."""
+    rooms = [
+        {"room": "#dev", "online": 2, "topic": "[bold]ship\x1b[2J it"},
+        {"room": "#lobby", "online": 5, "topic": ""},
+    ]
+    assert render(event("rooms", rooms=rooms)).plain.splitlines() == [
+        "17:40 rooms (2):",
+        "      #dev  2 online  [bold]ship it",
+        "      #lobby  5 online",
+    ]
+
+
+def test_render_tag_names_the_room_before_the_line() -> None:
+    """A line from another room starts with that room's name, in the room's colour."""
+    line = render_event(say("hi"), "alice", UTC, tag="#ops")
+    assert line is not None
+    assert line.plain == "17:40 #ops <bob> hi"
+    assert name_colour("#ops") in styles_at(line, "#ops")
+
+
+def test_view_quiet_events_only_reach_json() -> None:
+    """A quiet event (the prompt already says it) is printed for tools, not for people."""
+    people, tools = io.StringIO(), io.StringIO()
+    ChatView(make_console(file=people), "alice", tz=UTC).show(
+        event("current", room="#x"), quiet=True
+    )
+    ChatView(make_console(file=tools), "alice", json_lines=True).show(
+        event("current", room="#x"), quiet=True
+    )
+    assert people.getvalue() == ""
+    assert json.loads(tools.getvalue())["room"] == "#x"
+
+
+def test_view_report_goes_to_stderr_in_json_mode() -> None:
+    """Connection news is a chat line for people and a stderr line beside --json output."""
+    out, err = io.StringIO(), io.StringIO()
+    view = ChatView(make_console(file=out), "alice", json_lines=True, errors=make_console(file=err))
+    view.report("reconnected; 2 missed messages")
+    assert out.getvalue() == ""
+    assert err.getvalue() == "triochat: reconnected; 2 missed messages\n"
+    chat = io.StringIO()
+    ChatView(make_console(file=chat), "alice").report("reconnected; 0 missed messages")
+    assert chat.getvalue() == "reconnected; 0 missed messages\n"
+
+
+def test_view_notice_closes_a_history_block() -> None:
+    """A client notice after a replay ("reconnected; ...") comes after the "now" footer."""
+    file = io.StringIO()
+    view = ChatView(make_console(file=file), "alice", tz=UTC)
+    view.show(say("missed", history=True))
+    view.report("reconnected; 1 missed message")
+    view.show(say("live"))
+    assert file.getvalue().splitlines() == [
+        HISTORY_HEADER,
+        "17:40 <bob> missed",
+        HISTORY_FOOTER,
+        "reconnected; 1 missed message",
+        "17:40 <bob> live",
+    ]
+
+
+def test_view_history_end_closes_the_block_itself() -> None:
+    """The end of a /history reply is its own footer; no "now" line is added before it."""
+    file = io.StringIO()
+    view = ChatView(make_console(file=file), "alice", tz=UTC)
+    view.show(say("older", history=True))
+    view.show(event("history-end", room="#lobby", count=1, more=False))
+    assert file.getvalue().splitlines() == [
+        HISTORY_HEADER,
+        "17:40 <bob> older",
+        "17:40 ── end of /history ──",
+    ]
