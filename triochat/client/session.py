@@ -233,7 +233,7 @@ class _Client:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     stream = await self.reconnect()
             except (OSError, trio.TooSlowError) as exc:
-                why = f"cannot reconnect ({short_connect_error(exc)})"
+                why = short_connect_error(exc)
                 continue
             self.opened.append(stream)
             conn = Connection(stream)
@@ -261,9 +261,9 @@ class _Client:
         if refusal.kind == "error":  # name-taken: the old connection is not dead to it yet
             return f"{self.peer} still has {self.view.me}"
         if refusal.kind == "timeout":
-            return "no welcome"
+            return f"no welcome from {self.peer}"
         if refusal.kind == "closed":
-            return "closed at once"
+            return f"{self.peer} closed the connection"
         return refusal.text
 
     async def count_down(self, delay: float, why: str) -> None:
