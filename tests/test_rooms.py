@@ -9,8 +9,10 @@ import trio
 
 from tests.conftest import StartServer
 from triochat.config import ServerConfig
+from triochat.core.records import Batch, RoomRecord, StoredMessage
 from triochat.server import ChatServer
-from triochat.store import SQLiteStore
+from triochat.server.hub import STORE_DOWN
+from triochat.store import MemoryStore, SQLiteStore, StoreError
 from triochat.testing import Peer, join, join_json
 
 
@@ -142,3 +144,68 @@ async def test_rooms_max_rooms_per_member_in_the_server(
     await alice.expect("*** you joined #a (1 online)")
     await alice.send("/join #b")
     await alice.expect("! you are in 2 rooms already; /part one")
+
+
+class FlakyStore:
+    """A memory store whose commits fail while ``failing`` is set (a full disk)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.failing = False
+        self.failures = 0
+
+    def load_rooms(self) -> list[RoomRecord]:
+        return self.inner.load_rooms()
+
+    def commit(self, batch: Batch) -> None:
+        if self.failing:
+            self.failures += 1
+            raise StoreError("cannot write the database: disk full")
+        self.inner.commit(batch)
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        return self.inner.recent(room, limit)
+
+    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+        return self.inner.since(room, after_id, limit)
+
+    def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
+        return self.inner.before(room, before_id, limit)
+
+    def prune(self, now: float, retain_days: float | None, retain_messages: int | None) -> int:
+        return self.inner.prune(now, retain_days, retain_messages)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(
+    nursery: trio.Nursery,
+) -> None:
+    """A disk that fills at runtime: members are told, chat continues, the retry saves all.
+
+    (Real time, not virtual: the store writer works in a thread, and a virtual clock
+    would jump past the test's timeouts while the thread runs.)
+    """
+    store = FlakyStore()
+    server = ChatServer(ServerConfig(), store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await _until(alice, "join")
+    store.failing = True
+    await alice.send_json(type="say", text="while the disk is full")
+    said = await alice.event()
+    assert (said["type"], said["text"]) == ("say", "while the disk is full")
+    notice = await alice.event()
+    assert (notice["type"], notice["code"]) == ("notice", "history-unsaved")
+    assert await bob.line() == "<alice> while the disk is full"
+    assert await bob.line() == "*** " + STORE_DOWN
+    await alice.send_json(type="say", text="still chatting")
+    assert (await _until(alice, "say"))["text"] == "still chatting"
+    store.failing = False  # the writer retries by itself after its back-off (0.5 s, 1 s, ...)
+    assert (await _until(alice, "notice"))["code"] == "history-saved"
+    texts = [m.text for m in store.inner.recent("#lobby", 10)]
+    assert texts == ["while the disk is full", "still chatting"]
+    assert store.failures >= 1
+    await server.shutdown()
