@@ -172,8 +172,15 @@ class FlakyStore:
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         return self.inner.before(room, before_id, limit)
 
-    def prune(self, now: float, retain_days: float | None, retain_messages: int | None) -> int:
-        return self.inner.prune(now, retain_days, retain_messages)
+    def prune(
+        self,
+        now: float,
+        retain_days: float | None,
+        retain_messages: int | None,
+        *,
+        max_rows: int | None = None,
+    ) -> int:
+        return self.inner.prune(now, retain_days, retain_messages, max_rows=max_rows)
 
     def close(self) -> None:
         self.inner.close()
