@@ -347,7 +347,12 @@ def _server_command(args: argparse.Namespace) -> int:
             print(f"triochat: error: {exc}", file=sys.stderr)
             return 1
         where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
-        return trio.run(_serve, config, store, where, args.host, args.port)
+        status = 1
+        try:
+            status = trio.run(_serve, config, store, where, args.host, args.port)
+        except* StoreError as group:  # reading the rooms back at start-up failed
+            print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
+        return status
     finally:
         # Write what is still queued; if nobody reads stderr, give up after a moment
         # (the writer thread is left blocked, and the process exits anyway).
