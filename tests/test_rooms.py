@@ -212,7 +212,11 @@ async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(
     assert (await _until(alice, "say"))["text"] == "still chatting"
     store.failing = False  # the writer retries by itself after its back-off (0.5 s, 1 s, ...)
     assert (await _until(alice, "notice"))["code"] == "history-saved"
+    # With the store up the hub waits for each commit, in order: once this line comes
+    # back, everything said before it is in the store.
+    await alice.send_json(type="say", text="after")
+    assert (await _until(alice, "say"))["text"] == "after"
     texts = [m.text for m in store.inner.recent("#lobby", 10)]
-    assert texts == ["while the disk is full", "still chatting"]
+    assert texts == ["while the disk is full", "still chatting", "after"]
     assert store.failures >= 1
     await server.shutdown()
