@@ -1,0 +1,27 @@
+"""Durable history: rooms, topics and ``say``/``me`` messages.
+
+:mod:`~triochat.store.base` defines what is stored and the synchronous
+:class:`Store` interface; :class:`MemoryStore` and :class:`SQLiteStore` implement it;
+:class:`~triochat.store.writer.StoreWriter` runs one store's calls off the event loop,
+in one worker thread, in order, with grouped commits. :func:`open_store` picks a store
+from the ``--db`` option.
+"""
+
+from triochat.store.base import Batch, RoomRecord, Store, StoredMessage, StoreError
+from triochat.store.factory import default_db_path, open_store
+from triochat.store.memory import MemoryStore
+from triochat.store.sqlite import SQLiteStore
+from triochat.store.writer import StoreWriter
+
+__all__ = [
+    "Batch",
+    "MemoryStore",
+    "RoomRecord",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoreWriter",
+    "StoredMessage",
+    "default_db_path",
+    "open_store",
+]

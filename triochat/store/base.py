@@ -1,0 +1,175 @@
+"""What the store keeps and the interface every store implements.
+
+Rules every store follows (the tests in ``tests/test_store_contract.py`` hold each
+implementation to them):
+
+* **Ids are the room's.** The hub assigns ids, per room, strictly increasing; the store
+  only keeps them. ``(room, id)`` is unique, and writing it again is a no-op, so a
+  batch retried after a failure that partly landed commits cleanly.
+* **A batch is all or nothing.** :meth:`Store.commit` writes one :class:`Batch` in one
+  transaction, or raises :class:`StoreError` and leaves the store as it was, usable for
+  a retry of the same batch.
+* **``last_id`` never goes backwards.** It is the highest id ever committed in a room,
+  kept apart from the messages, so retention can delete every message of a room and a
+  restart still hands the hub the right next id.
+* **Calls are synchronous and serialised by the caller.** A store is not thread-safe;
+  :class:`triochat.store.writer.StoreWriter` makes every call from one worker thread
+  at a time, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+__all__ = ["KINDS", "Batch", "RoomRecord", "Store", "StoreError", "StoredMessage", "check_limit"]
+
+KINDS: Final = frozenset({"say", "me"})  # what is stored; private messages never are
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; ``str(exc)`` is one line for a person.
+
+    The line says what is wrong and what to do about it, so the command line can print
+    it and exit, and the hub can log it and tell members, with no traceback.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One ``say`` or ``me`` event as the room broadcast it.
+
+    Attributes:
+        room: The normalised room name, e.g. ``"#lobby"``.
+        id: The room's id for this message (positive, strictly increasing per room).
+        ts: When the hub accepted it, in seconds since the Unix epoch.
+        kind: ``"say"`` or ``"me"``.
+        sender: The sender's name as it was shown.
+        text: The text as it was broadcast (already sanitised).
+    """
+
+    room: str
+    id: int
+    ts: float
+    kind: str
+    sender: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"a stored message is 'say' or 'me', not {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A room as the store remembers it.
+
+    Attributes:
+        name: The normalised room name, e.g. ``"#lobby"``.
+        last_id: The highest id ever committed in this room (0 if none). It survives
+            retention pruning every message; a commit only ever raises it.
+        topic: The topic, ``""`` if none.
+        topic_by: Who set the topic, ``""`` if nobody.
+        topic_ts: When the topic was set, in seconds since the Unix epoch (0.0 if never).
+    """
+
+    name: str
+    last_id: int = 0
+    topic: str = ""
+    topic_by: str = ""
+    topic_ts: float = 0.0
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one commit writes, in one transaction.
+
+    Attributes:
+        messages: New messages, in the order the hub assigned their ids.
+        rooms: Created rooms or changed topics (upserted, later entries win). A record's
+            ``last_id`` is merged with ``max``, never lowered.
+    """
+
+    messages: list[StoredMessage] = field(default_factory=list)
+    rooms: list[RoomRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.rooms)
+
+
+class Store(Protocol):
+    """Durable history: rooms, topics and ``say``/``me`` messages.
+
+    Every method is synchronous and may block on a disk; call them from one worker
+    thread at a time (see :class:`triochat.store.writer.StoreWriter`). Reads return
+    messages oldest first. A negative ``limit`` is a :class:`ValueError`.
+    """
+
+    def load_rooms(self) -> list[RoomRecord]:
+        """Return every room the store knows, with its ``last_id`` and topic."""
+        ...
+
+    def commit(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction.
+
+        Raises:
+            StoreError: Nothing of the batch was written; the store is usable and the
+                same batch may be committed again.
+        """
+        ...
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        """Return the last ``limit`` messages of ``room``, oldest first."""
+        ...
+
+    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+        """Return messages newer than ``after_id`` for a resuming client.
+
+        Returns:
+            ``(messages, skipped)``. If at most ``limit`` messages with an id above
+            ``after_id`` are stored, ``messages`` is all of them and ``skipped`` is 0.
+            Otherwise ``messages`` is the newest ``limit`` of them and ``skipped`` counts
+            the older ones left out, so the client is told of a gap and then gets the
+            latest messages. Both oldest first.
+        """
+        ...
+
+    def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
+        """Return the ``limit`` messages just before ``before_id`` (scrollback), oldest first."""
+        ...
+
+    def prune(
+        self,
+        now: float,
+        retain_days: float | None,
+        retain_messages: int | None,
+        *,
+        max_rows: int | None = None,
+    ) -> int:
+        """Delete what retention no longer keeps, in bounded chunks.
+
+        Args:
+            now: The current time, in seconds since the Unix epoch.
+            retain_days: Delete messages older than this many days (None: no age limit).
+            retain_messages: Keep at most this many messages per room (None: no limit).
+            max_rows: Stop after deleting about this many rows, so one call holds the
+                writer thread for a bounded time (None: delete everything due).
+
+        Returns:
+            How many messages were deleted. ``last_id`` is never changed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the store; no method may be called afterwards."""
+        ...
+
+
+def check_limit(limit: int) -> None:
+    """Raise ValueError for a negative limit (SQLite would read it as "no limit").
+
+    Args:
+        limit: A row limit passed to a read.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be 0 or more, not {limit}")

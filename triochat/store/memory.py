@@ -1,0 +1,115 @@
+"""A store that keeps everything in memory: ``--db :memory:`` and tests.
+
+It follows the same rules as the SQLite store (see :mod:`triochat.store.base`) and
+forgets everything when the process ends. Without retention it grows with every
+message, like a database would.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import replace
+
+from triochat.store.base import Batch, RoomRecord, StoredMessage, check_limit
+from triochat.store.retention import age_cutoff, check_retention
+
+__all__ = ["MemoryStore"]
+
+
+def _id(message: StoredMessage) -> int:
+    return message.id
+
+
+class MemoryStore:
+    """Rooms and messages in dictionaries; implements :class:`~triochat.store.base.Store`.
+
+    Not thread-safe: like every store, its calls must be serialised by the caller.
+    """
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, RoomRecord] = {}
+        self._messages: dict[str, list[StoredMessage]] = {}  # per room, ordered by id
+
+    def load_rooms(self) -> list[RoomRecord]:
+        """Return every room, ordered by name."""
+        return [self._rooms[name] for name in sorted(self._rooms)]
+
+    def commit(self, batch: Batch) -> None:
+        """Apply ``batch``; a message whose ``(room, id)`` is already kept is ignored."""
+        for record in batch.rooms:
+            old = self._rooms.get(record.name)
+            if old is not None and old.last_id > record.last_id:
+                record = replace(record, last_id=old.last_id)
+            self._rooms[record.name] = record
+        for message in batch.messages:
+            log = self._messages.setdefault(message.room, [])
+            if not log or message.id > log[-1].id:
+                log.append(message)  # the usual case: ids arrive in order
+            else:
+                at = bisect_left(log, message.id, key=_id)
+                if at < len(log) and log[at].id == message.id:
+                    continue
+                log.insert(at, message)
+            room = self._rooms.get(message.room)
+            if room is None:
+                self._rooms[message.room] = RoomRecord(message.room, last_id=message.id)
+            elif message.id > room.last_id:
+                self._rooms[message.room] = replace(room, last_id=message.id)
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        """Return the last ``limit`` messages of ``room``, oldest first."""
+        check_limit(limit)
+        log = self._messages.get(room, [])
+        return log[len(log) - limit :] if limit < len(log) else list(log)
+
+    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+        """Return the newest ``limit`` messages above ``after_id`` and how many were skipped."""
+        check_limit(limit)
+        log = self._messages.get(room, [])
+        start = bisect_right(log, after_id, key=_id)
+        newer = len(log) - start
+        if newer <= limit:
+            return log[start:], 0
+        return log[len(log) - limit :], newer - limit
+
+    def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
+        """Return the ``limit`` messages just before ``before_id``, oldest first."""
+        check_limit(limit)
+        log = self._messages.get(room, [])
+        end = bisect_left(log, before_id, key=_id)
+        return log[max(0, end - limit) : end]
+
+    def prune(
+        self,
+        now: float,
+        retain_days: float | None,
+        retain_messages: int | None,
+        *,
+        max_rows: int | None = None,
+    ) -> int:
+        """Delete messages beyond the retention limits; ``last_id`` is kept."""
+        check_retention(retain_days, retain_messages, max_rows)
+        cutoff = age_cutoff(now, retain_days)
+        budget = max_rows
+        deleted = 0
+        for room, log in self._messages.items():
+            if budget is not None and deleted >= budget:
+                break
+            keep_from = 0 if retain_messages is None else max(0, len(log) - retain_messages)
+            doomed = [
+                index
+                for index, message in enumerate(log)
+                if index < keep_from or (cutoff is not None and message.ts < cutoff)
+            ]
+            if budget is not None:
+                doomed = doomed[: budget - deleted]
+            if doomed:
+                gone = set(doomed)
+                self._messages[room] = [m for i, m in enumerate(log) if i not in gone]
+                deleted += len(doomed)
+        return deleted
+
+    def close(self) -> None:
+        """Forget everything."""
+        self._rooms.clear()
+        self._messages.clear()

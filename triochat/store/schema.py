@@ -1,0 +1,66 @@
+"""The SQLite schema, as forward migrations (pure data, no I/O).
+
+Rules of this module:
+
+* ``PRAGMA user_version`` is the schema version. ``MIGRATIONS[n]`` takes a database
+  from version ``n`` to ``n + 1``; a new database runs them all from 0, so the path
+  every old database takes is the path every test database takes too.
+* A migration is never edited once released: a change is a new migration, and
+  ``tests/test_store_sqlite.py`` opens a database written by hand in the previous
+  schema.
+* Statements are run one by one inside the store's transaction (``executescript``
+  would commit first), so a migration lands whole or not at all.
+
+History:
+
+* v1: rooms (name, topic) and messages keyed by ``(room, id)``.
+* v2: ``rooms.last_id``, so a room's ids keep rising after retention deleted its
+  messages; filled from the messages, and every room that has messages gets a row.
+  An index on ``messages.ts`` for retention by age.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 0 -> 1
+    (
+        """
+        CREATE TABLE rooms (
+            name TEXT PRIMARY KEY,
+            topic TEXT NOT NULL DEFAULT '',
+            topic_by TEXT NOT NULL DEFAULT '',
+            topic_ts REAL NOT NULL DEFAULT 0
+        )
+        """,
+        # WITHOUT ROWID: the primary key is the table, so a room's history is one
+        # contiguous range of the b-tree and replay reads are range scans.
+        """
+        CREATE TABLE messages (
+            room TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (room, id)
+        ) WITHOUT ROWID
+        """,
+    ),
+    # 1 -> 2
+    (
+        "ALTER TABLE rooms ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0",
+        "INSERT OR IGNORE INTO rooms (name) SELECT DISTINCT room FROM messages",
+        """
+        UPDATE rooms SET last_id = (
+            SELECT coalesce(max(id), 0) FROM messages WHERE messages.room = rooms.name
+        )
+        """,
+        "CREATE INDEX messages_by_ts ON messages (ts)",
+    ),
+)
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)  # what this version of triochat writes

@@ -1,0 +1,369 @@
+"""The default store: one SQLite file in WAL mode, written from one thread.
+
+Rules of this module:
+
+* **One connection, one process.** The file is opened in exclusive locking mode and
+  held for the process's life: a second server pointed at the same file is refused
+  at start-up ("in use") instead of assigning the same ids and losing messages to
+  ``INSERT OR IGNORE``. The price: nothing else can read the file while the server
+  runs (stop it, or copy the file, to look inside).
+* **Calls are serialised by the caller.** The connection is made with
+  ``check_same_thread=False`` because trio's worker threads come from a pool; the
+  caller (:class:`~triochat.store.writer.StoreWriter`) runs one call at a time.
+* **Transactions are explicit** (``isolation_level=None``): one ``BEGIN IMMEDIATE`` ...
+  ``COMMIT`` per batch, and each retention chunk is its own short transaction.
+* **Every failure is a StoreError** with one line saying what is wrong and what to do.
+
+Durability (measured with ``scripts/store_bench.py``, see :data:`SYNCHRONOUS`): WAL
+with ``synchronous=NORMAL`` writes each commit to the WAL file before ``commit``
+returns but does not fsync it; the WAL is fsynced at checkpoints. A killed process
+(``kill -9``, a crash, an out-of-memory kill) loses nothing that was committed, since
+the data is already in the kernel's page cache. A power cut or kernel crash can lose
+the last transactions since the last checkpoint (the database stays consistent, it
+only ends earlier). Because ``rooms.last_id`` is in the same transactions, ids handed
+out in those lost transactions would be handed out again after such a restart, and a
+client that saw them before the cut could see an id twice. ``FULL`` fsyncs the WAL on
+every commit and closes that hole at the cost of one fsync per grouped commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final, Literal
+
+from triochat.store.base import Batch, RoomRecord, StoredMessage, StoreError, check_limit
+from triochat.store.retention import age_cutoff, check_retention
+from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["BUSY_TIMEOUT_S", "PRUNE_CHUNK_ROWS", "SYNCHRONOUS", "SQLiteStore", "Synchronous"]
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+SYNCHRONOUS: Final[Synchronous] = "NORMAL"  # survives kill -9, not power loss; see above
+BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
+PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
+
+_COLUMNS: Final = "room, id, ts, kind, sender, text"
+_UPSERT_ROOM: Final = """
+    INSERT INTO rooms (name, last_id, topic, topic_by, topic_ts) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        last_id = max(last_id, excluded.last_id),
+        topic = excluded.topic, topic_by = excluded.topic_by, topic_ts = excluded.topic_ts
+"""
+_RAISE_LAST_ID: Final = """
+    INSERT INTO rooms (name, last_id) VALUES (?, ?)
+    ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)
+"""
+_INSERT_MESSAGE: Final = f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_DELETE_UP_TO: Final = """
+    DELETE FROM messages WHERE room = ?1 AND id IN (
+        SELECT id FROM messages WHERE room = ?1 AND id <= ?2 ORDER BY id LIMIT ?3
+    )
+"""
+_DELETE_OLDER: Final = """
+    DELETE FROM messages WHERE (room, id) IN (
+        SELECT room, id FROM messages WHERE ts < ?1 LIMIT ?2
+    )
+"""
+
+# What each SQLite primary result code means to the person running the server.
+_REASONS: Final[dict[int, tuple[str, str]]] = {
+    sqlite3.SQLITE_CORRUPT: (
+        "the file is damaged",
+        "move it aside or restore a backup, or choose another --db",
+    ),
+    sqlite3.SQLITE_NOTADB: (
+        "the file is not an SQLite database",
+        "move it aside, or choose another --db",
+    ),
+    sqlite3.SQLITE_FULL: ("the disk or the database is full", "free some disk space"),
+    sqlite3.SQLITE_BUSY: (
+        "it is in use by another process (another triochat server?)",
+        "stop that process or choose another --db",
+    ),
+    sqlite3.SQLITE_LOCKED: (
+        "it is in use by another process (another triochat server?)",
+        "stop that process or choose another --db",
+    ),
+    sqlite3.SQLITE_CANTOPEN: (
+        "the file or its folder cannot be opened for writing",
+        "check the folder's permissions or choose another --db",
+    ),
+    sqlite3.SQLITE_READONLY: (
+        "the file or its folder is read-only",
+        "check the permissions or choose another --db",
+    ),
+    sqlite3.SQLITE_PERM: (
+        "permission denied",
+        "check the permissions or choose another --db",
+    ),
+    sqlite3.SQLITE_IOERR: ("the disk reported an input/output error", "check the disk"),
+}
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _error(action: str, path: Path | str, exc: sqlite3.Error) -> StoreError:
+    """Turn a sqlite3 error into one line: what failed, why, and what to do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason, advice = _REASONS.get(
+        code & 0xFF if isinstance(code, int) else -1,
+        ("SQLite failed", "see the error above; check the disk and the file"),
+    )
+    return StoreError(f"{action} database {path}: {reason} ({_one_line(exc)}); {advice}")
+
+
+def _message(row: tuple[str, int, float, str, str, str]) -> StoredMessage:
+    return StoredMessage(*row)
+
+
+class SQLiteStore:
+    """History in one SQLite file; implements :class:`~triochat.store.base.Store`.
+
+    Open it with :meth:`open`. All calls must be serialised by the caller (one at a
+    time, from any one thread at a time).
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        """Wrap an open, migrated connection; use :meth:`open` instead."""
+        self._conn = connection
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @classmethod
+    def open(cls, path: str | Path, *, synchronous: Synchronous = SYNCHRONOUS) -> SQLiteStore:
+        """Open (creating it and its folders if needed) and migrate a database.
+
+        Args:
+            path: The database file. ``~`` is expanded.
+            synchronous: SQLite's ``synchronous`` setting; see the module docstring.
+
+        Returns:
+            The store, holding the file's lock until :meth:`close`.
+
+        Raises:
+            StoreError: The folder cannot be created, the file cannot be opened or
+                written, is not a database, is damaged, was written by a newer
+                triochat, or is in use by another process.
+        """
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous is 'NORMAL' or 'FULL', not {synchronous!r}")
+        path = Path(path).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder for database {path}: "
+                f"{_one_line(exc.strerror or exc)}; choose another --db or fix the folder"
+            ) from exc
+        if path.is_dir():
+            raise StoreError(f"cannot open database {path}: it is a folder; give --db a file")
+        try:
+            connection = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise _error("cannot open", path, exc) from exc
+        try:
+            _prepare(connection, path, synchronous)
+        except sqlite3.Error as exc:
+            connection.close()
+            raise _error("cannot open", path, exc) from exc
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, path)
+
+    def load_rooms(self) -> list[RoomRecord]:
+        """Return every room, ordered by name."""
+        try:
+            rows = self._conn.execute(
+                "SELECT name, last_id, topic, topic_by, topic_ts FROM rooms ORDER BY name"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise _error("cannot read", self._path, exc) from exc
+        return [RoomRecord(*row) for row in rows]
+
+    def commit(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction; see :meth:`Store.commit`."""
+        if not batch:
+            return
+        highest: dict[str, int] = {}
+        for message in batch.messages:
+            if message.id > highest.get(message.room, 0):
+                highest[message.room] = message.id
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if batch.rooms:
+                    conn.executemany(
+                        _UPSERT_ROOM,
+                        [(r.name, r.last_id, r.topic, r.topic_by, r.topic_ts) for r in batch.rooms],
+                    )
+                if batch.messages:
+                    conn.executemany(
+                        _INSERT_MESSAGE,
+                        [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
+                    )
+                    conn.executemany(_RAISE_LAST_ID, highest.items())
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.Error as exc:
+            raise _error("cannot save to", self._path, exc) from exc
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        """Return the last ``limit`` messages of ``room``, oldest first."""
+        check_limit(limit)
+        return self._read_back(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? ORDER BY id DESC LIMIT ?",
+            (room, limit),
+        )
+
+    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+        """Return the newest ``limit`` messages above ``after_id`` and how many were skipped."""
+        check_limit(limit)
+        messages = self._read_back(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?",
+            (room, after_id, limit),
+        )
+        if len(messages) < limit:
+            return messages, 0
+        # Only a full page can have skipped anything: count what lies below it.
+        below = messages[0].id if messages else None
+        try:
+            (skipped,) = self._conn.execute(
+                "SELECT count(*) FROM messages WHERE room = ? AND id > ? AND id < coalesce(?, id + 1)",
+                (room, after_id, below),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _error("cannot read", self._path, exc) from exc
+        return messages, int(skipped)
+
+    def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
+        """Return the ``limit`` messages just before ``before_id``, oldest first."""
+        check_limit(limit)
+        return self._read_back(
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (room, before_id, limit),
+        )
+
+    def prune(
+        self,
+        now: float,
+        retain_days: float | None,
+        retain_messages: int | None,
+        *,
+        max_rows: int | None = None,
+    ) -> int:
+        """Delete messages beyond the retention limits, :data:`PRUNE_CHUNK_ROWS` per transaction.
+
+        Retention by count costs an index walk of ``retain_messages`` entries per room
+        that has more than that; retention by age uses the index on ``ts``.
+        """
+        check_retention(retain_days, retain_messages, max_rows)
+        cutoff = age_cutoff(now, retain_days)
+        deleted = 0
+        try:
+            if retain_messages is not None:
+                rooms = [name for (name,) in self._conn.execute("SELECT name FROM rooms")]
+                for room in rooms:
+                    if max_rows is not None and deleted >= max_rows:
+                        return deleted
+                    row = self._conn.execute(
+                        "SELECT id FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                        (room, retain_messages),
+                    ).fetchone()
+                    if row is not None:
+                        deleted += self._delete(_DELETE_UP_TO, (room, row[0]), max_rows, deleted)
+            if cutoff is not None:
+                deleted += self._delete(_DELETE_OLDER, (cutoff,), max_rows, deleted)
+        except sqlite3.Error as exc:
+            raise _error("cannot prune", self._path, exc) from exc
+        return deleted
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the database file and release the lock."""
+        try:
+            self._conn.close()
+        except sqlite3.Error as exc:
+            raise _error("cannot close", self._path, exc) from exc
+
+    def _read_back(self, sql: str, params: tuple[str | int, ...]) -> list[StoredMessage]:
+        """Run a newest-first query and return its rows oldest first."""
+        try:
+            rows = self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _error("cannot read", self._path, exc) from exc
+        rows.reverse()
+        return [_message(row) for row in rows]
+
+    def _delete(
+        self, sql: str, params: tuple[str | int | float, ...], max_rows: int | None, done: int
+    ) -> int:
+        """Run a chunked DELETE until it deletes less than a chunk or the budget is spent."""
+        deleted = 0
+        while max_rows is None or done + deleted < max_rows:
+            chunk = PRUNE_CHUNK_ROWS
+            if max_rows is not None:
+                chunk = min(chunk, max_rows - done - deleted)
+            count = self._conn.execute(sql, (*params, chunk)).rowcount
+            deleted += count
+            if count < chunk:
+                break
+        return deleted
+
+    def _rollback(self) -> None:
+        """End a failed transaction, if SQLite has not already rolled it back."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the commit's own error is the one worth reporting
+
+
+def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:
+    """Lock the file, switch to WAL, migrate the schema and check the file's pages."""
+    in_memory = str(path) == ":memory:"
+    connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+    (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode != "wal" and not (in_memory and mode == "memory"):
+        raise StoreError(
+            f"cannot open database {path}: its file system does not support SQLite's "
+            f"write-ahead log (journal mode stays {mode!r}); put it on a local disk"
+        )
+    connection.execute(f"PRAGMA synchronous = {synchronous}")
+    connection.execute("BEGIN EXCLUSIVE")  # takes the lock we keep until close
+    try:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"cannot open database {path}: it was written by a newer triochat "
+                f"(schema v{version}; this version knows up to v{SCHEMA_VERSION}); "
+                "upgrade triochat or choose another --db"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                connection.execute(statement)
+        if version != SCHEMA_VERSION:
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    problems = [row[0] for row in connection.execute("PRAGMA quick_check(1)")]
+    if problems != ["ok"]:
+        raise StoreError(
+            f"cannot open database {path}: the file is damaged ({_one_line(problems[0])}); "
+            "move it aside or restore a backup, or choose another --db"
+        )
