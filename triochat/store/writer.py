@@ -15,7 +15,7 @@ Rules of this module:
   calls ``on_error``, waits (:data:`RETRY_FIRST_S` doubling to :data:`RETRY_MAX_S`) and
   commits the same merged batch again; the store's ``(room, id)`` uniqueness makes a
   retry of a batch that partly landed harmless. Batches submitted meanwhile queue up.
-* **Retention in small steps.** A prune call deletes at most :data:`PRUNE_CHUNK_ROWS`
+* **Retention in small steps.** A prune call deletes at most :data:`PRUNE_STEP_ROWS`
   rows; if there is more to do, the next step is queued behind whatever arrived
   meanwhile, so a large first prune never holds commits back for long.
 """
@@ -35,7 +35,7 @@ import trio
 from triochat.store.base import Batch, Store, StoreError
 
 __all__ = [
-    "PRUNE_CHUNK_ROWS",
+    "PRUNE_STEP_ROWS",
     "PRUNE_EVERY_S",
     "RETRY_FIRST_S",
     "RETRY_MAX_S",
@@ -45,7 +45,7 @@ __all__ = [
 RETRY_FIRST_S: Final = 0.5  # first wait after a failed commit: long enough for a blip to pass
 RETRY_MAX_S: Final = 30.0  # the doubling's cap: space freed on a full disk is used within 30 s
 PRUNE_EVERY_S: Final = 60.0  # retention is in days or message counts; once a minute is plenty
-PRUNE_CHUNK_ROWS: Final = 1000  # rows per prune step (a few ms); commits queued meanwhile go first
+PRUNE_STEP_ROWS: Final = 1000  # rows per prune step (a few ms); commits queued meanwhile go first
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class StoreWriter:
             self._wall_clock(),
             self._retain_days,
             self._retain_messages,
-            max_rows=PRUNE_CHUNK_ROWS,
+            max_rows=PRUNE_STEP_ROWS,
         )
         try:
             deleted = await trio.to_thread.run_sync(step, limiter=self._limiter)
@@ -325,7 +325,7 @@ class StoreWriter:
             self._report(exc, "retention failed; trying again later")
             deleted = 0
         self._pruned += deleted
-        if deleted >= PRUNE_CHUNK_ROWS:
+        if deleted >= PRUNE_STEP_ROWS:
             self._queue.append(_Prune())  # behind whatever was submitted meanwhile
             return
         if self._pruned:

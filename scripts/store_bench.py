@@ -1,0 +1,105 @@
+"""Measure the SQLite store: commit throughput per durability setting, and start-up cost.
+
+Prints one line per case::
+
+    python scripts/store_bench.py [--messages N] [--dir FOLDER]
+
+* ``commit``: messages/s and milliseconds per transaction for batches of 1 and 100
+  messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
+  size 1 is what a store without grouped commits would do at a low rate; 100 is a busy
+  server's grouped commit.
+* ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
+  messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
+
+Use a folder on the disk the server will use (``--dir``); the default is a temporary
+folder, which may be a RAM disk on some systems and then says nothing about fsync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from triochat.store import Batch, SQLiteStore, StoredMessage
+from triochat.store.sqlite import Synchronous
+
+TEXT = "a line of chat about as long as a typical one, give or take a few words"
+
+
+def batches(total: int, size: int, rooms: int = 4) -> list[Batch]:
+    """Return ``total`` messages spread over ``rooms`` rooms, ``size`` per batch."""
+    out: list[Batch] = []
+    next_id = [0] * rooms
+    now = time.time()
+    for start in range(0, total, size):
+        messages = []
+        for n in range(start, min(start + size, total)):
+            room = n % rooms
+            next_id[room] += 1
+            messages.append(StoredMessage(f"#r{room}", next_id[room], now, "say", "bench", TEXT))
+        out.append(Batch(messages))
+    return out
+
+
+def bench_commits(folder: Path, mode: Synchronous, total: int, size: int) -> str:
+    """Commit ``total`` messages in batches of ``size``; return one line of figures."""
+    path = folder / f"commit-{mode}-{size}.db"
+    store = SQLiteStore.open(path, synchronous=mode)
+    work = batches(total, size)
+    times: list[float] = []
+    began = time.perf_counter()
+    for batch in work:
+        t0 = time.perf_counter()
+        store.commit(batch)
+        times.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - began
+    store.close()
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    return (
+        f"commit  synchronous={mode:<6} batch={size:<4} {total / elapsed:>10,.0f} messages/s  "
+        f"{len(work) / elapsed:>8,.0f} commits/s  "
+        f"median {statistics.median(times) * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms per commit"
+    )
+
+
+def bench_open(folder: Path, total: int) -> str:
+    """Fill a database with ``total`` messages, then time reopening and closing it."""
+    path = folder / "open.db"
+    store = SQLiteStore.open(path)
+    for batch in batches(total, 1000):
+        store.commit(batch)
+    store.close()
+    size_mb = path.stat().st_size / 1e6
+    t0 = time.perf_counter()
+    store = SQLiteStore.open(path)
+    opened = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.close()
+    closed = time.perf_counter() - t0
+    return (
+        f"open    {total:,} messages ({size_mb:.0f} MB): open with quick_check "
+        f"{opened * 1e3:.0f} ms, close {closed * 1e3:.0f} ms"
+    )
+
+
+def main() -> None:
+    """Run every case and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per case")
+    parser.add_argument("--open-messages", type=int, default=500_000, help="for the open case")
+    parser.add_argument("--dir", type=Path, default=None, help="folder for the databases")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        folder = Path(tmp)
+        for mode in ("NORMAL", "FULL"):
+            for size, total in ((1, min(args.messages, 2000)), (100, args.messages)):
+                print(bench_commits(folder, mode, total, size), flush=True)
+        print(bench_open(folder, args.open_messages), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""SQLiteStore on real files: restarts, migrations, and every kind of bad database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+import triochat.store.sqlite as sqlite_module
+from triochat.store import (
+    Batch,
+    MemoryStore,
+    RoomRecord,
+    SQLiteStore,
+    StoredMessage,
+    StoreError,
+    default_db_path,
+    open_store,
+)
+from triochat.store.schema import SCHEMA_VERSION
+
+# Schema v1 exactly as the first release wrote it. Written out here, not imported, so a
+# later edit of the migrations cannot quietly change what "a v1 database" means.
+V1_SCHEMA = """
+CREATE TABLE rooms (
+    name TEXT PRIMARY KEY,
+    topic TEXT NOT NULL DEFAULT '',
+    topic_by TEXT NOT NULL DEFAULT '',
+    topic_ts REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+    room TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (room, id)
+) WITHOUT ROWID;
+PRAGMA user_version = 1;
+"""
+
+
+def msg(room: str, id: int, text: str = "hi") -> StoredMessage:
+    return StoredMessage(room, id, 100.0 + id, "say", "bob", text)
+
+
+def raw(path: Path) -> closing[sqlite3.Connection]:
+    """A plain sqlite3 connection (autocommit), closed at the end of a ``with``."""
+    return closing(sqlite3.connect(path, isolation_level=None))
+
+
+def assert_one_line(error: pytest.ExceptionInfo[StoreError], *words: str) -> None:
+    """The message is one line for a person, naming the problem."""
+    text = str(error.value)
+    assert "\n" not in text
+    assert "Traceback" not in text
+    for word in words:
+        assert word in text, text
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "chat.db"
+
+
+@pytest.fixture
+def opened(db: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore.open(db)
+    yield store
+    store.close()
+
+
+def test_sqlite_store_survives_a_restart(db: Path) -> None:
+    """Rooms, topics, last ids and messages are all there after close and reopen."""
+    store = SQLiteStore.open(db)
+    store.commit(Batch([msg("#a", 1), msg("#a", 2)], [RoomRecord("#a", 0, "tea", "ann", 5.0)]))
+    store.commit(Batch(rooms=[RoomRecord("#empty")]))
+    store.close()
+    store = SQLiteStore.open(db)
+    try:
+        assert store.load_rooms() == [RoomRecord("#a", 2, "tea", "ann", 5.0), RoomRecord("#empty")]
+        assert store.recent("#a", 10) == [msg("#a", 1), msg("#a", 2)]
+    finally:
+        store.close()
+
+
+def test_sqlite_store_last_id_survives_pruning_and_restart(db: Path) -> None:
+    """Retention empties a room, the server restarts: the room's ids still go on from 3."""
+    store = SQLiteStore.open(db)
+    store.commit(Batch([msg("#a", 1), msg("#a", 2), msg("#a", 3)]))
+    assert store.prune(1e12, 1, None) == 3
+    store.close()
+    store = SQLiteStore.open(db)
+    try:
+        assert store.recent("#a", 10) == []
+        assert store.load_rooms() == [RoomRecord("#a", 3)]
+    finally:
+        store.close()
+
+
+def test_sqlite_store_creates_missing_folders_and_uses_wal(tmp_path: Path) -> None:
+    """A fresh path deep in new folders works; the file is in WAL mode at the current schema."""
+    path = tmp_path / "a" / "b" / "chat.db"
+    SQLiteStore.open(path).close()
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_sqlite_store_migrates_a_v1_database(db: Path) -> None:
+    """A database the previous schema wrote opens: last ids come from the messages, even
+    for a room that only had messages, and topics are kept."""
+    with raw(db) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.execute("INSERT INTO rooms VALUES ('#a', 'old topic', 'ann', 3.5)")
+        conn.execute("INSERT INTO rooms (name) VALUES ('#quiet')")
+        conn.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?, 'say', 'bob', ?)",
+            [("#a", 1, 1.0, "one"), ("#a", 2, 2.0, "two"), ("#orphan", 9, 3.0, "nine")],
+        )
+    store = SQLiteStore.open(db)
+    try:
+        assert store.load_rooms() == [
+            RoomRecord("#a", 2, "old topic", "ann", 3.5),
+            RoomRecord("#orphan", 9),
+            RoomRecord("#quiet", 0),
+        ]
+        assert [m.text for m in store.recent("#a", 10)] == ["one", "two"]
+        store.commit(Batch([msg("#a", 3)]))
+        assert store.prune(1e12, 1, None) == 4  # the new index on ts is usable
+        assert store.load_rooms()[0].last_id == 3
+    finally:
+        store.close()
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_sqlite_store_refuses_a_newer_schema_and_leaves_it_alone(db: Path) -> None:
+    """A database from a newer triochat is refused with advice, and is not modified."""
+    with raw(db) as conn:
+        conn.execute("CREATE TABLE future (x)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(db)
+    assert_one_line(error, str(db), "newer triochat", f"v{SCHEMA_VERSION + 1}", "upgrade")
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("future",)]
+
+
+def test_sqlite_store_refuses_a_file_that_is_not_a_database(db: Path) -> None:
+    """Pointing --db at some other file gives one line, and does not overwrite the file."""
+    db.write_text("these are my notes, not a database\n" * 200)
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(db)
+    assert_one_line(error, str(db), "not an SQLite database", "--db")
+    assert db.read_text().startswith("these are my notes")
+
+
+def test_sqlite_store_refuses_a_damaged_database(db: Path) -> None:
+    """A database with garbage over some of its pages is caught at start-up, not later."""
+    store = SQLiteStore.open(db)
+    store.commit(Batch([msg("#a", i, "x" * 200) for i in range(1, 2001)]))
+    store.close()
+    page = 4096
+    assert db.stat().st_size > 20 * page
+    with db.open("r+b") as file:
+        file.seek(5 * page)
+        file.write(b"\xa5" * (4 * page))
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(db)
+    assert_one_line(error, str(db), "damaged", "backup")
+
+
+def test_sqlite_store_refuses_a_folder_under_a_file(tmp_path: Path) -> None:
+    """A path whose parent is a file cannot be created, whoever runs the server (even root)."""
+    (tmp_path / "afile").write_text("x")
+    path = tmp_path / "afile" / "chat.db"
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(path)
+    assert_one_line(error, "cannot create the folder", str(path.parent), "in the way", "--db")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders"
+)
+def test_sqlite_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
+    """A folder the server may not write to is reported as such, with what to do."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(StoreError) as error:
+            SQLiteStore.open(folder / "chat.db")
+        assert_one_line(error, str(folder / "chat.db"), "permissions")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_sqlite_store_refuses_a_folder_as_the_file(tmp_path: Path) -> None:
+    """--db naming an existing folder is a clear mistake, said so."""
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(tmp_path)
+    assert_one_line(error, "is a folder")
+
+
+def test_sqlite_store_refuses_a_second_server_on_the_same_file(
+    db: Path, opened: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers on one file would assign the same ids and lose messages: the second is
+    refused while the first holds the file."""
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_S", 0.05)
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(db)
+    assert_one_line(error, str(db), "in use", "another")
+
+
+def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
+    opened: SQLiteStore,
+) -> None:
+    """A full database fails the commit with a StoreError, writes none of the batch, and the
+    same batch commits once there is room again."""
+    opened.commit(Batch([msg("#a", i) for i in range(1, 11)]))
+    conn = opened._conn  # the test's only way to make the file "full": cap its pages
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    big = Batch(
+        [msg("#a", i, "y" * 2000) for i in range(11, 200)], [RoomRecord("#a", 0, "topic")]
+    )
+    with pytest.raises(StoreError) as error:
+        opened.commit(big)
+    assert_one_line(error, "cannot save", "full", "free some disk space")
+    assert [m.id for m in opened.recent("#a", 1000)] == list(range(1, 11))
+    assert opened.load_rooms() == [RoomRecord("#a", 10)]
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    opened.commit(big)
+    assert len(opened.recent("#a", 1000)) == 199
+    assert opened.load_rooms() == [RoomRecord("#a", 199, "topic")]
+
+
+def test_sqlite_store_in_memory_path_needs_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLiteStore.open(':memory:') is SQLite's in-memory database; no file appears."""
+    monkeypatch.chdir(tmp_path)
+    store = SQLiteStore.open(":memory:")
+    store.commit(Batch([msg("#a", 1)]))
+    assert store.load_rooms() == [RoomRecord("#a", 1)]
+    store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_open_store_picks_memory_or_sqlite(db: Path) -> None:
+    """--db :memory: is a MemoryStore; anything else is an SQLite file at that path."""
+    memory = open_store(":memory:")
+    assert isinstance(memory, MemoryStore)
+    memory.close()
+    store = open_store(str(db))
+    assert isinstance(store, SQLiteStore)
+    assert store.path == db
+    store.close()
+
+
+def test_default_db_path_is_in_the_user_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default database is triochat/triochat.db under the platform's data folder."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    path = default_db_path()
+    assert path.name == "triochat.db"
+    assert path.parent.name == "triochat"
+    assert not path.parent.exists()  # created by SQLiteStore.open, not by asking
