@@ -229,9 +229,7 @@ def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
     conn = opened._conn  # the test's only way to make the file "full": cap its pages
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages}")
-    big = Batch(
-        [msg("#a", i, "y" * 2000) for i in range(11, 200)], [RoomRecord("#a", 0, "topic")]
-    )
+    big = Batch([msg("#a", i, "y" * 2000) for i in range(11, 200)], [RoomRecord("#a", 0, "topic")])
     with pytest.raises(StoreError) as error:
         opened.commit(big)
     assert_one_line(error, "cannot save", "full", "free some disk space")
@@ -243,7 +241,9 @@ def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
     assert opened.load_rooms() == [RoomRecord("#a", 199, "topic")]
 
 
-def test_sqlite_store_in_memory_path_needs_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_store_in_memory_path_needs_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLiteStore.open(':memory:') is SQLite's in-memory database; no file appears."""
     monkeypatch.chdir(tmp_path)
     store = SQLiteStore.open(":memory:")

@@ -402,7 +402,7 @@ async def test_writer_with_sqlite_keeps_every_submitted_message(
         for room in ("#a", "#b"):
             writer.submit(one(id, room))
         if id % 50 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     await committed.wait_for(600)
     assert len(committed.seqs) < 600
     last = await writer.call(writer.store.recent, "#b", 1)

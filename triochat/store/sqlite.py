@@ -34,6 +34,7 @@ remains available through :meth:`SQLiteStore.open` for such disks.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Final, Literal
@@ -63,13 +64,13 @@ _RAISE_LAST_ID: Final = """
 """
 _INSERT_MESSAGE: Final = f"INSERT OR IGNORE INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 _DELETE_UP_TO: Final = """
-    DELETE FROM messages WHERE room = ?1 AND id IN (
-        SELECT id FROM messages WHERE room = ?1 AND id <= ?2 ORDER BY id LIMIT ?3
+    DELETE FROM messages WHERE room = ? AND id IN (
+        SELECT id FROM messages WHERE room = ? AND id <= ? ORDER BY id LIMIT ?
     )
 """
 _DELETE_OLDER: Final = """
     DELETE FROM messages WHERE (room, id) IN (
-        SELECT room, id FROM messages WHERE ts < ?1 LIMIT ?2
+        SELECT room, id FROM messages WHERE ts < ? LIMIT ?
     )
 """
 
@@ -254,7 +255,8 @@ class SQLiteStore:
         below = messages[0].id if messages else None
         try:
             (skipped,) = self._conn.execute(
-                "SELECT count(*) FROM messages WHERE room = ? AND id > ? AND id < coalesce(?, id + 1)",
+                "SELECT count(*) FROM messages"
+                " WHERE room = ? AND id > ? AND id < coalesce(?, id + 1)",
                 (room, after_id, below),
             ).fetchone()
         except sqlite3.Error as exc:
@@ -287,16 +289,7 @@ class SQLiteStore:
         deleted = 0
         try:
             if retain_messages is not None:
-                rooms = [name for (name,) in self._conn.execute("SELECT name FROM rooms")]
-                for room in rooms:
-                    if max_rows is not None and deleted >= max_rows:
-                        return deleted
-                    row = self._conn.execute(
-                        "SELECT id FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                        (room, retain_messages),
-                    ).fetchone()
-                    if row is not None:
-                        deleted += self._delete(_DELETE_UP_TO, (room, row[0]), max_rows, deleted)
+                deleted += self._prune_by_count(retain_messages, max_rows)
             if cutoff is not None:
                 deleted += self._delete(_DELETE_OLDER, (cutoff,), max_rows, deleted)
         except sqlite3.Error as exc:
@@ -319,6 +312,22 @@ class SQLiteStore:
         rows.reverse()
         return [_message(row) for row in rows]
 
+    def _prune_by_count(self, keep: int, max_rows: int | None) -> int:
+        """Delete all but the newest ``keep`` messages of each room, within the budget."""
+        deleted = 0
+        rooms = [name for (name,) in self._conn.execute("SELECT name FROM rooms")]
+        for room in rooms:
+            if max_rows is not None and deleted >= max_rows:
+                break
+            newest_doomed = self._conn.execute(
+                "SELECT id FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (room, keep),
+            ).fetchone()
+            if newest_doomed is not None:
+                params = (room, room, newest_doomed[0])
+                deleted += self._delete(_DELETE_UP_TO, params, max_rows, deleted)
+        return deleted
+
     def _delete(
         self, sql: str, params: tuple[str | int | float, ...], max_rows: int | None, done: int
     ) -> int:
@@ -337,10 +346,9 @@ class SQLiteStore:
     def _rollback(self) -> None:
         """End a failed transaction, if SQLite has not already rolled it back."""
         if self._conn.in_transaction:
-            try:
+            # The commit's own error is the one worth reporting, not the rollback's.
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # the commit's own error is the one worth reporting
 
 
 def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:

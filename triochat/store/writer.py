@@ -35,8 +35,8 @@ import trio
 from triochat.store.base import Batch, Store, StoreError
 
 __all__ = [
-    "PRUNE_STEP_ROWS",
     "PRUNE_EVERY_S",
+    "PRUNE_STEP_ROWS",
     "RETRY_FIRST_S",
     "RETRY_MAX_S",
     "StoreWriter",
@@ -269,8 +269,9 @@ class StoreWriter:
             match op:
                 case _Commit():
                     self._in_flight = [op]
-                    while self._queue and isinstance(self._queue[0], _Commit):
-                        self._in_flight.append(self._queue.popleft())
+                    while self._queue and isinstance(head := self._queue[0], _Commit):
+                        self._queue.popleft()
+                        self._in_flight.append(head)
                     await self._commit(_merge(self._in_flight), self._in_flight[-1].seq)
                     self._in_flight = []
                 case _Call():
