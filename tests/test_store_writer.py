@@ -416,6 +416,45 @@ async def test_writer_with_sqlite_keeps_every_submitted_message(
         store.close()
 
 
+class FillingUp(SQLiteStore):
+    """An SQLite store whose file is "full" (capped pages) until two commits have failed."""
+
+    failures = 0
+
+    def commit(self, batch: Batch) -> None:
+        try:
+            super().commit(batch)
+        except StoreError:
+            self.failures += 1
+            if self.failures == 2:  # someone freed space; we are in the writer's thread
+                self._conn.execute("PRAGMA max_page_count = 1073741823")
+            raise
+
+
+async def test_writer_rides_out_a_full_disk_with_sqlite(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Disk full at runtime: the SQLite commit fails, the owner hears of it each time, and
+    the same batches land once there is room, each message exactly once."""
+    store = FillingUp.open(tmp_path / "chat.db")
+    store.commit(Batch([msg(1)]))
+    (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    errors: list[StoreError] = []
+    committed = Committed()
+    writer = StoreWriter(store, committed, errors.append)
+    await nursery.start(writer.run)
+    writer.submit(Batch([StoredMessage("#a", i, 1.0, "say", "bob", "z" * 3000) for i in (1, 2)]))
+    writer.submit(Batch([StoredMessage("#a", i, 1.0, "say", "bob", "z" * 3000) for i in (3, 4)]))
+    await committed.wait_for(2)
+    assert len(errors) == 2
+    assert all("full" in str(e) and "\n" not in str(e) for e in errors)
+    messages = await writer.call(store.recent, "#a", 10)
+    assert [m.id for m in messages] == [1, 2, 3, 4]
+    assert messages[0].text == "line 1"  # the retry did not overwrite what had landed
+    await writer.aclose()
+
+
 async def test_writer_run_twice_is_refused(nursery: trio.Nursery) -> None:
     """Two run tasks would break the one-thread, in-order rule: the second is an error."""
     writer = StoreWriter(MemoryStore(), Committed())

@@ -35,6 +35,7 @@ remains available through :meth:`SQLiteStore.open` for such disks.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Final, Literal
@@ -178,6 +179,18 @@ class SQLiteStore:
             ) from exc
         if path.is_dir():
             raise StoreError(f"cannot open database {path}: it is a folder; give --db a file")
+        # SQLite reports these as vague I/O errors; os.access says it plainly (root passes).
+        if path.exists() and not os.access(path, os.W_OK):
+            raise StoreError(
+                f"cannot open database {path}: the file is read-only for this user; "
+                "check its permissions or choose another --db"
+            )
+        if str(path) != ":memory:" and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"cannot open database {path}: its folder is read-only for this user "
+                "(SQLite writes a -wal file beside the database); "
+                "check the folder's permissions or choose another --db"
+            )
         try:
             connection = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
