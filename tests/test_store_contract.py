@@ -217,6 +217,13 @@ def test_store_retention_rejects_negative_limits(store: Store) -> None:
         store.prune(NOW, -1.0, None)
 
 
+def test_stored_message_rejects_text_sqlite_cannot_encode() -> None:
+    """A lone surrogate (JSON allows "\\ud800") is refused when the message is built, so
+    it cannot poison a batch that would then fail on every retry."""
+    with pytest.raises(ValueError, match="surrogate"):
+        StoredMessage("#a", 1, NOW, "say", "bob", "half a pair: \ud800")
+
+
 def test_stored_message_rejects_other_kinds() -> None:
     """Only say and me are stored: a private message can never be built for the store."""
     with pytest.raises(ValueError, match="say"):

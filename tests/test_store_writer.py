@@ -455,6 +455,12 @@ async def test_writer_rides_out_a_full_disk_with_sqlite(
     await writer.aclose()
 
 
+def test_writer_refuses_negative_retention() -> None:
+    """A negative retention limit fails at construction, not later inside the thread."""
+    with pytest.raises(ValueError, match="retain_days"):
+        StoreWriter(MemoryStore(), Committed(), retain_days=-1)
+
+
 async def test_writer_run_twice_is_refused(nursery: trio.Nursery) -> None:
     """Two run tasks would break the one-thread, in-order rule: the second is an error."""
     writer = StoreWriter(MemoryStore(), Committed())
