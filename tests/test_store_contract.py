@@ -230,6 +230,12 @@ def test_stored_message_rejects_other_kinds() -> None:
         StoredMessage("#a", 1, NOW, "msg", "bob", "secret")
 
 
+def test_stored_message_rejects_ids_below_one() -> None:
+    """Id 0 means 'none yet' in last_id and since(); a message can never carry it."""
+    with pytest.raises(ValueError, match="start at 1"):
+        StoredMessage("#a", 0, NOW, "say", "bob", "zero")
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     present=st.sets(st.integers(1, 40), max_size=30),

@@ -234,14 +234,20 @@ def test_sqlite_store_refuses_a_folder_as_the_file(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_refuses_a_second_server_on_the_same_file(
-    db: Path, opened: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two servers on one file would assign the same ids and lose messages: the second is
-    refused while the first holds the file."""
+    refused while the first holds the file, even when the first had nothing to migrate."""
     monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_S", 0.05)
-    with pytest.raises(StoreError) as error:
-        SQLiteStore.open(db)
-    assert_one_line(error, str(db), "in use", "another")
+    SQLiteStore.open(db).close()
+    first = SQLiteStore.open(db)
+    try:
+        with pytest.raises(StoreError) as error:
+            SQLiteStore.open(db)
+        assert_one_line(error, str(db), "in use", "another")
+    finally:
+        first.close()
+    SQLiteStore.open(db).close()  # and the lock goes with the first server
 
 
 def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
@@ -304,8 +310,9 @@ def test_sqlite_store_keeps_every_commit_after_kill_9(db: Path) -> None:
     store = SQLiteStore.open(db)
     try:
         (room,) = store.load_rooms()
-        assert room.last_id >= reported
-        assert [m.id for m in store.recent("#a", reported)] == list(range(1, reported + 1))
+        assert room.last_id >= reported  # it may have committed more before it died
+        stored = [m.id for m in store.recent("#a", room.last_id)]
+        assert stored == list(range(1, room.last_id + 1))
     finally:
         store.close()
 
