@@ -47,6 +47,8 @@ from typing import Final, Literal
 from triochat.store.base import Batch, RoomRecord, StoredMessage, StoreError, check_limit
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
+from triochat.store.sqlite_errors import error as _error
+from triochat.store.sqlite_errors import one_line as _one_line
 
 __all__ = ["BUSY_TIMEOUT_S", "PRUNE_CHUNK_ROWS", "SYNCHRONOUS", "SQLiteStore", "Synchronous"]
 
@@ -78,54 +80,6 @@ _DELETE_OLDER: Final = """
         SELECT room, id FROM messages WHERE ts < ? LIMIT ?
     )
 """
-
-# What each SQLite primary result code means to the person running the server.
-_REASONS: Final[dict[int, tuple[str, str]]] = {
-    sqlite3.SQLITE_CORRUPT: (
-        "the file is damaged",
-        "move it aside or restore a backup, or choose another --db",
-    ),
-    sqlite3.SQLITE_NOTADB: (
-        "the file is not an SQLite database",
-        "move it aside, or choose another --db",
-    ),
-    sqlite3.SQLITE_FULL: ("the disk or the database is full", "free some disk space"),
-    sqlite3.SQLITE_BUSY: (
-        "it is in use by another process, perhaps another triochat server",
-        "stop that process or choose another --db",
-    ),
-    sqlite3.SQLITE_LOCKED: (
-        "it is in use by another process, perhaps another triochat server",
-        "stop that process or choose another --db",
-    ),
-    sqlite3.SQLITE_CANTOPEN: (
-        "the file or its folder cannot be opened for writing",
-        "check the folder's permissions or choose another --db",
-    ),
-    sqlite3.SQLITE_READONLY: (
-        "the file or its folder is read-only",
-        "check the permissions or choose another --db",
-    ),
-    sqlite3.SQLITE_PERM: (
-        "permission denied",
-        "check the permissions or choose another --db",
-    ),
-    sqlite3.SQLITE_IOERR: ("the disk reported an input/output error", "check the disk"),
-}
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _error(action: str, path: Path | str, exc: sqlite3.Error) -> StoreError:
-    """Turn a sqlite3 error into one line: what failed, why, and what to do."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    reason, advice = _REASONS.get(
-        code & 0xFF if isinstance(code, int) else -1,
-        ("SQLite failed", "see the error above; check the disk and the file"),
-    )
-    return StoreError(f"{action} database {path}: {reason} ({_one_line(exc)}); {advice}")
 
 
 def _message(row: tuple[str, int, float, str, str, str]) -> StoredMessage:
