@@ -220,3 +220,27 @@ async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(
     assert texts == ["while the disk is full", "still chatting", "after"]
     assert store.failures >= 1
     await server.shutdown()
+
+
+async def test_rooms_scrollback_while_the_store_is_down_is_an_error_not_a_stall(
+    nursery: trio.Nursery,
+) -> None:
+    """A read queued behind failing commits would stall every room: the asker is told."""
+    store = FlakyStore()
+    old = [StoredMessage("#lobby", i, 1.0, "say", "old", f"o{i}") for i in range(1, 301)]
+    store.inner.commit(Batch(messages=old, rooms=[RoomRecord("#lobby", 300)]))
+    server = ChatServer(ServerConfig(), store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    store.failing = True
+    await alice.send_json(type="say", text="disk is full now")
+    assert (await _until(alice, "notice"))["code"] == "history-unsaved"
+    await alice.send_json(type="history", before=50, limit=10)
+    error = await _until(alice, "error")
+    assert error["code"] == "history-unavailable"
+    end = await alice.event()
+    assert (end["type"], end["count"]) == ("history-end", 0)
+    await alice.send_json(type="say", text="chat goes on")
+    assert (await _until(alice, "say"))["text"] == "chat goes on"
+    store.failing = False
+    await server.shutdown()

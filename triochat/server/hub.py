@@ -32,6 +32,7 @@ from triochat.config import ServerConfig
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
 from triochat.core.names import LOBBY
+from triochat.core.records import StoredMessage
 from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
@@ -47,6 +48,7 @@ Ts = TypeVarTuple("Ts")
 INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP pushes back) beyond it
 HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
+READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
 STORE_UP: Final = "history is being saved again"
 
@@ -284,29 +286,47 @@ class Hub:
         return await self._writer.call(fn, *args)
 
     async def _answer(self, query: Query) -> None:
-        """Read what the cache could not supply, in order, and replay it."""
+        """Read what the cache could not supply, in order, and replay it.
+
+        The one place the hub waits for the disk: a replay must come before the
+        member's next events, so the hub reads before it goes on. Reads are rare
+        (scrollback, a resume past the cache), indexed, and bounded by
+        :data:`READ_TIMEOUT`; while the store is failing none is attempted (it would
+        queue behind the failing commits) and the member is told instead.
+        """
         member = query.member
         while True:
-            await self._commit()  # the store must hold every line assigned so far
-            store = self.store
+            records: list[StoredMessage] = []
             skipped = 0
-            try:
-                if query.after is not None:
-                    since = await self._call(store.since, query.room, query.after, query.limit)
-                    records, skipped = since
-                elif query.before is not None:
-                    records = await self._call(store.before, query.room, query.before, query.limit)
-                else:
-                    records = await self._call(store.recent, query.room, query.limit)
-            except StoreError as exc:
-                log.error("history: cannot read %s: %s", query.room, exc)
-                self.state.tell_error(member, "history-unavailable", "history cannot be read now")
-                records, skipped = [], 0
+            failure = "the store is not working right now" if self._store_down else None
+            if failure is None:
+                await self._commit()  # the store must hold every line assigned so far
+                with trio.move_on_after(READ_TIMEOUT):
+                    try:
+                        records, skipped = await self._read(query)
+                    except StoreError as exc:
+                        failure = str(exc)
+                    else:
+                        failure = ""
+                if failure is None:
+                    failure = f"reading it took over {READ_TIMEOUT:g} s"
+            if failure:
+                log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
+                text = f"the history of {query.room} cannot be read right now; try again later"
+                self.state.tell_error(member, "history-unavailable", text)
             self.state.replay(query, records, skipped)
             next_query = self.state.continue_resume(member)
             if next_query is None:
                 return
             query = next_query
+
+    async def _read(self, query: Query) -> tuple[list[StoredMessage], int]:
+        store = self.store
+        if query.after is not None:
+            return await self._call(store.since, query.room, query.after, query.limit)
+        if query.before is not None:
+            return await self._call(store.before, query.room, query.before, query.limit), 0
+        return await self._call(store.recent, query.room, query.limit), 0
 
     # -- housekeeping -------------------------------------------------------------------
 
