@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
 from tests.conftest import StartServer
 from triochat.config import ServerConfig
@@ -13,6 +14,7 @@ from triochat.core.records import Batch, RoomRecord, StoredMessage
 from triochat.server import ChatServer
 from triochat.server.hub import STORE_DOWN
 from triochat.store import MemoryStore, SQLiteStore, StoreError
+from triochat.store.writer import PRUNE_EVERY_S
 from triochat.testing import Peer, join, join_json
 
 
@@ -243,4 +245,21 @@ async def test_rooms_scrollback_while_the_store_is_down_is_an_error_not_a_stall(
     await alice.send_json(type="say", text="chat goes on")
     assert (await _until(alice, "say"))["text"] == "chat goes on"
     store.failing = False
+    await server.shutdown()
+
+
+async def test_rooms_memory_store_keeps_only_the_recent_past(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """--db :memory: used to keep every message forever; retention now applies to it too."""
+    store = MemoryStore()
+    server = ChatServer(ServerConfig(retain_messages=3), store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    for n in range(10):
+        await alice.send_json(type="say", text=f"m{n}")
+    for _ in range(10):
+        await _until(alice, "say")
+    await trio.sleep(PRUNE_EVERY_S + 2 * ServerConfig().presence_interval)
+    assert [m.text for m in store.recent("#lobby", 100)] == ["m7", "m8", "m9"]
     await server.shutdown()

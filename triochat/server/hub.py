@@ -37,6 +37,7 @@ from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
+from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
 __all__ = ["HUB_BATCH_LINES", "Gone", "Hub", "HubMessage", "Input", "Register", "Stop", "Tick"]
 
@@ -48,6 +49,7 @@ Ts = TypeVarTuple("Ts")
 INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP pushes back) beyond it
 HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
+MEMORY_RETAIN_MESSAGES: Final = 10_000  # per room, --db :memory: without --retain-messages
 READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
 STORE_UP: Final = "history is being saved again"
@@ -113,7 +115,13 @@ class Hub:
         # A memory store is written in the loop (it cannot fail and takes microseconds);
         # a database through one worker thread, in order.
         self._writer: StoreWriter | None = None
-        if not isinstance(self.store, MemoryStore):
+        self._retain_days = config.retain_days
+        self._retain_messages = config.retain_messages
+        if isinstance(self.store, MemoryStore):
+            # Nothing outlives the process, but RAM is finite: keep the recent past.
+            if self._retain_messages is None:
+                self._retain_messages = MEMORY_RETAIN_MESSAGES
+        else:
             self._writer = StoreWriter(
                 self.store,
                 self._committed,
@@ -121,6 +129,7 @@ class Hub:
                 retain_days=config.retain_days,
                 retain_messages=config.retain_messages,
             )
+        self._last_prune = 0.0
         self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
         self.flush_list: list[Connection] = []  # connections with output since the last flush
         self._commit_wait: trio.Event | None = None
@@ -212,6 +221,7 @@ class Hub:
                     case Tick():
                         state.tick()
                         self._status()
+                        self._prune_memory()
                     case Stop():
                         state.stop()
                         running = False
@@ -329,6 +339,16 @@ class Hub:
         return await self._call(store.recent, query.room, query.limit), 0
 
     # -- housekeeping -------------------------------------------------------------------
+
+    def _prune_memory(self) -> None:
+        """Retention for the memory store (a database's writer prunes in its thread)."""
+        now = trio.current_time()
+        if self._writer is not None or now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        self.store.prune(
+            time.time(), self._retain_days, self._retain_messages, max_rows=PRUNE_STEP_ROWS
+        )
 
     def _status(self) -> None:
         now = trio.current_time()
