@@ -8,6 +8,10 @@ Prints one line per case::
   messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
   size 1 is what a store without grouped commits would do at a low rate; 100 is a busy
   server's grouped commit.
+* ``writer``: through :class:`StoreWriter` (worker thread, grouped commits): the delay
+  from ``submit`` to ``on_committed`` for one message at a time, and a burst of
+  one-message batches submitted faster than the disk commits them (messages/s and how
+  many batches each transaction took on average).
 * ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
   messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
 
@@ -23,7 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from triochat.store import Batch, SQLiteStore, StoredMessage
+import trio
+
+from triochat.store import Batch, SQLiteStore, StoredMessage, StoreWriter
 from triochat.store.sqlite import Synchronous
 
 TEXT = "a line of chat about as long as a typical one, give or take a few words"
@@ -66,6 +72,48 @@ def bench_commits(folder: Path, mode: Synchronous, total: int, size: int) -> str
     )
 
 
+async def bench_writer(folder: Path, mode: Synchronous, total: int) -> str:
+    """Time submit-to-committed for single messages, then a burst of ``total``."""
+    store = SQLiteStore.open(folder / f"writer-{mode}.db", synchronous=mode)
+    done = trio.Event()
+    commits = 0
+    target = 0
+
+    def on_committed(seq: int) -> None:
+        nonlocal commits
+        commits += 1
+        if seq >= target:
+            done.set()
+
+    writer = StoreWriter(store, on_committed)
+    messages = iter(batches(total + 1000, 1))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        delays: list[float] = []
+        for _ in range(1000):
+            done = trio.Event()
+            t0 = time.perf_counter()
+            target = writer.submit(next(messages))
+            await done.wait()
+            delays.append(time.perf_counter() - t0)
+        commits, done = 0, trio.Event()
+        t0 = time.perf_counter()
+        for n in range(total):
+            target = writer.submit(next(messages))
+            if n % 50 == 49:
+                await trio.lowlevel.checkpoint()  # a hub hands over batches between reads
+        await done.wait()
+        elapsed = time.perf_counter() - t0
+        await writer.aclose()
+    delays.sort()
+    return (
+        f"writer  synchronous={mode:<6} one at a time: median "
+        f"{statistics.median(delays) * 1e3:.2f} ms, p99 {delays[989] * 1e3:.2f} ms "
+        f"submit->committed; {total:,} submitted at once: {total / elapsed:,.0f} messages/s "
+        f"in {commits} transactions"
+    )
+
+
 def bench_open(folder: Path, total: int) -> str:
     """Fill a database with ``total`` messages, then time reopening and closing it."""
     path = folder / "open.db"
@@ -95,9 +143,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
-        for mode in ("NORMAL", "FULL"):
+        modes: tuple[Synchronous, ...] = ("NORMAL", "FULL")
+        for mode in modes:
             for size, total in ((1, min(args.messages, 2000)), (100, args.messages)):
                 print(bench_commits(folder, mode, total, size), flush=True)
+        for mode in modes:
+            print(trio.run(bench_writer, folder, mode, args.messages), flush=True)
         print(bench_open(folder, args.open_messages), flush=True)
 
 

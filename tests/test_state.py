@@ -198,7 +198,7 @@ def test_state_part_leaves_and_moves_current_room() -> None:
     b.lines()
     chat.state.handle(alice, Part())
     assert a.lines() == ["*** you left #dev", "*** #lobby is now your current room"]
-    assert b.lines() == ["*** alice left: part (1 online)"]
+    assert b.lines() == ["*** alice left (1 online)"]
     assert alice.rooms == [LOBBY]
     chat.state.handle(alice, Part("#dev"))
     assert a.lines() == ["! you are not in #dev; /join it first"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -143,16 +143,19 @@ def test_store_before_pages_back_through_history(store: Store) -> None:
     assert ids(store.before("#a", 1000, 2)) == [9, 10]
 
 
-@pytest.mark.parametrize("read", ["recent", "since", "before"])
-def test_store_negative_limit_is_refused(store: Store, read: str) -> None:
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda store: store.recent("#a", -1),
+        lambda store: store.since("#a", 0, -1),
+        lambda store: store.before("#a", 5, -1),
+    ],
+    ids=["recent", "since", "before"],
+)
+def test_store_negative_limit_is_refused(store: Store, read: Callable[[Store], object]) -> None:
     """A negative limit is a bug (SQLite would read it as 'no limit'), not a huge read."""
     with pytest.raises(ValueError, match="limit"):
-        if read == "recent":
-            store.recent("#a", -1)
-        elif read == "since":
-            store.since("#a", 0, -1)
-        else:
-            store.before("#a", 5, -1)
+        read(store)
 
 
 def test_store_retention_by_count_keeps_the_last_n_per_room(store: Store) -> None:
@@ -214,10 +217,23 @@ def test_store_retention_rejects_negative_limits(store: Store) -> None:
         store.prune(NOW, -1.0, None)
 
 
+def test_stored_message_rejects_text_sqlite_cannot_encode() -> None:
+    """A lone surrogate (JSON allows "\\ud800") is refused when the message is built, so
+    it cannot poison a batch that would then fail on every retry."""
+    with pytest.raises(ValueError, match="surrogate"):
+        StoredMessage("#a", 1, NOW, "say", "bob", "half a pair: \ud800")
+
+
 def test_stored_message_rejects_other_kinds() -> None:
     """Only say and me are stored: a private message can never be built for the store."""
     with pytest.raises(ValueError, match="say"):
         StoredMessage("#a", 1, NOW, "msg", "bob", "secret")
+
+
+def test_stored_message_rejects_ids_below_one() -> None:
+    """Id 0 means 'none yet' in last_id and since(); a message can never carry it."""
+    with pytest.raises(ValueError, match="start at 1"):
+        StoredMessage("#a", 0, NOW, "say", "bob", "zero")
 
 
 @settings(max_examples=60, deadline=None)

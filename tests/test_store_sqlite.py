@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -202,6 +206,26 @@ def test_sqlite_store_refuses_a_read_only_folder(tmp_path: Path) -> None:
         folder.chmod(0o700)
 
 
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+def test_sqlite_store_refuses_read_only_places_plainly(
+    db: Path, read_only: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only file or folder is named as such (SQLite alone says 'disk I/O error').
+
+    os.access stands in for a non-root user here, for whom the permission bits count."""
+    SQLiteStore.open(db).close()
+    denied = db if read_only == "file" else db.parent
+    real_access = os.access
+
+    def access(path: str | os.PathLike[str], mode: int) -> bool:
+        return Path(path) != denied and real_access(path, mode)
+
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(StoreError) as error:
+        SQLiteStore.open(db)
+    assert_one_line(error, str(db), f"{read_only} is read-only", "permissions")
+
+
 def test_sqlite_store_refuses_a_folder_as_the_file(tmp_path: Path) -> None:
     """--db naming an existing folder is a clear mistake, said so."""
     with pytest.raises(StoreError) as error:
@@ -210,14 +234,20 @@ def test_sqlite_store_refuses_a_folder_as_the_file(tmp_path: Path) -> None:
 
 
 def test_sqlite_store_refuses_a_second_server_on_the_same_file(
-    db: Path, opened: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two servers on one file would assign the same ids and lose messages: the second is
-    refused while the first holds the file."""
+    refused while the first holds the file, even when the first had nothing to migrate."""
     monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_S", 0.05)
-    with pytest.raises(StoreError) as error:
-        SQLiteStore.open(db)
-    assert_one_line(error, str(db), "in use", "another")
+    SQLiteStore.open(db).close()
+    first = SQLiteStore.open(db)
+    try:
+        with pytest.raises(StoreError) as error:
+            SQLiteStore.open(db)
+        assert_one_line(error, str(db), "in use", "another")
+    finally:
+        first.close()
+    SQLiteStore.open(db).close()  # and the lock goes with the first server
 
 
 def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
@@ -239,6 +269,52 @@ def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
     opened.commit(big)
     assert len(opened.recent("#a", 1000)) == 199
     assert opened.load_rooms() == [RoomRecord("#a", 199, "topic")]
+
+
+# A writer that commits batches of 10 as fast as it can and prints each committed last id.
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from triochat.store import Batch, SQLiteStore, StoredMessage
+    store = SQLiteStore.open(sys.argv[1])
+    last = 0
+    while True:
+        batch = [StoredMessage("#a", last + k, time.time(), "say", "x", "y" * 100)
+                 for k in range(1, 11)]
+        store.commit(Batch(batch))
+        last += 10
+        print(last, flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs kill -9")
+def test_sqlite_store_keeps_every_commit_after_kill_9(db: Path) -> None:
+    """A process killed mid-stream loses nothing whose commit had returned: every id it
+    reported (as the hub would broadcast it) is in the file after a restart."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    reported = 0
+    try:
+        for line in child.stdout:
+            reported = int(line)
+            if reported >= 3000:
+                break
+    finally:
+        child.send_signal(signal.SIGKILL)
+        rest = child.communicate(timeout=30)[0]
+    reported = max([reported, *(int(n) for n in rest.split())])
+    assert reported >= 3000
+    store = SQLiteStore.open(db)
+    try:
+        (room,) = store.load_rooms()
+        assert room.last_id >= reported  # it may have committed more before it died
+        stored = [m.id for m in store.recent("#a", room.last_id)]
+        assert stored == list(range(1, room.last_id + 1))
+    finally:
+        store.close()
 
 
 def test_sqlite_store_in_memory_path_needs_no_file(

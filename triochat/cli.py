@@ -22,6 +22,7 @@ from triochat.client.session import add_client_arguments, run_client
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
 from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
+from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 
@@ -105,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         metavar="PATH",
         help="the SQLite database that keeps rooms, topics and chat history (created with "
-        f"its folders if missing); ':memory:' keeps nothing after exit (default: "
-        f"{default_db_path()})",
+        "its folders if missing); ':memory:' keeps nothing after exit, and keeps the last "
+        f"{MEMORY_RETAIN_MESSAGES:,} messages per room in RAM unless --retain-messages says "
+        f"otherwise (default: {default_db_path()})",
     )
     server.add_argument(
         "--retain-days",
@@ -347,7 +349,12 @@ def _server_command(args: argparse.Namespace) -> int:
             print(f"triochat: error: {exc}", file=sys.stderr)
             return 1
         where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
-        return trio.run(_serve, config, store, where, args.host, args.port)
+        status = 1
+        try:
+            status = trio.run(_serve, config, store, where, args.host, args.port)
+        except* StoreError as group:  # reading the rooms back at start-up failed
+            print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
+        return status
     finally:
         # Write what is still queued; if nobody reads stderr, give up after a moment
         # (the writer thread is left blocked, and the process exits anyway).

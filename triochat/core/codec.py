@@ -52,7 +52,7 @@ __all__ = [
 NOTICE: Final = "*** "
 
 # Leave reasons that need no explanation in a plain-mode notice.
-_ORDINARY_LEAVES: Final = frozenset({"quit", "closed"})
+_ORDINARY_LEAVES: Final = frozenset({"quit", "closed", "part"})
 _dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 

@@ -40,6 +40,14 @@ class StoredMessage:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"a stored message is 'say' or 'me', not {self.kind!r}")
+        if self.id < 1:
+            raise ValueError(f"message ids start at 1 (0 means none yet), not {self.id}")
+        # A lone surrogate (JSON can carry one as "\ud800") cannot be written as UTF-8:
+        # refused here, where the hub builds the message, it cannot become a batch that
+        # fails on every retry and holds up everything behind it.
+        for text in (self.room, self.sender, self.text):
+            if not text.isascii():
+                text.encode("utf-8")  # UnicodeEncodeError is a ValueError
 
 
 @dataclass(frozen=True, slots=True)

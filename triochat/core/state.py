@@ -544,6 +544,8 @@ class ChatState:
             event = Acted(now, room.name, room.last_id, member.name, text)
         record = stored_message(event)
         self.batch.messages.append(record)
+        if len(room.recent) == room.recent.maxlen:
+            room.complete = False  # the oldest cached line is about to be only on disk
         room.recent.append(_Replay(record))
         self.chat_events += 1
         # A plain member's terminal already shows its own line; JSON clients get theirs

@@ -32,10 +32,12 @@ from triochat.config import ServerConfig
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
 from triochat.core.names import LOBBY
+from triochat.core.records import StoredMessage
 from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
+from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
 __all__ = ["HUB_BATCH_LINES", "Gone", "Hub", "HubMessage", "Input", "Register", "Stop", "Tick"]
 
@@ -47,6 +49,8 @@ Ts = TypeVarTuple("Ts")
 INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP pushes back) beyond it
 HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
+MEMORY_RETAIN_MESSAGES: Final = 10_000  # per room, --db :memory: without --retain-messages
+READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
 STORE_UP: Final = "history is being saved again"
 
@@ -111,7 +115,13 @@ class Hub:
         # A memory store is written in the loop (it cannot fail and takes microseconds);
         # a database through one worker thread, in order.
         self._writer: StoreWriter | None = None
-        if not isinstance(self.store, MemoryStore):
+        self._retain_days = config.retain_days
+        self._retain_messages = config.retain_messages
+        if isinstance(self.store, MemoryStore):
+            # Nothing outlives the process, but RAM is finite: keep the recent past.
+            if self._retain_messages is None:
+                self._retain_messages = MEMORY_RETAIN_MESSAGES
+        else:
             self._writer = StoreWriter(
                 self.store,
                 self._committed,
@@ -119,6 +129,7 @@ class Hub:
                 retain_days=config.retain_days,
                 retain_messages=config.retain_messages,
             )
+        self._last_prune = 0.0
         self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
         self.flush_list: list[Connection] = []  # connections with output since the last flush
         self._commit_wait: trio.Event | None = None
@@ -210,6 +221,7 @@ class Hub:
                     case Tick():
                         state.tick()
                         self._status()
+                        self._prune_memory()
                     case Stop():
                         state.stop()
                         running = False
@@ -284,31 +296,59 @@ class Hub:
         return await self._writer.call(fn, *args)
 
     async def _answer(self, query: Query) -> None:
-        """Read what the cache could not supply, in order, and replay it."""
+        """Read what the cache could not supply, in order, and replay it.
+
+        The one place the hub waits for the disk: a replay must come before the
+        member's next events, so the hub reads before it goes on. Reads are rare
+        (scrollback, a resume past the cache), indexed, and bounded by
+        :data:`READ_TIMEOUT`; while the store is failing none is attempted (it would
+        queue behind the failing commits) and the member is told instead.
+        """
         member = query.member
         while True:
-            await self._commit()  # the store must hold every line assigned so far
-            store = self.store
+            records: list[StoredMessage] = []
             skipped = 0
-            try:
-                if query.after is not None:
-                    since = await self._call(store.since, query.room, query.after, query.limit)
-                    records, skipped = since
-                elif query.before is not None:
-                    records = await self._call(store.before, query.room, query.before, query.limit)
-                else:
-                    records = await self._call(store.recent, query.room, query.limit)
-            except StoreError as exc:
-                log.error("history: cannot read %s: %s", query.room, exc)
-                self.state.tell_error(member, "history-unavailable", "history cannot be read now")
-                records, skipped = [], 0
+            failure = "the store is not working right now" if self._store_down else None
+            if failure is None:
+                await self._commit()  # the store must hold every line assigned so far
+                with trio.move_on_after(READ_TIMEOUT):
+                    try:
+                        records, skipped = await self._read(query)
+                    except StoreError as exc:
+                        failure = str(exc)
+                    else:
+                        failure = ""
+                if failure is None:
+                    failure = f"reading it took over {READ_TIMEOUT:g} s"
+            if failure:
+                log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
+                text = f"the history of {query.room} cannot be read right now; try again later"
+                self.state.tell_error(member, "history-unavailable", text)
             self.state.replay(query, records, skipped)
             next_query = self.state.continue_resume(member)
             if next_query is None:
                 return
             query = next_query
 
+    async def _read(self, query: Query) -> tuple[list[StoredMessage], int]:
+        store = self.store
+        if query.after is not None:
+            return await self._call(store.since, query.room, query.after, query.limit)
+        if query.before is not None:
+            return await self._call(store.before, query.room, query.before, query.limit), 0
+        return await self._call(store.recent, query.room, query.limit), 0
+
     # -- housekeeping -------------------------------------------------------------------
+
+    def _prune_memory(self) -> None:
+        """Retention for the memory store (a database's writer prunes in its thread)."""
+        now = trio.current_time()
+        if self._writer is not None or now - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        self.store.prune(
+            time.time(), self._retain_days, self._retain_messages, max_rows=PRUNE_STEP_ROWS
+        )
 
     def _status(self) -> None:
         now = trio.current_time()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# What is stored is defined in the core (the chat state makes these records); the
+# store only keeps them.
 from triochat.core.records import KINDS, Batch, RoomRecord, StoredMessage
 
 __all__ = ["KINDS", "Batch", "RoomRecord", "Store", "StoreError", "StoredMessage", "check_limit"]

@@ -33,6 +33,7 @@ from typing import Any, Final, Generic, TypeVar, TypeVarTuple, assert_never
 import trio
 
 from triochat.store.base import Batch, Store, StoreError
+from triochat.store.retention import check_retention
 
 __all__ = [
     "PRUNE_EVERY_S",
@@ -133,7 +134,11 @@ class StoreWriter:
             retain_messages: Prune all but the last this many messages per room
                 (None: keep).
             wall_clock: The clock retention compares message timestamps with.
+
+        Raises:
+            ValueError: A negative retention limit.
         """
+        check_retention(retain_days, retain_messages, None)
         self._store = store
         self._on_committed = on_committed
         self._on_error = on_error
@@ -171,6 +176,8 @@ class StoreWriter:
 
     def submit(self, batch: Batch) -> int:
         """Queue ``batch`` for the next commit; never blocks.
+
+        The batch is the writer's from now on: do not change it (a retry writes it again).
 
         Returns:
             The batch's sequence number (1, 2, 3, ...): ``on_committed`` reports it, or a
@@ -269,8 +276,9 @@ class StoreWriter:
             match op:
                 case _Commit():
                     self._in_flight = [op]
-                    while self._queue and isinstance(self._queue[0], _Commit):
-                        self._in_flight.append(self._queue.popleft())
+                    while self._queue and isinstance(head := self._queue[0], _Commit):
+                        self._queue.popleft()
+                        self._in_flight.append(head)
                     await self._commit(_merge(self._in_flight), self._in_flight[-1].seq)
                     self._in_flight = []
                 case _Call():
