@@ -906,8 +906,7 @@ async def test_session_rooms_topic_rooms_who_history_part(room: Room, autojump_c
 async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
     room: Room, autojump_clock: Any
 ) -> None:
-    """After a cut the client is back in every room, in the same current room, with the
-    missed lines of each room shown once and counted."""
+    """After a cut the client is back in every room and the same current room; misses shown once."""
     dave = await room.peer("dave")
     await join_room(dave, "#dev")
     keys, wire, dial = Keyboard(), Wire(room), Dialer(room)

@@ -125,7 +125,7 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         await proc.stop()
 
 
-async def test_pty_client_reconnects_across_a_server_restart(
+async def test_cli_pty_reconnects_across_a_server_restart(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     """kill -9 the server, start it again on the same port: the client is back by itself."""
@@ -159,7 +159,7 @@ async def test_pty_client_reconnects_across_a_server_restart(
     assert client.screen.count(b"before the crash") == 1
 
 
-async def test_pty_ctrl_c_during_back_off_quits_at_once(server: ServerProcess) -> None:
+async def test_cli_pty_ctrl_c_during_back_off_quits_at_once(server: ServerProcess) -> None:
     """Ctrl-C typed while the client waits to reconnect ends it at once, exit 130."""
     async with PtyClient.run("--port", str(server.port), "--name", "alice") as client:
         await client.wait_for("alice #lobby> ")
@@ -171,7 +171,7 @@ async def test_pty_ctrl_c_during_back_off_quits_at_once(server: ServerProcess) -
     assert b"Traceback" not in client.screen
 
 
-async def test_pty_no_reconnect_exits_when_the_server_goes(server: ServerProcess) -> None:
+async def test_cli_pty_no_reconnect_exits_when_the_server_goes(server: ServerProcess) -> None:
     """--no-reconnect: a lost connection ends the client with exit 1 and one line."""
     args = ("--port", str(server.port), "--name", "alice", "--no-reconnect")
     async with PtyClient.run(*args) as client:
@@ -182,7 +182,7 @@ async def test_pty_no_reconnect_exits_when_the_server_goes(server: ServerProcess
     assert b"reconnecting" not in client.screen
 
 
-def test_pty_help_mentions_no_reconnect() -> None:
+def test_cli_help_mentions_no_reconnect() -> None:
     """--help documents --no-reconnect and that piped input never reconnects."""
     done = subprocess.run(
         triochat_command("client", "--help"),

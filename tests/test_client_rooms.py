@@ -295,3 +295,11 @@ def test_backoff_steps_and_resets() -> None:
     assert [backoff.next_delay() for _ in range(3)] == [0.5, 1.0, 2.0]
     backoff.reset()
     assert backoff.next_delay() == 0.375
+
+
+def test_rooms_prompt_never_carries_escapes_from_the_server() -> None:
+    """A room name with an escape sequence is sanitised before it reaches the prompt."""
+    rooms = welcomed()
+    rooms.apply({"type": "join", "room": "#x\x1b[2J", "name": "alice"}, "alice")
+    rooms.apply({"type": "current", "room": "#x\x1b]0;pwned\x07"}, "alice")
+    assert "\x1b" not in rooms.prompt("alice")

@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from triochat.core.hygiene import sanitise
+
 __all__ = [
     "JOIN_FAILURES",
     "ClientRooms",
@@ -119,8 +121,9 @@ class ClientRooms:
         return self._resume is not None
 
     def _room(self, event: Event) -> str:
+        """The event's room (sanitised: it ends up in the prompt), else the current one."""
         room = event.get("room")
-        return room if isinstance(room, str) and room else self.current
+        return sanitise(room) if isinstance(room, str) and room else self.current
 
     def _set_current(self, room: str) -> None:
         self.current = room

@@ -134,7 +134,7 @@ class _Client:
         self.quit_idle_timeout = quit_idle_timeout
         self.rooms = ClientRooms()
         self.conn: Connection | None = None  # what the input task may send on, if anything
-        self.opened: list[trio.abc.Stream] = []  # streams this session dialled itself
+        self.dialled: trio.abc.Stream | None = None  # the last stream this session opened
         self.quit_sent = False
         self.shutdown_seen = False
         self.closed = trio.Event()  # the connection ended after our quit
@@ -235,7 +235,7 @@ class _Client:
             except (OSError, trio.TooSlowError) as exc:
                 why = short_connect_error(exc)
                 continue
-            self.opened.append(stream)
+            self.dialled = stream  # any earlier one is closed already
             conn = Connection(stream)
             answer = await greet(conn, self.rooms.start_resume(self.view.me), self.welcome_timeout)
             if isinstance(answer, Refusal):
@@ -389,8 +389,8 @@ async def chat_session(
             nursery.start_soon(client.run_connection, conn, nursery.cancel_scope)
             nursery.start_soon(client.input, nursery.cancel_scope)
     finally:
-        for opened in client.opened:
-            await trio.aclose_forcefully(opened)
+        if client.dialled is not None:
+            await trio.aclose_forcefully(client.dialled)
     if client.end is SessionEnd.SHUTDOWN:
         view.fatal(f"{peer} shut down; the connection is closed")
     elif client.end is SessionEnd.LOST:
