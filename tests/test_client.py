@@ -938,6 +938,33 @@ async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
     assert (said["room"], said["text"]) == ("#dev", "back")
 
 
+async def test_session_resume_beyond_the_servers_limit_says_how_many_were_skipped(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """Missing more than the resume limit: the newest are replayed, the rest are counted."""
+    server = ChatServer(ServerConfig(resume_limit=2))
+    await nursery.start(server.run)
+    room = Room(server, nursery)
+    dave = await room.peer("dave")
+    wire, dial = Wire(room), Dialer(room)
+    view, _ = await start_client(
+        nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
+    )
+    await dave.send(type="say", text="seen")
+    await view.wait_for("<dave> seen")
+    await wire.cut()
+    for n in range(1, 6):
+        await dave.send(type="say", text=f"missed {n}")
+    await dave.expect("say", text="missed 5")
+    dial.gate.set()
+    await view.wait_for(
+        "reconnected; 2 missed messages (3 older ones were not replayed; /history shows them)"
+    )
+    screen = view.screen()
+    assert "missed 3" not in screen
+    assert screen.index("<dave> missed 4") < screen.index("<dave> missed 5")
+
+
 # ---------------------------------------------------------------------------------------
 # Line sources
 
