@@ -35,7 +35,7 @@ from triochat.server.connection import Connection
 from triochat.server.hub import Gone, Hub, Stop
 from triochat.server.outbox import Outbox
 from triochat.server.session import SILENT, leave_reason, read_commands
-from triochat.server.transport import RECEIVE_BYTES, for_stream
+from triochat.server.transport import RECEIVE_BYTES, Transport, for_stream
 from triochat.store import Store
 
 __all__ = ["ChatServer"]
@@ -203,10 +203,19 @@ class ChatServer:
 
         Never raises because of anything the peer does; a bug is logged, not spread.
         """
+        peer, host = _peer(stream)
+        await self.serve_transport(for_stream(stream), peer, host)
+
+    async def serve_transport(self, transport: Transport, peer: str, host: str | None) -> None:
+        """Serve one connection, whatever carries it (TCP, TLS, WebSocket, memory).
+
+        ``peer`` names it in the log; ``host`` is its address, for per-address limits
+        (None: not counted). The transport's stream is closed when it ends.
+        """
         if self._writers is None:
             raise RuntimeError("start ChatServer.run before serving connections")
+        stream = transport.stream
         conn_id = next(self._ids)
-        peer, host = _peer(stream)
         config = self.config
         if host is not None and (config.max_per_address == 0 or is_trusted(host, config.trusted)):
             host = None  # not counted
@@ -227,7 +236,7 @@ class ChatServer:
         hub = self.hub
         inbound = hub.inbound
         outbox = Outbox(config.send_queue, config.send_queue_bytes)
-        conn = Connection(conn_id, peer, for_stream(stream), outbox, self._writers, hub.flush_list)
+        conn = Connection(conn_id, peer, transport, outbox, self._writers, hub.flush_list)
         scope = conn.scope  # cancelled by the hub to drop this member, or when done
         read_result: str | None = None
         told = False
@@ -278,6 +287,8 @@ def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
     Streams that are not IP sockets (memory streams in tests) have no address and are
     not subject to per-address limits.
     """
+    while isinstance(stream, trio.SSLStream):  # TLS: the address is the TCP stream's
+        stream = stream.transport_stream
     if isinstance(stream, trio.SocketStream):
         try:
             address = stream.socket.getpeername()
