@@ -25,6 +25,7 @@ from triochat.server import ChatServer
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
+from triochat.web import WebServer, parse_origins
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
 FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+DEFAULT_WEB_PORT: Final = 30080  # the page and its WebSocket; next to 30000, easy to remember
 
 
 def _bounded(
@@ -65,6 +67,27 @@ def _networks(text: str) -> tuple[Network, ...]:
 _networks.__name__ = "address list"  # argparse names the type in its messages
 
 
+def _web_port(text: str) -> int | None:
+    """An argparse type for ``--web-port``: a port, or ``off`` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    return int(_bounded(int, 0, 65535)(text))
+
+
+_web_port.__name__ = "port"
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """An argparse type for ``--web-origin``."""
+    try:
+        return parse_origins(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_origins.__name__ = "origin list"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line interface, with help for every flag."""
     parser = argparse.ArgumentParser(
@@ -94,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(int, 0, 65535),
         default=DEFAULT_PORT,
         help="TCP port to listen on; 0 picks a free port (printed at start-up)",
+    )
+    server.add_argument(
+        "--web-port",
+        type=_web_port,
+        default=argparse.SUPPRESS,  # 30080, or 0 with --port 0 (see _server_command)
+        metavar="PORT|off",
+        help=f"port for the web page and its WebSocket, on the same --host; 0 picks a free "
+        f"port, 'off' serves no web page (default: {DEFAULT_WEB_PORT}, or 0 with --port 0)",
+    )
+    server.add_argument(
+        "--web-origin",
+        type=_origins,
+        default=(),
+        metavar="ORIGIN,...",
+        help="other web pages that may open the chat's WebSocket, such as "
+        "https://chat.example.org ('*' for any); by default only the page this server "
+        "serves may",
     )
     server.add_argument(
         "--history",
@@ -262,11 +302,28 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-async def _serve(config: ServerConfig, store: Store, where: str, host: str, port: int) -> int:
+async def _serve(
+    config: ServerConfig,
+    store: Store,
+    where: str,
+    host: str,
+    port: int,
+    web: tuple[int | None, tuple[str, ...]] = (None, ()),
+) -> int:
+    web_port, web_origins = web
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
     except OSError as exc:
         print(f"triochat: error: {_listen_error(exc, host, port)}", file=sys.stderr)
+        store.close()
+        return 1
+    web_listeners: list[trio.SocketListener] = []
+    try:
+        if web_port is not None:
+            web_listeners = await trio.open_tcp_listeners(web_port, host=host)
+    except OSError as exc:
+        message = _listen_error(exc, host, web_port or 0).replace("--port", "--web-port (or off)")
+        print(f"triochat: error: {message}", file=sys.stderr)
         store.close()
         return 1
     server = ChatServer(config, store)
@@ -280,6 +337,11 @@ async def _serve(config: ServerConfig, store: Store, where: str, host: str, port
             print(f"history: {where}", flush=True)
             for extra in addresses[1:]:
                 log.info("also listening on %s", _format_address(extra[0], extra[1]))
+            if web_listeners:
+                web_server = WebServer(server, origins=web_origins)
+                await nursery.start(web_server.serve_listeners, web_listeners)
+                web_at = web_listeners[0].socket.getsockname()
+                print(f"web: http://{_format_address(web_at[0], web_at[1])}/", flush=True)
             async for signum in signals:
                 log.info("received %s", signal.Signals(signum).name)
                 break
@@ -351,7 +413,9 @@ def _server_command(args: argparse.Namespace) -> int:
         where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
         status = 1
         try:
-            status = trio.run(_serve, config, store, where, args.host, args.port)
+            web_port = getattr(args, "web_port", DEFAULT_WEB_PORT if args.port else 0)
+            web = (web_port, args.web_origin)
+            status = trio.run(_serve, config, store, where, args.host, args.port, web)
         except* StoreError as group:  # reading the rooms back at start-up failed
             print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
         return status
