@@ -78,11 +78,13 @@ class Received:
         lines: chat input for the session's line buffer (``b""`` if none).
         reply: bytes to send back at once (pongs, the answer to a close), or ``b""``.
         closed: the peer has closed (or broken) the WebSocket: no more input.
+        lost: the connection ended without a close frame (a vanished peer, not a leave).
     """
 
     lines: bytes = b""
     reply: bytes = b""
     closed: bool = False
+    lost: bool = False
 
 
 class MessageLines:
@@ -96,7 +98,7 @@ class MessageLines:
         """Feed bytes from the peer (``b""`` for end of stream); say what they amount to."""
         ws = self.ws
         if ws.state is ConnectionState.CLOSED:
-            return Received(closed=True)
+            return Received(closed=True, lost=not data)
         ws.receive_data(data or None)
         out = Received()
         lines: list[bytes] = []
@@ -118,6 +120,7 @@ class MessageLines:
                 elif ws.state is ConnectionState.OPEN:  # a protocol violation: we close
                     replies.append(ws.send(CloseConnection(code=event.code)))
                 out.closed = True
+                out.lost = not data  # end of stream: wsproto reports 1006, no frame came
                 break
             # Pongs (we send no pings) and anything newer are ignored.
         out.lines = b"".join(lines)

@@ -167,7 +167,13 @@ class WebServer:
         wait = REQUEST_TIMEOUT  # for the first request; then the keep-alive idle time
         while True:
             with trio.move_on_after(wait) as idle:
-                event = await _next_event(http, stream)
+                try:
+                    event = await _next_event(http, stream)
+                except h11.RemoteProtocolError as exc:  # not HTTP, or a head too large
+                    if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        reply = refusal(exc.error_status_hint, f"bad request: {exc}")
+                        await _send_reply(http, stream, reply)
+                    return None
             if idle.cancelled_caught:
                 return None
             # The request has begun: reading the rest and answering is bounded too.

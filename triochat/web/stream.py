@@ -6,7 +6,9 @@ WebSocket one such stream, so a browser member gets the very same read loop, rat
 limit, line limit, bounded outbox and "too slow" policy as a TCP member:
 
 * ``receive_some`` returns the payloads of received messages, each followed by
-  ``\\n`` (see :mod:`triochat.web.frames`); ``b""`` once the peer has closed.
+  ``\\n`` (see :mod:`triochat.web.frames`); ``b""`` once the peer has closed, and
+  ``trio.BrokenResourceError`` if the connection ended without a close frame (the
+  member is then "lost", as after a TCP reset: a browser always says goodbye).
 * ``send_all`` sends each complete line it is given as one text message.
 * ``aclose`` performs the closing handshake (bounded by :data:`CLOSE_TIMEOUT`), then
   closes the connection underneath.
@@ -62,6 +64,9 @@ class WebSocketStream(trio.abc.Stream):
             else:
                 data = bytes(await self.transport_stream.receive_some(RECEIVE_BYTES))
             got = self._messages.receive(data)
+            if got.lost:
+                self._eof = True
+                raise trio.BrokenResourceError("the connection ended without a close frame")
             if got.reply:
                 await self._send_raw(got.reply)
             self._eof = got.closed
