@@ -6,10 +6,13 @@ over a real TCP connection. Every wait is bounded; every process is ended by its
 
 from __future__ import annotations
 
+import itertools
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -18,7 +21,7 @@ import trio
 from triochat.core.framing import LineBuffer
 from triochat.testing import Peer
 
-__all__ = ["STARTUP_TIMEOUT", "ServerProcess", "triochat_command"]
+__all__ = ["STARTUP_TIMEOUT", "BlockingServer", "ServerProcess", "triochat_command"]
 
 STARTUP_TIMEOUT: Final = 15.0  # seconds for the server to print its address (a cold import)
 STOP_TIMEOUT: Final = 5.0  # seconds for a signalled server to exit
@@ -143,3 +146,75 @@ async def start_server(
     return await ServerProcess.start(
         *args, port=port, log_path=os.path.join(tmp_dir, f"{name}.log")
     )
+
+
+class BlockingServer:
+    """A ``triochat server`` subprocess for tests that are not async (the browser tests).
+
+    The same command and the same rules as :class:`ServerProcess` (log to a file, every
+    wait bounded, ended by its PID), with blocking calls, because Playwright's sync API
+    cannot run inside trio. It waits for the ``web:`` line too, unless the web page is
+    off (``--web-port off``).
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdout: list[str], log_path: str) -> None:
+        self.proc = proc
+        self.stdout = stdout
+        self.log_path = log_path
+        self.port = int(stdout[0].rsplit(":", 1)[1])
+        web = [line.split(" ", 1)[1] for line in stdout if line.startswith("web: ")]
+        self.web_url = web[0] if web else ""  # "http://127.0.0.1:PORT/"
+        self.web_port = int(self.web_url.rstrip("/").rsplit(":", 1)[1]) if web else 0
+
+    @classmethod
+    def start(cls, *args: str, port: int = 0, log_path: str) -> BlockingServer:
+        """Run ``triochat server --port PORT ARGS``; wait for its start-up lines."""
+        web_off = any(a == "--web-port" and b == "off" for a, b in itertools.pairwise(args))
+        wanted = 2 if web_off else 3  # "listening on", "history:", then "web:"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                triochat_command("server", "--port", str(port), *args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert proc.stdout is not None
+        buffer = LineBuffer(1 << 16)
+        lines: list[str] = []
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        fd = proc.stdout.fileno()
+        while len(lines) < wanted:
+            line = buffer.next_line()
+            if isinstance(line, bytes):
+                lines.append(line.decode())
+                continue
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, left))
+            data = os.read(fd, 65536) if ready else b""
+            if not data:
+                break
+            buffer.feed(data)
+        if len(lines) < wanted or not lines[0].startswith("listening on 127.0.0.1:"):
+            proc.kill()
+            proc.wait()
+            with open(log_path) as log_file:
+                raise AssertionError(f"server did not start: {lines!r} {log_file.read()!r}")
+        return cls(proc, lines, log_path)
+
+    def log(self) -> str:
+        """Everything the server has logged so far."""
+        with open(self.log_path) as log_file:
+            return log_file.read()
+
+    def stop(self) -> int:
+        """End the server by its PID (TERM, then KILL); return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        status = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return status

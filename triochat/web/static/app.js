@@ -367,6 +367,7 @@ function onWelcome(event) {
   setCurrent(event.room);
   setStatus(`connected as ${state.me}`, "ok");
   show(noticeLine(event.ts, String(event.text ?? "")));
+  socket.send({ type: "topic", room: event.room }); // as /join shows it; the welcome does not
 }
 
 function finishResume() {
@@ -536,8 +537,7 @@ function switchTo(name) {
   if (name === state.current) return;
   socket.send({ type: "join", room: name }); // makes it the server's current room too
   setCurrent(name);
-  document.body.classList.remove("show-side");
-  ui.menu.setAttribute("aria-expanded", "false");
+  showSide(false);
   ui.input.focus();
 }
 
@@ -572,9 +572,18 @@ ui.joinForm.addEventListener("submit", (e) => {
   if (name) submit(`/join ${name}`);
 });
 
-ui.menu.addEventListener("click", () => {
-  const open = document.body.classList.toggle("show-side");
+function showSide(open) {
+  document.body.classList.toggle("show-side", open);
   ui.menu.setAttribute("aria-expanded", String(open));
+}
+
+ui.menu.addEventListener("click", () => showSide(!document.body.classList.contains("show-side")));
+ui.log.addEventListener("click", () => showSide(false));
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && document.body.classList.contains("show-side")) {
+    showSide(false);
+    ui.menu.focus();
+  }
 });
 
 ui.log.addEventListener("scroll", () => {
