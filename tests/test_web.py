@@ -606,3 +606,14 @@ async def test_web_upgrade_with_rejected_data_is_not_a_session(
             body += event.data
     body += event.data
     assert b"may not open this chat" in body
+
+
+async def test_web_http_oversized_head_gets_431(nursery: trio.Nursery, web: WebServer) -> None:
+    """Request headers past 16 KiB are refused with 431 as they arrive, not buffered on."""
+    client = open_web(nursery, web)
+    await client.send_all(b"GET / HTTP/1.1\r\nHost: chat.test\r\nX-Junk: " + b"x" * 20000)
+    data = b""
+    with trio.fail_after(WAIT):
+        while chunk := await client.receive_some():
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 431 ")
