@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from collections import deque
 from typing import Any
 
@@ -36,9 +37,10 @@ from tests.conftest import StartServer
 from tests.helpers import join
 from triochat.server import ChatServer
 from triochat.web import WebServer
-from triochat.web.frames import MessageLines, text_frames
+from triochat.web.frames import MessageLines, text_frames, written_lines
 from triochat.web.http import CSP, Assets, OriginPolicy, Reply, parse_origins, route
 from triochat.web.server import KEEPALIVE_TIMEOUT, REQUEST_TIMEOUT
+from triochat.web.stream import WebSocketStream
 
 HOST = "chat.test"  # the Host header every test request carries
 ORIGIN = f"http://{HOST}"  # so this is the page's own origin
@@ -617,3 +619,49 @@ async def test_web_http_oversized_head_gets_431(nursery: trio.Nursery, web: WebS
         while chunk := await client.receive_some():
             data += chunk
     assert data.startswith(b"HTTP/1.1 431 ")
+
+
+@given(st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), max_size=6))
+def test_web_written_lines_resumes_any_partial_write(lines: list[bytes]) -> None:
+    """Cut anywhere, the lines left plus the bytes to skip rebuild exactly the same frames."""
+    data = b"".join(line + b"\n" for line in lines)
+    frames, _ = text_frames(data)
+    for written in range(len(frames) + 1):
+        taken, skip = written_lines(data, written)
+        assert data[:taken].endswith(b"\n") or taken == 0
+        rest, _ = text_frames(data[taken:])
+        assert frames[:written] + rest[skip:] == frames
+
+
+async def test_web_direct_write_partial_then_writer_keeps_frames_whole() -> None:
+    """A direct write the kernel takes only part of, then send_all: the peer reads every line."""
+    ours, theirs = trio.socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    lines_out, client = _server_pair()
+    stream = WebSocketStream(trio.SocketStream(ours), lines_out.ws)
+    assert stream.can_try_send
+    sent = [f"{i:04d} ".encode() + b"x" * 700 for i in range(200)]
+    data = b"".join(line + b"\n" for line in sent)
+    taken = stream.try_send(data)
+    assert 0 < taken < len(data)  # the socket buffer took some of it, not all
+    assert data[:taken].endswith(b"\n")
+    received: list[bytes] = []
+    part = b""
+
+    async def read() -> None:
+        nonlocal part
+        while len(received) < len(sent):
+            client.receive_data(await theirs.recv(65536))
+            for event in client.events():
+                assert isinstance(event, TextMessage)
+                part += event.data.encode()
+                if event.message_finished:
+                    received.append(part)
+                    part = b""
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await stream.send_all(data[taken:])
+    assert received == sent
+    await stream.aclose()
+    theirs.close()

@@ -20,7 +20,8 @@ Rules of this module:
   with the code wsproto names.
 * Outgoing frames are built here, not by wsproto: a server's frames are unmasked and
   we never compress, so a text frame is a 2-, 4- or 10-byte header and the line.
-  That is the hot path of every broadcast to a browser.
+  That is the hot path of every broadcast to a browser. After a partial write,
+  :func:`written_lines` says which lines went out whole and how much of the next one.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from wsproto.events import (
     TextMessage,
 )
 
-__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "MessageLines", "Received", "text_frames"]
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_NORMAL",
+    "MessageLines",
+    "Received",
+    "text_frames",
+    "written_lines",
+]
 
 CLOSE_NORMAL: Final = 1000  # RFC 6455 7.4.1: the purpose is fulfilled
 CLOSE_GOING_AWAY: Final = 1001  # RFC 6455 7.4.1: the server is going down
@@ -68,6 +76,25 @@ def text_frames(data: bytes) -> tuple[bytes, bytes]:
             append(bytes((TEXT_FIN, LEN_64)) + size.to_bytes(8, "big"))
         append(line)
     return b"".join(parts), rest
+
+
+def written_lines(data: bytes, written: int) -> tuple[int, int]:
+    """How far ``written`` bytes of ``text_frames(data)[0]`` got, in terms of ``data``.
+
+    Returns the bytes of ``data`` whose frames went out whole (complete lines, newline
+    included) and how many bytes of the next line's frame went out already (the caller
+    skips those when it frames that line again). Only called after a partial write.
+    """
+    consumed = 0
+    frame_end = 0
+    for line in data.split(b"\n")[:-1]:
+        size = len(line)
+        frame = 0 if not size else size + (2 if size < LEN_16 else 4 if size < 65536 else 10)
+        if frame_end + frame > written:
+            return consumed, written - frame_end
+        frame_end += frame
+        consumed += size + 1
+    return consumed, 0
 
 
 @dataclass(slots=True)

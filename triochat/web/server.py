@@ -7,10 +7,11 @@ trio event loop, and serves each one in a single task:
    the package's files (:mod:`triochat.web.http`); anything else is a 404 or 405.
 2. **The upgrade.** ``GET /ws`` from an allowed origin (:class:`OriginPolicy`) is
    switched to a WebSocket (wsproto); a refused one gets a 403 and one log line.
-3. **The chat.** The same task then serves the WebSocket through
-   :meth:`ChatServer.serve_transport` as a :class:`~triochat.web.stream.WebSocketStream`:
-   from here on it is a member like any other, with the same rooms and limits
-   (``--max-clients`` and ``--max-per-address`` included).
+3. **The chat.** The same task then hands the WebSocket to
+   :meth:`ChatServer.serve_transport` as a
+   :class:`~triochat.web.transport.WebSocketTransport`: from here on it is a member
+   like any other, with the same rooms and limits (``--max-clients`` and
+   ``--max-per-address`` included).
 
 Rules of this module:
 
@@ -40,9 +41,9 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
-from triochat.server.transport import StreamTransport
 from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
 from triochat.web.stream import WebSocketStream
+from triochat.web.transport import WebSocketTransport
 
 __all__ = [
     "KEEPALIVE_TIMEOUT",
@@ -157,7 +158,7 @@ class WebServer:
             if websocket is None:
                 await trio.aclose_forcefully(stream)
         if websocket is not None:
-            await self.chat.serve_transport(StreamTransport(websocket), f"web {peer}", host)
+            await self.chat.serve_transport(WebSocketTransport(websocket), f"web {peer}", host)
 
     async def _serve_http(
         self, stream: trio.abc.Stream, conn_id: int, peer: str

@@ -16,16 +16,27 @@ limit, line limit, bounded outbox and "too slow" policy as a TCP member:
 One reader (the session) and one writer (the connection's writer task) use it at
 once; the reader's own replies (pongs, the answer to a close) take the same send lock
 as the writer, so frames never interleave.
+
+**The direct write.** Over plain TCP, :meth:`WebSocketStream.try_send` frames an idle
+member's lines and writes them at once through
+:class:`~triochat.server.transport.TcpTransport` (the one owner of descriptor I/O),
+as the chat server does for TCP members, instead of starting a writer task per batch:
+measured in docs/benchmarks.md (steady-mixed), the writer task per batch made a
+WebSocket member's latency ten times a TCP member's. If the kernel takes part of a
+frame, the lines before it count as sent, the rest goes back to the outbox, and the
+bytes of that frame already written are skipped when it is framed again.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 import trio
 from wsproto.connection import Connection
 
-from triochat.web.frames import CLOSE_NORMAL, MessageLines, text_frames
+from triochat.server.transport import TcpTransport
+from triochat.web.frames import CLOSE_NORMAL, MessageLines, text_frames, written_lines
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketStream"]
 
@@ -51,6 +62,18 @@ class WebSocketStream(trio.abc.Stream):
         self._send_lock = trio.StrictFIFOLock()
         self._eof = False
         self._closed = False
+        self._skip = 0  # bytes of the next line's frame already written (a partial write)
+        self._whole = True  # no frame was cut off mid-way (a cancelled or failed send)
+        self._direct = (
+            TcpTransport(transport_stream)
+            if os.name == "posix" and isinstance(transport_stream, trio.SocketStream)
+            else None
+        )
+
+    @property
+    def can_try_send(self) -> bool:
+        """Whether :meth:`try_send` can ever write (plain TCP underneath)."""
+        return self._direct is not None
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         """Received chat input (at most ``max_bytes``); ``b""`` once the peer closed."""
@@ -86,8 +109,32 @@ class WebSocketStream(trio.abc.Stream):
         if self._closed:
             raise trio.ClosedResourceError("the WebSocket was closed")
         frames, self._partial = text_frames(self._partial + bytes(data))
+        if self._skip:
+            frames, self._skip = frames[self._skip :], 0
         if frames and not self._eof:
             await self._send_raw(frames)
+
+    def try_send(self, data: bytes) -> int:
+        """Send whole lines without waiting; return how many bytes of ``data`` were taken.
+
+        0 means "use :meth:`send_all`": not plain TCP, a send in progress, or an
+        incomplete line. Raises ``OSError`` if the connection is broken.
+        """
+        if self._direct is None or self._closed or self._partial or self._send_lock.locked():
+            return 0
+        if self._eof:
+            return len(data)  # the peer has closed: dropped, as send_all does
+        if not data.endswith(b"\n"):
+            return 0
+        frames, _ = text_frames(data)
+        skip = self._skip
+        out = frames[skip:] if skip else frames
+        written = self._direct.try_write(out)
+        if written == len(out):
+            self._skip = 0
+            return len(data)
+        taken, self._skip = written_lines(data, skip + written)
+        return taken
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the connection underneath can take more."""
@@ -95,7 +142,9 @@ class WebSocketStream(trio.abc.Stream):
 
     async def _send_raw(self, data: bytes) -> None:
         async with self._send_lock:
+            self._whole = False
             await self.transport_stream.send_all(data)
+            self._whole = True
 
     async def aclose(self) -> None:
         """Close the WebSocket (close frame, the peer's answer), then the connection.
@@ -106,7 +155,8 @@ class WebSocketStream(trio.abc.Stream):
             return
         self._closed = True
         try:
-            frame = self._messages.close(CLOSE_NORMAL)
+            # After a frame cut off mid-way the peer could not read a close frame.
+            frame = self._messages.close(CLOSE_NORMAL) if self._whole and not self._skip else b""
             if frame:
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     await self._send_raw(frame)
