@@ -347,12 +347,17 @@ class ChatClient:
             raise AssertionError(f"{self.name} has unread events:{_listing(self._unread)}")
         await self.peer.quiet()
 
+    async def closed(self, timeout: float = LINE_TIMEOUT) -> list[JsonEvent]:
+        """Read until the server closes the connection; return every event left unread."""
+        arrived = [_parse(line) for line in await self.peer.closed(timeout)]
+        self.events.extend(arrived)
+        events, self._unread = self._unread + arrived, []
+        return events
+
     async def quit(self, timeout: float = LINE_TIMEOUT) -> list[JsonEvent]:
         """Send ``quit`` and read until the server closes; return the events left unread."""
         await self.send(type="quit")
-        events = self._unread + [_parse(line) for line in await self.peer.closed(timeout)]
-        self._unread = []
-        return events
+        return await self.closed(timeout)
 
     async def aclose(self) -> None:
         """Close the connection (the others see an ordinary leave)."""
