@@ -160,6 +160,7 @@ class Peer:
             nursery.cancel_scope.cancel()  # still waiting: nothing was there
         if received:
             data = received[0]
+            self._buffer.feed(data)  # still there for the test to read
             if not data:
                 self.eof = True
                 raise AssertionError("the server closed the connection")
@@ -245,6 +246,7 @@ class ChatClient:
         name: the name this member registered with.
         welcome: the server's ``welcome`` event.
         events: every event received, in order (consumed or not), for inspection.
+        current: the current room, as the events received so far say.
     """
 
     def __init__(self, peer: Peer, name: str, welcome: JsonEvent) -> None:
@@ -252,8 +254,10 @@ class ChatClient:
         self.peer = peer
         self.name = name
         self.welcome = welcome
-        self.events: list[JsonEvent] = [welcome]
+        self.events: list[JsonEvent] = []
+        self.current: str | None = None
         self._unread: list[JsonEvent] = []
+        self._received(welcome)
 
     @classmethod
     async def register(cls, peer: Peer, name: str, **hello: object) -> ChatClient:
@@ -277,8 +281,15 @@ class ChatClient:
 
         Returns your own ``join`` event (or, if you were in the room already, the
         ``current`` event). The room's ``topic`` and recent history follow, unread.
+
+        Raises:
+            ValueError: ``room`` is the current room already (as far as the events
+                received so far say): the server would not answer at all. Use
+                :meth:`send` to send such a request anyway.
         """
         name = room_name(room)
+        if name == self.current:
+            raise ValueError(f"{name} is already {self.name}'s current room")
         await self.send(type="join", room=name)
         joined: list[JsonEvent] = []
 
@@ -350,7 +361,8 @@ class ChatClient:
     async def closed(self, timeout: float = LINE_TIMEOUT) -> list[JsonEvent]:
         """Read until the server closes the connection; return every event left unread."""
         arrived = [_parse(line) for line in await self.peer.closed(timeout)]
-        self.events.extend(arrived)
+        for event in arrived:
+            self._received(event)
         events, self._unread = self._unread + arrived, []
         return events
 
@@ -362,6 +374,12 @@ class ChatClient:
     async def aclose(self) -> None:
         """Close the connection (the others see an ordinary leave)."""
         await self.peer.stream.aclose()
+
+    def _received(self, event: JsonEvent) -> None:
+        """Note an event as it arrives (whether a wait wants it or not)."""
+        self.events.append(event)
+        if event.get("type") in ("welcome", "current"):
+            self.current = event.get("room")
 
     async def _wait(
         self, want: Callable[[JsonEvent], bool], what: str, timeout: float, *, consume: bool
@@ -381,7 +399,7 @@ class ChatClient:
                             + _listing(self._unread[:index])
                         )
                     event = _parse(line)
-                    self.events.append(event)
+                    self._received(event)
                     self._unread.append(event)
                 event = self._unread[index]
                 if want(event):
