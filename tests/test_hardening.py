@@ -82,6 +82,7 @@ async def test_hardening_escapes_and_controls_are_removed_before_anyone_sees_the
     assert line == "<bob> hi red evilthere\ttab"
     await bob.send("\x1b[0m \x07 ")  # nothing left once cleaned: ignored, not an empty line
     await alice.quiet()
+    await bob.quiet()  # ignored means no error to the sender either
 
 
 async def test_hardening_flood_is_paced_not_dropped(
