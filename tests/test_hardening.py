@@ -12,6 +12,7 @@ import trio.testing
 from tests.conftest import StartServer
 from tests.helpers import BreakableStream, Peer, connect, join, join_json
 from triochat.server import ChatServer
+from triochat.testing import open_client
 
 
 async def test_hardening_overlong_line_is_discarded_and_next_line_works(
@@ -281,12 +282,11 @@ async def test_hardening_lone_surrogate_from_json_cannot_crash_the_room(
 ) -> None:
     """A JSON "\\ud800" escape (unencodable as UTF-8) is stripped; the room keeps working."""
     alice = await join(nursery, server, "alice")
-    jay = connect(nursery, server)
-    await jay.send_json(type="hello", name="jay")
-    await jay.event()
+    jay = await open_client(nursery, server, "jay")
     await alice.expect("*** jay joined (2 online)")
-    await jay.send('{"type": "say", "text": "a\\ud800b"}')
+    await jay.peer.send('{"type": "say", "text": "a\\ud800b"}')
     await alice.expect("<jay> ab")
+    assert (await jay.expect("say", from_="jay"))["text"] == "ab"
     await alice.send("/who")
     await alice.expect("*** online (2): alice, jay")
 
@@ -295,13 +295,12 @@ async def test_hardening_deeply_nested_json_is_an_error_not_a_disconnect(
     nursery: trio.Nursery, server: ChatServer
 ) -> None:
     """JSON nested thousands deep (RecursionError in the parser) gets bad-json; we stay."""
-    jay = connect(nursery, server)
-    await jay.send_json(type="hello", name="jay")
-    await jay.event()
-    await jay.send("[" * 4000)
-    assert (await jay.event())["code"] == "bad-json"
-    await jay.send_json(type="who")
-    assert (await jay.event())["names"] == ["jay"]
+    jay = await open_client(nursery, server, "jay")
+    await jay.peer.send("[" * 4000)
+    await jay.expect("error", code="bad-json")
+    await jay.send(type="who")
+    assert (await jay.expect("who"))["names"] == ["jay"]
+    await jay.quiet()
 
 
 async def test_hardening_malformed_json_hello_is_refused_in_json(
