@@ -68,6 +68,20 @@ async def test_chatclient_join_of_the_current_room_is_refused_at_once(
         await alice.join("Lobby")
 
 
+async def test_chatclient_join_after_parting_every_room(
+    triochat_server: ChatServer, triochat_client: ClientFactory
+) -> None:
+    """After parting its last room a member has no current room, and may join it again."""
+    alice = await triochat_client("alice")
+    await alice.part()
+    assert alice.current is None
+    await alice.send(type="who")
+    await alice.expect("error", code="no-room")
+    joined = await alice.join("#lobby")
+    assert (joined["type"], joined["room"], alice.current) == ("join", "#lobby", "#lobby")
+    await alice.quiet()
+
+
 async def test_chatclient_expect_timeout_lists_what_came_instead(
     autojump_clock: trio.testing.MockClock,
     triochat_server: ChatServer,

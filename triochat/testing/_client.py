@@ -175,8 +175,12 @@ class ChatClient:
     def _received(self, event: JsonEvent) -> None:
         """Note an event as it arrives (whether a wait wants it or not)."""
         self.events.append(event)
-        if event.get("type") in ("welcome", "current"):
+        kind = event.get("type")
+        if kind in ("welcome", "current"):
             self.current = event.get("room")
+        elif kind == "leave" and event.get("name") == self.name:
+            if event.get("room") == self.current:
+                self.current = None  # a current event follows, unless it was the last room
 
     async def _wait(
         self, want: Callable[[JsonEvent], bool], what: str, timeout: float, *, consume: bool
