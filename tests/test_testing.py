@@ -74,7 +74,8 @@ async def test_chatclient_join_after_parting_every_room(
     """After parting its last room a member has no current room, and may join it again."""
     alice = await triochat_client("alice")
     await alice.part()
-    assert alice.current is None
+    after_part = alice.current
+    assert after_part is None
     await alice.send(type="who")
     await alice.expect("error", code="no-room")
     joined = await alice.join("#lobby")

@@ -178,9 +178,11 @@ class ChatClient:
         kind = event.get("type")
         if kind in ("welcome", "current"):
             self.current = event.get("room")
-        elif kind == "leave" and event.get("name") == self.name:
-            if event.get("room") == self.current:
-                self.current = None  # a current event follows, unless it was the last room
+        elif kind == "leave" and (event.get("name"), event.get("room")) == (
+            self.name,
+            self.current,
+        ):
+            self.current = None  # a current event follows, unless it was the last room
 
     async def _wait(
         self, want: Callable[[JsonEvent], bool], what: str, timeout: float, *, consume: bool
