@@ -176,12 +176,10 @@ class ChatClient:
         """Note an event as it arrives (whether a wait wants it or not)."""
         self.events.append(event)
         kind = event.get("type")
+        mine = event.get("name") == self.name
         if kind in ("welcome", "current"):
             self.current = event.get("room")
-        elif kind == "leave" and (event.get("name"), event.get("room")) == (
-            self.name,
-            self.current,
-        ):
+        elif kind == "leave" and mine and event.get("room") == self.current:
             self.current = None  # a current event follows, unless it was the last room
 
     async def _wait(
