@@ -43,7 +43,7 @@ async def test_chatclient_join_say_part_round_trip(
     assert said["id"] == echo["id"]
     left = await bob.part("#dev")
     assert (left["type"], left["name"], left["reason"]) == ("leave", "bob", "part")
-    await alice.expect("leave", room="#dev", name="bob", reason="part", online=1)
+    await alice.expect(type="leave", room="#dev", name="bob", reason="part", online=1)  # (keyword)
     await alice.quiet()
 
 
@@ -286,18 +286,18 @@ async def test_peer_quiet_sees_an_unterminated_line() -> None:
 
 
 async def test_peer_quiet_over_tcp_asks_the_server(start_process: StartProcess) -> None:
-    """Over TCP quiet() cannot see the server settle: it asks /who and checks what comes first."""
+    """Over TCP quiet() cannot see the server settle: it asks, and checks what comes first."""
     server = await start_process()
     alice = await server.client("alice")
     carol = await server.join("carol")
-    await carol.quiet()  # plain mode: the /who reply was the next line
+    await carol.quiet()  # plain mode: the reply to /who was the next line
     await alice.expect("join", name="carol")
-    await alice.quiet()  # JSON mode: likewise
+    await alice.quiet()  # JSON mode: likewise, with a rooms request
     bob = await server.client("bob")
     await bob.say("in flight")  # handled: alice's copy is ahead of any later reply to her
     await alice.expect("join", name="bob")
     # Already read into the buffer, or still on its way: quiet() fails either way.
-    with pytest.raises(AssertionError, match=r"unread data|before the who reply") as failure:
+    with pytest.raises(AssertionError, match=r"unread data|before the rooms reply") as failure:
         await alice.quiet()
     assert '"in flight"' in str(failure.value)
 

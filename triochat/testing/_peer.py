@@ -111,10 +111,11 @@ class Peer:
         """Assert that nothing more has arrived, and nothing is on its way.
 
         In memory (the server in this trio run, with a memory store): wait until every
-        task is blocked, then look; no time passes, so no timer fires. Against a
-        server process that cannot be seen settling, so ask it: send ``/who`` (or its
-        JSON request) and check that its reply is the very next line. Whatever the
-        server had sent before answering, the answer comes after.
+        task is blocked, then look; no time passes, so no timer fires. A server
+        process cannot be seen settling, so ask it a question and check that the
+        answer is the very next line: whatever the server had sent before answering
+        comes first. The question is a ``rooms`` request in JSON mode (it has an
+        answer in any state) and ``/who`` in plain mode (which needs a current room).
         """
         self._assert_nothing_buffered()
         if self.remote:
@@ -147,12 +148,14 @@ class Peer:
             raise AssertionError(f"unread data: {line!r} (and maybe more)")
 
     async def _quiet_by_sentinel(self, timeout: float) -> None:
-        """Ask for the member list; fail if anything else comes back first."""
+        """Ask the server something; fail if anything else comes back first."""
         if self.mode == "json":
-            await self.send_json(type="who")
+            await self.send_json(type="rooms")
             event = await self.event(timeout)
-            if event.get("type") != "who":
-                raise AssertionError(f"unexpected event before the who reply: {show_event(event)}")
+            if event.get("type") != "rooms":
+                raise AssertionError(
+                    f"unexpected event before the rooms reply: {show_event(event)}"
+                )
         else:
             await self.send("/who")
             line = await self.line(timeout)
