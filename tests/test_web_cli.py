@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,23 +20,11 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
 
-from tests.procs import STARTUP_TIMEOUT, BlockingServer, triochat_command
+from tests.procs import STARTUP_TIMEOUT, BlockingServer, run_triochat
 from triochat.web.http import CSP
 
 IO_TIMEOUT: Final = 10.0  # seconds for any one read from the server
 SHUTDOWN_LIMIT: Final = 2.0  # seconds from SIGTERM to exit, browsers connected or not
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``triochat ARGS`` to completion, with no stdin and a timeout."""
-    return subprocess.run(
-        triochat_command(*args),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -157,7 +144,7 @@ def test_web_cli_web_port_in_use_is_one_line_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _run("server", "--port", "0", "--db", ":memory:", "--web-port", str(port))
+        result = run_triochat("server", "--port", "0", "--db", ":memory:", "--web-port", str(port))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -168,18 +155,18 @@ def test_web_cli_web_port_in_use_is_one_line_error(tmp_path: Path) -> None:
 
 def test_web_cli_bad_flags_are_usage_errors() -> None:
     """A bad --web-origin or --web-port is a usage error (exit 2) that names the flag."""
-    result = _run("server", "--web-origin", "chat.example.org")
+    result = run_triochat("server", "--web-origin", "chat.example.org")
     assert result.returncode == 2
     assert "--web-origin" in result.stderr
     assert "is not an origin" in result.stderr
-    result = _run("server", "--web-port", "http")
+    result = run_triochat("server", "--web-port", "http")
     assert result.returncode == 2
     assert "--web-port" in result.stderr
 
 
 def test_web_cli_help_names_the_default_web_port() -> None:
     """--help says where the page is by default: 30080 (a free port with --port 0)."""
-    result = _run("server", "--help")
+    result = run_triochat("server", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     assert "--web-port PORT|off" in text
