@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from triochat.config import ServerConfig
+from triochat.core import passwords
 from triochat.server import ChatServer
 
 StartServer = Callable[..., Awaitable[ChatServer]]
@@ -41,3 +42,13 @@ def start_server(nursery: trio.Nursery) -> StartServer:
 async def server(start_server: StartServer) -> ChatServer:
     """A server with the default configuration."""
     return await start_server()
+
+
+CHEAP_COST = passwords.Cost(n=2**4, r=8, p=1)  # microseconds per hash instead of ~0.1 s
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> passwords.Cost:
+    """Hash passwords at a trivial scrypt cost in this process (the format is the same)."""
+    monkeypatch.setattr(passwords, "DEFAULT_COST", CHEAP_COST)
+    return CHEAP_COST

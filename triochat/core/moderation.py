@@ -84,6 +84,8 @@ class Moderation:
         """Carry out an operator's command, or tell a non-operator it is not one."""
         if not self.access.is_op(member.account):
             verb = VERBS.get(type(command), "/locktopic")
+            if isinstance(command, LockTopic) and not command.locked:
+                verb = "/unlocktopic"
             text = f"only operators can use {verb}"
             if member.account is None:
                 text += " (if you are one, /login first)"
