@@ -30,9 +30,12 @@ def parse_duration(text: str) -> float | None:
 
 
 def format_duration(seconds: float) -> str:
-    """In the largest unit that divides it: ``600`` -> ``10m``, ``90`` -> ``90s``."""
+    """In the largest unit that divides it: ``600`` -> ``10m``, ``90`` -> ``90s``.
+
+    Weeks are shown in days: ``4w`` is ``28d``.
+    """
     whole = max(0, round(seconds))
-    for unit in ("w", "d", "h", "m"):
+    for unit in ("d", "h", "m"):  # not weeks: "7d" reads better than "1w"
         if whole and whole % UNITS[unit] == 0:
             return f"{whole // UNITS[unit]}{unit}"
     return f"{whole}s"
