@@ -123,12 +123,12 @@ class MemoryStore:
         return [self._ops[key] for key in sorted(self._ops)]
 
     def load_bans(self) -> list[BanRecord]:
-        """Return every ban, oldest first."""
-        return sorted(self._bans.values(), key=lambda ban: ban.ts)
+        """Return every ban, oldest first (then by target)."""
+        return sorted(self._bans.values(), key=lambda ban: (ban.ts, ban.target))
 
     def load_mutes(self) -> list[MuteRecord]:
-        """Return every mute, oldest first."""
-        return sorted(self._mutes.values(), key=lambda mute: mute.ts)
+        """Return every mute, oldest first (then by key)."""
+        return sorted(self._mutes.values(), key=lambda mute: (mute.ts, mute.key))
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """Return the last ``limit`` messages of ``room``, oldest first."""

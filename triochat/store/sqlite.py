@@ -330,15 +330,15 @@ class SQLiteStore:
         return [OpRecord(*row) for row in self._select("SELECT key, name FROM ops ORDER BY key")]
 
     def load_bans(self) -> list[BanRecord]:
-        """Return every ban, oldest first."""
-        rows = self._select(f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY ts")
+        """Return every ban, oldest first (then by target)."""
+        rows = self._select(f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY ts, target")
         return [BanRecord(*row) for row in rows]
 
     def load_mutes(self) -> list[MuteRecord]:
-        """Return every mute, oldest first."""
+        """Return every mute, oldest first (then by key)."""
         return [
             MuteRecord(*row)
-            for row in self._select(f"SELECT {_MUTE_COLUMNS} FROM mutes ORDER BY ts")
+            for row in self._select(f"SELECT {_MUTE_COLUMNS} FROM mutes ORDER BY ts, key")
         ]
 
     def _select(self, sql: str, params: tuple[str, ...] = ()) -> list[Any]:
