@@ -209,7 +209,13 @@ class Hub:
         for room in await self._call(self.store.load_rooms):
             recent = await self._call(self.store.recent, room.name, CACHE_MESSAGES)
             self.state.load_room(
-                room.name, room.last_id, room.topic, room.topic_by, room.topic_ts, recent
+                room.name,
+                room.last_id,
+                room.topic,
+                room.topic_by,
+                room.topic_ts,
+                recent,
+                topic_locked=room.topic_locked,
             )
         rooms = len(self.state.rooms)
         log.info("history: %d rooms loaded", rooms)
