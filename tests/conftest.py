@@ -1,19 +1,28 @@
-"""Fixtures for the server tests: a running ChatServer on the test's nursery."""
+"""Fixtures for the whole suite: a ChatServer on the test's nursery, or a server process.
+
+In memory: ``server`` / ``start_server`` (connect with tests.helpers). As a subprocess:
+``start_process`` (tests/procs.py). The fixtures that bot authors get from the
+installed pytest plugin (``triochat_server``, ``triochat_client``) work here too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from triochat.config import ServerConfig
+from tests.procs import ServerProcess
 from triochat.core import passwords
 from triochat.server import ChatServer
+from triochat.testing import open_test_server
+
+pytest_plugins = ["pytester"]  # tests/test_testing*.py run pytest on generated files
 
 StartServer = Callable[..., Awaitable[ChatServer]]
+StartProcess = Callable[..., Awaitable[ServerProcess]]
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +40,7 @@ def start_server(nursery: trio.Nursery) -> StartServer:
     """Start a server (room task only; connect with tests.helpers.connect) with overrides."""
 
     async def start(**overrides: Any) -> ChatServer:
-        server = ChatServer(ServerConfig(**overrides))
-        await nursery.start(server.run)
-        return server
+        return await open_test_server(nursery, **overrides)
 
     return start
 
@@ -42,6 +49,29 @@ def start_server(nursery: trio.Nursery) -> StartServer:
 async def server(start_server: StartServer) -> ChatServer:
     """A server with the default configuration."""
     return await start_server()
+
+
+@pytest.fixture
+async def start_process(tmp_path: Path) -> AsyncIterator[StartProcess]:
+    """Start ``triochat server`` processes, each stopped by PID when the test ends.
+
+    Takes ``ServerProcess.start``'s arguments. Logs go to ``tmp_path`` (``server-1.log``,
+    ...) unless the test asks for an unread pipe; teardown runs however the test ended.
+    """
+    started: list[ServerProcess] = []
+
+    async def start(*args: str, **options: Any) -> ServerProcess:
+        if not options.get("log_pipe"):
+            options.setdefault("log_path", tmp_path / f"server-{len(started) + 1}.log")
+        server = await ServerProcess.start(*args, **options)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            await server.stop()
 
 
 CHEAP_COST = passwords.Cost(n=2**4, r=8, p=1)  # microseconds per hash instead of ~0.1 s

@@ -29,8 +29,8 @@ from triochat.logs import (
     Repeats,
     renderer,
 )
-from triochat.server import ChatServer
 from triochat.server.hub import STATUS_EVERY
+from triochat.testing import open_test_server
 
 STOP_TIMEOUT: Final = 5.0  # seconds for a pipeline to write a few records to a pipe we read
 ISO_TIME: Final = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:[+-]\d\d:\d\d|Z)?"
@@ -274,8 +274,7 @@ async def test_server_accept_errors_are_rate_limited(
     nursery: trio.Nursery, autojump_clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Out of descriptors for 25 s: 3 error lines with counts, not one per retry (~250)."""
-    server = ChatServer(ServerConfig())
-    await nursery.start(server.run)
+    server = await open_test_server(nursery)
     listener = _ExhaustedListener()
     caplog.set_level(logging.ERROR, logger="triochat.server")
     with trio.move_on_after(25.0):
@@ -299,8 +298,7 @@ async def test_room_status_line_reports_dropped_records(
     """The periodic status line says how many log records were dropped so far."""
     monkeypatch.setattr("triochat.server.hub.dropped_records", lambda: 42)
     caplog.set_level(logging.INFO, logger="triochat.server.hub")
-    server = ChatServer(ServerConfig())
-    await nursery.start(server.run)
+    await open_test_server(nursery)
     await trio.sleep(STATUS_EVERY + 2 * ServerConfig().presence_interval)  # (virtual time)
     status = [r.getMessage() for r in caplog.records if r.getMessage().startswith("status:")]
     assert status

@@ -11,6 +11,7 @@ from tests.conftest import StartServer
 from tests.helpers import connect, join, join_json
 from triochat.core.events import HELP_LINES
 from triochat.server import ChatServer
+from triochat.testing import open_client
 
 
 async def test_room_join_welcomes_newcomer_and_tells_others(
@@ -46,19 +47,18 @@ async def test_room_order_is_the_same_for_everyone(
     nursery: trio.Nursery, server: ChatServer
 ) -> None:
     """Lines from several senders arrive at every member in one and the same order."""
-    members = [await join_json(nursery, server, name) for name in ("a", "b", "c")]
-    for peer in members:
-        await peer.send_json(type="say", text=f"one from {id(peer)}")
-        await peer.send_json(type="say", text=f"two from {id(peer)}")
+    members = [await open_client(nursery, server, name) for name in ("a", "b", "c")]
+    for member in members:
+        await member.send(type="say", text=f"one from {member.name}")
+        await member.send(type="say", text=f"two from {member.name}")
     seen: list[list[tuple[int, str]]] = []
-    for peer in members:
-        says: list[tuple[int, str]] = []
-        while len(says) < 6:  # skipping the join notices of later members
-            event = await peer.event()
-            if event["type"] == "say":
-                says.append((event["id"], event["text"]))
-        seen.append(says)
+    for member in members:
+        says = [await member.expect("say") for _ in range(6)]  # (skips later joins)
+        seen.append([(event["id"], event["text"]) for event in says])
     assert seen[0] == seen[1] == seen[2]
+    assert sorted(text for _, text in seen[0]) == sorted(
+        f"{n} from {m}" for n in ("one", "two") for m in "abc"
+    )
     assert [event_id for event_id, _ in seen[0]] == sorted(event_id for event_id, _ in seen[0])
 
 
@@ -66,16 +66,13 @@ async def test_room_json_sender_gets_own_events_with_increasing_ids(
     nursery: trio.Nursery, server: ChatServer
 ) -> None:
     """JSON members get their own chat back with the server's id and timestamp."""
-    alice = await join_json(nursery, server, "alice")
+    alice = await open_client(nursery, server, "alice")
     before = time.time()
-    await alice.send_json(type="say", text="first")
-    await alice.send_json(type="me", text="waves")
-    first = await alice.event()
+    first = await alice.say("first")
+    await alice.send(type="me", text="waves")
     second = await alice.event()
-    assert first["type"] == "say"
-    assert (first["from"], first["text"]) == ("alice", "first")
-    assert second["type"] == "me"
-    assert second["text"] == "waves"
+    assert (first["type"], first["from"], first["text"]) == ("say", "alice", "first")
+    assert (second["type"], second["from"], second["text"]) == ("me", "alice", "waves")
     assert second["id"] > first["id"]
     assert before - 1 <= first["ts"] <= time.time() + 1
     assert "history" not in first
@@ -228,15 +225,18 @@ async def test_room_json_hello_with_bad_name_is_refused(
 async def test_room_who_lists_everyone_sorted(nursery: trio.Nursery, server: ChatServer) -> None:
     """/who answers the asker only, with names sorted without regard to case."""
     carol = await join(nursery, server, "carol")
-    await join(nursery, server, "Bob")
-    alice = await join_json(nursery, server, "alice")
+    bob = await join(nursery, server, "Bob")
+    alice = await open_client(nursery, server, "alice")
     await carol.expect("*** Bob joined (2 online)", "*** alice joined (3 online)")
+    await bob.expect("*** alice joined (3 online)")
     await carol.send("/who")
     await carol.expect("*** online (3): alice, Bob, carol")
-    await alice.send_json(type="who")
-    event = await alice.event()
+    await alice.send(type="who")
+    event = await alice.expect("who")
     assert event["names"] == ["alice", "Bob", "carol"]
     assert event["online"] == 3
+    for peer in (alice, bob, carol):  # (the docstring's "only": nobody else got a reply)
+        await peer.quiet()
 
 
 async def test_room_me_is_an_action(nursery: trio.Nursery, server: ChatServer) -> None:
@@ -274,8 +274,12 @@ async def test_room_msg_to_unknown_user_is_an_error(
 ) -> None:
     """/msg to nobody tells the sender so and sends nothing else."""
     alice = await join(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
     await alice.send("/msg zed hi")
     await alice.expect("! no such user: zed")
+    await alice.quiet()  # (it never looked: "nothing else" was not checked)
+    await bob.quiet()
 
 
 async def test_room_history_is_replayed_and_marked(
@@ -309,7 +313,9 @@ async def test_room_history_zero_turns_replay_off(
     """--history 0 replays nothing."""
     server = await start_server(history=0)
     alice = await join(nursery, server, "alice")
+    carol = await open_client(nursery, server, "carol")
     await alice.send("forgotten")
+    await carol.expect("say", from_="alice", text="forgotten")  # said before bob comes
     bob = await join(nursery, server, "bob")
     await bob.quiet()
 
@@ -357,15 +363,15 @@ async def test_room_json_malformed_line_gets_error_and_stays(
     nursery: trio.Nursery, server: ChatServer
 ) -> None:
     """Bad JSON, unknown types and missing fields get error events; the connection stays."""
-    alice = await join_json(nursery, server, "alice")
-    await alice.send("{oops")
-    assert (await alice.event())["code"] == "bad-json"
-    await alice.send_json(type="dance")
-    assert (await alice.event())["code"] == "unknown-command"
-    await alice.send_json(type="say")
-    assert (await alice.event())["code"] == "bad-request"
-    await alice.send_json(type="say", text="still here")
-    assert (await alice.event())["text"] == "still here"
+    alice = await open_client(nursery, server, "alice")
+    await alice.peer.send("{oops")
+    await alice.expect("error", code="bad-json")
+    await alice.send(type="dance")
+    await alice.expect("error", code="unknown-command")
+    await alice.send(type="say")
+    await alice.expect("error", code="bad-request")
+    assert (await alice.say("still here"))["text"] == "still here"
+    await alice.quiet()  # one error each, nothing more
 
 
 async def test_room_presence_is_coalesced_in_large_rooms(
@@ -381,3 +387,19 @@ async def test_room_presence_is_coalesced_in_large_rooms(
     await alice.quiet()  # nothing announced one by one
     await alice.expect("*** 3 joined, 1 left (4 online)")
     await alice.quiet()
+
+
+async def test_room_join_of_the_current_room_is_answered(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """`/join #lobby` in #lobby was met with silence, in both modes: a client waited forever."""
+    alice = await join(nursery, server, "alice")
+    bob = await open_client(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
+    await bob.send(type="join", room="#lobby")
+    await bob.send(type="who")
+    reply = await bob.event()
+    assert (reply["type"], reply["room"]) == ("current", "#lobby"), "no reply to the JSON join"
+    await alice.send("/join #lobby")
+    await alice.send("/who")
+    assert await alice.line() == "*** #lobby is now your current room", "no reply to the /join"

@@ -936,9 +936,10 @@ class ChatState:
     def _join(self, member: Member, name: str, after: int | None) -> Query | None:
         room = self.rooms.get(name)
         if room is not None and name in member.rooms:
-            if member.current != name:
-                member.current = name
-                self._tell(member, Current(self._clock(), name))
+            # Already in it: it becomes (or stays) current, and the member is told so
+            # either way: a client waiting for a reply to its join gets one.
+            member.current = name
+            self._tell(member, Current(self._clock(), name))
             return None
         if len(member.rooms) >= self.limits.max_rooms_per_member:
             limit = self.limits.max_rooms_per_member
