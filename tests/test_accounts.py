@@ -23,7 +23,7 @@ from triochat.server import ChatServer
 from triochat.server import hub as hub_module
 from triochat.server.transport import StreamTransport
 from triochat.store import SQLiteStore
-from triochat.testing import Peer, join, join_json
+from triochat.testing import Peer, join, join_json, open_test_server
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -238,8 +238,7 @@ async def test_moderation_bans_mutes_accounts_and_locks_survive_a_restart(
     """Everything moderation and accounts store is there after a restart."""
     db = tmp_path / "chat.db"
     config = ServerConfig(ops=("bob",))
-    first = ChatServer(config, SQLiteStore.open(db))
-    await nursery.start(first.run)
+    first = await open_test_server(nursery, config=config, store=SQLiteStore.open(db))
     bob = connect_from(nursery, first, "127.0.0.1")
     await register(bob, "bob")
     await register(connect_from(nursery, first, "127.0.0.1"), "alice")
@@ -250,8 +249,7 @@ async def test_moderation_bans_mutes_accounts_and_locks_survive_a_restart(
         pass
     await first.shutdown()
 
-    second = ChatServer(config, SQLiteStore.open(db))
-    await nursery.start(second.run)
+    second = await open_test_server(nursery, config=config, store=SQLiteStore.open(db))
     troll = connect_from(nursery, second, "127.0.0.1")
     await troll.send("/nick troll")
     await troll.line()

@@ -5,28 +5,17 @@ The server hashes at its real cost here (about 0.1 s a password).
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.procs import STARTUP_TIMEOUT, ServerProcess, start_server, triochat_command
+from tests.conftest import StartProcess
+from tests.procs import ServerProcess, run_triochat
 from triochat.testing import Peer
 
 BANNED_LOCAL = "127.0.0.2"  # a second loopback address (Linux routes all of 127/8 to lo)
 SERVER_PASSWORD = "open sesame"
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        triochat_command(*args),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty"])
@@ -37,7 +26,7 @@ def test_accounts_cli_bad_password_file_is_one_line_and_exit_1(
     path = tmp_path / "secret"
     if problem == "empty":
         path.write_text("\nsecond line\n")
-    result = _run("server", "--port", "0", "--db", ":memory:", "--password-file", str(path))
+    result = run_triochat("server", "--port", "0", "--db", ":memory:", "--password-file", str(path))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -48,7 +37,7 @@ def test_accounts_cli_bad_password_file_is_one_line_and_exit_1(
 
 def test_accounts_cli_bad_op_name_is_a_usage_error() -> None:
     """--op takes a valid name; anything else is exit 2 with the reason."""
-    result = _run("server", "--op", "not a name")
+    result = run_triochat("server", "--op", "not a name")
     assert result.returncode == 2
     assert "argument --op" in result.stderr
     assert "Traceback" not in result.stderr
@@ -56,15 +45,22 @@ def test_accounts_cli_bad_op_name_is_a_usage_error() -> None:
 
 def test_accounts_cli_help_names_the_account_flags() -> None:
     """`triochat server --help` documents --op and --password-file."""
-    result = _run("server", "--help")
+    result = run_triochat("server", "--help")
     assert "--op NAME" in result.stdout
     assert "--password-file FILE" in result.stdout
 
 
+async def _connect(server: ServerProcess, local: str | None = None) -> Peer:
+    """A TCP connection to ``server`` from the loopback address ``local`` (closed by stop())."""
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port, local_address=local)
+    peer = Peer(stream, remote=True)
+    server.peers.append(peer)
+    return peer
+
+
 async def _enter(server: ServerProcess, name: str, *, local: str | None = None) -> Peer:
     """Connect (from ``local``), give the server password, and join as ``name``."""
-    peer = Peer(await trio.open_tcp_stream("127.0.0.1", server.port, local_address=local))
-    server.peers.append(peer)
+    peer = await _connect(server, local)
     await peer.send(f"/pass {SERVER_PASSWORD}")
     await peer.send(f"/nick {name}")
     assert (await peer.line()).startswith(f"*** welcome, {name}!")
@@ -72,14 +68,14 @@ async def _enter(server: ServerProcess, name: str, *, local: str | None = None) 
 
 
 async def test_accounts_cli_private_server_ops_and_a_ban_that_outlives_a_restart(
-    tmp_path: Path,
+    tmp_path: Path, start_process: StartProcess
 ) -> None:
     """--password-file and --op over real sockets; a banned address is refused at accept,
     before and after a restart; no password ever reaches the log."""
     secret = tmp_path / "secret"
     secret.write_text(SERVER_PASSWORD + "\n")
     args = ["--db", str(tmp_path / "chat.db"), "--op", "bob", "--password-file", str(secret)]
-    server = await start_server(args, str(tmp_path), name="first")
+    server = await start_process(*args)
     try:
         outsider = await server.connect()
         await outsider.send("/nick zed")
@@ -102,12 +98,9 @@ async def test_accounts_cli_private_server_ops_and_a_ban_that_outlives_a_restart
     assert "correct-horse" not in log
     assert SERVER_PASSWORD not in log
 
-    server = await start_server(args, str(tmp_path), name="second")
+    server = await start_process(*args)
     try:
-        again = Peer(
-            await trio.open_tcp_stream("127.0.0.1", server.port, local_address=BANNED_LOCAL)
-        )
-        server.peers.append(again)
+        again = await _connect(server, BANNED_LOCAL)
         (line,) = await again.closed()
         assert line.startswith("! you are banned from this server until ")
         bob = await _enter(server, "guest-bob")
