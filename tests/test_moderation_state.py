@@ -262,3 +262,14 @@ def test_moderation_operators_see_their_commands_in_help() -> None:
     desk.state.handle(bob, parse("/help"))
     assert not any("/kick" in line for line in a.lines())
     assert any("/kick" in line for line in b.lines())
+
+
+def test_moderation_unregistered_op_flag_is_warned_about_by_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At start-up, an --op name nobody registered is logged as it was given."""
+    desk = Desk(ops=("Carol", "bob"))
+    caplog.set_level(logging.WARNING)
+    desk.state.load_access(["bob"], [], [], [])
+    (record,) = caplog.records
+    assert record.getMessage().startswith("--op Carol: no account of that name is registered")

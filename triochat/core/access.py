@@ -78,7 +78,8 @@ class Access:
 
     def __init__(self, config_ops: Iterable[str] = ()) -> None:
         """``config_ops`` are the names given with ``--op``."""
-        self.config_ops: frozenset[str] = frozenset(name_key(name) for name in config_ops)
+        self.config_op_names = {name_key(name): name for name in config_ops}  # key -> as given
+        self.config_ops: frozenset[str] = frozenset(self.config_op_names)
         self._accounts: dict[str, int] = {}  # name key -> generation (bumped on each change)
         self._generation = 0
         self.ops: dict[str, OpRecord] = {}  # made with /op (stored)

@@ -318,12 +318,12 @@ class ChatState:
     ) -> None:
         """Restore registered names (their keys), operators, bans and mutes from the store."""
         self.access.load(accounts, ops, bans, mutes)
-        for key in sorted(self.access.config_ops):
+        for key, name in sorted(self.access.config_op_names.items()):
             if not self.access.registered(key):
                 log.warning(
                     "--op %s: no account of that name is registered, so it has no powers; "
                     "register it at once (anyone who registers it becomes an operator)",
-                    key,
+                    name,
                 )
 
     # -- who is here ------------------------------------------------------------------
