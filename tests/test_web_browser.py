@@ -424,6 +424,23 @@ def test_web_browser_typed_commands_become_requests(browser: Any, chat: Blocking
         "/msg bob lunch at noon": {"type": "msg", "to": "bob", "text": "lunch at noon"},
         "/NICK robert": {"type": "nick", "name": "robert"},
         "/rooms": {"type": "rooms"},
+        "/register correct-horse": {"type": "register", "password": "correct-horse"},
+        "/login alice correct-horse": {
+            "type": "login",
+            "name": "alice",
+            "password": "correct-horse",
+        },
+        "/password old-one new-one": {"type": "password", "old": "old-one", "new": "new-one"},
+        "/ban bob 2h spamming links": {
+            "type": "ban",
+            "target": "bob",
+            "duration": "2h",
+            "reason": "spamming links",
+        },
+        "/ban 10.0.0.0/8": {"type": "ban", "target": "10.0.0.0/8"},
+        "/mute bob 10m": {"type": "mute", "name": "bob", "duration": "10m"},
+        "/op carol": {"type": "op", "name": "carol"},
+        "/locktopic": {"type": "topic-lock", "room": "#dev", "locked": True},
     }
     got = page.evaluate(
         """async (lines) => {
@@ -530,3 +547,28 @@ def test_web_browser_screenshot(browser: Any, tmp_path: Path, terminals: list[Te
         assert json.loads(json.dumps(alice.problems)) == []
     finally:
         server.stop()
+
+
+def test_web_browser_registered_name_reconnects_with_its_password(
+    browser: Any, tmp_path: Path
+) -> None:
+    """After /register the tab keeps the password in memory and resumes with it."""
+    first = start(tmp_path)
+    try:
+        alice = tab(browser, first.web_url, "alice")
+        type_line(alice, "/register correct-horse-battery")
+        wait_text(alice, "the name alice is registered to you")
+        port, web_port = first.port, first.web_port
+        assert first.stop() == 0
+        alice.locator("#status", has_text="reconnecting").wait_for()
+        second = start(tmp_path, "--web-port", str(web_port), name="second", port=port)
+        try:
+            alice.locator("#status", has_text="reconnected").wait_for()
+            type_line(alice, "still me")
+            wait_text(alice, "still me")
+            assert alice.locator("#login").is_hidden()
+            assert "correct-horse" not in alice.evaluate("JSON.stringify(localStorage)")
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -16,7 +16,9 @@ const OLDER_PAGE = 50; // messages per "load older"
 const QUIET_REASONS = new Set(["quit", "closed", ""]); // leaves not worth a reason
 const NEAR_BOTTOM_PX = 48; // follow new lines if the log is scrolled this close to the end
 const INPUT_HISTORY = 100; // sent lines that Up can recall
-const LOGIN_ERRORS = new Set(["bad-name", "name-taken"]);
+// Refusals of a hello that may pass by themselves: a reconnect keeps trying through them
+// (the server may still hold our old connection); any other refusal stops and asks.
+const RETRY_ERRORS = new Set(["name-taken", "try-again", "server-busy", "accounts-unavailable"]);
 const JOIN_FAILURES = new Set(["bad-room", "too-many-rooms", "no-such-room"]); // answers to a join
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +27,9 @@ const ui = {
   loginForm: $("login-form"),
   name: $("name"),
   loginError: $("login-error"),
+  password: $("password"),
+  serverPassword: $("server-password"),
+  serverPasswordRow: $("server-password-row"),
   app: $("app"),
   menu: $("menu"),
   side: $("side"),
@@ -49,6 +54,9 @@ const state = {
   everWelcomed: false, // on any connection: later ones resume
   resume: null, // {current, missed, marker} while a resume is replaying
   pendingJoin: null, // {room, previous}: typed /join, shown at once, not yet confirmed
+  password: "", // the account's, once accepted: memory only, for the reconnecting hello
+  pendingPassword: null, // carried by a /register, /login or /password not yet answered
+  serverPassword: "", // a private server's (--password-file), when it asked for one
   sent: [], // lines typed, for Up/Down
   recall: -1,
   countdown: null,
@@ -379,15 +387,17 @@ function finishResume() {
 }
 
 function onError(event) {
-  if (!state.welcomed && LOGIN_ERRORS.has(event.code)) {
-    if (!state.everWelcomed) {
-      socket.stop();
-      showLogin(String(event.text));
+  if (!state.welcomed) {
+    // The hello was refused (the server closes the connection).
+    if (state.everWelcomed && RETRY_ERRORS.has(event.code)) {
+      setStatus(`${event.text}; reconnecting…`, "warn");
       return;
     }
-    setStatus(`the server still has ${state.me}; reconnecting…`, "warn");
+    socket.stop();
+    showLogin(String(event.text), event.code === "server-password");
     return;
   }
+  if (event.code === "bad-password" || event.code === "weak-password") state.pendingPassword = null;
   if (JOIN_FAILURES.has(event.code) && state.pendingJoin) {
     const { room, previous } = state.pendingJoin;
     state.pendingJoin = null;
@@ -423,6 +433,19 @@ const HANDLERS = {
     show(noticeLine(event.ts, `${event.skipped} older messages were not replayed; load older to see them`), event.room);
   },
   error: onError,
+  account: (event) => {
+    // Registered, logged in or changed: the password now works; a reconnect sends it.
+    if (state.pendingPassword !== null) state.password = state.pendingPassword;
+    state.pendingPassword = null;
+    show(noticeLine(event.ts, String(event.text ?? `account: ${event.action}`)));
+  },
+  bans: (event) => {
+    const bans = Array.isArray(event.bans) ? event.bans : [];
+    show(noticeLine(event.ts, `bans (${bans.length}):`));
+    for (const ban of bans) {
+      show(noticeLine(event.ts, `  ${ban.target} (by ${ban.by})${ban.reason ? `: ${ban.reason}` : ""}`));
+    }
+  },
   shutdown: (event) => {
     show(noticeLine(event.ts, String(event.text ?? "server is shutting down")));
     setStatus("the server is shutting down", "warn");
@@ -433,6 +456,8 @@ const HANDLERS = {
 
 function hello() {
   const request = { type: "hello", name: state.me };
+  if (state.password) request.password = state.password;
+  if (state.serverPassword) request.server_password = state.serverPassword;
   state.welcomed = false;
   if (state.everWelcomed) {
     const since = {};
@@ -463,6 +488,7 @@ const socket = new ChatSocket(
     onEvent(event) {
       const handler = HANDLERS[event.type];
       if (handler) handler(event);
+      else if (typeof event.text === "string") show(noticeLine(event.ts, event.text)); // mod, newer
     },
     onText(text) {
       show(errorLine(undefined, text.replace(/^! /, "")));
@@ -520,6 +546,7 @@ function submit(line) {
     }
     return;
   }
+  if (parsed.password) state.pendingPassword = parsed.password;
   if (request.type === "join" && roomName(request.room)) {
     // What is typed next goes to the new room, even before the server answers.
     const room = roomName(request.room);
@@ -593,10 +620,11 @@ ui.log.addEventListener("scroll", () => {
 
 // -- the name prompt ---------------------------------------------------------------------
 
-function showLogin(error = "") {
+function showLogin(error = "", askServerPassword = false) {
   ui.app.hidden = true;
   ui.login.hidden = false;
   ui.loginError.textContent = error;
+  if (askServerPassword) ui.serverPasswordRow.hidden = false;
   ui.name.value = localStorage.getItem(NAME_KEY) ?? "";
   ui.name.focus();
   ui.name.select();
@@ -611,6 +639,9 @@ ui.loginForm.addEventListener("submit", (e) => {
   }
   localStorage.setItem(NAME_KEY, name);
   state.me = name;
+  state.password = ui.password.value;
+  state.serverPassword = ui.serverPassword.value;
+  ui.password.value = "";
   ui.login.hidden = true;
   ui.app.hidden = false;
   ui.roomTitle.textContent = "";

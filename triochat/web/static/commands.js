@@ -5,6 +5,7 @@
 export const HISTORY_DEFAULT = 20; // /history without N, as on the server
 export const HISTORY_MAX = 200; // the server's upper bound for one /history
 
+const DURATION_RE = /^\d+[smhdw]$/; // 30s, 10m, 2h, 7d, 4w
 const ROOM_RE = /^#?([a-z0-9_.-]{1,32})$/; // docs/protocol.md, Rooms (case-insensitive)
 
 /** The room `text` names (`Dev` is `#dev`), or null if it is not a room name. */
@@ -23,7 +24,9 @@ function splitWord(text) {
  * @param {string} line what was typed
  * @param {string|null} room the current room (named in every request, so a line typed
  *   just before the server moves you elsewhere cannot land in the wrong room)
- * @returns {{request?: object, error?: string, quit?: boolean} | null} null: nothing to do
+ * @returns {{request?: object, error?: string, quit?: boolean, password?: string} | null}
+ *   null: nothing to do; `password`: the account password the request carries (kept
+ *   in memory for reconnecting once the server accepts it)
  */
 export function parseLine(line, room) {
   const text = line.trim();
@@ -59,6 +62,51 @@ export function parseLine(line, room) {
     }
     case "nick":
       return rest ? { request: { type: "nick", name: rest } } : { error: "usage: /nick NAME" };
+    case "register":
+      return rest && !/\s/.test(rest)
+        ? { request: { type: "register", password: rest }, password: rest }
+        : { error: "usage: /register PASSWORD" };
+    case "login": {
+      const [name, password] = splitWord(rest);
+      return name && password && !/\s/.test(password)
+        ? { request: { type: "login", name, password }, password }
+        : { error: "usage: /login NAME PASSWORD" };
+    }
+    case "password": {
+      const [old, now] = splitWord(rest);
+      return old && now && !/\s/.test(now)
+        ? { request: { type: "password", old, new: now }, password: now }
+        : { error: "usage: /password OLD NEW" };
+    }
+    // Operators (docs/protocol.md, Operators); the server says if you are not one.
+    case "kick": {
+      const [name, reason] = splitWord(rest);
+      return name ? { request: { type: "kick", name, ...(reason ? { reason } : {}) } } : { error: "usage: /kick NAME [REASON]" };
+    }
+    case "ban": {
+      const [target, more] = splitWord(rest);
+      if (!target) return { error: "usage: /ban TARGET [DURATION] [REASON]" };
+      const [first, after] = splitWord(more);
+      const duration = DURATION_RE.test(first) ? first : "";
+      const reason = duration ? after : more;
+      return { request: { type: "ban", target, ...(duration ? { duration } : {}), ...(reason ? { reason } : {}) } };
+    }
+    case "mute": {
+      const [name, duration] = splitWord(rest);
+      return name ? { request: { type: "mute", name, ...(duration ? { duration } : {}) } } : { error: "usage: /mute NAME [DURATION]" };
+    }
+    case "unban":
+      return rest ? { request: { type: "unban", target: rest } } : { error: "usage: /unban TARGET" };
+    case "unmute":
+    case "op":
+    case "deop":
+    case "drop":
+      return rest ? { request: { type: verb, name: rest } } : { error: `usage: /${verb} NAME` };
+    case "bans":
+      return { request: { type: "bans" } };
+    case "locktopic":
+    case "unlocktopic":
+      return { request: { type: "topic-lock", ...(rest ? { room: rest } : here), locked: verb === "locktopic" } };
     case "help":
       return { request: { type: "help" } };
     case "quit":
