@@ -204,6 +204,7 @@ def test_web_browser_two_tabs_and_a_terminal_talk(
     wait_text(bob, "hi tabs, from nc")
     type_line(bob, "/me waves")
     wait_text(alice, "* bob waves")
+    wait_text(bob, "* bob waves")
     carol.wait_for("* bob waves")
     assert log_lines(alice)[-3:] == log_lines(bob)[-3:]  # the same order everywhere
     alice.locator("#people li", has_text="carol").wait_for()
