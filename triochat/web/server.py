@@ -168,12 +168,14 @@ class WebServer:
         wait = REQUEST_TIMEOUT  # for the first request; then the keep-alive idle time
         while True:
             with trio.move_on_after(wait) as idle:
+                bad: Reply | None = None
                 try:
                     event = await _next_event(http, stream)
                 except h11.RemoteProtocolError as exc:  # not HTTP, or a head too large
+                    bad = refusal(exc.error_status_hint, f"bad request: {exc}")
+                if bad is not None:
                     if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                        reply = refusal(exc.error_status_hint, f"bad request: {exc}")
-                        await _send_reply(http, stream, reply)
+                        await _send_reply(http, stream, bad)
                     return None
             if idle.cancelled_caught:
                 return None
