@@ -13,16 +13,30 @@ The servers are triochat (``python -m triochat server``), ``scripts/ref_asyncio.
 (asyncio streams, ``write`` + ``await drain()``) and ``scripts/ref_threaded.py`` (one
 thread per client, blocking ``sendall`` under one lock).
 
-Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
+**History store.** Every triochat run names its store with ``--db``, so nothing is
+ever written to (or replayed from) the user's own database:
+
+- ``triochat`` (and every label without ``-sqlite``) runs with ``--db :memory:``, the
+  server as it was measured before it kept history;
+- ``triochat-sqlite`` runs with a fresh SQLite file (the default store, in a new
+  temporary folder under ``--db-dir``, deleted after the run). After the server has
+  stopped, the file's size and its number of stored messages are added to the result.
+
+Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
 
 ``burst``            50 receivers + 5 senders, 2000 lines each as fast as possible:
-                     deliveries/s, loss, p50/p99 latency.
+                     deliveries/s, loss, p50/p99 latency. triochat in memory and with
+                     SQLite, back to back.
 ``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency and
-                     server CPU%.
+                     server CPU%. triochat in memory and with SQLite, back to back.
 ``steady-defaults``  triochat with its default flags (5 lines/s per client after a burst
-                     of 20): all 55 clients send 4 lines/s (220 lines/s in total).
+                     of 20): all 55 clients send 4 lines/s (220 lines/s in total); in
+                     memory and with SQLite (the default store).
 ``idle-1000``, ``idle-5000``  N idle connections: join time, RSS per connection,
-                     one line's time to reach all of them.
+                     one line's time to reach all of them. triochat in memory, with
+                     SQLite, and ``triochat-heap``: in memory under
+                     ``scripts/traced_server.py`` (tracemalloc), for the Python heap per
+                     connection (its own RSS and join time are inflated by tracing).
 ``slow-reader``      1000 lines/s of 1000-byte lines; then a client with a tiny receive
                      buffer joins and never reads: others' p99 before/during, server RSS
                      growth, and whether the slow client was disconnected.
@@ -36,6 +50,12 @@ Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
                      as fast as the server reads and never read: server RSS growth
                      over 10 s, and whether (and when) every one was disconnected.
 
+``--baseline DIR`` adds runs of another checkout of triochat (the package folder's
+parent, e.g. ``git worktree add --detach DIR REV``) to ``burst``, ``steady`` and the
+idle scenarios, labelled ``baseline`` and ``baseline-heap``: "per connection
+unchanged" is then judged against a reference measured in the same run. A baseline
+without ``--db`` runs without it (it kept no history).
+
 triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
 (flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
 ``slow-reader`` (the default queue, 1024 events or 1 MiB, decides when "too slow"
@@ -48,9 +68,10 @@ of 1 MiB everywhere: measured, a ``burst`` round never queues 64 KiB for one mem
 Its log goes to a file (read at the end), at ``--log-level warning`` except in
 ``join-cpu``, which sets the level itself (or leaves the default).
 
-It prints a table, whether each target of issue 4 is met (a miss never makes the exit
-status non-zero), one JSON line per scenario, and draws a chart (``--chart``).
-Everything runs under timeouts; nothing is left running.
+It prints a table, whether each target is met (issue 4: triochat against the
+references; issue 8: SQLite against memory, heap per idle connection; a miss never
+makes the exit status non-zero), one JSON line per scenario, and draws a chart
+(``--chart``). Everything runs under timeouts; nothing is left running.
 """
 
 from __future__ import annotations
@@ -66,6 +87,7 @@ import platform
 import queue
 import re
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -74,7 +96,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 SCRIPTS: Final[Path] = ROOT / "scripts"
@@ -97,6 +119,30 @@ JOIN_CPU_RATIO: Final[float] = 1.3  # join-cpu: CPU at the default log level <= 
 JOIN_CPU_CONNS: Final[int] = 5000  # join-cpu: joins in a full run (the target is for 5000)
 QUIET: Final[tuple[str, ...]] = ("--log-level", "warning")  # triochat's level unless a run sets it
 WHO_RSS_BOUND_MB: Final[float] = 24.0  # who-amplification: 10 x 1 MiB queues, 2x slack
+IN_MEMORY: Final[str] = ":memory:"  # triochat's --db for no database (SQLite's spelling)
+TEMP_DB_SHOWN: Final[str] = "<fresh temporary file>"  # the SQLite path as results show it
+SQLITE_BURST_MIN: Final[float] = 0.8  # issue 8: burst deliveries/s with SQLite >= 80 % of memory
+SQLITE_P99_MAX: Final[float] = 1.5  # issue 8: steady p99 with SQLite <= 1.5x memory's
+IDLE_SAME_MAX: Final[float] = 1.1  # "per connection unchanged": at most 10 % more than the
+# reference in the same run (RSS/conn moves by about that between identical runs here)
+IDLE_HEAP_MAX_KB: Final[float] = 6.0  # issue 8: traced heap per idle connection stays 5-6 KB
+
+Store = Literal["memory", "sqlite"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One labelled triochat run of a scenario, on top of the scenario's triochat flags."""
+
+    label: str
+    flags: tuple[str, ...] = ()
+    store: Store = "memory"  # memory: --db :memory:; sqlite: a fresh temporary file
+    traced: bool = False  # under scripts/traced_server.py: heap figures (slower, more RSS)
+    baseline: bool = False  # also run the --baseline checkout like this, when one is given
+
+
+IN_MEMORY_RUN: Final = Variant("triochat")
+SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite")
 
 
 @dataclass(frozen=True)
@@ -109,11 +155,29 @@ class Scenario:
     quick: tuple[str, ...]
     triochat_flags: tuple[str, ...]
     timeout_s: float  # the load generator's own deadline
-    # Instead of one run per server: labelled triochat runs, each with these extra flags
-    # (join-cpu compares triochat with itself at two log levels).
-    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The triochat runs, each labelled, with its extra flags and store; the references in
+    # ``servers`` run once each, after them.
+    variants: tuple[Variant, ...] = (IN_MEMORY_RUN,)
     servers: tuple[str, ...] = ALL_SERVERS  # the servers that can run it
+    sets_log_level: bool = False  # the variants choose triochat's log level (join-cpu)
 
+
+@dataclass(frozen=True)
+class Run:
+    """One server run of a scenario: a reference server, or one triochat variant."""
+
+    label: str
+    server: str
+    variant: Variant | None = None  # None for a reference server
+    src: Path | None = None  # the folder holding the triochat package (None: this one)
+
+
+THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN)
+IDLE_RUNS: Final = (
+    Variant("triochat", baseline=True),
+    SQLITE_RUN,
+    Variant("triochat-heap", traced=True, baseline=True),
+)
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
     Scenario(
@@ -123,6 +187,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("burst", "--receivers", "50", "--senders", "5", "--lines", "1000", "--rounds", "2"),
         TUNED,
         90.0,
+        variants=THROUGHPUT_RUNS,
     ),
     Scenario(
         "steady",
@@ -131,6 +196,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("steady", "--rate", "1000", "--warmup", "0.5", "--duration", "1.5"),
         TUNED,
         60.0,
+        variants=THROUGHPUT_RUNS,
     ),
     Scenario(
         "steady-defaults",
@@ -139,6 +205,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("steady", "--all-send", "--rate", "220", "--warmup", "0.5", "--duration", "1.5"),
         (),
         60.0,
+        variants=(IN_MEMORY_RUN, SQLITE_RUN),
     ),
     Scenario(
         "idle-1000",
@@ -147,6 +214,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("idle", "--conns", "200", "--join-deadline", "5"),
         ("--max-clients", "6000"),
         120.0,
+        variants=IDLE_RUNS,
     ),
     Scenario(
         "idle-5000",
@@ -155,6 +223,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("idle", "--conns", "500", "--join-deadline", "5"),
         ("--max-clients", "6000"),
         150.0,
+        variants=IDLE_RUNS,
     ),
     Scenario(
         "slow-reader",
@@ -171,7 +240,9 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("joins", "--conns", "1000", "--join-deadline", "15"),
         ("--max-clients", "6000"),
         150.0,
-        variants=(("triochat", ()), ("triochat-warning", QUIET)),
+        variants=(Variant("triochat"), Variant("triochat-warning", QUIET)),
+        servers=("triochat",),
+        sets_log_level=True,
     ),
     Scenario(
         "who-amplification",
@@ -185,14 +256,62 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
 )
 
 
-def server_command(server: str, flags: Sequence[str], quiet: bool = True) -> list[str]:
+def plan(scenario: Scenario, servers: Sequence[str], baseline: Path | None) -> list[Run]:
+    """The runs of ``scenario`` on ``servers``: triochat's variants first, back to back.
+
+    Each ``--baseline`` run follows the variant it copies, so the two are measured as
+    close together in time as possible.
+    """
+    runs: list[Run] = []
+    if "triochat" in servers and "triochat" in scenario.servers:
+        for v in scenario.variants:
+            runs.append(Run(v.label, "triochat", v))
+            if baseline is not None and v.baseline:
+                label = v.label.replace("triochat", "baseline", 1)
+                runs.append(Run(label, "triochat", v, baseline))
+    runs.extend(Run(s, s) for s in servers if s != "triochat" and s in scenario.servers)
+    return runs
+
+
+def python_path(src: Path | None) -> dict[str, str]:
+    """The environment for a triochat process that imports the package from ``src``."""
+    env = dict(os.environ)
+    folder = str(src or ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
+    return env
+
+
+@functools.cache
+def accepts_db(src: Path | None) -> bool:
+    """Whether that checkout's ``triochat server`` has ``--db`` (a baseline may not)."""
+    if src is None:
+        return True
+    done = subprocess.run(
+        [sys.executable, "-m", "triochat", "server", "--help"],
+        capture_output=True,
+        cwd=src,
+        env=python_path(src),
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    return b"--db" in done.stdout
+
+
+def server_command(
+    server: str, flags: Sequence[str], quiet: bool = True, heap_report: Path | None = None
+) -> list[str]:
     """The command line that starts ``server`` on an ephemeral loopback port.
 
-    triochat logs at ``warning`` when ``quiet``; otherwise ``flags`` decide.
+    triochat logs at ``warning`` when ``quiet``; otherwise ``flags`` decide. With
+    ``heap_report`` it runs under ``scripts/traced_server.py``, which reports its heap
+    there.
     """
     common = ["--host", HOST, "--port", "0"]
     if server == "triochat":
         level = QUIET if quiet else ()
+        if heap_report is not None:
+            wrapper = [sys.executable, str(SCRIPTS / "traced_server.py"), str(heap_report)]
+            return [*wrapper, *common, *level, *flags]
         return [sys.executable, "-m", "triochat", "server", *common, *level, *flags]
     return [sys.executable, str(SCRIPTS / f"ref_{server}.py"), *common]
 
@@ -221,9 +340,11 @@ class RunningServer:
         log_dir: Path,
         label: str | None = None,
         quiet: bool = True,
+        heap_report: Path | None = None,
+        src: Path | None = None,
     ) -> None:
         self.name = label or server
-        self.cmd = server_command(server, flags, quiet)
+        self.cmd = server_command(server, flags, quiet, heap_report)
         self.log_path = log_dir / f"{self.name}.stderr"
         self._log: IO[bytes] = self.log_path.open("wb")
         with pinned(SERVER_CPU):
@@ -232,7 +353,8 @@ class RunningServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
-                cwd=ROOT,
+                cwd=src or ROOT,  # ``python -m`` imports from the working folder first
+                env=python_path(src),
             )
         self.port = self._read_port()
 
@@ -287,7 +409,9 @@ class RunningServer:
         return self.proc.returncode
 
 
-def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> dict[str, Any]:
+def run_loadgen(
+    scenario: Scenario, args: Sequence[str], srv: RunningServer, heap_report: Path | None = None
+) -> dict[str, Any]:
     """Run the load generator against ``srv`` and return its JSON figures."""
     cmd = [
         sys.executable,
@@ -300,6 +424,8 @@ def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> 
         "--timeout",
         str(scenario.timeout_s),
     ]
+    if heap_report is not None:
+        cmd += ["--heap-report", str(heap_report)]
     try:
         with pinned(LOADGEN_CPU):
             done = subprocess.run(
@@ -320,37 +446,75 @@ def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> 
     return result
 
 
-def run_one(
-    scenario: Scenario,
-    server: str,
-    quick: bool,
-    log_dir: Path,
-    extra: Sequence[str] = (),
-    label: str | None = None,
-) -> dict[str, Any]:
-    """Start ``server``, drive ``scenario`` against it, stop it; return the figures.
+def db_figures(path: Path) -> dict[str, Any]:
+    """What a stopped server left in its SQLite file: bytes on disk, messages stored."""
+    out: dict[str, Any] = {
+        "db_bytes": sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
+    }
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            (out["db_messages"],) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    except sqlite3.Error as exc:
+        out["db_error"] = str(exc)
+    return out
 
-    ``extra`` flags are added to triochat's; ``label`` names the run (default: server).
-    A scenario with variants sets triochat's log level itself (or leaves the default).
+
+def run_one(
+    scenario: Scenario, run: Run, quick: bool, log_dir: Path, db_dir: Path | None
+) -> dict[str, Any]:
+    """Start the run's server, drive ``scenario`` against it, stop it; return the figures.
+
+    A triochat run always names its store: ``--db :memory:``, or for a ``sqlite``
+    variant a fresh file in a new temporary folder under ``db_dir`` (removed afterwards,
+    after its size and message count are added to the figures).
     """
-    flags = (*scenario.triochat_flags, *extra) if server == "triochat" else ()
-    try:
-        srv = RunningServer(server, flags, log_dir, label, quiet=not scenario.variants)
-    except (OSError, RuntimeError) as exc:
-        return {"ok": False, "error": str(exc), "flags": list(flags)}
-    try:
-        time.sleep(SETTLE_S)
-        result = run_loadgen(scenario, scenario.quick if quick else scenario.loadgen, srv)
-        if srv.proc.poll() is not None:
-            result["server_exit"] = srv.proc.returncode
-            result["server_stderr"] = srv.tail()
-    finally:
-        srv.stop()
-    if scenario.variants:
-        # Proof that the log was written, not skipped: one record per join.
-        result["log_join_lines"] = srv.log_lines(b" joined from ")
-    result["flags"] = list(flags)
-    return result
+    v = run.variant
+    with contextlib.ExitStack() as cleanup:
+        flags: tuple[str, ...] = ()
+        shown: tuple[str, ...] = ()  # the flags as reported: no temporary paths
+        db_path: Path | None = None
+        heap_report: Path | None = None
+        if v is not None:
+            flags = shown = (*scenario.triochat_flags, *v.flags)
+            if v.store == "sqlite":
+                folder = cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="triochat-bench-db-", dir=db_dir)
+                )
+                db_path = Path(folder) / "triochat.db"
+                flags, shown = (*flags, "--db", str(db_path)), (*shown, "--db", TEMP_DB_SHOWN)
+            elif accepts_db(run.src):
+                flags, shown = (*flags, "--db", IN_MEMORY), (*shown, "--db", IN_MEMORY)
+            if v.traced:
+                heap_report = log_dir / f"{scenario.name}-{run.label}.heap"
+                heap_report.unlink(missing_ok=True)
+        try:
+            srv = RunningServer(
+                run.server,
+                flags,
+                log_dir,
+                run.label,
+                quiet=not scenario.sets_log_level,
+                heap_report=heap_report,
+                src=run.src,
+            )
+        except (OSError, RuntimeError) as exc:
+            return {"ok": False, "error": str(exc), "flags": list(shown)}
+        try:
+            time.sleep(SETTLE_S)
+            sizes = scenario.quick if quick else scenario.loadgen
+            result = run_loadgen(scenario, sizes, srv, heap_report)
+            if srv.proc.poll() is not None:
+                result["server_exit"] = srv.proc.returncode
+                result["server_stderr"] = srv.tail()
+        finally:
+            srv.stop()
+        if scenario.sets_log_level:
+            # Proof that the log was written, not skipped: one record per join.
+            result["log_join_lines"] = srv.log_lines(b" joined from ")
+        if db_path is not None:
+            result.update(db_figures(db_path))
+        result["flags"] = list(shown)
+        return result
 
 
 # --------------------------------------------------------------------------- targets
@@ -365,7 +529,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 @dataclass
 class Verdict:
-    """One target of issue 4: what it asks and whether this run met it (None: not run)."""
+    """One target: what it asks and whether this run met it (None: not run, or no data)."""
 
     text: str
     met: bool | None
@@ -381,7 +545,14 @@ def _le(a: float | None, b: float | None) -> bool | None:
 
 
 def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
-    """Evaluate the issue's targets for one scenario (triochat vs the references)."""
+    """Evaluate the issues' targets for one scenario: issue 4's, then issue 8's."""
+    out = reference_targets(name, res)
+    out.extend(persistence_targets(name, res))
+    return out
+
+
+def reference_targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
+    """Issue 4: triochat (in memory) against the reference servers."""
     tc: Callable[[str], Any] = functools.partial(_get, res, "triochat")
     aio: Callable[[str], Any] = functools.partial(_get, res, "asyncio")
     out: list[Verdict] = []
@@ -450,6 +621,64 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
     return out
 
 
+def _at_most(what: str, a: float | None, b: float | None, factor: float, unit: str) -> Verdict:
+    """``a <= b * factor``, worded with both figures and their ratio."""
+    r = ratio(a, b)
+    return Verdict(
+        f"{what} <= {factor:g}x ({a} vs {b}{unit}, x{r})",
+        None if a is None or b is None else a <= b * factor,
+    )
+
+
+def persistence_targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
+    """Issue 8: the SQLite store against memory, and memory per idle connection.
+
+    Judged only where both runs of a pair took place; a baseline's comparisons only
+    when ``--baseline`` was given.
+    """
+    mem: Callable[[str], Any] = functools.partial(_get, res, "triochat")
+    sql: Callable[[str], Any] = functools.partial(_get, res, "triochat-sqlite")
+    out: list[Verdict] = []
+    if name == "burst" and "triochat-sqlite" in res:
+        r = ratio(sql("deliveries_per_s"), mem("deliveries_per_s"))
+        out.append(
+            Verdict(
+                f"SQLite deliveries/s >= {SQLITE_BURST_MIN:.0%} of in-memory (x{r})",
+                None if r is None else r >= SQLITE_BURST_MIN,
+            )
+        )
+        out.append(Verdict("SQLite: no loss", None if sql("loss") is None else sql("loss") == 0))
+        sent = sql("lines_sent")
+        rounds = sql("rounds_deliveries_per_s")
+        want = None if sent is None or rounds is None else sent * len(rounds)
+        got = sql("db_messages")
+        out.append(
+            Verdict(
+                f"SQLite: every line stored ({got} of {want})",
+                None if want is None or got is None else got == want,
+            )
+        )
+    elif name == "steady" and "triochat-sqlite" in res:
+        out.append(_at_most("SQLite p99", sql("p99_ms"), mem("p99_ms"), SQLITE_P99_MAX, " ms"))
+    elif name.startswith("idle-"):
+        if "triochat-sqlite" in res:
+            k, km = sql("rss_per_conn_kb"), mem("rss_per_conn_kb")
+            out.append(_at_most("RSS/conn with SQLite", k, km, IDLE_SAME_MAX, " KB"))
+        if "triochat-heap" in res:
+            h = _get(res, "triochat-heap", "heap_per_conn_kb")
+            out.append(
+                Verdict(f"heap/conn <= {IDLE_HEAP_MAX_KB:g} KB ({h} KB)", _le(h, IDLE_HEAP_MAX_KB))
+            )
+        if "baseline" in res:
+            k, kb = mem("rss_per_conn_kb"), _get(res, "baseline", "rss_per_conn_kb")
+            out.append(_at_most("RSS/conn vs baseline", k, kb, IDLE_SAME_MAX, " KB"))
+        if "baseline-heap" in res:
+            h = _get(res, "triochat-heap", "heap_per_conn_kb")
+            hb = _get(res, "baseline-heap", "heap_per_conn_kb")
+            out.append(_at_most("heap/conn vs baseline", h, hb, IDLE_SAME_MAX, " KB"))
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 # (key, column title, format) shown per scenario kind
@@ -476,6 +705,7 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("join_s", "join s"),
         ("rss_per_conn_kb", "KB/conn"),
         ("rss_after_mb", "RSS MB"),
+        ("heap_per_conn_kb", "heap KB/conn"),
         ("fanout_p50_ms", "fan p50 ms"),
         ("fanout_all_ms", "fan all ms"),
     ],
@@ -518,6 +748,37 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
 }
 
 
+# same-run pairs reported as ratios, per scenario kind: (run, metric, its reference run)
+PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
+    "burst": (
+        ("triochat-sqlite", "deliveries_per_s", "triochat"),
+        ("triochat-sqlite", "p99_ms", "triochat"),
+        ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat", "deliveries_per_s", "baseline"),
+    ),
+    "steady": (
+        ("triochat-sqlite", "p99_ms", "triochat"),
+        ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat", "p99_ms", "baseline"),
+        ("triochat", "cpu_pct", "baseline"),
+    ),
+    "idle": (
+        ("triochat-sqlite", "rss_per_conn_kb", "triochat"),
+        ("triochat", "rss_per_conn_kb", "baseline"),
+        ("triochat-heap", "heap_per_conn_kb", "baseline-heap"),
+    ),
+}
+
+
+def pairs(name: str, res: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """The same-run ratios of scenario ``name``, e.g. ``triochat-sqlite/triochat p99_ms``."""
+    return {
+        f"{label}/{other} {key}": ratio(_get(res, label, key), _get(res, other, key))
+        for label, key, other in PAIRS.get(kind(name), ())
+        if label in res and other in res
+    }
+
+
 def kind(name: str) -> str:
     """The scenario family (``steady-defaults`` is a ``steady``)."""
     return {"slow-reader": "slow"}.get(name, name.split("-")[0])
@@ -554,6 +815,10 @@ def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bo
             notes.append(f"only {r.get('joined')} joined in the deadline")
         if r.get("errors"):
             notes.append(f"{len(r['errors'])} errors")
+        if r.get("db_messages") is not None:
+            notes.append(f"{r['db_messages']} stored, {r['db_bytes'] / 1e6:.1f} MB")
+        if r.get("db_error"):
+            notes.append(f"db: {r['db_error']}")
         rows.append([server, *(fmt(r.get(k)) for k, _ in cols), "; ".join(n for n in notes if n)])
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     print(f"\n== {name}: {title}{' [--quick: smaller sizes]' if quick else ''}")
@@ -564,6 +829,8 @@ def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bo
     for ref in ("asyncio", "threaded", "triochat-warning"):
         if ref in res:
             print(f"   triochat/{ref} {rkey}: x{fmt(ratio(tcv, _get(res, ref, rkey)))}")
+    for what, pair in pairs(name, res).items():
+        print(f"   {what}: x{fmt(pair)}")
 
 
 def environment() -> dict[str, Any]:
@@ -589,6 +856,7 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
     "steady": [("p99_ms", "p99 ms", False), ("cpu_pct", "server CPU %", False)],
     "idle": [
         ("rss_per_conn_kb", "RSS KB/conn", False),
+        ("heap_per_conn_kb", "heap KB/conn", False),
         ("join_s", "join s", False),
         ("fanout_all_ms", "fan-out ms", False),
     ],
@@ -609,6 +877,10 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
 COLORS: Final[dict[str, str]] = {
     "triochat": "#2a7ab9",
     "triochat-warning": "#9cc7e8",
+    "triochat-sqlite": "#1b4f7a",
+    "triochat-heap": "#9cc7e8",
+    "baseline": "#7fb07f",
+    "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",
     "threaded": "#8c8c8c",
 }
@@ -703,7 +975,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated servers")
     p.add_argument("--json-out", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--chart", default=str(DEFAULT_CHART), help="SVG/PNG chart path ('' to skip)")
+    p.add_argument(
+        "--db-dir",
+        type=Path,
+        help="folder for the SQLite runs' temporary databases (default: the system's "
+        "temporary folder; choose one on the disk a server would use, since the "
+        "temporary folder is a RAM disk on some systems and fsync is then free)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of triochat (the folder holding its package), run as "
+        "'baseline' next to triochat in burst, steady and idle",
+    )
     args = p.parse_args(argv)
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "triochat" / "__init__.py").is_file():
+            p.error(f"--baseline: no triochat package in {args.baseline}")
+    if args.db_dir is not None and not args.db_dir.is_dir():
+        p.error(f"--db-dir: {args.db_dir} is not a folder")
     servers = [s for s in args.servers.split(",") if s]
     if bad := [s for s in servers if s not in ALL_SERVERS]:
         p.error(f"unknown server(s): {', '.join(bad)}")
@@ -716,6 +1007,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown scenario(s): {', '.join(bad)}")
     args.scenarios = chosen
     return args
+
+
+def filesystem(folder: Path) -> str:
+    """The type of the file system ``folder`` is on (e.g. ``ext4``, ``tmpfs``), or ``?``."""
+    import psutil
+
+    best, fstype = "", "?"
+    where = str(folder.resolve())
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") + "/"
+        if (where + "/").startswith(mount) and len(mount) > len(best):
+            best, fstype = mount, part.fstype
+    return str(fstype)
+
+
+def baseline_version(src: Path) -> str:
+    """The baseline checkout's commit (short hash), or its folder's name if not a repo."""
+    done = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        check=False,
+    )
+    return done.stdout.decode().strip() or src.name
 
 
 def raise_nofile_limit() -> None:
@@ -732,6 +1046,8 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     env["mode"] = "quick" if args.quick else "full"
     env["nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    env["db_filesystem"] = filesystem(args.db_dir or Path(tempfile.gettempdir()))
+    env["baseline"] = None if args.baseline is None else baseline_version(args.baseline)
     print(f"# bench {json.dumps(env)}", flush=True)
     report: list[dict[str, Any]] = []
     verdicts: list[tuple[str, Verdict]] = []
@@ -739,17 +1055,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="triochat-bench-") as tmp:
         for sc in args.scenarios:
             res: dict[str, dict[str, Any]] = {}
-            runs: list[tuple[str, str, tuple[str, ...]]] = [
-                (s, s, ()) for s in args.server_list if s in sc.servers
-            ]
-            if sc.variants:  # triochat against itself; skipped when triochat is not chosen
-                wanted = "triochat" in args.server_list
-                runs = [(label, "triochat", x) for label, x in sc.variants] if wanted else []
-            for label, server, extra in runs:
+            for run in plan(sc, args.server_list, args.baseline):
                 t0 = time.monotonic()
-                print(f"... {sc.name} / {label}", end="", flush=True)
-                res[label] = run_one(sc, server, args.quick, Path(tmp), extra, label)
-                status = "ok" if res[label].get("ok") else res[label].get("error", "failed")
+                print(f"... {sc.name} / {run.label}", end="", flush=True)
+                res[run.label] = run_one(sc, run, args.quick, Path(tmp), args.db_dir)
+                r = res[run.label]
+                status = "ok" if r.get("ok") else r.get("error", "failed")
                 print(f" {time.monotonic() - t0:.1f} s, {status}", flush=True)
             if not res:
                 continue
@@ -767,6 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
                     if ref in res and "triochat" in res
                 },
                 "ratio_of": RATIO_KEY[kind(sc.name)][0],
+                "pairs": pairs(sc.name, res),
             }
             vs = targets(sc.name, res)
             entry["targets"] = [{"target": v.text, "met": v.met} for v in vs]
@@ -774,7 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
             report.append(entry)
     for entry in report:
         print_table(entry["scenario"], entry["title"], entry["results"], args.quick)
-    print("\n== targets (issue 4)")
+    print("\n== targets (issue 4: triochat in memory vs the references; issue 8: persistence)")
     for name, v in verdicts:
         mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[v.met]
         print(f"  {mark} {name}: {v.text}")

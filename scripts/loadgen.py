@@ -12,7 +12,8 @@ benchmark machine has two cores and the server under test needs one of them:
 - a receiver parses only what it must: it keeps the bytes after the last newline,
   pulls every stamp out of the rest with one regex (``<name> @stamp`` at a line
   start), and notes the read time once per chunk;
-- the server's CPU time and RSS come from psutil on ``--server-pid``.
+- the server's CPU time and RSS come from psutil on ``--server-pid``; its traced
+  Python heap, when asked for, from ``SIGUSR1`` and the file it appends a line to.
 
 Scenarios (sizes come from the command line, see ``--help``):
 
@@ -26,6 +27,8 @@ Scenarios (sizes come from the command line, see ``--help``):
 ``idle``
     N clients join (``/nick``), then only read. Join time, server RSS per connection
     (after minus before, over N) and the time one line takes to reach all of them.
+    With ``--heap-report FILE`` (the server runs under ``scripts/traced_server.py``)
+    also the Python heap per connection, read at the same two moments as RSS.
 ``joins``
     N clients join (``/nick``) and stay, then all of them leave at once. The server's
     CPU seconds for the joins and for the leaves, each measured until the server is
@@ -58,11 +61,13 @@ import itertools
 import json
 import re
 import resource
+import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import psutil
@@ -91,6 +96,8 @@ RSS_SAMPLE_S: Final[float] = 0.25  # slow, who: server RSS sampling period
 WHO_RCVBUF: Final[int] = 4096  # who: a spammer's SO_RCVBUF, as in the report it reproduces
 WHO_BATCH: Final[int] = 64  # who: /who lines per write (320 bytes)
 PCTS: Final[tuple[float, ...]] = (50.0, 99.0)  # latency percentiles reported
+HEAP_TIMEOUT_S: Final[float] = 10.0  # one heap reading: a full collection over 5000 members
+HEAP_POLL_S: Final[float] = 0.01  # how often the report file is checked for the new reading
 
 
 def now_ns() -> int:
@@ -309,10 +316,41 @@ def close_all(clients: Sequence[Client]) -> None:
 
 
 class Server:
-    """psutil view of the server under test (CPU time and RSS of all its threads)."""
+    """psutil view of the server under test (CPU time and RSS of all its threads).
 
-    def __init__(self, pid: int) -> None:
+    With ``heap_report`` (a server started through ``scripts/traced_server.py``), also
+    its traced Python heap.
+    """
+
+    def __init__(self, pid: int, heap_report: Path | None = None) -> None:
         self.proc = psutil.Process(pid)
+        self.heap_report = heap_report
+
+    async def heap_kb(self) -> float | None:
+        """Traced Python heap now, in KiB, after a full collection (None: not traced).
+
+        Sends ``SIGUSR1`` and waits for the server to append its next reading.
+
+        Raises:
+            TimeoutError: No reading within ``HEAP_TIMEOUT_S``.
+        """
+        if self.heap_report is None:
+            return None
+        seen = len(self._heap_lines())
+        self.proc.send_signal(signal.SIGUSR1)
+        async with asyncio.timeout(HEAP_TIMEOUT_S):
+            while len(lines := self._heap_lines()) <= seen:
+                await asyncio.sleep(HEAP_POLL_S)
+        return int(lines[-1].split()[1]) / 1024.0
+
+    def _heap_lines(self) -> list[str]:
+        """The complete lines of the report file so far."""
+        assert self.heap_report is not None
+        try:
+            text = self.heap_report.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[: text.count("\n")]
 
     def rss_kb(self) -> float:
         """Resident set size now, in KiB."""
@@ -505,6 +543,7 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
     probe = await connect(args.port, "probe", rec)
     await asyncio.sleep(0.5)
     rss0 = server.rss_kb()
+    heap0 = await server.heap_kb()
     names = [f"i{i}" for i in range(args.conns)]
     # Idle clients stop reading once welcomed (their big receive buffers hold the join
     # notices), so that this process is not busy reading while the joins are timed.
@@ -517,6 +556,7 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
             c.transport.resume_reading()
     settle_s = await wait_quiet([probe, *idle])
     rss1 = server.rss_kb()
+    heap1 = await server.heap_kb()
     t = now_ns()
     probe.send(line(t))
     rec.sent.append(t)
@@ -534,6 +574,11 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
         "rss_joined_mb": round(rss_joined / 1024, 1),
         "rss_after_mb": round(rss1 / 1024, 1),
         "rss_per_conn_kb": round((rss1 - rss0) / max(1, joined), 2),
+        "heap_before_mb": None if heap0 is None else round(heap0 / 1024, 2),
+        "heap_after_mb": None if heap1 is None else round(heap1 / 1024, 2),
+        "heap_per_conn_kb": (
+            None if heap0 is None or heap1 is None else round((heap1 - heap0) / max(1, joined), 2)
+        ),
         "fanout_p50_ms": stats["p50_ms"],
         "fanout_all_ms": (
             round((rec.last_recv - t) / 1e6, 3) if stats["missing"] == 0 and joined else None
@@ -796,12 +841,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=1000, help="who: members online")
     p.add_argument("--spammers", type=int, default=10, help="who: /who senders that never read")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
+    p.add_argument(
+        "--heap-report",
+        type=Path,
+        help="idle: the file a server run by scripts/traced_server.py reports its heap in",
+    )
     return p.parse_args(argv)
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     """Run one scenario under an overall deadline."""
-    server = Server(args.server_pid)
+    server = Server(args.server_pid, args.heap_report)
     async with asyncio.timeout(args.timeout):
         return await SCENARIOS[args.scenario](args, server)
 
