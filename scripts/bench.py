@@ -878,12 +878,21 @@ COLORS: Final[dict[str, str]] = {
     "triochat": "#2a7ab9",
     "triochat-warning": "#9cc7e8",
     "triochat-sqlite": "#1b4f7a",
-    "triochat-heap": "#9cc7e8",
+    "triochat-heap": "#5fa8d3",
     "baseline": "#7fb07f",
     "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",
     "threaded": "#8c8c8c",
 }
+
+
+def charted(label: str, key: str) -> bool:
+    """Whether run ``label`` gets a bar for ``key``: a traced run for its heap only.
+
+    Tracing inflates a ``-heap`` run's RSS and slows its joins, and only those runs
+    measure the heap; their table rows show everything.
+    """
+    return (key == "heap_per_conn_kb") == label.endswith("-heap")
 
 
 def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) -> None:
@@ -905,10 +914,10 @@ def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) ->
     for ax, entry in zip(axes.flat, report, strict=False):
         name = entry["scenario"]
         res: dict[str, dict[str, Any]] = entry["results"]
-        servers = list(res)
         metrics = CHART_METRICS[kind(name)]
-        width = 0.8 / max(1, len(servers))
         for mi, (key, _label, _hib) in enumerate(metrics):
+            servers = [s for s in res if charted(s, key)]
+            width = 0.8 / max(1, len(servers))
             vals = [_get(res, s, key) for s in servers]
             top = max((v for v in vals if isinstance(v, int | float)), default=0) or 1
             for si, (server, v) in enumerate(zip(servers, vals, strict=True)):
