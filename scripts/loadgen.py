@@ -20,7 +20,8 @@ Scenarios (sizes come from the command line, see ``--help``):
 ``burst``
     R receivers + S senders join; each sender writes L lines as fast as the socket
     takes them (senders read too). Deliveries/s = lines received by all clients /
-    (last delivery - first send); loss; latency percentiles (mostly queueing).
+    (last delivery - first send); loss; latency percentiles (mostly queueing); and
+    deliveries per second of server CPU time, summed over the rounds.
 ``steady``
     The same room, senders paced to a fixed total rate (``--rate`` lines/s, spread
     over the senders); after a warm-up, latency and server CPU% over ``--duration``.
@@ -474,6 +475,7 @@ async def burst_round(
         "loss": stats["missing"],
         "elapsed_s": round(elapsed_s, 3),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / wall, 1),
+        "cpu_s": round(cpu1 - cpu0, 4),
         **stats,
     }
 
@@ -496,6 +498,12 @@ async def scenario_burst(args: argparse.Namespace, server: Server) -> dict[str, 
         **median,
         "loss": sum(int(r["loss"]) for r in rounds),
         "rounds_deliveries_per_s": [r["deliveries_per_s"] for r in rounds],
+        # Server CPU per delivery over every round: what the work costs, whatever else
+        # runs on the machine (deliveries/s also counts time the server waited for a CPU).
+        "deliveries_per_cpu_s": round(
+            sum(int(r["delivered"]) for r in rounds) / max(1e-9, sum(r["cpu_s"] for r in rounds)),
+            1,
+        ),
     }
 
 
