@@ -1140,14 +1140,18 @@ def filesystem(folder: Path) -> str:
     return str(fstype)
 
 
-def baseline_version(src: Path) -> str:
-    """The baseline checkout's commit (short hash), or its folder's name if not a repo."""
-    done = subprocess.run(
-        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        check=False,
-    )
-    return done.stdout.decode().strip() or src.name
+def checkout_version(src: Path) -> str:
+    """The checkout's commit (short hash, ``-dirty`` if changed), or the folder's name."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(src), "describe", "--always", "--dirty", "--abbrev=7"],
+            capture_output=True,
+            check=False,
+            timeout=START_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return src.name
+    return done.stdout.decode().strip() if done.returncode == 0 else src.name
 
 
 def raise_nofile_limit() -> None:
@@ -1165,7 +1169,8 @@ def main(argv: list[str] | None = None) -> int:
     env["mode"] = "quick" if args.quick else "full"
     env["nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     env["db_filesystem"] = filesystem(args.db_dir or Path(tempfile.gettempdir()))
-    env["baseline"] = None if args.baseline is None else baseline_version(args.baseline)
+    env["commit"] = checkout_version(ROOT)
+    env["baseline"] = None if args.baseline is None else checkout_version(args.baseline)
     print(f"# bench {json.dumps(env)}", flush=True)
     report: list[dict[str, Any]] = []
     verdicts: list[tuple[str, Verdict]] = []
