@@ -25,10 +25,14 @@ ever written to (or replayed from) the user's own database:
 Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
 
 ``burst``            50 receivers + 5 senders, 2000 lines each as fast as possible:
-                     deliveries/s, loss, p50/p99 latency. triochat in memory and with
+                     deliveries/s, loss, p50/p99 latency; deliveries per server CPU
+                     second (barely moved by other load) and ``wait%``, the share of the
+                     time the server's event loop was ready but waited for the CPU (high:
+                     other load decided the deliveries/s). triochat in memory and with
                      SQLite, back to back.
-``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency and
-                     server CPU%. triochat in memory and with SQLite, back to back.
+``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency,
+                     server CPU% and ``wait%``. triochat in memory and with SQLite, back
+                     to back.
 ``steady-defaults``  triochat with its default flags (5 lines/s per client after a burst
                      of 20): all 55 clients send 4 lines/s (220 lines/s in total); in
                      memory and with SQLite (the default store).
@@ -723,6 +727,7 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
     "burst": [
         ("deliveries_per_s", "deliv/s"),
         ("deliveries_per_cpu_s", "deliv/CPU s"),
+        ("cpu_wait_pct", "wait%"),
         ("loss", "loss"),
         ("p50_ms", "p50 ms"),
         ("p99_ms", "p99 ms"),
@@ -736,6 +741,7 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("max_ms", "max ms"),
         ("cpu_pct", "CPU%"),
         ("cpu_user_pct", "user%"),
+        ("cpu_wait_pct", "wait%"),
         ("loss", "loss"),
     ],
     "idle": [

@@ -20,8 +20,10 @@ Scenarios (sizes come from the command line, see ``--help``):
 ``burst``
     R receivers + S senders join; each sender writes L lines as fast as the socket
     takes them (senders read too). Deliveries/s = lines received by all clients /
-    (last delivery - first send); loss; latency percentiles (mostly queueing); and
-    deliveries per second of server CPU time, summed over the rounds.
+    (last delivery - first send); loss; latency percentiles (mostly queueing);
+    deliveries per second of server CPU time, summed over the rounds; and the share of
+    the time the server's event loop was ready to run but waited for the CPU (the
+    median round's).
 ``steady``
     The same room, senders paced to a fixed total rate (``--rate`` lines/s, spread
     over the senders); after a warm-up, latency and server CPU% over ``--duration``.
@@ -64,6 +66,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -362,6 +365,20 @@ class Server:
         t = self.proc.cpu_times()
         return float(t.user + t.system)
 
+    def cpu_wait_s(self) -> float:
+        """Seconds the server's main thread has been runnable but waiting for a CPU.
+
+        The main thread runs the event loop, so this is how long other processes, or the
+        server's own threads on the one CPU it is pinned to (e.g. a store's worker
+        thread), held the loop up. Read from ``/proc/PID/task/PID/schedstat``; 0.0 where
+        that does not exist.
+        """
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat") as f:
+                return int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
     def cpu_user_s(self) -> float:
         """User-mode CPU seconds used so far (the rest is the kernel's, mostly send/recv)."""
         return float(self.proc.cpu_times().user)
@@ -460,13 +477,13 @@ async def burst_round(
     for c in clients:
         c.record = rec
     n = len(clients)
-    cpu0 = server.cpu_s()
+    cpu0, wait0 = server.cpu_s(), server.cpu_wait_s()
     t0 = time.monotonic()
     async with asyncio.TaskGroup() as tg:
         for c in send:
             tg.create_task(burst_sender(c, args.lines, rec))
     await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
-    cpu1 = server.cpu_s()
+    cpu1, wait1 = server.cpu_s(), server.cpu_wait_s()
     wall = time.monotonic() - t0
     elapsed_s = max(1e-9, (rec.last_recv - rec.first_send) / 1e9)
     stats = rec.window(0, 2**63, n - 1)
@@ -476,6 +493,7 @@ async def burst_round(
         "elapsed_s": round(elapsed_s, 3),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / wall, 1),
         "cpu_s": round(cpu1 - cpu0, 4),
+        "cpu_wait_pct": round(100.0 * (wait1 - wait0) / wall, 1),
         **stats,
     }
 
@@ -498,6 +516,7 @@ async def scenario_burst(args: argparse.Namespace, server: Server) -> dict[str, 
         **median,
         "loss": sum(int(r["loss"]) for r in rounds),
         "rounds_deliveries_per_s": [r["deliveries_per_s"] for r in rounds],
+        "cpu_wait_pct": statistics.median(r["cpu_wait_pct"] for r in rounds),
         # Server CPU per delivery over every round: what the work costs, whatever else
         # runs on the machine (deliveries/s also counts time the server waited for a CPU).
         "deliveries_per_cpu_s": round(
@@ -524,8 +543,10 @@ async def scenario_steady(args: argparse.Namespace, server: Server) -> dict[str,
             tg.create_task(paced_sender(c, per_sender, start + offset, hi, rec))
         await asyncio.sleep((lo - now_ns()) / 1e9)
         cpu0, user0, rss0 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+        wait0 = server.cpu_wait_s()
         await asyncio.sleep((hi - now_ns()) / 1e9)
         cpu1, user1, rss1 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+        wait1 = server.cpu_wait_s()
     await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
     close_all(everyone)
     stats = rec.window(lo, hi, n - 1)
@@ -538,6 +559,7 @@ async def scenario_steady(args: argparse.Namespace, server: Server) -> dict[str,
         "deliveries_per_s": round(stats["delivered"] / args.duration, 1),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / args.duration, 1),
         "cpu_user_pct": round(100.0 * (user1 - user0) / args.duration, 1),
+        "cpu_wait_pct": round(100.0 * (wait1 - wait0) / args.duration, 1),
         "rss_mb": round(rss1 / 1024, 1),
         "rss_growth_kb": round(rss1 - rss0, 1),
         "loss": stats["missing"],
