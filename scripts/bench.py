@@ -135,7 +135,7 @@ TEMP_DB_SHOWN: Final[str] = "<fresh temporary file>"  # the SQLite path as resul
 SQLITE_BURST_MIN: Final[float] = 0.8  # issue 8: burst deliveries/s with SQLite >= 80 % of memory
 SQLITE_P99_MAX: Final[float] = 1.5  # issue 8: steady p99 with SQLite <= 1.5x memory's
 IDLE_SAME_MAX: Final[float] = 1.1  # "per connection unchanged": at most 10 % more than the
-# reference in the same run (RSS/conn moves by about that between identical runs here)
+# reference in the same run (identical runs here moved RSS/conn by up to 4 %)
 IDLE_HEAP_MAX_KB: Final[float] = 6.0  # issue 8: traced heap per idle connection stays 5-6 KB
 
 Store = Literal["memory", "sqlite"]
