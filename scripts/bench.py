@@ -49,6 +49,13 @@ Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
                      (until it is idle again, so log writing in a thread counts) and
                      their ratio: what logging a join costs.
 
+``steady-mixed``     triochat only (the references have no WebSocket): 28 members over
+                     TCP and 28 over the web port's WebSocket, all in JSON mode, each
+                     kind with 3 senders; 1000 lines/s in a room of one kind, then of
+                     the other, then in a room of both (``scripts/loadgen_ws.py``): the
+                     server's CPU per message delivered to each kind, and each kind's
+                     p50/p99, alone and side by side.
+
 ``who-amplification`` (triochat only: the references have no ``/who``) 1000 members
                      online, then 10 clients with a 4 KiB receive buffer send ``/who``
                      as fast as the server reads and never read: server RSS growth
@@ -79,8 +86,8 @@ Its log goes to a file (read at the end), at ``--log-level warning`` except in
 ``join-cpu``, which sets the level itself (or leaves the default).
 
 It prints a table, whether each target is met (issue 4: triochat against the
-references; issue 8: SQLite against memory, heap per idle connection; a miss never
-makes the exit status non-zero), one JSON line per scenario, and draws a chart
+references; issue 8: SQLite against memory, heap per idle connection; the web issue:
+WebSocket members against TCP members; a miss never makes the exit status non-zero), one JSON line per scenario, and draws a chart
 (``--chart``). Everything runs under timeouts; nothing is left running.
 """
 
@@ -130,6 +137,8 @@ JOIN_CPU_RATIO: Final[float] = 1.3  # join-cpu: CPU at the default log level <= 
 JOIN_CPU_CONNS: Final[int] = 5000  # join-cpu: joins in a full run (the target is for 5000)
 QUIET: Final[tuple[str, ...]] = ("--log-level", "warning")  # triochat's level unless a run sets it
 WHO_RSS_BOUND_MB: Final[float] = 24.0  # who-amplification: 10 x 1 MiB queues, 2x slack
+WS_MAX_RATIO: Final[float] = 2.0  # web issue: WebSocket p99 and CPU/message <= 2x TCP's
+WEB_RE: Final = re.compile(r"web: https?://\S+:(\d+)/")  # triochat's web port, when asked
 IN_MEMORY: Final[str] = ":memory:"  # triochat's --db for no database (SQLite's spelling)
 TEMP_DB_SHOWN: Final[str] = "<fresh temporary file>"  # the SQLite path as results show it
 SQLITE_BURST_MIN: Final[float] = 0.8  # issue 8: burst deliveries/s with SQLite >= 80 % of memory
@@ -171,6 +180,8 @@ class Scenario:
     variants: tuple[Variant, ...] = (IN_MEMORY_RUN,)
     servers: tuple[str, ...] = ALL_SERVERS  # the servers that can run it
     sets_log_level: bool = False  # the variants choose triochat's log level (join-cpu)
+    script: str = "loadgen.py"  # the load generator in scripts/
+    web: bool = False  # the load generator also gets --web-port (triochat's web listener)
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,39 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         (),
         60.0,
         variants=(IN_MEMORY_RUN, SQLITE_RUN),
+    ),
+    Scenario(
+        "steady-mixed",
+        "steady rate, TCP and WebSocket members: 28 + 28 clients, 1000 lines/s",
+        (
+            "--receivers",
+            "25",
+            "--senders",
+            "3",
+            "--rate",
+            "1000",
+            "--warmup",
+            "1",
+            "--duration",
+            "8",
+        ),
+        (
+            "--receivers",
+            "25",
+            "--senders",
+            "3",
+            "--rate",
+            "1000",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+        ),
+        TUNED,
+        90.0,
+        servers=("triochat",),
+        script="loadgen_ws.py",
+        web=True,
     ),
     Scenario(
         "idle-1000",
@@ -353,8 +397,10 @@ class RunningServer:
         quiet: bool = True,
         heap_report: Path | None = None,
         src: Path | None = None,
+        web: bool = False,
     ) -> None:
         self.name = label or server
+        self.web_port = 0  # read from triochat's "web:" line when ``web``
         self.cmd = server_command(server, flags, quiet, heap_report)
         self.log_path = log_dir / f"{self.name}.stderr"
         self._log: IO[bytes] = self.log_path.open("wb")
@@ -367,10 +413,13 @@ class RunningServer:
                 cwd=src or ROOT,  # ``python -m`` imports from the working folder first
                 env=python_path(src),
             )
-        self.port = self._read_port()
+        self.port = self._read_port(web)
 
-    def _read_port(self) -> int:
-        """Wait for ``listening on HOST:PORT``; then keep draining stdout in a thread."""
+    def _read_port(self, web: bool = False) -> int:
+        """Wait for ``listening on HOST:PORT`` (and with ``web``, the ``web:`` line too).
+
+        Then keep draining stdout in a thread.
+        """
         lines: queue.Queue[str | None] = queue.Queue()
         out = self.proc.stdout
         assert out is not None
@@ -382,6 +431,7 @@ class RunningServer:
 
         threading.Thread(target=pump, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S
+        port = 0
         while (left := deadline - time.monotonic()) > 0:
             try:
                 text = lines.get(timeout=left)
@@ -390,9 +440,14 @@ class RunningServer:
             if text is None:
                 break
             if m := LISTENING_RE.search(text):
-                return int(m.group(2))
+                port = int(m.group(2))
+            elif web and (m := WEB_RE.search(text)):
+                self.web_port = int(m.group(1))
+            if port and (self.web_port or not web):
+                return port
         self.stop()
-        raise RuntimeError(f"{self.name} did not print 'listening on': {self.tail()}")
+        wanted = "'listening on' and 'web:'" if web else "'listening on'"
+        raise RuntimeError(f"{self.name} did not print {wanted}: {self.tail()}")
 
     def log_lines(self, marker: bytes) -> int:
         """How many lines of the server's stderr contain ``marker``."""
@@ -426,7 +481,7 @@ def run_loadgen(
     """Run the load generator against ``srv`` and return its JSON figures."""
     cmd = [
         sys.executable,
-        str(SCRIPTS / "loadgen.py"),
+        str(SCRIPTS / scenario.script),
         *args,
         "--port",
         str(srv.port),
@@ -435,6 +490,8 @@ def run_loadgen(
         "--timeout",
         str(scenario.timeout_s),
     ]
+    if scenario.web:
+        cmd += ["--web-port", str(srv.web_port)]
     if heap_report is not None:
         cmd += ["--heap-report", str(heap_report)]
     try:
@@ -507,6 +564,7 @@ def run_one(
                 quiet=not scenario.sets_log_level,
                 heap_report=heap_report,
                 src=run.src,
+                web=scenario.web,
             )
         except (OSError, RuntimeError) as exc:
             return {"ok": False, "error": str(exc), "flags": list(shown)}
@@ -630,6 +688,20 @@ def reference_targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict
                 None if tc("ok") is None else bool(note and "too slow" in note),
             )
         )
+    elif name == "steady-mixed":
+        for key, what in (
+            ("ws_tcp_cpu_ratio", "server CPU per message"),
+            ("ws_tcp_p99_ratio", "p99, each kind in its own room"),
+            ("ws_tcp_mixed_p99_ratio", "p99, both kinds in one room"),
+        ):
+            r = tc(key)
+            out.append(
+                Verdict(
+                    f"WebSocket {what} <= {WS_MAX_RATIO:g}x TCP's (x{r})",
+                    None if r is None else r <= WS_MAX_RATIO,
+                )
+            )
+        out.append(Verdict("no loss", None if tc("loss") is None else tc("loss") == 0))
     elif name == "who-amplification":
         g = tc("rss_max_growth_mb")
         out.append(
@@ -770,6 +842,17 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("rss_slope_kb_per_s", "KB/s"),
         ("slow_disconnect_after_s", "dropped after s"),
     ],
+    "mixed": [
+        ("tcp_p99_ms", "TCP p99 ms"),
+        ("ws_p99_ms", "WS p99 ms"),
+        ("mixed_tcp_p99_ms", "mixed TCP p99"),
+        ("mixed_ws_p99_ms", "mixed WS p99"),
+        ("tcp_cpu_us_per_delivery", "TCP CPU us/msg"),
+        ("ws_cpu_us_per_delivery", "WS CPU us/msg"),
+        ("ws_tcp_cpu_ratio", "WS/TCP CPU"),
+        ("ws_tcp_p99_ratio", "WS/TCP p99"),
+        ("loss", "loss"),
+    ],
     "who": [
         ("members", "members"),
         ("spammers", "spammers"),
@@ -789,6 +872,7 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "join": ("cpu_join_s", False),
     "slow": ("p99_during_ms", False),
     "who": ("rss_max_growth_mb", False),
+    "mixed": ("ws_tcp_p99_ratio", False),
 }
 
 
@@ -873,7 +957,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def kind(name: str) -> str:
     """The scenario family (``steady-defaults`` is a ``steady``)."""
-    return {"slow-reader": "slow"}.get(name, name.split("-")[0])
+    return {"slow-reader": "slow", "steady-mixed": "mixed"}.get(name, name.split("-")[0])
 
 
 def fmt(v: Any) -> str:
@@ -977,6 +1061,12 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
     "who": [
         ("rss_max_growth_mb", "RSS growth MB", False),
         ("last_dropped_after_s", "all dropped after s", False),
+    ],
+    "mixed": [
+        ("tcp_p99_ms", "TCP p99 ms", False),
+        ("ws_p99_ms", "WebSocket p99 ms", False),
+        ("tcp_cpu_us_per_delivery", "TCP CPU us/msg", False),
+        ("ws_cpu_us_per_delivery", "WebSocket CPU us/msg", False),
     ],
 }
 COLORS: Final[dict[str, str]] = {
@@ -1225,7 +1315,10 @@ def main(argv: list[str] | None = None) -> int:
     for entry in report:
         e = entry
         print_table(e["scenario"], e["title"], e["results"], args.quick, e["pairs_each"])
-    print("\n== targets (issue 4: triochat in memory vs the references; issue 8: persistence)")
+    print(
+        "\n== targets (issue 4: triochat in memory vs the references; issue 8: persistence;"
+        " the web issue: WebSocket vs TCP members)"
+    )
     for name, v in verdicts:
         mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[v.met]
         print(f"  {mark} {name}: {v.text}")

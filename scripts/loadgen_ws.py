@@ -354,12 +354,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for member in everyone:
             if member.transport is not None:
                 member.transport.abort()
-    tcp, ws = result["tcp"], result["ws"]
+    tcp, ws, mixed = result["tcp"], result["ws"], result["mixed"]
+    # Flat figures for bench.py's table and medians (the windows above keep the detail).
+    result.update(
+        tcp_p50_ms=tcp["tcp"]["p50_ms"],
+        tcp_p99_ms=tcp["tcp"]["p99_ms"],
+        ws_p50_ms=ws["ws"]["p50_ms"],
+        ws_p99_ms=ws["ws"]["p99_ms"],
+        mixed_tcp_p99_ms=mixed["tcp"]["p99_ms"],
+        mixed_ws_p99_ms=mixed["ws"]["p99_ms"],
+        tcp_cpu_us_per_delivery=tcp["cpu_us_per_delivery"],
+        ws_cpu_us_per_delivery=ws["cpu_us_per_delivery"],
+        cpu_pct=mixed["cpu_pct"],
+        loss=sum(w[kind]["missing"] for w in (tcp, ws, mixed) for kind in KINDS if kind in w),
+    )
     result["ws_over_tcp"] = {
         "cpu_per_delivery": ratio(ws["cpu_us_per_delivery"], tcp["cpu_us_per_delivery"]),
         "p99_own_room": ratio(ws["ws"]["p99_ms"], tcp["tcp"]["p99_ms"]),
         "p99_mixed": ratio(result["mixed"]["ws"]["p99_ms"], result["mixed"]["tcp"]["p99_ms"]),
     }
+    result["ws_tcp_cpu_ratio"] = result["ws_over_tcp"]["cpu_per_delivery"]
+    result["ws_tcp_p99_ratio"] = result["ws_over_tcp"]["p99_own_room"]
+    result["ws_tcp_mixed_p99_ratio"] = result["ws_over_tcp"]["p99_mixed"]
     return result
 
 
