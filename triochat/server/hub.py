@@ -7,12 +7,15 @@ Rules of this module:
   state, so every member sees the same order and no lock exists anywhere.
 * **Batches.** The hub drains what is queued (up to :data:`HUB_BATCH_LINES`) before it
   yields: one scheduler trip and one flush per connection per batch, not per line.
-* **Commit, then send.** Chat lines get their ids in the state; the batch's store
-  writes are committed (in the store's worker thread: the event loop never waits for a
-  disk) before any of the batch's output is released to a socket. So after a crash,
-  every line any client received is in the store, and the next id is larger than any
-  id a client saw. If the store fails, members are told once that history is not being
-  saved, chat goes on, and the store writer keeps retrying.
+* **Commit, then send, without waiting.** Chat lines get their ids in the state; at
+  the end of each batch its store writes are handed to the store's worker thread and
+  its output stays held in the outboxes (up to a mark per connection) until the
+  writer reports the commit; meanwhile the hub goes on with the next batches, whose
+  writes the writer groups into the next transaction. So after a crash every line any
+  client received is in the store, and the next id is larger than any id a client
+  saw, while the event loop never waits for a disk. If the store fails, held output is
+  released, members are told once that history is not being saved, chat goes on, and
+  the store writer keeps retrying.
 * **Never awaits a member.** Output goes into bounded outboxes; a full one drops that
   member as "too slow" (see :meth:`triochat.core.state.ChatState._put`).
 * **Never waits for a password hash.** Password jobs the state queues run as tasks of
