@@ -87,8 +87,9 @@ Its log goes to a file (read at the end), at ``--log-level warning`` except in
 
 It prints a table, whether each target is met (issue 4: triochat against the
 references; issue 8: SQLite against memory, heap per idle connection; the web issue:
-WebSocket members against TCP members; a miss never makes the exit status non-zero), one JSON line per scenario, and draws a chart
-(``--chart``). Everything runs under timeouts; nothing is left running.
+WebSocket members against TCP members; a miss never makes the exit status non-zero),
+one JSON line per scenario, and draws a chart (``--chart``). Everything runs under
+timeouts; nothing is left running.
 """
 
 from __future__ import annotations
