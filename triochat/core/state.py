@@ -404,12 +404,18 @@ class ChatState:
         return self._target(member, room, must_be_in=False)
 
     def _broadcast(self, room: RoomState, event: Event, skip: Member | None = None) -> None:
-        """Send a room event to its members but ``skip``, encoded once per variant."""
+        """Send a room event to its members but ``skip``, encoded once per variant.
+
+        The hottest loop of the server (one iteration per delivery): the puts are
+        inlined rather than going through :meth:`_put` (measured: a call per
+        delivery was a fifth of a burst's CPU).
+        """
+        too_slow = self._too_slow
         if room.json:
             data = encode_json(event)
             for member in room.json.values():
-                if member is not skip:
-                    self._put(member, data)
+                if member is not skip and not member.link.put(data):
+                    too_slow.append(member)
         if room.plain:
             here = there = b""
             name = room.name
@@ -418,10 +424,12 @@ class ChatState:
                     continue
                 if member.current == name:
                     here = here or encode_plain(event, None, name)
-                    self._put(member, here)
-                else:
-                    there = there or encode_plain(event, None, member.current)
-                    self._put(member, there)
+                    if not member.link.put(here):
+                        too_slow.append(member)
+                else:  # tagged with the room's name (the prefix depends only on the room)
+                    there = there or encode_plain(event, None, "")
+                    if not member.link.put(there):
+                        too_slow.append(member)
 
     def _everyone(self, event: Event, skip: Member | None = None) -> None:
         """Send a server-wide event (a rename, shutdown) to every member but ``skip``."""

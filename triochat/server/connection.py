@@ -34,8 +34,6 @@ class Connection:
     """The hub's handle on one connection (see the module docstring)."""
 
     __slots__ = (
-        "_dirty",
-        "_flush_list",
         "_writers",
         "closing",
         "failed",
@@ -43,6 +41,7 @@ class Connection:
         "id",
         "outbox",
         "peer",
+        "put",
         "scope",
         "secure",
         "transport",
@@ -71,8 +70,10 @@ class Connection:
         self.outbox = outbox
         self.scope = trio.CancelScope()  # the connection's: cancelled to end it
         self._writers = writers  # where this connection's writer task runs, when it does
-        self._flush_list = flush_list  # the hub's: connections with output to flush
-        self._dirty = False  # on the flush list already
+        # The hot path: the state's put goes straight to the outbox (one call per
+        # delivery), which puts this connection on the hub's flush list when needed.
+        outbox.attach(self, flush_list)  # type: ignore[arg-type]
+        self.put = outbox.put
         self.closing = False  # close() was called: end once the output is written
         self.writing = False  # a writer task is running (or about to)
         self.writer_scope: trio.CancelScope | None = None
@@ -81,21 +82,10 @@ class Connection:
 
     # -- Link, for the chat state ------------------------------------------------------
 
-    def put(self, data: bytes) -> bool:
-        """Queue ``data`` (sent at the hub's next flush); False if the outbox is full."""
-        if not self.outbox.put(data):
-            return False
-        if not self._dirty:
-            self._dirty = True
-            self._flush_list.append(self)
-        return True
-
     def close(self) -> None:
         """Send what is queued (at the next flush), then end the connection."""
         self.closing = True
-        if not self._dirty:
-            self._dirty = True
-            self._flush_list.append(self)
+        self.outbox.touch()
 
     def cut(self) -> None:
         """End the connection now, dropping what is queued ("too slow")."""
@@ -109,8 +99,7 @@ class Connection:
 
         Takes the connection off the flush list; its next put puts it back on.
         """
-        self._dirty = False
-        return self.outbox.put_total
+        return self.outbox.mark()
 
     def flush(self, mark: int | None = None) -> None:
         """Release output up to ``mark`` (default: all) and send it.
@@ -118,8 +107,9 @@ class Connection:
         Directly if the connection is idle, else via the writer. A closing connection
         ends once everything it was sent has been written.
         """
-        self._dirty = False
         outbox = self.outbox
+        if mark is None:
+            mark = outbox.mark()
         if outbox.closed and not self.closing:
             return  # cut off
         outbox.release(mark)

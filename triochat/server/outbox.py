@@ -34,9 +34,12 @@ class Outbox:
     """A bounded FIFO of encoded lines for one connection."""
 
     __slots__ = (
+        "_dirty",
+        "_flush_list",
         "_items",
         "_limit",
         "_max_bytes",
+        "_owner",
         "_released",
         "_sending",
         "_size",
@@ -66,6 +69,28 @@ class Outbox:
         self._limit = limit
         self._max_bytes = max_bytes
         self.closed = False  # no more puts: the connection ends once this is empty
+        # Where the first put after a mark registers the owner for the next flush (so
+        # the hub touches only connections that got output, and a put is one call).
+        self._dirty = False
+        self._owner: object = None
+        self._flush_list: list[object] | None = None
+
+    def attach(self, owner: object, flush_list: list[object]) -> None:
+        """Register ``owner`` on ``flush_list`` at the first put after each :meth:`mark`."""
+        self._owner = owner
+        self._flush_list = flush_list
+
+    def touch(self) -> None:
+        """Register for the next flush even without a put (e.g. to close)."""
+        if not self._dirty:
+            self._dirty = True
+            if self._flush_list is not None:
+                self._flush_list.append(self._owner)
+
+    def mark(self) -> int:
+        """End of a batch: the mark that releases what was put so far; unregistered."""
+        self._dirty = False
+        return self._taken + len(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -100,6 +125,10 @@ class Outbox:
             return False
         self._items.append(data)
         self._size += len(data)
+        if not self._dirty:
+            self._dirty = True
+            if self._flush_list is not None:
+                self._flush_list.append(self._owner)
         return True
 
     def release(self, mark: int | None = None) -> None:
