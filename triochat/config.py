@@ -11,6 +11,7 @@ from triochat.core.framing import MAX_LINE_BYTES
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "DEFAULT_TLS_PORT",
     "LOOPBACK",
     "Network",
     "ServerConfig",
@@ -20,6 +21,7 @@ __all__ = [
 
 DEFAULT_HOST: Final = "127.0.0.1"  # loopback: exposing a chat to a LAN is an explicit choice
 DEFAULT_PORT: Final = 30000  # unprivileged, unassigned by IANA, easy to type after nc
+DEFAULT_TLS_PORT: Final = 30001  # TLS listener (--tls-cert): the next port, easy to remember
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Exempt from --max-per-address by default: a local TLS terminator, reverse proxy or SSH

@@ -23,6 +23,7 @@ from triochat.core.events import (
     Joined,
     Left,
     Notice,
+    Ping,
     Presence,
     Private,
     Renamed,
@@ -169,6 +170,8 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return f"{NOTICE}{_about(room, current)}end of history ({count} messages{tail})"
         case Said() | Acted():  # pragma: no cover - handled by encode_plain
             raise AssertionError("chat events are encoded by encode_plain")
+        case Ping():  # plain members are not pinged (TCP keepalive covers them)
+            return f"{NOTICE}ping"
         case _:
             assert_never(event)
 
@@ -237,6 +240,8 @@ def encode_json(event: Event) -> bytes:
             obj = {"type": "gap", "room": room, "skipped": skipped}
         case HistoryEnd(room=room, count=count, more=more):
             obj = {"type": "history-end", "room": room, "count": count, "more": more}
+        case Ping():
+            obj = {"type": "ping"}
         case _:
             assert_never(event)
     obj["ts"] = round(event.ts, 3)

@@ -368,6 +368,8 @@ def parse_json(line: str) -> Command | None:
             return Help()
         case "quit":
             return Quit()
+        case "pong":
+            return None  # the answer to a ping: being heard from is all that counts
         case str():
             return Invalid("unknown-command", f"unknown type {sanitise(kind)[:40]!r}")
         case _:

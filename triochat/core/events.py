@@ -22,6 +22,7 @@ __all__ = [
     "Joined",
     "Left",
     "Notice",
+    "Ping",
     "Presence",
     "Private",
     "Renamed",
@@ -245,6 +246,17 @@ class HistoryEnd:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you there? Sent to a JSON member that has been silent for a while.
+
+    The client answers ``{"type": "pong"}``; a member that does not answer in time is
+    disconnected (reason ``no pong``). See :mod:`triochat.server.liveness`.
+    """
+
+    ts: float
+
+
 Event = (
     Welcome
     | Joined
@@ -264,4 +276,5 @@ Event = (
     | Current
     | Gap
     | HistoryEnd
+    | Ping
 )

@@ -36,6 +36,7 @@ from triochat.core.records import StoredMessage
 from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
+from triochat.server.liveness import Liveness
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
 from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
@@ -135,6 +136,7 @@ class Hub:
         self._commit_wait: trio.Event | None = None
         self._store_down = False
         self._last_status = 0.0
+        self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
 
     @property
@@ -222,6 +224,7 @@ class Hub:
                         state.tick()
                         self._status()
                         self._prune_memory()
+                        self._liveness.sweep(state, trio.current_time())
                     case Stop():
                         state.stop()
                         running = False
