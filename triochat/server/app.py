@@ -308,20 +308,20 @@ class ChatServer:
         told = False
         self._scopes.add(scope)
         try:
-            async with stream:
-                try:
-                    with scope:
-                        read_result = await read_commands(conn, inbound, config)
-                        # The peer has stopped sending. Tell the hub now: it closes the
-                        # connection once what is queued has been sent (cancelling this
-                        # scope). A half-closed peer may still be reading; one that is
-                        # not gets flush_timeout.
-                        told = True
-                        if read_result != SILENT:
-                            await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
-                        await trio.sleep(config.flush_timeout)
-                finally:
-                    await conn.stop_writer()
+            try:
+                with scope:
+                    read_result = await read_commands(conn, inbound, config)
+                    # The peer has stopped sending. Tell the hub now: it closes the
+                    # connection once what is queued has been sent (cancelling this
+                    # scope). A half-closed peer may still be reading; one that is
+                    # not gets flush_timeout.
+                    told = True
+                    if read_result != SILENT:
+                        await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
+                    await trio.sleep(config.flush_timeout)
+            finally:
+                await conn.stop_writer()
+                await _close(stream, config.flush_timeout)
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer went away while we closed our side, or the hub has stopped
         except* Exception:
@@ -345,6 +345,19 @@ class ChatServer:
                     self._per_address[host] -= 1
             if not self._connections:
                 self._no_connections.set()
+
+
+async def _close(stream: trio.abc.Stream, timeout: float) -> None:
+    """Close ``stream`` gracefully within ``timeout`` seconds, else forcefully.
+
+    A TCP stream closes at once. TLS sends a ``close_notify`` first, which waits if the
+    peer is not reading and its buffers are full; such a peer must not hold the
+    connection open.
+    """
+    with trio.move_on_after(timeout):
+        await stream.aclose()
+        return
+    await trio.aclose_forcefully(stream)
 
 
 async def _refuse(stream: trio.abc.Stream, reason: str) -> None:
