@@ -244,9 +244,10 @@ async def test_tls_peer_that_stops_reading_cannot_hold_the_close(
     await trio.testing.wait_all_tasks_blocked()
     start = trio.current_time()
     await alice.send("/quit")  # and never read again
-    while server.connections:
-        await trio.testing.wait_all_tasks_blocked()
-        await trio.sleep(0.1)
+    with trio.fail_after(5):
+        while server.connections:
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0.1)
     assert trio.current_time() - start <= server.config.flush_timeout + 0.2
 
 
