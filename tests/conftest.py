@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from tests.procs import ServerProcess
+from triochat.core import passwords
 from triochat.server import ChatServer
 from triochat.testing import open_test_server
 
@@ -71,3 +72,13 @@ async def start_process(tmp_path: Path) -> AsyncIterator[StartProcess]:
     finally:
         for server in started:
             await server.stop()
+
+
+CHEAP_COST = passwords.Cost(n=2**4, r=8, p=1)  # microseconds per hash instead of ~0.1 s
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> passwords.Cost:
+    """Hash passwords at a trivial scrypt cost in this process (the format is the same)."""
+    monkeypatch.setattr(passwords, "DEFAULT_COST", CHEAP_COST)
+    return CHEAP_COST

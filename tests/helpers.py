@@ -1,12 +1,45 @@
-"""Test doubles shared by the server tests (the peers themselves are triochat.testing's)."""
+"""Test doubles shared by the tests (the peers themselves are triochat.testing's)."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import trio
 
 from triochat.testing import Peer, connect, join, join_json
 
-__all__ = ["BreakableStream", "Peer", "connect", "join", "join_json"]
+__all__ = ["BreakableStream", "FakeLink", "Peer", "connect", "join", "join_json"]
+
+
+class FakeLink:
+    """Records what the state queues for one member; ``room`` bounds the queue."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.sent: list[bytes] = []
+        self.room = room
+        self.closed = False
+        self.cut_off = False
+
+    def put(self, data: bytes) -> bool:
+        if len(self.sent) >= self.room:
+            return False
+        self.sent.append(data)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def cut(self) -> None:
+        self.cut_off = True
+
+    def lines(self) -> list[str]:
+        out = [line for data in self.sent for line in data.decode().splitlines()]
+        self.sent.clear()
+        return out
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines()]
 
 
 class BreakableStream(trio.abc.Stream):

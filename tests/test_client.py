@@ -1,15 +1,17 @@
 """The client session against a real server object over memory streams, and its inputs.
 
-No sockets here: every client talks to ``ChatServer.handle_stream`` through
-``trio.testing.memory_stream_pair``; the "user" types through a memory channel; what
+No sockets here: every client talks to the suite's in-memory server (the ``server`` and
+``start_server`` fixtures) over ``triochat.testing.connect_stream``; the other members
+are triochat.testing ChatClients; servers that misbehave are scripted with
+``FakeServer`` on the same line peer. The "user" types through a memory channel; what
 the user would see is recorded by a rich Console. Races are sequenced with events
 (``RecordingView.wait_for``), never sleeps; time is virtual (``autojump_clock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-import json
 import os
 import re
 from datetime import UTC
@@ -19,6 +21,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.conftest import StartServer
 from triochat.client.linesource import (
     CLEAR_LINE,
     ChannelLineSource,
@@ -30,9 +33,8 @@ from triochat.client.linesource import (
 from triochat.client.reconnect import STABLE_CONNECTION, Backoff
 from triochat.client.session import Connection, SessionEnd, chat_session
 from triochat.client.view import ChatView, Event, make_console
-from triochat.config import ServerConfig
-from triochat.core.framing import LineBuffer
 from triochat.server import ChatServer
+from triochat.testing import ChatClient, JsonEvent, Peer, connect_stream, open_client
 
 TIME = re.compile(r"^(\d\d:\d\d|--:--) ", re.MULTILINE)
 
@@ -71,61 +73,11 @@ class RecordingView(ChatView):
                 await self._changed.wait()
 
 
-class Peer:
-    """Another member of the room, speaking raw JSON mode (a bot's-eye view)."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
-        self._lines = LineBuffer(1 << 20)
-        self.seen: list[dict[str, Any]] = []
-
-    async def send(self, **obj: Any) -> None:
-        await self.stream.send_all((json.dumps(obj) + "\n").encode())
-
-    async def next(self) -> dict[str, Any] | None:
-        while (line := self._lines.next_line()) is None:
-            data = await self.stream.receive_some(65536)
-            if not data:
-                return None
-            self._lines.feed(bytes(data))
-        assert isinstance(line, bytes)
-        event: dict[str, Any] = json.loads(line)
-        self.seen.append(event)
-        return event
-
-    async def expect(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Read until an event of ``kind`` with ``fields`` arrives (bounded)."""
-        with trio.fail_after(30):
-            while (event := await self.next()) is not None:
-                if event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
-                    return event
-        raise AssertionError(f"connection closed before {kind} {fields}; saw {self.seen}")
-
-
-class Room:
-    """A real ChatServer served over memory streams."""
-
-    def __init__(self, server: ChatServer, nursery: trio.Nursery) -> None:
-        self.server = server
-        self.nursery = nursery
-
-    def connect(self) -> trio.abc.Stream:
-        client, server_side = trio.testing.memory_stream_pair()
-        self.nursery.start_soon(self.server.handle_stream, server_side)
-        return client
-
-    async def peer(self, name: str) -> Peer:
-        peer = Peer(self.connect())
-        await peer.send(type="hello", name=name)
-        await peer.expect("welcome", name=name)
-        return peer
-
-
-@pytest.fixture
-async def room(nursery: trio.Nursery) -> Room:
-    server = ChatServer(ServerConfig())
-    await nursery.start(server.run)
-    return Room(server, nursery)
+async def member(nursery: trio.Nursery, server: ChatServer, name: str) -> ChatClient:
+    """Another member of the room in JSON mode (a bot's-eye view), welcomed as ``name``."""
+    client = await open_client(nursery, server, name)
+    assert client.welcome["name"] == name, client.welcome
+    return client
 
 
 class Keyboard:
@@ -155,22 +107,26 @@ async def start_client(
     return view, receive
 
 
-async def test_session_join_welcome_and_others_joining(room: Room, autojump_clock: Any) -> None:
+async def test_session_join_welcome_and_others_joining(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """The user sees the welcome, then other people joining, as dim notices."""
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     assert "welcome, alice! 1 online" in view.screen()
-    await room.peer("dave")
+    await member(nursery, server, "dave")
     await view.wait_for("→ dave joined (2 online)")
 
 
-async def test_session_say_me_who_in_server_order(room: Room, autojump_clock: Any) -> None:
+async def test_session_say_me_who_in_server_order(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """Typed text, /me and /who reach the server as JSON and come back in its order."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await keys.type("hello [bold]world[/bold] :smile:")
-    said = await dave.expect("say", **{"from": "alice"})
+    said = await dave.expect("say", from_="alice")
     assert said["text"] == "hello [bold]world[/bold] :smile:"
     await view.wait_for("<alice> hello [bold]world[/bold] :smile:")
     await keys.type("/me waves")
@@ -184,11 +140,13 @@ async def test_session_say_me_who_in_server_order(room: Room, autojump_clock: An
     await view.wait_for("<dave> hi alice")
 
 
-async def test_session_private_messages(room: Room, autojump_clock: Any) -> None:
+async def test_session_private_messages(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """/msg sends privately; private messages both ways are shown as private."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await keys.type("/msg dave lunch?")
     await dave.expect("msg", to="dave", text="lunch?")
     await view.wait_for("you → *dave*: lunch?")
@@ -198,11 +156,13 @@ async def test_session_private_messages(room: Room, autojump_clock: Any) -> None
     await view.wait_for("! no such user")
 
 
-async def test_session_rename_follows_the_new_name(room: Room, autojump_clock: Any) -> None:
+async def test_session_rename_follows_the_new_name(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """/nick renames; the view then treats the new name as the user's own."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await keys.type("/nick ally")
     await dave.expect("nick", old="alice", new="ally")
     await view.wait_for("you are now known as ally")
@@ -211,23 +171,27 @@ async def test_session_rename_follows_the_new_name(room: Room, autojump_clock: A
     await view.wait_for("dave is now known as david")
 
 
-async def test_session_others_leaving_shown(room: Room, autojump_clock: Any) -> None:
+async def test_session_others_leaving_shown(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """When someone quits, the user sees them leave with the new count."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await dave.send(type="quit")
     await view.wait_for("← dave left (1 online)")
 
 
-async def test_session_history_is_marked_earlier(room: Room, autojump_clock: Any) -> None:
+async def test_session_history_is_marked_earlier(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """Chat from before the user joined is replayed under an "earlier" header."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     await dave.send(type="say", text="before you came")
     await dave.send(type="me", text="yawns")
     await dave.expect("me")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await view.wait_for("* dave yawns")
     await dave.send(type="say", text="now live")
     await view.wait_for("now live")
@@ -241,36 +205,44 @@ async def test_session_history_is_marked_earlier(room: Room, autojump_clock: Any
     ]
 
 
-async def test_session_end_of_input_waits_for_the_server(room: Room, autojump_clock: Any) -> None:
+async def test_session_end_of_input_waits_for_the_server(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """At EOF every line is sent, and the session ends (exit 0) only after the server has them."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     lines = [f"build {n} passed" for n in range(30)]  # above the burst: rate limited
     view = RecordingView("ci")
-    end = await chat_session(room.connect(), "ci", lines_from(lines), view)
+    end = await chat_session(connect_stream(nursery, server), "ci", lines_from(lines), view)
     assert end is SessionEnd.QUIT
     assert end.exit_code == 0
     assert "<ci> build 29 passed" in view.screen()  # the server's echo arrived first
     await dave.expect("leave", name="ci", reason="quit")
-    assert [e["text"] for e in dave.seen if e["type"] == "say"] == lines
+    assert [e["text"] for e in dave.events if e["type"] == "say"] == lines
     assert view.errors_text() == ""
 
 
 @pytest.mark.parametrize("word", ["/quit", "exit", "/QUIT", " quit "])
-async def test_session_quit_words_leave(room: Room, autojump_clock: Any, word: str) -> None:
+async def test_session_quit_words_leave(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any, word: str
+) -> None:
     """/quit and exit leave cleanly with exit 0; later input is not sent."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     view = RecordingView("alice")
-    end = await chat_session(room.connect(), "alice", lines_from([word, "not sent"]), view)
+    end = await chat_session(
+        connect_stream(nursery, server), "alice", lines_from([word, "not sent"]), view
+    )
     assert end is SessionEnd.QUIT
     await dave.expect("leave", name="alice", reason="quit")
-    assert not any(e.get("text") == "not sent" for e in dave.seen)
+    assert not any(e.get("text") == "not sent" for e in dave.events)
 
 
-async def test_session_local_usage_error_keeps_going(room: Room, autojump_clock: Any) -> None:
+async def test_session_local_usage_error_keeps_going(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """A malformed command gets a red usage line locally; the session carries on."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await keys.type("/msg dave")
     await view.wait_for("! usage: /msg NAME TEXT")
     await keys.type("/frobnicate")
@@ -279,10 +251,12 @@ async def test_session_local_usage_error_keeps_going(room: Room, autojump_clock:
     await dave.expect("say", text="still here")
 
 
-async def test_session_help_lists_commands(room: Room, autojump_clock: Any) -> None:
+async def test_session_help_lists_commands(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """/help lists the commands, including the client's own ways to leave."""
     keys = Keyboard()
-    view, _ = await start_client(room.nursery, room.connect(), "alice", keys.source)
+    view, _ = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
     await keys.type("/help")
     await view.wait_for("exit, Ctrl-D")
     for command in ("/me ACTION", "/msg NAME TEXT", "/nick NAME", "/who", "/quit"):
@@ -294,35 +268,39 @@ async def test_session_help_lists_commands(room: Room, autojump_clock: Any) -> N
     [("Dave", "taken"), ("bad name!", "may contain only"), ("x" * 25, "at most 24")],
 )
 async def test_session_refused_name_shows_server_reason(
-    room: Room, autojump_clock: Any, name: str, reason: str
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any, name: str, reason: str
 ) -> None:
     """A taken or invalid name ends the session non-zero with the server's own reason."""
-    await room.peer("dave")
+    await member(nursery, server, "dave")
     view = RecordingView(name)
-    end = await chat_session(room.connect(), name, lines_from(["never sent"]), view)
+    end = await chat_session(
+        connect_stream(nursery, server), name, lines_from(["never sent"]), view
+    )
     assert end is SessionEnd.REFUSED
     assert end.exit_code == 1
     assert reason in view.errors_text()
     assert "--name" in view.errors_text()
 
 
-async def test_session_server_full_is_explained(nursery: trio.Nursery, autojump_clock: Any) -> None:
+async def test_session_server_full_is_explained(
+    nursery: trio.Nursery, start_server: StartServer, autojump_clock: Any
+) -> None:
     """A plain-text refusal (server full) is shown, not mistaken for a protocol error."""
-    server = ChatServer(ServerConfig(max_clients=1))
-    await nursery.start(server.run)
-    room = Room(server, nursery)
-    await room.peer("dave")
+    server = await start_server(max_clients=1)
+    await member(nursery, server, "dave")
     view = RecordingView("alice")
-    end = await chat_session(room.connect(), "alice", lines_from([]), view)
+    end = await chat_session(connect_stream(nursery, server), "alice", lines_from([]), view)
     assert end is SessionEnd.REFUSED
     assert "server full" in view.errors_text()
 
 
-async def test_session_server_shutdown(room: Room, autojump_clock: Any) -> None:
+async def test_session_server_shutdown(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """A server shutdown is shown in the chat and ends the session with exit 1."""
     keys = Keyboard()
-    view, ended = await start_client(room.nursery, room.connect(), "alice", keys.source)
-    await room.server.shutdown()
+    view, ended = await start_client(nursery, connect_stream(nursery, server), "alice", keys.source)
+    await server.shutdown()
     end = await ended.receive()
     assert end is SessionEnd.SHUTDOWN
     assert end.exit_code == 1
@@ -335,15 +313,17 @@ async def _pump(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
         await sink.send_all(data)
 
 
-async def test_session_lost_connection(room: Room, autojump_clock: Any) -> None:
+async def test_session_lost_connection(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """When the connection drops without a shutdown notice, the user is told; exit 1."""
     client, near = trio.testing.memory_stream_pair()
-    far = room.connect()
+    far = connect_stream(nursery, server)
     keys = Keyboard()
     async with trio.open_nursery() as wire:
         wire.start_soon(_pump, near, far)
         wire.start_soon(_pump, far, near)
-        view, ended = await start_client(room.nursery, client, "alice", keys.source)
+        view, ended = await start_client(nursery, client, "alice", keys.source)
         wire.cancel_scope.cancel()
     await near.aclose()  # the cable is cut: the client sees the stream end
     end = await ended.receive()
@@ -354,32 +334,36 @@ async def test_session_lost_connection(room: Room, autojump_clock: Any) -> None:
 
 
 class FakeServer:
-    """The server side of a memory stream, played by the test, for misbehaving servers."""
+    """The server's side of a memory stream, played by the test, for misbehaving servers.
+
+    Kept beside the real server for what that one cannot be made to do: never welcome,
+    send odd lines, not close after a quit, refuse a reconnect for good, or answer a
+    resume with a replay chosen event by event while the test checks each request the
+    client sends. The client's requests are read with the suite's one line peer,
+    triochat.testing.Peer.
+    """
 
     def __init__(self) -> None:
-        self.client, self.stream = trio.testing.memory_stream_pair()
-        self._lines = LineBuffer(1 << 20)
+        self.client, server_side = trio.testing.memory_stream_pair()
+        self.peer = Peer(server_side)
 
-    async def send(self, **obj: Any) -> None:
-        await self.stream.send_all((json.dumps(obj) + "\n").encode())
+    async def send(self, **event: object) -> None:
+        """Send one JSON event, as the server would."""
+        await self.peer.send_json(**event)
 
-    async def request(self) -> dict[str, Any]:
+    async def request(self) -> JsonEvent:
         """The next request the client sent (bounded wait)."""
-        with trio.fail_after(30):
-            while not isinstance(line := self._lines.next_line(), bytes):
-                data = await self.stream.receive_some(65536)
-                assert data, "the client closed the connection"
-                self._lines.feed(bytes(data))
-        obj: dict[str, Any] = json.loads(line)
-        return obj
+        return await self.peer.event()
 
     async def drain(self) -> None:
         """Read and ignore what the client sends, until either side closes."""
-        try:
-            while await self.stream.receive_some(65536):
+        with contextlib.suppress(trio.ClosedResourceError):  # the test closed its side
+            while await self.peer.next_line() is not None:
                 pass
-        except trio.ClosedResourceError:
-            pass  # the test closed the server side
+
+    async def close(self) -> None:
+        """Close the server's side: the client sees its connection end."""
+        await self.peer.stream.aclose()
 
 
 async def test_session_quit_unconfirmed_times_out(
@@ -410,7 +394,7 @@ async def test_session_quit_waits_while_server_still_talks(
         for n in range(6):
             await trio.sleep(8)  # each gap is under the 10 s idle timeout
             await fake.send(type="say", ts=0, id=n, **{"from": "ci"}, text=f"line {n}")
-        await fake.stream.aclose()
+        await fake.close()
 
     nursery.start_soon(slow_echoes)
     view = RecordingView("ci")
@@ -447,10 +431,9 @@ async def test_session_quit_confirmed_before_send_returns(
     await fake.send(type="welcome", ts=0, name="bot", online=1, room="lobby", text="hi")
 
     async def close_on_quit() -> None:
-        received = b""
-        while b'"quit"' not in received:
-            received += await fake.stream.receive_some(65536)
-        await fake.stream.aclose()
+        while (await fake.request())["type"] != "quit":
+            pass
+        await fake.close()
 
     nursery.start_soon(close_on_quit)
     view = RecordingView("bot")
@@ -476,11 +459,11 @@ async def test_session_non_json_and_odd_lines_are_shown_safely(
     """Non-JSON lines, unknown event types and bad JSON mid-session neither crash nor inject."""
     fake = FakeServer()
     await fake.send(type="welcome", ts=0, name="alice", online=1, room="lobby", text="hi")
-    await fake.stream.send_all(b"* plain \x1b[2Jnotice\n[1, 2]\n\n")
+    await fake.peer.send(b"* plain \x1b[2Jnotice\n[1, 2]\n\n")
     await fake.send(type="from-the-future", ts=0)
     await fake.send(type="say", ts=0, id=1, **{"from": "bob"}, text="after")
-    await fake.stream.send_all(b'{"type": "say", "ts": 0, "id": 2, "from": "bob", "text": "tail"}')
-    await fake.stream.aclose()
+    await fake.peer.send(b'{"type": "say", "ts": 0, "id": 2, "from": "bob", "text": "tail"}')
+    await fake.close()
     view = RecordingView("alice")
     end = await chat_session(fake.client, "alice", Keyboard().source, view)
     assert end is SessionEnd.LOST
@@ -512,17 +495,17 @@ async def test_connection_discards_oversized_event() -> None:
 class Wire:
     """A cable between one client and the server that the test can cut."""
 
-    def __init__(self, room: Room) -> None:
+    def __init__(self, nursery: trio.Nursery, server: ChatServer) -> None:
         self.client, self._near = trio.testing.memory_stream_pair()
-        self.far = room.connect()
+        self.far = connect_stream(nursery, server)
         self._scope = trio.CancelScope()
-        room.nursery.start_soon(self._carry)
+        nursery.start_soon(self._carry)
 
     async def _carry(self) -> None:
         with self._scope:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump, self._near, self.far)
-                nursery.start_soon(_pump, self.far, self._near)
+            async with trio.open_nursery() as pumps:
+                pumps.start_soon(_pump, self._near, self.far)
+                pumps.start_soon(_pump, self.far, self._near)
 
     async def cut(self, *, server_notices: bool = True) -> None:
         """The client sees its stream end; the server too, unless ``server_notices`` is False."""
@@ -536,8 +519,9 @@ class Wire:
 class Dialer:
     """The client's way back to a server: records when it dials, and can be held or failed."""
 
-    def __init__(self, room: Room) -> None:
-        self.room = room
+    def __init__(self, nursery: trio.Nursery, server: ChatServer) -> None:
+        self.nursery = nursery
+        self.server = server
         self.times: list[float] = []
         self.gate = trio.Event()  # dialling waits for this, so the test says when
         self.fail_first = 0  # this many dials fail with "connection refused"
@@ -559,7 +543,7 @@ class Dialer:
             await self.before.pop(0)()
         if len(self.times) <= self.fail_first:
             raise ConnectionRefusedError(111, "Connection refused")
-        return self.room.connect()
+        return connect_stream(self.nursery, self.server)
 
 
 def no_jitter() -> Backoff:
@@ -567,13 +551,13 @@ def no_jitter() -> Backoff:
 
 
 async def test_session_reconnects_and_shows_only_missed_messages(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """After a lost connection the client rejoins as itself and shows what it missed, once."""
-    dave = await room.peer("dave")
-    wire, dial, keys = Wire(room), Dialer(room), Keyboard()
+    dave = await member(nursery, server, "dave")
+    wire, dial, keys = Wire(nursery, server), Dialer(nursery, server), Keyboard()
     view, _ = await start_client(
-        room.nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
+        nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
     )
     await dave.send(type="say", text="one")
     await view.wait_for("<dave> one")
@@ -593,18 +577,18 @@ async def test_session_reconnects_and_shows_only_missed_messages(
     assert "connection lost; reconnecting in 1 s" in screen
     assert screen.count("<dave> one") == 1
     assert screen.index("<dave> two") < screen.index("* dave sighs") < screen.index("reconnected")
-    assert not any(e.get("text") == "anyone?" for e in dave.seen)
+    assert not any(e.get("text") == "anyone?" for e in dave.events)
     assert view.errors_text() == ""
 
 
 async def test_session_reconnect_waits_until_the_server_lets_go_of_the_name(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """While the server still holds the old connection, "name taken" means try again."""
-    wire, dial = Wire(room), Dialer(room)
+    wire, dial = Wire(nursery, server), Dialer(nursery, server)
     dial.gate.set()
     view, _ = await start_client(
-        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
+        nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
     )
 
     async def server_notices() -> None:
@@ -620,24 +604,28 @@ async def test_session_reconnect_waits_until_the_server_lets_go_of_the_name(
 
 
 async def test_session_reconnects_across_a_server_restart(
-    room: Room, nursery: trio.Nursery, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, start_server: StartServer, autojump_clock: Any
 ) -> None:
     """A shutdown is a reason to reconnect; the new server's ids starting at 1 still show."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    restarted = ChatServer(ServerConfig())
-    await nursery.start(restarted.run)
-    dial = Dialer(Room(restarted, nursery))
+    restarted = await start_server()
+    dial = Dialer(nursery, restarted)
     dial.gate.set()
     view, ended = await start_client(
-        nursery, room.connect(), "alice", keys.source, reconnect=dial, backoff=no_jitter()
+        nursery,
+        connect_stream(nursery, server),
+        "alice",
+        keys.source,
+        reconnect=dial,
+        backoff=no_jitter(),
     )
     for n in range(3):
         await dave.send(type="say", text=f"old {n}")
     await view.wait_for("<dave> old 2")
-    await room.server.shutdown()
+    await server.shutdown()
     await view.wait_for("reconnected; 0 missed messages")
-    erin = await Room(restarted, nursery).peer("erin")
+    erin = await member(nursery, restarted, "erin")
     await erin.send(type="say", text="fresh start")
     await view.wait_for("<erin> fresh start")
     assert "! server is shutting down" in view.screen()
@@ -645,13 +633,15 @@ async def test_session_reconnects_across_a_server_restart(
     assert await ended.receive() is SessionEnd.QUIT
 
 
-async def test_session_redial_follows_the_backoff_schedule(room: Room, autojump_clock: Any) -> None:
+async def test_session_redial_follows_the_backoff_schedule(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """Failed dials are spaced 0.5, 1, 2, ... 30, 30 s apart; /quit then ends at once."""
-    wire, dial, keys = Wire(room), Dialer(room), Keyboard()
+    wire, dial, keys = Wire(nursery, server), Dialer(nursery, server), Keyboard()
     dial.gate.set()
     dial.fail_first = 1000
     view, ended = await start_client(
-        room.nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
+        nursery, wire.client, "alice", keys.source, reconnect=dial, backoff=no_jitter()
     )
     await wire.cut()
     lost = trio.current_time()
@@ -667,14 +657,14 @@ async def test_session_redial_follows_the_backoff_schedule(room: Room, autojump_
 
 
 async def test_session_reconnect_countdown_lives_in_the_prompt(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """On a terminal the countdown updates the prompt each second instead of adding lines."""
-    wire, dial = Wire(room), Dialer(room)
+    wire, dial = Wire(nursery, server), Dialer(nursery, server)
     dial.gate.set()
     dial.fail_first = 1
     view, _ = await start_client(
-        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
+        nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
     )
     prompts: list[str] = []
     view.on_prompt = prompts.append
@@ -692,15 +682,15 @@ async def test_session_reconnect_countdown_lives_in_the_prompt(
 
 
 async def test_session_stable_connection_starts_the_schedule_over(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """A connection that lasted is news when lost: the first wait is half a second again."""
     backoff = no_jitter()
     backoff.attempt = 5
-    wire, dial = Wire(room), Dialer(room)
+    wire, dial = Wire(nursery, server), Dialer(nursery, server)
     dial.gate.set()
     view, _ = await start_client(
-        room.nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=backoff
+        nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=backoff
     )
     autojump_clock.jump(STABLE_CONNECTION)
     await wire.cut()
@@ -726,7 +716,7 @@ async def test_session_reconnect_refused_for_good(
     session = chat_session(
         first.client, "alice", Keyboard().source, view, reconnect=dial, backoff=no_jitter()
     )
-    await first.stream.aclose()
+    await first.close()
     assert await session is SessionEnd.REFUSED
     assert "cannot rejoin as 'alice': names changed" in view.errors_text()
 
@@ -754,7 +744,7 @@ async def test_session_resume_asks_for_what_was_missed_in_each_room(
     await first.send(type="current", ts=0, room="#dev")
     await first.send(type="say", ts=0, room="#dev", id=7, **{"from": "bob"}, text="dev 7")
     await view.wait_for("<bob> dev 7")
-    await first.stream.aclose()
+    await first.close()
 
     hello = await second.request()
     assert hello == {"type": "hello", "name": "alice", "since": {"#lobby": 41, "#dev": 7}}
@@ -785,7 +775,7 @@ async def test_session_resume_asks_for_what_was_missed_in_each_room(
     assert await second.request() == {"type": "say", "text": "still here", "room": "#dev"}
     await keys.send.aclose()
     assert await second.request() == {"type": "quit"}
-    await second.stream.aclose()
+    await second.close()
     assert await ended.receive() is SessionEnd.QUIT
 
 
@@ -813,34 +803,29 @@ class PromptView(RecordingView):
 
 
 async def start_prompt_client(
-    room: Room, name: str, keys: Keyboard, **options: Any
+    nursery: trio.Nursery, server: ChatServer, name: str, keys: Keyboard, **options: Any
 ) -> tuple[PromptView, trio.MemoryReceiveChannel[SessionEnd]]:
     """Like start_client, with a prompt line to check."""
     view = PromptView(name)
     send, receive = trio.open_memory_channel[SessionEnd](1)
-    stream = options.pop("stream", None) or room.connect()
+    stream = options.pop("stream", None) or connect_stream(nursery, server)
 
     async def run() -> None:
         end = await chat_session(stream, name, keys.source, view, peer="test:1", **options)
         send.send_nowait(end)
 
-    room.nursery.start_soon(run)
+    nursery.start_soon(run)
     await view.wait_for("welcome")
     return view, receive
 
 
-async def join_room(peer: Peer, room: str) -> None:
-    await peer.send(type="join", room=room)
-    await peer.expect("current", room=room)
-
-
 async def test_session_rooms_tag_other_rooms_and_count_unread(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """Lines from a room that is not current are tagged; the prompt counts them until /join."""
-    dave = await room.peer("dave")
+    dave = await member(nursery, server, "dave")
     keys = Keyboard()
-    view, _ = await start_prompt_client(room, "alice", keys)
+    view, _ = await start_prompt_client(nursery, server, "alice", keys)
     assert view.prompt == "alice #lobby> "
     await keys.type("/join Dev")
     await view.wait_for("→ you joined #dev (1 online)")
@@ -855,31 +840,35 @@ async def test_session_rooms_tag_other_rooms_and_count_unread(
     await view.wait_for_prompt("alice #lobby> ")
     await dave.send(type="who")
     await dave.expect("who")
-    assert not any(e.get("text") == "in a minute" for e in dave.seen)
+    assert not any(e.get("text") == "in a minute" for e in dave.events)
 
 
 async def test_session_rooms_typed_text_goes_to_the_room_just_joined(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """A line piped right after /join lands in the new room, not where the client was."""
-    dave = await room.peer("dave")
-    await join_room(dave, "#dev")
+    dave = await member(nursery, server, "dave")
+    await dave.join("#dev")
     view = RecordingView("ci")
-    end = await chat_session(room.connect(), "ci", lines_from(["/join #dev", "build ok"]), view)
+    end = await chat_session(
+        connect_stream(nursery, server), "ci", lines_from(["/join #dev", "build ok"]), view
+    )
     assert end is SessionEnd.QUIT
-    said = await dave.expect("say", **{"from": "ci"})
+    said = await dave.expect("say", from_="ci")
     assert (said["room"], said["text"]) == ("#dev", "build ok")
 
 
-async def test_session_rooms_topic_rooms_who_history_part(room: Room, autojump_clock: Any) -> None:
+async def test_session_rooms_topic_rooms_who_history_part(
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
+) -> None:
     """/topic, /rooms, /who, /history (paging back) and /part, as a person sees them."""
-    dave = await room.peer("dave")
-    await join_room(dave, "#dev")
+    dave = await member(nursery, server, "dave")
+    await dave.join("#dev")
     for n in range(1, 31):
         await dave.send(type="say", room="#dev", text=f"old {n}")
     await dave.expect("say", text="old 30")
     keys = Keyboard()
-    view, _ = await start_prompt_client(room, "alice", keys)
+    view, _ = await start_prompt_client(nursery, server, "alice", keys)
     await keys.type("/join #dev")
     await view.wait_for("<dave> old 30")  # the replay on joining: the last 20
     assert "old 10\n" not in view.screen()
@@ -904,14 +893,14 @@ async def test_session_rooms_topic_rooms_who_history_part(room: Room, autojump_c
 
 
 async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
-    room: Room, autojump_clock: Any
+    nursery: trio.Nursery, server: ChatServer, autojump_clock: Any
 ) -> None:
     """After a cut the client is back in every room and the same current room; misses shown once."""
-    dave = await room.peer("dave")
-    await join_room(dave, "#dev")
-    keys, wire, dial = Keyboard(), Wire(room), Dialer(room)
+    dave = await member(nursery, server, "dave")
+    await dave.join("#dev")
+    keys, wire, dial = Keyboard(), Wire(nursery, server), Dialer(nursery, server)
     view, _ = await start_prompt_client(
-        room, "alice", keys, stream=wire.client, reconnect=dial, backoff=no_jitter()
+        nursery, server, "alice", keys, stream=wire.client, reconnect=dial, backoff=no_jitter()
     )
     await keys.type("/join #ops")
     await view.wait_for("→ you joined #ops")
@@ -934,19 +923,17 @@ async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
     await keys.type("/rooms")
     await view.wait_for("#ops  1 online")
     await keys.type("back")
-    said = await dave.expect("say", **{"from": "alice"})
+    said = await dave.expect("say", from_="alice")
     assert (said["room"], said["text"]) == ("#dev", "back")
 
 
 async def test_session_resume_beyond_the_servers_limit_says_how_many_were_skipped(
-    nursery: trio.Nursery, autojump_clock: Any
+    nursery: trio.Nursery, start_server: StartServer, autojump_clock: Any
 ) -> None:
     """Missing more than the resume limit: the newest are replayed, the rest are counted."""
-    server = ChatServer(ServerConfig(resume_limit=2))
-    await nursery.start(server.run)
-    room = Room(server, nursery)
-    dave = await room.peer("dave")
-    wire, dial = Wire(room), Dialer(room)
+    server = await start_server(resume_limit=2)
+    dave = await member(nursery, server, "dave")
+    wire, dial = Wire(nursery, server), Dialer(nursery, server)
     view, _ = await start_client(
         nursery, wire.client, "alice", Keyboard().source, reconnect=dial, backoff=no_jitter()
     )

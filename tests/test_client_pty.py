@@ -3,7 +3,8 @@
 What only a terminal shows: the client reconnects by itself when the server is killed
 and started again on the same port, the countdown sits in the prompt, Ctrl-C typed
 during the back-off ends it at once, and ``--no-reconnect`` exits instead. Servers
-come from tests/procs.py; every process is ended by its PID and every wait is bounded.
+come from the suite's one launcher (the ``start_process`` fixture, tests/procs.py);
+every process is ended by its PID and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Final
 import pytest
 import trio
 
-from tests.procs import STOP_TIMEOUT, ServerProcess, start_server, triochat_command
+from tests.conftest import StartProcess
+from tests.procs import STOP_TIMEOUT, ServerProcess, triochat_command
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 
@@ -117,16 +119,13 @@ class PtyClient:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    proc = await start_server(["--db", str(tmp_path / "chat.db")], str(tmp_path))
-    try:
-        yield proc
-    finally:
-        await proc.stop()
+async def server(start_process: StartProcess, tmp_path: Path) -> ServerProcess:
+    """A server keeping its history in ``tmp_path`` (stopped by ``start_process``)."""
+    return await start_process("--db", str(tmp_path / "chat.db"))
 
 
 async def test_cli_pty_reconnects_across_a_server_restart(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, start_process: StartProcess, tmp_path: Path
 ) -> None:
     """kill -9 the server, start it again on the same port: the client is back by itself."""
     async with PtyClient.run("--port", str(server.port), "--name", "alice") as client:
@@ -138,24 +137,19 @@ async def test_cli_pty_reconnects_across_a_server_restart(
         server.kill()
         await server.wait()
         await client.wait_for("connection lost; reconnecting in")
-        restarted = await start_server(
-            ["--db", str(tmp_path / "chat.db")], str(tmp_path), port=server.port, name="again"
-        )
-        try:
-            await client.wait_for("reconnected; 0 missed messages", timeout=45)
-            bob, _ = await restarted.join_json("bob")
-            await bob.send_json(type="say", text="after the restart")
-            await client.wait_for("<bob> after the restart")
-            await client.type("hello again\r")
-            await bob.send_json(type="who")  # a round trip: alice's line is handled first
+        restarted = await start_process("--db", str(tmp_path / "chat.db"), port=server.port)
+        await client.wait_for("reconnected; 0 missed messages", timeout=45)
+        bob, _ = await restarted.join_json("bob")
+        await bob.send_json(type="say", text="after the restart")
+        await client.wait_for("<bob> after the restart")
+        await client.type("hello again\r")
+        await bob.send_json(type="who")  # a round trip: alice's line is handled first
+        said = await bob.event()
+        while said.get("text") != "hello again":
             said = await bob.event()
-            while said.get("text") != "hello again":
-                said = await bob.event()
-            assert said["from"] == "alice"
-            await client.type("/quit\r")
-            assert await client.exit_code() == 0
-        finally:
-            await restarted.stop()
+        assert said["from"] == "alice"
+        await client.type("/quit\r")
+        assert await client.exit_code() == 0
     assert client.screen.count(b"before the crash") == 1
 
 

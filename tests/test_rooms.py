@@ -10,7 +10,15 @@ import trio.testing
 
 from tests.conftest import StartServer
 from triochat.config import ServerConfig
-from triochat.core.records import Batch, RoomRecord, StoredMessage
+from triochat.core.records import (
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    StoredMessage,
+)
 from triochat.server import ChatServer
 from triochat.server.hub import STORE_DOWN
 from triochat.store import MemoryStore, SQLiteStore, StoreError
@@ -186,6 +194,21 @@ class FlakyStore:
 
     def close(self) -> None:
         self.inner.close()
+
+    def account_keys(self) -> list[str]:
+        return self.inner.account_keys()
+
+    def account(self, key: str) -> AccountRecord | None:
+        return self.inner.account(key)
+
+    def load_ops(self) -> list[OpRecord]:
+        return self.inner.load_ops()
+
+    def load_bans(self) -> list[BanRecord]:
+        return self.inner.load_bans()
+
+    def load_mutes(self) -> list[MuteRecord]:
+        return self.inner.load_mutes()
 
 
 async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(

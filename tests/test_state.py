@@ -5,11 +5,11 @@ Plain synchronous tests: fake links record what each member would be sent.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
+from tests.helpers import FakeLink
 from triochat.core.codec import Mode
 from triochat.core.commands import (
     Hello,
@@ -31,36 +31,6 @@ from triochat.core.records import StoredMessage
 from triochat.core.state import ChatState, Limits, Member, Query
 
 NOW = 1795714800.0
-
-
-class FakeLink:
-    """Records what the state queues for one member; ``room`` bounds the queue."""
-
-    def __init__(self, room: int = 1000) -> None:
-        self.sent: list[bytes] = []
-        self.room = room
-        self.closed = False
-        self.cut_off = False
-
-    def put(self, data: bytes) -> bool:
-        if len(self.sent) >= self.room:
-            return False
-        self.sent.append(data)
-        return True
-
-    def close(self) -> None:
-        self.closed = True
-
-    def cut(self) -> None:
-        self.cut_off = True
-
-    def lines(self) -> list[str]:
-        out = [line for data in self.sent for line in data.decode().splitlines()]
-        self.sent.clear()
-        return out
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines()]
 
 
 class Chat:

@@ -9,7 +9,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triochat.store import Batch, MemoryStore, RoomRecord, SQLiteStore, Store, StoredMessage
+from triochat.core.records import (
+    DropAccount,
+    DropBan,
+    DropMute,
+    DropOp,
+    SaveAccount,
+    SaveBan,
+    SaveMute,
+    SaveOp,
+)
+from triochat.store import (
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MemoryStore,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    SQLiteStore,
+    Store,
+    StoredMessage,
+)
 from triochat.store.retention import SECONDS_PER_DAY
 
 NOW = 1_700_000_000.0  # a fixed "now" for retention by age
@@ -261,3 +282,52 @@ def test_store_reads_agree_with_a_reference_model(
             assert ids(store.recent("#a", limit)) == expected_recent
         finally:
             store.close()
+
+
+# -- accounts and moderation (schema v3) ------------------------------------------------
+
+
+def _ban(target: str, kind: str = "name", until: float | None = None) -> BanRecord:
+    return BanRecord(target, kind, target, "bob", "spam", NOW, until)
+
+
+def test_store_accounts_keep_hashes_and_a_password_change_keeps_the_rest(store: Store) -> None:
+    """An account is read back by key; saving it again changes only its hash."""
+    store.commit(Batch(changes=[SaveAccount(AccountRecord("allce", "alice", "scrypt$1", NOW))]))
+    store.commit(Batch(changes=[SaveAccount(AccountRecord("bob", "bob", "scrypt$2", NOW))]))
+    assert store.account_keys() == ["allce", "bob"]
+    store.commit(Batch(changes=[SaveAccount(AccountRecord("allce", "ALICE", "scrypt$3", 9.0))]))
+    assert store.account("allce") == AccountRecord("allce", "alice", "scrypt$3", NOW)
+    assert store.account("nobody") is None
+    store.commit(Batch(changes=[DropAccount("allce"), DropAccount("never-was")]))
+    assert store.account_keys() == ["bob"]
+
+
+def test_store_ops_bans_and_mutes_are_saved_replaced_and_dropped(store: Store) -> None:
+    """Operators, bans and mutes: saved, replaced by key, dropped; in the order given."""
+    store.commit(
+        Batch(
+            changes=[
+                SaveOp(OpRecord("carol", "carol")),
+                SaveBan(_ban("zed")),
+                SaveBan(_ban("10.0.0.0/8", "address", NOW + 60)),
+                SaveMute(MuteRecord("loud", "loud", "bob", NOW, None)),
+                SaveMute(MuteRecord("quiet", "quiet", "bob", NOW, NOW + 600)),
+                DropMute("quiet"),
+            ]
+        )
+    )
+    assert store.load_ops() == [OpRecord("carol", "carol")]
+    assert store.load_bans() == [_ban("10.0.0.0/8", "address", NOW + 60), _ban("zed")]
+    assert store.load_mutes() == [MuteRecord("loud", "loud", "bob", NOW, None)]
+    store.commit(
+        Batch(changes=[SaveBan(_ban("zed", until=NOW + 5)), DropOp("carol"), DropBan("x")])
+    )
+    assert store.load_bans()[1] == _ban("zed", until=NOW + 5)
+    assert store.load_ops() == []
+
+
+def test_store_topic_lock_is_kept(store: Store) -> None:
+    """A room's topic lock is saved with its topic."""
+    store.commit(Batch(rooms=[RoomRecord("#a", 0, "rules", "bob", 1.0, topic_locked=True)]))
+    assert store.load_rooms() == [RoomRecord("#a", 0, "rules", "bob", 1.0, True)]

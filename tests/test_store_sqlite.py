@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import triochat.store.sqlite as sqlite_module
+from triochat.core.records import SaveAccount
 from triochat.store import (
+    AccountRecord,
     Batch,
     MemoryStore,
     RoomRecord,
@@ -47,6 +49,17 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 PRAGMA user_version = 1;
 """
+
+
+# Schema v2 as the rooms-and-history release wrote it (v1 plus its migration).
+V2_SCHEMA = (
+    V1_SCHEMA.replace("PRAGMA user_version = 1;", "")
+    + """
+ALTER TABLE rooms ADD COLUMN last_id INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_by_ts ON messages (ts);
+PRAGMA user_version = 2;
+"""
+)
 
 
 def msg(room: str, id: int, text: str = "hi") -> StoredMessage:
@@ -142,6 +155,31 @@ def test_sqlite_store_migrates_a_v1_database(db: Path) -> None:
         store.close()
     with raw(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_sqlite_store_migrates_a_v2_database_to_accounts(db: Path) -> None:
+    """A v2 database opens with its rooms and history, and gains the account and
+    moderation tables (empty) and unlocked topics."""
+    with raw(db) as conn:
+        conn.executescript(V2_SCHEMA)
+        conn.execute("INSERT INTO rooms VALUES ('#a', 'old topic', 'ann', 3.5, 2)")
+        conn.executemany(
+            "INSERT INTO messages VALUES ('#a', ?, ?, 'say', 'bob', ?)",
+            [(1, 1.0, "one"), (2, 2.0, "two")],
+        )
+    store = SQLiteStore.open(db)
+    try:
+        assert store.load_rooms() == [RoomRecord("#a", 2, "old topic", "ann", 3.5, False)]
+        assert [m.text for m in store.recent("#a", 10)] == ["one", "two"]
+        assert (store.account_keys(), store.load_ops()) == ([], [])
+        assert (store.load_bans(), store.load_mutes()) == ([], [])
+        record = AccountRecord("allce", "alice", "scrypt$x", 5.0)
+        store.commit(Batch(changes=[SaveAccount(record)]))
+        assert store.account("allce") == record
+    finally:
+        store.close()
+    with raw(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
 
 
 def test_sqlite_store_refuses_a_newer_schema_and_leaves_it_alone(db: Path) -> None:

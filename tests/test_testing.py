@@ -59,13 +59,14 @@ async def test_chatclient_join_of_another_room_one_is_in_returns_current(
     await alice.quiet()
 
 
-async def test_chatclient_join_of_the_current_room_is_refused_at_once(
+async def test_chatclient_join_of_the_current_room_is_answered(
     triochat_server: ChatServer, triochat_client: ClientFactory
 ) -> None:
-    """The server does not answer a join of the current room; join() must not wait for it."""
+    """A join of the current room gets its `current` reply; join() returns it, no hang."""
     alice = await triochat_client("alice")
-    with pytest.raises(ValueError, match="already alice's current room"):
-        await alice.join("Lobby")
+    current = await alice.join("Lobby")
+    assert (current["type"], current["room"]) == ("current", "#lobby")
+    await alice.quiet()
 
 
 async def test_chatclient_join_after_parting_every_room(

@@ -27,6 +27,7 @@ from triochat.config import (
     ServerConfig,
     parse_networks,
 )
+from triochat.core.names import name_error
 from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
@@ -72,6 +73,17 @@ def _networks(text: str) -> tuple[Network, ...]:
 
 
 _networks.__name__ = "address list"  # argparse names the type in its messages
+
+
+def _op_name(text: str) -> str:
+    """An argparse type for ``--op``: a valid name."""
+    problem = name_error(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+    return text
+
+
+_op_name.__name__ = "name"  # argparse names the type in its messages
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS[/PREFIX],...",
         help="addresses exempt from --max-per-address, such as a local TLS terminator or "
         "reverse proxy; 'none' exempts nothing",
+    )
+    server.add_argument(
+        "--op",
+        action="append",
+        type=_op_name,
+        default=[],
+        metavar="NAME",
+        help="make NAME an operator (repeat for more); its powers need the name registered "
+        "(/register), so register it first: whoever registers NAME gets them. Operators "
+        "can make more with /op",
+    )
+    server.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="a private server: every connection must first give the password on FILE's "
+        "first line (plain: a first line '/pass PASSWORD'; JSON: 'server_password' in the "
+        "hello)",
     )
     server.add_argument(
         "--coalesce-above",
@@ -427,6 +456,27 @@ def _raise_fd_limit(max_clients: int, *, tls: bool = False) -> None:
         )
 
 
+def _read_password_file(path: str | None) -> str | None:
+    """The server password: the first line of ``path`` (None: no file given).
+
+    Raises:
+        ValueError: the file cannot be read or its first line is empty (one line).
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            first = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot read the password file {path}: {reason}") from None
+    if not first:
+        raise ValueError(
+            f"the password file {path} has an empty first line; put the password there"
+        )
+    return first
+
+
 def _server_command(args: argparse.Namespace) -> int:
     start_logging(args.log_level, args.log_format)
     try:
@@ -438,6 +488,11 @@ def _server_command(args: argparse.Namespace) -> int:
                 print(f"triochat: error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
         _raise_fd_limit(args.max_clients, tls=certificates is not None)
+        try:
+            server_password = _read_password_file(args.password_file)
+        except ValueError as exc:
+            print(f"triochat: error: {exc}", file=sys.stderr)
+            return 1
         config = ServerConfig(
             history=args.history,
             max_rooms=args.max_rooms,
@@ -454,6 +509,8 @@ def _server_command(args: argparse.Namespace) -> int:
             max_per_address=args.max_per_address,
             trusted=args.trusted,
             coalesce_above=args.coalesce_above,
+            ops=tuple(args.op),
+            server_password=server_password,
         )
         db = args.db if args.db is not None else str(default_db_path())
         try:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from triochat.core.framing import MAX_LINE_BYTES
+from triochat.core.names import name_error
 
 __all__ = [
     "DEFAULT_HOST",
@@ -94,6 +95,9 @@ class ServerConfig:
             ``since``; beyond that a ``gap`` event says how many were skipped.
         retain_days: delete stored messages older than this many days (None: keep).
         retain_messages: keep at most this many stored messages per room (None: all).
+        ops: names that are operators once registered (``--op``; more with ``/op``).
+        server_password: what every connection must give before joining
+            (``--password-file``; None: nothing). Never shown in a ``repr``.
     """
 
     history: int = 20
@@ -114,6 +118,8 @@ class ServerConfig:
     resume_limit: int = 1000
     retain_days: float | None = None
     retain_messages: int | None = None
+    ops: tuple[str, ...] = ()
+    server_password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -145,5 +151,10 @@ class ServerConfig:
             problems.append("retain days must be more than 0")
         if self.retain_messages is not None and self.retain_messages < 1:
             problems.append("retain messages must be at least 1")
+        problems += [
+            f"--op {name}: {problem}" for name in self.ops if (problem := name_error(name))
+        ]
+        if self.server_password is not None and not self.server_password:
+            problems.append("the server password must not be empty")
         if problems:
             raise ValueError("; ".join(problems))

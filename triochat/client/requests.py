@@ -14,6 +14,22 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from triochat.client.rooms import ClientRooms
+from triochat.core.admin import (
+    Ban,
+    Bans,
+    ChangePassword,
+    Deop,
+    Drop,
+    Kick,
+    LockTopic,
+    Login,
+    Mute,
+    Op,
+    Pass,
+    Register,
+    Unban,
+    Unmute,
+)
 from triochat.core.commands import (
     Hello,
     Help,
@@ -77,5 +93,33 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return request
         case Hello():  # parse_plain never makes one: registration is not typed
             return Invalid("unknown-command", "that cannot be typed here; type /help")
+        case Register(password=password):
+            return {"type": "register", "password": password}
+        case Login(name=name, password=password):
+            return {"type": "login", "name": name, "password": password}
+        case ChangePassword(old=old, new=new):
+            return {"type": "password", "old": old, "new": new}
+        case Pass():
+            return Invalid("bad-request", "/pass is only for the first line of a connection")
+        case Op(name=name) | Deop(name=name) | Unmute(name=name) | Drop(name=name):
+            return {"type": type(command).__name__.lower(), "name": name}
+        case Kick(name=name, reason=reason):
+            return {"type": "kick", "name": name, "reason": reason}
+        case Ban(target=target, duration=duration, reason=reason):
+            ban: dict[str, Any] = {"type": "ban", "target": target, "reason": reason}
+            if duration is not None:
+                ban["duration"] = f"{round(duration)}s"
+            return ban
+        case Unban(target=target):
+            return {"type": "unban", "target": target}
+        case Bans():
+            return {"type": "bans"}
+        case Mute(name=name, duration=duration):
+            mute: dict[str, Any] = {"type": "mute", "name": name}
+            if duration is not None:
+                mute["duration"] = f"{round(duration)}s"
+            return mute
+        case LockTopic(locked=locked, room=room):
+            return {"type": "topic-lock", "locked": locked, **here(room)}
         case _:
             assert_never(command)

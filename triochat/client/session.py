@@ -80,6 +80,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2  # a bad flag (argparse's status), e.g. an unreadable --ca file
 EXIT_INTERRUPTED: Final = 130  # the shell convention for "stopped by Ctrl-C"
 QUIT_WORDS: Final = frozenset({"exit", "quit"})  # bare words that leave, like a shell
+PASSWORD_ENV: Final = "TRIOCHAT_PASSWORD"  # the registered name's password, for the hello
+SERVER_PASSWORD_ENV: Final = "TRIOCHAT_SERVER_PASSWORD"  # a private server's password
 RETRY_ERRORS: Final = frozenset({"name-taken"})  # hello errors a reconnect waits out: the
 # server keeps our name until it notices the old connection is dead
 
@@ -147,6 +149,11 @@ class _Client:
         self.end = SessionEnd.LOST
         self.status = ""
         self._prompt = ""
+        # Account passwords are kept in memory only, to log in again after a reconnect:
+        # the one the session started with, or the last one the server accepted.
+        self.password: str | None = None
+        self.server_password: str | None = None
+        self._offered: str | None = None  # sent in /register, /login or /password; unconfirmed
 
     # ----------------------------------------------------------------------------------
     # Showing things
@@ -173,6 +180,9 @@ class _Client:
         kind = event.get("type")
         if kind == "shutdown":
             self.shutdown_seen = True
+        if kind == "account" and self._offered is not None:
+            self.password = self._offered  # registered, logged in or changed: it is ours now
+            self._offered = None
         if kind == "text":
             self.view.notice(sanitise(str(event.get("text"))), style="")
             return
@@ -243,7 +253,9 @@ class _Client:
                 continue
             self.dialled = stream  # any earlier one is closed already
             conn = Connection(stream)
-            answer = await greet(conn, self.rooms.start_resume(self.view.me), self.welcome_timeout)
+            hello = self.rooms.start_resume(self.view.me)
+            hello.update(self.secrets())
+            answer = await greet(conn, hello, self.welcome_timeout)
             if isinstance(answer, Refusal):
                 self.rooms.abandon_resume()
                 await trio.aclose_forcefully(stream)
@@ -261,6 +273,19 @@ class _Client:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # receive_all sees the close, and we come back here
             return conn
+
+    def secrets(self) -> dict[str, str]:
+        """The passwords a hello carries: the account's and the server's, if known."""
+        found = {"password": self.password, "server_password": self.server_password}
+        return {key: value for key, value in found.items() if value is not None}
+
+    def offer(self, request: dict[str, Any]) -> None:
+        """Remember the password of a typed /register, /login or /password until confirmed."""
+        kind = request.get("type")
+        if kind in ("register", "login"):
+            self._offered = request.get("password")
+        elif kind == "password":
+            self._offered = request.get("new")
 
     def refusal_reason(self, refusal: Refusal) -> str:
         """A few words for the status line on why a reconnect's hello failed."""
@@ -306,6 +331,7 @@ class _Client:
                 self.view.report(f"not connected; not sent: {sanitise(line).strip()}")
                 continue
             self.rooms.note_sent(typed)  # before: the answer may beat send_all's return
+            self.offer(typed)
             self.refresh_prompt()
             try:
                 await conn.send(typed)
@@ -355,6 +381,8 @@ async def chat_session(
     backoff: Backoff | None = None,
     welcome_timeout: float = WELCOME_TIMEOUT,
     quit_idle_timeout: float = QUIT_IDLE_TIMEOUT,
+    password: str | None = None,
+    server_password: str | None = None,
 ) -> SessionEnd:
     """Join the server on ``stream`` as ``name`` and chat until one side ends.
 
@@ -370,15 +398,14 @@ async def chat_session(
         backoff: the retry schedule (a fresh :class:`Backoff` by default).
         welcome_timeout: seconds to wait for the server's welcome.
         quit_idle_timeout: after quitting, seconds of silence before giving up on the close.
+        password: the password of the registered ``name`` (sent in the hello).
+        server_password: the server's password (``--password-file`` on the server).
 
     Returns:
         Why the session ended; a one-line explanation has already been shown for every
         ending except :attr:`SessionEnd.QUIT`.
     """
     conn = Connection(stream)
-    answer = await greet(conn, {"type": "hello", "name": name}, welcome_timeout)
-    if isinstance(answer, Refusal):
-        return _first_refusal(answer, name, view, peer, welcome_timeout)
     client = _Client(
         lines,
         view,
@@ -388,6 +415,10 @@ async def chat_session(
         welcome_timeout=welcome_timeout,
         quit_idle_timeout=quit_idle_timeout,
     )
+    client.password, client.server_password = password, server_password
+    answer = await greet(conn, {"type": "hello", "name": name, **client.secrets()}, welcome_timeout)
+    if isinstance(answer, Refusal):
+        return _first_refusal(answer, name, view, peer, welcome_timeout)
     client.welcomed(answer)
     client.conn = conn
     try:
@@ -419,7 +450,16 @@ def _first_refusal(
     if refusal.kind == "closed":
         view.fatal(f"{peer} closed the connection before we could join")
         return SessionEnd.LOST
-    if refusal.kind == "error":
+    if refusal.kind == "error" and refusal.code == "name-registered":
+        view.fatal(
+            f"cannot join as {name!r}: the name is registered; put its password in "
+            f"{PASSWORD_ENV}, or choose another name with --name"
+        )
+    elif refusal.kind == "error" and refusal.code == "bad-password":
+        view.fatal(f"cannot join as {name!r}: the password in {PASSWORD_ENV} is wrong")
+    elif refusal.kind == "error" and refusal.code == "server-password":
+        view.fatal(f"{peer} needs its server password: put it in {SERVER_PASSWORD_ENV}")
+    elif refusal.kind == "error":
         view.fatal(f"cannot join as {name!r}: {refusal.text}; choose another name with --name")
     else:
         view.fatal(f"{peer} did not let us join: {refusal.text}")
@@ -472,18 +512,37 @@ async def _main(args: argparse.Namespace) -> int:
 
     # Someone at a keyboard gets reconnected; a script reading a pipe gets an exit status.
     reconnect = None if args.no_reconnect or not sys.stdin.isatty() else dial
+    # Passwords come from the environment, never from flags: a flag shows in `ps`.
+    password = os.environ.get(PASSWORD_ENV) or None
+    server_password = os.environ.get(SERVER_PASSWORD_ENV) or None
     async with stream:
         if interactive:
             with Terminal(prompt=f"{name}> ") as terminal:
                 view = ChatView(console, name, errors=errors, above=terminal.above)
                 view.on_prompt = terminal.set_prompt
                 end = await chat_session(
-                    stream, name, terminal, view, peer=peer, reconnect=reconnect
+                    stream,
+                    name,
+                    terminal,
+                    view,
+                    peer=peer,
+                    reconnect=reconnect,
+                    password=password,
+                    server_password=server_password,
                 )
         else:
             view = ChatView(console, name, json_lines=args.json, errors=errors)
             lines = PipeLineSource(sys.stdin.fileno())
-            end = await chat_session(stream, name, lines, view, peer=peer, reconnect=reconnect)
+            end = await chat_session(
+                stream,
+                name,
+                lines,
+                view,
+                peer=peer,
+                reconnect=reconnect,
+                password=password,
+                server_password=server_password,
+            )
     if args.save_svg:
         console.save_svg(args.save_svg, title=f"triochat client: {view.me} @ {peer}")
     return end.exit_code

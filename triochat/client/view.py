@@ -242,6 +242,11 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = 
         body.append("! " + _str(event, "text", "error"), style=STYLE_ERROR)
     elif kind == "shutdown":
         body.append("! " + _str(event, "text", "server is shutting down"), style=STYLE_SHUTDOWN)
+    elif kind in ("notice", "account", "mod"):  # the server's words: accounts, moderation
+        body.append(_str(event, "text", str(kind)))
+        line_style = STYLE_NOTICE
+    elif kind == "bans":
+        body.append(_bans_list(event.get("bans")))
     else:
         return None
     line = Text(clock(event.get("ts"), tz) + " ", style=STYLE_TIME)
@@ -251,6 +256,23 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = 
     if line_style:
         line.stylize(line_style)
     return line
+
+
+def _bans_list(bans: object) -> Text:
+    """The answer to /bans: one ban per line, with who set it, why and until when."""
+    rows = [b for b in bans if isinstance(b, Mapping)] if isinstance(bans, list) else []
+    out = Text(f"bans ({len(rows)}):")
+    for row in rows:
+        until = row.get("until")
+        end = "until lifted"
+        if isinstance(until, int | float) and not isinstance(until, bool):
+            with contextlib.suppress(OverflowError, OSError, ValueError):
+                end = datetime.fromtimestamp(until).strftime("until %Y-%m-%d %H:%M")
+        reason = _str(row, "reason", "")
+        out.append(f"\n      {_str(row, 'target')} {end} (by {_str(row, 'by')})")
+        if reason:
+            out.append(f": {reason}")
+    return out
 
 
 def _rooms_list(rooms: object) -> Text:

@@ -12,8 +12,11 @@ import json
 import time
 from typing import Final, assert_never
 
+from triochat.core.durations import format_duration
 from triochat.core.events import (
+    AccountInfo,
     Acted,
+    BanList,
     Current,
     ErrorEvent,
     Event,
@@ -22,6 +25,7 @@ from triochat.core.events import (
     HistoryEnd,
     Joined,
     Left,
+    Moderated,
     Notice,
     Ping,
     Presence,
@@ -42,6 +46,7 @@ __all__ = [
     "encode_json",
     "encode_plain",
     "history_header",
+    "moderation_text",
     "welcome_text",
 ]
 
@@ -146,15 +151,16 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return f"! {text}"
         case ShuttingDown(text=text) | Notice(text=text):
             return f"{NOTICE}{text}"
-        case TopicInfo(room=room, topic=topic, by=by, changed=changed):
+        case TopicInfo(room=room, topic=topic, by=by, changed=changed, locked=locked):
             about = _about(room, current)
+            lock = " (locked: only operators may change it)" if locked else ""
             if changed:
                 if not topic:
                     return f"{NOTICE}{about}{by} cleared the topic"
                 return f"{NOTICE}{about}{by} set the topic: {topic}"
             if not topic:
-                return f"{NOTICE}{about}no topic is set"
-            return f"{NOTICE}{about}topic: {topic}" + (f" (set by {by})" if by else "")
+                return f"{NOTICE}{about}no topic is set{lock}"
+            return f"{NOTICE}{about}topic: {topic}" + (f" (set by {by})" if by else "") + lock
         case RoomList(rooms=rooms):
             rows = [f"{NOTICE}rooms ({len(rooms)}):"]
             for info in rooms:
@@ -170,10 +176,79 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return f"{NOTICE}{_about(room, current)}end of history ({count} messages{tail})"
         case Said() | Acted():  # pragma: no cover - handled by encode_plain
             raise AssertionError("chat events are encoded by encode_plain")
+        case AccountInfo(action=action, name=name):
+            return NOTICE + _account_text(action, name)
+        case Moderated():
+            return NOTICE + moderation_text(event, viewer)
+        case BanList(bans=bans):
+            rows = [f"{NOTICE}bans ({len(bans)}):"]
+            for ban in bans:
+                until = _until(ban.until)
+                reason = f": {ban.reason}" if ban.reason else ""
+                rows.append(f"{NOTICE}  {ban.target} {until} (by {ban.by}){reason}")
+            return "\n".join(rows)
         case Ping():  # plain members are not pinged (TCP keepalive covers them)
             return f"{NOTICE}ping"
         case _:
             assert_never(event)
+
+
+def _account_text(action: str, name: str) -> str:
+    if action == "registered":
+        return f"the name {name} is registered to you; next time, /login {name} PASSWORD"
+    if action == "logged-in":
+        return f"you are logged in as {name}"
+    if action == "password-changed":
+        return f"the password of {name} was changed"
+    return f"account {name}: {action}"
+
+
+def _until(until: float | None) -> str:
+    """``until 2026-05-01 14:00 UTC``, or ``until lifted``."""
+    if until is None:
+        return "until lifted"
+    return "until " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until))
+
+
+def _for(event: Moderated) -> str:
+    """`` for 2h`` (a ban or mute with an end), or ``""``."""
+    return "" if event.until is None else f" for {format_duration(event.until - event.ts)}"
+
+
+def moderation_text(event: Moderated, viewer: str | None = None) -> str:
+    """A moderation notice in words, as its ``viewer`` (if named) reads it."""
+    target, by = event.target, event.by
+    why = f": {event.reason}" if event.reason else ""
+    you = viewer is not None and viewer == target
+    match event.action:
+        case "kick":
+            return f"you were kicked by {by}{why}" if you else f"{by} kicked {target}{why}"
+        case "ban":
+            if you:
+                return f"you were banned by {by}{_for(event)}{why}"
+            return f"{by} banned {target}{_for(event)}{why}"
+        case "unban":
+            return f"{by} lifted the ban on {target}"
+        case "mute":
+            if you:
+                return f"you were muted by {by}{_for(event)}: you can read but not speak"
+            return f"{by} muted {target}{_for(event)}"
+        case "unmute":
+            return f"{by} unmuted you: you may speak again" if you else f"{by} unmuted {target}"
+        case "op":
+            return f"{by} made you an operator" if you else f"{by} made {target} an operator"
+        case "deop":
+            if you:
+                return f"{by} made you an ordinary member"
+            return f"{target} is no longer an operator (by {by})"
+        case "drop":
+            return f"{by} deleted the account {target}"
+        case "lock-topic":
+            return f"{by} locked the topic of {target}: only operators may change it"
+        case "unlock-topic":
+            return f"{by} unlocked the topic of {target}"
+        case action:
+            return f"{by}: {action} {target}{why}"
 
 
 def encode_json(event: Event) -> bytes:
@@ -224,8 +299,10 @@ def encode_json(event: Event) -> bytes:
             obj = {"type": "shutdown", "text": text}
         case Notice(code=code, text=text):
             obj = {"type": "notice", "code": code, "text": text}
-        case TopicInfo(room=room, topic=topic, by=by, changed=changed):
+        case TopicInfo(room=room, topic=topic, by=by, changed=changed, locked=locked):
             obj = {"type": "topic", "room": room, "topic": topic, "by": by, "changed": changed}
+            if locked:
+                obj["locked"] = True
         case RoomList(rooms=rooms):
             obj = {
                 "type": "rooms",
@@ -240,6 +317,27 @@ def encode_json(event: Event) -> bytes:
             obj = {"type": "gap", "room": room, "skipped": skipped}
         case HistoryEnd(room=room, count=count, more=more):
             obj = {"type": "history-end", "room": room, "count": count, "more": more}
+        case AccountInfo(action=action, name=name):
+            obj = {"type": "account", "action": action, "name": name}
+            obj["text"] = _account_text(action, name)
+        case Moderated(action=action, target=target, by=by, reason=reason, until=until):
+            obj = {"type": "mod", "action": action, "target": target, "by": by}
+            obj.update(reason=reason, until=until, text=moderation_text(event))
+        case BanList(bans=bans):
+            obj = {
+                "type": "bans",
+                "bans": [
+                    {
+                        "target": ban.target,
+                        "kind": ban.kind,
+                        "by": ban.by,
+                        "reason": ban.reason,
+                        "ts": round(ban.ts, 3),
+                        "until": ban.until,
+                    }
+                    for ban in bans
+                ],
+            }
         case Ping():
             obj = {"type": "ping"}
         case _:

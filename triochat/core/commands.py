@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+from triochat.core.admin import (
+    JSON_TYPES,
+    PLAIN_VERBS,
+    AdminCommand,
+    Problem,
+    parse_admin_json,
+    parse_admin_plain,
+)
 from triochat.core.hygiene import has_visible, is_noise, sanitise
 from triochat.core.names import room_error, room_name
 
@@ -134,11 +142,15 @@ class Hello:
 
     ``since`` maps rooms to the last id the client has seen there: the server rejoins
     those rooms and replays what came after (resume). ``rooms`` are more rooms to join.
+    ``password`` logs into the registered name ``name``; ``server_password`` is the
+    server's own (``--password-file``). Neither appears in a ``repr``.
     """
 
     name: str
     since: tuple[tuple[str, int], ...] = ()
     rooms: tuple[str, ...] = ()
+    password: str | None = field(default=None, repr=False)
+    server_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +162,10 @@ class Invalid:
 
 
 Command = (
-    Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Hello
-) | Invalid
+    (Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Hello)
+    | Invalid
+    | AdminCommand  # accounts and moderation: triochat.core.admin
+)
 
 UNKNOWN_HINT: Final = "type /help for the list of commands"
 MAX_SINCE_ROOMS: Final = 50  # rooms a hello may resume: the per-member room limit
@@ -208,8 +222,21 @@ def parse_plain(line: str) -> Command | None:
             return Help()
         case "quit":
             return Quit()
+        case "locktopic" | "unlocktopic":
+            problem = room_error(rest) if rest else None
+            if problem is not None:
+                return Invalid("bad-room", problem)
+            room = room_name(rest) if rest else None
+            return _admin(parse_admin_plain(verb.lower(), rest, room))
+        case admin if admin in PLAIN_VERBS:
+            return _admin(parse_admin_plain(admin, rest))
         case _:
             return Invalid("unknown-command", f"unknown command /{verb}; {UNKNOWN_HINT}")
+
+
+def _admin(parsed: AdminCommand | Problem) -> Command:
+    """An account or moderation command, or the Invalid its parser's problem makes."""
+    return Invalid(*parsed) if isinstance(parsed, tuple) else parsed
 
 
 def _split_word(text: str) -> tuple[str, str]:
@@ -283,6 +310,17 @@ def _rooms_field(obj: dict[str, object]) -> tuple[str, ...] | Invalid:
     return tuple(dict.fromkeys(rooms))
 
 
+def _secret_fields(obj: dict[str, object]) -> tuple[str | None, str | None] | Invalid:
+    """The hello's optional ``password`` and ``server_password``."""
+    found: list[str | None] = []
+    for key in ("password", "server_password"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            return Invalid("bad-request", f"field {key!r} must be a string")
+        found.append(None if value is None else sanitise(value).strip())
+    return found[0], found[1]
+
+
 def _field(obj: dict[str, object], key: str) -> str | Invalid:
     """Fetch a required string field, sanitised and stripped."""
     value = obj.get(key)
@@ -331,7 +369,10 @@ def parse_json(line: str) -> Command | None:
             rooms = _rooms_field(obj)
             if isinstance(rooms, Invalid):
                 return rooms
-            return Hello(name, since, rooms)
+            secrets = _secret_fields(obj)
+            if isinstance(secrets, Invalid):
+                return secrets
+            return Hello(name, since, rooms, *secrets)
         case "join":
             assert room is not None
             return Join(room)
@@ -368,6 +409,8 @@ def parse_json(line: str) -> Command | None:
             return Help()
         case "quit":
             return Quit()
+        case str() if kind in JSON_TYPES:
+            return _admin(parse_admin_json(kind, obj, room))
         case "pong":
             return None  # the answer to a ping: being heard from is all that counts
         case str():

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "HELP_LINES",
+    "OPERATOR_HELP_LINES",
+    "AccountInfo",
     "Acted",
+    "BanInfo",
+    "BanList",
     "Chat",
     "Current",
     "ErrorEvent",
@@ -21,6 +25,7 @@ __all__ = [
     "HistoryEnd",
     "Joined",
     "Left",
+    "Moderated",
     "Notice",
     "Ping",
     "Presence",
@@ -37,18 +42,36 @@ __all__ = [
 
 HELP_LINES: tuple[str, ...] = (
     "commands:",
-    "  TEXT              say TEXT in your current room (// sends a leading /)",
-    "  /me ACTION        act: * alice waves",
-    "  /msg NAME TEXT    private message to NAME",
-    "  /join ROOM        join ROOM (#name; created if new) and make it current",
-    "  /part [ROOM]      leave ROOM (default: the current room)",
-    "  /rooms            list the rooms with their member counts and topics",
-    "  /who [ROOM]       list who is in ROOM (default: the current room)",
-    "  /topic [TEXT]     show, or set, the current room's topic",
-    "  /history [N]      the last N messages of the current room (default 20)",
-    "  /nick NAME        change your name (letters, digits, _ . -; up to 24)",
-    "  /help             this list",
-    "  /quit             leave",
+    "  TEXT                 say TEXT in your current room (// sends a leading /)",
+    "  /me ACTION           act: * alice waves",
+    "  /msg NAME TEXT       private message to NAME",
+    "  /join ROOM           join ROOM (#name; created if new) and make it current",
+    "  /part [ROOM]         leave ROOM (default: the current room)",
+    "  /rooms               list the rooms with their member counts and topics",
+    "  /who [ROOM]          list who is in ROOM (default: the current room)",
+    "  /topic [TEXT]        show, or set, the current room's topic",
+    "  /history [N]         the last N messages of the current room (default 20)",
+    "  /nick NAME           change your name (letters, digits, _ . -; up to 24)",
+    "  /register PASSWORD   keep your current name: only you can use it from now on",
+    "  /login NAME PASSWORD take your registered name",
+    "  /password OLD NEW    change your password",
+    "  /help                this list",
+    "  /quit                leave",
+)
+OPERATOR_HELP_LINES: tuple[str, ...] = (
+    "operator commands (you are an operator):",
+    "  /kick NAME [REASON]         disconnect NAME (they may come back)",
+    "  /ban TARGET [TIME] [REASON] ban a NAME or ADDRESS[/PREFIX]; TIME 10m, 2h, 7d",
+    "                              (no TIME: until lifted)",
+    "  /unban TARGET               lift a ban",
+    "  /bans                       list the bans",
+    "  /mute NAME [TIME]           NAME can read but not speak",
+    "  /unmute NAME                NAME may speak again",
+    "  /op NAME                    make the account NAME an operator",
+    "  /deop NAME                  NAME is no longer an operator",
+    "  /drop NAME                  delete the account NAME",
+    "  /locktopic [ROOM]           only operators may set ROOM's topic",
+    "  /unlocktopic [ROOM]         anyone in ROOM may set its topic again",
 )
 
 
@@ -197,6 +220,7 @@ class TopicInfo:
     topic: str
     by: str
     changed: bool = False
+    locked: bool = False  # only operators may change it
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +271,58 @@ class HistoryEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """About the member's own account; sent to that member only.
+
+    ``action`` is ``registered`` (its current name is now its account),
+    ``logged-in`` (it proved the password of ``name`` and now has that name) or
+    ``password-changed``.
+    """
+
+    ts: float
+    action: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """An operator acted: sent to the member acted on, the rooms concerned and the operator.
+
+    ``action`` is one of ``kick``, ``ban``, ``unban``, ``mute``, ``unmute``, ``op``,
+    ``deop``, ``drop`` (an account was deleted), ``lock-topic``, ``unlock-topic``.
+    ``target`` is a name, an address range or (for topic locks) a room. ``until`` is
+    when a ban or mute ends (None: until lifted).
+    """
+
+    ts: float
+    action: str
+    target: str
+    by: str
+    reason: str = ""
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BanInfo:
+    """One row of :class:`BanList`."""
+
+    target: str
+    kind: str  # "name" or "address"
+    by: str
+    reason: str
+    ts: float
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BanList:
+    """The bans in force; sent to the operator who asked."""
+
+    ts: float
+    bans: tuple[BanInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Are you there? Sent to a JSON member that has been silent for a while.
 
@@ -276,5 +352,8 @@ Event = (
     | Current
     | Gap
     | HistoryEnd
+    | AccountInfo
+    | Moderated
+    | BanList
     | Ping
 )

@@ -1,4 +1,6 @@
-"""What is kept of a conversation: stored chat lines, rooms, and a commit's batch. No I/O.
+"""What is kept: stored chat lines, rooms, accounts, operators, bans, mutes. No I/O.
+
+A commit's :class:`Batch` carries all of them.
 
 The chat state (:mod:`triochat.core.state`) makes these; the stores
 (:mod:`triochat.store`) persist them. They live in the core so that neither depends
@@ -12,9 +14,31 @@ from typing import Final
 
 from triochat.core.events import Acted, Chat, Said
 
-__all__ = ["KINDS", "Batch", "RoomRecord", "StoredMessage", "chat_event", "stored_message"]
+__all__ = [
+    "BAN_KINDS",
+    "KINDS",
+    "AccountRecord",
+    "BanRecord",
+    "Batch",
+    "Change",
+    "DropAccount",
+    "DropBan",
+    "DropMute",
+    "DropOp",
+    "MuteRecord",
+    "OpRecord",
+    "RoomRecord",
+    "SaveAccount",
+    "SaveBan",
+    "SaveMute",
+    "SaveOp",
+    "StoredMessage",
+    "chat_event",
+    "stored_message",
+]
 
 KINDS: Final = frozenset({"say", "me"})  # what is stored; private messages never are
+BAN_KINDS: Final = frozenset({"name", "address"})  # a ban is on a name, or on an address range
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +85,7 @@ class RoomRecord:
         topic: The topic, ``""`` if none.
         topic_by: Who set the topic, ``""`` if nobody.
         topic_ts: When the topic was set, in seconds since the Unix epoch (0.0 if never).
+        topic_locked: Only operators may change the topic.
     """
 
     name: str
@@ -68,6 +93,145 @@ class RoomRecord:
     topic: str = ""
     topic_by: str = ""
     topic_ts: float = 0.0
+    topic_locked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """A registered name.
+
+    Attributes:
+        key: The name's uniqueness key (:func:`triochat.core.names.name_key`): ``alice``
+            also reserves ``Alice`` and ``a1ice``.
+        name: The name as it was registered.
+        password_hash: The salted scrypt hash (:mod:`triochat.core.passwords`); never
+            the password. Left out of ``repr`` so no log line can carry it.
+        created: When it was registered, in seconds since the Unix epoch.
+    """
+
+    key: str
+    name: str
+    password_hash: str = field(repr=False)
+    created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OpRecord:
+    """An operator made with ``/op`` (operators from ``--op`` are not stored).
+
+    Attributes:
+        key: The account's name key.
+        name: The name as the operator who granted it typed it.
+    """
+
+    key: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BanRecord:
+    """A ban on a name or on an address range.
+
+    Attributes:
+        target: A name key (kind ``"name"``) or a normalised network such as
+            ``"10.0.0.0/8"`` or ``"2001:db8::1/128"`` (kind ``"address"``).
+        kind: ``"name"`` or ``"address"``.
+        shown: The target as people see it: the name as typed, or the network.
+        set_by: The operator who set it.
+        reason: Why, as the operator wrote it (``""`` if no reason was given).
+        ts: When it was set, in seconds since the Unix epoch.
+        until: When it ends (seconds since the epoch), or None: until lifted.
+    """
+
+    target: str
+    kind: str
+    shown: str
+    set_by: str
+    reason: str = ""
+    ts: float = 0.0
+    until: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in BAN_KINDS:
+            raise ValueError(f"a ban is on a 'name' or an 'address', not {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MuteRecord:
+    """A name that may read but not speak.
+
+    Attributes:
+        key: The name key.
+        name: The name as the operator typed it.
+        set_by: The operator who muted it.
+        ts: When, in seconds since the Unix epoch.
+        until: When it ends (seconds since the epoch), or None: until lifted.
+    """
+
+    key: str
+    name: str
+    set_by: str
+    ts: float = 0.0
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAccount:
+    """Create an account or change its password."""
+
+    record: AccountRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DropAccount:
+    """Delete the account with this name key."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOp:
+    """Make an account an operator."""
+
+    record: OpRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DropOp:
+    """An account is no longer an operator."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveBan:
+    """Set a ban (replacing one on the same target)."""
+
+    record: BanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DropBan:
+    """Lift the ban on this target."""
+
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveMute:
+    """Mute a name (replacing an earlier mute of it)."""
+
+    record: MuteRecord
+
+
+@dataclass(frozen=True, slots=True)
+class DropMute:
+    """Unmute the name with this key."""
+
+    key: str
+
+
+Change = SaveAccount | DropAccount | SaveOp | DropOp | SaveBan | DropBan | SaveMute | DropMute
 
 
 @dataclass(slots=True)
@@ -78,13 +242,15 @@ class Batch:
         messages: New messages, in the order the hub assigned their ids.
         rooms: Created rooms or changed topics (upserted, later entries win). A record's
             ``last_id`` is merged with ``max``, never lowered.
+        changes: Accounts, operators, bans and mutes made or lifted, applied in order.
     """
 
     messages: list[StoredMessage] = field(default_factory=list)
     rooms: list[RoomRecord] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.rooms)
+        return bool(self.messages or self.rooms or self.changes)
 
 
 def stored_message(event: Chat) -> StoredMessage:

@@ -17,6 +17,12 @@ Rules of this module:
 * Replays that the recent-history cache cannot serve are returned to the hub as a
   :class:`Query`; the hub reads the store and hands the rows back to
   :meth:`ChatState.replay`, in order, before it handles the next command.
+* Passwords are never hashed here. Account commands (:mod:`triochat.core.accounts`)
+  queue jobs that the hub runs in a worker thread (:meth:`ChatState.take_jobs`); the
+  outcome comes back as :meth:`ChatState.password_done`. A connection whose first line
+  logs in is *pending* until then: what it sends meanwhile is held, in order, and
+  handled once it has joined. Operators' commands live in
+  :mod:`triochat.core.moderation`; who may do what, in :mod:`triochat.core.access`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol, assert_never
 
+from triochat.core.access import Access
+from triochat.core.accounts import Accounts, Problem
+from triochat.core.admin import (
+    Ban,
+    Bans,
+    ChangePassword,
+    Deop,
+    Drop,
+    Kick,
+    LockTopic,
+    Login,
+    Mute,
+    Op,
+    Pass,
+    Register,
+    Unban,
+    Unmute,
+)
 from triochat.core.codec import Mode, encode, encode_json, encode_plain, history_header
 from triochat.core.commands import (
     Command,
@@ -45,7 +69,11 @@ from triochat.core.commands import (
     Topic,
     Who,
 )
+from triochat.core.durations import format_remaining
 from triochat.core.events import (
+    HELP_LINES,
+    OPERATOR_HELP_LINES,
+    AccountInfo,
     Acted,
     Chat,
     Current,
@@ -68,8 +96,20 @@ from triochat.core.events import (
     Welcome,
     WhoList,
 )
+from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY, name_error, name_key
-from triochat.core.records import Batch, RoomRecord, StoredMessage, chat_event, stored_message
+from triochat.core.passwords import Job, JobKind, Outcome
+from triochat.core.records import (
+    BanRecord,
+    Batch,
+    Change,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    StoredMessage,
+    chat_event,
+    stored_message,
+)
 
 __all__ = [
     "CACHE_MESSAGES",
@@ -86,6 +126,7 @@ log = logging.getLogger(__name__)
 CACHE_MESSAGES: Final = 200  # recent chat lines kept in memory per room: replays and most resumes
 PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
 MAX_TOPIC_CHARS: Final = 300  # one line in any client; IRC networks allow 300-390
+MAX_HELD_COMMANDS: Final = 256  # lines a connection may send while its login is checked
 
 
 class Link(Protocol):
@@ -123,6 +164,36 @@ class Member:
     mode: Mode
     rooms: list[str] = field(default_factory=list)  # in the order joined
     current: str | None = None
+    address: str | None = None  # the client's IP address (None: not an IP connection)
+    cleartext: bool = False  # a password sent on this connection crosses a network unencrypted
+    account: str | None = None  # the name key of the account it logged into (or registered)
+    warned: bool = False  # told about its cleartext password already
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A connection that asked to join, before it is a member."""
+
+    conn_id: int
+    peer: str
+    link: Link
+    mode: Mode
+    address: str | None
+    cleartext: bool
+
+    @property
+    def where(self) -> str:
+        """What the failed-login throttle counts it by: its address, else its peer."""
+        return self.address if self.address is not None else self.peer
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A connection whose first line logs in: it joins once the password is checked."""
+
+    arrival: _Arrival
+    first: Hello | Login
+    held: list[Command] = field(default_factory=list)  # what it sent meanwhile
 
 
 @dataclass(slots=True)
@@ -148,6 +219,7 @@ class RoomState:
     topic: str = ""
     topic_by: str = ""
     topic_ts: float = 0.0
+    topic_locked: bool = False  # only operators may change the topic
     # Split by wire mode so a broadcast encodes once per mode, then runs a tight loop.
     plain: dict[int, Member] = field(default_factory=dict)
     json: dict[int, Member] = field(default_factory=dict)
@@ -187,9 +259,26 @@ class Query:
 class ChatState:
     """Everything the server knows about who is where. See the module rules."""
 
-    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        clock: Callable[[], float],
+        *,
+        ops: Iterable[str] = (),
+        server_password: str | None = None,
+    ) -> None:
+        """A state with ``limits``, reading the wall clock from ``clock``.
+
+        ``ops`` are the names given with ``--op`` (operators once registered);
+        ``server_password`` is what every connection must give first (None: nothing).
+        """
         self.limits = limits
         self._clock = clock
+        self.access = Access(ops)
+        self.accounts = Accounts(self, self.access, server_password)
+        self.moderation = Moderation(self, self.access)
+        self._pending: dict[int, _Pending] = {}  # connections whose login is being checked
+        self._pending_held: dict[int, list[Command]] = {}  # joined; their held lines are next
         self.members: dict[int, Member] = {}
         self.rooms: dict[str, RoomState] = {LOBBY: RoomState(LOBBY)}
         self._by_name: dict[str, Member] = {}
@@ -209,14 +298,33 @@ class ChatState:
         topic_by: str = "",
         topic_ts: float = 0.0,
         recent: Iterable[StoredMessage] = (),
+        topic_locked: bool = False,
     ) -> None:
         """Restore a room from the store: its ids go on from ``last_id``."""
         room = self.rooms.get(name) or RoomState(name)
         room.last_id, room.topic, room.topic_by, room.topic_ts = last_id, topic, topic_by, topic_ts
+        room.topic_locked = topic_locked
         room.recent.extend(_Replay(record) for record in recent)
         oldest = room.recent[0].record.id if room.recent else last_id + 1
         room.complete = oldest <= 1
         self.rooms[name] = room
+
+    def load_access(
+        self,
+        accounts: Iterable[str],
+        ops: Iterable[OpRecord],
+        bans: Iterable[BanRecord],
+        mutes: Iterable[MuteRecord],
+    ) -> None:
+        """Restore registered names (their keys), operators, bans and mutes from the store."""
+        self.access.load(accounts, ops, bans, mutes)
+        for key, name in sorted(self.access.config_op_names.items()):
+            if not self.access.registered(key):
+                log.warning(
+                    "--op %s: no account of that name is registered, so it has no powers; "
+                    "register it at once (anyone who registers it becomes an operator)",
+                    name,
+                )
 
     # -- who is here ------------------------------------------------------------------
 
@@ -233,6 +341,26 @@ class ChatState:
 
     def member(self, conn_id: int) -> Member | None:
         return self.members.get(conn_id)
+
+    def all_members(self) -> list[Member]:
+        """Every member, in the order they joined."""
+        return list(self.members.values())
+
+    def holder(self, name: str) -> Member | None:
+        """The member using ``name`` (or a name too like it), if any."""
+        return self._by_name.get(name_key(name))
+
+    def logged_in(self, key: str) -> list[Member]:
+        """Members logged into the account with name key ``key``."""
+        return [member for member in self.members.values() if member.account == key]
+
+    def now(self) -> float:
+        """The wall clock the state stamps events with."""
+        return self._clock()
+
+    def address_ban(self, host: str | None) -> BanRecord | None:
+        """The ban in force on the address ``host``, if any (the accept loop asks)."""
+        return self.access.address_ban(host, self._clock())
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -253,6 +381,27 @@ class ChatState:
 
     def _error(self, member: Member, code: str, text: str) -> None:
         self._tell(member, ErrorEvent(self._clock(), code, text))
+
+    def tell(self, member: Member, event: Event) -> None:
+        """Send one member an event (for the account and moderation helpers)."""
+        self._tell(member, event)
+
+    def error(self, member: Member, code: str, text: str) -> None:
+        """Send one member an error (for the account and moderation helpers)."""
+        self._error(member, code, text)
+
+    def change(self, change: Change) -> None:
+        """Make an account, operator, ban or mute change, in memory and in the batch."""
+        self.access.apply(change)
+        self.batch.changes.append(change)
+
+    def save_room(self, room: RoomState) -> None:
+        """Queue ``room``'s record (topic, lock) for the store."""
+        self.batch.rooms.append(_record(room))
+
+    def room_for(self, member: Member, room: str | None) -> RoomState | None:
+        """The room a command is about (default: current), or None after an error."""
+        return self._target(member, room, must_be_in=False)
 
     def _broadcast(self, room: RoomState, event: Event, skip: Member | None = None) -> None:
         """Send a room event to its members but ``skip``, encoded once per variant."""
@@ -305,17 +454,57 @@ class ChatState:
 
     # -- joining and leaving ------------------------------------------------------------
 
-    def _name_problem(self, name: str, member: Member | None = None) -> tuple[str, str] | None:
-        """Why ``name`` cannot be used (by ``member``), as (error code, text)."""
+    def _name_problem(
+        self, name: str, member: Member | None = None, *, login: bool = False
+    ) -> tuple[str, str] | None:
+        """Why ``name`` cannot be used (by ``member``), as (error code, text).
+
+        A registered name is only for a member logged into it, or (``login``) about to
+        be: its password is being checked.
+        """
         problem = name_error(name)
         if problem is not None:
             return "bad-name", problem
-        holder = self._by_name.get(name_key(name))
+        key = name_key(name)
+        ban = self.access.name_ban(key, self._clock())
+        if ban is not None:
+            return "banned", f"the name {name} is banned{_until(ban.until, self._clock())}"
+        holder = self._by_name.get(key)
         if holder is not None and holder is not member:
             if holder.name.casefold() == name.casefold():
                 return "name-taken", f"the name {name} is taken"
             return "name-taken", f"the name {name} is taken: it looks too much like {holder.name}"
+        registered = self.access.registered(key)
+        if registered and not login and (member is None or member.account != key):
+            return "name-registered", f"the name {name} is registered; /login {name} PASSWORD"
         return None
+
+    def login_problem(self, name: str, member: Member | None) -> Problem | None:
+        """Why ``member`` (None: a newcomer) cannot log in as ``name``, before any hashing."""
+        problem = name_error(name)
+        if problem is not None:
+            return "bad-name", problem
+        key = name_key(name)
+        if not self.access.registered(key):
+            return "no-such-account", f"the name {name} is not registered"
+        if member is not None:
+            if member.account == key and name_key(member.name) == key:
+                return "bad-request", f"you are logged in as {member.name} already"
+            if self._muted(member) is not None:
+                return "muted", "you are muted: you cannot change your name"
+        return self._name_problem(name, member, login=True)
+
+    def log_in(self, member: Member, name: str, key: str) -> None:
+        """``member`` proved the password of ``name``: give it the name and the account."""
+        problem = self._name_problem(name, member, login=True)  # taken meanwhile?
+        if problem is not None:
+            self._error(member, *problem)
+            return
+        member.account = key
+        if member.name != name:
+            self._rename(member, name)
+        log.info("[c%d] %s logged in", member.id, member.name)
+        self._tell(member, AccountInfo(self._clock(), "logged-in", member.name))
 
     def _guest_name(self) -> str:
         while True:
@@ -325,7 +514,16 @@ class ChatState:
                 return name
 
     def register(
-        self, conn_id: int, peer: str, link: Link, mode: Mode, first: Command | None
+        self,
+        conn_id: int,
+        peer: str,
+        link: Link,
+        mode: Mode,
+        first: Command | None,
+        *,
+        address: str | None = None,
+        cleartext: bool = False,
+        server_password: str | None = None,
     ) -> tuple[Member | None, Query | None]:
         """A new connection in ``mode``, with its first command (if any).
 
@@ -333,47 +531,163 @@ class ChatState:
         and the link closed (returns None). Plain clients join as the name of a first
         ``/nick`` or as a guest. Returns the member and, for a resume the cache cannot
         serve, a :class:`Query` for the hub.
+
+        A first line that logs in (a hello with a ``password`` for a registered name, a
+        plain ``/login``) makes the connection *pending*: it returns ``(None, None)``,
+        and the member joins in :meth:`password_done`. ``address`` is the client's IP
+        address; ``cleartext`` says a password sent on it crosses a network in the
+        clear; ``server_password`` is what a plain client sent with ``/pass``.
         """
+        arrival = _Arrival(conn_id, peer, link, mode, address, cleartext)
+        if isinstance(first, Hello) and first.server_password is not None:
+            server_password = first.server_password
+        problem = self.accounts.gate(arrival.where, server_password)
+        if problem is not None:
+            self._refuse(arrival, _wanted(first), problem)
+            return None, None
+        sent_password = server_password is not None
         if mode is Mode.JSON:
             if isinstance(first, Invalid):
-                problem: tuple[str, str] | None = (first.code, first.text)
+                problem = (first.code, first.text)
             elif isinstance(first, Hello):
-                problem = self._name_problem(first.name)
+                problem = self._name_problem(first.name, login=first.password is not None)
             else:  # pragma: no cover - parse_registration only picks JSON for a hello
                 problem = ("bad-request", "a JSON client must start with hello")
+            password = first.password if isinstance(first, Hello) else None
+            if problem is None and password is not None:
+                assert isinstance(first, Hello)
+                if self.access.registered(name_key(first.name)):
+                    problem = self._start_login(arrival, first, password)
+                    if problem is None:
+                        return None, None
             if problem is not None:
-                wanted = first.name if isinstance(first, Hello) else "a malformed hello"
-                log.info("[c%d] refused %r from %s: %s", conn_id, wanted, peer, problem[1])
-                # A brand-new link has room; if it is already gone, nobody is listening.
-                link.put(encode_json(ErrorEvent(self._clock(), *problem)))
-                link.close()
+                self._refuse(arrival, _wanted(first), problem)
                 return None, None
             assert isinstance(first, Hello)
-            member = self._admit(conn_id, peer, link, first.name, Mode.JSON, dict(first.since))
+            member = self._admit(arrival, first.name, since=dict(first.since))
+            if first.password is not None:
+                text = f"the name {first.name} is not registered (the password was not used)"
+                self._error(member, "no-such-account", text)
+            if sent_password:
+                self.accounts.warn_cleartext(member)
             return member, self._resume(member, first)
-        if isinstance(first, Nick):
-            problem = self._name_problem(first.name)
-            if problem is None:
-                return self._admit(conn_id, peer, link, first.name, Mode.PLAIN), None
+        if isinstance(first, Nick | Login):
+            if isinstance(first, Nick):
+                problem = self._name_problem(first.name)
+                if problem is None:
+                    member = self._admit(arrival, first.name)
+                    if sent_password:
+                        self.accounts.warn_cleartext(member)
+                    return member, None
+            else:
+                problem = self.login_problem(first.name, None) or self._start_login(
+                    arrival, first, first.password
+                )
+                if problem is None:
+                    return None, None
             log.info("[c%d] refused %r from %s: %s", conn_id, first.name, peer, problem[1])
-            member = self._admit(conn_id, peer, link, self._guest_name(), Mode.PLAIN)
+            member = self._admit(arrival, self._guest_name())
             self._error(member, problem[0], f"{problem[1]}; you joined as {member.name}")
+            if sent_password or isinstance(first, Login):
+                self.accounts.warn_cleartext(member)
             return member, None
-        member = self._admit(conn_id, peer, link, self._guest_name(), Mode.PLAIN)
+        member = self._admit(arrival, self._guest_name())
+        if sent_password:
+            self.accounts.warn_cleartext(member)
         if first is not None:
             return member, self.handle(member, first)
         return member, None
 
+    def _refuse(self, arrival: _Arrival, wanted: str, problem: tuple[str, str]) -> None:
+        """Tell a connection why it cannot join, and close it."""
+        log.info("[c%d] refused %r from %s: %s", arrival.conn_id, wanted, arrival.peer, problem[1])
+        # A brand-new link has room; if it is already gone, nobody is listening.
+        event = ErrorEvent(self._clock(), *problem)
+        arrival.link.put(encode(event, arrival.mode))
+        arrival.link.close()
+
+    def _start_login(
+        self, arrival: _Arrival, first: Hello | Login, password: str
+    ) -> tuple[str, str] | None:
+        """Check a first line's password in the hub's worker; the connection waits."""
+        problem = self.accounts.start(
+            JobKind.LOGIN, arrival.conn_id, first.name, arrival.where, password
+        )
+        if problem is None:
+            self._pending[arrival.conn_id] = _Pending(arrival, first)
+        return problem
+
+    def hold(self, conn_id: int, commands: list[Command]) -> None:
+        """Keep what a pending connection sends until it has joined (others: ignored).
+
+        Past :data:`MAX_HELD_COMMANDS` the connection is cut: no client needs to send
+        that much before its login is answered.
+        """
+        pending = self._pending.get(conn_id)
+        if pending is None:
+            return
+        pending.held.extend(commands)
+        if len(pending.held) > MAX_HELD_COMMANDS:
+            del self._pending[conn_id]
+            log.info("[c%d] sent too much while its login was checked; cut", conn_id)
+            pending.arrival.link.cut()
+
+    def take_jobs(self) -> list[Job]:
+        """Password jobs queued since the last call, for the hub's worker thread."""
+        return self.accounts.take_jobs()
+
+    def password_done(self, job: Job, outcome: Outcome) -> tuple[Member | None, Query | None]:
+        """A password job is back from the worker thread.
+
+        Returns the member it concerns and, for a pending hello with ``since``, the
+        resume :class:`Query`. A pending connection joins now (or is refused, or joins
+        as a guest); the hub then handles :meth:`take_held`.
+        """
+        pending = self._pending.pop(job.conn_id, None)
+        if pending is None:
+            member = self.members.get(job.conn_id)
+            if member is None:
+                self.accounts.finished(job, outcome)  # a failure still counts
+                return None, None
+            self.accounts.member_done(member, job, outcome)
+            return member, None
+        arrival, first = pending.arrival, pending.first
+        problem = self.accounts.finished(job, outcome) or self._name_problem(first.name, login=True)
+        if problem is not None and arrival.mode is Mode.JSON:
+            self._refuse(arrival, first.name, problem)
+            return None, None
+        if problem is not None:
+            member = self._admit(arrival, self._guest_name())
+            self._error(member, problem[0], f"{problem[1]}; you joined as {member.name}")
+        else:
+            since = dict(first.since) if isinstance(first, Hello) else None
+            member = self._admit(arrival, first.name, since=since, account=job.key)
+            log.info("[c%d] %s logged in", member.id, member.name)
+        self.accounts.warn_cleartext(member)
+        self._pending_held[member.id] = pending.held
+        if problem is None and isinstance(first, Hello):
+            return member, self._resume(member, first)
+        return member, None
+
+    def take_held(self, conn_id: int) -> list[Command]:
+        """What a connection sent while its login was checked (after :meth:`password_done`)."""
+        return self._pending_held.pop(conn_id, [])
+
     def _admit(
         self,
-        conn_id: int,
-        peer: str,
-        link: Link,
+        arrival: _Arrival,
         name: str,
-        mode: Mode,
+        *,
         since: dict[str, int] | None = None,
+        account: str | None = None,
     ) -> Member:
-        member = Member(conn_id, peer, link, name, mode)
+        conn_id, peer, mode = arrival.conn_id, arrival.peer, arrival.mode
+        member = Member(conn_id, peer, arrival.link, name, mode)
+        member.address, member.cleartext, member.account = (
+            arrival.address,
+            arrival.cleartext,
+            account,
+        )
         self.members[conn_id] = member
         self._by_name[name_key(name)] = member
         lobby = self.rooms[LOBBY]
@@ -433,6 +747,8 @@ class ChatState:
 
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
+        self._pending.pop(conn_id, None)  # its password check's outcome will find nobody
+        self._pending_held.pop(conn_id, None)
         member = self.members.get(conn_id)
         if member is not None:
             self.remove(member, reason)
@@ -443,7 +759,10 @@ class ChatState:
             self.remove(self._too_slow.pop(), "too slow")
 
     def tick(self) -> None:
-        """Housekeeping: send each large room's coalesced presence summary."""
+        """Housekeeping: presence summaries of large rooms; bans and mutes that ran out."""
+        for what, change in self.access.expired(self._clock()):
+            log.info("%s ran out", what)
+            self.change(change)
         for room in self.rooms.values():
             if room.pending_joined or room.pending_left:
                 summary = Presence(
@@ -466,6 +785,9 @@ class ChatState:
         self._too_slow.clear()
         for member in self.members.values():
             member.link.close()
+        for pending in self._pending.values():
+            pending.arrival.link.close()
+        self._pending.clear()
         log.info("shutdown: %d members told", self.online)
         self.members.clear()
         self._by_name.clear()
@@ -492,7 +814,11 @@ class ChatState:
             case Msg(to=to, text=text):
                 self._private(member, to, text)
             case Help():
-                self._tell(member, HelpText(self._clock()))
+                if self.access.is_op(member.account):
+                    lines = (*HELP_LINES, *OPERATOR_HELP_LINES)
+                    self._tell(member, HelpText(self._clock(), lines))
+                else:
+                    self._tell(member, HelpText(self._clock()))
             case Quit():
                 self.remove(member, "quit")
             case Join(room=room):
@@ -511,9 +837,30 @@ class ChatState:
                 self._error(member, "bad-request", "already joined; use nick to change name")
             case Invalid(code=code, text=text):
                 self._error(member, code, text)
+            case Register() | Login() | ChangePassword() | Pass():
+                self.accounts.handle(member, command)
+            case Op() | Deop() | Kick() | Ban() | Unban() | Bans() | Mute() | Unmute() | Drop():
+                self.moderation.handle(member, command)
+            case LockTopic():
+                self.moderation.handle(member, command)
             case _:
                 assert_never(command)
         return None
+
+    def _muted(self, member: Member) -> MuteRecord | None:
+        """The mute in force on ``member``'s name, if any."""
+        if not self.access.mutes:
+            return None
+        return self.access.mute(name_key(member.name), self._clock())
+
+    def _refuse_muted(self, member: Member) -> bool:
+        """If ``member`` is muted, tell it so and return True."""
+        mute = self._muted(member)
+        if mute is None:
+            return False
+        text = f"you are muted{_until(mute.until, self._clock())}: you can read but not speak"
+        self._error(member, "muted", text)
+        return True
 
     def _target(self, member: Member, room: str | None, *, must_be_in: bool) -> RoomState | None:
         """The room a command is about (default: current), or None after an error."""
@@ -533,7 +880,7 @@ class ChatState:
 
     def _chat(self, member: Member, room_name: str | None, kind: str, text: str) -> None:
         room = self._target(member, room_name, must_be_in=True)
-        if room is None:
+        if room is None or self._refuse_muted(member):
             return
         room.last_id += 1
         now = self._clock()
@@ -558,10 +905,14 @@ class ChatState:
             self._error(member, "bad-request", f"you are already {name}")
             return
         problem = self._name_problem(name, member)
+        if problem is None and self._muted(member) is not None:
+            problem = ("muted", "you are muted: you cannot change your name")
         if problem is not None:
             log.info("[c%d] refused rename of %s to %r: %s", member.id, old, name, problem[1])
             self._error(member, *problem)
             return
+        if member.account is not None and name_key(name) != member.account:
+            member.account = None  # one is logged in while one holds the name
         del self._by_name[name_key(old)]
         member.name = name
         self._by_name[name_key(name)] = member
@@ -571,6 +922,8 @@ class ChatState:
         self._tell(member, event)  # in plain mode: "you are now known as ..."
 
     def _private(self, member: Member, to: str, text: str) -> None:
+        if self._refuse_muted(member):
+            return
         target = self._by_name.get(name_key(to))
         if target is None:
             self._error(member, "no-such-user", f"no such user: {to}")
@@ -583,9 +936,10 @@ class ChatState:
     def _join(self, member: Member, name: str, after: int | None) -> Query | None:
         room = self.rooms.get(name)
         if room is not None and name in member.rooms:
-            if member.current != name:
-                member.current = name
-                self._tell(member, Current(self._clock(), name))
+            # Already in it: it becomes (or stays) current, and the member is told so
+            # either way: a client waiting for a reply to its join gets one.
+            member.current = name
+            self._tell(member, Current(self._clock(), name))
             return None
         if len(member.rooms) >= self.limits.max_rooms_per_member:
             limit = self.limits.max_rooms_per_member
@@ -600,7 +954,10 @@ class ChatState:
             log.info("[c%d] %s created %s", member.id, member.name, name)
         self._add_to_room(member, room, announce_self=True)
         if room.topic:
-            self._tell(member, TopicInfo(self._clock(), name, room.topic, room.topic_by))
+            topic = TopicInfo(
+                self._clock(), name, room.topic, room.topic_by, False, room.topic_locked
+            )
+            self._tell(member, topic)
         if after is not None:
             return self._since(member, room, after)
         self._replay_recent(member, room, self.limits.history, header=True)
@@ -630,7 +987,14 @@ class ChatState:
             return
         now = self._clock()
         if text is None:
-            self._tell(member, TopicInfo(now, room.name, room.topic, room.topic_by))
+            topic = TopicInfo(now, room.name, room.topic, room.topic_by, False, room.topic_locked)
+            self._tell(member, topic)
+            return
+        if room.topic_locked and not self.access.is_op(member.account):
+            text = f"the topic of {room.name} is locked: only operators may change it"
+            self._error(member, "topic-locked", text)
+            return
+        if self._refuse_muted(member):
             return
         if len(text) > MAX_TOPIC_CHARS:
             self._error(member, "too-long", f"a topic is at most {MAX_TOPIC_CHARS} characters")
@@ -638,7 +1002,8 @@ class ChatState:
         room.topic, room.topic_by, room.topic_ts = text, member.name, now
         self.batch.rooms.append(_record(room))
         log.info("[c%d] %s set the topic of %s", member.id, member.name, room.name)
-        self._broadcast(room, TopicInfo(now, room.name, text, member.name, changed=True))
+        changed = TopicInfo(now, room.name, text, member.name, True, room.topic_locked)
+        self._broadcast(room, changed)
 
     # -- history ----------------------------------------------------------------------
 
@@ -728,4 +1093,18 @@ class ChatState:
 
 def _record(room: RoomState) -> RoomRecord:
     """A snapshot of ``room`` for the store (created, or its topic changed)."""
-    return RoomRecord(room.name, room.last_id, room.topic, room.topic_by, room.topic_ts)
+    return RoomRecord(
+        room.name, room.last_id, room.topic, room.topic_by, room.topic_ts, room.topic_locked
+    )
+
+
+def _until(until: float | None, now: float) -> str:
+    """`` (9m more)`` for a ban or mute that ends, ``""`` for one until lifted."""
+    return "" if until is None else f" ({format_remaining(until - now)} more)"
+
+
+def _wanted(first: Command | None) -> str:
+    """The name a first line asked for, for the log."""
+    if isinstance(first, Hello | Nick | Login):
+        return first.name
+    return "a malformed hello" if isinstance(first, Invalid) else "a guest name"

@@ -12,8 +12,8 @@ Rules of this module:
 * Handlers take a ``trio.abc.Stream``, never a socket, so tests use memory streams.
 * A connection's failure is that connection's business: transport errors end it as an
   ordinary leave, and nothing a peer does can raise out of :meth:`handle_stream`.
-* Admission is decided before anything is allocated: shutting down, ``--max-clients``
-  and ``--max-per-address`` each refuse with one ``!`` line.
+* Admission is decided before anything is allocated: shutting down, ``--max-clients``,
+  ``--max-per-address`` and a ban on the address each refuse with one ``!`` line.
 * Every accepted TCP socket gets keepalive (:func:`~triochat.server.transport.set_keepalive`),
   plain or TLS, before its handler starts.
 * Shutdown is structured: stop accepting, let the hub tell everyone, give writers
@@ -27,6 +27,7 @@ import errno
 import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
@@ -47,7 +48,7 @@ from triochat.server.transport import (
     peer_address,
     set_keepalive,
 )
-from triochat.store import Store
+from triochat.store import BanRecord, Store
 
 __all__ = ["ChatServer"]
 
@@ -250,11 +251,18 @@ class ChatServer:
 
     # -- one connection -----------------------------------------------------------------
 
-    def _refusal(self, host: str | None) -> str | None:
-        """Why a new connection from ``host`` cannot be served, or None."""
+    def _refusal(self, host: str | None, address: str | None = None) -> str | None:
+        """Why a new connection from ``host`` cannot be served, or None.
+
+        ``host`` is the address counted for ``--max-per-address`` (None: not counted);
+        ``address`` is the client's address itself, checked against the bans.
+        """
         config = self.config
         if self._stopping:
             return "server is shutting down"
+        ban = self.hub.state.address_ban(address)
+        if ban is not None:
+            return _banned(ban)
         if self._connections >= config.max_clients:
             return f"server full ({config.max_clients} clients); try again later"
         if host is not None and self._per_address.get(host, 0) >= config.max_per_address:
@@ -272,20 +280,25 @@ class ChatServer:
         peer, host = peer_address(stream)
         await self.serve_transport(for_stream(stream), peer, host)
 
-    async def serve_transport(self, transport: Transport, peer: str, host: str | None) -> None:
+    async def serve_transport(
+        self, transport: Transport, peer: str, host: str | None, *, secure: bool = False
+    ) -> None:
         """Serve one connection, whatever carries it (TCP, TLS, WebSocket, memory).
 
         ``peer`` names it in the log; ``host`` is its address, for per-address limits
-        (None: not counted). The transport's stream is closed when it ends.
+        and bans (None: not counted). ``secure`` says the transport is encrypted (TLS),
+        so passwords sent on it are not in the clear. The transport's stream is closed
+        when it ends.
         """
         if self._writers is None:
             raise RuntimeError("start ChatServer.run before serving connections")
         stream = transport.stream
         conn_id = next(self._ids)
         config = self.config
+        address = host
         if host is not None and (config.max_per_address == 0 or is_trusted(host, config.trusted)):
             host = None  # not counted
-        refusal = self._refusal(host)
+        refusal = self._refusal(host, address)
         if refusal is not None:
             repeats = self._refusals.allow(refusal, trio.current_time())
             if repeats is not None:
@@ -302,7 +315,16 @@ class ChatServer:
         hub = self.hub
         inbound = hub.inbound
         outbox = Outbox(config.send_queue, config.send_queue_bytes)
-        conn = Connection(conn_id, peer, transport, outbox, self._writers, hub.flush_list)
+        conn = Connection(
+            conn_id,
+            peer,
+            transport,
+            outbox,
+            self._writers,
+            hub.flush_list,
+            host=address,
+            secure=secure,
+        )
         scope = conn.scope  # cancelled by the hub to drop this member, or when done
         read_result: str | None = None
         told = False
@@ -345,6 +367,14 @@ class ChatServer:
                     self._per_address[host] -= 1
             if not self._connections:
                 self._no_connections.set()
+
+
+def _banned(ban: BanRecord) -> str:
+    """The one line a banned address is refused with."""
+    if ban.until is None:
+        return "you are banned from this server"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ban.until))
+    return f"you are banned from this server until {when}"
 
 
 async def _close(stream: trio.abc.Stream, timeout: float) -> None:

@@ -40,10 +40,12 @@ class Connection:
         "closing",
         "failed",
         "heard",
+        "host",
         "id",
         "outbox",
         "peer",
         "scope",
+        "secure",
         "transport",
         "writer_done",
         "writer_scope",
@@ -58,9 +60,14 @@ class Connection:
         outbox: Outbox,
         writers: trio.Nursery,
         flush_list: list[Connection],
+        *,
+        host: str | None = None,
+        secure: bool = False,
     ) -> None:
         self.id = conn_id
         self.peer = peer
+        self.host = host  # the client's IP address (None: not an IP connection, e.g. memory)
+        self.secure = secure  # encrypted (TLS): a password sent on it is not in the clear
         self.transport = transport
         self.outbox = outbox
         self.scope = trio.CancelScope()  # the connection's: cancelled to end it

@@ -15,6 +15,11 @@ Rules of this module:
   saved, chat goes on, and the store writer keeps retrying.
 * **Never awaits a member.** Output goes into bounded outboxes; a full one drops that
   member as "too slow" (see :meth:`triochat.core.state.ChatState._put`).
+* **Never waits for a password hash.** Password jobs the state queues run as tasks of
+  their own: each reads the stored hash through the store's thread (in order, after
+  the batches submitted before it) and hashes in a worker thread of its own
+  (:data:`HASH_THREADS`), then sends a :class:`PasswordDone` back into the inbound
+  channel. Every room goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Final, TypeVar, TypeVarTuple, assert_never
 
 import trio
 
-from triochat.config import ServerConfig
+from triochat.config import LOOPBACK, ServerConfig, is_trusted
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
 from triochat.core.names import LOBBY
+from triochat.core.passwords import Job, Outcome, check
 from triochat.core.records import StoredMessage
 from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
@@ -40,7 +47,18 @@ from triochat.server.liveness import Liveness
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
 from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
-__all__ = ["HUB_BATCH_LINES", "Gone", "Hub", "HubMessage", "Input", "Register", "Stop", "Tick"]
+__all__ = [
+    "HASH_THREADS",
+    "HUB_BATCH_LINES",
+    "Gone",
+    "Hub",
+    "HubMessage",
+    "Input",
+    "PasswordDone",
+    "Register",
+    "Stop",
+    "Tick",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +72,7 @@ MEMORY_RETAIN_MESSAGES: Final = 10_000  # per room, --db :memory: without --reta
 READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
 STORE_UP: Final = "history is being saved again"
+HASH_THREADS: Final = 1  # scrypt at a time: ~0.1 s and 32 MiB each; the loop keeps the other core
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,7 @@ class Register:
     conn: Connection
     mode: Mode
     first: Command | None
+    server_password: str | None = field(default=None, repr=False)  # a plain client's /pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +111,15 @@ class Stop:
     """Server shutdown: tell everyone, close every connection, end the hub task."""
 
 
-HubMessage = Register | Input | Gone | Tick | Stop
+@dataclass(frozen=True, slots=True)
+class PasswordDone:
+    """A password job is back from the worker thread."""
+
+    job: Job
+    outcome: Outcome
+
+
+HubMessage = Register | Input | Gone | Tick | Stop | PasswordDone
 
 
 class Hub:
@@ -111,7 +139,9 @@ class Hub:
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
         )
-        self.state = ChatState(limits, clock)
+        self.state = ChatState(
+            limits, clock, ops=config.ops, server_password=config.server_password
+        )
         self.store: Store = store if store is not None else MemoryStore()
         # A memory store is written in the loop (it cannot fail and takes microseconds);
         # a database through one worker thread, in order.
@@ -136,6 +166,8 @@ class Hub:
         self._commit_wait: trio.Event | None = None
         self._store_down = False
         self._last_status = 0.0
+        self._hash_limiter = trio.CapacityLimiter(HASH_THREADS)
+        self._jobs: trio.Nursery | None = None  # where password jobs run
         self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
 
@@ -157,6 +189,7 @@ class Hub:
                     if self._writer is not None:
                         await nursery.start(self._writer.run)
                     await self._load()
+                    self._jobs = nursery
                     nursery.start_soon(self._ticker, self._send.clone())
                     self._last_status = trio.current_time()
                     task_status.started()
@@ -178,10 +211,31 @@ class Hub:
         for room in await self._call(self.store.load_rooms):
             recent = await self._call(self.store.recent, room.name, CACHE_MESSAGES)
             self.state.load_room(
-                room.name, room.last_id, room.topic, room.topic_by, room.topic_ts, recent
+                room.name,
+                room.last_id,
+                room.topic,
+                room.topic_by,
+                room.topic_ts,
+                recent,
+                topic_locked=room.topic_locked,
             )
         rooms = len(self.state.rooms)
         log.info("history: %d rooms loaded", rooms)
+        store = self.store
+        self.state.load_access(
+            await self._call(store.account_keys),
+            await self._call(store.load_ops),
+            await self._call(store.load_bans),
+            await self._call(store.load_mutes),
+        )
+        access = self.state.access
+        log.info(
+            "accounts: %d registered, %d operators stored, %d bans, %d mutes",
+            access.accounts,
+            len(access.ops),
+            len(access.bans),
+            len(access.mutes),
+        )
 
     async def _ticker(self, send: trio.MemorySendChannel[HubMessage]) -> None:
         with send:
@@ -205,6 +259,8 @@ class Hub:
                 match message:
                     case Input(conn_id=conn_id, commands=commands):
                         member = state.member(conn_id)
+                        if member is None:
+                            state.hold(conn_id, commands)  # its login is being checked
                         for command in commands:
                             if member is None or state.member(conn_id) is not member:
                                 break  # it quit (or was dropped): the rest is moot
@@ -212,8 +268,17 @@ class Hub:
                             if query is not None:
                                 await self._answer(query)
                         lines += len(commands)
-                    case Register(conn=conn, mode=mode, first=first):
-                        _, query = state.register(conn.id, conn.peer, conn, mode, first)
+                    case Register(conn=conn, mode=mode, first=first, server_password=secret):
+                        _, query = state.register(
+                            conn.id,
+                            conn.peer,
+                            conn,
+                            mode,
+                            first,
+                            address=conn.host,
+                            cleartext=_cleartext(conn),
+                            server_password=secret,
+                        )
                         if query is not None:
                             await self._answer(query)
                         lines += 1
@@ -228,8 +293,22 @@ class Hub:
                     case Stop():
                         state.stop()
                         running = False
+                    case PasswordDone(job=job, outcome=outcome):
+                        member, query = state.password_done(job, outcome)
+                        if query is not None:
+                            await self._answer(query)
+                        if member is not None:
+                            for command in state.take_held(member.id):
+                                if state.member(member.id) is not member:
+                                    break
+                                query = state.handle(member, command)
+                                if query is not None:
+                                    await self._answer(query)
+                        lines += 1
                     case _:
                         assert_never(message)
+                if state.accounts.jobs:
+                    self._start_jobs()
                 state.drop_too_slow()
                 if not running or lines >= HUB_BATCH_LINES:
                     break
@@ -241,6 +320,42 @@ class Hub:
             self._flush()
             if not running:
                 return
+
+    def _start_jobs(self) -> None:
+        """Run the password jobs the state queued, each in a task of its own."""
+        for job in self.state.take_jobs():
+            if self._jobs is None:  # pragma: no cover - the loop runs inside run()
+                raise RuntimeError("the hub is not running")
+            self._jobs.start_soon(self._password_job, job)
+
+    async def _password_job(self, job: Job) -> None:
+        """Read the stored hash (if needed), hash in the worker thread, report back.
+
+        The store read goes through the store's thread, so it sees every batch
+        submitted before it (the hub submits its batch before it next yields). While
+        the store is failing, or slower than :data:`READ_TIMEOUT`, the check fails as
+        "unavailable" (not as a wrong password).
+        """
+        stored: str | None = None
+        failure = "the store is not working right now" if self._store_down else ""
+        if not failure and job.needs_stored_hash:
+            failure = f"reading the account took over {READ_TIMEOUT:g} s"
+            with trio.move_on_after(READ_TIMEOUT):
+                try:
+                    record = await self._call(self.store.account, job.key)
+                except (StoreError, trio.ClosedResourceError) as exc:
+                    failure = str(exc)
+                else:
+                    stored = None if record is None else record.password_hash
+                    failure = ""
+        if failure:
+            outcome = Outcome(False, failure=failure)
+        else:
+            outcome = await trio.to_thread.run_sync(
+                partial(check, job, stored), limiter=self._hash_limiter
+            )
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._send.send(PasswordDone(job, outcome))
 
     def _flush(self) -> None:
         """Release and send every connection's output of this batch."""
@@ -372,3 +487,8 @@ class Hub:
             "NOT SAVED" if self._store_down else "saved",
             dropped_records(),
         )
+
+
+def _cleartext(conn: Connection) -> bool:
+    """A password sent on ``conn`` crosses a network unencrypted (not TLS, not loopback)."""
+    return not conn.secure and conn.host is not None and not is_trusted(conn.host, LOOPBACK)

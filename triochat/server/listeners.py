@@ -273,7 +273,7 @@ class TlsDoor:
                 else:
                     self._per_address[counted] -= 1
         if failure is None:
-            await server.serve_transport(StreamTransport(tls), peer, host)
+            await server.serve_transport(StreamTransport(tls), peer, host, secure=True)
             return
         self._log(peer, failure)
         if failure == NOT_TLS or timed_out:

@@ -2,7 +2,8 @@
 
 :func:`read_commands` is the one read loop of a connection. Its first line (or a
 second of silence) registers the connection and picks its wire mode; every later line
-is parsed in that mode. Flood control is a token bucket: past the burst the loop
+is parsed in that mode. A plain first line ``/pass SECRET`` (the server password) is
+kept and the line after it registers. Flood control is a token bucket: past the burst the loop
 simply stops reading for a while, the kernel buffer fills and TCP slows that sender
 down; nothing is dropped.
 
@@ -17,6 +18,7 @@ from typing import Final
 import trio
 
 from triochat.config import ServerConfig
+from triochat.core.admin import Pass
 from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid, parse_json, parse_plain, parse_registration
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
@@ -46,6 +48,7 @@ async def read_commands(
     bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
     deadline = trio.current_time() + config.registration_timeout
     pending: list[Command] = []
+    secret: str | None = None  # the server password, from a plain first line /pass
     eof = False
     try:
         while True:
@@ -63,7 +66,7 @@ async def read_commands(
                             await transport.wait_readable()
                             continue
                         # A second of silence: join as a guest in plain mode.
-                        await inbound.send(Register(conn, Mode.PLAIN, None))
+                        await inbound.send(Register(conn, Mode.PLAIN, None, secret))
                         parse = parse_plain
                         continue
                     await transport.wait_readable()
@@ -80,7 +83,12 @@ async def read_commands(
                     return "closed" if parse is not None else SILENT
             if parse is None:
                 json_mode, command = _registration(line, config.max_line_bytes)
-                await inbound.send(Register(conn, Mode.JSON if json_mode else Mode.PLAIN, command))
+                if isinstance(command, Pass) and secret is None:
+                    secret = command.secret  # the next line registers, with a fresh second
+                    deadline = trio.current_time() + config.registration_timeout
+                    continue
+                mode = Mode.JSON if json_mode else Mode.PLAIN
+                await inbound.send(Register(conn, mode, command, secret))
                 parse = parse_json if json_mode else parse_plain
                 continue
             # Flood control: past the burst, stop reading for a while.

@@ -1,4 +1,4 @@
-"""Durable history: rooms, topics and ``say``/``me`` messages.
+"""Durable history (rooms, topics, ``say``/``me`` messages), accounts and moderation.
 
 :mod:`~triochat.store.base` defines what is stored and the synchronous
 :class:`Store` interface; :class:`MemoryStore` and :class:`SQLiteStore` implement it;
@@ -7,15 +7,29 @@ in one worker thread, in order, with grouped commits. :func:`open_store` picks a
 from the ``--db`` option.
 """
 
-from triochat.store.base import Batch, RoomRecord, Store, StoredMessage, StoreError
+from triochat.store.base import (
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    Store,
+    StoredMessage,
+    StoreError,
+)
 from triochat.store.factory import default_db_path, open_store
 from triochat.store.memory import MemoryStore
 from triochat.store.sqlite import SQLiteStore
 from triochat.store.writer import StoreWriter
 
 __all__ = [
+    "AccountRecord",
+    "BanRecord",
     "Batch",
     "MemoryStore",
+    "MuteRecord",
+    "OpRecord",
     "RoomRecord",
     "SQLiteStore",
     "Store",

@@ -1,5 +1,8 @@
 """What the store keeps and the interface every store implements.
 
+Besides history: registered accounts (salted hashes only), operators made with
+``/op``, bans and mutes, written through the same batches (``Batch.changes``).
+
 Rules every store follows (the tests in ``tests/test_store_contract.py`` hold each
 implementation to them):
 
@@ -23,9 +26,30 @@ from typing import Protocol
 
 # What is stored is defined in the core (the chat state makes these records); the
 # store only keeps them.
-from triochat.core.records import KINDS, Batch, RoomRecord, StoredMessage
+from triochat.core.records import (
+    KINDS,
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    StoredMessage,
+)
 
-__all__ = ["KINDS", "Batch", "RoomRecord", "Store", "StoreError", "StoredMessage", "check_limit"]
+__all__ = [
+    "KINDS",
+    "AccountRecord",
+    "BanRecord",
+    "Batch",
+    "MuteRecord",
+    "OpRecord",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "check_limit",
+]
 
 
 class StoreError(Exception):
@@ -50,6 +74,11 @@ class Store(Protocol):
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction.
+
+        Its ``changes`` are applied in order. Saving an account that exists changes
+        only its password hash (its name and creation time stay); saving a ban, mute
+        or operator replaces the one with the same key; dropping one that is not
+        there is a no-op.
 
         Raises:
             StoreError: Nothing of the batch was written; the store is usable and the
@@ -101,6 +130,26 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store; no method may be called afterwards."""
+        ...
+
+    def account_keys(self) -> list[str]:
+        """Return the name key of every registered account (no hashes: those stay here)."""
+        ...
+
+    def account(self, key: str) -> AccountRecord | None:
+        """Return the account with name key ``key``, hash included, or None."""
+        ...
+
+    def load_ops(self) -> list[OpRecord]:
+        """Return the operators made with ``/op``."""
+        ...
+
+    def load_bans(self) -> list[BanRecord]:
+        """Return every ban, expired ones included (the hub drops those)."""
+        ...
+
+    def load_mutes(self) -> list[MuteRecord]:
+        """Return every mute, expired ones included (the hub drops those)."""
         ...
 
 

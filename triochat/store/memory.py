@@ -1,5 +1,8 @@
 """A store that keeps everything in memory: ``--db :memory:`` and tests.
 
+Accounts, operators, bans and mutes too: with ``--db :memory:`` they last as long as
+the process.
+
 It follows the same rules as the SQLite store (see :mod:`triochat.store.base`) and
 forgets everything when the process ends. Without retention it grows with every
 message, like a database would.
@@ -9,8 +12,29 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import replace
+from typing import assert_never
 
-from triochat.store.base import Batch, RoomRecord, StoredMessage, check_limit
+from triochat.core.records import (
+    Change,
+    DropAccount,
+    DropBan,
+    DropMute,
+    DropOp,
+    SaveAccount,
+    SaveBan,
+    SaveMute,
+    SaveOp,
+)
+from triochat.store.base import (
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    StoredMessage,
+    check_limit,
+)
 from triochat.store.retention import age_cutoff, check_retention
 
 __all__ = ["MemoryStore"]
@@ -29,6 +53,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self._rooms: dict[str, RoomRecord] = {}
         self._messages: dict[str, list[StoredMessage]] = {}  # per room, ordered by id
+        self._accounts: dict[str, AccountRecord] = {}
+        self._ops: dict[str, OpRecord] = {}
+        self._bans: dict[str, BanRecord] = {}
+        self._mutes: dict[str, MuteRecord] = {}
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -55,6 +83,52 @@ class MemoryStore:
                 self._rooms[message.room] = RoomRecord(message.room, last_id=message.id)
             elif message.id > room.last_id:
                 self._rooms[message.room] = replace(room, last_id=message.id)
+        for change in batch.changes:
+            self._apply(change)
+
+    def _apply(self, change: Change) -> None:
+        match change:
+            case SaveAccount(record=record):
+                old = self._accounts.get(record.key)
+                if old is not None:  # a password change: the name and the date stay
+                    record = replace(old, password_hash=record.password_hash)
+                self._accounts[record.key] = record
+            case DropAccount(key=key):
+                self._accounts.pop(key, None)
+            case SaveOp(record=op):
+                self._ops[op.key] = op
+            case DropOp(key=key):
+                self._ops.pop(key, None)
+            case SaveBan(record=ban):
+                self._bans[ban.target] = ban
+            case DropBan(target=target):
+                self._bans.pop(target, None)
+            case SaveMute(record=mute):
+                self._mutes[mute.key] = mute
+            case DropMute(key=key):
+                self._mutes.pop(key, None)
+            case _:
+                assert_never(change)
+
+    def account_keys(self) -> list[str]:
+        """Return every account's name key, sorted."""
+        return sorted(self._accounts)
+
+    def account(self, key: str) -> AccountRecord | None:
+        """Return the account with name key ``key``, or None."""
+        return self._accounts.get(key)
+
+    def load_ops(self) -> list[OpRecord]:
+        """Return the stored operators, by key."""
+        return [self._ops[key] for key in sorted(self._ops)]
+
+    def load_bans(self) -> list[BanRecord]:
+        """Return every ban, oldest first (then by target)."""
+        return sorted(self._bans.values(), key=lambda ban: (ban.ts, ban.target))
+
+    def load_mutes(self) -> list[MuteRecord]:
+        """Return every mute, oldest first (then by key)."""
+        return sorted(self._mutes.values(), key=lambda mute: (mute.ts, mute.key))
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """Return the last ``limit`` messages of ``room``, oldest first."""
@@ -113,3 +187,7 @@ class MemoryStore:
         """Forget everything."""
         self._rooms.clear()
         self._messages.clear()
+        self._accounts.clear()
+        self._ops.clear()
+        self._bans.clear()
+        self._mutes.clear()

@@ -17,6 +17,9 @@ History:
 * v2: ``rooms.last_id``, so a room's ids keep rising after retention deleted its
   messages; filled from the messages, and every room that has messages gets a row.
   An index on ``messages.ts`` for retention by age.
+* v3: accounts and moderation. ``accounts`` (salted scrypt hashes, keyed by the name's
+  uniqueness key), ``ops`` (operators made with ``/op``), ``bans`` (on a name key or an
+  address range, with an optional end) and ``mutes``; ``rooms.topic_locked``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,44 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
         "CREATE INDEX messages_by_ts ON messages (ts)",
+    ),
+    # 2 -> 3
+    (
+        "ALTER TABLE rooms ADD COLUMN topic_locked INTEGER NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE accounts (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE ops (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE bans (
+            target TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('name', 'address')),
+            shown TEXT NOT NULL,
+            set_by TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            ts REAL NOT NULL,
+            until REAL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE mutes (
+            key TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            set_by TEXT NOT NULL,
+            ts REAL NOT NULL,
+            until REAL
+        ) WITHOUT ROWID
+        """,
     ),
 )
 

@@ -1,5 +1,7 @@
 """The default store: one SQLite file in WAL mode, written from one thread.
 
+It keeps history, and (schema v3) accounts, operators, bans and mutes.
+
 Rules of this module:
 
 * **One connection, one process.** The file is opened in exclusive locking mode and
@@ -42,9 +44,30 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal, assert_never
 
-from triochat.store.base import Batch, RoomRecord, StoredMessage, StoreError, check_limit
+from triochat.core.records import (
+    Change,
+    DropAccount,
+    DropBan,
+    DropMute,
+    DropOp,
+    SaveAccount,
+    SaveBan,
+    SaveMute,
+    SaveOp,
+)
+from triochat.store.base import (
+    AccountRecord,
+    BanRecord,
+    Batch,
+    MuteRecord,
+    OpRecord,
+    RoomRecord,
+    StoredMessage,
+    StoreError,
+    check_limit,
+)
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
 from triochat.store.sqlite_errors import error as _error
@@ -60,11 +83,19 @@ PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, s
 
 _COLUMNS: Final = "room, id, ts, kind, sender, text"
 _UPSERT_ROOM: Final = """
-    INSERT INTO rooms (name, last_id, topic, topic_by, topic_ts) VALUES (?, ?, ?, ?, ?)
+    INSERT INTO rooms (name, last_id, topic, topic_by, topic_ts, topic_locked)
+    VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
         last_id = max(last_id, excluded.last_id),
-        topic = excluded.topic, topic_by = excluded.topic_by, topic_ts = excluded.topic_ts
+        topic = excluded.topic, topic_by = excluded.topic_by, topic_ts = excluded.topic_ts,
+        topic_locked = excluded.topic_locked
 """
+_SAVE_ACCOUNT: Final = """
+    INSERT INTO accounts (key, name, password_hash, created) VALUES (?, ?, ?, ?)
+    ON CONFLICT (key) DO UPDATE SET password_hash = excluded.password_hash
+"""
+_BAN_COLUMNS: Final = "target, kind, shown, set_by, reason, ts, until"
+_MUTE_COLUMNS: Final = "key, name, set_by, ts, until"
 _RAISE_LAST_ID: Final = """
     INSERT INTO rooms (name, last_id) VALUES (?, ?)
     ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)
@@ -169,11 +200,15 @@ class SQLiteStore:
         """Return every room, ordered by name."""
         try:
             rows = self._conn.execute(
-                "SELECT name, last_id, topic, topic_by, topic_ts FROM rooms ORDER BY name"
+                "SELECT name, last_id, topic, topic_by, topic_ts, topic_locked"
+                " FROM rooms ORDER BY name"
             ).fetchall()
         except sqlite3.Error as exc:
             raise _error("cannot read", self._path, exc) from exc
-        return [RoomRecord(*row) for row in rows]
+        return [
+            RoomRecord(name, last_id, topic, by, ts, bool(locked))
+            for name, last_id, topic, by, ts, locked in rows
+        ]
 
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction; see :meth:`Store.commit`."""
@@ -190,7 +225,10 @@ class SQLiteStore:
                 if batch.rooms:
                     conn.executemany(
                         _UPSERT_ROOM,
-                        [(r.name, r.last_id, r.topic, r.topic_by, r.topic_ts) for r in batch.rooms],
+                        [
+                            (r.name, r.last_id, r.topic, r.topic_by, r.topic_ts, r.topic_locked)
+                            for r in batch.rooms
+                        ],
                     )
                 if batch.messages:
                     conn.executemany(
@@ -198,6 +236,8 @@ class SQLiteStore:
                         [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
                     )
                     conn.executemany(_RAISE_LAST_ID, highest.items())
+                for change in batch.changes:
+                    _apply(conn, change)
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -274,6 +314,39 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _error("cannot close", self._path, exc) from exc
 
+    def account_keys(self) -> list[str]:
+        """Return every account's name key, sorted."""
+        return [str(key) for (key,) in self._select("SELECT key FROM accounts ORDER BY key")]
+
+    def account(self, key: str) -> AccountRecord | None:
+        """Return the account with name key ``key``, or None."""
+        rows = self._select(
+            "SELECT key, name, password_hash, created FROM accounts WHERE key = ?", (key,)
+        )
+        return AccountRecord(*rows[0]) if rows else None
+
+    def load_ops(self) -> list[OpRecord]:
+        """Return the stored operators, by key."""
+        return [OpRecord(*row) for row in self._select("SELECT key, name FROM ops ORDER BY key")]
+
+    def load_bans(self) -> list[BanRecord]:
+        """Return every ban, oldest first (then by target)."""
+        rows = self._select(f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY ts, target")
+        return [BanRecord(*row) for row in rows]
+
+    def load_mutes(self) -> list[MuteRecord]:
+        """Return every mute, oldest first (then by key)."""
+        return [
+            MuteRecord(*row)
+            for row in self._select(f"SELECT {_MUTE_COLUMNS} FROM mutes ORDER BY ts, key")
+        ]
+
+    def _select(self, sql: str, params: tuple[str, ...] = ()) -> list[Any]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _error("cannot read", self._path, exc) from exc
+
     def _read_back(self, sql: str, params: tuple[str | int, ...]) -> list[StoredMessage]:
         """Run a newest-first query and return its rows oldest first."""
         try:
@@ -320,6 +393,35 @@ class SQLiteStore:
             # The commit's own error is the one worth reporting, not the rollback's.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
+
+
+def _apply(conn: sqlite3.Connection, change: Change) -> None:
+    """Write one account, operator, ban or mute change (inside the batch's transaction)."""
+    match change:
+        case SaveAccount(record=a):
+            conn.execute(_SAVE_ACCOUNT, (a.key, a.name, a.password_hash, a.created))
+        case DropAccount(key=key):
+            conn.execute("DELETE FROM accounts WHERE key = ?", (key,))
+        case SaveOp(record=op):
+            conn.execute("INSERT OR REPLACE INTO ops (key, name) VALUES (?, ?)", (op.key, op.name))
+        case DropOp(key=key):
+            conn.execute("DELETE FROM ops WHERE key = ?", (key,))
+        case SaveBan(record=b):
+            conn.execute(
+                f"INSERT OR REPLACE INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (b.target, b.kind, b.shown, b.set_by, b.reason, b.ts, b.until),
+            )
+        case DropBan(target=target):
+            conn.execute("DELETE FROM bans WHERE target = ?", (target,))
+        case SaveMute(record=m):
+            conn.execute(
+                f"INSERT OR REPLACE INTO mutes ({_MUTE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (m.key, m.name, m.set_by, m.ts, m.until),
+            )
+        case DropMute(key=key):
+            conn.execute("DELETE FROM mutes WHERE key = ?", (key,))
+        case _:
+            assert_never(change)
 
 
 def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:

@@ -101,6 +101,7 @@ def _merge(commits: list[_Commit]) -> Batch:
     for commit in commits:
         merged.messages.extend(commit.batch.messages)
         merged.rooms.extend(commit.batch.rooms)
+        merged.changes.extend(commit.batch.changes)
     return merged
 
 

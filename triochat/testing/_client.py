@@ -78,15 +78,8 @@ class ChatClient:
 
         Returns your own ``join`` event (or, if you were in the room already, the
         ``current`` event). The room's ``topic`` and recent history follow, unread.
-
-        Raises:
-            ValueError: ``room`` is the current room already (as far as the events
-                received so far say): the server would not answer at all. Use
-                :meth:`send` to send such a request anyway.
         """
         name = room_name(room)
-        if name == self.current:
-            raise ValueError(f"{name} is already {self.name}'s current room")
         await self.send(type="join", room=name)
         joined: list[JsonEvent] = []
 
