@@ -251,6 +251,26 @@ async def test_tls_peer_that_stops_reading_cannot_hold_the_close(
     assert trio.current_time() - start <= server.config.flush_timeout + 0.2
 
 
+async def test_tls_password_over_tls_is_not_called_cleartext(
+    nursery: trio.Nursery,
+    tls: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A password sent over TLS from another machine gets no "crossed unencrypted" notice."""
+    remote = ("198.51.100.7:50000", "198.51.100.7")  # TEST-NET-2: not loopback, not trusted
+    monkeypatch.setattr("triochat.server.listeners.peer_address", lambda stream: remote)
+    server = await open_test_server(nursery)
+    door = TlsDoor(server, tls.certificates)
+    alice = tls_peer(nursery, door, tls.client_context())
+    await alice.send("/nick alice")
+    assert (await alice.line()).startswith("*** welcome, alice!")
+    await alice.send("/register correct-horse")
+    assert await alice.line() == (
+        "*** the name alice is registered to you; next time, /login alice PASSWORD"
+    )
+
+
 async def test_tls_cleartext_client_gets_a_hint_and_one_log_line(
     nursery: trio.Nursery,
     tls: TlsFiles,
