@@ -252,12 +252,12 @@ async def test_tls_peer_that_stops_reading_cannot_hold_the_close(
 
 
 async def test_tls_password_over_tls_is_not_called_cleartext(
-    nursery: trio.Nursery,
-    tls: TlsFiles,
-    monkeypatch: pytest.MonkeyPatch,
-    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery, tls: TlsFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A password sent over TLS from another machine gets no "crossed unencrypted" notice."""
+    """A password sent over TLS from another machine gets no "crossed unencrypted" notice.
+
+    Real time: the password is hashed in a worker thread.
+    """
     remote = ("198.51.100.7:50000", "198.51.100.7")  # TEST-NET-2: not loopback, not trusted
     monkeypatch.setattr("triochat.server.listeners.peer_address", lambda stream: remote)
     server = await open_test_server(nursery)
