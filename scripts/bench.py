@@ -13,16 +13,34 @@ The servers are triochat (``python -m triochat server``), ``scripts/ref_asyncio.
 (asyncio streams, ``write`` + ``await drain()``) and ``scripts/ref_threaded.py`` (one
 thread per client, blocking ``sendall`` under one lock).
 
-Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
+**History store.** Every triochat run names its store with ``--db``, so nothing is
+ever written to (or replayed from) the user's own database:
+
+- ``triochat`` (and every label without ``-sqlite``) runs with ``--db :memory:``, the
+  server as it was measured before it kept history;
+- ``triochat-sqlite`` runs with a fresh SQLite file (the default store, in a new
+  temporary folder under ``--db-dir``, deleted after the run). After the server has
+  stopped, the file's size and its number of stored messages are added to the result.
+
+Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
 
 ``burst``            50 receivers + 5 senders, 2000 lines each as fast as possible:
-                     deliveries/s, loss, p50/p99 latency.
-``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency and
-                     server CPU%.
+                     deliveries/s, loss, p50/p99 latency; deliveries per server CPU
+                     second (barely moved by other load) and ``wait%``, the share of the
+                     time the server's event loop was ready but waited for the CPU (high:
+                     other load decided the deliveries/s). triochat in memory and with
+                     SQLite, back to back.
+``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency,
+                     server CPU% and ``wait%``. triochat in memory and with SQLite, back
+                     to back.
 ``steady-defaults``  triochat with its default flags (5 lines/s per client after a burst
-                     of 20): all 55 clients send 4 lines/s (220 lines/s in total).
+                     of 20): all 55 clients send 4 lines/s (220 lines/s in total); in
+                     memory and with SQLite (the default store).
 ``idle-1000``, ``idle-5000``  N idle connections: join time, RSS per connection,
-                     one line's time to reach all of them.
+                     one line's time to reach all of them. triochat in memory, with
+                     SQLite, and ``triochat-heap``: in memory under
+                     ``scripts/traced_server.py`` (tracemalloc), for the Python heap per
+                     connection (its own RSS and join time are inflated by tracing).
 ``slow-reader``      1000 lines/s of 1000-byte lines; then a client with a tiny receive
                      buffer joins and never reads: others' p99 before/during, server RSS
                      growth, and whether the slow client was disconnected.
@@ -31,10 +49,29 @@ Scenarios (``--quick`` shrinks them for a smoke run of about a minute):
                      (until it is idle again, so log writing in a thread counts) and
                      their ratio: what logging a join costs.
 
+``steady-mixed``     triochat only (the references have no WebSocket): 28 members over
+                     TCP and 28 over the web port's WebSocket, all in JSON mode, each
+                     kind with 3 senders; 1000 lines/s in a room of one kind, then of
+                     the other, then in a room of both (``scripts/loadgen_ws.py``): the
+                     server's CPU per message delivered to each kind, and each kind's
+                     p50/p99, alone and side by side.
+
 ``who-amplification`` (triochat only: the references have no ``/who``) 1000 members
                      online, then 10 clients with a 4 KiB receive buffer send ``/who``
                      as fast as the server reads and never read: server RSS growth
                      over 10 s, and whether (and when) every one was disconnected.
+
+``--baseline DIR`` adds runs of another checkout of triochat (the package folder's
+parent, e.g. ``git worktree add --detach DIR REV``) to ``burst``, ``steady`` and the
+idle scenarios, labelled ``baseline`` and ``baseline-heap``: "per connection
+unchanged" is then judged against a reference measured in the same run. A baseline
+without ``--db`` runs without it (it kept no history).
+
+``--repeat N`` runs every scenario N times, every other time in reverse order, and
+reports the median of each figure; a same-run ratio (``triochat-sqlite/triochat
+p99_ms``) is then the median of the N ratios of runs made back to back, which is what
+the persistence targets are judged on. On a shared machine a single run's p99 moves
+by more than the 1.5x the targets allow.
 
 triochat runs with ``--rate-limit 0 --send-queue 16384`` for ``burst`` and ``steady``
 (flood control would cap each sender at 5 lines/s), with ``--rate-limit 0`` only for
@@ -48,9 +85,11 @@ of 1 MiB everywhere: measured, a ``burst`` round never queues 64 KiB for one mem
 Its log goes to a file (read at the end), at ``--log-level warning`` except in
 ``join-cpu``, which sets the level itself (or leaves the default).
 
-It prints a table, whether each target of issue 4 is met (a miss never makes the exit
-status non-zero), one JSON line per scenario, and draws a chart (``--chart``).
-Everything runs under timeouts; nothing is left running.
+It prints a table, whether each target is met (issue 4: triochat against the
+references; issue 8: SQLite against memory, heap per idle connection; the web issue:
+WebSocket members against TCP members; a miss never makes the exit status non-zero),
+one JSON line per scenario, and draws a chart (``--chart``). Everything runs under
+timeouts; nothing is left running.
 """
 
 from __future__ import annotations
@@ -66,6 +105,8 @@ import platform
 import queue
 import re
 import resource
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,7 +115,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 SCRIPTS: Final[Path] = ROOT / "scripts"
@@ -97,6 +138,32 @@ JOIN_CPU_RATIO: Final[float] = 1.3  # join-cpu: CPU at the default log level <= 
 JOIN_CPU_CONNS: Final[int] = 5000  # join-cpu: joins in a full run (the target is for 5000)
 QUIET: Final[tuple[str, ...]] = ("--log-level", "warning")  # triochat's level unless a run sets it
 WHO_RSS_BOUND_MB: Final[float] = 24.0  # who-amplification: 10 x 1 MiB queues, 2x slack
+WS_MAX_RATIO: Final[float] = 2.0  # web issue: WebSocket p99 and CPU/message <= 2x TCP's
+WEB_RE: Final = re.compile(r"web: https?://\S+:(\d+)/")  # triochat's web port, when asked
+IN_MEMORY: Final[str] = ":memory:"  # triochat's --db for no database (SQLite's spelling)
+TEMP_DB_SHOWN: Final[str] = "<fresh temporary file>"  # the SQLite path as results show it
+SQLITE_BURST_MIN: Final[float] = 0.8  # issue 8: burst deliveries/s with SQLite >= 80 % of memory
+SQLITE_P99_MAX: Final[float] = 1.5  # issue 8: steady p99 with SQLite <= 1.5x memory's
+IDLE_SAME_MAX: Final[float] = 1.1  # "per connection unchanged": at most 10 % more than the
+# reference in the same run (identical runs here moved RSS/conn by up to 4 %)
+IDLE_HEAP_MAX_KB: Final[float] = 6.0  # issue 8: traced heap per idle connection stays 5-6 KB
+
+Store = Literal["memory", "sqlite"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One labelled triochat run of a scenario, on top of the scenario's triochat flags."""
+
+    label: str
+    flags: tuple[str, ...] = ()
+    store: Store = "memory"  # memory: --db :memory:; sqlite: a fresh temporary file
+    traced: bool = False  # under scripts/traced_server.py: heap figures (slower, more RSS)
+    baseline: bool = False  # also run the --baseline checkout like this, when one is given
+
+
+IN_MEMORY_RUN: Final = Variant("triochat")
+SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite")
 
 
 @dataclass(frozen=True)
@@ -109,11 +176,31 @@ class Scenario:
     quick: tuple[str, ...]
     triochat_flags: tuple[str, ...]
     timeout_s: float  # the load generator's own deadline
-    # Instead of one run per server: labelled triochat runs, each with these extra flags
-    # (join-cpu compares triochat with itself at two log levels).
-    variants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # The triochat runs, each labelled, with its extra flags and store; the references in
+    # ``servers`` run once each, after them.
+    variants: tuple[Variant, ...] = (IN_MEMORY_RUN,)
     servers: tuple[str, ...] = ALL_SERVERS  # the servers that can run it
+    sets_log_level: bool = False  # the variants choose triochat's log level (join-cpu)
+    script: str = "loadgen.py"  # the load generator in scripts/
+    web: bool = False  # the load generator also gets --web-port (triochat's web listener)
 
+
+@dataclass(frozen=True)
+class Run:
+    """One server run of a scenario: a reference server, or one triochat variant."""
+
+    label: str
+    server: str
+    variant: Variant | None = None  # None for a reference server
+    src: Path | None = None  # the folder holding the triochat package (None: this one)
+
+
+THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN)
+IDLE_RUNS: Final = (
+    Variant("triochat", baseline=True),
+    SQLITE_RUN,
+    Variant("triochat-heap", traced=True, baseline=True),
+)
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
     Scenario(
@@ -123,6 +210,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("burst", "--receivers", "50", "--senders", "5", "--lines", "1000", "--rounds", "2"),
         TUNED,
         90.0,
+        variants=THROUGHPUT_RUNS,
     ),
     Scenario(
         "steady",
@@ -131,6 +219,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("steady", "--rate", "1000", "--warmup", "0.5", "--duration", "1.5"),
         TUNED,
         60.0,
+        variants=THROUGHPUT_RUNS,
     ),
     Scenario(
         "steady-defaults",
@@ -139,6 +228,40 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("steady", "--all-send", "--rate", "220", "--warmup", "0.5", "--duration", "1.5"),
         (),
         60.0,
+        variants=(IN_MEMORY_RUN, SQLITE_RUN),
+    ),
+    Scenario(
+        "steady-mixed",
+        "steady rate, TCP and WebSocket members: 28 + 28 clients, 1000 lines/s",
+        (
+            "--receivers",
+            "25",
+            "--senders",
+            "3",
+            "--rate",
+            "1000",
+            "--warmup",
+            "1",
+            "--duration",
+            "8",
+        ),
+        (
+            "--receivers",
+            "25",
+            "--senders",
+            "3",
+            "--rate",
+            "1000",
+            "--warmup",
+            "0.5",
+            "--duration",
+            "1.5",
+        ),
+        TUNED,
+        90.0,
+        servers=("triochat",),
+        script="loadgen_ws.py",
+        web=True,
     ),
     Scenario(
         "idle-1000",
@@ -147,6 +270,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("idle", "--conns", "200", "--join-deadline", "5"),
         ("--max-clients", "6000"),
         120.0,
+        variants=IDLE_RUNS,
     ),
     Scenario(
         "idle-5000",
@@ -155,6 +279,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("idle", "--conns", "500", "--join-deadline", "5"),
         ("--max-clients", "6000"),
         150.0,
+        variants=IDLE_RUNS,
     ),
     Scenario(
         "slow-reader",
@@ -171,7 +296,9 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("joins", "--conns", "1000", "--join-deadline", "15"),
         ("--max-clients", "6000"),
         150.0,
-        variants=(("triochat", ()), ("triochat-warning", QUIET)),
+        variants=(Variant("triochat"), Variant("triochat-warning", QUIET)),
+        servers=("triochat",),
+        sets_log_level=True,
     ),
     Scenario(
         "who-amplification",
@@ -185,14 +312,62 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
 )
 
 
-def server_command(server: str, flags: Sequence[str], quiet: bool = True) -> list[str]:
+def plan(scenario: Scenario, servers: Sequence[str], baseline: Path | None) -> list[Run]:
+    """The runs of ``scenario`` on ``servers``: triochat's variants first, back to back.
+
+    Each ``--baseline`` run follows the variant it copies, so the two are measured as
+    close together in time as possible.
+    """
+    runs: list[Run] = []
+    if "triochat" in servers and "triochat" in scenario.servers:
+        for v in scenario.variants:
+            runs.append(Run(v.label, "triochat", v))
+            if baseline is not None and v.baseline:
+                label = v.label.replace("triochat", "baseline", 1)
+                runs.append(Run(label, "triochat", v, baseline))
+    runs.extend(Run(s, s) for s in servers if s != "triochat" and s in scenario.servers)
+    return runs
+
+
+def python_path(src: Path | None) -> dict[str, str]:
+    """The environment for a triochat process that imports the package from ``src``."""
+    env = dict(os.environ)
+    folder = str(src or ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
+    return env
+
+
+@functools.cache
+def accepts_db(src: Path | None) -> bool:
+    """Whether that checkout's ``triochat server`` has ``--db`` (a baseline may not)."""
+    if src is None:
+        return True
+    done = subprocess.run(
+        [sys.executable, "-m", "triochat", "server", "--help"],
+        capture_output=True,
+        cwd=src,
+        env=python_path(src),
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    return b"--db" in done.stdout
+
+
+def server_command(
+    server: str, flags: Sequence[str], quiet: bool = True, heap_report: Path | None = None
+) -> list[str]:
     """The command line that starts ``server`` on an ephemeral loopback port.
 
-    triochat logs at ``warning`` when ``quiet``; otherwise ``flags`` decide.
+    triochat logs at ``warning`` when ``quiet``; otherwise ``flags`` decide. With
+    ``heap_report`` it runs under ``scripts/traced_server.py``, which reports its heap
+    there.
     """
     common = ["--host", HOST, "--port", "0"]
     if server == "triochat":
         level = QUIET if quiet else ()
+        if heap_report is not None:
+            wrapper = [sys.executable, str(SCRIPTS / "traced_server.py"), str(heap_report)]
+            return [*wrapper, *common, *level, *flags]
         return [sys.executable, "-m", "triochat", "server", *common, *level, *flags]
     return [sys.executable, str(SCRIPTS / f"ref_{server}.py"), *common]
 
@@ -221,9 +396,13 @@ class RunningServer:
         log_dir: Path,
         label: str | None = None,
         quiet: bool = True,
+        heap_report: Path | None = None,
+        src: Path | None = None,
+        web: bool = False,
     ) -> None:
         self.name = label or server
-        self.cmd = server_command(server, flags, quiet)
+        self.web_port = 0  # read from triochat's "web:" line when ``web``
+        self.cmd = server_command(server, flags, quiet, heap_report)
         self.log_path = log_dir / f"{self.name}.stderr"
         self._log: IO[bytes] = self.log_path.open("wb")
         with pinned(SERVER_CPU):
@@ -232,12 +411,16 @@ class RunningServer:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._log,
-                cwd=ROOT,
+                cwd=src or ROOT,  # ``python -m`` imports from the working folder first
+                env=python_path(src),
             )
-        self.port = self._read_port()
+        self.port = self._read_port(web)
 
-    def _read_port(self) -> int:
-        """Wait for ``listening on HOST:PORT``; then keep draining stdout in a thread."""
+    def _read_port(self, web: bool = False) -> int:
+        """Wait for ``listening on HOST:PORT`` (and with ``web``, the ``web:`` line too).
+
+        Then keep draining stdout in a thread.
+        """
         lines: queue.Queue[str | None] = queue.Queue()
         out = self.proc.stdout
         assert out is not None
@@ -249,6 +432,7 @@ class RunningServer:
 
         threading.Thread(target=pump, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT_S
+        port = 0
         while (left := deadline - time.monotonic()) > 0:
             try:
                 text = lines.get(timeout=left)
@@ -257,9 +441,14 @@ class RunningServer:
             if text is None:
                 break
             if m := LISTENING_RE.search(text):
-                return int(m.group(2))
+                port = int(m.group(2))
+            elif web and (m := WEB_RE.search(text)):
+                self.web_port = int(m.group(1))
+            if port and (self.web_port or not web):
+                return port
         self.stop()
-        raise RuntimeError(f"{self.name} did not print 'listening on': {self.tail()}")
+        wanted = "'listening on' and 'web:'" if web else "'listening on'"
+        raise RuntimeError(f"{self.name} did not print {wanted}: {self.tail()}")
 
     def log_lines(self, marker: bytes) -> int:
         """How many lines of the server's stderr contain ``marker``."""
@@ -287,11 +476,13 @@ class RunningServer:
         return self.proc.returncode
 
 
-def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> dict[str, Any]:
+def run_loadgen(
+    scenario: Scenario, args: Sequence[str], srv: RunningServer, heap_report: Path | None = None
+) -> dict[str, Any]:
     """Run the load generator against ``srv`` and return its JSON figures."""
     cmd = [
         sys.executable,
-        str(SCRIPTS / "loadgen.py"),
+        str(SCRIPTS / scenario.script),
         *args,
         "--port",
         str(srv.port),
@@ -300,6 +491,10 @@ def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> 
         "--timeout",
         str(scenario.timeout_s),
     ]
+    if scenario.web:
+        cmd += ["--web-port", str(srv.web_port)]
+    if heap_report is not None:
+        cmd += ["--heap-report", str(heap_report)]
     try:
         with pinned(LOADGEN_CPU):
             done = subprocess.run(
@@ -320,37 +515,76 @@ def run_loadgen(scenario: Scenario, args: Sequence[str], srv: RunningServer) -> 
     return result
 
 
-def run_one(
-    scenario: Scenario,
-    server: str,
-    quick: bool,
-    log_dir: Path,
-    extra: Sequence[str] = (),
-    label: str | None = None,
-) -> dict[str, Any]:
-    """Start ``server``, drive ``scenario`` against it, stop it; return the figures.
+def db_figures(path: Path) -> dict[str, Any]:
+    """What a stopped server left in its SQLite file: bytes on disk, messages stored."""
+    out: dict[str, Any] = {
+        "db_bytes": sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
+    }
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            (out["db_messages"],) = conn.execute("SELECT count(*) FROM messages").fetchone()
+    except sqlite3.Error as exc:
+        out["db_error"] = str(exc)
+    return out
 
-    ``extra`` flags are added to triochat's; ``label`` names the run (default: server).
-    A scenario with variants sets triochat's log level itself (or leaves the default).
+
+def run_one(
+    scenario: Scenario, run: Run, quick: bool, log_dir: Path, db_dir: Path | None
+) -> dict[str, Any]:
+    """Start the run's server, drive ``scenario`` against it, stop it; return the figures.
+
+    A triochat run always names its store: ``--db :memory:``, or for a ``sqlite``
+    variant a fresh file in a new temporary folder under ``db_dir`` (removed afterwards,
+    after its size and message count are added to the figures).
     """
-    flags = (*scenario.triochat_flags, *extra) if server == "triochat" else ()
-    try:
-        srv = RunningServer(server, flags, log_dir, label, quiet=not scenario.variants)
-    except (OSError, RuntimeError) as exc:
-        return {"ok": False, "error": str(exc), "flags": list(flags)}
-    try:
-        time.sleep(SETTLE_S)
-        result = run_loadgen(scenario, scenario.quick if quick else scenario.loadgen, srv)
-        if srv.proc.poll() is not None:
-            result["server_exit"] = srv.proc.returncode
-            result["server_stderr"] = srv.tail()
-    finally:
-        srv.stop()
-    if scenario.variants:
-        # Proof that the log was written, not skipped: one record per join.
-        result["log_join_lines"] = srv.log_lines(b" joined from ")
-    result["flags"] = list(flags)
-    return result
+    v = run.variant
+    with contextlib.ExitStack() as cleanup:
+        flags: tuple[str, ...] = ()
+        shown: tuple[str, ...] = ()  # the flags as reported: no temporary paths
+        db_path: Path | None = None
+        heap_report: Path | None = None
+        if v is not None:
+            flags = shown = (*scenario.triochat_flags, *v.flags)
+            if v.store == "sqlite":
+                folder = cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="triochat-bench-db-", dir=db_dir)
+                )
+                db_path = Path(folder) / "triochat.db"
+                flags, shown = (*flags, "--db", str(db_path)), (*shown, "--db", TEMP_DB_SHOWN)
+            elif accepts_db(run.src):
+                flags, shown = (*flags, "--db", IN_MEMORY), (*shown, "--db", IN_MEMORY)
+            if v.traced:
+                heap_report = log_dir / f"{scenario.name}-{run.label}.heap"
+                heap_report.unlink(missing_ok=True)
+        try:
+            srv = RunningServer(
+                run.server,
+                flags,
+                log_dir,
+                run.label,
+                quiet=not scenario.sets_log_level,
+                heap_report=heap_report,
+                src=run.src,
+                web=scenario.web,
+            )
+        except (OSError, RuntimeError) as exc:
+            return {"ok": False, "error": str(exc), "flags": list(shown)}
+        try:
+            time.sleep(SETTLE_S)
+            sizes = scenario.quick if quick else scenario.loadgen
+            result = run_loadgen(scenario, sizes, srv, heap_report)
+            if srv.proc.poll() is not None:
+                result["server_exit"] = srv.proc.returncode
+                result["server_stderr"] = srv.tail()
+        finally:
+            srv.stop()
+        if scenario.sets_log_level:
+            # Proof that the log was written, not skipped: one record per join.
+            result["log_join_lines"] = srv.log_lines(b" joined from ")
+        if db_path is not None:
+            result.update(db_figures(db_path))
+        result["flags"] = list(shown)
+        return result
 
 
 # --------------------------------------------------------------------------- targets
@@ -365,23 +599,40 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 @dataclass
 class Verdict:
-    """One target of issue 4: what it asks and whether this run met it (None: not run)."""
+    """One target: what it asks and whether this run met it (None: not run, or no data)."""
 
     text: str
     met: bool | None
 
 
+def _value(result: dict[str, Any] | None, key: str) -> Any:
+    """One figure of a run that worked (None if it failed, or has no such figure)."""
+    return result.get(key) if result and result.get("ok") else None
+
+
 def _get(results: dict[str, dict[str, Any]], server: str, key: str) -> Any:
-    r = results.get(server)
-    return r.get(key) if r and r.get("ok") else None
+    return _value(results.get(server), key)
 
 
 def _le(a: float | None, b: float | None) -> bool | None:
     return None if a is None or b is None else a <= b
 
 
-def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
-    """Evaluate the issue's targets for one scenario (triochat vs the references)."""
+def targets(
+    name: str, res: dict[str, dict[str, Any]], paired: dict[str, float | None]
+) -> list[Verdict]:
+    """Evaluate the issues' targets for one scenario: issue 4's, then issue 8's.
+
+    ``paired`` holds the same-run ratios (:func:`pairs`) the persistence targets are
+    judged on.
+    """
+    out = reference_targets(name, res)
+    out.extend(persistence_targets(name, res, paired))
+    return out
+
+
+def reference_targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
+    """Issue 4: triochat (in memory) against the reference servers."""
     tc: Callable[[str], Any] = functools.partial(_get, res, "triochat")
     aio: Callable[[str], Any] = functools.partial(_get, res, "asyncio")
     out: list[Verdict] = []
@@ -438,6 +689,20 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
                 None if tc("ok") is None else bool(note and "too slow" in note),
             )
         )
+    elif name == "steady-mixed":
+        for key, what in (
+            ("ws_tcp_cpu_ratio", "server CPU per message"),
+            ("ws_tcp_p99_ratio", "p99, each kind in its own room"),
+            ("ws_tcp_mixed_p99_ratio", "p99, both kinds in one room"),
+        ):
+            r = tc(key)
+            out.append(
+                Verdict(
+                    f"WebSocket {what} <= {WS_MAX_RATIO:g}x TCP's (x{r})",
+                    None if r is None else r <= WS_MAX_RATIO,
+                )
+            )
+        out.append(Verdict("no loss", None if tc("loss") is None else tc("loss") == 0))
     elif name == "who-amplification":
         g = tc("rss_max_growth_mb")
         out.append(
@@ -450,12 +715,92 @@ def targets(name: str, res: dict[str, dict[str, Any]]) -> list[Verdict]:
     return out
 
 
+def _paired(
+    what: str,
+    paired: dict[str, float | None],
+    pair: str,
+    limit: float,
+    values: tuple[Any, Any],
+    unit: str,
+    at_least: bool = False,
+) -> Verdict:
+    """A target on a same-run ratio: ``pair``'s ratio <= ``limit`` (or >= it)."""
+    r = paired.get(pair)
+    met = None if r is None else (r >= limit if at_least else r <= limit)
+    sign = ">=" if at_least else "<="
+    a, b = (fmt(float(v)) if isinstance(v, int | float) else fmt(v) for v in values)
+    return Verdict(f"{what} {sign} {limit:g}x ({a} vs {b}{unit}, x{r})", met)
+
+
+def persistence_targets(
+    name: str, res: dict[str, dict[str, Any]], paired: dict[str, float | None]
+) -> list[Verdict]:
+    """Issue 8: the SQLite store against memory, and memory per idle connection.
+
+    Judged only where both runs of a pair took place (a baseline's comparisons only with
+    ``--baseline``), on the ratio of the pair (with ``--repeat``, the median of the
+    ratios of pairs run back to back).
+    """
+    mem: Callable[[str], Any] = functools.partial(_get, res, "triochat")
+    sql: Callable[[str], Any] = functools.partial(_get, res, "triochat-sqlite")
+    heap: Callable[[str], Any] = functools.partial(_get, res, "triochat-heap")
+    base: Callable[[str], Any] = functools.partial(_get, res, "baseline")
+    out: list[Verdict] = []
+    if name == "burst" and "triochat-sqlite" in res:
+        key = "deliveries_per_s"
+        out.append(
+            _paired(
+                "SQLite deliveries/s",
+                paired,
+                f"triochat-sqlite/triochat {key}",
+                SQLITE_BURST_MIN,
+                (sql(key), mem(key)),
+                "",
+                at_least=True,
+            )
+        )
+        out.append(Verdict("SQLite: no loss", None if sql("loss") is None else sql("loss") == 0))
+        sent, rounds, got = sql("lines_sent"), sql("rounds_deliveries_per_s"), sql("db_messages")
+        want = None if sent is None or rounds is None else sent * len(rounds)
+        out.append(
+            Verdict(
+                f"SQLite: every line stored ({got} of {want})",
+                None if want is None or got is None else got == want,
+            )
+        )
+    elif name == "steady" and "triochat-sqlite" in res:
+        pair = "triochat-sqlite/triochat p99_ms"
+        values = (sql("p99_ms"), mem("p99_ms"))
+        out.append(_paired("SQLite p99", paired, pair, SQLITE_P99_MAX, values, " ms"))
+    elif name.startswith("idle-"):
+        key = "rss_per_conn_kb"
+        if "triochat-sqlite" in res:
+            pair, values = f"triochat-sqlite/triochat {key}", (sql(key), mem(key))
+            out.append(_paired("RSS/conn with SQLite", paired, pair, IDLE_SAME_MAX, values, " KB"))
+        if "triochat-heap" in res:
+            h = heap("heap_per_conn_kb")
+            out.append(
+                Verdict(f"heap/conn <= {IDLE_HEAP_MAX_KB:g} KB ({h} KB)", _le(h, IDLE_HEAP_MAX_KB))
+            )
+        if "baseline" in res:
+            pair, values = f"triochat/baseline {key}", (mem(key), base(key))
+            out.append(_paired("RSS/conn vs baseline", paired, pair, IDLE_SAME_MAX, values, " KB"))
+        if "baseline-heap" in res:
+            key = "heap_per_conn_kb"
+            pair = f"triochat-heap/baseline-heap {key}"
+            values = (heap(key), _get(res, "baseline-heap", key))
+            out.append(_paired("heap/conn vs baseline", paired, pair, IDLE_SAME_MAX, values, " KB"))
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 # (key, column title, format) shown per scenario kind
 COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
     "burst": [
         ("deliveries_per_s", "deliv/s"),
+        ("deliveries_per_cpu_s", "deliv/CPU s"),
+        ("cpu_wait_pct", "wait%"),
         ("loss", "loss"),
         ("p50_ms", "p50 ms"),
         ("p99_ms", "p99 ms"),
@@ -469,6 +814,7 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("max_ms", "max ms"),
         ("cpu_pct", "CPU%"),
         ("cpu_user_pct", "user%"),
+        ("cpu_wait_pct", "wait%"),
         ("loss", "loss"),
     ],
     "idle": [
@@ -476,6 +822,7 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("join_s", "join s"),
         ("rss_per_conn_kb", "KB/conn"),
         ("rss_after_mb", "RSS MB"),
+        ("heap_per_conn_kb", "heap KB/conn"),
         ("fanout_p50_ms", "fan p50 ms"),
         ("fanout_all_ms", "fan all ms"),
     ],
@@ -496,6 +843,17 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("rss_slope_kb_per_s", "KB/s"),
         ("slow_disconnect_after_s", "dropped after s"),
     ],
+    "mixed": [
+        ("tcp_p99_ms", "TCP p99 ms"),
+        ("ws_p99_ms", "WS p99 ms"),
+        ("mixed_tcp_p99_ms", "mixed TCP p99"),
+        ("mixed_ws_p99_ms", "mixed WS p99"),
+        ("tcp_cpu_us_per_delivery", "TCP CPU us/msg"),
+        ("ws_cpu_us_per_delivery", "WS CPU us/msg"),
+        ("ws_tcp_cpu_ratio", "WS/TCP CPU"),
+        ("ws_tcp_p99_ratio", "WS/TCP p99"),
+        ("loss", "loss"),
+    ],
     "who": [
         ("members", "members"),
         ("spammers", "spammers"),
@@ -515,12 +873,92 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "join": ("cpu_join_s", False),
     "slow": ("p99_during_ms", False),
     "who": ("rss_max_growth_mb", False),
+    "mixed": ("ws_tcp_p99_ratio", False),
 }
+
+
+# same-run pairs reported as ratios, per scenario kind: (run, metric, its reference run)
+PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
+    "burst": (
+        ("triochat-sqlite", "deliveries_per_s", "triochat"),
+        ("triochat-sqlite", "deliveries_per_cpu_s", "triochat"),
+        ("triochat-sqlite", "p99_ms", "triochat"),
+        ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat", "deliveries_per_s", "baseline"),
+    ),
+    "steady": (
+        ("triochat-sqlite", "p99_ms", "triochat"),
+        ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat", "p99_ms", "baseline"),
+        ("triochat", "cpu_pct", "baseline"),
+    ),
+    "idle": (
+        ("triochat-sqlite", "rss_per_conn_kb", "triochat"),
+        ("triochat", "rss_per_conn_kb", "baseline"),
+        ("triochat-heap", "heap_per_conn_kb", "baseline-heap"),
+    ),
+}
+
+
+def pairs(name: str, reps: dict[str, list[dict[str, Any]]]) -> dict[str, list[float | None]]:
+    """Same-run ratios of scenario ``name``, one per repetition, keyed like
+    ``triochat-sqlite/triochat p99_ms``: repetition i of a run against repetition i of
+    its reference, which ran right next to it."""
+    out: dict[str, list[float | None]] = {}
+    for label, key, other in PAIRS.get(kind(name), ()):
+        if label in reps and other in reps:
+            out[f"{label}/{other} {key}"] = [
+                ratio(_value(a, key), _value(b, key))
+                for a, b in zip(reps[label], reps[other], strict=True)
+            ]
+    return out
+
+
+def median_or_none(values: Sequence[float | None]) -> float | None:
+    """The median of the values that are there (None if none is)."""
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 2) if present else None
+
+
+WORST_OF: Final[tuple[str, ...]] = ("loss", "missing", "missing_during", "fanout_missing")
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from repeated runs of one server: the median of each figure.
+
+    Counts of lost or missing lines take the worst run instead; a figure missing from
+    any run (a stall, a failure) is missing from the result. Other values (lists,
+    notes) come from the first run that worked. ``repeats`` says how many worked.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    good = [r for r in runs if r.get("ok")]
+    if not good:
+        return runs[0]
+    out = dict(good[0])
+    for key, first in good[0].items():
+        if isinstance(first, bool) or not isinstance(first, int | float | None):
+            continue
+        values: list[float] = [
+            v for r in good if isinstance(v := r.get(key), int | float) and not isinstance(v, bool)
+        ]
+        if len(values) < len(good):
+            out[key] = None
+        elif key in WORST_OF:
+            out[key] = max(values)
+        elif all(isinstance(v, int) for v in values):
+            out[key] = statistics.median_low(values)  # a count stays a whole number
+        else:
+            out[key] = round(statistics.median(values), 3)
+    out["repeats"] = len(good)
+    if len(good) < len(runs):
+        out["failed_repeats"] = len(runs) - len(good)
+    return out
 
 
 def kind(name: str) -> str:
     """The scenario family (``steady-defaults`` is a ``steady``)."""
-    return {"slow-reader": "slow"}.get(name, name.split("-")[0])
+    return {"slow-reader": "slow", "steady-mixed": "mixed"}.get(name, name.split("-")[0])
 
 
 def fmt(v: Any) -> str:
@@ -534,8 +972,18 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bool) -> None:
-    """Print one scenario's figures, one row per server, with triochat's ratios."""
+def print_table(
+    name: str,
+    title: str,
+    res: dict[str, dict[str, Any]],
+    quick: bool,
+    paired: dict[str, list[float | None]],
+) -> None:
+    """Print one scenario's figures, one row per server, with triochat's ratios.
+
+    With repetitions, each figure is the median over them, and each same-run ratio is
+    the median of the ratios of the pairs, each listed.
+    """
     cols = COLUMNS[kind(name)]
     rkey, _ = RATIO_KEY[kind(name)]
     header = ["server", *(t for _, t in cols), "notes"]
@@ -554,6 +1002,12 @@ def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bo
             notes.append(f"only {r.get('joined')} joined in the deadline")
         if r.get("errors"):
             notes.append(f"{len(r['errors'])} errors")
+        if r.get("db_messages") is not None:
+            notes.append(f"{r['db_messages']} stored, {r['db_bytes'] / 1e6:.1f} MB")
+        if r.get("db_error"):
+            notes.append(f"db: {r['db_error']}")
+        if r.get("failed_repeats"):
+            notes.append(f"{r['failed_repeats']} repeats failed")
         rows.append([server, *(fmt(r.get(k)) for k, _ in cols), "; ".join(n for n in notes if n)])
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     print(f"\n== {name}: {title}{' [--quick: smaller sizes]' if quick else ''}")
@@ -564,6 +1018,9 @@ def print_table(name: str, title: str, res: dict[str, dict[str, Any]], quick: bo
     for ref in ("asyncio", "threaded", "triochat-warning"):
         if ref in res:
             print(f"   triochat/{ref} {rkey}: x{fmt(ratio(tcv, _get(res, ref, rkey)))}")
+    for what, each in paired.items():
+        also = f" (median of {', '.join(fmt(r) for r in each)})" if len(each) > 1 else ""
+        print(f"   {what}: x{fmt(median_or_none(each))}{also}")
 
 
 def environment() -> dict[str, Any]:
@@ -589,6 +1046,7 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
     "steady": [("p99_ms", "p99 ms", False), ("cpu_pct", "server CPU %", False)],
     "idle": [
         ("rss_per_conn_kb", "RSS KB/conn", False),
+        ("heap_per_conn_kb", "heap KB/conn", False),
         ("join_s", "join s", False),
         ("fanout_all_ms", "fan-out ms", False),
     ],
@@ -605,13 +1063,32 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
         ("rss_max_growth_mb", "RSS growth MB", False),
         ("last_dropped_after_s", "all dropped after s", False),
     ],
+    "mixed": [
+        ("tcp_p99_ms", "TCP p99 ms", False),
+        ("ws_p99_ms", "WebSocket p99 ms", False),
+        ("tcp_cpu_us_per_delivery", "TCP CPU us/msg", False),
+        ("ws_cpu_us_per_delivery", "WebSocket CPU us/msg", False),
+    ],
 }
 COLORS: Final[dict[str, str]] = {
     "triochat": "#2a7ab9",
     "triochat-warning": "#9cc7e8",
+    "triochat-sqlite": "#1b4f7a",
+    "triochat-heap": "#5fa8d3",
+    "baseline": "#7fb07f",
+    "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",
     "threaded": "#8c8c8c",
 }
+
+
+def charted(label: str, key: str) -> bool:
+    """Whether run ``label`` gets a bar for ``key``: a traced run for its heap only.
+
+    Tracing inflates a ``-heap`` run's RSS and slows its joins, and only those runs
+    measure the heap; their table rows show everything.
+    """
+    return (key == "heap_per_conn_kb") == label.endswith("-heap")
 
 
 def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) -> None:
@@ -633,10 +1110,10 @@ def draw_chart(path: Path, report: list[dict[str, Any]], env: dict[str, Any]) ->
     for ax, entry in zip(axes.flat, report, strict=False):
         name = entry["scenario"]
         res: dict[str, dict[str, Any]] = entry["results"]
-        servers = list(res)
         metrics = CHART_METRICS[kind(name)]
-        width = 0.8 / max(1, len(servers))
         for mi, (key, _label, _hib) in enumerate(metrics):
+            servers = [s for s in res if charted(s, key)]
+            width = 0.8 / max(1, len(servers))
             vals = [_get(res, s, key) for s in servers]
             top = max((v for v in vals if isinstance(v, int | float)), default=0) or 1
             for si, (server, v) in enumerate(zip(servers, vals, strict=True)):
@@ -701,9 +1178,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smaller sizes: a ~1 minute smoke run")
     p.add_argument("--only", default="", help="comma-separated scenarios to run")
     p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated servers")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every scenario N times (every other time in reverse order) and report "
+        "the median of each figure, and of each same-run ratio",
+    )
     p.add_argument("--json-out", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--chart", default=str(DEFAULT_CHART), help="SVG/PNG chart path ('' to skip)")
+    p.add_argument(
+        "--db-dir",
+        type=Path,
+        help="folder for the SQLite runs' temporary databases (default: the system's "
+        "temporary folder; choose one on the disk a server would use, since the "
+        "temporary folder is a RAM disk on some systems and fsync is then free)",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of triochat (the folder holding its package), run as "
+        "'baseline' next to triochat in burst, steady and idle",
+    )
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        if not (args.baseline / "triochat" / "__init__.py").is_file():
+            p.error(f"--baseline: no triochat package in {args.baseline}")
+    if args.db_dir is not None and not args.db_dir.is_dir():
+        p.error(f"--db-dir: {args.db_dir} is not a folder")
     servers = [s for s in args.servers.split(",") if s]
     if bad := [s for s in servers if s not in ALL_SERVERS]:
         p.error(f"unknown server(s): {', '.join(bad)}")
@@ -716,6 +1222,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown scenario(s): {', '.join(bad)}")
     args.scenarios = chosen
     return args
+
+
+def filesystem(folder: Path) -> str:
+    """The type of the file system ``folder`` is on (e.g. ``ext4``, ``tmpfs``), or ``?``."""
+    import psutil
+
+    best, fstype = "", "?"
+    where = str(folder.resolve())
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") + "/"
+        if (where + "/").startswith(mount) and len(mount) > len(best):
+            best, fstype = mount, part.fstype
+    return str(fstype)
+
+
+def checkout_version(src: Path) -> str:
+    """The checkout's commit (short hash, ``-dirty`` if changed), or the folder's name."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(src), "describe", "--always", "--dirty", "--abbrev=7"],
+            capture_output=True,
+            check=False,
+            timeout=START_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return src.name
+    return done.stdout.decode().strip() if done.returncode == 0 else src.name
 
 
 def raise_nofile_limit() -> None:
@@ -732,27 +1265,32 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     env["mode"] = "quick" if args.quick else "full"
     env["nofile"] = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    env["db_filesystem"] = filesystem(args.db_dir or Path(tempfile.gettempdir()))
+    env["commit"] = checkout_version(ROOT)
+    env["baseline"] = None if args.baseline is None else checkout_version(args.baseline)
     print(f"# bench {json.dumps(env)}", flush=True)
     report: list[dict[str, Any]] = []
     verdicts: list[tuple[str, Verdict]] = []
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="triochat-bench-") as tmp:
         for sc in args.scenarios:
-            res: dict[str, dict[str, Any]] = {}
-            runs: list[tuple[str, str, tuple[str, ...]]] = [
-                (s, s, ()) for s in args.server_list if s in sc.servers
-            ]
-            if sc.variants:  # triochat against itself; skipped when triochat is not chosen
-                wanted = "triochat" in args.server_list
-                runs = [(label, "triochat", x) for label, x in sc.variants] if wanted else []
-            for label, server, extra in runs:
-                t0 = time.monotonic()
-                print(f"... {sc.name} / {label}", end="", flush=True)
-                res[label] = run_one(sc, server, args.quick, Path(tmp), extra, label)
-                status = "ok" if res[label].get("ok") else res[label].get("error", "failed")
-                print(f" {time.monotonic() - t0:.1f} s, {status}", flush=True)
-            if not res:
+            runs = plan(sc, args.server_list, args.baseline)
+            reps: dict[str, list[dict[str, Any]]] = {run.label: [] for run in runs}
+            for rep in range(args.repeat):
+                # Every other repetition in reverse, so no run always goes first.
+                for run in runs if rep % 2 == 0 else runs[::-1]:
+                    t0 = time.monotonic()
+                    n = f" #{rep + 1}" if args.repeat > 1 else ""
+                    print(f"... {sc.name} / {run.label}{n}", end="", flush=True)
+                    r = run_one(sc, run, args.quick, Path(tmp), args.db_dir)
+                    reps[run.label].append(r)
+                    status = "ok" if r.get("ok") else r.get("error", "failed")
+                    print(f" {time.monotonic() - t0:.1f} s, {status}", flush=True)
+            if not runs:
                 continue
+            res = {label: combine(rs) for label, rs in reps.items()}
+            paired = pairs(sc.name, reps)
+            medians = {what: median_or_none(each) for what, each in paired.items()}
             entry: dict[str, Any] = {
                 "scenario": sc.name,
                 "title": sc.title,
@@ -767,14 +1305,21 @@ def main(argv: list[str] | None = None) -> int:
                     if ref in res and "triochat" in res
                 },
                 "ratio_of": RATIO_KEY[kind(sc.name)][0],
+                "repeats": args.repeat,
+                "pairs": medians,
+                "pairs_each": paired,
             }
-            vs = targets(sc.name, res)
+            vs = targets(sc.name, res, medians)
             entry["targets"] = [{"target": v.text, "met": v.met} for v in vs]
             verdicts.extend((sc.name, v) for v in vs)
             report.append(entry)
     for entry in report:
-        print_table(entry["scenario"], entry["title"], entry["results"], args.quick)
-    print("\n== targets (issue 4)")
+        e = entry
+        print_table(e["scenario"], e["title"], e["results"], args.quick, e["pairs_each"])
+    print(
+        "\n== targets (issue 4: triochat in memory vs the references; issue 8: persistence;"
+        " the web issue: WebSocket vs TCP members)"
+    )
     for name, v in verdicts:
         mark = {True: "MET   ", False: "MISSED", None: "n/a   "}[v.met]
         print(f"  {mark} {name}: {v.text}")

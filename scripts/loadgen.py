@@ -12,20 +12,26 @@ benchmark machine has two cores and the server under test needs one of them:
 - a receiver parses only what it must: it keeps the bytes after the last newline,
   pulls every stamp out of the rest with one regex (``<name> @stamp`` at a line
   start), and notes the read time once per chunk;
-- the server's CPU time and RSS come from psutil on ``--server-pid``.
+- the server's CPU time and RSS come from psutil on ``--server-pid``; its traced
+  Python heap, when asked for, from ``SIGUSR1`` and the file it appends a line to.
 
 Scenarios (sizes come from the command line, see ``--help``):
 
 ``burst``
     R receivers + S senders join; each sender writes L lines as fast as the socket
     takes them (senders read too). Deliveries/s = lines received by all clients /
-    (last delivery - first send); loss; latency percentiles (mostly queueing).
+    (last delivery - first send); loss; latency percentiles (mostly queueing);
+    deliveries per second of server CPU time, summed over the rounds; and the share of
+    the time the server's event loop was ready to run but waited for the CPU (the
+    median round's).
 ``steady``
     The same room, senders paced to a fixed total rate (``--rate`` lines/s, spread
     over the senders); after a warm-up, latency and server CPU% over ``--duration``.
 ``idle``
     N clients join (``/nick``), then only read. Join time, server RSS per connection
     (after minus before, over N) and the time one line takes to reach all of them.
+    With ``--heap-report FILE`` (the server runs under ``scripts/traced_server.py``)
+    also the Python heap per connection, read at the same two moments as RSS.
 ``joins``
     N clients join (``/nick``) and stay, then all of them leave at once. The server's
     CPU seconds for the joins and for the leaves, each measured until the server is
@@ -58,11 +64,14 @@ import itertools
 import json
 import re
 import resource
+import signal
 import socket
+import statistics
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import psutil
@@ -91,6 +100,8 @@ RSS_SAMPLE_S: Final[float] = 0.25  # slow, who: server RSS sampling period
 WHO_RCVBUF: Final[int] = 4096  # who: a spammer's SO_RCVBUF, as in the report it reproduces
 WHO_BATCH: Final[int] = 64  # who: /who lines per write (320 bytes)
 PCTS: Final[tuple[float, ...]] = (50.0, 99.0)  # latency percentiles reported
+HEAP_TIMEOUT_S: Final[float] = 10.0  # one heap reading: a full collection over 5000 members
+HEAP_POLL_S: Final[float] = 0.01  # how often the report file is checked for the new reading
 
 
 def now_ns() -> int:
@@ -309,10 +320,41 @@ def close_all(clients: Sequence[Client]) -> None:
 
 
 class Server:
-    """psutil view of the server under test (CPU time and RSS of all its threads)."""
+    """psutil view of the server under test (CPU time and RSS of all its threads).
 
-    def __init__(self, pid: int) -> None:
+    With ``heap_report`` (a server started through ``scripts/traced_server.py``), also
+    its traced Python heap.
+    """
+
+    def __init__(self, pid: int, heap_report: Path | None = None) -> None:
         self.proc = psutil.Process(pid)
+        self.heap_report = heap_report
+
+    async def heap_kb(self) -> float | None:
+        """Traced Python heap now, in KiB, after a full collection (None: not traced).
+
+        Sends ``SIGUSR1`` and waits for the server to append its next reading.
+
+        Raises:
+            TimeoutError: No reading within ``HEAP_TIMEOUT_S``.
+        """
+        if self.heap_report is None:
+            return None
+        seen = len(self._heap_lines())
+        self.proc.send_signal(signal.SIGUSR1)
+        async with asyncio.timeout(HEAP_TIMEOUT_S):
+            while len(lines := self._heap_lines()) <= seen:
+                await asyncio.sleep(HEAP_POLL_S)
+        return int(lines[-1].split()[1]) / 1024.0
+
+    def _heap_lines(self) -> list[str]:
+        """The complete lines of the report file so far."""
+        assert self.heap_report is not None
+        try:
+            text = self.heap_report.read_text(encoding="ascii")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[: text.count("\n")]
 
     def rss_kb(self) -> float:
         """Resident set size now, in KiB."""
@@ -322,6 +364,20 @@ class Server:
         """User + system CPU seconds used so far."""
         t = self.proc.cpu_times()
         return float(t.user + t.system)
+
+    def cpu_wait_s(self) -> float:
+        """Seconds the server's main thread has been runnable but waiting for a CPU.
+
+        The main thread runs the event loop, so this is how long other processes, or the
+        server's own threads on the one CPU it is pinned to (e.g. a store's worker
+        thread), held the loop up. Read from ``/proc/PID/task/PID/schedstat``; 0.0 where
+        that does not exist.
+        """
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat") as f:
+                return int(f.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
     def cpu_user_s(self) -> float:
         """User-mode CPU seconds used so far (the rest is the kernel's, mostly send/recv)."""
@@ -421,13 +477,13 @@ async def burst_round(
     for c in clients:
         c.record = rec
     n = len(clients)
-    cpu0 = server.cpu_s()
+    cpu0, wait0 = server.cpu_s(), server.cpu_wait_s()
     t0 = time.monotonic()
     async with asyncio.TaskGroup() as tg:
         for c in send:
             tg.create_task(burst_sender(c, args.lines, rec))
     await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
-    cpu1 = server.cpu_s()
+    cpu1, wait1 = server.cpu_s(), server.cpu_wait_s()
     wall = time.monotonic() - t0
     elapsed_s = max(1e-9, (rec.last_recv - rec.first_send) / 1e9)
     stats = rec.window(0, 2**63, n - 1)
@@ -436,6 +492,8 @@ async def burst_round(
         "loss": stats["missing"],
         "elapsed_s": round(elapsed_s, 3),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / wall, 1),
+        "cpu_s": round(cpu1 - cpu0, 4),
+        "cpu_wait_pct": round(100.0 * (wait1 - wait0) / wall, 1),
         **stats,
     }
 
@@ -458,6 +516,13 @@ async def scenario_burst(args: argparse.Namespace, server: Server) -> dict[str, 
         **median,
         "loss": sum(int(r["loss"]) for r in rounds),
         "rounds_deliveries_per_s": [r["deliveries_per_s"] for r in rounds],
+        "cpu_wait_pct": statistics.median(r["cpu_wait_pct"] for r in rounds),
+        # Server CPU per delivery over every round: what the work costs, whatever else
+        # runs on the machine (deliveries/s also counts time the server waited for a CPU).
+        "deliveries_per_cpu_s": round(
+            sum(int(r["delivered"]) for r in rounds) / max(1e-9, sum(r["cpu_s"] for r in rounds)),
+            1,
+        ),
     }
 
 
@@ -478,8 +543,10 @@ async def scenario_steady(args: argparse.Namespace, server: Server) -> dict[str,
             tg.create_task(paced_sender(c, per_sender, start + offset, hi, rec))
         await asyncio.sleep((lo - now_ns()) / 1e9)
         cpu0, user0, rss0 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+        wait0 = server.cpu_wait_s()
         await asyncio.sleep((hi - now_ns()) / 1e9)
         cpu1, user1, rss1 = server.cpu_s(), server.cpu_user_s(), server.rss_kb()
+        wait1 = server.cpu_wait_s()
     await wait_delivered(rec, len(rec.sent) * (n - 1), DRAIN_TIMEOUT_S)
     close_all(everyone)
     stats = rec.window(lo, hi, n - 1)
@@ -492,6 +559,7 @@ async def scenario_steady(args: argparse.Namespace, server: Server) -> dict[str,
         "deliveries_per_s": round(stats["delivered"] / args.duration, 1),
         "cpu_pct": round(100.0 * (cpu1 - cpu0) / args.duration, 1),
         "cpu_user_pct": round(100.0 * (user1 - user0) / args.duration, 1),
+        "cpu_wait_pct": round(100.0 * (wait1 - wait0) / args.duration, 1),
         "rss_mb": round(rss1 / 1024, 1),
         "rss_growth_kb": round(rss1 - rss0, 1),
         "loss": stats["missing"],
@@ -505,6 +573,7 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
     probe = await connect(args.port, "probe", rec)
     await asyncio.sleep(0.5)
     rss0 = server.rss_kb()
+    heap0 = await server.heap_kb()
     names = [f"i{i}" for i in range(args.conns)]
     # Idle clients stop reading once welcomed (their big receive buffers hold the join
     # notices), so that this process is not busy reading while the joins are timed.
@@ -517,6 +586,7 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
             c.transport.resume_reading()
     settle_s = await wait_quiet([probe, *idle])
     rss1 = server.rss_kb()
+    heap1 = await server.heap_kb()
     t = now_ns()
     probe.send(line(t))
     rec.sent.append(t)
@@ -534,6 +604,11 @@ async def scenario_idle(args: argparse.Namespace, server: Server) -> dict[str, A
         "rss_joined_mb": round(rss_joined / 1024, 1),
         "rss_after_mb": round(rss1 / 1024, 1),
         "rss_per_conn_kb": round((rss1 - rss0) / max(1, joined), 2),
+        "heap_before_mb": None if heap0 is None else round(heap0 / 1024, 2),
+        "heap_after_mb": None if heap1 is None else round(heap1 / 1024, 2),
+        "heap_per_conn_kb": (
+            None if heap0 is None or heap1 is None else round((heap1 - heap0) / max(1, joined), 2)
+        ),
         "fanout_p50_ms": stats["p50_ms"],
         "fanout_all_ms": (
             round((rec.last_recv - t) / 1e6, 3) if stats["missing"] == 0 and joined else None
@@ -796,12 +871,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=1000, help="who: members online")
     p.add_argument("--spammers", type=int, default=10, help="who: /who senders that never read")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
+    p.add_argument(
+        "--heap-report",
+        type=Path,
+        help="idle: the file a server run by scripts/traced_server.py reports its heap in",
+    )
     return p.parse_args(argv)
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     """Run one scenario under an overall deadline."""
-    server = Server(args.server_pid)
+    server = Server(args.server_pid, args.heap_report)
     async with asyncio.timeout(args.timeout):
         return await SCENARIOS[args.scenario](args, server)
 

@@ -10,12 +10,15 @@ started, whatever the test did.
 
 from __future__ import annotations
 
+import itertools
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final
@@ -29,6 +32,7 @@ __all__ = [
     "IO_TIMEOUT",
     "STARTUP_TIMEOUT",
     "STOP_TIMEOUT",
+    "BlockingServer",
     "ServerProcess",
     "console_script",
     "run_triochat",
@@ -255,3 +259,75 @@ async def start_server(
     return await ServerProcess.start(
         *args, port=port, log_path=os.path.join(tmp_dir, f"{name}.log")
     )
+
+
+class BlockingServer:
+    """A ``triochat server`` subprocess for tests that are not async (the browser tests).
+
+    The same command and the same rules as :class:`ServerProcess` (log to a file, every
+    wait bounded, ended by its PID), with blocking calls, because Playwright's sync API
+    cannot run inside trio. It waits for the ``web:`` line too, unless the web page is
+    off (``--web-port off``).
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], stdout: list[str], log_path: str) -> None:
+        self.proc = proc
+        self.stdout = stdout
+        self.log_path = log_path
+        self.port = int(stdout[0].rsplit(":", 1)[1])
+        web = [line.split(" ", 1)[1] for line in stdout if line.startswith("web: ")]
+        self.web_url = web[0] if web else ""  # "http://127.0.0.1:PORT/"
+        self.web_port = int(self.web_url.rstrip("/").rsplit(":", 1)[1]) if web else 0
+
+    @classmethod
+    def start(cls, *args: str, port: int = 0, log_path: str) -> BlockingServer:
+        """Run ``triochat server --port PORT ARGS``; wait for its start-up lines."""
+        web_off = any(a == "--web-port" and b == "off" for a, b in itertools.pairwise(args))
+        wanted = 2 if web_off else 3  # "listening on", "history:", then "web:"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                triochat_command("server", "--port", str(port), *args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert proc.stdout is not None
+        buffer = LineBuffer(1 << 16)
+        lines: list[str] = []
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        fd = proc.stdout.fileno()
+        while len(lines) < wanted:
+            line = buffer.next_line()
+            if isinstance(line, bytes):
+                lines.append(line.decode())
+                continue
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, left))
+            data = os.read(fd, 65536) if ready else b""
+            if not data:
+                break
+            buffer.feed(data)
+        if len(lines) < wanted or not lines[0].startswith("listening on 127.0.0.1:"):
+            proc.kill()
+            proc.wait()
+            with open(log_path) as log_file:
+                raise AssertionError(f"server did not start: {lines!r} {log_file.read()!r}")
+        return cls(proc, lines, log_path)
+
+    def log(self) -> str:
+        """Everything the server has logged so far."""
+        with open(self.log_path) as log_file:
+            return log_file.read()
+
+    def stop(self) -> int:
+        """End the server by its PID (TERM, then KILL); return its exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        status = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return status

@@ -27,6 +27,7 @@ from triochat.server.listeners import TlsDoor
 from triochat.server.liveness import PING_EVERY, PONG_TIMEOUT
 from triochat.server.transport import keepalive_options
 from triochat.testing import Peer, connect_stream, join, join_json, open_test_server
+from triochat.web import WebServer
 
 TWO_MINUTES = 120.0  # the promise: a vanished laptop leaves the room within this
 
@@ -34,7 +35,7 @@ TWO_MINUTES = 120.0  # the issue's promise: a vanished laptop leaves the room wi
 # -- TCP keepalive -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["plain", "tls"])
+@pytest.mark.parametrize("kind", ["plain", "tls", "web"])
 async def test_keepalive_set_on_every_accepted_socket(
     nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
@@ -50,6 +51,14 @@ async def test_keepalive_set_on_every_accepted_socket(
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     if kind == "plain":
         serve = functools.partial(server.serve_listeners, listeners, handler=capture)
+    elif kind == "web":
+
+        async def serve_http(web: WebServer, stream: trio.abc.Stream, *args: object) -> None:
+            await capture(stream)  # the socket the page and its WebSocket would use
+            await trio.sleep_forever()  # (returning would close it)
+
+        monkeypatch.setattr(WebServer, "_serve_http", serve_http)
+        serve = functools.partial(WebServer(server).serve_listeners, listeners)
     else:
         monkeypatch.setattr(TlsDoor, "handle", lambda door, stream: capture(stream))
         tls = make_tls_files(tmp_path / "tls")

@@ -260,3 +260,33 @@ async def test_connection_large_backlog_goes_in_bounded_batches(nursery: trio.Nu
     assert b"".join(transport.sent) == line * 600
     assert len(transport.sent) >= 2
     assert all(len(batch) <= WRITE_BATCH_BYTES + len(line) for batch in transport.sent)
+
+
+def test_outbox_release_up_to_a_mark_keeps_later_output_held() -> None:
+    """Pipelined commits: batch 1's output goes out; batch 2's waits for its own commit."""
+    outbox = Outbox(100, ROOMY)
+    outbox.put(b"batch1\n")
+    mark1 = outbox.put_total
+    outbox.put(b"batch2\n")
+    outbox.release(mark1)
+    assert outbox.take(1024) == b"batch1\n"
+    assert outbox.take(1024) is None
+    outbox.release(mark1)  # a mark is never moved back
+    outbox.release(outbox.put_total)
+    assert outbox.take(1024) == b"batch2\n"
+
+
+async def test_connection_flush_to_a_mark_sends_only_that_batch(nursery: trio.Nursery) -> None:
+    """A connection flushed to batch 1's mark writes batch 1 only, even if idle."""
+    transport = FakeTransport()
+    conn, flush_list = _connection(nursery, transport)
+    conn.put(b"one\n")
+    mark = conn.mark()
+    assert flush_list == [conn]  # the hub clears its list after taking the marks
+    flush_list.clear()
+    conn.put(b"two\n")
+    assert flush_list == [conn]  # a put after the mark registers again
+    conn.flush(mark)
+    assert transport.direct_writes == [b"one\n"]
+    conn.flush(conn.mark())
+    assert transport.direct_writes == [b"one\n", b"two\n"]

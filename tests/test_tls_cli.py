@@ -155,13 +155,14 @@ async def test_tls_cli_cleartext_on_the_tls_port(
     start_process: StartProcess, tls: TlsFiles
 ) -> None:
     """nc on a TLS-only server's port is told what the port wants and closed."""
-    server = await start_process(*tls_args(tls), "--tls-port", "0", "--no-plain")
+    server = await start_process(*tls_args(tls), "--tls-port", "0", "--no-plain", log_pipe=True)
     assert server.stdout[0] == f"listening on 127.0.0.1:{server.tls_port} (TLS)"
     assert len(server.stdout) == 2
+    log = LogReader(server)
     nc = await server.connect()  # --no-plain: server.port is the TLS port
     await nc.send("/nick mallory")
     assert await nc.closed() == [HINT]
-    assert "not TLS (a client speaking cleartext to the TLS port?)" in server.log()
+    await log.wait_for("not TLS (a client speaking cleartext to the TLS port?); closed")
 
 
 @pytest.mark.parametrize("problem", ["missing", "mismatch", "one flag"])

@@ -34,6 +34,7 @@ from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.server.listeners import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
+from triochat.web import WebServer, parse_origins
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
 FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+DEFAULT_WEB_PORT: Final = 30080  # the page and its WebSocket; next to 30000, easy to remember
 EXIT_USAGE: Final = 2  # bad flags, and certificates that cannot be used (argparse's status)
 
 
@@ -73,6 +75,27 @@ def _networks(text: str) -> tuple[Network, ...]:
 
 
 _networks.__name__ = "address list"  # argparse names the type in its messages
+
+
+def _web_port(text: str) -> int | None:
+    """An argparse type for ``--web-port``: a port, or ``off`` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    return int(_bounded(int, 0, 65535)(text))
+
+
+_web_port.__name__ = "port"
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """An argparse type for ``--web-origin``."""
+    try:
+        return parse_origins(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_origins.__name__ = "origin list"
 
 
 def _op_name(text: str) -> str:
@@ -115,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_bounded(int, 0, 65535),
         default=DEFAULT_PORT,
         help="TCP port to listen on; 0 picks a free port (printed at start-up)",
+    )
+    server.add_argument(
+        "--web-port",
+        type=_web_port,
+        default=argparse.SUPPRESS,  # 30080, or 0 with --port 0 (see _server_command)
+        metavar="PORT|off",
+        help=f"port for the web page and its WebSocket, on the same --host; 0 picks a free "
+        f"port, 'off' serves no web page (default: {DEFAULT_WEB_PORT}, or 0 with --port 0)",
+    )
+    server.add_argument(
+        "--web-origin",
+        type=_origins,
+        default=(),
+        metavar="ORIGIN,...",
+        help="other web pages that may open the chat's WebSocket, such as "
+        "https://chat.example.org ('*' for any); by default only the page this server "
+        "serves may",
     )
     server.add_argument(
         "--history",
@@ -347,30 +387,26 @@ def _listen_error(exc: OSError, host: str, port: int, flag: str = "--port") -> s
 
 
 async def _open_listeners(
-    host: str, port: int | None, tls_port: int | None
-) -> tuple[list[trio.SocketListener], list[trio.SocketListener]] | None:
-    """The plain and TLS listeners (a port of None: not wanted).
+    host: str, ports: list[tuple[int | None, str]]
+) -> list[list[trio.SocketListener]] | None:
+    """One list of listeners per ``(port, flag)`` (a port of None: none wanted).
 
-    Returns None, after one line on stderr, if a port cannot be opened; nothing is
-    left open then.
+    Returns None, after one line on stderr naming the flag, if a port cannot be opened;
+    nothing is left open then.
     """
-    plain: list[trio.SocketListener] = []
-    if port is not None:
+    opened: list[list[trio.SocketListener]] = []
+    for port, flag in ports:
+        if port is None:
+            opened.append([])
+            continue
         try:
-            plain = await trio.open_tcp_listeners(port, host=host)
+            opened.append(await trio.open_tcp_listeners(port, host=host))
         except OSError as exc:
-            print(f"triochat: error: {_listen_error(exc, host, port)}", file=sys.stderr)
+            for listener in (listener for group in opened for listener in group):
+                await listener.aclose()
+            print(f"triochat: error: {_listen_error(exc, host, port, flag)}", file=sys.stderr)
             return None
-    if tls_port is None:
-        return plain, []
-    try:
-        return plain, await trio.open_tcp_listeners(tls_port, host=host)
-    except OSError as exc:
-        for listener in plain:
-            await listener.aclose()
-        message = _listen_error(exc, host, tls_port, "--tls-port")
-        print(f"triochat: error: {message}", file=sys.stderr)
-        return None
+    return opened
 
 
 def _announce(listeners: list[trio.SocketListener], suffix: str = "") -> None:
@@ -387,15 +423,20 @@ async def _serve(
     where: str,
     host: str,
     port: int | None,
+    web: tuple[int | None, tuple[str, ...]] = (None, ()),
     tls: tuple[int, Certificates] | None = None,
 ) -> int:
-    """Listen (plain on ``port`` unless None, TLS on ``tls``'s port), serve until a signal."""
+    """Listen (plain on ``port`` unless None, TLS and the web page if asked), serve until
+    a signal."""
+    web_port, web_origins = web
     tls_port, certificates = tls if tls is not None else (None, None)
-    opened = await _open_listeners(host, port, tls_port)
+    opened = await _open_listeners(
+        host, [(port, "--port"), (tls_port, "--tls-port"), (web_port, "--web-port (or off)")]
+    )
     if opened is None:
         store.close()
         return 1
-    listeners, tls_listeners = opened
+    listeners, tls_listeners, web_listeners = opened
     server = ChatServer(config, store)
     wanted = [signal.SIGINT, signal.SIGTERM]
     if certificates is not None and hasattr(signal, "SIGHUP"):
@@ -410,6 +451,11 @@ async def _serve(
                 await nursery.start(server.serve_tls, tls_listeners, certificates)
                 _announce(tls_listeners, " (TLS)")
             print(f"history: {where}", flush=True)
+            if web_listeners:
+                web_server = WebServer(server, origins=web_origins)
+                await nursery.start(web_server.serve_listeners, web_listeners)
+                web_at = web_listeners[0].socket.getsockname()
+                print(f"web: http://{_format_address(web_at[0], web_at[1])}/", flush=True)
             async for signum in signals:
                 if certificates is not None and signum == getattr(signal, "SIGHUP", None):
                     log.info("received SIGHUP: reloading the TLS certificate")
@@ -523,7 +569,9 @@ def _server_command(args: argparse.Namespace) -> int:
         port = None if args.no_plain else args.port
         tls = (args.tls_port, certificates) if certificates is not None else None
         try:
-            status = trio.run(_serve, config, store, where, args.host, port, tls)
+            web_port = getattr(args, "web_port", DEFAULT_WEB_PORT if args.port else 0)
+            web = (web_port, args.web_origin)
+            status = trio.run(_serve, config, store, where, args.host, port, web, tls)
         except* StoreError as group:  # reading the rooms back at start-up failed
             print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
         return status

@@ -108,13 +108,25 @@ class Connection:
 
     # -- the flush policy ------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Release what was queued and send it: directly if idle, else via the writer."""
+    def mark(self) -> int:
+        """End of the hub's batch: the mark that releases this batch's output later.
+
+        Takes the connection off the flush list; its next put puts it back on.
+        """
+        self._dirty = False
+        return self.outbox.put_total
+
+    def flush(self, mark: int | None = None) -> None:
+        """Release output up to ``mark`` (default: all) and send it.
+
+        Directly if the connection is idle, else via the writer. A closing connection
+        ends once everything it was sent has been written.
+        """
         self._dirty = False
         outbox = self.outbox
         if outbox.closed and not self.closing:
             return  # cut off
-        outbox.release()
+        outbox.release(mark)
         if self.writing:
             return  # the running writer picks it up (and ends the connection if closing)
         if outbox.ready and self.transport.direct:
@@ -130,7 +142,7 @@ class Connection:
                 outbox.sent()
         if outbox.ready:
             self._start_writer()
-        elif self.closing:
+        elif self.closing and not len(outbox):
             self._end()
 
     def _end(self) -> None:
@@ -160,7 +172,7 @@ class Connection:
                     self.cut()
                     return
                 self.writing = False
-                if self.closing and not outbox.ready:
+                if self.closing and not len(outbox):
                     self._end()
         finally:
             done.set()

@@ -7,12 +7,15 @@ Rules of this module:
   state, so every member sees the same order and no lock exists anywhere.
 * **Batches.** The hub drains what is queued (up to :data:`HUB_BATCH_LINES`) before it
   yields: one scheduler trip and one flush per connection per batch, not per line.
-* **Commit, then send.** Chat lines get their ids in the state; the batch's store
-  writes are committed (in the store's worker thread: the event loop never waits for a
-  disk) before any of the batch's output is released to a socket. So after a crash,
-  every line any client received is in the store, and the next id is larger than any
-  id a client saw. If the store fails, members are told once that history is not being
-  saved, chat goes on, and the store writer keeps retrying.
+* **Commit, then send, without waiting.** Chat lines get their ids in the state; at
+  the end of each batch its store writes are handed to the store's worker thread and
+  its output stays held in the outboxes (up to a mark per connection) until the
+  writer reports the commit; meanwhile the hub goes on with the next batches, whose
+  writes the writer groups into the next transaction. So after a crash every line any
+  client received is in the store, and the next id is larger than any id a client
+  saw, while the event loop never waits for a disk. If the store fails, held output is
+  released, members are told once that history is not being saved, chat goes on, and
+  the store writer keeps retrying.
 * **Never awaits a member.** Output goes into bounded outboxes; a full one drops that
   member as "too slow" (see :meth:`triochat.core.state.ChatState._put`).
 * **Never waits for a password hash.** Password jobs the state queues run as tasks of
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -69,6 +73,7 @@ INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP push
 HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
 MEMORY_RETAIN_MESSAGES: Final = 10_000  # per room, --db :memory: without --retain-messages
+MAX_IN_FLIGHT: Final = 4  # uncommitted batches before the hub waits: bounds held output
 READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
 STORE_UP: Final = "history is being saved again"
@@ -164,6 +169,8 @@ class Hub:
         self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
         self.flush_list: list[Connection] = []  # connections with output since the last flush
         self._commit_wait: trio.Event | None = None
+        # Batches submitted and not yet committed, with the output marks they release.
+        self._held: deque[tuple[int, list[tuple[Connection, int]]]] = deque()
         self._store_down = False
         self._last_status = 0.0
         self._hash_limiter = trio.CapacityLimiter(HASH_THREADS)
@@ -316,8 +323,7 @@ class Hub:
                     message = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
-            await self._commit()
-            self._flush()
+            await self._end_batch()
             if not running:
                 return
 
@@ -357,29 +363,65 @@ class Hub:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._send.send(PasswordDone(job, outcome))
 
-    def _flush(self) -> None:
-        """Release and send every connection's output of this batch."""
-        flush, self.flush_list[:] = list(self.flush_list), []
-        for conn in flush:
-            conn.flush()
+    # -- the store: commit, then release -------------------------------------------------
 
-    # -- the store --------------------------------------------------------------------
+    async def _end_batch(self) -> None:
+        """Hand the batch's writes to the store; release its output once they are in.
 
-    async def _commit(self) -> None:
-        """Commit the state's pending writes; wait for it (unless the store is down)."""
+        Pipelined: the hub does not wait for the commit. It notes each connection's
+        mark (how much output this batch put there) and goes on with the next batch;
+        the writer's ``on_committed`` releases the marks of every committed batch, in
+        order. Output of a batch with nothing to store waits behind the last batch
+        still in flight, so order is kept. Beyond :data:`MAX_IN_FLIGHT` uncommitted
+        batches the hub waits (the inbound channel fills, and TCP pushes back).
+        """
         batch = self.state.take_batch()
-        if not batch:
+        marks = [(conn, conn.mark()) for conn in self.flush_list]
+        self.flush_list.clear()
+        writer = self._writer
+        if writer is None:  # the memory store: written in the loop, released at once
+            if batch:
+                self.store.commit(batch)
+            _release(marks)
             return
-        if self._writer is None:
-            self.store.commit(batch)
+        if batch:
+            seq = writer.submit(batch)
+            if self._store_down:
+                _release(marks)  # members were told history is not being saved
+            else:
+                self._held.append((seq, marks))
+        elif self._held:
+            self._held[-1][1].extend(marks)
+        else:
+            _release(marks)
+        while writer.submitted_seq - writer.committed_seq > MAX_IN_FLIGHT and not self._store_down:
+            await self._commit_changed()
+
+    async def _commit_changed(self) -> None:
+        """Wait for the next commit (or failure) the writer reports."""
+        self._commit_wait = trio.Event()
+        await self._commit_wait.wait()
+
+    async def _drain(self) -> None:
+        """Submit what is pending and wait until the store holds all of it (if it is up)."""
+        batch = self.state.take_batch()
+        writer = self._writer
+        if writer is None:
+            if batch:
+                self.store.commit(batch)
             return
-        seq = self._writer.submit(batch)
-        while self._writer.committed_seq < seq and not self._store_down:
-            self._commit_wait = trio.Event()
-            await self._commit_wait.wait()
+        if batch:
+            seq = writer.submit(batch)
+            if self._held and not self._store_down:
+                self._held.append((seq, []))
+        while writer.committed_seq < writer.submitted_seq and not self._store_down:
+            await self._commit_changed()
 
     def _committed(self, seq: int) -> None:
         """The store writer's callback: batches up to ``seq`` are in the database."""
+        held = self._held
+        while held and held[0][0] <= seq:
+            _release(held.popleft()[1])
         if self._store_down:
             self._store_down = False
             log.warning("history: saving again")
@@ -389,10 +431,16 @@ class Hub:
             self._commit_wait.set()
 
     def _store_failed(self, exc: StoreError) -> None:
-        """The store writer's callback: a commit failed (it retries by itself)."""
+        """The store writer's callback: a commit failed (it retries by itself).
+
+        Held output is released: chat goes on, and members are told that history is
+        not being saved until a commit succeeds again.
+        """
         if not self._store_down:
             self._store_down = True
             log.error("history: %s; chat goes on, retrying", exc)
+            while self._held:
+                _release(self._held.popleft()[1])
             self.state.notice_all("history-unsaved", STORE_DOWN)
             self._flush_soon()
         if self._commit_wait is not None:
@@ -428,7 +476,7 @@ class Hub:
             skipped = 0
             failure = "the store is not working right now" if self._store_down else None
             if failure is None:
-                await self._commit()  # the store must hold every line assigned so far
+                await self._drain()  # the store must hold every line assigned so far
                 with trio.move_on_after(READ_TIMEOUT):
                     try:
                         records, skipped = await self._read(query)
@@ -492,3 +540,9 @@ class Hub:
 def _cleartext(conn: Connection) -> bool:
     """A password sent on ``conn`` crosses a network unencrypted (not TLS, not loopback)."""
     return not conn.secure and conn.host is not None and not is_trusted(conn.host, LOOPBACK)
+
+
+def _release(marks: list[tuple[Connection, int]]) -> None:
+    """Send each connection its output up to the mark taken at its batch's end."""
+    for conn, mark in marks:
+        conn.flush(mark)

@@ -9,9 +9,10 @@ when and how it is written is the connection's business
 (:mod:`triochat.server.connection`).
 
 * **Held until released.** :meth:`put` appends; nothing put may be taken until
-  :meth:`release`. The hub releases a batch's output only once the store has
+  :meth:`release` lets it go, up to a *mark* (a count of items ever put, from
+  :attr:`put_total`). The hub releases a batch's output only once the store has
   committed the batch's chat lines, so no client ever sees a line that a crash could
-  lose.
+  lose; later batches' output, put meanwhile, stays held until their own commit.
 * **Full means either bound is reached: bytes or items.** Bytes are what a stalled
   peer costs: one ``/who`` reply in a room of 1000 is 7 KB while a join notice is 30
   bytes, so a bound on items alone let a client that asks for the member list and
@@ -32,7 +33,16 @@ __all__ = ["Outbox"]
 class Outbox:
     """A bounded FIFO of encoded lines for one connection."""
 
-    __slots__ = ("_items", "_limit", "_max_bytes", "_ready", "_sending", "_size", "closed")
+    __slots__ = (
+        "_items",
+        "_limit",
+        "_max_bytes",
+        "_released",
+        "_sending",
+        "_size",
+        "_taken",
+        "closed",
+    )
 
     def __init__(self, limit: int, max_bytes: int) -> None:
         """Make an empty outbox.
@@ -49,7 +59,8 @@ class Outbox:
         # A plain list, taken whole by the writer: an empty list costs 56 bytes where an
         # empty deque costs over 600, and most outboxes are empty most of the time.
         self._items: list[bytes] = []
-        self._ready = 0  # items at the front that were released
+        self._taken = 0  # items ever taken (the list holds items _taken .. put_total)
+        self._released = 0  # items ever released: may be taken up to this count
         self._size = 0  # bytes queued
         self._sending = 0  # bytes of the batch taken last (held until the next take)
         self._limit = limit
@@ -65,12 +76,17 @@ class Outbox:
         return self._size + self._sending
 
     @property
+    def put_total(self) -> int:
+        """Items ever put: the mark that releases everything put so far."""
+        return self._taken + len(self._items)
+
+    @property
     def ready(self) -> int:
         """Items released and not yet taken."""
-        return self._ready
+        return min(len(self._items), self._released - self._taken)
 
     def put(self, data: bytes) -> bool:
-        """Queue ``data``, never waiting; it may be taken after the next :meth:`release`.
+        """Queue ``data``, never waiting; it may be taken once released.
 
         Returns False, and queues nothing, if the outbox is full: it holds ``limit``
         items, or ``data`` would take it past ``max_bytes`` (unless it holds nothing at
@@ -86,9 +102,9 @@ class Outbox:
         self._size += len(data)
         return True
 
-    def release(self) -> None:
-        """Everything put so far may now be taken."""
-        self._ready = len(self._items)
+    def release(self, mark: int | None = None) -> None:
+        """Let items be taken up to ``mark`` (see :attr:`put_total`; default: all so far)."""
+        self._released = max(self._released, self.put_total if mark is None else mark)
 
     def take(self, max_bytes: int) -> bytes | None:
         """The next released batch (up to about ``max_bytes``), or None if none is ready.
@@ -96,8 +112,8 @@ class Outbox:
         Calling this again means the previous batch has been sent: until then it counts
         as held.
         """
-        ready = self._ready
-        if not ready:
+        ready = self.ready
+        if ready <= 0:
             self._sending = 0
             return None
         items = self._items
@@ -114,7 +130,7 @@ class Outbox:
             del items[:count]
             self._size -= size
             ready = count
-        self._ready -= ready
+        self._taken += ready
         self._sending = len(batch)
         return batch
 
@@ -126,13 +142,14 @@ class Outbox:
         """Put back the part of the last batch that could not be written (at the front)."""
         self._items.insert(0, rest)
         self._size += len(rest)
-        self._ready += 1
+        self._taken -= 1  # the rest stands for (the tail of) the last item taken
         self._sending = 0
 
     def abandon(self) -> None:
         """Close and drop everything queued (the connection is being cut off)."""
         self.closed = True
+        self._taken += len(self._items)
+        self._released = self._taken
         self._items = []
-        self._ready = 0
         self._size = 0
         self._sending = 0

@@ -1,0 +1,314 @@
+"""The web front door: the page over HTTP, and the chat over a WebSocket, on one port.
+
+:class:`WebServer` accepts connections on its own listeners, on the chat server's own
+trio event loop, and serves each one in a single task:
+
+1. **HTTP/1.1** (h11, keep-alive): ``GET /`` and ``GET /static/...`` are answered from
+   the package's files (:mod:`triochat.web.http`); anything else is a 404 or 405.
+2. **The upgrade.** ``GET /ws`` from an allowed origin (:class:`OriginPolicy`) is
+   switched to a WebSocket (wsproto); a refused one gets a 403 and one log line.
+3. **The chat.** The same task then hands the WebSocket to
+   :meth:`ChatServer.serve_transport` as a
+   :class:`~triochat.web.transport.WebSocketTransport`: from here on it is a member
+   like any other, with the same rooms and limits (``--max-clients`` and
+   ``--max-per-address`` included).
+
+Rules of this module:
+
+* Nothing a peer does escapes its connection: protocol errors answer 400 (or just
+  close), timeouts close, and an unexpected error is logged, never raised into the
+  listener (which would stop the web server).
+* Waiting is bounded: a request must arrive within :data:`REQUEST_TIMEOUT` (a
+  keep-alive connection may idle :data:`KEEPALIVE_TIMEOUT` between requests), and
+  at most :data:`MAX_HTTP_CONNECTIONS` connections may be in the HTTP stage at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+from http import HTTPStatus
+from typing import Final
+
+import h11
+import trio
+from wsproto import ConnectionType
+from wsproto.events import AcceptConnection
+from wsproto.events import Request as WsRequest
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as WsProtocolError
+
+from triochat.logs import RepeatLimiter
+from triochat.server import ChatServer
+from triochat.server.transport import set_keepalive
+from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
+from triochat.web.stream import WebSocketStream
+from triochat.web.transport import WebSocketTransport
+
+__all__ = [
+    "KEEPALIVE_TIMEOUT",
+    "MAX_HTTP_CONNECTIONS",
+    "REQUEST_TIMEOUT",
+    "WebServer",
+]
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT: Final = 10.0  # seconds to send a request head and read the reply (slowloris)
+KEEPALIVE_TIMEOUT: Final = 30.0  # seconds an idle keep-alive connection is kept open
+MAX_HTTP_CONNECTIONS: Final = 256  # connections in the HTTP stage at once; a page needs ~6
+MAX_REQUEST_HEAD: Final = 16384  # bytes of request line + headers (h11's default, stated)
+MAX_REQUEST_BODY: Final = 65536  # bytes of body read and dropped to keep a connection alive
+RECEIVE_BYTES: Final = 65536  # one read
+
+
+class WebServer:
+    """Serves the page and the chat WebSocket for one :class:`ChatServer`.
+
+    Typical use (what ``triochat server`` does)::
+
+        web = WebServer(chat)
+        listeners = await nursery.start(web.serve_tcp, "127.0.0.1", 30080)
+
+    Tests skip TCP: ``nursery.start_soon(web.handle_stream, memory_stream)``.
+    """
+
+    def __init__(
+        self,
+        chat: ChatServer,
+        *,
+        origins: tuple[str, ...] = (),
+        ssl_context: ssl.SSLContext | None = None,
+        assets: Assets | None = None,
+    ) -> None:
+        """Serve ``chat``'s rooms to browsers.
+
+        Args:
+            chat: the chat server whose rooms the WebSocket members join.
+            origins: pages (``https://chat.example.org``, or ``*``) that may open the
+                WebSocket besides this server's own page (see :class:`OriginPolicy`).
+            ssl_context: serve HTTPS and WSS with it (None: plain HTTP and WS).
+            assets: the page's files (default: the package's ``static/`` folder).
+        """
+        self.chat = chat
+        self.policy = OriginPolicy(origins)
+        self.ssl_context = ssl_context
+        self.assets = assets if assets is not None else Assets()
+        self._ids = itertools.count(1)
+        self._http_connections = 0
+        self._refusals = RepeatLimiter()  # refused upgrades and a full HTTP stage: bounded log
+
+    @property
+    def http_connections(self) -> int:
+        """Connections currently in the HTTP stage (not yet, or never, WebSockets)."""
+        return self._http_connections
+
+    async def serve_tcp(
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Listen on ``host:port`` (0: a free port) and serve until cancelled.
+
+        Reports the listeners through ``task_status``; raises ``OSError`` if the address
+        cannot be bound.
+        """
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        await self.serve_listeners(listeners, task_status=task_status)
+
+    async def serve_listeners(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept on ``listeners`` until cancelled (trio's back-off when out of descriptors)."""
+        await trio.serve_listeners(self.handle_stream, listeners, task_status=task_status)
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection: HTTP requests, then perhaps the chat. Never raises."""
+        conn_id = next(self._ids)
+        peer, host = _peer(stream)
+        if isinstance(stream, trio.SocketStream):
+            set_keepalive(stream.socket)  # a browser that vanished is found like any peer
+        if self._http_connections >= MAX_HTTP_CONNECTIONS:
+            self._log_refusal(
+                "busy", "[w%d] closed %s: %d connections are loading the page already",
+                conn_id, peer, MAX_HTTP_CONNECTIONS,
+            )  # fmt: skip
+            await trio.aclose_forcefully(stream)
+            return
+        if self.ssl_context is not None:
+            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
+        self._http_connections += 1
+        websocket: WebSocketStream | None = None
+        try:
+            websocket = await self._serve_http(stream, conn_id, peer)
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            h11.ProtocolError,
+            WsProtocolError,
+        ) as exc:
+            log.debug("[w%d] %s: connection ended: %s", conn_id, peer, exc)
+        except Exception:
+            log.exception("[w%d] unexpected error serving %s over HTTP; closed", conn_id, peer)
+        finally:
+            self._http_connections -= 1
+            if websocket is None:
+                await trio.aclose_forcefully(stream)
+        if websocket is not None:
+            await self.chat.serve_transport(WebSocketTransport(websocket), f"web {peer}", host)
+
+    async def _serve_http(
+        self, stream: trio.abc.Stream, conn_id: int, peer: str
+    ) -> WebSocketStream | None:
+        """Answer requests until the connection closes, idles out, or becomes a WebSocket."""
+        http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+        wait = REQUEST_TIMEOUT  # for the first request; then the keep-alive idle time
+        while True:
+            with trio.move_on_after(wait) as idle:
+                bad: Reply | None = None
+                try:
+                    event = await _next_event(http, stream)
+                except h11.RemoteProtocolError as exc:  # not HTTP, or a head too large
+                    bad = refusal(exc.error_status_hint, f"bad request: {exc}")
+                if bad is not None:
+                    if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        await _send_reply(http, stream, bad)
+                    return None
+            if idle.cancelled_caught:
+                return None
+            # The request has begun: reading the rest and answering is bounded too.
+            with trio.move_on_after(REQUEST_TIMEOUT) as slow:
+                answer = await self._answer(http, stream, event, conn_id, peer)
+            if slow.cancelled_caught or answer is False:
+                return None
+            if isinstance(answer, WebSocketStream):
+                return answer
+            http.start_next_cycle()
+            wait = KEEPALIVE_TIMEOUT
+
+    async def _answer(
+        self,
+        http: h11.Connection,
+        stream: trio.abc.Stream,
+        event: h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA],
+        conn_id: int,
+        peer: str,
+    ) -> WebSocketStream | bool:
+        """Answer one request; True to keep the connection for another, or the WebSocket."""
+        if not isinstance(event, h11.Request):
+            return False  # closed (or an h11 state we do not continue from)
+        method = event.method.decode("ascii", "replace")
+        target = event.target.decode("ascii", "replace")
+        headers = list(event.headers)
+        decision = route(method, target, headers, self.assets)
+        if isinstance(decision, Upgrade):
+            return await self._upgrade(http, stream, event, conn_id, peer) or False
+        if not await _read_body(http, stream):
+            decision = Reply(decision.status, decision.headers, decision.body, close=True)
+        log.debug("[w%d] %s %s %s -> %d", conn_id, peer, method, target, decision.status)
+        await _send_reply(http, stream, decision)
+        return not decision.close and http.our_state is h11.DONE
+
+    async def _upgrade(
+        self,
+        http: h11.Connection,
+        stream: trio.abc.Stream,
+        request: h11.Request,
+        conn_id: int,
+        peer: str,
+    ) -> WebSocketStream | None:
+        """Switch to the WebSocket, or refuse: 403 for a foreign origin, 400 for a non-upgrade."""
+        headers = list(request.headers)
+        origin = header(headers, b"origin")
+        if not self.policy.permits(origin, header(headers, b"host")):
+            self._log_refusal(
+                "origin", "[w%d] refused a WebSocket from %s: origin %r is not allowed "
+                "(allow it with --web-origin)", conn_id, peer, origin,
+            )  # fmt: skip
+            await _send_reply(http, stream, refusal(403, "this page may not open this chat"))
+            return None
+        handshake = H11Handshake(ConnectionType.SERVER)
+        try:
+            handshake.initiate_upgrade_connection(headers, request.target)
+        except WsProtocolError as exc:
+            await _send_reply(http, stream, refusal(400, f"not a WebSocket upgrade: {exc}"))
+            return None
+        if not any(isinstance(event, WsRequest) for event in handshake.events()):
+            await _send_reply(http, stream, refusal(400, "not a WebSocket upgrade"))
+            return None
+        if not await _read_body(http, stream):
+            return None  # an upgrade request with a body: not a browser
+        trailing, _ = http.trailing_data
+        accept = handshake.send(AcceptConnection())
+        ws = handshake.connection
+        assert ws is not None  # set by AcceptConnection
+        await stream.send_all(accept)
+        log.debug("[w%d] %s: WebSocket open (origin %s)", conn_id, peer, origin)
+        return WebSocketStream(stream, ws, bytes(trailing))
+
+    def _log_refusal(self, key: str, message: str, *args: object) -> None:
+        """Log a refusal once, or count it when the same kind repeats within 10 s."""
+        repeats = self._refusals.allow(key, trio.current_time())
+        if repeats is None:
+            return
+        if repeats.held:
+            message += f" (and {repeats.held} more in {repeats.seconds:.0f} s)"
+        log.warning(message, *args)
+
+
+async def _next_event(
+    http: h11.Connection, stream: trio.abc.Stream
+) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+    """The next h11 event, reading as needed (``h11.ConnectionClosed`` at EOF)."""
+    while True:
+        event = http.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        http.receive_data(bytes(await stream.receive_some(RECEIVE_BYTES)))
+
+
+async def _read_body(http: h11.Connection, stream: trio.abc.Stream) -> bool:
+    """Read (and drop) the rest of the request; False if it is too big to bother."""
+    size = 0
+    while True:
+        event = await _next_event(http, stream)
+        if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+            return True
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > MAX_REQUEST_BODY:
+                return False
+            continue
+        return False  # closed mid-request
+
+
+async def _send_reply(http: h11.Connection, stream: trio.abc.Stream, reply: Reply) -> None:
+    headers = [(name.encode(), value.encode()) for name, value in reply.headers]
+    if reply.close:
+        headers.append((b"Connection", b"close"))
+    reason = HTTPStatus(reply.status).phrase.encode()
+    data = http.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)) or b""
+    if reply.body:
+        data += http.send(h11.Data(data=reply.body)) or b""
+    data += http.send(h11.EndOfMessage()) or b""
+    await stream.send_all(data)
+
+
+def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
+    """The peer as ``host:port`` for the log, and its address (None if it has none)."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            address = stream.socket.getpeername()
+        except OSError:
+            return "unknown peer", None
+        if isinstance(address, tuple):
+            host, port = address[0], address[1]
+            return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
+        return str(address), None
+    return type(stream).__name__, None
