@@ -22,17 +22,25 @@ ever written to (or replayed from) the user's own database:
   temporary folder under ``--db-dir``, deleted after the run). After the server has
   stopped, the file's size and its number of stored messages are added to the result.
 
+**TLS.** ``triochat-tls`` is ``triochat`` (in memory) with TLS only (``--tls-cert``,
+``--tls-key``, ``--no-plain``): a throwaway CA and certificate for 127.0.0.1 are made
+with trustme at bench time, and every load generator client connects over TLS and
+checks it (``loadgen.py --tls-ca``). It runs in ``burst``, ``steady`` and
+``idle-1000``, right after the cleartext runs, so the cost of encryption is read off
+the same run (``triochat-tls/triochat`` ratios). The load generator's own TLS work is
+on its own CPU.
+
 Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
 
 ``burst``            50 receivers + 5 senders, 2000 lines each as fast as possible:
                      deliveries/s, loss, p50/p99 latency; deliveries per server CPU
                      second (barely moved by other load) and ``wait%``, the share of the
                      time the server's event loop was ready but waited for the CPU (high:
-                     other load decided the deliveries/s). triochat in memory and with
-                     SQLite, back to back.
+                     other load decided the deliveries/s). triochat in memory, with
+                     SQLite and over TLS, back to back.
 ``steady``           the same 55 clients, 1000 lines/s in total: p50/p99/max latency,
-                     server CPU% and ``wait%``. triochat in memory and with SQLite, back
-                     to back.
+                     server CPU% and ``wait%``. triochat in memory, with SQLite and over
+                     TLS, back to back.
 ``steady-defaults``  triochat with its default flags (5 lines/s per client after a burst
                      of 20): all 55 clients send 4 lines/s (220 lines/s in total); in
                      memory and with SQLite (the default store).
@@ -159,6 +167,7 @@ class Variant:
     flags: tuple[str, ...] = ()
     store: Store = "memory"  # memory: --db :memory:; sqlite: a fresh temporary file
     traced: bool = False  # under scripts/traced_server.py: heap figures (slower, more RSS)
+    tls: bool = False  # TLS only (--no-plain), a throwaway certificate; clients verify it
     baseline: bool = False  # also run the --baseline checkout like this, when one is given
 
 
@@ -195,7 +204,8 @@ class Run:
     src: Path | None = None  # the folder holding the triochat package (None: this one)
 
 
-THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN)
+TLS_RUN: Final = Variant("triochat-tls", tls=True)  # in memory, like "triochat"
+THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN, TLS_RUN)
 IDLE_RUNS: Final = (
     Variant("triochat", baseline=True),
     SQLITE_RUN,
@@ -270,7 +280,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         ("idle", "--conns", "200", "--join-deadline", "5"),
         ("--max-clients", "6000"),
         120.0,
-        variants=IDLE_RUNS,
+        variants=(*IDLE_RUNS, TLS_RUN),
     ),
     Scenario(
         "idle-5000",
@@ -515,6 +525,24 @@ def run_loadgen(
     return result
 
 
+def tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 in ``folder``: (cert, key, CA).
+
+    Made with trustme once per bench run, at bench time: nothing secret is kept.
+    """
+    cert, key, ca_file = folder / "tls-cert.pem", folder / "tls-key.pem", folder / "tls-ca.pem"
+    if not cert.exists():
+        import trustme
+
+        ca = trustme.CA()
+        issued = ca.issue_cert(HOST)
+        ca.cert_pem.write_to_path(str(ca_file))
+        issued.private_key_pem.write_to_path(str(key))
+        for i, pem in enumerate(issued.cert_chain_pems):
+            pem.write_to_path(str(cert), append=i > 0)
+    return cert, key, ca_file
+
+
 def db_figures(path: Path) -> dict[str, Any]:
     """What a stopped server left in its SQLite file: bytes on disk, messages stored."""
     out: dict[str, Any] = {
@@ -543,8 +571,14 @@ def run_one(
         shown: tuple[str, ...] = ()  # the flags as reported: no temporary paths
         db_path: Path | None = None
         heap_report: Path | None = None
+        tls_ca: Path | None = None
         if v is not None:
             flags = shown = (*scenario.triochat_flags, *v.flags)
+            if v.tls:
+                cert, key, tls_ca = tls_files(log_dir)
+                tls = ("--tls-port", "0", "--no-plain")
+                flags = (*flags, "--tls-cert", str(cert), "--tls-key", str(key), *tls)
+                shown = (*shown, "--tls-cert", "<trustme>", "--tls-key", "<trustme>", *tls)
             if v.store == "sqlite":
                 folder = cleanup.enter_context(
                     tempfile.TemporaryDirectory(prefix="triochat-bench-db-", dir=db_dir)
@@ -572,6 +606,8 @@ def run_one(
         try:
             time.sleep(SETTLE_S)
             sizes = scenario.quick if quick else scenario.loadgen
+            if tls_ca is not None:
+                sizes = (*sizes, "--tls-ca", str(tls_ca))
             result = run_loadgen(scenario, sizes, srv, heap_report)
             if srv.proc.poll() is not None:
                 result["server_exit"] = srv.proc.returncode
@@ -885,17 +921,23 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat-sqlite", "p99_ms", "triochat"),
         ("triochat-sqlite", "cpu_pct", "triochat"),
         ("triochat", "deliveries_per_s", "baseline"),
+        ("triochat-tls", "deliveries_per_s", "triochat"),
+        ("triochat-tls", "deliveries_per_cpu_s", "triochat"),
+        ("triochat-tls", "p99_ms", "triochat"),
     ),
     "steady": (
         ("triochat-sqlite", "p99_ms", "triochat"),
         ("triochat-sqlite", "cpu_pct", "triochat"),
         ("triochat", "p99_ms", "baseline"),
         ("triochat", "cpu_pct", "baseline"),
+        ("triochat-tls", "p99_ms", "triochat"),
+        ("triochat-tls", "cpu_pct", "triochat"),
     ),
     "idle": (
         ("triochat-sqlite", "rss_per_conn_kb", "triochat"),
         ("triochat", "rss_per_conn_kb", "baseline"),
         ("triochat-heap", "heap_per_conn_kb", "baseline-heap"),
+        ("triochat-tls", "rss_per_conn_kb", "triochat"),
     ),
 }
 
@@ -1075,6 +1117,7 @@ COLORS: Final[dict[str, str]] = {
     "triochat-warning": "#9cc7e8",
     "triochat-sqlite": "#1b4f7a",
     "triochat-heap": "#5fa8d3",
+    "triochat-tls": "#6a4c93",
     "baseline": "#7fb07f",
     "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",

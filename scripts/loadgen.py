@@ -66,6 +66,7 @@ import re
 import resource
 import signal
 import socket
+import ssl
 import statistics
 import sys
 import time
@@ -252,10 +253,15 @@ def text_of(size: int) -> bytes:
     ]
 
 
+# With --tls-ca, every client connection is TLS (the server's TLS port, a certificate
+# signed by that CA, checked as `triochat client --tls --ca` checks it).
+TLS: ssl.SSLContext | None = None
+
+
 async def connect(
     port: int, name: str, record: Record, *, rcvbuf: int = 0, watch: bytes | None = None
 ) -> Client:
-    """Open one connection, join as ``name`` and wait for the welcome line."""
+    """Open one connection (TLS with ``--tls-ca``), join as ``name``, wait for the welcome."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -264,7 +270,12 @@ async def connect(
         sock.setblocking(False)
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             await loop.sock_connect(sock, (HOST, port))
-            _, client = await loop.create_connection(lambda: Client(name, record, watch), sock=sock)
+            _, client = await loop.create_connection(
+                lambda: Client(name, record, watch),
+                sock=sock,
+                ssl=TLS,
+                server_hostname=HOST if TLS is not None else None,
+            )
             client.send(b"/nick %s\n" % name.encode())
             await client.welcomed
     except BaseException:
@@ -872,6 +883,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--spammers", type=int, default=10, help="who: /who senders that never read")
     p.add_argument("--timeout", type=float, default=240.0, help="give up after this long, s")
     p.add_argument(
+        "--tls-ca",
+        type=Path,
+        help="connect over TLS, trusting this CA (burst, steady, idle; the server's TLS port)",
+    )
+    p.add_argument(
         "--heap-report",
         type=Path,
         help="idle: the file a server run by scripts/traced_server.py reports its heap in",
@@ -890,6 +906,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenario and print its figures as one JSON object on one line."""
     args = parse_args(argv)
     raise_nofile_limit()
+    if args.tls_ca is not None:
+        global TLS
+        TLS = ssl.create_default_context(cafile=str(args.tls_ca))
     # The records hold millions of small containers; a cyclic-GC pass over them stalls the
     # loop for 50-150 ms and shows up as server latency. This short-lived process makes no
     # reference cycles worth collecting, so the collector is off for the run.

@@ -82,7 +82,8 @@ class ServerProcess:
 
     Attributes:
         proc: the process.
-        port: the TCP port it listens on (loopback).
+        port: the TCP port it listens on (loopback); its TLS port with ``--no-plain``.
+        tls_port: the TLS port (``--tls-cert``), if it has one.
         log_path: the file its stderr (the log) goes to, if any.
         stdout: lines printed at start-up (``listening on ...``, ``history: ...``).
         peers: connections made through this object, closed by :meth:`stop`.
@@ -95,6 +96,7 @@ class ServerProcess:
         self.port = port
         self.log_path = log_path
         self.stdout = stdout
+        self.tls_port: int | None = None
         self.peers: list[Peer] = []
 
     @classmethod
@@ -146,10 +148,10 @@ class ServerProcess:
         return server
 
     async def _read_banner(self) -> None:
-        """Read ``listening on HOST:PORT`` and ``history: ...`` from stdout."""
+        """Read ``listening on HOST:PORT`` (one more with TLS) and ``history: ...``."""
         assert self.proc.stdout is not None
         buffer = LineBuffer(1 << 16)
-        while len(self.stdout) < 2:
+        while not self.stdout or not self.stdout[-1].startswith("history: "):
             line = buffer.next_line()
             if isinstance(line, bytes):
                 self.stdout.append(line.decode())
@@ -161,7 +163,10 @@ class ServerProcess:
         if not self.stdout or not self.stdout[0].startswith("listening on 127.0.0.1:"):
             log = self.log() if self.log_path is not None else "(log not kept)"
             raise AssertionError(f"server did not start: {self.stdout!r} {log!r}")
-        self.port = int(self.stdout[0].rsplit(":", 1)[1])
+        self.port = int(self.stdout[0].removesuffix(" (TLS)").rsplit(":", 1)[1])
+        for text in self.stdout:
+            if text.startswith("listening on ") and text.endswith(" (TLS)"):
+                self.tls_port = int(text.removesuffix(" (TLS)").rsplit(":", 1)[1])
 
     @property
     def running(self) -> bool:

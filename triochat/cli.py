@@ -19,11 +19,19 @@ import trio
 
 from triochat import __version__
 from triochat.client.session import add_client_arguments, run_client
-from triochat.config import DEFAULT_HOST, DEFAULT_PORT, Network, ServerConfig, parse_networks
+from triochat.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_TLS_PORT,
+    Network,
+    ServerConfig,
+    parse_networks,
+)
 from triochat.core.names import name_error
 from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
+from triochat.server.listeners import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 from triochat.web import WebServer, parse_origins
@@ -36,6 +44,7 @@ SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of
 FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 DEFAULT_WEB_PORT: Final = 30080  # the page and its WebSocket; next to 30000, easy to remember
+EXIT_USAGE: Final = 2  # bad flags, and certificates that cannot be used (argparse's status)
 
 
 def _bounded(
@@ -299,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         "terminal (then a colour console view). Logging never holds the server up: if "
         "stderr is not read fast enough, records are dropped and counted in the status line",
     )
+    _add_tls_arguments(server)
     server.set_defaults(func=_server_command)
 
     client = commands.add_parser(
@@ -311,18 +321,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_tls_arguments(server: argparse.ArgumentParser) -> None:
+    """The ``triochat server`` TLS flags (see docs/operations.md, "TLS")."""
+    tls = server.add_argument_group(
+        "TLS",
+        "With --tls-cert and --tls-key the server also listens for TLS connections "
+        "(TLS 1.2 or newer) on --tls-port; `triochat client --tls` and `openssl s_client` "
+        "connect there. SIGHUP reloads the certificate and key from the same files.",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate chain: the server's certificate, then any intermediates",
+    )
+    tls.add_argument(
+        "--tls-key",
+        metavar="FILE",
+        help="the certificate's PEM private key, unencrypted (keep it readable only by "
+        "the server's user); may be the same file as --tls-cert",
+    )
+    tls.add_argument(
+        "--tls-port",
+        type=_bounded(int, 0, 65535),
+        default=DEFAULT_TLS_PORT,
+        metavar="PORT",
+        help="TCP port for TLS connections; 0 picks a free port (printed at start-up)",
+    )
+    tls.add_argument(
+        "--no-plain",
+        action="store_true",
+        help="TLS only: do not listen on --port for cleartext connections",
+    )
+
+
+def _check_tls_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Flags that only make sense together; exits with status 2 and usage if not."""
+    if args.command != "server":
+        return
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together: give both, or neither")
+    if args.tls_cert is None and args.no_plain:
+        parser.error("--no-plain needs --tls-cert and --tls-key (there would be no listener)")
+    if args.tls_cert is not None and not args.no_plain and args.tls_port == args.port != 0:
+        parser.error(f"--tls-port and --port are both {args.port}; choose two ports")
+
+
 def _format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _listen_error(exc: OSError, host: str, port: int) -> str:
+def _listen_error(exc: OSError, host: str, port: int, flag: str = "--port") -> str:
     where = _format_address(host, port)
     if isinstance(exc, socket.gaierror):
         return f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})"
     if exc.errno == errno.EADDRINUSE:
         return (
             f"cannot listen on {where}: the port is already in use "
-            "(is another server running? choose another with --port)"
+            f"(is another server running? choose another with {flag})"
         )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen on {where}: {host} is not an address of this machine"
@@ -331,47 +386,81 @@ def _listen_error(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
+async def _open_listeners(
+    host: str, ports: list[tuple[int | None, str]]
+) -> list[list[trio.SocketListener]] | None:
+    """One list of listeners per ``(port, flag)`` (a port of None: none wanted).
+
+    Returns None, after one line on stderr naming the flag, if a port cannot be opened;
+    nothing is left open then.
+    """
+    opened: list[list[trio.SocketListener]] = []
+    for port, flag in ports:
+        if port is None:
+            opened.append([])
+            continue
+        try:
+            opened.append(await trio.open_tcp_listeners(port, host=host))
+        except OSError as exc:
+            for listener in (listener for group in opened for listener in group):
+                await listener.aclose()
+            print(f"triochat: error: {_listen_error(exc, host, port, flag)}", file=sys.stderr)
+            return None
+    return opened
+
+
+def _announce(listeners: list[trio.SocketListener], suffix: str = "") -> None:
+    """Print ``listening on HOST:PORT`` (stable, for scripts); log any other address."""
+    addresses = [listener.socket.getsockname() for listener in listeners]
+    print(f"listening on {_format_address(addresses[0][0], addresses[0][1])}{suffix}", flush=True)
+    for extra in addresses[1:]:  # e.g. the IPv6 address of "localhost"
+        log.info("also listening on %s%s", _format_address(extra[0], extra[1]), suffix)
+
+
 async def _serve(
     config: ServerConfig,
     store: Store,
     where: str,
     host: str,
-    port: int,
+    port: int | None,
     web: tuple[int | None, tuple[str, ...]] = (None, ()),
+    tls: tuple[int, Certificates] | None = None,
 ) -> int:
+    """Listen (plain on ``port`` unless None, TLS and the web page if asked), serve until
+    a signal."""
     web_port, web_origins = web
-    try:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    except OSError as exc:
-        print(f"triochat: error: {_listen_error(exc, host, port)}", file=sys.stderr)
+    tls_port, certificates = tls if tls is not None else (None, None)
+    opened = await _open_listeners(
+        host, [(port, "--port"), (tls_port, "--tls-port"), (web_port, "--web-port (or off)")]
+    )
+    if opened is None:
         store.close()
         return 1
-    web_listeners: list[trio.SocketListener] = []
-    try:
-        if web_port is not None:
-            web_listeners = await trio.open_tcp_listeners(web_port, host=host)
-    except OSError as exc:
-        message = _listen_error(exc, host, web_port or 0).replace("--port", "--web-port (or off)")
-        print(f"triochat: error: {message}", file=sys.stderr)
-        store.close()
-        return 1
+    listeners, tls_listeners, web_listeners = opened
     server = ChatServer(config, store)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if certificates is not None and hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)  # reload the certificate (instead of stopping)
+    with trio.open_signal_receiver(*wanted) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
-            await nursery.start(server.serve_listeners, listeners)
-            addresses = [listener.socket.getsockname() for listener in listeners]
-            # One line, stable for scripts; other addresses (e.g. IPv6 for "localhost") logged.
-            print(f"listening on {_format_address(addresses[0][0], addresses[0][1])}", flush=True)
+            if listeners:
+                await nursery.start(server.serve_listeners, listeners)
+                _announce(listeners)
+            if certificates is not None:
+                await nursery.start(server.serve_tls, tls_listeners, certificates)
+                _announce(tls_listeners, " (TLS)")
             print(f"history: {where}", flush=True)
-            for extra in addresses[1:]:
-                log.info("also listening on %s", _format_address(extra[0], extra[1]))
             if web_listeners:
                 web_server = WebServer(server, origins=web_origins)
                 await nursery.start(web_server.serve_listeners, web_listeners)
                 web_at = web_listeners[0].socket.getsockname()
                 print(f"web: http://{_format_address(web_at[0], web_at[1])}/", flush=True)
             async for signum in signals:
+                if certificates is not None and signum == getattr(signal, "SIGHUP", None):
+                    log.info("received SIGHUP: reloading the TLS certificate")
+                    await certificates.reload()
+                    continue
                 log.info("received %s", signal.Signals(signum).name)
                 break
             with trio.move_on_after(SHUTDOWN_DEADLINE):
@@ -385,18 +474,19 @@ async def _serve(
     return 0
 
 
-def _raise_fd_limit(max_clients: int) -> None:
+def _raise_fd_limit(max_clients: int, *, tls: bool = False) -> None:
     """Make room for ``max_clients`` sockets: raise the soft open-files limit if needed.
 
     Many systems default to a soft limit of 1024 descriptors with a much higher hard
-    limit; a server asked for thousands of clients should not fail at the 1000th.
+    limit; a server asked for thousands of clients should not fail at the 1000th. With
+    ``tls``, as many TLS handshakes may be in progress besides, each holding a socket.
     """
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Windows
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max_clients + FD_HEADROOM
+    wanted = max_clients * (2 if tls else 1) + FD_HEADROOM
     if soft == resource.RLIM_INFINITY or soft >= wanted:
         return
     new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
@@ -436,7 +526,14 @@ def _read_password_file(path: str | None) -> str | None:
 def _server_command(args: argparse.Namespace) -> int:
     start_logging(args.log_level, args.log_format)
     try:
-        _raise_fd_limit(args.max_clients)
+        certificates = None
+        if args.tls_cert is not None:
+            try:
+                certificates = Certificates(args.tls_cert, args.tls_key)
+            except CertificateError as exc:
+                print(f"triochat: error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        _raise_fd_limit(args.max_clients, tls=certificates is not None)
         try:
             server_password = _read_password_file(args.password_file)
         except ValueError as exc:
@@ -469,10 +566,12 @@ def _server_command(args: argparse.Namespace) -> int:
             return 1
         where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
         status = 1
+        port = None if args.no_plain else args.port
+        tls = (args.tls_port, certificates) if certificates is not None else None
         try:
             web_port = getattr(args, "web_port", DEFAULT_WEB_PORT if args.port else 0)
             web = (web_port, args.web_origin)
-            status = trio.run(_serve, config, store, where, args.host, args.port, web)
+            status = trio.run(_serve, config, store, where, args.host, port, web, tls)
         except* StoreError as group:  # reading the rooms back at start-up failed
             print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
         return status
@@ -484,7 +583,9 @@ def _server_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``triochat`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_tls_arguments(parser, args)
     try:
         status: int = args.func(args)
     except KeyboardInterrupt:

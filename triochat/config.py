@@ -12,6 +12,7 @@ from triochat.core.names import name_error
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "DEFAULT_TLS_PORT",
     "LOOPBACK",
     "Network",
     "ServerConfig",
@@ -21,6 +22,7 @@ __all__ = [
 
 DEFAULT_HOST: Final = "127.0.0.1"  # loopback: exposing a chat to a LAN is an explicit choice
 DEFAULT_PORT: Final = 30000  # unprivileged, unassigned by IANA, easy to type after nc
+DEFAULT_TLS_PORT: Final = 30001  # TLS listener (--tls-cert): the next port, easy to remember
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Exempt from --max-per-address by default: a local TLS terminator, reverse proxy or SSH

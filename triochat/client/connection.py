@@ -27,16 +27,34 @@ READ_BYTES: Final = 65536  # one receive_some
 
 
 class Connection:
-    """JSON events over a stream: one object per line each way."""
+    """JSON events over a stream: one object per line each way.
+
+    Sends are serialised: the input task's requests and the connection task's answers
+    to the server's pings never interleave on the stream.
+    """
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self._lines = LineBuffer(MAX_EVENT_BYTES)
         self._eof = False
+        self._sending = trio.StrictFIFOLock()
 
     async def send(self, obj: dict[str, Any]) -> None:
         """Send one request object."""
-        await self.stream.send_all((json.dumps(obj, ensure_ascii=False) + "\n").encode())
+        data = (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+        async with self._sending:
+            await self.stream.send_all(data)
+
+    async def pong(self) -> None:
+        """Answer the server's ``ping``, unless a request is being sent right now.
+
+        Any line answers a ping, so one on its way already does; and the task that
+        reads the server's events never waits behind a send the server is slow to take.
+        """
+        if self._sending.locked():
+            return
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.send({"type": "pong"})
 
     async def receive(self) -> dict[str, Any] | None:
         """Return the next event, or None once the server has closed the connection.

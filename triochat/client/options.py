@@ -12,7 +12,8 @@ from typing import Final
 import trio
 
 from triochat.client.connection import causes
-from triochat.config import DEFAULT_HOST, DEFAULT_PORT
+from triochat.client.tls import TlsFailure
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TLS_PORT
 from triochat.core.names import MAX_NAME_CHARS
 
 __all__ = ["CONNECT_TIMEOUT", "add_client_arguments", "connect_error_message", "default_name"]
@@ -78,12 +79,34 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="on exit, save what was shown as an SVG picture",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS, checking the server's certificate and host name against "
+        f"the system's trusted certificates (a server's TLS port is {DEFAULT_TLS_PORT} by "
+        "default: add --port); a failed check ends the client, it never falls back to "
+        "cleartext",
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="with --tls (implied): trust only the CA certificate(s) in this PEM file, "
+        "for a server with a private or self-signed certificate",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="with --tls (implied): do NOT check the server's certificate. Anyone on "
+        "the network path can then read and change the chat; for testing only",
+    )
 
 
 def connect_error_message(host: str, port: int, exc: BaseException) -> str:
     """One line saying why connecting failed and what to try."""
     where = f"{host}:{port}"
     for cause in causes(exc):
+        if isinstance(cause, TlsFailure):
+            return f"cannot connect securely to {where}: {cause.strerror}; {cause.hint}"
         if isinstance(cause, socket.gaierror):
             return (
                 f"cannot connect to {where}: unknown host {host!r}; check --host or $TRIOCHAT_HOST"

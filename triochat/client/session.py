@@ -33,11 +33,13 @@ import argparse
 import enum
 import math
 import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import trio
+from rich.console import Console
 
 from triochat.client.connection import Connection, Refusal, greet, short_connect_error
 from triochat.client.linesource import LineSource, PipeLineSource, Terminal
@@ -50,6 +52,7 @@ from triochat.client.options import (
 from triochat.client.reconnect import STABLE_CONNECTION, Backoff
 from triochat.client.requests import request_for
 from triochat.client.rooms import ClientRooms, ResumeSummary
+from triochat.client.tls import INSECURE_WARNING, TlsSetupError, client_context, open_stream
 from triochat.client.view import ChatView, make_console
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT
 from triochat.core.commands import Invalid, Quit
@@ -74,6 +77,7 @@ QUIT_IDLE_TIMEOUT: Final = 10.0  # seconds of silence after quit before giving u
 # limit) still completes: the server echoes each line back as it handles it.
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2  # a bad flag (argparse's status), e.g. an unreadable --ca file
 EXIT_INTERRUPTED: Final = 130  # the shell convention for "stopped by Ctrl-C"
 QUIT_WORDS: Final = frozenset({"exit", "quit"})  # bare words that leave, like a shell
 PASSWORD_ENV: Final = "TRIOCHAT_PASSWORD"  # the registered name's password, for the hello
@@ -217,7 +221,9 @@ class _Client:
         self.shutdown_seen = False
         while (event := await conn.receive()) is not None:
             self.last_heard = trio.current_time()
-            if self.rooms.ends_resume(event):
+            if event.get("type") == "ping":  # the server checks that we are still here
+                await conn.pong()
+            elif self.rooms.ends_resume(event):
                 self.resumed(conn)
             else:
                 self.handle(event)
@@ -464,10 +470,28 @@ def _first_refusal(
 # Command line
 
 
+def _tls_context(args: argparse.Namespace, errors: Console) -> ssl.SSLContext | None:
+    """The TLS settings the flags ask for (None: cleartext); raises TlsSetupError."""
+    if args.insecure and args.ca is not None:
+        raise TlsSetupError("--insecure and --ca contradict each other: choose one")
+    if not (args.tls or args.ca is not None or args.insecure):
+        return None
+    context = client_context(args.ca, insecure=args.insecure)
+    if args.insecure:  # loud, every time
+        warning = INSECURE_WARNING.format(where=f"{args.host}:{args.port}")
+        errors.print(f"triochat: {warning}", style="bold red", soft_wrap=True, markup=False)
+    return context
+
+
 async def _main(args: argparse.Namespace) -> int:
     host, port, name = args.host, args.port, args.name
     console = make_console(record=bool(args.save_svg))
     errors = make_console(stderr=True)
+    try:
+        tls = _tls_context(args, errors)
+    except TlsSetupError as exc:
+        errors.print(f"triochat: error: {exc}", style="red", soft_wrap=True, markup=False)
+        return EXIT_USAGE
     interactive = (
         not args.json and sys.stdin.isatty() and sys.stdout.isatty() and sys.platform != "win32"
     )
@@ -475,7 +499,7 @@ async def _main(args: argparse.Namespace) -> int:
         console.print(f"connecting to {host}:{port} ...", style="dim", markup=False)
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
-            stream = await trio.open_tcp_stream(host, port)
+            stream = await open_stream(host, port, tls)
     except (OSError, trio.TooSlowError) as exc:
         errors.print(
             f"triochat: {connect_error_message(host, port, exc)}", style="red", soft_wrap=True
@@ -484,7 +508,7 @@ async def _main(args: argparse.Namespace) -> int:
     peer = f"{host}:{port}"
 
     async def dial() -> trio.abc.Stream:
-        return await trio.open_tcp_stream(host, port)
+        return await open_stream(host, port, tls)  # TLS again, checked again
 
     # Someone at a keyboard gets reconnected; a script reading a pipe gets an exit status.
     reconnect = None if args.no_reconnect or not sys.stdin.isatty() else dial

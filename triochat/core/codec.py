@@ -27,6 +27,7 @@ from triochat.core.events import (
     Left,
     Moderated,
     Notice,
+    Ping,
     Presence,
     Private,
     Renamed,
@@ -186,6 +187,8 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
                 reason = f": {ban.reason}" if ban.reason else ""
                 rows.append(f"{NOTICE}  {ban.target} {until} (by {ban.by}){reason}")
             return "\n".join(rows)
+        case Ping():  # plain members are not pinged (TCP keepalive covers them)
+            return f"{NOTICE}ping"
         case _:
             assert_never(event)
 
@@ -335,6 +338,8 @@ def encode_json(event: Event) -> bytes:
                     for ban in bans
                 ],
             }
+        case Ping():
+            obj = {"type": "ping"}
         case _:
             assert_never(event)
     obj["ts"] = round(event.ts, 3)

@@ -411,6 +411,8 @@ def parse_json(line: str) -> Command | None:
             return Quit()
         case str() if kind in JSON_TYPES:
             return _admin(parse_admin_json(kind, obj, room))
+        case "pong":
+            return None  # the answer to a ping: being heard from is all that counts
         case str():
             return Invalid("unknown-command", f"unknown type {sanitise(kind)[:40]!r}")
         case _:

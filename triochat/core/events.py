@@ -27,6 +27,7 @@ __all__ = [
     "Left",
     "Moderated",
     "Notice",
+    "Ping",
     "Presence",
     "Private",
     "Renamed",
@@ -321,6 +322,17 @@ class BanList:
     bans: tuple[BanInfo, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you there? Sent to a JSON member that has been silent for a while.
+
+    The client answers ``{"type": "pong"}``; a member that does not answer in time is
+    disconnected (reason ``no pong``). See :mod:`triochat.server.liveness`.
+    """
+
+    ts: float
+
+
 Event = (
     Welcome
     | Joined
@@ -343,4 +355,5 @@ Event = (
     | AccountInfo
     | Moderated
     | BanList
+    | Ping
 )

@@ -5,7 +5,9 @@ one; :mod:`~triochat.server.session` reads a connection's commands;
 :mod:`~triochat.server.hub` is the one task that owns every room, driving
 :mod:`triochat.core.state`; :mod:`~triochat.server.connection` decides when a
 member's :mod:`~triochat.server.outbox` is written, through the
-:mod:`~triochat.server.transport` seam.
+:mod:`~triochat.server.transport` seam (which also sets TCP keepalive).
+:mod:`~triochat.server.listeners` puts TLS in front (certificates, handshakes), and
+:mod:`~triochat.server.liveness` pings JSON members that have gone silent.
 """
 
 from triochat.server.app import ChatServer

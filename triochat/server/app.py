@@ -4,7 +4,8 @@
 (:mod:`~triochat.server.hub`), one task per connection that reads its commands
 (:mod:`~triochat.server.session`) through its transport
 (:mod:`~triochat.server.transport`), and writer tasks while output backs up
-(:mod:`~triochat.server.connection`).
+(:mod:`~triochat.server.connection`). TLS listeners put a handshake in front
+(:mod:`~triochat.server.listeners`).
 
 Rules of this module:
 
@@ -13,6 +14,8 @@ Rules of this module:
   ordinary leave, and nothing a peer does can raise out of :meth:`handle_stream`.
 * Admission is decided before anything is allocated: shutting down, ``--max-clients``,
   ``--max-per-address`` and a ban on the address each refuse with one ``!`` line.
+* Every accepted TCP socket gets keepalive (:func:`~triochat.server.transport.set_keepalive`),
+  plain or TLS, before its handler starts.
 * Shutdown is structured: stop accepting, let the hub tell everyone, give writers
   ``flush_timeout`` seconds to drain, then cancel what is left.
 """
@@ -25,6 +28,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import trio
@@ -34,9 +38,16 @@ from triochat.core.state import ChatState
 from triochat.logs import RepeatLimiter
 from triochat.server.connection import Connection
 from triochat.server.hub import Gone, Hub, Stop
+from triochat.server.listeners import Certificates, TlsDoor
 from triochat.server.outbox import Outbox
 from triochat.server.session import SILENT, leave_reason, read_commands
-from triochat.server.transport import RECEIVE_BYTES, Transport, for_stream
+from triochat.server.transport import (
+    RECEIVE_BYTES,
+    Transport,
+    for_stream,
+    peer_address,
+    set_keepalive,
+)
 from triochat.store import BanRecord, Store
 
 __all__ = ["ChatServer"]
@@ -47,6 +58,8 @@ ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENO
 ACCEPT_RETRY: Final = 0.1  # seconds to wait when out of descriptors, as trio.serve_listeners does
 REFUSAL_TIMEOUT: Final = 1.0  # seconds to deliver a refusal line before just closing
 REFUSAL_DRAIN_READS: Final = 16  # reads of a refused peer's input (at most 1 MiB) before closing
+
+Handler = Callable[[trio.abc.Stream], Awaitable[None]]  # serves one accepted connection
 
 
 class ChatServer:
@@ -61,6 +74,7 @@ class ChatServer:
             ...
             await server.shutdown()
 
+    With TLS: ``await nursery.start(server.serve_tls, tls_listeners, certificates)``.
     Tests skip TCP: ``nursery.start_soon(server.handle_stream, memory_stream)``.
     """
 
@@ -73,7 +87,8 @@ class ChatServer:
         self._per_address: dict[str, int] = {}  # live connections per untrusted address
         self._no_connections = trio.Event()
         self._no_connections.set()
-        self._accept_scope = trio.CancelScope()
+        self._accept_scopes: set[trio.CancelScope] = set()  # one per serve_listeners call
+        self._opening: set[trio.CancelScope] = set()  # connections still opening (TLS)
         self._scopes: set[trio.CancelScope] = set()  # one per live connection
         self._writers: trio.Nursery | None = None  # where backed-up connections' writers run
         self._stopping = False
@@ -89,6 +104,11 @@ class ChatServer:
     def connections(self) -> int:
         """Connections currently being served."""
         return self._connections
+
+    @property
+    def stopping(self) -> bool:
+        """:meth:`shutdown` has begun: no connection is accepted or admitted any more."""
+        return self._stopping
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the hub task (and host writer tasks); returns after :meth:`shutdown`."""
@@ -115,27 +135,71 @@ class ChatServer:
         self,
         listeners: list[trio.SocketListener],
         *,
+        handler: Handler | None = None,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept on ``listeners``; each connection gets :meth:`handle_stream`.
+        """Accept on ``listeners``; each connection gets ``handler`` (:meth:`handle_stream`).
 
-        Returns once :meth:`shutdown` has stopped accepting and every connection has
-        closed (or been cancelled after the flush deadline).
+        May run more than once at a time (plain and TLS listeners). Returns once
+        :meth:`shutdown` has stopped accepting and every connection has closed (or
+        been cancelled after the flush deadline).
         """
-        async with trio.open_nursery() as handlers:
-            with self._accept_scope:
-                async with trio.open_nursery() as acceptors:
-                    for listener in listeners:
-                        acceptors.start_soon(self._accept, listener, handlers)
-                    task_status.started(listeners)
+        handle = handler or self.handle_stream
+        accepting = trio.CancelScope()
+        if self._stopping:
+            accepting.cancel()
+        self._accept_scopes.add(accepting)
+        try:
+            async with trio.open_nursery() as handlers:
+                with accepting:
+                    async with trio.open_nursery() as acceptors:
+                        for listener in listeners:
+                            acceptors.start_soon(self._accept, listener, handlers, handle)
+                        task_status.started(listeners)
+        finally:
+            self._accept_scopes.discard(accepting)
 
-    async def _accept(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
-        """Accept connections forever, each served by :meth:`handle_stream`.
+    async def serve_tls(
+        self,
+        listeners: list[trio.SocketListener],
+        certificates: Certificates,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept TLS connections on ``listeners`` with ``certificates`` (reloadable).
+
+        Each connection's handshake runs in its own task under a deadline (see
+        :class:`~triochat.server.listeners.TlsDoor`); then it is served like any other.
+        """
+        door = TlsDoor(self, certificates)
+        await self.serve_listeners(listeners, handler=door.handle, task_status=task_status)
+
+    @contextlib.contextmanager
+    def opening(self, timeout: float) -> Iterator[trio.CancelScope]:
+        """A deadline for a connection that is still opening (a TLS handshake).
+
+        The scope is also cancelled when :meth:`shutdown` begins: nobody waits for a
+        handshake only to be told that the server is going away.
+        """
+        with trio.move_on_after(timeout) as scope:
+            if self._stopping:
+                scope.cancel()
+            self._opening.add(scope)
+            try:
+                yield scope
+            finally:
+                self._opening.discard(scope)
+
+    async def _accept(
+        self, listener: trio.SocketListener, handlers: trio.Nursery, handle: Handler
+    ) -> None:
+        """Accept connections forever, each served by ``handle`` in its own task.
 
         Like ``trio.serve_listeners`` (including its back-off when out of descriptors),
-        minus its per-connection wrapper task frame: handle_stream closes the stream.
+        minus its per-connection wrapper task frame: the handler closes the stream.
         Out of descriptors, the error repeats every ``ACCEPT_RETRY`` seconds; it is
         logged once per 10 s (``triochat.logs.REPEAT_INTERVAL``), with a count.
+        Every accepted socket gets TCP keepalive before its handler starts.
         """
         async with listener:
             while True:
@@ -163,7 +227,8 @@ class ChatServer:
                         )
                     await trio.sleep(ACCEPT_RETRY)
                 else:
-                    handlers.start_soon(self.handle_stream, stream)
+                    set_keepalive(stream.socket)
+                    handlers.start_soon(handle, stream)
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every member, flush (bounded), then close everything."""
@@ -171,7 +236,8 @@ class ChatServer:
             return
         self._stopping = True
         log.info("shutting down: %d connections", self._connections)
-        self._accept_scope.cancel()
+        for scope in (*self._accept_scopes, *self._opening):
+            scope.cancel()
         # One deadline for the whole drain: the hub tells everyone, writers flush.
         with trio.move_on_after(self.config.flush_timeout):
             if not self.hub.stopped.is_set():
@@ -211,7 +277,7 @@ class ChatServer:
 
         Never raises because of anything the peer does; a bug is logged, not spread.
         """
-        peer, host = _peer(stream)
+        peer, host = peer_address(stream)
         await self.serve_transport(for_stream(stream), peer, host)
 
     async def serve_transport(
@@ -264,20 +330,20 @@ class ChatServer:
         told = False
         self._scopes.add(scope)
         try:
-            async with stream:
-                try:
-                    with scope:
-                        read_result = await read_commands(conn, inbound, config)
-                        # The peer has stopped sending. Tell the hub now: it closes the
-                        # connection once what is queued has been sent (cancelling this
-                        # scope). A half-closed peer may still be reading; one that is
-                        # not gets flush_timeout.
-                        told = True
-                        if read_result != SILENT:
-                            await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
-                        await trio.sleep(config.flush_timeout)
-                finally:
-                    await conn.stop_writer()
+            try:
+                with scope:
+                    read_result = await read_commands(conn, inbound, config)
+                    # The peer has stopped sending. Tell the hub now: it closes the
+                    # connection once what is queued has been sent (cancelling this
+                    # scope). A half-closed peer may still be reading; one that is
+                    # not gets flush_timeout.
+                    told = True
+                    if read_result != SILENT:
+                        await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
+                    await trio.sleep(config.flush_timeout)
+            finally:
+                await conn.stop_writer()
+                await _close(stream, config.flush_timeout)
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer went away while we closed our side, or the hub has stopped
         except* Exception:
@@ -311,24 +377,17 @@ def _banned(ban: BanRecord) -> str:
     return f"you are banned from this server until {when}"
 
 
-def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
-    """The peer as ``host:port`` for the log, and its address (None if it has none).
+async def _close(stream: trio.abc.Stream, timeout: float) -> None:
+    """Close ``stream`` gracefully within ``timeout`` seconds, else forcefully.
 
-    Streams that are not IP sockets (memory streams in tests) have no address and are
-    not subject to per-address limits.
+    A TCP stream closes at once. TLS sends a ``close_notify`` first, which waits if the
+    peer is not reading and its buffers are full; such a peer must not hold the
+    connection open.
     """
-    while isinstance(stream, trio.SSLStream):  # TLS: the address is the TCP stream's
-        stream = stream.transport_stream
-    if isinstance(stream, trio.SocketStream):
-        try:
-            address = stream.socket.getpeername()
-        except OSError:
-            return "unknown peer", None
-        if isinstance(address, tuple):
-            host, port = address[0], address[1]
-            return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
-        return str(address), None
-    return type(stream).__name__, None
+    with trio.move_on_after(timeout):
+        await stream.aclose()
+        return
+    await trio.aclose_forcefully(stream)
 
 
 async def _refuse(stream: trio.abc.Stream, reason: str) -> None:

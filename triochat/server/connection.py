@@ -37,6 +37,7 @@ class Connection:
         "_writers",
         "closing",
         "failed",
+        "heard",
         "host",
         "id",
         "outbox",
@@ -79,6 +80,9 @@ class Connection:
         self.writer_scope: trio.CancelScope | None = None
         self.writer_done: trio.Event | None = None
         self.failed = False  # the writer hit a reset or a vanished peer
+        # When bytes last arrived (trio.current_time()), stamped by the reader; the
+        # hub's liveness sweep pings a JSON member that has been silent too long.
+        self.heard = trio.current_time()
 
     # -- Link, for the chat state ------------------------------------------------------
 

@@ -47,6 +47,7 @@ from triochat.core.records import StoredMessage
 from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
+from triochat.server.liveness import Liveness
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
 from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
@@ -174,6 +175,7 @@ class Hub:
         self._last_status = 0.0
         self._hash_limiter = trio.CapacityLimiter(HASH_THREADS)
         self._jobs: trio.Nursery | None = None  # where password jobs run
+        self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
 
     @property
@@ -294,6 +296,7 @@ class Hub:
                         state.tick()
                         self._status()
                         self._prune_memory()
+                        self._liveness.sweep(state, trio.current_time())
                     case Stop():
                         state.stop()
                         running = False

@@ -72,6 +72,7 @@ async def read_commands(
                     await transport.wait_readable()
                     continue
                 if data:
+                    conn.heard = trio.current_time()  # alive (see server.liveness)
                     if transport.direct:
                         await trio.lowlevel.checkpoint()  # as receive_some would: stay fair
                     buffer.feed(data)

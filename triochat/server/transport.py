@@ -13,26 +13,46 @@ carries the bytes: ``try_read`` / ``wait_readable`` / ``try_write`` / ``send_all
 
 Errors that mean "the peer is gone" (reset, broken pipe, a closed stream) are raised as
 :class:`ConnectionLost`, so callers need to know only one exception.
+
+Every accepted TCP socket, TLS or not, gets :func:`set_keepalive`: a peer that vanishes
+without a word (a laptop shut, a network gone) is found by the kernel within about two
+minutes, with no task, timer or memory of ours per connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from collections.abc import Awaitable
 from typing import Final, Protocol
 
 import trio
 
 __all__ = [
+    "KEEPALIVE_IDLE",
+    "KEEPALIVE_INTERVAL",
+    "KEEPALIVE_PROBES",
     "RECEIVE_BYTES",
+    "USER_TIMEOUT_MS",
     "ConnectionLost",
     "StreamTransport",
     "TcpTransport",
     "Transport",
     "for_stream",
+    "keepalive_options",
+    "peer_address",
+    "set_keepalive",
 ]
 
 RECEIVE_BYTES: Final = 65536  # one read per 64 KiB: large enough for a paste, small per connection
+KEEPALIVE_IDLE: Final = 60  # seconds of silence before the kernel probes a peer (Linux: 2 hours)
+KEEPALIVE_INTERVAL: Final = 10  # seconds between probes that get no answer
+KEEPALIVE_PROBES: Final = 5  # unanswered probes before the kernel gives up: 60 + 5 * 10 = 110 s
+# Keepalive only probes a connection with nothing unacknowledged. A dead peer that we are
+# still sending to is retried for about 15 minutes instead (tcp_retries2), unless
+# TCP_USER_TIMEOUT bounds it: milliseconds output may stay unacknowledged, the same 110 s.
+USER_TIMEOUT_MS: Final = (KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES) * 1000
 
 
 class ConnectionLost(Exception):
@@ -137,6 +157,56 @@ class StreamTransport:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ConnectionLost(str(exc)) from None
+
+
+def keepalive_options() -> list[tuple[int, int, int]]:
+    """The ``(level, option, value)`` triples :func:`set_keepalive` sets on this platform.
+
+    ``SO_KEEPALIVE`` everywhere; the timings where the platform has them (Linux has all
+    four; macOS calls the idle time ``TCP_KEEPALIVE``; Windows has none of the names).
+    """
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for option, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+        (getattr(socket, "TCP_USER_TIMEOUT", None), USER_TIMEOUT_MS),
+    ):
+        if option is not None:
+            options.append((socket.IPPROTO_TCP, option, value))
+    return options
+
+
+def set_keepalive(sock: trio.socket.SocketType) -> None:
+    """Let the kernel find a vanished peer: probe after 60 s of silence, give up at 110 s.
+
+    A peer that is gone then shows up as a reset on the next read, and its member
+    leaves as "lost". Options the socket refuses (it may be reset already) are skipped.
+    """
+    for level, option, value in keepalive_options():
+        with contextlib.suppress(OSError):
+            sock.setsockopt(level, option, value)
+
+
+def peer_address(stream: trio.abc.Stream) -> tuple[str, str | None]:
+    """The peer as ``host:port`` for the log, and its address (None if it has none).
+
+    Streams that are not IP sockets (memory streams in tests) have no address and are
+    not subject to per-address limits. Under TLS the address is the TCP stream's.
+    """
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    if isinstance(stream, trio.SocketStream):
+        try:
+            address = stream.socket.getpeername()
+        except OSError:
+            return "unknown peer", None
+        if isinstance(address, tuple):
+            host, port = address[0], address[1]
+            return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
+        return str(address), None
+    return type(stream).__name__, None
 
 
 def for_stream(stream: trio.abc.Stream) -> Transport:

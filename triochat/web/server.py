@@ -41,6 +41,7 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
+from triochat.server.transport import set_keepalive
 from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
@@ -131,6 +132,8 @@ class WebServer:
         """Serve one connection: HTTP requests, then perhaps the chat. Never raises."""
         conn_id = next(self._ids)
         peer, host = _peer(stream)
+        if isinstance(stream, trio.SocketStream):
+            set_keepalive(stream.socket)  # a browser that vanished is found like any peer
         if self._http_connections >= MAX_HTTP_CONNECTIONS:
             self._log_refusal(
                 "busy", "[w%d] closed %s: %d connections are loading the page already",

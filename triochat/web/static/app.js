@@ -408,6 +408,8 @@ function onError(event) {
 }
 
 const HANDLERS = {
+  // The server checks that a silent member is still there: answer, or be dropped.
+  ping: () => socket.send({ type: "pong" }),
   welcome: onWelcome,
   say: onChat,
   me: onChat,
