@@ -70,7 +70,7 @@ import ssl
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -920,9 +920,14 @@ def main(argv: list[str] | None = None) -> int:
     # loop for 50-150 ms and shows up as server latency. This short-lived process makes no
     # reference cycles worth collecting, so the collector is off for the run.
     gc.disable()
+    return run_and_report(amain(args))
+
+
+def run_and_report(scenario: Coroutine[Any, Any, dict[str, Any]]) -> int:
+    """Run ``scenario`` in asyncio; print its figures (plus our own time and CPU) as JSON."""
     t0 = time.monotonic()
     try:
-        result = asyncio.run(amain(args))
+        result = asyncio.run(scenario)
         result["ok"] = True
     except Exception as exc:  # report, never hang or crash silently
         result = {"ok": False, "error": repr(exc)}

@@ -31,13 +31,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import gc
 import itertools
 import json
 import os
 import re
-import resource
 import socket
 import sys
 import time
@@ -410,18 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     loadgen.raise_nofile_limit()
     gc.disable()  # as loadgen.py: no collector pauses counted as server latency
-    t0 = time.monotonic()
-    try:
-        result = asyncio.run(amain(args))
-        result["ok"] = True
-    except Exception as exc:  # report, never hang or crash silently
-        result = {"ok": False, "error": repr(exc)}
-    result["loadgen_s"] = round(time.monotonic() - t0, 2)
-    with contextlib.suppress(Exception):
-        ru = resource.getrusage(resource.RUSAGE_SELF)
-        result["loadgen_cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
-    print(json.dumps(result), flush=True)
-    return 0
+    return loadgen.run_and_report(amain(args))
 
 
 if __name__ == "__main__":
