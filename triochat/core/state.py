@@ -1273,6 +1273,9 @@ class ChatState:
                 text = f"the name {name} was taken on another server at the same moment"
                 self._error(member, "name-taken", f"{text}; you are {old} again")
                 self._force_rename(member, old)
+            case cluster.Line(room=room) if what == "unavailable":
+                text = f"your line in {room} was not sent: the cluster is unreachable for now"
+                self._error(member, "not-sent", text)
             case cluster.Line(room=room):
                 text = f"your line in {room} was not sent: your name is held on another server"
                 self._error(member, "not-sent", text)
