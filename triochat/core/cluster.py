@@ -18,18 +18,37 @@ the log's scripts read them too: :func:`to_wire` and :func:`from_wire`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Final, assert_never
 
+from triochat.core.records import (
+    AccountRecord,
+    BanRecord,
+    Change,
+    DropAccount,
+    DropBan,
+    DropMute,
+    DropOp,
+    MuteRecord,
+    OpRecord,
+    SaveAccount,
+    SaveBan,
+    SaveMute,
+    SaveOp,
+)
+
 __all__ = [
     "ID_JUMP",
     "Arrive",
+    "Changed",
     "ClusterDown",
     "ClusterIn",
     "ClusterUp",
     "Enter",
     "Exit",
+    "Kick",
     "Leave",
     "Line",
     "NodeGone",
@@ -150,7 +169,29 @@ class TopicSet:
     locked: bool
 
 
-Op = Arrive | Rename | Leave | Enter | Exit | Line | Private | RoomMade | TopicSet
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An account, operator, ban or mute change: every node applies and stores it.
+
+    They go to a stream of their own that is never trimmed, so a new node learns every
+    account and ban (account records carry the password's scrypt hash, never the
+    password, as in the database).
+    """
+
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    """An operator removed the member whose token is ``to``."""
+
+    to: str
+    to_name: str
+    by: str
+    reason: str
+
+
+Op = Arrive | Rename | Leave | Enter | Exit | Line | Private | RoomMade | TopicSet | Changed | Kick
 
 
 # -- what a node learns from the log ----------------------------------------------------
@@ -257,6 +298,11 @@ def to_wire(op: Op) -> dict[str, Any]:
             return {"o": "room", "room": room}
         case TopicSet(room=room, text=text, by=by, ts=ts, locked=locked):
             return {"o": "topic", "room": room, "t": text, "by": by, "ts": repr(ts), "l": locked}
+        case Changed(change=change):
+            fields = dataclasses.asdict(change)
+            return {"o": "change", "what": type(change).__name__, **fields}
+        case Kick(to=to, to_name=to_name, by=by, reason=reason):
+            return {"o": "kick", "to": to, "tn": to_name, "by": by, "why": reason}
         case _:
             assert_never(op)
 
@@ -313,8 +359,44 @@ def from_wire(obj: dict[str, Any]) -> Op | None:
             return TopicSet(
                 str(obj["room"]), str(obj["t"]), str(obj["by"]), float(obj["ts"]), bool(obj["l"])
             )
+        case "change":
+            change = _change(obj)
+            return Changed(change) if change is not None else None
+        case "kick":
+            return Kick(str(obj["to"]), str(obj["tn"]), str(obj["by"]), str(obj["why"]))
         case _:
             return None
+
+
+_RECORDS: Final[dict[str, tuple[type[Any], type[Any] | None]]] = {
+    "SaveAccount": (SaveAccount, AccountRecord),
+    "SaveOp": (SaveOp, OpRecord),
+    "SaveBan": (SaveBan, BanRecord),
+    "SaveMute": (SaveMute, MuteRecord),
+    "DropAccount": (DropAccount, None),
+    "DropOp": (DropOp, None),
+    "DropBan": (DropBan, None),
+    "DropMute": (DropMute, None),
+}
+
+
+def _change(obj: dict[str, Any]) -> Change | None:
+    """The :data:`Change` in a ``change`` object (its fields as ``dataclasses.asdict``)."""
+    kinds = _RECORDS.get(str(obj.get("what")))
+    if kinds is None:
+        return None
+    change_type, record_type = kinds
+    if record_type is None:  # a Drop*: one key field
+        (only,) = dataclasses.fields(change_type)
+        value = obj[only.name]
+        if not isinstance(value, str):
+            raise TypeError(f"{only.name} must be a string")
+        return change_type(value)  # type: ignore[no-any-return]
+    record = obj["record"]
+    if not isinstance(record, dict):
+        raise TypeError("record must be an object")
+    names = {f.name for f in dataclasses.fields(record_type)}
+    return change_type(record_type(**{k: v for k, v in record.items() if k in names}))  # type: ignore[no-any-return]
 
 
 def dumps(op: Op) -> str:

@@ -385,6 +385,15 @@ class ChatState:
         """The member using ``name`` (or a name too like it), if any."""
         return self._by_name.get(name_key(name))
 
+    def remote_holder(self, name: str) -> RemoteMember | None:
+        """The member of another node using ``name`` (or one too like it), if any."""
+        return self._remote_names.get(name_key(name))
+
+    def publish(self, op: cluster.Op) -> None:
+        """Publish ``op`` to the other nodes (in a cluster; else nothing)."""
+        if self.node is not None:
+            self.published.append(op)
+
     def logged_in(self, key: str) -> list[Member]:
         """Members logged into the account with name key ``key``."""
         return [member for member in self.members.values() if member.account == key]
@@ -425,10 +434,16 @@ class ChatState:
         """Send one member an error (for the account and moderation helpers)."""
         self._error(member, code, text)
 
-    def change(self, change: Change) -> None:
-        """Make an account, operator, ban or mute change, in memory and in the batch."""
+    def change(self, change: Change, *, publish: bool = True) -> None:
+        """Make an account, operator, ban or mute change, in memory and in the batch.
+
+        In a cluster it is published too (unless ``publish`` is False: a ban running
+        out runs out on every node by itself).
+        """
         self.access.apply(change)
         self.batch.changes.append(change)
+        if publish and self.node is not None:
+            self.published.append(cluster.Changed(change))
 
     def save_room(self, room: RoomState) -> None:
         """Queue ``room``'s record (topic, lock) for the store."""
@@ -817,7 +832,7 @@ class ChatState:
         """Housekeeping: presence summaries of large rooms; bans and mutes that ran out."""
         for what, change in self.access.expired(self._clock()):
             log.info("%s ran out", what)
-            self.change(change)
+            self.change(change, publish=False)
         for room in self.rooms.values():
             if room.pending_joined or room.pending_left:
                 summary = Presence(
@@ -1203,6 +1218,15 @@ class ChatState:
                 self._room(room)
             case cluster.TopicSet(room=name, text=text, by=by, ts=ts, locked=locked):
                 self._remote_topic(self._room(name), text, by, ts, locked)
+            case cluster.Changed(change=change):
+                self.access.apply(change)
+                self.batch.changes.append(change)
+                self.moderation.changed_elsewhere(change)
+            case cluster.Kick(to=to, to_name=to_name, by=by, reason=reason):
+                conn = int(to.rpartition(":")[2]) if to.startswith(f"{self.node}:") else -1
+                target = self.members.get(conn)
+                if target is not None and target.name == to_name:
+                    self.moderation.kicked_elsewhere(target, by, reason)
             case cluster.Line():  # pragma: no cover - lines come back as Sequenced
                 pass
             case _:
@@ -1210,7 +1234,10 @@ class ChatState:
 
     def _remote_topic(self, room: RoomState, text: str, by: str, ts: float, locked: bool) -> None:
         if (room.topic, room.topic_by, room.topic_ts) == (text, by, ts):
-            return  # a node published its topics again
+            if room.topic_locked != locked:  # an operator (un)locked it
+                room.topic_locked = locked
+                self.batch.rooms.append(_record(room))
+            return  # else a node published its topics again
         room.topic, room.topic_by, room.topic_ts, room.topic_locked = text, by, ts, locked
         self.batch.rooms.append(_record(room))
         self._broadcast(room, TopicInfo(ts, room.name, text, by, True, locked))

@@ -89,6 +89,7 @@ def room_key(room: str) -> str:
 
 
 LOG_KEY: Final = f"{PREFIX}log"
+CHANGES_KEY: Final = f"{PREFIX}changes"
 EPOCH_KEY: Final = f"{PREFIX}epoch"
 
 
@@ -205,7 +206,8 @@ class RedisBus:
         self._epoch = await client.get(EPOCH_KEY)
         await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
         snapshot = json.loads(await self._scripts["snapshot"]())
-        self._positions = {LOG_KEY: str(snapshot["position"])}
+        # Every account and ban change ever made: a node's store may lack some.
+        self._positions = {LOG_KEY: str(snapshot["position"]), CHANGES_KEY: "0-0"}
         for room, last_id in rooms.items():
             self._positions[room_key(room)] = f"{last_id}-0"
         items: list[cluster.ClusterIn] = []
@@ -252,11 +254,12 @@ class RedisBus:
             if not reply:
                 continue
             items: list[cluster.ClusterIn] = []
-            for entry in reply.get(LOG_KEY, ()):
-                self._positions[LOG_KEY] = str(entry.identifier)
-                self._log_entry(str(entry.field_values.get("e", "")), items)
+            for key in (CHANGES_KEY, LOG_KEY):
+                for entry in reply.get(key, ()):
+                    self._positions[key] = str(entry.identifier)
+                    self._log_entry(str(entry.field_values.get("e", "")), items)
             for key, entries in reply.items():
-                if key == LOG_KEY:
+                if key in (LOG_KEY, CHANGES_KEY):
                     continue
                 for entry in entries:
                     identifier = str(entry.identifier)

@@ -6,7 +6,9 @@ Keys, all under ``triochat:`` (one Redis database per chat, not a Redis Cluster)
 ``room:ROOM``               stream of ROOM's chat lines; entry id ``N-0`` for line id N
 ``seq:ROOM``                the last line id handed out in ROOM
 ``log``                     stream of everything else (presence, renames, private
-                            messages, rooms, topics, nodes gone), trimmed ``MAXLEN ~``
+                            messages, kicks, rooms, topics, nodes gone), ``MAXLEN ~``
+``changes``                 stream of account, operator, ban and mute changes; never
+                            trimmed: a new node reads it all
 ``name:KEY``                the token (``NODE:CONN``) holding the name with key KEY
 ``node:NODE``               NODE's heartbeat: exists while NODE is alive (``PX`` expiry)
 ``nodes``                   set of nodes that announced themselves
@@ -143,6 +145,11 @@ for i, op in ipairs(ops) do
   elseif o == 'topic' then
     redis.call('HSET', P .. 'topics', op.room, cjson.encode(op))
     emit(op)
+  elseif o == 'kick' then
+    emit(op)
+  elseif o == 'change' then
+    op.node = node
+    redis.call('XADD', P .. 'changes', '*', 'e', cjson.encode(op))
   end
 end
 return cjson.encode(refused)
