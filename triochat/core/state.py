@@ -1135,7 +1135,7 @@ class ChatState:
             case cluster.ClusterDown():
                 log.warning("cluster: lost contact; members told, retrying")
                 self.notice_all("cluster-down", CLUSTER_DOWN)
-            case cluster.ClusterUp(lost_data=lost_data, resync=resync):
+            case cluster.ClusterUp(lost_data=lost_data):  # the hub publishes resync_ops()
                 lost = " (it lost its data)" if lost_data else ""
                 log.warning("cluster: in contact again%s", lost)
                 self.notice_all("cluster-up", CLUSTER_UP)
@@ -1143,8 +1143,6 @@ class ChatState:
                     self.notice_all("gap", CLUSTER_GAP)
                     for room in self.rooms.values():
                         room.floor = max(room.floor, room.last_id + ID_JUMP)
-                if resync:
-                    self.published.extend(self.resync_ops())
             case _:
                 assert_never(item)
 
