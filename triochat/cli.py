@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster",
         "Several servers, each with its own --port, form one chat by meeting in one Redis "
         "(or Valkey): same rooms, messages, ids, presence and unique names everywhere. "
-        "Needs the redis extra (pip install 'triochat[redis]'); see docs/operations.md.",
+        "Needs the redis extra (pip install '.[redis]' in a checkout); see docs/operations.md.",
     )
     cluster.add_argument(
         "--redis",
@@ -579,7 +579,8 @@ def _server_command(args: argparse.Namespace) -> int:
         )
         if args.redis is not None and importlib.util.find_spec("coredis") is None:
             print(
-                "triochat: error: --redis needs the redis extra: pip install 'triochat[redis]'",
+                "triochat: error: --redis needs coredis, the redis extra: "
+                "pip install '.[redis]' in a checkout (or 'triochat[redis]')",
                 file=sys.stderr,
             )
             return 1

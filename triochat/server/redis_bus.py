@@ -165,7 +165,7 @@ class RedisBus:
             import coredis
         except ImportError:  # pragma: no cover - the test environment has it
             raise ClusterError(
-                "--redis needs the redis extra: pip install 'triochat[redis]'"
+                "--redis needs coredis, the redis extra: pip install '.[redis]'"
             ) from None
         self._deliver = deliver
         try:
