@@ -69,6 +69,19 @@ Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
                      as fast as the server reads and never read: server RSS growth
                      over 10 s, and whether (and when) every one was disconnected.
 
+``cluster``          triochat only: a fresh ``redis-server`` on a free loopback port (no
+                     persistence), then, in one run, ``triochat`` (one node, no Redis),
+                     ``cluster-1`` (one node with ``--redis``) and ``cluster-2`` (two
+                     nodes sharing that Redis), every node in memory with
+                     ``--web-port off`` (``scripts/loadgen_cluster.py``). 5 senders on
+                     node A say 1000 lines/s, 50 receivers on node B read them: p50/p99
+                     (across nodes in ``cluster-2``), node and Redis CPU (psutil), Redis's
+                     ``INFO commandstats`` per line; then a burst, members alternating
+                     between the nodes: deliveries/s, lines/s sequenced, deliveries per
+                     node CPU second, Redis CPU per line. On fewer than four CPUs every
+                     server process shares CPU 0 (the load generator keeps CPU 1): the
+                     two nodes then have the one CPU a single node has.
+
 ``--baseline DIR`` adds runs of another checkout of triochat (the package folder's
 parent, e.g. ``git worktree add --detach DIR REV``) to ``burst``, ``steady`` and the
 idle scenarios, labelled ``baseline`` and ``baseline-heap``: "per connection
