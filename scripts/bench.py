@@ -69,18 +69,19 @@ Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
                      as fast as the server reads and never read: server RSS growth
                      over 10 s, and whether (and when) every one was disconnected.
 
-``cluster``          triochat only: a fresh ``redis-server`` on a free loopback port (no
-                     persistence), then, in one run, ``triochat`` (one node, no Redis),
-                     ``cluster-1`` (one node with ``--redis``) and ``cluster-2`` (two
-                     nodes sharing that Redis), every node in memory with
-                     ``--web-port off`` (``scripts/loadgen_cluster.py``). 5 senders on
-                     node A say 1000 lines/s, 50 receivers on node B read them: p50/p99
-                     (across nodes in ``cluster-2``), node and Redis CPU (psutil), Redis's
-                     ``INFO commandstats`` per line; then a burst, members alternating
-                     between the nodes: deliveries/s, lines/s sequenced, deliveries per
-                     node CPU second, Redis CPU per line. On fewer than four CPUs every
-                     server process shares CPU 0 (the load generator keeps CPU 1): the
-                     two nodes then have the one CPU a single node has.
+``cluster``          triochat only: a fresh ``redis-server`` per run on a free loopback
+                     port (no persistence), then ``triochat`` (one node, no Redis),
+                     ``cluster-1`` (one node with ``--redis``), ``cluster-2`` (two nodes
+                     sharing a Redis) and ``cluster-2-aof`` (the same, Redis writing an
+                     append-only file, fsync once a second), back to back; every node in
+                     memory with ``--web-port off`` (``scripts/loadgen_cluster.py``). 5
+                     senders on node A say 1000 lines/s, 50 receivers on node B read
+                     them: p50/p99 (across nodes with two), node and Redis CPU (psutil),
+                     Redis's ``INFO commandstats`` per line; then a burst, members
+                     alternating between the nodes: deliveries/s, lines/s sequenced,
+                     deliveries per node CPU second, Redis CPU per line. On fewer than
+                     four CPUs every server process shares CPU 0 (the load generator
+                     keeps CPU 1): two nodes then have the one CPU a single node has.
 
 ``--baseline DIR`` adds runs of another checkout of triochat (the package folder's
 parent, e.g. ``git worktree add --detach DIR REV``) to ``burst``, ``steady`` and the
@@ -186,6 +187,7 @@ class Variant:
     baseline: bool = False  # also run the --baseline checkout like this, when one is given
     nodes: int = 1  # cluster: triochat nodes (their own processes), members split over them
     redis: bool = False  # cluster: the nodes share a fresh redis-server (--redis)
+    redis_aof: bool = False  # cluster: that Redis writes an append-only file (fsync 1/s)
 
 
 IN_MEMORY_RUN: Final = Variant("triochat")
@@ -228,6 +230,7 @@ CLUSTER_RUNS: Final = (
     Variant("triochat"),  # one node, no Redis: the reference
     Variant("cluster-1", redis=True),  # one node with --redis
     Variant("cluster-2", nodes=2, redis=True),  # two nodes sharing that Redis
+    Variant("cluster-2-aof", nodes=2, redis=True, redis_aof=True),  # ...writing its AOF
 )
 IDLE_RUNS: Final = (
     Variant("triochat", baseline=True),
@@ -588,13 +591,18 @@ def free_port() -> int:
 class RunningRedis:
     """A throwaway redis-server on a free loopback port, always stopped by its PID.
 
-    No persistence (``--save ''``, ``--appendonly no``): the bench measures the chat's
-    path through Redis, not a disk. Its folder (``--dir``) is a new one under ``log_dir``.
+    No persistence (``--save ''``, ``--appendonly no``) unless ``aof``: then an
+    append-only file, fsynced once a second (``--appendfsync everysec``, Redis's own
+    default for AOF). Its folder (``--dir``) is a new one under ``log_dir``, removed with
+    it; no RDB snapshot is ever written.
     """
 
-    PERSISTENCE: Final = "none (--save '' --appendonly no)"
-
-    def __init__(self, log_dir: Path, name: str, cpu: int = SERVER_CPU) -> None:
+    def __init__(self, log_dir: Path, name: str, cpu: int = SERVER_CPU, aof: bool = False) -> None:
+        self.persistence = (
+            "AOF, fsync every second (--appendonly yes --appendfsync everysec --save '')"
+            if aof
+            else "none (--save '' --appendonly no)"
+        )
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server not found (Debian: apt-get install redis-server)")
@@ -604,7 +612,9 @@ class RunningRedis:
         for _ in range(REDIS_START_TRIES):  # another process may take the port first
             self.port = free_port()
             cmd = [exe, "--port", str(self.port), "--bind", HOST, "--protected-mode", "yes"]
-            cmd += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+            cmd += ["--save", "", "--dir", str(self.folder)]
+            aof_flags = ["yes", "--appendfsync", "everysec"] if aof else ["no"]
+            cmd += ["--appendonly", *aof_flags]
             cmd += ["--daemonize", "no", "--loglevel", "warning", "--databases", "1"]
             with pinned(cpu):
                 self.proc = subprocess.Popen(
@@ -691,11 +701,11 @@ def run_cluster(scenario: Scenario, run: Run, quick: bool, log_dir: Path) -> dic
         redis: RunningRedis | None = None
         try:
             if v.redis:
-                redis = RunningRedis(log_dir, run.label, cpus["redis"])
+                redis = RunningRedis(log_dir, run.label, cpus["redis"], v.redis_aof)
                 cleanup.callback(redis.stop)
                 flags = (*flags, "--redis", redis.url)
                 shown = (*shown, "--redis", f"redis://{HOST}:<port>/0")
-                extra["redis_persistence"] = RunningRedis.PERSISTENCE
+                extra["redis_persistence"] = redis.persistence
             for i in range(v.nodes):
                 name = f"{run.label}-{'ab'[i]}" if v.nodes > 1 else run.label
                 srv = RunningServer("triochat", flags, log_dir, name, cpu=cpus[f"node-{'ab'[i]}"])
@@ -1160,6 +1170,8 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("cluster-2", "burst_deliveries_per_s", "cluster-1"),
         ("cluster-1", "burst_deliveries_per_cpu_s", "triochat"),
         ("cluster-2", "burst_deliveries_per_cpu_s", "triochat"),
+        ("cluster-2-aof", "p99_ms", "cluster-2"),
+        ("cluster-2-aof", "burst_deliveries_per_s", "cluster-2"),
     ),
     "idle": (
         ("triochat-sqlite", "rss_per_conn_kb", "triochat"),
@@ -1328,8 +1340,7 @@ def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
         cpus = first["placement"]
         print(
             f"   placement: node A on CPU {cpus['node-a']}, node B on CPU {cpus['node-b']}, "
-            f"Redis on CPU {cpus['redis']}, load generator on CPU {cpus['loadgen']}; "
-            f"Redis persistence: {first.get('redis_persistence')}"
+            f"Redis on CPU {cpus['redis']}, load generator on CPU {cpus['loadgen']}"
         )
     for label, r in res.items():
         if not r.get("ok"):
@@ -1348,6 +1359,7 @@ def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
             f"{fmt(r.get('burst_redis_cpu_s'))} s, wait {fmt(r.get('burst_cpu_wait_pct'))}%"
         )
         if r.get("redis_commands") is not None:
+            print(f"   {label}: Redis persistence: {r.get('redis_persistence')}")
             print(f"   {label}: steady Redis {redis_line(r, '')}")
             print(f"   {label}: burst Redis {redis_line(r, 'burst_')}")
             print(
@@ -1420,6 +1432,7 @@ COLORS: Final[dict[str, str]] = {
     "triochat-tls": "#6a4c93",
     "cluster-1": "#c0504d",
     "cluster-2": "#7a1f1d",
+    "cluster-2-aof": "#e6a19f",
     "baseline": "#7fb07f",
     "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",
