@@ -1348,7 +1348,8 @@ def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
         nodes = ", ".join(f"{c}%" for c in r.get("node_cpu_pct") or [])
         print(
             f"   {label}: steady node CPU {nodes}; {fmt(r.get('cpu_us_per_delivery'))} us "
-            f"node CPU per delivery; idle line to all receivers {fmt(r.get('idle_p50_ms'))} ms"
+            f"node CPU per delivery; an idle line to the first receiver "
+            f"{fmt(r.get('idle_first_p50_ms'))} ms, to all {fmt(r.get('idle_p50_ms'))} ms"
             f" (max {fmt(r.get('idle_max_ms'))}); A's own p50/p99 "
             f"{fmt(r.get('local_p50_ms'))}/{fmt(r.get('local_p99_ms'))} ms"
         )

@@ -228,10 +228,11 @@ async def join(
     return [clients[n] for n in names if n in clients], errors
 
 
-async def probe(sender: Client, receivers: Sequence[Client]) -> list[float]:
-    """Send ``PROBES`` lines one at a time from ``sender``; each one's time to reach every
-    receiver (ms). Raises if the first does not arrive: the nodes are not one chat."""
-    out: list[float] = []
+async def probe(sender: Client, receivers: Sequence[Client]) -> list[tuple[float, float]]:
+    """Send ``PROBES`` lines one at a time from ``sender``; for each, the time (ms) to
+    reach the first receiver and every receiver. Raises if one does not arrive (the
+    first one not arriving means the nodes are not one chat)."""
+    out: list[tuple[float, float]] = []
     for i in range(PROBES):
         rec = Record()
         for c in receivers:
@@ -245,7 +246,8 @@ async def probe(sender: Client, receivers: Sequence[Client]) -> list[float]:
                 f"probe {i + 1}: {rec.delivered} of {len(receivers)} receivers got a line "
                 f"within {PROBE_TIMEOUT_S:g} s (are the nodes sharing one Redis?)"
             )
-        out.append((rec.last_recv - t) / 1e6)
+        first = min(r for r, _ in rec.chunks)
+        out.append(((first - t) / 1e6, (rec.last_recv - t) / 1e6))
         await asyncio.sleep(PROBE_GAP_S)
     return out
 
@@ -304,8 +306,10 @@ async def steady(args: argparse.Namespace, procs: Processes, redis: Redis | None
         "senders": len(send),
         "rate_lines_per_s": args.rate,
         "errors": (e1 + e2)[:5],
-        "idle_p50_ms": round(statistics.median(idle), 3),
-        "idle_max_ms": round(max(idle), 3),
+        # one line at a time, nothing else sent: to the first receiver, and to all of them
+        "idle_first_p50_ms": round(statistics.median(f for f, _ in idle), 3),
+        "idle_p50_ms": round(statistics.median(a for _, a in idle), 3),
+        "idle_max_ms": round(max(a for _, a in idle), 3),
         "p50_ms": far["p50_ms"],
         "p99_ms": far["p99_ms"],
         "max_ms": far["max_ms"],
@@ -321,6 +325,9 @@ async def steady(args: argparse.Namespace, procs: Processes, redis: Redis | None
         ),
         "cpu_wait_pct": round(100.0 * cpu["wait_s"] / wall, 1),
         "cpu_us_per_delivery": round(1e6 * node_cpu / delivered, 3) if delivered else None,
+        "node_cpu_us_per_line": [
+            round(1e6 * c / max(1, far["lines_sent"]), 1) for c in cpu["node_cpu_s"]
+        ],
         **redis_figures("", cmds, far["lines_sent"], cpu["redis_cpu_s"]),
     }
 
