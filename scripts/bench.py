@@ -1326,7 +1326,8 @@ def redis_line(r: dict[str, Any], prefix: str) -> str:
     )
     scripts, xread = r.get(f"{prefix}lines_per_script_call"), r.get(f"{prefix}lines_per_xread")
     return (
-        f"per line: {fmt(r.get(f'{prefix}redis_cmd_us_per_line'))} us in commands, "
+        f"per line: {fmt(r.get(f'{prefix}redis_script_us_per_line'))} us in scripts + "
+        f"{fmt(r.get(f'{prefix}redis_xread_us_per_line'))} us in XREAD, "
         f"{fmt(r.get(f'{prefix}redis_cpu_us_per_line'))} us Redis CPU; "
         f"{fmt(scripts)} lines per script call, {fmt(xread)} per XREAD"
         + (f" ({lines} lines: {top})" if lines else f" ({top})")

@@ -193,18 +193,26 @@ def commands_between(
 def redis_figures(
     prefix: str, cmds: dict[str, tuple[int, int]] | None, lines: int, redis_cpu_s: float | None
 ) -> dict[str, Any]:
-    """Per-line Redis figures of one window: command time, script calls, CPU."""
+    """Per-line Redis figures of one window: command time, calls, CPU.
+
+    A script's time includes the commands it runs, which ``INFO commandstats`` also
+    counts under their own names; so Redis's time in commands per line is that of the
+    scripts and of ``XREAD`` (the nodes' other calls are the heartbeat's, a script too).
+    """
     if cmds is None:
         return {}
     per = max(1, lines)
     script_calls = sum(c for cmd, (c, _) in cmds.items() if cmd in SCRIPT_COMMANDS)
-    xread = cmds.get("xread", (0, 0))[0]
+    script_us = sum(u for cmd, (_, u) in cmds.items() if cmd in SCRIPT_COMMANDS)
+    xread, xread_us = cmds.get("xread", (0, 0))
     return {
         f"{prefix}redis_commands": {
             cmd: {"calls": c, "usec": u, "usec_per_call": round(u / c, 2)}
             for cmd, (c, u) in sorted(cmds.items(), key=lambda kv: -kv[1][1])
         },
-        f"{prefix}redis_cmd_us_per_line": round(sum(u for _, u in cmds.values()) / per, 2),
+        f"{prefix}redis_script_us_per_line": round(script_us / per, 2),
+        f"{prefix}redis_xread_us_per_line": round(xread_us / per, 2),
+        f"{prefix}redis_cmd_us_per_line": round((script_us + xread_us) / per, 2),
         f"{prefix}redis_cpu_us_per_line": (
             None if redis_cpu_s is None else round(1e6 * redis_cpu_s / per, 2)
         ),
