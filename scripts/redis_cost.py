@@ -17,7 +17,10 @@ node's own code and client (coredis under trio), with nothing else running:
    next B once the last are back): this process's CPU per line (JSON, the script call,
    ``XREAD``, parsing: what a node pays per line besides delivering it), Redis's CPU per
    line (psutil), and Redis's time per script call and per ``XREAD``
-   (``INFO commandstats``).
+   (``INFO commandstats``);
+5. **client**: this process's CPU per call of the node's client (coredis under trio)
+   for ``PING``, a one-line ``EVALSHA`` and a one-entry ``XREAD``, against a bare trio
+   socket sending ``PING`` and reading ``+PONG``: what the client adds per round trip.
 
 It prints a table and one JSON line; every wait has a deadline.
 """
@@ -34,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -170,6 +174,42 @@ async def measure(args: argparse.Namespace, redis: RunningRedis) -> dict[str, An
             }
         out["refused"] = sink.refused
         nursery.cancel_scope.cancel()
+    out["client"] = await client_costs(redis.port, args.calls)
+    return out
+
+
+async def client_costs(port: int, calls: int) -> dict[str, float]:
+    """CPU microseconds per call: coredis (the node's client) and a bare trio socket."""
+    import coredis
+
+    out: dict[str, float] = {}
+    stream = await trio.open_tcp_stream(HOST, port)
+    async with stream:
+        c0 = cpu_s()
+        for _ in range(calls):
+            await stream.send_all(b"*1\r\n$4\r\nPING\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += await stream.receive_some(4096)
+        out["bare_socket_ping_us"] = round(1e6 * (cpu_s() - c0) / calls, 1)
+    client: coredis.Redis[str] = coredis.Redis.from_url(
+        f"redis://{HOST}:{port}/0", decode_responses=True
+    )
+    async with client:
+        script = client.register_script("redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])")
+        await client.xadd("cost:read", {"e": TEXT})
+        body = json.dumps([cluster.to_wire(line(0))])
+        calls_of: dict[str, Callable[[], Awaitable[Any]]] = {
+            "coredis_ping_us": lambda: client.ping(),
+            "coredis_evalsha_us": lambda: script(keys=["cost:write"], args=[body]),
+            "coredis_xread_us": lambda: client.xread({"cost:read": "0-0"}, count=1),
+        }
+        for name, call in calls_of.items():
+            await call()  # the script is loaded, the connection made
+            c0 = cpu_s()
+            for _ in range(calls):
+                await call()
+            out[name] = round(1e6 * (cpu_s() - c0) / calls, 1)
     return out
 
 
@@ -177,7 +217,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(description="a node's Redis link alone: cost per line")
     p.add_argument("--probes", type=int, default=500, help="single lines, one at a time")
-    p.add_argument("--lines", type=int, default=5000, help="lines per batch size")
+    p.add_argument("--lines", type=int, default=10_000, help="lines per batch size")
+    p.add_argument("--calls", type=int, default=3000, help="client: calls of each kind")
     p.add_argument(
         "--sizes",
         type=lambda s: [int(x) for x in s.split(",")],
@@ -211,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['redis_cpu_us_per_line']:>17}  {s['script_us_per_call']:>14}  "
             f"{s['xread_us_per_call']:>13}"
         )
+    client = ", ".join(f"{k.removesuffix('_us')} {v} us" for k, v in result["client"].items())
+    print(f"client CPU per call: {client}")
     with contextlib.suppress(BrokenPipeError):
         print(json.dumps(result), flush=True)
     return 0
