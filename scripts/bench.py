@@ -1346,7 +1346,7 @@ def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
     for label, r in res.items():
         if not r.get("ok"):
             continue
-        nodes = ", ".join(f"{c}%" for c in r.get("node_cpu_pct") or [])
+        nodes = ", ".join(f"{r[k]}%" for k in ("node_a_cpu_pct", "node_b_cpu_pct") if k in r)
         print(
             f"   {label}: steady node CPU {nodes}; {fmt(r.get('cpu_us_per_delivery'))} us "
             f"node CPU per delivery; an idle line to the first receiver "
@@ -1354,14 +1354,17 @@ def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
             f" (max {fmt(r.get('idle_max_ms'))}); A's own p50/p99 "
             f"{fmt(r.get('local_p50_ms'))}/{fmt(r.get('local_p99_ms'))} ms"
         )
-        burst_cpu = ", ".join(f"{c} s" for c in r.get("burst_node_cpu_s") or [])
+        burst_cpu = ", ".join(
+            f"{r[k]} s" for k in ("burst_node_a_cpu_s", "burst_node_b_cpu_s") if k in r
+        )
         print(
             f"   {label}: burst p50/p99 {fmt(r.get('burst_p50_ms'))}/"
             f"{fmt(r.get('burst_p99_ms'))} ms, node CPU {burst_cpu}, Redis CPU "
             f"{fmt(r.get('burst_redis_cpu_s'))} s, wait {fmt(r.get('burst_cpu_wait_pct'))}%"
         )
         if r.get("redis_commands") is not None:
-            print(f"   {label}: Redis persistence: {r.get('redis_persistence')}")
+            first_rep = " (command counts: the first repetition)" if r.get("repeats") else ""
+            print(f"   {label}: Redis persistence: {r.get('redis_persistence')}{first_rep}")
             print(f"   {label}: steady Redis {redis_line(r, '')}")
             print(f"   {label}: burst Redis {redis_line(r, 'burst_')}")
             print(
