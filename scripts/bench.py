@@ -1160,6 +1160,8 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat-tls", "cpu_pct", "triochat"),
     ),
     "cluster": (
+        ("cluster-1", "p50_ms", "triochat"),
+        ("cluster-2", "p50_ms", "triochat"),
         ("cluster-1", "p99_ms", "triochat"),
         ("cluster-2", "p99_ms", "triochat"),
         ("cluster-2", "p99_ms", "cluster-1"),
