@@ -57,6 +57,9 @@ MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refu
 LOG_MAXLEN: Final = 100_000  # entries kept in the log (a node reads it as it goes)
 RETRY_MIN_S: Final = 0.1
 RETRY_MAX_S: Final = 5.0
+# After an outage every node's heartbeat has run out; each gets this long to come back
+# before any is taken for dead (its retries are at most RETRY_MAX_S apart).
+RECOVERY_GRACE_S: Final = RETRY_MAX_S + NODE_TTL_MS / 1000 + 1.0
 
 Deliver = Callable[[list[cluster.ClusterIn]], Awaitable[None]]
 
@@ -116,6 +119,7 @@ class RedisBus:
         self._epoch: str | None = None
         self._positions: dict[str, str] = {}
         self._known: dict[str, float] = {}  # other nodes seen -> when last seen alive
+        self._reap_after = 0.0  # trio time before which no node is taken for dead
         self._deliver: Deliver | None = None
         self._client: coredis.Redis[str] | None = None
         self._scripts: dict[str, Any] = {}
@@ -357,17 +361,19 @@ class RedisBus:
             if self._down:
                 await self._recover()
                 continue
+            reap = trio.current_time() >= self._reap_after
             try:
                 with trio.fail_after(OP_TIMEOUT):
                     was_known = await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
-                    live = _list(await self._scripts["reap"](args=[LOG_MAXLEN]))
+                    live = _list(await self._scripts["reap"](args=[LOG_MAXLEN])) if reap else []
             except errors as exc:
                 await self._mark_down(exc)
                 continue
             if not was_known:  # taken for dead (a long pause): the others forgot us
                 log.warning("cluster: the other nodes took this one for dead; announcing again")
                 await self._resync(lost_data=False)
-            await self._forget_missing({str(node) for node in live})
+            if reap:
+                await self._forget_missing({str(node) for node in live})
 
     async def _forget_missing(self, live: set[str]) -> None:
         """Nodes not alive for longer than the expiry are gone (also after data loss)."""
@@ -420,6 +426,9 @@ class RedisBus:
             except errors:
                 await trio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
                 delay = min(delay * 2, RETRY_MAX_S)
+        self._reap_after = trio.current_time() + RECOVERY_GRACE_S
+        now = trio.current_time()
+        self._known = dict.fromkeys(self._known, now)  # nobody was seen during the outage
         log.warning(
             "cluster: in contact with Redis again%s",
             "; it lost its data: announcing this node again" if lost_data else "",
