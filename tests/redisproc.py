@@ -211,4 +211,3 @@ class RedisServer:
         for path in self.dir.iterdir():
             if path.suffix in (".rdb", ".aof"):
                 path.unlink()
-

@@ -1,0 +1,530 @@
+"""End to end: several ``triochat server`` processes forming one chat through Redis.
+
+Every test runs a real ``redis-server`` (the ``redis_server`` fixture, tests/redisproc.py)
+and real server processes ("nodes", the ``start_process`` fixture) on loopback, and
+talks to them over TCP with triochat.testing's Peer (plain mode) and ChatClient (JSON).
+What one node's members do must reach the members of every other node as if they were
+on one server: chat, joins and leaves with cluster-wide counts, /who, rooms, topics,
+private messages, unique names, resume, and what happens when a node or Redis dies.
+
+Everything runs in real time (no ``autojump_clock``); every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import trio
+
+from tests.conftest import StartProcess
+from tests.procs import ServerProcess, run_triochat
+from tests.redisproc import RedisServer
+from triochat.testing import ChatClient, JsonEvent, Peer
+
+# Extra flags of every node; the rate limit is off so that bursts are not slowed down.
+NODE_ARGS: Final = ("--db", ":memory:", "--web-port", "off", "--rate-limit", "0")
+CROSS_TIMEOUT: Final = 5.0  # seconds for an event to reach another node's members
+NODE_LOST_TIMEOUT: Final = 10.0  # seconds for a dead node's members to be seen leaving
+REDIS_TIMEOUT: Final = 10.0  # seconds for the nodes to notice Redis going and coming back
+RACE_ROUNDS: Final = 10  # rounds of the same name registered on two nodes at once
+RACE_SETTLE: Final = 3.0  # seconds for one of two same-named members to lose the name
+CLUSTER_DOWN_TEXT: Final = "lost contact with the cluster; messages will be delayed"
+
+
+async def start_nodes(
+    start_process: StartProcess, redis: RedisServer, count: int
+) -> list[ServerProcess]:
+    """Start ``count`` nodes on ``redis`` at once; return them in a fixed order."""
+    nodes: list[ServerProcess | None] = [None] * count
+
+    async def start(index: int) -> None:
+        nodes[index] = await start_process("--redis", redis.url, *NODE_ARGS)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(count):
+            nursery.start_soon(start, index)
+    return [node for node in nodes if node is not None]
+
+
+async def line_matching(
+    peer: Peer, want: str | Callable[[str], bool], timeout: float = CROSS_TIMEOUT
+) -> list[str]:
+    """Read plain lines until one is ``want`` (or satisfies it); return all lines read.
+
+    The matching line is the last one of the list. Fails, listing what came, if it
+    does not come within ``timeout``.
+    """
+    matches = want if callable(want) else want.__eq__
+    seen: list[str] = []
+    with trio.move_on_after(timeout):
+        while True:
+            line = await peer.next_line()
+            if line is None:
+                raise AssertionError(f"connection closed while waiting for {want!r}: {seen!r}")
+            seen.append(line)
+            if matches(line):
+                return seen
+    raise AssertionError(f"{want!r} did not come within {timeout:g} s; came instead: {seen!r}")
+
+
+async def plain_who(peer: Peer) -> list[str]:
+    """Ask ``/who`` in plain mode; the names listed (other lines before it are skipped)."""
+    await peer.send("/who")
+    reply = (await line_matching(peer, lambda line: line.startswith("*** online (")))[-1]
+    head, _, names = reply.partition(": ")
+    listed = names.split(", ") if names else []
+    assert head == f"*** online ({len(listed)})", reply
+    return listed
+
+
+async def json_who(client: ChatClient, room: str = "#lobby") -> list[str]:
+    """Ask who is in ``room`` in JSON mode; the names listed."""
+    await client.send(type="who", room=room)
+    reply = await client.expect("who", room=room)
+    names: list[str] = reply["names"]
+    assert reply["online"] == len(names), reply
+    return names
+
+
+def chat(events: Sequence[JsonEvent], room: str = "#lobby") -> list[tuple[int, str, str]]:
+    """(id, from, text) of the live ``say`` and ``me`` events of ``room``, in order."""
+    return [
+        (event["id"], event["from"], event["text"])
+        for event in events
+        if event.get("type") in ("say", "me")
+        and event.get("room") == room
+        and not event.get("history")
+    ]
+
+
+def assert_increasing(ids: Sequence[int]) -> None:
+    """Ids strictly increase."""
+    assert all(a < b for a, b in itertools.pairwise(ids)), ids
+
+
+async def test_two_nodes_one_conversation(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Members of two nodes chat, see each other in /who, and see each other come and go.
+
+    Join and leave notices count the members of both nodes.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.join("alice")  # plain, on A
+    bob = await b.client("bob")  # JSON, on B
+    await alice.expect("*** bob joined (2 online)")
+    await bob.say("hello from B")
+    await alice.expect("<bob> hello from B")
+    await alice.send("hello from A")
+    await bob.expect("say", from_="alice", text="hello from A", room="#lobby")
+
+    assert await plain_who(alice) == ["alice", "bob"]
+    assert await json_who(bob) == ["alice", "bob"]
+
+    carol = await a.client("carol")  # joins on A: B's member hears of it
+    await bob.expect("join", name="carol", room="#lobby", online=3)
+    await alice.expect("*** carol joined (3 online)")
+    await carol.quit()
+    await bob.expect("leave", name="carol", room="#lobby", online=2, reason="quit")
+    await alice.expect("*** carol left (2 online)")
+
+    await bob.quit()  # leaves from B: A's member hears of it
+    await alice.expect("*** bob left (1 online)")
+    assert await plain_who(alice) == ["alice"]
+
+    again = await b.client("bob")  # the name is free again, cluster-wide
+    await alice.expect("*** bob joined (2 online)")
+    await again.say("back")
+    await alice.expect("<bob> back")
+    await alice.quiet()
+
+
+async def test_three_nodes_agree_on_order(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Members on three nodes talk at once in two rooms: all see one order per room.
+
+    Every member receives every line of each room once, in the same sequence, with
+    strictly increasing ids.
+    """
+    per_node, lines_each, rooms = 2, 8, ("#lobby", "#ops")
+    nodes = await start_nodes(start_process, redis_server, 3)
+    clients = [
+        await node.client(f"n{n}m{m}", rooms=["#ops"])
+        for n, node in enumerate(nodes)
+        for m in range(per_node)
+    ]
+    for client in clients:  # every member is in both rooms before anyone speaks
+        await client.expect("current", room="#lobby")
+    last = clients[-1].name
+    for client in clients[:-1]:
+        await client.expect("join", room="#ops", name=last, online=len(clients))
+    total = len(clients) * lines_each  # lines per room
+
+    async def talk(client: ChatClient) -> None:
+        for number in range(lines_each):
+            for room in rooms:
+                await client.send(type="say", room=room, text=f"{client.name} {room} {number}")
+
+    async def listen(client: ChatClient) -> None:
+        while min(len(chat(client.events, room)) for room in rooms) < total:
+            await client.expect("say", timeout=CROSS_TIMEOUT)
+
+    with trio.fail_after(4 * CROSS_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for client in clients:
+                nursery.start_soon(listen, client)
+                nursery.start_soon(talk, client)
+
+    for room in rooms:
+        reference = chat(clients[0].events, room)
+        assert len(reference) == total
+        assert_increasing([id_ for id_, _, _ in reference])
+        sent = {f"{client.name} {room} {n}" for client in clients for n in range(lines_each)}
+        assert sorted(text for _, _, text in reference) == sorted(sent)
+        for client in clients[1:]:
+            assert chat(client.events, room) == reference, client.name
+
+
+async def test_rooms_span_nodes(redis_server: RedisServer, start_process: StartProcess) -> None:
+    """A room joined on two nodes is one room: talk, /rooms, the topic."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.join("alice")  # plain, on A
+    bob = await b.client("bob")  # JSON, on B
+    await alice.expect("*** bob joined (2 online)")
+    await alice.send("/join #dev")
+    await alice.expect("*** you joined #dev (1 online)")
+    joined = await bob.join("#dev")
+    assert joined["online"] == 2, joined
+    await alice.expect("*** bob joined (2 online)")  # #dev is alice's current room
+
+    await alice.send("anyone in dev?")
+    await bob.expect("say", room="#dev", from_="alice", text="anyone in dev?")
+    await bob.say("here", room="#dev")
+    await alice.expect("<bob> here")
+    await bob.say("and in the lobby", room="#lobby")
+    await alice.expect("#lobby <bob> and in the lobby")
+
+    await bob.send(type="rooms")
+    listed = {info["room"]: info for info in (await bob.expect("rooms"))["rooms"]}
+    assert listed["#dev"]["online"] == 2, listed
+    assert listed["#lobby"]["online"] == 2, listed
+
+    await alice.send("/topic release on friday")
+    await line_matching(alice, "*** alice set the topic: release on friday")
+    await bob.expect("topic", room="#dev", topic="release on friday", by="alice", changed=True)
+    await bob.send(type="topic", room="#dev")  # asked on B: B knows it too
+    asked = await bob.expect("topic", room="#dev", changed=False)
+    assert asked["topic"] == "release on friday", asked
+    assert await json_who(bob, "#dev") == ["alice", "bob"]
+
+
+async def test_private_messages_cross_nodes(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """/msg reaches a member of another node, both ways; an unknown name is an error."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.join("alice")  # plain, on A
+    bob = await b.client("bob")  # JSON, on B
+    await alice.expect("*** bob joined (2 online)")
+
+    await alice.send("/msg bob psst, lunch?")
+    await alice.expect("-> *bob* psst, lunch?")
+    await bob.expect("msg", from_="alice", to="bob", text="psst, lunch?")
+    await bob.send(type="msg", to="alice", text="sure")
+    await bob.expect("msg", from_="bob", to="alice", text="sure")
+    await alice.expect("*bob* sure")
+
+    await alice.send("/msg nobody x")
+    await alice.expect("! no such user: nobody")
+    await bob.send(type="msg", to="nobody", text="x")
+    error = await bob.expect("error")
+    assert error["code"] == "no-such-user", error
+    await alice.quiet()
+    await bob.quiet()
+
+
+def _lost_name(event: JsonEvent, name: str) -> bool:
+    """A rename of ``name`` to a guest name (the ``nick`` event; ``renamed`` accepted)."""
+    if event.get("type") not in ("nick", "renamed"):
+        return False
+    new = event.get("new", event.get("name"))
+    return event.get("old") == name and isinstance(new, str) and new.startswith("guest-")
+
+
+async def _contend(
+    peer: Peer, name: str, lost: list[tuple[Peer, str]], someone_lost: trio.Event | None = None
+) -> None:
+    """Say hello as ``name``; note in ``lost`` if this member loses the name.
+
+    Losing is: the hello refused (an ``error`` name-taken, then the connection closes),
+    or a ``welcome`` followed by an ``error`` name-taken and a rename to a guest name
+    (in either order). Returns once lost (setting ``someone_lost``); a winner reads
+    until cancelled.
+    """
+    await peer.send_json(type="hello", name=name)
+    first = await peer.event(RACE_SETTLE)
+    if first["type"] == "error":
+        assert first["code"] == "name-taken", first
+        assert await peer.closed() == []
+        lost.append((peer, ""))
+        if someone_lost is not None:
+            someone_lost.set()
+        return
+    assert first["type"] == "welcome", first
+    assert first["name"] == name, first
+    taken = renamed = ""
+    while not (taken and renamed):
+        event = await peer.event(RACE_SETTLE * 2)
+        if event["type"] == "error":
+            assert event["code"] == "name-taken", event
+            taken = event["code"]
+        elif _lost_name(event, name):
+            renamed = str(event.get("new", event.get("name")))
+    lost.append((peer, renamed))
+    if someone_lost is not None:
+        someone_lost.set()
+
+
+async def test_name_race_across_nodes_has_one_winner(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Two clients take one name on two nodes at the same moment: exactly one keeps it.
+
+    Both may be welcomed, but within about a second the loser gets the error
+    ``name-taken`` and a rename to a guest name; then /who on both nodes lists the name
+    once, and the winner hears nothing of having lost it.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    winners: list[tuple[Peer, str]] = []
+    guests: list[str] = []
+    for round_ in range(RACE_ROUNDS):
+        name = f"racer{round_}"
+        first, second = (a, b) if round_ % 2 == 0 else (b, a)
+        peers = [await first.connect(), await second.connect()]
+        lost: list[tuple[Peer, str]] = []
+        someone_lost = trio.Event()
+        with trio.move_on_after(RACE_SETTLE) as settle:
+            async with trio.open_nursery() as nursery:
+                for peer in peers:
+                    nursery.start_soon(_contend, peer, name, lost, someone_lost)
+                await someone_lost.wait()
+                await trio.sleep(0.2)  # the other one must not lose it too
+                nursery.cancel_scope.cancel()
+        assert not settle.cancelled_caught, f"round {round_}: both kept {name}"
+        assert len(lost) == 1, f"round {round_}: both lost {name}"
+        loser, guest = lost[0]
+        if guest:
+            guests.append(guest)
+        winners.append((peers[0] if loser is peers[1] else peers[1], name))
+
+    watchers = [await a.client("watch-a"), await b.client("watch-b")]
+    racers = [name for _, name in winners]
+    for watcher in watchers:
+        with trio.fail_after(RACE_SETTLE):
+            while True:  # the last round's loser may still be on its way out of /who
+                names = await json_who(watcher)
+                if all(names.count(name) == 1 for name in racers):
+                    break
+                await trio.sleep(0.1)
+        assert sorted(set(names)) == sorted(names), names
+        assert set(racers + guests) <= set(names), names
+
+    for winner, name in winners:  # no winner was told it lost, later
+        await winner.send_json(type="who")
+        while (event := await winner.event()).get("type") != "who":
+            assert event.get("type") != "error", (name, event)
+
+
+async def test_taken_name_is_taken_on_every_node(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """A name (or a lookalike of it) online on one node is not given on another.
+
+    The newcomer is refused (``name-taken``), or welcomed and then renamed to a guest
+    name with that error, as in a race; the first owner keeps the name.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice")
+    watcher = await b.client("watcher")
+    await alice.expect("join", name="watcher", online=2)
+    guests: list[str] = []
+    for name in ("alice", "ALICE", "a1ice"):
+        lost: list[tuple[Peer, str]] = []
+        with trio.fail_after(RACE_SETTLE * 2):
+            await _contend(await b.connect(), name, lost)
+        guests += [guest for _, guest in lost if guest]
+    assert sorted(await json_who(watcher)) == sorted(["alice", "watcher", *guests])
+    assert sorted(await json_who(alice)) == sorted(["alice", "watcher", *guests])
+    assert not any(event.get("type") == "error" for event in alice.events)
+
+
+async def test_dead_node_members_leave(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """A node killed with SIGKILL: its members leave, "server lost", on the other node."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.join("alice")  # plain, on A
+    carol = await a.client("carol")  # JSON, on A
+    await alice.expect("*** carol joined (2 online)")
+    await b.client("bob")
+    await alice.expect("*** bob joined (3 online)")
+    await carol.expect("join", name="bob", online=3)
+
+    b.kill()
+    await b.wait()
+    with trio.fail_after(NODE_LOST_TIMEOUT):
+        left = await carol.expect("leave", name="bob", timeout=NODE_LOST_TIMEOUT)
+        await line_matching(alice, "*** bob left: server lost (2 online)", NODE_LOST_TIMEOUT)
+    assert left["reason"] == "server lost", left
+    assert left["online"] == 2, left
+    assert left["room"] == "#lobby", left
+
+    assert await plain_who(alice) == ["alice", "carol"]
+    await alice.send("still here")
+    await carol.expect("say", from_="alice", text="still here")
+    again = await a.client("bob")  # the dead node's names are free
+    await carol.expect("join", name="bob", online=3)
+    await again.say("back on A")
+    await alice.expect("*** bob joined (3 online)", "<bob> back on A")
+
+
+async def test_redis_restart_with_data_delays_nothing_lost(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Redis stops and comes back with its data: lines sent meanwhile arrive once each.
+
+    Members are told (``cluster-down``, then ``cluster-up``), nobody is disconnected,
+    and every member sees the same lines, each once, ids strictly increasing.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice")  # JSON, on A
+    bob = await b.client("bob")  # JSON, on B
+    carol = await b.join("carol")  # plain, on B
+    await alice.expect("join", name="carol", online=3)
+    await bob.expect("join", name="carol", online=3)
+    await alice.say("before")
+    await bob.expect("say", from_="alice", text="before")
+    await carol.expect("<alice> before")
+
+    await redis_server.stop()
+    for client in (alice, bob):
+        notice = await client.expect("notice", code="cluster-down", timeout=REDIS_TIMEOUT)
+        assert notice["text"] == CLUSTER_DOWN_TEXT, notice
+    carol_lines = await line_matching(carol, f"*** {CLUSTER_DOWN_TEXT}", REDIS_TIMEOUT)
+
+    await alice.send(type="say", text="while down from A")
+    await bob.send(type="say", text="while down from B")
+    await carol.send("while down from carol")
+    await trio.sleep(0.5)  # handled by the nodes while Redis is down
+    await redis_server.restart(keep_data=True)
+
+    for client in (alice, bob):
+        await client.expect("notice", code="cluster-up", timeout=REDIS_TIMEOUT)
+    with trio.fail_after(REDIS_TIMEOUT):
+        while not any(text == "while down from A" for _, _, text in chat(bob.events)):
+            await bob.expect("say", timeout=REDIS_TIMEOUT)
+    await alice.say("after", timeout=REDIS_TIMEOUT)
+    await bob.expect("say", from_="alice", text="after", timeout=REDIS_TIMEOUT)
+    carol_lines += await line_matching(carol, "<alice> after", REDIS_TIMEOUT)
+
+    sequence = chat(alice.events)
+    assert chat(bob.events) == sequence
+    assert_increasing([id_ for id_, _, _ in sequence])
+    texts = [text for _, _, text in sequence]
+    assert texts[0] == "before", texts
+    assert texts[-1] == "after", texts
+    assert sorted(texts[1:-1]) == sorted(
+        ["while down from A", "while down from B", "while down from carol"]
+    ), texts
+    heard = [line for line in carol_lines if line.startswith("<")]
+    assert sorted(heard) == sorted(
+        ["<alice> while down from A", "<bob> while down from B", "<alice> after"]
+    ), carol_lines
+    down = carol_lines.index(f"*** {CLUSTER_DOWN_TEXT}")
+    assert any(line.startswith("*** ") for line in carol_lines[down + 1 :]), carol_lines  # up
+
+    assert await json_who(alice) == ["alice", "bob", "carol"]  # nobody was disconnected
+    assert await plain_who(carol) == ["alice", "bob", "carol"]
+    await alice.quiet()
+    await bob.quiet()
+
+
+async def test_redis_restart_without_data_is_a_gap(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Redis comes back empty: members are told (``gap``), chat goes on, ids grow."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice")
+    bob = await b.client("bob")
+    await alice.expect("join", name="bob", online=2)
+    for number in range(3):
+        await alice.say(f"a{number}")
+        await bob.say(f"b{number}")
+    await alice.expect("say", from_="bob", text="b2")
+    await bob.expect("say", from_="alice", text="a2")
+    highest = max(id_ for client in (alice, bob) for id_, _, _ in chat(client.events))
+
+    await redis_server.stop()
+    for client in (alice, bob):
+        await client.expect("notice", code="cluster-down", timeout=REDIS_TIMEOUT)
+    await redis_server.restart(keep_data=False)
+    for client in (alice, bob):
+        await client.expect("notice", code="gap", timeout=REDIS_TIMEOUT)
+
+    said = await alice.say("after the gap", timeout=REDIS_TIMEOUT)
+    assert said["id"] > highest, (said, highest)
+    heard = await bob.expect("say", from_="alice", text="after the gap", timeout=CROSS_TIMEOUT)
+    assert heard["id"] == said["id"]
+    reply = await bob.say("still here")
+    assert reply["id"] > said["id"]
+    await alice.expect("say", from_="bob", text="still here", id=reply["id"])
+    assert await json_who(alice) == ["alice", "bob"]
+    assert await json_who(bob) == ["alice", "bob"]
+
+
+async def test_resume_on_another_node(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """A client that saw up to id N resumes on another node: exactly the lines after N."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice")
+    carol = await a.client("carol")
+    bob = await b.client("bob")
+    await alice.expect("join", name="bob", online=3)
+    for speaker, text in ((bob, "one"), (carol, "two"), (bob, "three")):
+        await speaker.say(text)
+    seen = await alice.expect("say", text="three")
+    last_seen = seen["id"]
+    await alice.aclose()
+    await bob.expect("leave", name="alice")
+
+    missed = [await speaker.say(text) for speaker, text in ((carol, "four"), (bob, "five"))]
+    missed += [await carol.say("six")]
+    resumed = await b.client("alice", since={"#lobby": last_seen})
+    await resumed.expect("current", room="#lobby")
+    replay = [
+        (event["id"], event["from"], event["text"])
+        for event in resumed.events
+        if event.get("type") == "say" and event.get("history")
+    ]
+    assert replay == [(event["id"], event["from"], event["text"]) for event in missed]
+    assert not any(event.get("type") == "gap" for event in resumed.events)
+
+    live = await carol.say("seven")  # said on A, after the resume on B
+    heard = await resumed.expect("say", text="seven", from_="carol")
+    assert heard["id"] == live["id"] > missed[-1]["id"]
+    assert "history" not in heard
+
+
+def test_unreachable_redis_is_one_line_error() -> None:
+    """--redis with nothing listening: exit 1 and one line on stderr, no traceback."""
+    result = run_triochat("server", "--port", "0", "--redis", "redis://127.0.0.1:1/0", *NODE_ARGS)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "redis" in lines[0].lower(), lines
+    assert "127.0.0.1:1" in lines[0], lines
