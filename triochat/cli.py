@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import logging
 import signal
 import socket
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -32,6 +34,7 @@ from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logg
 from triochat.server import ChatServer
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.server.listeners import CertificateError, Certificates
+from triochat.server.redis_bus import ClusterError
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 from triochat.web import WebServer, parse_origins
@@ -309,6 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
         "stderr is not read fast enough, records are dropped and counted in the status line",
     )
     _add_tls_arguments(server)
+    cluster = server.add_argument_group(
+        "cluster",
+        "Several servers, each with its own --port, form one chat by meeting in one Redis "
+        "(or Valkey): same rooms, messages, ids, presence and unique names everywhere. "
+        "Needs the redis extra (pip install '.[redis]' in a checkout); see docs/operations.md.",
+    )
+    cluster.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://[:PASSWORD@]HOST:PORT/DB (or rediss:// for TLS) of the Redis that "
+        "this server shares rooms through; unset: this server is on its own",
+    )
     server.set_defaults(func=_server_command)
 
     client = commands.add_parser(
@@ -451,6 +466,9 @@ async def _serve(
                 await nursery.start(server.serve_tls, tls_listeners, certificates)
                 _announce(tls_listeners, " (TLS)")
             print(f"history: {where}", flush=True)
+            bus = server.hub.bus
+            if bus is not None:
+                print(f"cluster: node {bus.node} through {_redacted(bus.url)}", flush=True)
             if web_listeners:
                 web_server = WebServer(server, origins=web_origins)
                 await nursery.start(web_server.serve_listeners, web_listeners)
@@ -557,7 +575,15 @@ def _server_command(args: argparse.Namespace) -> int:
             coalesce_above=args.coalesce_above,
             ops=tuple(args.op),
             server_password=server_password,
+            redis=args.redis,
         )
+        if args.redis is not None and importlib.util.find_spec("coredis") is None:
+            print(
+                "triochat: error: --redis needs coredis, the redis extra: "
+                "pip install '.[redis]' in a checkout (or 'triochat[redis]')",
+                file=sys.stderr,
+            )
+            return 1
         db = args.db if args.db is not None else str(default_db_path())
         try:
             store = open_store(db)
@@ -574,11 +600,31 @@ def _server_command(args: argparse.Namespace) -> int:
             status = trio.run(_serve, config, store, where, args.host, port, web, tls)
         except* StoreError as group:  # reading the rooms back at start-up failed
             print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
+        except* ClusterError as group:  # Redis cannot be reached at start-up
+            print(f"triochat: error: {_first(group)}", file=sys.stderr)
         return status
     finally:
         # Write what is still queued; if nobody reads stderr, give up after a moment
         # (the writer thread is left blocked, and the process exits anyway).
         stop_logging()
+
+
+def _first(group: BaseExceptionGroup[Exception]) -> BaseException:
+    """The first leaf of an exception group (nurseries nest them)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, for the terminal and the log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

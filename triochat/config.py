@@ -98,6 +98,8 @@ class ServerConfig:
         ops: names that are operators once registered (``--op``; more with ``/op``).
         server_password: what every connection must give before joining
             (``--password-file``; None: nothing). Never shown in a ``repr``.
+        redis: ``redis://HOST:PORT/DB`` of the Redis (or Valkey) that servers sharing
+            rooms meet in (``--redis``; None: this server is on its own).
     """
 
     history: int = 20
@@ -120,6 +122,7 @@ class ServerConfig:
     retain_messages: int | None = None
     ops: tuple[str, ...] = ()
     server_password: str | None = field(default=None, repr=False)
+    redis: str | None = None
 
     def __post_init__(self) -> None:
         problems = []

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, assert_never
 
+from triochat.core import cluster
 from triochat.core.access import ban_target, ip_address
 from triochat.core.admin import (
     Ban,
@@ -192,7 +193,15 @@ class Moderation:
     def _kick(self, op: Member, name: str, reason: str) -> None:
         target = self._state.holder(name)
         if target is None:
-            self._state.error(op, "no-such-user", f"no such user: {name}")
+            remote = self._state.remote_holder(name)
+            if remote is None:
+                self._state.error(op, "no-such-user", f"no such user: {name}")
+                return
+            log.info(
+                "[c%d] %s kicked %s%s (on another node)", op.id, op.name, remote.name, _why(reason)
+            )
+            self._state.publish(cluster.Kick(remote.token, remote.name, op.name, reason))
+            self._state.tell(op, self._event(op, "kick", remote.name, reason))
             return
         log.info("[c%d] %s kicked %s%s", op.id, op.name, target.name, _why(reason))
         event = self._event(op, "kick", target.name, reason)
@@ -288,6 +297,40 @@ class Moderation:
                 concerned.extend(self._state.rooms[room].members())
         self._tell_all(event, [*concerned, op])
 
+    # -- what operators on other nodes did --------------------------------------------------
+
+    def kicked_elsewhere(self, target: Member, by: str, reason: str) -> None:
+        """An operator on another node kicked ``target`` (a member of this node)."""
+        now = self._state.now()
+        self._state.tell(target, Moderated(now, "kick", target.name, by, reason, None))
+        self._state.remove(target, f"kicked by {by}{_why(reason)}")
+
+    def changed_elsewhere(self, change: Change) -> None:
+        """Carry out here what a change made on another node means for this node's members.
+
+        The change itself is applied already. A ban removes the members it covers; a
+        dropped account logs its members out.
+        """
+        match change:
+            case SaveBan(record=ban):
+                if ban.kind == "name":
+                    holder = self._state.holder(ban.shown)
+                    victims = [holder] if holder is not None else []
+                else:
+                    network = ipaddress.ip_network(ban.target)
+                    victims = [m for m in self._state.all_members() if _in(m.address, network)]
+                for victim in victims:
+                    event = Moderated(
+                        self._state.now(), "ban", victim.name, ban.set_by, ban.reason, ban.until
+                    )
+                    self._state.tell(victim, event)
+                    self._state.remove(victim, f"banned by {ban.set_by}{_why(ban.reason)}")
+            case DropAccount(key=key):
+                for owner in self._state.logged_in(key):
+                    owner.account = None
+            case _:
+                pass
+
     # -- topic locks --------------------------------------------------------------------
 
     def _lock(self, op: Member, locked: bool, room_name: str | None) -> None:
@@ -301,6 +344,8 @@ class Moderation:
             return
         room.topic_locked = locked
         self._state.save_room(room)
+        topic = cluster.TopicSet(room.name, room.topic, room.topic_by, room.topic_ts, locked)
+        self._state.publish(topic)
         log.info("[c%d] %s %sed the topic of %s", op.id, op.name, action.split("-")[0], room.name)
         self._tell_all(self._event(op, action, room.name), [*room.members(), op])
 

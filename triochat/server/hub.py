@@ -23,6 +23,11 @@ Rules of this module:
   the batches submitted before it) and hashes in a worker thread of its own
   (:data:`HASH_THREADS`), then sends a :class:`PasswordDone` back into the inbound
   channel. Every room goes on meanwhile.
+* **In a cluster, the log numbers the lines.** With ``--redis`` the state publishes
+  what the other nodes must know; at the end of each batch the hub hands it to the bus
+  (:mod:`triochat.server.redis_bus`), which sends it to Redis and delivers what the log
+  reports back into the inbound channel as :class:`FromCluster`, lines included: they
+  are stored and sent like any other batch. The hub never waits for Redis.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Final, TypeVar, TypeVarTuple, assert_never
 import trio
 
 from triochat.config import LOOPBACK, ServerConfig, is_trusted
+from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
 from triochat.core.names import LOBBY
@@ -48,12 +54,14 @@ from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
 from triochat.server.liveness import Liveness
+from triochat.server.redis_bus import RedisBus
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
 from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
 __all__ = [
     "HASH_THREADS",
     "HUB_BATCH_LINES",
+    "FromCluster",
     "Gone",
     "Hub",
     "HubMessage",
@@ -124,7 +132,14 @@ class PasswordDone:
     outcome: Outcome
 
 
-HubMessage = Register | Input | Gone | Tick | Stop | PasswordDone
+@dataclass(frozen=True, slots=True)
+class FromCluster:
+    """What the cluster's log reported, in order (see :mod:`triochat.core.cluster`)."""
+
+    items: list[cluster.ClusterIn]
+
+
+HubMessage = Register | Input | Gone | Tick | Stop | PasswordDone | FromCluster
 
 
 class Hub:
@@ -144,8 +159,16 @@ class Hub:
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
         )
+        self.bus: RedisBus | None = None
+        if config.redis is not None:
+            retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
+            self.bus = RedisBus(config.redis, room_retain=retain)
         self.state = ChatState(
-            limits, clock, ops=config.ops, server_password=config.server_password
+            limits,
+            clock,
+            ops=config.ops,
+            server_password=config.server_password,
+            node=self.bus.node if self.bus is not None else None,
         )
         self.store: Store = store if store is not None else MemoryStore()
         # A memory store is written in the loop (it cannot fail and takes microseconds);
@@ -196,6 +219,9 @@ class Hub:
                     if self._writer is not None:
                         await nursery.start(self._writer.run)
                     await self._load()
+                    if self.bus is not None:
+                        rooms = {name: room.last_id for name, room in self.state.rooms.items()}
+                        await nursery.start(self.bus.run, self._from_cluster, rooms)
                     self._jobs = nursery
                     nursery.start_soon(self._ticker, self._send.clone())
                     self._last_status = trio.current_time()
@@ -203,6 +229,10 @@ class Hub:
                     try:
                         await self._loop()
                     finally:
+                        if self.bus is not None:
+                            with trio.move_on_after(self.config.flush_timeout) as scope:
+                                scope.shield = True
+                                await self.bus.leave()
                         if self._writer is not None:
                             with trio.move_on_after(self.config.flush_timeout) as scope:
                                 scope.shield = True
@@ -243,6 +273,10 @@ class Hub:
             len(access.bans),
             len(access.mutes),
         )
+
+    async def _from_cluster(self, items: list[cluster.ClusterIn]) -> None:
+        """The bus's way in: what the log reports joins the inbound queue."""
+        await self._send.send(FromCluster(items))
 
     async def _ticker(self, send: trio.MemorySendChannel[HubMessage]) -> None:
         with send:
@@ -300,6 +334,13 @@ class Hub:
                     case Stop():
                         state.stop()
                         running = False
+                    case FromCluster(items=items):
+                        for item in items:
+                            state.apply(item)
+                            if isinstance(item, cluster.ClusterUp) and item.resync:
+                                assert self.bus is not None
+                                self.bus.resync(state.resync_ops())
+                        lines += len(items)
                     case PasswordDone(job=job, outcome=outcome):
                         member, query = state.password_done(job, outcome)
                         if query is not None:
@@ -375,6 +416,9 @@ class Hub:
         still in flight, so order is kept. Beyond :data:`MAX_IN_FLIGHT` uncommitted
         batches the hub waits (the inbound channel fills, and TCP pushes back).
         """
+        if self.bus is not None and self.state.published:
+            for op in self.bus.publish(self.state.take_published()):
+                self.state.apply(cluster.Refused("unavailable", op))
         batch = self.state.take_batch()
         marks = [(conn, conn.mark()) for conn in self.flush_list]
         self.flush_list.clear()

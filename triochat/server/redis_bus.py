@@ -1,0 +1,482 @@
+"""The cluster's log in Redis (or Valkey): how several nodes form one chat.
+
+Rules of this module:
+
+* **The hub never waits for Redis.** It hands what its state publishes to
+  :meth:`RedisBus.publish` (a queue) and gets what the log reports through
+  ``deliver`` (its inbound channel), like any connection's input.
+* **One round trip per batch, not per message.** The publisher sends everything queued
+  (up to :data:`MAX_BATCH_OPS` operations, of all rooms) as one call of the
+  :data:`~triochat.server.redis_scripts.PUBLISH` script, which numbers the lines of each
+  room and appends them to the room's stream atomically. One reader per node reads
+  every stream with one blocking ``XREAD``.
+* **Nothing lost, nothing twice.** A batch that failed is sent again with the same
+  number; the script skips a number it has seen, so a batch whose reply was lost is not
+  applied twice. The reader goes on from the last entry it saw, and the chat state
+  ignores a line whose id it has delivered.
+* **Loss is said, not hidden.** If Redis comes back without its data (the ``epoch`` key
+  is gone), members are told, ids jump ahead (:data:`~triochat.core.cluster.ID_JUMP`),
+  and this node announces its members and rooms again.
+* **Liveness.** Each node refreshes ``node:NODE`` every :data:`HEARTBEAT_S` with an
+  expiry of :data:`NODE_TTL_MS`, and each second forgets nodes whose key expired (their
+  members leave everywhere as "server lost", their names are free).
+
+The keys and scripts are described in :mod:`triochat.server.redis_scripts`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+
+from triochat.core import cluster
+from triochat.server.redis_scripts import BEAT, BYE, PREFIX, PUBLISH, REAP, SNAPSHOT
+
+if TYPE_CHECKING:
+    import coredis
+
+__all__ = ["ClusterError", "RedisBus"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S: Final = 1.0  # how often a node says it is alive (and looks for dead ones)
+NODE_TTL_MS: Final = 4000  # a node silent this long is taken for dead
+BLOCK_MS: Final = 2000  # one XREAD waits at most this long for news
+READ_COUNT: Final = 1000  # entries per stream per XREAD
+OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
+CONNECT_TIMEOUT: Final = 5.0  # seconds to reach Redis at start-up
+MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
+MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
+LOG_MAXLEN: Final = 100_000  # entries kept in the log (a node reads it as it goes)
+RETRY_MIN_S: Final = 0.1
+RETRY_MAX_S: Final = 5.0
+
+Deliver = Callable[[list[cluster.ClusterIn]], Awaitable[None]]
+
+
+class ClusterError(Exception):
+    """Redis cannot be reached (at start-up), or ``--redis`` cannot be used."""
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    """What a call to Redis raises when Redis is away (coredis runs on anyio)."""
+    import anyio
+    import coredis.exceptions
+
+    return (
+        coredis.exceptions.RedisError,
+        OSError,
+        trio.TooSlowError,
+        anyio.ClosedResourceError,
+        anyio.BrokenResourceError,
+    )
+
+
+def _list(value: object) -> list[Any]:
+    """A JSON array from Redis's cjson, which writes an empty one as ``{}``."""
+    return value if isinstance(value, list) else []
+
+
+def room_key(room: str) -> str:
+    return f"{PREFIX}room:{room}"
+
+
+LOG_KEY: Final = f"{PREFIX}log"
+CHANGES_KEY: Final = f"{PREFIX}changes"
+EPOCH_KEY: Final = f"{PREFIX}epoch"
+
+
+class RedisBus:
+    """This node's link to the others through Redis at ``url``."""
+
+    def __init__(self, url: str, *, node: str | None = None, room_retain: int = 10_000) -> None:
+        """``room_retain``: lines kept per room stream (``MAXLEN ~``)."""
+        self.url = url
+        self.node = node or secrets.token_hex(4)
+        logging.getLogger("coredis").setLevel(logging.WARNING)  # it logs each retry as info
+        self._room_retain = room_retain
+        self._outgoing: deque[cluster.Op] = deque()
+        self._queued_lines = 0
+        self._inflight: list[cluster.Op] = []
+        self._seq = 0
+        self._wake = trio.Event()
+        self._up = trio.Event()
+        self._up.set()
+        self._down = False
+        self._trouble = trio.Event()  # a task failed: the heartbeat task recovers now
+        self._resynced = trio.Event()
+        self._epoch: str | None = None
+        self._positions: dict[str, str] = {}
+        self._known: dict[str, float] = {}  # other nodes seen -> when last seen alive
+        self._deliver: Deliver | None = None
+        self._client: coredis.Redis[str] | None = None
+        self._scripts: dict[str, Any] = {}
+
+    # -- the hub's side -------------------------------------------------------------------
+
+    def publish(self, ops: Iterable[cluster.Op]) -> list[cluster.Op]:
+        """Queue ``ops`` for the log; returns the lines refused (Redis away too long)."""
+        refused: list[cluster.Op] = []
+        for op in ops:
+            if isinstance(op, cluster.Line):
+                if self._queued_lines >= MAX_QUEUED_LINES:
+                    refused.append(op)
+                    continue
+                self._queued_lines += 1
+            self._outgoing.append(op)
+        self._wake.set()
+        return refused
+
+    def resync(self, ops: list[cluster.Op]) -> None:
+        """Publish ``ops`` (this node's members and rooms) before anything else queued."""
+        pending = [*ops, *self._inflight, *self._outgoing]
+        self._inflight = []
+        self._outgoing = deque(pending)
+        self._resynced.set()
+        self._wake.set()
+
+    @property
+    def down(self) -> bool:
+        """Redis cannot be reached right now."""
+        return self._down
+
+    async def run(
+        self,
+        deliver: Deliver,
+        rooms: Mapping[str, int],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Join the cluster, then publish and read until cancelled; then say goodbye.
+
+        ``rooms`` maps the rooms this node knows to the last id it has of each: reading
+        goes on from there. Before ``task_status.started()`` the cluster's rooms, topics
+        and members have been delivered. Raises :class:`ClusterError` if Redis cannot be
+        reached at start-up.
+        """
+        try:
+            import coredis
+        except ImportError:  # pragma: no cover - the test environment has it
+            raise ClusterError(
+                "--redis needs coredis, the redis extra: pip install '.[redis]'"
+            ) from None
+        self._deliver = deliver
+        try:
+            client: coredis.Redis[str] = coredis.Redis.from_url(
+                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
+            )
+        except ValueError as exc:
+            raise ClusterError(f"--redis {self.url}: {exc}") from None
+        self._client = client
+        async with client:
+            for name, script in (
+                ("publish", PUBLISH),
+                ("beat", BEAT),
+                ("reap", REAP),
+                ("bye", BYE),
+                ("snapshot", SNAPSHOT),
+            ):
+                self._scripts[name] = client.register_script(script)
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    items = await self._join(rooms)
+            except _redis_errors() as exc:
+                raise ClusterError(f"cannot reach Redis at {self.url}: {_reason(exc)}") from None
+            await deliver(items)
+            log.info("cluster: node %s joined through %s", self.node, self.url)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._reader)
+                nursery.start_soon(self._publisher)
+                nursery.start_soon(self._heartbeat)
+                task_status.started()
+
+    async def _join(self, rooms: Mapping[str, int]) -> list[cluster.ClusterIn]:
+        """Register this node and read what it must know; sets the read positions."""
+        client = self._client
+        assert client is not None
+        await client.ping()
+        await client.set(EPOCH_KEY, secrets.token_hex(8), condition=_nx())
+        self._epoch = await client.get(EPOCH_KEY)
+        await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
+        snapshot = json.loads(await self._scripts["snapshot"]())
+        # Every account and ban change ever made: a node's store may lack some.
+        self._positions = {LOG_KEY: str(snapshot["position"]), CHANGES_KEY: "0-0"}
+        for room, last_id in rooms.items():
+            self._positions[room_key(room)] = f"{last_id}-0"
+        items: list[cluster.ClusterIn] = []
+        for room in _list(snapshot["rooms"]):
+            items.append(cluster.Remote("", cluster.RoomMade(str(room))))
+            self._positions.setdefault(room_key(str(room)), "0-0")
+        topics = _list(snapshot["topics"])
+        for i in range(1, len(topics), 2):
+            op = cluster.from_wire(json.loads(topics[i]))
+            if op is not None:
+                items.append(cluster.Remote("", op))
+        now = trio.current_time()
+        for node, fields in _list(snapshot["nodes"]):
+            if node == self.node:
+                continue
+            self._known[node] = now
+            fields = _list(fields)
+            for i in range(0, len(fields) - 1, 2):
+                member = json.loads(fields[i + 1])
+                rooms_in = tuple(str(r) for r in _list(member.get("r")))
+                arrive = cluster.Arrive(
+                    int(fields[i]), str(member["n"]), str(member["k"]), rooms_in
+                )
+                items.append(cluster.Remote(node, arrive))
+        return items
+
+    # -- the three tasks --------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        """Read every stream with one blocking XREAD at a time; deliver in order."""
+        client = self._client
+        assert client is not None
+        assert self._deliver is not None
+        errors = _redis_errors()
+        while True:
+            await self._up.wait()
+            streams = dict(self._positions)
+            try:
+                with trio.fail_after(BLOCK_MS / 1000 + OP_TIMEOUT):
+                    reply = await client.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+            except errors as exc:
+                await self._lost(exc)
+                continue
+            if not reply:
+                continue
+            items: list[cluster.ClusterIn] = []
+            for key in (CHANGES_KEY, LOG_KEY):
+                for entry in reply.get(key, ()):
+                    self._positions[key] = str(entry.identifier)
+                    self._log_entry(str(entry.field_values.get("e", "")), items)
+            for key, entries in reply.items():
+                if key in (LOG_KEY, CHANGES_KEY):
+                    continue
+                for entry in entries:
+                    identifier = str(entry.identifier)
+                    self._positions[key] = identifier
+                    self._line_entry(identifier, str(entry.field_values.get("e", "")), items)
+            if items:
+                await self._deliver(items)
+
+    def _log_entry(self, raw: str, items: list[cluster.ClusterIn]) -> None:
+        try:
+            obj = json.loads(raw)
+            node = str(obj.get("node", ""))
+            if obj.get("o") == "gone":
+                self._known.pop(node, None)
+                if node == self.node:
+                    self._trouble.set()  # the others took this node for dead: announce again
+                else:
+                    items.append(cluster.NodeGone(node, str(obj.get("why", "server lost"))))
+                return
+            op = cluster.from_wire(obj)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("cluster: skipped a malformed log entry: %.200r", raw)
+            return
+        if op is None:
+            return
+        if isinstance(op, cluster.RoomMade):
+            self._positions.setdefault(room_key(op.room), "0-0")
+        if node == self.node:
+            return  # applied when it was published
+        self._known[node] = trio.current_time()
+        for room in _rooms_of(op):
+            self._positions.setdefault(room_key(room), "0-0")
+        items.append(cluster.Remote(node, op))
+
+    def _line_entry(self, identifier: str, raw: str, items: list[cluster.ClusterIn]) -> None:
+        try:
+            obj = json.loads(raw)
+            op = cluster.from_wire({**obj, "f": 0})
+            line_id = int(identifier.partition("-")[0])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("cluster: skipped a malformed line: %.200r", raw)
+            return
+        if isinstance(op, cluster.Line):
+            items.append(cluster.Sequenced(str(obj.get("node", "")), line_id, op))
+
+    async def _publisher(self) -> None:
+        """Send what is queued, a batch per call, in order; a failed batch is sent again."""
+        assert self._deliver is not None
+        errors = _redis_errors()
+        while True:
+            if not self._inflight:
+                if not self._outgoing:
+                    self._wake = trio.Event()
+                    await self._wake.wait()
+                    continue
+                await self._up.wait()
+                count = min(len(self._outgoing), MAX_BATCH_OPS)
+                self._inflight = [self._outgoing.popleft() for _ in range(count)]
+                self._seq += 1
+            batch = self._inflight
+            payload = json.dumps([cluster.to_wire(op) for op in batch], ensure_ascii=False)
+            try:
+                with trio.fail_after(OP_TIMEOUT):
+                    reply = await self._scripts["publish"](
+                        args=[self.node, self._seq, payload, self._room_retain, LOG_MAXLEN]
+                    )
+            except errors as exc:
+                await self._lost(exc)
+                if self._inflight is not batch:  # a resync queued it again, renumbered
+                    self._inflight = []
+                continue
+            self._inflight = []
+            self._queued_lines -= sum(isinstance(op, cluster.Line) for op in batch)
+            refused: list[cluster.ClusterIn] = [
+                cluster.Refused(str(what), batch[int(index) - 1])
+                for index, what in _list(json.loads(reply))
+            ]
+            if refused:
+                await self._deliver(refused)
+
+    async def _heartbeat(self) -> None:
+        """Say this node is alive, forget dead ones, and bring the link back after trouble."""
+        errors = _redis_errors()
+        while True:
+            with trio.move_on_after(HEARTBEAT_S):
+                await self._trouble.wait()
+            self._trouble = trio.Event()
+            if self._down:
+                await self._recover()
+                continue
+            try:
+                with trio.fail_after(OP_TIMEOUT):
+                    was_known = await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
+                    live = _list(await self._scripts["reap"](args=[LOG_MAXLEN]))
+            except errors as exc:
+                await self._mark_down(exc)
+                continue
+            if not was_known:  # taken for dead (a long pause): the others forgot us
+                log.warning("cluster: the other nodes took this one for dead; announcing again")
+                await self._resync(lost_data=False)
+            await self._forget_missing({str(node) for node in live})
+
+    async def _forget_missing(self, live: set[str]) -> None:
+        """Nodes not alive for longer than the expiry are gone (also after data loss)."""
+        assert self._deliver is not None
+        now = trio.current_time()
+        gone: list[cluster.ClusterIn] = []
+        for node, seen in list(self._known.items()):
+            if node in live:
+                self._known[node] = now
+            elif now - seen > NODE_TTL_MS / 1000:
+                del self._known[node]
+                gone.append(cluster.NodeGone(node, "server lost"))
+        if gone:
+            await self._deliver(gone)
+
+    # -- trouble ---------------------------------------------------------------------------
+
+    async def _mark_down(self, exc: BaseException) -> None:
+        assert self._deliver is not None
+        if self._down:
+            return
+        self._down = True
+        self._up = trio.Event()
+        self._trouble.set()
+        log.error("cluster: lost contact with Redis at %s: %s; retrying", self.url, _reason(exc))
+        await self._deliver([cluster.ClusterDown()])
+
+    async def _lost(self, exc: BaseException) -> None:
+        """A call failed: mark the link down (once) and wait until it is back."""
+        await self._mark_down(exc)
+        await self._up.wait()
+
+    async def _recover(self) -> None:
+        """Retry with back-off until Redis answers; then find out what it kept."""
+        client = self._client
+        assert client is not None
+        errors = _redis_errors()
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                with trio.fail_after(OP_TIMEOUT):
+                    await client.ping()
+                    epoch = await client.get(EPOCH_KEY)
+                    lost_data = epoch != self._epoch
+                    if lost_data:
+                        await client.set(EPOCH_KEY, secrets.token_hex(8), condition=_nx())
+                        self._epoch = await client.get(EPOCH_KEY)
+                    was_known = await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
+                break
+            except errors:
+                await trio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
+                delay = min(delay * 2, RETRY_MAX_S)
+        log.warning(
+            "cluster: in contact with Redis again%s",
+            "; it lost its data: announcing this node again" if lost_data else "",
+        )
+        if lost_data:
+            for key in self._positions:
+                self._positions[key] = "0-0"
+            self._inflight = [_jump(op) for op in self._inflight]
+            self._outgoing = deque(_jump(op) for op in self._outgoing)
+        await self._resync(lost_data=lost_data, announce=lost_data or not was_known)
+
+    async def _resync(self, *, lost_data: bool, announce: bool = True) -> None:
+        """Tell the hub the link is back; if ``announce``, wait for its members and rooms."""
+        assert self._deliver is not None
+        self._resynced = trio.Event()
+        await self._deliver([cluster.ClusterUp(lost_data=lost_data, resync=announce)])
+        if announce:
+            with trio.move_on_after(OP_TIMEOUT):
+                await self._resynced.wait()
+        self._down = False
+        self._up.set()
+
+    async def leave(self) -> None:
+        """Leave the cluster: this node's members leave everywhere, its names are free.
+
+        Call it before cancelling :meth:`run` (the connections to Redis live there);
+        bounded by :data:`OP_TIMEOUT`. If Redis is away, the others notice by the
+        heartbeat's expiry instead.
+        """
+        if self._down or "bye" not in self._scripts:
+            return
+        try:
+            with trio.fail_after(OP_TIMEOUT):
+                await self._scripts["bye"](args=[self.node, LOG_MAXLEN])
+        except _redis_errors() as exc:
+            log.warning("cluster: could not say goodbye: %s", _reason(exc))
+        else:
+            log.info("cluster: node %s left", self.node)
+
+
+def _nx() -> Any:
+    from coredis.tokens import PureToken
+
+    return PureToken.NX
+
+
+def _jump(op: cluster.Op) -> cluster.Op:
+    """A queued line numbered after a loss: past every id a lagging node may have shown."""
+    if isinstance(op, cluster.Line):
+        return replace(op, floor=op.floor + cluster.ID_JUMP)
+    return op
+
+
+def _rooms_of(op: cluster.Op) -> tuple[str, ...]:
+    match op:
+        case cluster.Arrive(rooms=rooms):
+            return rooms
+        case cluster.Enter(room=room) | cluster.TopicSet(room=room):
+            return (room,)
+        case _:
+            return ()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
