@@ -13,7 +13,9 @@ Everything runs in real time (no ``autojump_clock``); every wait is bounded.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 import trio
@@ -281,36 +283,50 @@ def _lost_name(event: JsonEvent, name: str) -> bool:
     return event.get("old") == name and isinstance(new, str) and new.startswith("guest-")
 
 
-async def _contend(
-    peer: Peer, name: str, lost: list[tuple[Peer, str]], someone_lost: trio.Event | None = None
-) -> None:
-    """Say hello as ``name``; note in ``lost`` if this member loses the name.
+@dataclass
+class Contender:
+    """One client saying hello as ``name``, and what it received.
+
+    ``lost``: it did not keep the name (refused, or welcomed then renamed); ``guest``:
+    the guest name it was given instead, if it stayed.
+    """
+
+    peer: Peer
+    name: str
+    events: list[JsonEvent] = field(default_factory=list)
+    lost: bool = False
+    guest: str = ""
+
+    def __str__(self) -> str:
+        shown = "\n".join(f"  {json.dumps(event)}" for event in self.events)
+        return f"{self.name} received:\n{shown or '  nothing'}"
+
+
+async def _contend(contender: Contender, someone_lost: trio.Event | None = None) -> None:
+    """Say hello; return once the name is lost (setting ``someone_lost``).
 
     Losing is: the hello refused (an ``error`` name-taken, then the connection closes),
     or a ``welcome`` followed by an ``error`` name-taken and a rename to a guest name
-    (in either order). Returns once lost (setting ``someone_lost``); a winner reads
-    until cancelled.
+    (in either order). A winner reads until cancelled.
     """
+    peer, name = contender.peer, contender.name
     await peer.send_json(type="hello", name=name)
-    first = await peer.event(RACE_SETTLE)
+    contender.events.append(first := await peer.event(RACE_SETTLE))
     if first["type"] == "error":
-        assert first["code"] == "name-taken", first
-        assert await peer.closed() == []
-        lost.append((peer, ""))
-        if someone_lost is not None:
-            someone_lost.set()
-        return
-    assert first["type"] == "welcome", first
-    assert first["name"] == name, first
-    taken = renamed = ""
-    while not (taken and renamed):
-        event = await peer.event(RACE_SETTLE * 2)
-        if event["type"] == "error":
-            assert event["code"] == "name-taken", event
-            taken = event["code"]
-        elif _lost_name(event, name):
-            renamed = str(event.get("new", event.get("name")))
-    lost.append((peer, renamed))
+        assert first["code"] == "name-taken", contender
+        assert await peer.closed() == [], contender
+    else:
+        assert first["type"] == "welcome", contender
+        assert first["name"] == name, contender
+        taken = False
+        while not (taken and contender.guest):
+            contender.events.append(event := await peer.event(RACE_SETTLE * 2))
+            if event["type"] == "error":
+                assert event["code"] == "name-taken", contender
+                taken = True
+            elif _lost_name(event, name):
+                contender.guest = str(event.get("new", event.get("name")))
+    contender.lost = True
     if someone_lost is not None:
         someone_lost.set()
 
@@ -330,22 +346,20 @@ async def test_name_race_across_nodes_has_one_winner(
     for round_ in range(RACE_ROUNDS):
         name = f"racer{round_}"
         first, second = (a, b) if round_ % 2 == 0 else (b, a)
-        peers = [await first.connect(), await second.connect()]
-        lost: list[tuple[Peer, str]] = []
+        pair = [Contender(await first.connect(), name), Contender(await second.connect(), name)]
         someone_lost = trio.Event()
         with trio.move_on_after(RACE_SETTLE) as settle:
             async with trio.open_nursery() as nursery:
-                for peer in peers:
-                    nursery.start_soon(_contend, peer, name, lost, someone_lost)
+                for contender in pair:
+                    nursery.start_soon(_contend, contender, someone_lost)
                 await someone_lost.wait()
                 await trio.sleep(0.2)  # the other one must not lose it too
                 nursery.cancel_scope.cancel()
-        assert not settle.cancelled_caught, f"round {round_}: both kept {name}"
-        assert len(lost) == 1, f"round {round_}: both lost {name}"
-        loser, guest = lost[0]
-        if guest:
-            guests.append(guest)
-        winners.append((peers[0] if loser is peers[1] else peers[1], name))
+        both = f"round {round_}:\n{pair[0]}\n{pair[1]}"
+        assert not settle.cancelled_caught, f"both kept the name; {both}"
+        assert not all(contender.lost for contender in pair), f"both lost the name; {both}"
+        guests += [contender.guest for contender in pair if contender.guest]
+        winners += [(contender.peer, name) for contender in pair if not contender.lost]
 
     watchers = [await a.client("watch-a"), await b.client("watch-b")]
     racers = [name for _, name in winners]
@@ -379,10 +393,11 @@ async def test_taken_name_is_taken_on_every_node(
     await alice.expect("join", name="watcher", online=2)
     guests: list[str] = []
     for name in ("alice", "ALICE", "a1ice"):
-        lost: list[tuple[Peer, str]] = []
-        with trio.fail_after(RACE_SETTLE * 2):
-            await _contend(await b.connect(), name, lost)
-        guests += [guest for _, guest in lost if guest]
+        contender = Contender(await b.connect(), name)
+        with trio.move_on_after(RACE_SETTLE * 2):
+            await _contend(contender)
+        assert contender.lost, f"{name} was given on B while alice is on A; {contender}"
+        guests += [contender.guest] if contender.guest else []
     assert sorted(await json_who(watcher)) == sorted(["alice", "watcher", *guests])
     assert sorted(await json_who(alice)) == sorted(["alice", "watcher", *guests])
     assert not any(event.get("type") == "error" for event in alice.events)
