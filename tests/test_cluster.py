@@ -38,11 +38,15 @@ CLUSTER_DOWN_TEXT: Final = "lost contact with the cluster; messages will be dela
 async def start_nodes(
     start_process: StartProcess, redis: RedisServer, count: int
 ) -> list[ServerProcess]:
-    """Start ``count`` nodes on ``redis`` at once; return them in a fixed order."""
+    """Start ``count`` nodes on ``redis`` at once; return them in a fixed order.
+
+    Node N logs to ``node-N.log`` beside Redis's folder (the test's ``tmp_path``).
+    """
     nodes: list[ServerProcess | None] = [None] * count
 
     async def start(index: int) -> None:
-        nodes[index] = await start_process("--redis", redis.url, *NODE_ARGS)
+        log_path = redis.dir.parent / f"node-{index + 1}.log"
+        nodes[index] = await start_process("--redis", redis.url, *NODE_ARGS, log_path=log_path)
 
     async with trio.open_nursery() as nursery:
         for index in range(count):
@@ -384,13 +388,15 @@ async def test_taken_name_is_taken_on_every_node(
 ) -> None:
     """A name (or a lookalike of it) online on one node is not given on another.
 
-    The newcomer is refused (``name-taken``), or welcomed and then renamed to a guest
-    name with that error, as in a race; the first owner keeps the name.
+    Once the other node has heard of alice, a newcomer there is refused
+    (``name-taken``), or welcomed and then renamed to a guest name with that error;
+    alice keeps the name. (Before it has heard of her it is a race, as in
+    test_name_race_across_nodes_has_one_winner.)
     """
     a, b = await start_nodes(start_process, redis_server, 2)
     alice = await a.client("alice")
     watcher = await b.client("watcher")
-    await alice.expect("join", name="watcher", online=2)
+    await until_who(watcher, ["alice", "watcher"])
     guests: list[str] = []
     for name in ("alice", "ALICE", "a1ice"):
         contender = Contender(await b.connect(), name)
