@@ -291,27 +291,41 @@ def _lost_name(event: JsonEvent, name: str) -> bool:
 class Contender:
     """One client saying hello as ``name``, and what it received.
 
-    ``lost``: it did not keep the name (refused, or welcomed then renamed); ``guest``:
-    the guest name it was given instead, if it stayed.
+    ``line``: said at once if welcomed. ``lost``: it did not keep the name (refused,
+    or welcomed then renamed); ``guest``: the guest name it was given instead.
     """
 
     peer: Peer
     name: str
+    line: str = ""
     events: list[JsonEvent] = field(default_factory=list)
     lost: bool = False
+    refused: bool = False
     guest: str = ""
 
     def __str__(self) -> str:
         shown = "\n".join(f"  {json.dumps(event)}" for event in self.events)
         return f"{self.name} received:\n{shown or '  nothing'}"
 
+    def errors(self) -> list[str]:
+        """The codes of the errors received so far."""
+        return [event["code"] for event in self.events if event.get("type") == "error"]
+
+    async def read_to_who(self) -> None:
+        """Ask who is in #lobby and read everything up to the answer."""
+        await self.peer.send_json(type="who")
+        while True:
+            self.events.append(event := await self.peer.event())
+            if event.get("type") == "who":
+                return
+
 
 async def _contend(contender: Contender, someone_lost: trio.Event | None = None) -> None:
-    """Say hello; return once the name is lost (setting ``someone_lost``).
+    """Say hello (and the line, once welcomed); return once the name is lost.
 
     Losing is: the hello refused (an ``error`` name-taken, then the connection closes),
     or a ``welcome`` followed by an ``error`` name-taken and a rename to a guest name
-    (in either order). A winner reads until cancelled.
+    (in either order). Sets ``someone_lost`` then. A winner reads until cancelled.
     """
     peer, name = contender.peer, contender.name
     await peer.send_json(type="hello", name=name)
@@ -319,15 +333,16 @@ async def _contend(contender: Contender, someone_lost: trio.Event | None = None)
     if first["type"] == "error":
         assert first["code"] == "name-taken", contender
         assert await peer.closed() == [], contender
+        contender.refused = True
     else:
         assert first["type"] == "welcome", contender
         assert first["name"] == name, contender
-        taken = False
-        while not (taken and contender.guest):
+        if contender.line:
+            await peer.send_json(type="say", text=contender.line)
+        while not ("name-taken" in contender.errors() and contender.guest):
             contender.events.append(event := await peer.event(RACE_SETTLE * 2))
             if event["type"] == "error":
-                assert event["code"] == "name-taken", contender
-                taken = True
+                assert event["code"] in ("name-taken", "not-sent"), contender
             elif _lost_name(event, name):
                 contender.guest = str(event.get("new", event.get("name")))
     contender.lost = True
@@ -342,15 +357,22 @@ async def test_name_race_across_nodes_has_one_winner(
 
     Both may be welcomed, but within about a second the loser gets the error
     ``name-taken`` and a rename to a guest name; then /who on both nodes lists the name
-    once, and the winner hears nothing of having lost it.
+    once, and the winner hears nothing of having lost it. Each says a line as soon as
+    it is welcomed: nobody ever sees the loser's line under the name (it comes under
+    the guest name, or the loser gets ``not-sent``); the winner's comes once.
     """
     a, b = await start_nodes(start_process, redis_server, 2)
-    winners: list[tuple[Peer, str]] = []
-    guests: list[str] = []
+    watchers = [await a.client("watch-a"), await b.client("watch-b")]
+    for watcher in watchers:
+        await until_who(watcher, ["watch-a", "watch-b"])
+    contenders: list[Contender] = []
     for round_ in range(RACE_ROUNDS):
         name = f"racer{round_}"
         first, second = (a, b) if round_ % 2 == 0 else (b, a)
-        pair = [Contender(await first.connect(), name), Contender(await second.connect(), name)]
+        pair = [
+            Contender(await node.connect(), name, line=f"{name} on node {side}")
+            for node, side in ((first, "first"), (second, "second"))
+        ]
         someone_lost = trio.Event()
         with trio.move_on_after(RACE_SETTLE) as settle:
             async with trio.open_nursery() as nursery:
@@ -362,11 +384,11 @@ async def test_name_race_across_nodes_has_one_winner(
         both = f"round {round_}:\n{pair[0]}\n{pair[1]}"
         assert not settle.cancelled_caught, f"both kept the name; {both}"
         assert not all(contender.lost for contender in pair), f"both lost the name; {both}"
-        guests += [contender.guest for contender in pair if contender.guest]
-        winners += [(contender.peer, name) for contender in pair if not contender.lost]
+        contenders += pair
 
-    watchers = [await a.client("watch-a"), await b.client("watch-b")]
-    racers = [name for _, name in winners]
+    winners = [contender for contender in contenders if not contender.lost]
+    guests = [contender.guest for contender in contenders if contender.guest]
+    racers = [winner.name for winner in winners]
     for watcher in watchers:
         with trio.fail_after(RACE_SETTLE):
             while True:  # the last round's loser may still be on its way out of /who
@@ -377,10 +399,21 @@ async def test_name_race_across_nodes_has_one_winner(
         assert sorted(set(names)) == sorted(names), names
         assert set(racers + guests) <= set(names), names
 
-    for winner, name in winners:  # no winner was told it lost, later
-        await winner.send_json(type="who")
-        while (event := await winner.event()).get("type") != "who":
-            assert event.get("type") != "error", (name, event)
+    for contender in contenders:  # read what came after the race was decided
+        if not contender.refused:
+            await contender.read_to_who()
+    for winner in winners:
+        assert winner.errors() == [], winner  # not told it lost, later
+    for watcher in watchers:
+        said = chat(watcher.events)
+        for winner in winners:
+            under_name = [text for _, sender, text in said if sender == winner.name]
+            assert under_name == [winner.line], (watcher.name, winner.name, said)
+        for loser in contenders:
+            if loser.lost and not loser.refused:
+                as_guest = [text for _, sender, text in said if sender == loser.guest]
+                delivered = as_guest == [loser.line]
+                assert delivered != ("not-sent" in loser.errors()), (watcher.name, said, loser)
 
 
 async def test_taken_name_is_taken_on_every_node(
