@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -40,12 +41,14 @@ async def start_nodes(
 ) -> list[ServerProcess]:
     """Start ``count`` nodes on ``redis`` at once; return them in a fixed order.
 
-    Node N logs to ``node-N.log`` beside Redis's folder (the test's ``tmp_path``).
+    Node N logs to ``node-N.log`` beside Redis's folder (the test's ``tmp_path``),
+    numbered on from the nodes started before.
     """
     nodes: list[ServerProcess | None] = [None] * count
+    started = len(list(redis.dir.parent.glob("node-*.log")))
 
     async def start(index: int) -> None:
-        log_path = redis.dir.parent / f"node-{index + 1}.log"
+        log_path = redis.dir.parent / f"node-{started + index + 1}.log"
         nodes[index] = await start_process("--redis", redis.url, *NODE_ARGS, log_path=log_path)
 
     async with trio.open_nursery() as nursery:
@@ -470,6 +473,66 @@ async def test_dead_node_members_leave(
     await carol.expect("join", name="bob", online=3)
     await again.say("back on A")
     await alice.expect("*** bob joined (3 online)", "<bob> back on A")
+
+
+async def test_stopped_node_members_leave(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """A node stopped with SIGTERM: its members leave elsewhere, "server stopped"."""
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.join("alice")  # plain, on A
+    await b.client("bob")
+    await alice.expect("*** bob joined (2 online)")
+    b.signal(signal.SIGTERM)
+    assert await b.wait() == 0
+    await alice.expect("*** bob left: server stopped (1 online)")
+    assert await plain_who(alice) == ["alice"]
+    again = await a.client("bob")  # its names are free at once
+    await again.say("moved to A")
+    await alice.expect("*** bob joined (2 online)", "<bob> moved to A")
+
+
+async def test_late_node_knows_the_cluster(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """A node started later knows the members, rooms, topics and history.
+
+    Its member sees #dev in /rooms with its topic and count, everyone in /who, the
+    topic and the last lines on joining #dev, and is heard by the others.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice", rooms=["#dev"])
+    bob = await b.client("bob", rooms=["#dev"])
+    await until_who(alice, ["alice", "bob"], "#dev")
+    await alice.send(type="topic", room="#dev", text="release on friday")
+    await bob.expect("topic", room="#dev", topic="release on friday", changed=True)
+    said = [await alice.say("one", room="#dev"), await bob.say("two", room="#dev")]
+    await alice.expect("say", room="#dev", text="two")
+
+    (c,) = await start_nodes(start_process, redis_server, 1)
+    carol = await c.client("carol")
+    await carol.send(type="rooms")
+    listed = {info["room"]: info for info in (await carol.expect("rooms"))["rooms"]}
+    assert listed.get("#dev", {}).get("online") == 2, listed
+    assert listed["#dev"]["topic"] == "release on friday", listed
+    assert await json_who(carol) == ["alice", "bob", "carol"]
+
+    joined = await carol.join("#dev")
+    assert joined["online"] == 3, joined
+    topic = await carol.expect("topic", room="#dev")
+    assert (topic["topic"], topic["by"]) == ("release on friday", "alice"), topic
+    assert await json_who(carol, "#dev") == ["alice", "bob", "carol"]  # after the replay
+    replay = [
+        (event["id"], event["from"], event["text"])
+        for event in carol.events
+        if event.get("type") == "say" and event.get("room") == "#dev" and event.get("history")
+    ]
+    assert replay == [(event["id"], event["from"], event["text"]) for event in said]
+    await alice.expect("join", room="#dev", name="carol", online=3)
+    mine = await carol.say("three", room="#dev")
+    assert mine["id"] > said[-1]["id"]
+    for client in (alice, bob):
+        await client.expect("say", room="#dev", from_="carol", text="three", id=mine["id"])
 
 
 async def test_redis_restart_with_data_delays_nothing_lost(
