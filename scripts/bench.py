@@ -69,6 +69,20 @@ Scenarios (``--quick`` shrinks them for a smoke run of about two minutes):
                      as fast as the server reads and never read: server RSS growth
                      over 10 s, and whether (and when) every one was disconnected.
 
+``cluster``          triochat only: a fresh ``redis-server`` per run on a free loopback
+                     port (no persistence), then ``triochat`` (one node, no Redis),
+                     ``cluster-1`` (one node with ``--redis``), ``cluster-2`` (two nodes
+                     sharing a Redis) and ``cluster-2-aof`` (the same, Redis writing an
+                     append-only file, fsync once a second), back to back; every node in
+                     memory with ``--web-port off`` (``scripts/loadgen_cluster.py``). 5
+                     senders on node A say 1000 lines/s, 50 receivers on node B read
+                     them: p50/p99 (across nodes with two), node and Redis CPU (psutil),
+                     Redis's ``INFO commandstats`` per line; then a burst, members
+                     alternating between the nodes: deliveries/s, lines/s sequenced,
+                     deliveries per node CPU second, Redis CPU per line. On fewer than
+                     four CPUs every server process shares CPU 0 (the load generator
+                     keeps CPU 1): two nodes then have the one CPU a single node has.
+
 ``--baseline DIR`` adds runs of another checkout of triochat (the package folder's
 parent, e.g. ``git worktree add --detach DIR REV``) to ``burst``, ``steady`` and the
 idle scenarios, labelled ``baseline`` and ``baseline-heap``: "per connection
@@ -113,6 +127,7 @@ import platform
 import queue
 import re
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -155,6 +170,7 @@ SQLITE_P99_MAX: Final[float] = 1.5  # issue 8: steady p99 with SQLite <= 1.5x me
 IDLE_SAME_MAX: Final[float] = 1.1  # "per connection unchanged": at most 10 % more than the
 # reference in the same run (identical runs here moved RSS/conn by up to 4 %)
 IDLE_HEAP_MAX_KB: Final[float] = 6.0  # issue 8: traced heap per idle connection stays 5-6 KB
+REDIS_START_TRIES: Final[int] = 3  # cluster: fresh free ports tried for redis-server
 
 Store = Literal["memory", "sqlite"]
 
@@ -169,6 +185,9 @@ class Variant:
     traced: bool = False  # under scripts/traced_server.py: heap figures (slower, more RSS)
     tls: bool = False  # TLS only (--no-plain), a throwaway certificate; clients verify it
     baseline: bool = False  # also run the --baseline checkout like this, when one is given
+    nodes: int = 1  # cluster: triochat nodes (their own processes), members split over them
+    redis: bool = False  # cluster: the nodes share a fresh redis-server (--redis)
+    redis_aof: bool = False  # cluster: that Redis writes an append-only file (fsync 1/s)
 
 
 IN_MEMORY_RUN: Final = Variant("triochat")
@@ -192,6 +211,7 @@ class Scenario:
     sets_log_level: bool = False  # the variants choose triochat's log level (join-cpu)
     script: str = "loadgen.py"  # the load generator in scripts/
     web: bool = False  # the load generator also gets --web-port (triochat's web listener)
+    cluster: bool = False  # run_cluster: a Redis and the variant's nodes, loadgen_cluster.py
 
 
 @dataclass(frozen=True)
@@ -206,6 +226,12 @@ class Run:
 
 TLS_RUN: Final = Variant("triochat-tls", tls=True)  # in memory, like "triochat"
 THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN, TLS_RUN)
+CLUSTER_RUNS: Final = (
+    Variant("triochat"),  # one node, no Redis: the reference
+    Variant("cluster-1", redis=True),  # one node with --redis
+    Variant("cluster-2", nodes=2, redis=True),  # two nodes sharing that Redis
+    Variant("cluster-2-aof", nodes=2, redis=True, redis_aof=True),  # ...writing its AOF
+)
 IDLE_RUNS: Final = (
     Variant("triochat", baseline=True),
     SQLITE_RUN,
@@ -319,6 +345,25 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         90.0,
         servers=("triochat",),
     ),
+    Scenario(
+        "cluster",
+        "two nodes and Redis: 5 senders on node A, 50 receivers on node B, 1000 lines/s; "
+        "then a burst of 5 x 2000 lines, members alternating between the nodes",
+        (
+            *("--receivers", "50", "--senders", "5", "--rate", "1000"),
+            *("--warmup", "1", "--duration", "8", "--lines", "2000", "--rounds", "5"),
+        ),
+        (
+            *("--receivers", "50", "--senders", "5", "--rate", "1000"),
+            *("--warmup", "0.5", "--duration", "1.5", "--lines", "500", "--rounds", "2"),
+        ),
+        (*TUNED, "--web-port", "off"),
+        120.0,
+        variants=CLUSTER_RUNS,
+        servers=("triochat",),
+        script="loadgen_cluster.py",
+        cluster=True,
+    ),
 )
 
 
@@ -409,13 +454,14 @@ class RunningServer:
         heap_report: Path | None = None,
         src: Path | None = None,
         web: bool = False,
+        cpu: int = SERVER_CPU,
     ) -> None:
         self.name = label or server
         self.web_port = 0  # read from triochat's "web:" line when ``web``
         self.cmd = server_command(server, flags, quiet, heap_report)
         self.log_path = log_dir / f"{self.name}.stderr"
         self._log: IO[bytes] = self.log_path.open("wb")
-        with pinned(SERVER_CPU):
+        with pinned(cpu):
             self.proc = subprocess.Popen(
                 self.cmd,
                 stdin=subprocess.DEVNULL,
@@ -505,12 +551,20 @@ def run_loadgen(
         cmd += ["--web-port", str(srv.web_port)]
     if heap_report is not None:
         cmd += ["--heap-report", str(heap_report)]
+    return run_script(cmd, scenario.timeout_s)
+
+
+def run_script(cmd: Sequence[str], timeout_s: float) -> dict[str, Any]:
+    """Run a load generator (pinned to ``LOADGEN_CPU``); return the JSON line it prints last.
+
+    It is killed ``LOADGEN_MARGIN_S`` after its own deadline of ``timeout_s``.
+    """
     try:
         with pinned(LOADGEN_CPU):
             done = subprocess.run(
                 cmd,
                 capture_output=True,
-                timeout=scenario.timeout_s + LOADGEN_MARGIN_S,
+                timeout=timeout_s + LOADGEN_MARGIN_S,
                 cwd=ROOT,
                 check=False,
             )
@@ -522,6 +576,160 @@ def run_loadgen(
     except (IndexError, json.JSONDecodeError):
         err = done.stderr.decode("utf-8", "replace").strip()[-400:]
         return {"ok": False, "error": f"no JSON from load generator (rc {done.returncode}): {err}"}
+    return result
+
+
+def free_port() -> int:
+    """A TCP port that was free on the loopback a moment ago (the OS's choice)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class RunningRedis:
+    """A throwaway redis-server on a free loopback port, always stopped by its PID.
+
+    No persistence (``--save ''``, ``--appendonly no``) unless ``aof``: then an
+    append-only file, fsynced once a second (``--appendfsync everysec``, Redis's own
+    default for AOF). Its folder (``--dir``) is a new one under ``log_dir``, removed with
+    it; no RDB snapshot is ever written.
+    """
+
+    def __init__(self, log_dir: Path, name: str, cpu: int = SERVER_CPU, aof: bool = False) -> None:
+        self.persistence = (
+            "AOF, fsync every second (--appendonly yes --appendfsync everysec --save '')"
+            if aof
+            else "none (--save '' --appendonly no)"
+        )
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise RuntimeError("redis-server not found (Debian: apt-get install redis-server)")
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{name}-redis-", dir=log_dir))
+        self.log_path = self.folder / "redis.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        for _ in range(REDIS_START_TRIES):  # another process may take the port first
+            self.port = free_port()
+            cmd = [exe, "--port", str(self.port), "--bind", HOST, "--protected-mode", "yes"]
+            cmd += ["--save", "", "--dir", str(self.folder)]
+            aof_flags = ["yes", "--appendfsync", "everysec"] if aof else ["no"]
+            cmd += ["--appendonly", *aof_flags]
+            cmd += ["--daemonize", "no", "--loglevel", "warning", "--databases", "1"]
+            with pinned(cpu):
+                self.proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+                )
+            if self._ready():
+                self.url = f"redis://{HOST}:{self.port}/0"
+                return
+            self.stop()
+            self._log = self.log_path.open("ab")
+        self._log.close()
+        raise RuntimeError(f"redis-server did not answer PING: {self.tail()}")
+
+    def _ready(self) -> bool:
+        """Wait until it answers ``PING`` (False if it exits or ``START_TIMEOUT_S`` passes)."""
+        import socket
+
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1) as c:
+                c.settimeout(1.0)
+                c.sendall(b"PING\r\n")
+                if c.recv(64).startswith(b"+PONG"):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def tail(self, n: int = 400) -> str:
+        """The end of its log, for error messages."""
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace").strip()
+        return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM (it saves nothing), wait, SIGKILL; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(STOP_TIMEOUT_S)
+        self._log.close()
+        return self.proc.returncode
+
+
+def cluster_cpus() -> dict[str, int]:
+    """Where the cluster's processes run: node A, node B, Redis (and the load generator).
+
+    With four CPUs or more, each server process gets its own; with fewer (the two of the
+    machine the figures in docs/benchmarks.md come from) they all share ``SERVER_CPU``,
+    and the load generator keeps ``LOADGEN_CPU`` to itself, as in every other scenario.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) >= 4 and LOADGEN_CPU in allowed:
+        free = [c for c in allowed if c != LOADGEN_CPU]
+        return {"node-a": free[0], "node-b": free[1], "redis": free[2], "loadgen": LOADGEN_CPU}
+    return {"node-a": SERVER_CPU, "node-b": SERVER_CPU, "redis": SERVER_CPU, "loadgen": LOADGEN_CPU}
+
+
+def log_problems(path: Path) -> list[str]:
+    """The lines of a node's log (it logs at ``warning``, so each is a warning or worse)."""
+    with contextlib.suppress(OSError):
+        return path.read_bytes().decode("utf-8", "replace").splitlines()
+    return []
+
+
+def run_cluster(scenario: Scenario, run: Run, quick: bool, log_dir: Path) -> dict[str, Any]:
+    """A Redis if the variant has one, its nodes, then ``scripts/loadgen_cluster.py``.
+
+    Every node runs in memory with the scenario's flags, and ``--redis`` to the fresh
+    Redis; the load generator gets their ports and PIDs (node A first) and Redis's. Nodes
+    stop first, then Redis. The figures get the processes' placement, Redis's
+    persistence, and any line a node logged (at ``warning``, so none is expected).
+    """
+    v = run.variant
+    assert v is not None
+    flags = shown = (*scenario.triochat_flags, *v.flags, "--db", IN_MEMORY)
+    cpus = cluster_cpus()
+    extra: dict[str, Any] = {"placement": cpus if v.redis or v.nodes > 1 else None}
+    nodes: list[RunningServer] = []
+    with contextlib.ExitStack() as cleanup:
+        redis: RunningRedis | None = None
+        try:
+            if v.redis:
+                redis = RunningRedis(log_dir, run.label, cpus["redis"], v.redis_aof)
+                cleanup.callback(redis.stop)
+                flags = (*flags, "--redis", redis.url)
+                shown = (*shown, "--redis", f"redis://{HOST}:<port>/0")
+                extra["redis_persistence"] = redis.persistence
+            for i in range(v.nodes):
+                name = f"{run.label}-{'ab'[i]}" if v.nodes > 1 else run.label
+                srv = RunningServer("triochat", flags, log_dir, name, cpu=cpus[f"node-{'ab'[i]}"])
+                cleanup.callback(srv.stop)  # nodes stop before the Redis they share
+                nodes.append(srv)
+        except (OSError, RuntimeError) as exc:
+            return {"ok": False, "error": str(exc), "flags": list(shown)}
+        time.sleep(SETTLE_S)
+        sizes = scenario.quick if quick else scenario.loadgen
+        cmd = [sys.executable, str(SCRIPTS / scenario.script), *sizes]
+        cmd += ["--ports", ",".join(str(n.port) for n in nodes)]
+        cmd += ["--node-pids", ",".join(str(n.proc.pid) for n in nodes)]
+        if redis is not None:
+            cmd += ["--redis-port", str(redis.port), "--redis-pid", str(redis.proc.pid)]
+        result = run_script([*cmd, "--timeout", str(scenario.timeout_s)], scenario.timeout_s)
+        for n in nodes:
+            if n.proc.poll() is not None:
+                result.setdefault("server_exit", {})[n.name] = n.proc.returncode
+                result.setdefault("server_stderr", {})[n.name] = n.tail()
+    problems = [f"{n.name}: {line}" for n in nodes for line in log_problems(n.log_path)]
+    result.update(extra)
+    result["node_log_lines"] = len(problems)
+    result["node_log_first"] = problems[:5]
+    result["flags"] = list(shown)
     return result
 
 
@@ -565,6 +773,8 @@ def run_one(
     variant a fresh file in a new temporary folder under ``db_dir`` (removed afterwards,
     after its size and message count are added to the figures).
     """
+    if scenario.cluster:
+        return run_cluster(scenario, run, quick, log_dir)
     v = run.variant
     with contextlib.ExitStack() as cleanup:
         flags: tuple[str, ...] = ()
@@ -890,6 +1100,21 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
         ("ws_tcp_p99_ratio", "WS/TCP p99"),
         ("loss", "loss"),
     ],
+    "cluster": [
+        ("nodes", "nodes"),
+        ("idle_p50_ms", "idle ms"),
+        ("p50_ms", "p50 ms"),
+        ("p99_ms", "p99 ms"),
+        ("local_p99_ms", "A p99 ms"),
+        ("cpu_pct", "nodes CPU%"),
+        ("redis_cpu_pct", "Redis CPU%"),
+        ("cpu_wait_pct", "wait%"),
+        ("burst_deliveries_per_s", "burst deliv/s"),
+        ("burst_lines_per_s", "lines/s"),
+        ("burst_deliveries_per_cpu_s", "deliv/node CPU s"),
+        ("burst_redis_cpu_us_per_line", "Redis CPU us/line"),
+        ("loss", "loss"),
+    ],
     "who": [
         ("members", "members"),
         ("spammers", "spammers"),
@@ -910,6 +1135,7 @@ RATIO_KEY: Final[dict[str, tuple[str, bool]]] = {
     "slow": ("p99_during_ms", False),
     "who": ("rss_max_growth_mb", False),
     "mixed": ("ws_tcp_p99_ratio", False),
+    "cluster": ("p99_ms", False),
 }
 
 
@@ -932,6 +1158,22 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat", "cpu_pct", "baseline"),
         ("triochat-tls", "p99_ms", "triochat"),
         ("triochat-tls", "cpu_pct", "triochat"),
+    ),
+    "cluster": (
+        ("cluster-1", "p50_ms", "triochat"),
+        ("cluster-2", "p50_ms", "triochat"),
+        ("cluster-1", "p99_ms", "triochat"),
+        ("cluster-2", "p99_ms", "triochat"),
+        ("cluster-2", "p99_ms", "cluster-1"),
+        ("cluster-1", "cpu_us_per_delivery", "triochat"),
+        ("cluster-2", "cpu_us_per_delivery", "triochat"),
+        ("cluster-1", "burst_deliveries_per_s", "triochat"),
+        ("cluster-2", "burst_deliveries_per_s", "triochat"),
+        ("cluster-2", "burst_deliveries_per_s", "cluster-1"),
+        ("cluster-1", "burst_deliveries_per_cpu_s", "triochat"),
+        ("cluster-2", "burst_deliveries_per_cpu_s", "triochat"),
+        ("cluster-2-aof", "p99_ms", "cluster-2"),
+        ("cluster-2-aof", "burst_deliveries_per_s", "cluster-2"),
     ),
     "idle": (
         ("triochat-sqlite", "rss_per_conn_kb", "triochat"),
@@ -962,7 +1204,15 @@ def median_or_none(values: Sequence[float | None]) -> float | None:
     return round(statistics.median(present), 2) if present else None
 
 
-WORST_OF: Final[tuple[str, ...]] = ("loss", "missing", "missing_during", "fanout_missing")
+WORST_OF: Final[tuple[str, ...]] = (
+    "loss",
+    "missing",
+    "missing_during",
+    "fanout_missing",
+    "steady_loss",
+    "burst_loss",
+    "node_log_lines",
+)
 
 
 def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1050,6 +1300,10 @@ def print_table(
             notes.append(f"db: {r['db_error']}")
         if r.get("failed_repeats"):
             notes.append(f"{r['failed_repeats']} repeats failed")
+        if r.get("node_log_lines"):
+            notes.append(f"{r['node_log_lines']} node log lines")
+        if r.get("server_exit"):
+            notes.append(f"exited: {r['server_exit']}")
         rows.append([server, *(fmt(r.get(k)) for k, _ in cols), "; ".join(n for n in notes if n)])
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     print(f"\n== {name}: {title}{' [--quick: smaller sizes]' if quick else ''}")
@@ -1063,6 +1317,65 @@ def print_table(
     for what, each in paired.items():
         also = f" (median of {', '.join(fmt(r) for r in each)})" if len(each) > 1 else ""
         print(f"   {what}: x{fmt(median_or_none(each))}{also}")
+
+
+def redis_line(r: dict[str, Any], prefix: str) -> str:
+    """One window's Redis work per chat line sequenced: command time, calls, CPU."""
+    cmds: dict[str, dict[str, Any]] = r.get(f"{prefix}redis_commands") or {}
+    lines = r.get("lines_sent") if prefix == "" else None
+    top = ", ".join(
+        f"{cmd} {c['calls']} x {c['usec_per_call']:.3g} us" for cmd, c in list(cmds.items())[:4]
+    )
+    scripts, xread = r.get(f"{prefix}lines_per_script_call"), r.get(f"{prefix}lines_per_xread")
+    return (
+        f"per line: {fmt(r.get(f'{prefix}redis_script_us_per_line'))} us in scripts + "
+        f"{fmt(r.get(f'{prefix}redis_xread_us_per_line'))} us in XREAD, "
+        f"{fmt(r.get(f'{prefix}redis_cpu_us_per_line'))} us Redis CPU; "
+        f"{fmt(scripts)} lines per script call, {fmt(xread)} per XREAD"
+        + (f" ({lines} lines: {top})" if lines else f" ({top})")
+    )
+
+
+def print_cluster_detail(res: dict[str, dict[str, Any]]) -> None:
+    """Under the cluster table: placement, Redis's work per line, what Redis holds."""
+    first = next((r for r in res.values() if r.get("ok") and r.get("placement")), None)
+    if first is not None:
+        cpus = first["placement"]
+        print(
+            f"   placement: node A on CPU {cpus['node-a']}, node B on CPU {cpus['node-b']}, "
+            f"Redis on CPU {cpus['redis']}, load generator on CPU {cpus['loadgen']}"
+        )
+    for label, r in res.items():
+        if not r.get("ok"):
+            continue
+        nodes = ", ".join(f"{r[k]}%" for k in ("node_a_cpu_pct", "node_b_cpu_pct") if k in r)
+        print(
+            f"   {label}: steady node CPU {nodes}; {fmt(r.get('cpu_us_per_delivery'))} us "
+            f"node CPU per delivery; an idle line to the first receiver "
+            f"{fmt(r.get('idle_first_p50_ms'))} ms, to all {fmt(r.get('idle_p50_ms'))} ms"
+            f" (max {fmt(r.get('idle_max_ms'))}); A's own p50/p99 "
+            f"{fmt(r.get('local_p50_ms'))}/{fmt(r.get('local_p99_ms'))} ms"
+        )
+        burst_cpu = ", ".join(
+            f"{r[k]} s" for k in ("burst_node_a_cpu_s", "burst_node_b_cpu_s") if k in r
+        )
+        print(
+            f"   {label}: burst p50/p99 {fmt(r.get('burst_p50_ms'))}/"
+            f"{fmt(r.get('burst_p99_ms'))} ms, node CPU {burst_cpu}, Redis CPU "
+            f"{fmt(r.get('burst_redis_cpu_s'))} s, wait {fmt(r.get('burst_cpu_wait_pct'))}%"
+        )
+        if r.get("redis_commands") is not None:
+            first_rep = " (command counts: the first repetition)" if r.get("repeats") else ""
+            print(f"   {label}: Redis persistence: {r.get('redis_persistence')}{first_rep}")
+            print(f"   {label}: steady Redis {redis_line(r, '')}")
+            print(f"   {label}: burst Redis {redis_line(r, 'burst_')}")
+            print(
+                f"   {label}: Redis at the end: {fmt(r.get('redis_used_memory_mb'))} MB, "
+                f"{r.get('redis_keys')} keys, {r.get('redis_stream_entries')} stream entries "
+                f"{r.get('redis_streams')}"
+            )
+        for line in r.get("node_log_first") or []:
+            print(f"   {label}: log: {line[:160]}")
 
 
 def environment() -> dict[str, Any]:
@@ -1105,6 +1418,12 @@ CHART_METRICS: Final[dict[str, list[tuple[str, str, bool]]]] = {
         ("rss_max_growth_mb", "RSS growth MB", False),
         ("last_dropped_after_s", "all dropped after s", False),
     ],
+    "cluster": [
+        ("p99_ms", "steady p99 ms", False),
+        ("cpu_us_per_delivery", "node CPU us/delivery", False),
+        ("burst_deliveries_per_s", "burst deliveries/s", True),
+        ("burst_deliveries_per_cpu_s", "deliveries/node CPU s", True),
+    ],
     "mixed": [
         ("tcp_p99_ms", "TCP p99 ms", False),
         ("ws_p99_ms", "WebSocket p99 ms", False),
@@ -1118,6 +1437,9 @@ COLORS: Final[dict[str, str]] = {
     "triochat-sqlite": "#1b4f7a",
     "triochat-heap": "#5fa8d3",
     "triochat-tls": "#6a4c93",
+    "cluster-1": "#c0504d",
+    "cluster-2": "#7a1f1d",
+    "cluster-2-aof": "#e6a19f",
     "baseline": "#7fb07f",
     "baseline-heap": "#c3dfc3",
     "asyncio": "#e8a33d",
@@ -1359,6 +1681,8 @@ def main(argv: list[str] | None = None) -> int:
     for entry in report:
         e = entry
         print_table(e["scenario"], e["title"], e["results"], args.quick, e["pairs_each"])
+        if kind(e["scenario"]) == "cluster":
+            print_cluster_detail(e["results"])
     print(
         "\n== targets (issue 4: triochat in memory vs the references; issue 8: persistence;"
         " the web issue: WebSocket vs TCP members)"

@@ -1208,9 +1208,8 @@ class ChatState:
                 if remote is not None and room in remote.rooms:
                     self._remote_exit(remote, self._room(room), reason)
             case cluster.Private(to=to, to_name=to_name, name=name, text=text, ts=ts):
-                conn = int(to.rpartition(":")[2]) if to.startswith(f"{self.node}:") else -1
-                target = self.members.get(conn)
-                if target is not None and target.name == to_name:
+                target = self._addressee(to, to_name)
+                if target is not None:
                     self._tell(target, Private(ts, name, to_name, text))
             case cluster.RoomMade(room=room):
                 self._room(room)
@@ -1221,14 +1220,19 @@ class ChatState:
                 self.batch.changes.append(change)
                 self.moderation.changed_elsewhere(change)
             case cluster.Kick(to=to, to_name=to_name, by=by, reason=reason):
-                conn = int(to.rpartition(":")[2]) if to.startswith(f"{self.node}:") else -1
-                target = self.members.get(conn)
-                if target is not None and target.name == to_name:
+                target = self._addressee(to, to_name)
+                if target is not None:
                     self.moderation.kicked_elsewhere(target, by, reason)
             case cluster.Line():  # pragma: no cover - lines come back as Sequenced
                 pass
             case _:
                 assert_never(op)
+
+    def _addressee(self, to: str, name: str) -> Member | None:
+        """The member of this node with token ``to``, if it is still called ``name``."""
+        node, _, conn = to.rpartition(":")
+        member = self.members.get(int(conn)) if node == self.node and conn.isdigit() else None
+        return member if member is not None and member.name == name else None
 
     def _remote_topic(self, room: RoomState, text: str, by: str, ts: float, locked: bool) -> None:
         if (room.topic, room.topic_by, room.topic_ts) == (text, by, ts):

@@ -104,7 +104,8 @@ class RedisBus:
         self._room_retain = room_retain
         self._outgoing: deque[cluster.Op] = deque()
         self._queued_lines = 0
-        self._inflight: list[cluster.Op] = []
+        self._inflight: list[cluster.Op] = []  # the batch being sent (numbered self._seq)
+        self._lost_data = False  # the last recovery found Redis without its data
         self._seq = 0
         self._wake = trio.Event()
         self._up = trio.Event()
@@ -135,10 +136,18 @@ class RedisBus:
         return refused
 
     def resync(self, ops: list[cluster.Op]) -> None:
-        """Publish ``ops`` (this node's members and rooms) before anything else queued."""
-        pending = [*ops, *self._inflight, *self._outgoing]
-        self._inflight = []
-        self._outgoing = deque(pending)
+        """Publish ``ops`` (this node's members and rooms) before anything else queued.
+
+        After Redis lost its data, the batch that was in flight goes after them, as a new
+        batch (nothing of it survived). Otherwise it is sent again first, under its own
+        number, so that if it had gone through it is not applied twice (its lines are
+        refused if the names they need were freed meanwhile: their senders are told).
+        """
+        if self._lost_data:
+            self._outgoing = deque([*ops, *self._inflight, *self._outgoing])
+            self._inflight = []
+        else:
+            self._outgoing.extendleft(reversed(ops))
         self._resynced.set()
         self._wake.set()
 
@@ -328,9 +337,7 @@ class RedisBus:
                     )
             except errors as exc:
                 await self._lost(exc)
-                if self._inflight is not batch:  # a resync queued it again, renumbered
-                    self._inflight = []
-                continue
+                continue  # the same batch again, unless a resync after a loss requeued it
             self._inflight = []
             self._queued_lines -= sum(isinstance(op, cluster.Line) for op in batch)
             refused: list[cluster.ClusterIn] = [
@@ -427,6 +434,7 @@ class RedisBus:
     async def _resync(self, *, lost_data: bool, announce: bool = True) -> None:
         """Tell the hub the link is back; if ``announce``, wait for its members and rooms."""
         assert self._deliver is not None
+        self._lost_data = lost_data
         self._resynced = trio.Event()
         await self._deliver([cluster.ClusterUp(lost_data=lost_data, resync=announce)])
         if announce:
