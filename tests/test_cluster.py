@@ -24,6 +24,7 @@ import trio
 from tests.conftest import StartProcess
 from tests.procs import ServerProcess, run_triochat
 from tests.redisproc import RedisServer
+from triochat.server.redis_bus import HEARTBEAT_S, NODE_TTL_MS, RETRY_MAX_S
 from triochat.testing import ChatClient, JsonEvent, Peer
 
 # Extra flags of every node; the rate limit is off so that bursts are not slowed down.
@@ -600,6 +601,56 @@ async def test_redis_restart_with_data_delays_nothing_lost(
     assert await plain_who(carol) == ["alice", "bob", "carol"]
     await alice.quiet()
     await bob.quiet()
+
+
+async def test_redis_outage_longer_than_heartbeat_expiry_loses_nothing(
+    redis_server: RedisServer, start_process: StartProcess
+) -> None:
+    """Redis away for longer than a node's heartbeat expiry, then back with its data.
+
+    The nodes come back at slightly different times. Still: every line said meanwhile
+    is delivered once to everyone (none refused as ``not-sent``), and nobody is seen
+    leaving ("server lost") or coming back: the members never went anywhere.
+    """
+    a, b = await start_nodes(start_process, redis_server, 2)
+    alice = await a.client("alice")
+    bob = await b.client("bob")
+    for client in (alice, bob):
+        await until_who(client, ["alice", "bob"])
+    seen_before = {client.name: len(client.events) for client in (alice, bob)}
+    await redis_server.stop()
+    for client in (alice, bob):  # as Redis goes: maybe before the node notices
+        await client.send(type="say", text=f"{client.name} as Redis goes")
+    for client in (alice, bob):
+        await client.expect("notice", code="cluster-down", timeout=REDIS_TIMEOUT)
+    for client in (alice, bob):
+        await client.send(type="say", text=f"{client.name} while Redis is away")
+    await trio.sleep(NODE_TTL_MS / 1000 + 2)  # every heartbeat key expires meanwhile
+    await redis_server.restart(keep_data=True)
+
+    delayed = {
+        f"{name} {when}"
+        for name in ("alice", "bob")
+        for when in ("as Redis goes", "while Redis is away")
+    }
+    # Each node retries with a back-off of up to RETRY_MAX_S (and jitter): allow for it.
+    with trio.move_on_after(REDIS_TIMEOUT + RETRY_MAX_S):
+        for client in (alice, bob):
+            await client.expect("notice", code="cluster-up", timeout=REDIS_TIMEOUT)
+            while not delayed <= {text for _, _, text in chat(client.events)}:
+                await client.expect("say", timeout=REDIS_TIMEOUT)
+    for client in (alice, bob):
+        since = client.events[seen_before[client.name] :]
+        shown = [{k: v for k, v in event.items() if k != "ts"} for event in since]
+        assert delayed <= {text for _, _, text in chat(since)}, (client.name, shown)
+    await trio.sleep(HEARTBEAT_S * 2)  # a node taken for dead would be announced by now
+    for client in (alice, bob):
+        assert await json_who(client) == ["alice", "bob"]
+        assert sorted(text for _, _, text in chat(client.events)) == sorted(delayed)
+        since = client.events[seen_before[client.name] :]
+        moved = [e for e in since if e.get("type") in ("leave", "join", "error")]
+        assert moved == [], (client.name, moved)
+    assert chat(alice.events) == chat(bob.events)
 
 
 async def test_redis_restart_without_data_is_a_gap(
