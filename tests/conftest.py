@@ -1,7 +1,8 @@
 """Fixtures for the whole suite: a ChatServer on the test's nursery, or a server process.
 
 In memory: ``server`` / ``start_server`` (connect with tests.helpers). As a subprocess:
-``start_process`` (tests/procs.py). The fixtures that bot authors get from the
+``start_process`` (tests/procs.py), and ``redis_server`` (tests/redisproc.py) for nodes
+that form a cluster. The fixtures that bot authors get from the
 installed pytest plugin (``triochat_server``, ``triochat_client``) work here too.
 """
 
@@ -15,6 +16,7 @@ import pytest
 import trio
 
 from tests.procs import ServerProcess
+from tests.redisproc import RedisServer, redis_server_command
 from triochat.core import passwords
 from triochat.server import ChatServer
 from triochat.testing import open_test_server
@@ -72,6 +74,23 @@ async def start_process(tmp_path: Path) -> AsyncIterator[StartProcess]:
     finally:
         for server in started:
             await server.stop()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A ``redis-server`` on a free loopback port, its data in ``tmp_path/redis``.
+
+    Persistent (an append-only file, fsynced on every write), so that a test can
+    restart it with or without its data. Stopped by PID when the test ends. Skips
+    the test only if ``redis-server`` is not installed.
+    """
+    if redis_server_command() is None:
+        pytest.skip("redis-server is not installed (the cluster tests need a real one)")
+    server = await RedisServer.start(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 CHEAP_COST = passwords.Cost(n=2**4, r=8, p=1)  # microseconds per hash instead of ~0.1 s
