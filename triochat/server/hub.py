@@ -216,6 +216,8 @@ class Hub:
         try:
             with self._receive:
                 async with trio.open_nursery() as nursery:
+                    if self.bus is not None:
+                        await self.bus.check()  # an unreachable Redis: say so first
                     if self._writer is not None:
                         await nursery.start(self._writer.run)
                     await self._load()

@@ -160,6 +160,33 @@ class RedisBus:
         """Redis cannot be reached right now."""
         return self._down
 
+    async def check(self) -> None:
+        """Make sure Redis answers at ``url`` (before anything else starts).
+
+        Raises :class:`ClusterError` with the reason if not.
+        """
+        try:
+            import coredis
+        except ImportError:  # pragma: no cover - the test environment has it
+            raise ClusterError(
+                "--redis needs coredis, the redis extra: pip install '.[redis]'"
+            ) from None
+        try:
+            client: coredis.Redis[str] = coredis.Redis.from_url(
+                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
+            )
+        except ValueError as exc:
+            raise ClusterError(f"--redis {self.url}: {exc}") from None
+        failure: BaseException | None = None
+        try:  # the client's task group wraps what its connection raised in a group
+            with trio.fail_after(CONNECT_TIMEOUT):
+                async with client:
+                    await client.ping()
+        except* _redis_errors() as group:
+            failure = _leaf(group)
+        if failure is not None:
+            raise ClusterError(f"cannot reach Redis at {self.url}: {_reason(failure)}")
+
     async def run(
         self,
         deliver: Deliver,
@@ -491,6 +518,14 @@ def _rooms_of(op: cluster.Op) -> tuple[str, ...]:
             return (room,)
         case _:
             return ()
+
+
+def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception in a (nested) group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _reason(exc: BaseException) -> str:
