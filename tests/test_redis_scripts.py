@@ -32,7 +32,7 @@ async def publish(client: Client, node: str, seq: int, *ops: cluster.Op) -> list
     await client.set(f"triochat:node:{node}", "1", px=10_000)  # alive
     payload = json.dumps([cluster.to_wire(op) for op in ops])
     script = client.register_script(redis_scripts.PUBLISH)
-    reply = await script(args=[node, seq, payload, 1000, 1000])
+    reply: str = await script(args=[node, seq, payload, 1000, 1000])
     refused = json.loads(reply)
     return refused if isinstance(refused, list) else []
 
