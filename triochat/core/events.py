@@ -8,10 +8,12 @@ once per wire mode. Events about a room carry its normalised name (``"#dev"``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 __all__ = [
     "HELP_LINES",
     "OPERATOR_HELP_LINES",
+    "PRESENCE_NAMES",
     "AccountInfo",
     "Acted",
     "BanInfo",
@@ -39,6 +41,8 @@ __all__ = [
     "Welcome",
     "WhoList",
 ]
+
+PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
 
 HELP_LINES: tuple[str, ...] = (
     "commands:",

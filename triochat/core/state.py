@@ -17,12 +17,12 @@ Rules of this module:
 * Replays that the recent-history cache cannot serve are returned to the hub as a
   :class:`Query`; the hub reads the store and hands the rows back to
   :meth:`ChatState.replay`, in order, before it handles the next command.
-* In a cluster (``node`` is set) the chat log sequences chat lines: :meth:`_chat`
+* In a cluster (``node`` is set) the chat log numbers chat lines: :meth:`_chat`
   publishes a :class:`~triochat.core.cluster.Line` and every node delivers it when the
   log hands it back with its id (:meth:`apply`). Presence, renames, private messages,
-  rooms and topics are applied here at once and published for the other nodes, whose
-  members are kept as *remote* members: in ``/who`` and the counts, never linked.
-  What to publish collects in :attr:`ChatState.published` for the hub to hand over.
+  rooms and topics are applied here at once and published for the other nodes. The
+  other nodes' members, what to publish (:meth:`take_published`, for the hub) and what
+  the log reports are :attr:`ChatState.cluster`'s (:mod:`triochat.core.remote`).
 * Passwords are never hashed here. Account commands (:mod:`triochat.core.accounts`)
   queue jobs that the hub runs in a worker thread (:meth:`ChatState.take_jobs`); the
   outcome comes back as :meth:`ChatState.password_done`. A connection whose first line
@@ -58,7 +58,6 @@ from triochat.core.admin import (
     Unban,
     Unmute,
 )
-from triochat.core.cluster import ID_JUMP, token
 from triochat.core.codec import Mode, encode, encode_json, encode_plain, history_header
 from triochat.core.commands import (
     Command,
@@ -81,6 +80,7 @@ from triochat.core.durations import format_remaining
 from triochat.core.events import (
     HELP_LINES,
     OPERATOR_HELP_LINES,
+    PRESENCE_NAMES,
     AccountInfo,
     Acted,
     Chat,
@@ -118,6 +118,7 @@ from triochat.core.records import (
     chat_event,
     stored_message,
 )
+from triochat.core.remote import ClusterSide, RemoteMember
 
 __all__ = [
     "CACHE_MESSAGES",
@@ -132,15 +133,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_MESSAGES: Final = 200  # recent chat lines kept in memory per room: replays and most resumes
-PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
 MAX_TOPIC_CHARS: Final = 300  # one line in any client; IRC networks allow 300-390
 MAX_HELD_COMMANDS: Final = 256  # lines a connection may send while its login is checked
-CLUSTER_DOWN: Final = "lost contact with the cluster; messages will be delayed"
-CLUSTER_UP: Final = "back in contact with the cluster"
-CLUSTER_GAP: Final = (
-    "the cluster lost its recent data (its Redis restarted without it); "
-    "messages sent meanwhile may be missing"
-)
 
 
 class Link(Protocol):
@@ -272,16 +266,6 @@ class Query:
     end: bool = False  # JSON: close the replay with a history-end event
 
 
-@dataclass(eq=False, slots=True)
-class RemoteMember:
-    """A member of another node of the cluster, as its node announced it."""
-
-    token: str
-    node: str
-    name: str
-    rooms: list[str] = field(default_factory=list)
-
-
 class ChatState:
     """Everything the server knows about who is where. See the module rules."""
 
@@ -315,10 +299,7 @@ class ChatState:
         self.batch = Batch()
         self.chat_events = 0  # chat lines since start, for the status line
         self._resume_plan: dict[int, list[tuple[str, int]]] = {}  # rooms still to resume
-        self.node = node
-        self.published: list[cluster.Op] = []  # for the other nodes (see the module rules)
-        self._remote: dict[str, RemoteMember] = {}  # other nodes' members, by token
-        self._remote_names: dict[str, RemoteMember] = {}  # ... by name key
+        self.cluster = ClusterSide(self, node) if node is not None else None
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -387,12 +368,25 @@ class ChatState:
 
     def remote_holder(self, name: str) -> RemoteMember | None:
         """The member of another node using ``name`` (or one too like it), if any."""
-        return self._remote_names.get(name_key(name))
+        return self.cluster.holder(name_key(name)) if self.cluster is not None else None
 
     def publish(self, op: cluster.Op) -> None:
         """Publish ``op`` to the other nodes (in a cluster; else nothing)."""
-        if self.node is not None:
-            self.published.append(op)
+        if self.cluster is not None:
+            self.cluster.publish(op)
+
+    def take_published(self) -> list[cluster.Op]:
+        """What to publish to the other nodes since the last call, in order."""
+        return self.cluster.take_published() if self.cluster is not None else []
+
+    def apply(self, item: cluster.ClusterIn) -> None:
+        """Apply what the cluster's log reports (see :mod:`triochat.core.remote`)."""
+        if self.cluster is not None:
+            self.cluster.apply(item)
+
+    def resync_ops(self) -> list[cluster.Op]:
+        """Everything the other nodes must know of this one: rooms, topics, members."""
+        return self.cluster.resync_ops() if self.cluster is not None else []
 
     def logged_in(self, key: str) -> list[Member]:
         """Members logged into the account with name key ``key``."""
@@ -442,8 +436,8 @@ class ChatState:
         """
         self.access.apply(change)
         self.batch.changes.append(change)
-        if publish and self.node is not None:
-            self.published.append(cluster.Changed(change))
+        if publish:
+            self.publish(cluster.Changed(change))
 
     def save_room(self, room: RoomState) -> None:
         """Queue ``room``'s record (topic, lock) for the store."""
@@ -491,6 +485,37 @@ class ChatState:
                     data = encoded[member.mode] = encode(event, member.mode)
                 self._put(member, data)
 
+    def broadcast(self, room: RoomState, event: Event) -> None:
+        """Send a room event to all its members (for :mod:`triochat.core.remote`)."""
+        self._broadcast(room, event)
+
+    def everyone(self, event: Event) -> None:
+        """Send a server-wide event to every member (for :mod:`triochat.core.remote`)."""
+        self._everyone(event)
+
+    def guest_name(self) -> str:
+        """A free guest name (for :mod:`triochat.core.remote`)."""
+        return self._guest_name()
+
+    def room_or_new(self, name: str) -> RoomState:
+        """The room ``name``, made (and stored) if this node has not heard of it yet."""
+        room = self.rooms.get(name)
+        if room is None:
+            room = self.rooms[name] = RoomState(name)
+            self.batch.rooms.append(_record(room))
+        return room
+
+    def force_rename(self, member: Member, name: str) -> None:
+        """Rename ``member`` without asking the cluster (it already decided)."""
+        old = member.name
+        if self._by_name.get(name_key(old)) is member:
+            del self._by_name[name_key(old)]
+        member.name = name
+        self._by_name[name_key(name)] = member
+        event = Renamed(self._clock(), old, name)
+        self._everyone(event, skip=member)
+        self._tell(member, event)
+
     def notice_all(self, code: str, text: str) -> None:
         """Tell every member something about the server itself."""
         self._everyone(Notice(self._clock(), code, text))
@@ -529,7 +554,7 @@ class ChatState:
             return "banned", f"the name {name} is banned{_until(ban.until, self._clock())}"
         holder = self._by_name.get(key)
         held = holder.name if holder is not None and holder is not member else None
-        remote = self._remote_names.get(key)
+        remote = self.cluster.holder(key) if self.cluster is not None else None
         if remote is not None:
             held = remote.name
         if held is not None:
@@ -570,12 +595,12 @@ class ChatState:
 
     def _guest_name(self) -> str:
         # In a cluster, a guest name carries its node's tag, so nodes do not race for one.
-        prefix = "guest-" if self.node is None else f"guest-{self.node[:4]}-"
+        node = self.cluster.node if self.cluster is not None else None
+        prefix = "guest-" if node is None else f"guest-{node[:4]}-"
         while True:
             self._guests += 1
             name = f"{prefix}{self._guests}"
-            key = name_key(name)
-            if key not in self._by_name and key not in self._remote_names:
+            if name_key(name) not in self._by_name and self.remote_holder(name) is None:
                 return name
 
     def register(
@@ -760,8 +785,7 @@ class ChatState:
             "[c%d] %s joined from %s (%s, %d online)", conn_id, name, peer, mode.value, self.online
         )
         self._add_to_room(member, lobby)
-        if self.node is not None:
-            self.published.append(cluster.Arrive(conn_id, name, name_key(name), (LOBBY,)))
+        self.publish(cluster.Arrive(conn_id, name, name_key(name), (LOBBY,)))
         self._tell(member, Welcome(self._clock(), name, lobby.online, LOBBY))
         if since is None or LOBBY not in since:
             self._replay_recent(member, lobby, self.limits.history, header=True)
@@ -805,8 +829,7 @@ class ChatState:
         del self.members[member.id]
         key = name_key(member.name)
         del self._by_name[key]
-        if self.node is not None:
-            self.published.append(cluster.Leave(member.id, member.name, key, reason))
+        self.publish(cluster.Leave(member.id, member.name, key, reason))
         if reason == "too slow":
             member.link.cut()
         else:
@@ -861,8 +884,8 @@ class ChatState:
         log.info("shutdown: %d members told", self.online)
         self.members.clear()
         self._by_name.clear()
-        self._remote.clear()
-        self._remote_names.clear()
+        if self.cluster is not None:
+            self.cluster.clear()
         for room in self.rooms.values():
             room.plain.clear()
             room.json.clear()
@@ -956,12 +979,12 @@ class ChatState:
         if room is None or self._refuse_muted(member):
             return
         now = self._clock()
-        if self.node is not None:  # the cluster's log numbers it; see apply()
+        if self.cluster is not None:  # the cluster's log numbers it; see apply()
             floor = max(room.floor, room.last_id)
             line = cluster.Line(
                 member.id, member.name, name_key(member.name), room.name, kind, text, now, floor
             )
-            self.published.append(line)
+            self.cluster.publish(line)
             return
         room.last_id += 1
         event: Chat
@@ -969,9 +992,9 @@ class ChatState:
             event = Said(now, room.name, room.last_id, member.name, text)
         else:
             event = Acted(now, room.name, room.last_id, member.name, text)
-        self._deliver_chat(room, event, member)
+        self.deliver_chat(room, event, member)
 
-    def _deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
+    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
         """Store, cache and broadcast a numbered chat line (``sender``: if on this node)."""
         record = stored_message(event)
         self.batch.messages.append(record)
@@ -1001,9 +1024,7 @@ class ChatState:
         del self._by_name[name_key(old)]
         member.name = name
         self._by_name[name_key(name)] = member
-        if self.node is not None:
-            rename = cluster.Rename(member.id, old, name_key(old), name, name_key(name))
-            self.published.append(rename)
+        self.publish(cluster.Rename(member.id, old, name_key(old), name, name_key(name)))
         log.info("[c%d] %s is now known as %s", member.id, old, name)
         event = Renamed(self._clock(), old, name)
         self._everyone(event, skip=member)
@@ -1014,14 +1035,14 @@ class ChatState:
             return
         target = self._by_name.get(name_key(to))
         if target is None:
-            remote = self._remote_names.get(name_key(to))
+            remote = self.remote_holder(to)
             if remote is None:
                 self._error(member, "no-such-user", f"no such user: {to}")
                 return
             now = self._clock()
             key = name_key(member.name)
             op = cluster.Private(member.id, member.name, key, remote.token, remote.name, text, now)
-            self.published.append(op)
+            self.publish(op)
             self._tell(member, Private(now, member.name, remote.name, text))
             return
         event = Private(self._clock(), member.name, target.name, text)
@@ -1048,13 +1069,9 @@ class ChatState:
             room = self.rooms[name] = RoomState(name)
             self.batch.rooms.append(_record(room))
             log.info("[c%d] %s created %s", member.id, member.name, name)
-            if self.node is not None:
-                self.published.append(cluster.RoomMade(name))
+            self.publish(cluster.RoomMade(name))
         self._add_to_room(member, room, announce_self=True)
-        if self.node is not None:
-            self.published.append(
-                cluster.Enter(member.id, member.name, name_key(member.name), name)
-            )
+        self.publish(cluster.Enter(member.id, member.name, name_key(member.name), name))
         if room.topic:
             topic = TopicInfo(
                 self._clock(), name, room.topic, room.topic_by, False, room.topic_locked
@@ -1070,9 +1087,8 @@ class ChatState:
         if room is None:
             return
         self._remove_from_room(member, room, "part")
-        if self.node is not None:
-            key = name_key(member.name)
-            self.published.append(cluster.Exit(member.id, member.name, key, room.name, "part"))
+        key = name_key(member.name)
+        self.publish(cluster.Exit(member.id, member.name, key, room.name, "part"))
         self._tell(member, Left(self._clock(), room.name, member.name, room.online, "part"))
         if member.current == room.name:
             member.current = member.rooms[-1] if member.rooms else None
@@ -1106,224 +1122,10 @@ class ChatState:
             return
         room.topic, room.topic_by, room.topic_ts = text, member.name, now
         self.batch.rooms.append(_record(room))
-        if self.node is not None:
-            op = cluster.TopicSet(room.name, text, member.name, now, room.topic_locked)
-            self.published.append(op)
+        self.publish(cluster.TopicSet(room.name, text, member.name, now, room.topic_locked))
         log.info("[c%d] %s set the topic of %s", member.id, member.name, room.name)
         changed = TopicInfo(now, room.name, text, member.name, True, room.topic_locked)
         self._broadcast(room, changed)
-
-    # -- the cluster ------------------------------------------------------------------
-
-    def take_published(self) -> list[cluster.Op]:
-        """What to publish to the other nodes since the last call, in order."""
-        ops, self.published = self.published, []
-        return ops
-
-    def apply(self, item: cluster.ClusterIn) -> None:
-        """Apply what the cluster's log reports (see :mod:`triochat.core.cluster`)."""
-        match item:
-            case cluster.Sequenced(node=node, id=line_id, line=line):
-                self._sequenced(node, line_id, line)
-            case cluster.Remote(node=node, op=op):
-                self._remote_op(node, op)
-            case cluster.NodeGone(node=node, reason=reason):
-                for remote in [r for r in self._remote.values() if r.node == node]:
-                    self._remote_leave(remote, reason)
-            case cluster.Refused(what=what, op=op):
-                self._refused(what, op)
-            case cluster.ClusterDown():
-                log.warning("cluster: lost contact; members told, retrying")
-                self.notice_all("cluster-down", CLUSTER_DOWN)
-            case cluster.ClusterUp(lost_data=lost_data):  # the hub publishes resync_ops()
-                lost = " (it lost its data)" if lost_data else ""
-                log.warning("cluster: in contact again%s", lost)
-                self.notice_all("cluster-up", CLUSTER_UP)
-                if lost_data:
-                    self.notice_all("gap", CLUSTER_GAP)
-                    for room in self.rooms.values():
-                        room.floor = max(room.floor, room.last_id + ID_JUMP)
-            case _:
-                assert_never(item)
-
-    def resync_ops(self) -> list[cluster.Op]:
-        """Everything the other nodes must know of this one: rooms, topics, members."""
-        ops: list[cluster.Op] = [cluster.RoomMade(name) for name in self.rooms]
-        for room in self.rooms.values():
-            if room.topic:
-                ops.append(
-                    cluster.TopicSet(
-                        room.name, room.topic, room.topic_by, room.topic_ts, room.topic_locked
-                    )
-                )
-        for member in self.members.values():
-            key = name_key(member.name)
-            ops.append(cluster.Arrive(member.id, member.name, key, tuple(member.rooms)))
-        return ops
-
-    def _room(self, name: str) -> RoomState:
-        """The room ``name``, made (and stored) if this node has not heard of it yet."""
-        room = self.rooms.get(name)
-        if room is None:
-            room = self.rooms[name] = RoomState(name)
-            self.batch.rooms.append(_record(room))
-        return room
-
-    def _sequenced(self, node: str, line_id: int, line: cluster.Line) -> None:
-        room = self._room(line.room)
-        if line_id <= room.last_id:
-            return  # read twice (after the log came back): delivered already
-        room.last_id = line_id
-        event: Chat
-        if line.kind == "me":
-            event = Acted(line.ts, room.name, line_id, line.name, line.text)
-        else:
-            event = Said(line.ts, room.name, line_id, line.name, line.text)
-        sender = self.members.get(line.conn) if node == self.node else None
-        self._deliver_chat(room, event, sender)
-
-    def _remote_op(self, node: str, op: cluster.Op) -> None:
-        tok = token(node, getattr(op, "conn", 0))
-        remote = self._remote.get(tok)
-        match op:
-            case cluster.Arrive(name=name, rooms=rooms):
-                if remote is None:
-                    remote = RemoteMember(tok, node, name)
-                    self._remote[tok] = remote
-                    self._remote_names[name_key(name)] = remote
-                elif remote.name != name:
-                    self._remote_rename(remote, name)
-                for room in rooms:
-                    self._remote_enter(remote, room)
-            case cluster.Rename(name=name):
-                if remote is not None:
-                    self._remote_rename(remote, name)
-            case cluster.Leave(reason=reason):
-                if remote is not None:
-                    self._remote_leave(remote, reason)
-            case cluster.Enter(room=room):
-                if remote is not None:
-                    self._remote_enter(remote, room)
-            case cluster.Exit(room=room, reason=reason):
-                if remote is not None and room in remote.rooms:
-                    self._remote_exit(remote, self._room(room), reason)
-            case cluster.Private(to=to, to_name=to_name, name=name, text=text, ts=ts):
-                target = self._addressee(to, to_name)
-                if target is not None:
-                    self._tell(target, Private(ts, name, to_name, text))
-            case cluster.RoomMade(room=room):
-                self._room(room)
-            case cluster.TopicSet(room=name, text=text, by=by, ts=ts, locked=locked):
-                self._remote_topic(self._room(name), text, by, ts, locked)
-            case cluster.Changed(change=change):
-                self.access.apply(change)
-                self.batch.changes.append(change)
-                self.moderation.changed_elsewhere(change)
-            case cluster.Kick(to=to, to_name=to_name, by=by, reason=reason):
-                target = self._addressee(to, to_name)
-                if target is not None:
-                    self.moderation.kicked_elsewhere(target, by, reason)
-            case cluster.Line():  # pragma: no cover - lines come back as Sequenced
-                pass
-            case _:
-                assert_never(op)
-
-    def _addressee(self, to: str, name: str) -> Member | None:
-        """The member of this node with token ``to``, if it is still called ``name``."""
-        node, _, conn = to.rpartition(":")
-        member = self.members.get(int(conn)) if node == self.node and conn.isdigit() else None
-        return member if member is not None and member.name == name else None
-
-    def _remote_topic(self, room: RoomState, text: str, by: str, ts: float, locked: bool) -> None:
-        if (room.topic, room.topic_by, room.topic_ts) == (text, by, ts):
-            if room.topic_locked != locked:  # an operator (un)locked it
-                room.topic_locked = locked
-                self.batch.rooms.append(_record(room))
-            return  # else a node published its topics again
-        room.topic, room.topic_by, room.topic_ts, room.topic_locked = text, by, ts, locked
-        self.batch.rooms.append(_record(room))
-        self._broadcast(room, TopicInfo(ts, room.name, text, by, True, locked))
-
-    def _remote_enter(self, remote: RemoteMember, name: str) -> None:
-        if name in remote.rooms:
-            return
-        room = self._room(name)
-        remote.rooms.append(name)
-        room.remote[remote.token] = remote.name
-        if room.online > self.limits.coalesce_above:
-            room.pending_joined += 1
-            if len(room.pending_names) < PRESENCE_NAMES:
-                room.pending_names.append(remote.name)
-            return
-        self._broadcast(room, Joined(self._clock(), room.name, remote.name, room.online))
-
-    def _remote_exit(self, remote: RemoteMember, room: RoomState, reason: str) -> None:
-        remote.rooms.remove(room.name)
-        room.remote.pop(remote.token, None)
-        if room.online >= self.limits.coalesce_above:
-            room.pending_left += 1
-            return
-        self._broadcast(room, Left(self._clock(), room.name, remote.name, room.online, reason))
-
-    def _remote_leave(self, remote: RemoteMember, reason: str) -> None:
-        self._remote.pop(remote.token, None)
-        key = name_key(remote.name)
-        if self._remote_names.get(key) is remote:
-            del self._remote_names[key]
-        for name in list(remote.rooms):
-            self._remote_exit(remote, self.rooms[name], reason)
-
-    def _remote_rename(self, remote: RemoteMember, name: str) -> None:
-        old = remote.name
-        if self._remote_names.get(name_key(old)) is remote:
-            del self._remote_names[name_key(old)]
-        remote.name = name
-        self._remote_names[name_key(name)] = remote
-        for room in remote.rooms:
-            self.rooms[room].remote[remote.token] = name
-        self._everyone(Renamed(self._clock(), old, name))
-
-    def _refused(self, what: str, op: cluster.Op) -> None:
-        """The log refused one of this node's operations (another node won a name)."""
-        conn = getattr(op, "conn", None)
-        member = self.members.get(conn) if isinstance(conn, int) else None
-        if member is None:
-            return
-        match op:
-            case cluster.Arrive(name=name) if member.name == name:
-                guest = self._guest_name()
-                text = f"the name {name} was taken on another server at the same moment"
-                log.info("[c%d] lost the name %s to another node", member.id, name)
-                self._error(member, "name-taken", f"{text}; you are now {guest}")
-                self._force_rename(member, guest)
-                key = name_key(guest)
-                self.published.append(cluster.Arrive(member.id, guest, key, tuple(member.rooms)))
-            case cluster.Rename(old=old, name=name) if member.name == name:
-                text = f"the name {name} was taken on another server at the same moment"
-                self._error(member, "name-taken", f"{text}; you are {old} again")
-                self._force_rename(member, old)
-            case cluster.Line(room=room) if what == "unavailable":
-                text = f"your line in {room} was not sent: the cluster is unreachable for now"
-                self._error(member, "not-sent", text)
-            case cluster.Line(room=room):
-                text = f"your line in {room} was not sent: your name is held on another server"
-                self._error(member, "not-sent", text)
-            case cluster.Private(to_name=to_name):
-                text = f"your message to {to_name} was not sent: your name is held elsewhere"
-                self._error(member, "not-sent", text)
-            case _:
-                log.debug("cluster: refused %s %r", what, op)
-
-    def _force_rename(self, member: Member, name: str) -> None:
-        """Rename ``member`` without asking the cluster (it already decided)."""
-        old = member.name
-        if self._by_name.get(name_key(old)) is member:
-            del self._by_name[name_key(old)]
-        member.name = name
-        self._by_name[name_key(name)] = member
-        event = Renamed(self._clock(), old, name)
-        self._everyone(event, skip=member)
-        self._tell(member, event)
 
     # -- history ----------------------------------------------------------------------
 

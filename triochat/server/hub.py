@@ -418,9 +418,11 @@ class Hub:
         still in flight, so order is kept. Beyond :data:`MAX_IN_FLIGHT` uncommitted
         batches the hub waits (the inbound channel fills, and TCP pushes back).
         """
-        if self.bus is not None and self.state.published:
-            for op in self.bus.publish(self.state.take_published()):
-                self.state.apply(cluster.Refused("unavailable", op))
+        if self.bus is not None:
+            ops = self.state.take_published()
+            if ops:
+                for op in self.bus.publish(ops):
+                    self.state.apply(cluster.Refused("unavailable", op))
         batch = self.state.take_batch()
         marks = [(conn, conn.mark()) for conn in self.flush_list]
         self.flush_list.clear()
