@@ -441,7 +441,34 @@ def pinned(cpu: int) -> Any:
         os.sched_setaffinity(0, allowed)
 
 
-class RunningServer:
+class _Child:
+    """A subprocess whose output goes to ``log_path``; always stopped by its PID."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes]
+
+    def tail(self, n: int = 400) -> str:
+        """The end of its log (stderr), for error messages."""
+        with contextlib.suppress(OSError):
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace").strip()
+        return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL; return the exit status (None if it could not be reaped)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(STOP_TIMEOUT_S)
+        self._log.close()
+        return self.proc.returncode
+
+
+class RunningServer(_Child):
     """A server subprocess: started, its port read, always stopped by its PID."""
 
     def __init__(
@@ -512,25 +539,6 @@ class RunningServer:
             return sum(marker in line for line in self.log_path.read_bytes().splitlines())
         return 0
 
-    def tail(self, n: int = 400) -> str:
-        """The end of the server's stderr, for error messages."""
-        with contextlib.suppress(OSError):
-            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace").strip()
-        return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM, wait, SIGKILL; return the exit status (None if it could not be reaped)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(STOP_TIMEOUT_S)
-        self._log.close()
-        return self.proc.returncode
-
 
 def run_loadgen(
     scenario: Scenario, args: Sequence[str], srv: RunningServer, heap_report: Path | None = None
@@ -588,7 +596,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RunningRedis:
+class RunningRedis(_Child):
     """A throwaway redis-server on a free loopback port, always stopped by its PID.
 
     No persistence (``--save ''``, ``--appendonly no``) unless ``aof``: then an
@@ -641,25 +649,6 @@ class RunningRedis:
                     return True
             time.sleep(0.05)
         return False
-
-    def tail(self, n: int = 400) -> str:
-        """The end of its log, for error messages."""
-        with contextlib.suppress(OSError):
-            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace").strip()
-        return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM (it saves nothing), wait, SIGKILL; return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(STOP_TIMEOUT_S)
-        self._log.close()
-        return self.proc.returncode
 
 
 def cluster_cpus() -> dict[str, int]:

@@ -34,7 +34,7 @@ from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logg
 from triochat.server import ChatServer
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.server.listeners import CertificateError, Certificates
-from triochat.server.redis_bus import ClusterError
+from triochat.server.redis_bus import ClusterError, first_leaf
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 from triochat.web import WebServer, parse_origins
@@ -601,20 +601,12 @@ def _server_command(args: argparse.Namespace) -> int:
         except* StoreError as group:  # reading the rooms back at start-up failed
             print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
         except* ClusterError as group:  # Redis cannot be reached at start-up
-            print(f"triochat: error: {_first(group)}", file=sys.stderr)
+            print(f"triochat: error: {first_leaf(group)}", file=sys.stderr)
         return status
     finally:
         # Write what is still queued; if nobody reads stderr, give up after a moment
         # (the writer thread is left blocked, and the process exits anyway).
         stop_logging()
-
-
-def _first(group: BaseExceptionGroup[Exception]) -> BaseException:
-    """The first leaf of an exception group (nurseries nest them)."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _redacted(url: str) -> str:

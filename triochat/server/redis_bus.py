@@ -42,7 +42,7 @@ from triochat.server.redis_scripts import BEAT, BYE, PREFIX, PUBLISH, REAP, SNAP
 if TYPE_CHECKING:
     import coredis
 
-__all__ = ["ClusterError", "RedisBus"]
+__all__ = ["ClusterError", "RedisBus", "first_leaf"]
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class RedisBus:
                 async with client:
                     await client.ping()
         except* _redis_errors() as group:
-            failure = _leaf(group)
+            failure = first_leaf(group)
         if failure is not None:
             raise ClusterError(f"cannot reach Redis at {self.url}: {_reason(failure)}")
 
@@ -520,7 +520,7 @@ def _rooms_of(op: cluster.Op) -> tuple[str, ...]:
             return ()
 
 
-def _leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first exception in a (nested) group."""
     exc: BaseException = group
     while isinstance(exc, BaseExceptionGroup):
