@@ -245,6 +245,9 @@ def test_cli_unknown_host_is_one_line_error() -> None:
         ("--rate-limit", "-1"),
         ("--burst", "0"),
         ("--send-queue-bytes", "0"),
+        ("--redis", "notaurl"),
+        ("--redis", "http://127.0.0.1:6379/0"),
+        ("--redis", "redis://127.0.0.1:port/0"),
     ],
 )
 def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
@@ -253,6 +256,14 @@ def test_cli_bad_flag_value_is_a_usage_error(flag: str, value: str) -> None:
     assert result.returncode == 2
     assert f"argument {flag}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_redis_password_is_never_shown() -> None:
+    """A bad --redis URL is quoted in the error without its password."""
+    result = run_triochat("server", "--redis", "redis://:hunter2@127.0.0.1:port/0")
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr
+    assert "redis://:***@127.0.0.1:port/0" in result.stderr
 
 
 def test_cli_help_explains_every_server_flag() -> None:

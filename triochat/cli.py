@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
 import logging
 import signal
 import socket
@@ -110,6 +109,24 @@ def _op_name(text: str) -> str:
 
 
 _op_name.__name__ = "name"  # argparse names the type in its messages
+
+
+def _redis_url(text: str) -> str:
+    """An argparse type for ``--redis``: ``redis://`` or ``rediss://`` with a host."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{_redacted(text)!r}: expected redis://[:PASSWORD@]HOST[:PORT][/DB] "
+            "(or rediss:// for TLS)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{_redacted(text)!r}: {exc}") from None
+    return text
+
+
+_redis_url.__name__ = "Redis URL"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--redis",
+        type=_redis_url,
         metavar="URL",
-        help="redis://[:PASSWORD@]HOST:PORT/DB (or rediss:// for TLS) of the Redis that "
+        help="redis://[:PASSWORD@]HOST[:PORT][/DB] (or rediss:// for TLS) of the Redis that "
         "this server shares rooms through; unset: this server is on its own",
     )
     server.set_defaults(func=_server_command)
@@ -577,13 +595,6 @@ def _server_command(args: argparse.Namespace) -> int:
             server_password=server_password,
             redis=args.redis,
         )
-        if args.redis is not None and importlib.util.find_spec("coredis") is None:
-            print(
-                "triochat: error: --redis needs coredis, the redis extra: "
-                "pip install '.[redis]' in a checkout (or 'triochat[redis]')",
-                file=sys.stderr,
-            )
-            return 1
         db = args.db if args.db is not None else str(default_db_path())
         try:
             store = open_store(db)
@@ -612,11 +623,11 @@ def _server_command(args: argparse.Namespace) -> int:
 def _redacted(url: str) -> str:
     """``url`` without its password, for the terminal and the log."""
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or parts.password is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.partition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
