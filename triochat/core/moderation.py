@@ -222,11 +222,7 @@ class Moderation:
         now = self._state.now()
         until = self._until(duration)
         record = BanRecord(target, kind, shown, op.name, reason, now, until)
-        if kind == "name":
-            victims = [m for m in [self._state.holder(shown)] if m is not None]
-        else:
-            network = ipaddress.ip_network(target)
-            victims = [m for m in self._state.all_members() if _in(m.address, network)]
+        victims = self._covered(record)
         if op in victims or (kind == "name" and target == name_key(op.name)):
             self._state.error(op, "bad-request", "that ban would include you")
             return
@@ -238,6 +234,14 @@ class Moderation:
             self._state.tell(victim, self._event(op, "ban", victim.name, reason, until))
             self._state.remove(victim, f"banned by {op.name}{_why(reason)}")
         self._state.tell(op, event)
+
+    def _covered(self, ban: BanRecord) -> list[Member]:
+        """The members of this node that ``ban`` covers."""
+        if ban.kind == "name":
+            holder = self._state.holder(ban.shown)
+            return [holder] if holder is not None else []
+        network = ipaddress.ip_network(ban.target)
+        return [m for m in self._state.all_members() if _in(m.address, network)]
 
     def _unban(self, op: Member, text: str) -> None:
         parsed = ban_target(text)
@@ -313,13 +317,7 @@ class Moderation:
         """
         match change:
             case SaveBan(record=ban):
-                if ban.kind == "name":
-                    holder = self._state.holder(ban.shown)
-                    victims = [holder] if holder is not None else []
-                else:
-                    network = ipaddress.ip_network(ban.target)
-                    victims = [m for m in self._state.all_members() if _in(m.address, network)]
-                for victim in victims:
+                for victim in self._covered(ban):
                     event = Moderated(
                         self._state.now(), "ban", victim.name, ban.set_by, ban.reason, ban.until
                     )

@@ -160,23 +160,28 @@ class RedisBus:
         """Redis cannot be reached right now."""
         return self._down
 
+    def _new_client(self) -> coredis.Redis[str]:
+        """A coredis client for ``url`` (enter it with ``async with``)."""
+        try:
+            import coredis
+        except ImportError:  # pragma: no cover - the test environment has it
+            raise ClusterError(
+                "--redis needs coredis, the redis extra: pip install '.[redis]' "
+                "in a checkout (or 'triochat[redis]')"
+            ) from None
+        try:
+            return coredis.Redis.from_url(
+                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
+            )
+        except ValueError as exc:
+            raise ClusterError(f"--redis {self.url}: {exc}") from None
+
     async def check(self) -> None:
         """Make sure Redis answers at ``url`` (before anything else starts).
 
         Raises :class:`ClusterError` with the reason if not.
         """
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - the test environment has it
-            raise ClusterError(
-                "--redis needs coredis, the redis extra: pip install '.[redis]'"
-            ) from None
-        try:
-            client: coredis.Redis[str] = coredis.Redis.from_url(
-                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
-            )
-        except ValueError as exc:
-            raise ClusterError(f"--redis {self.url}: {exc}") from None
+        client = self._new_client()
         failure: BaseException | None = None
         try:  # the client's task group wraps what its connection raised in a group
             with trio.fail_after(CONNECT_TIMEOUT):
@@ -201,19 +206,8 @@ class RedisBus:
         and members have been delivered. Raises :class:`ClusterError` if Redis cannot be
         reached at start-up.
         """
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - the test environment has it
-            raise ClusterError(
-                "--redis needs coredis, the redis extra: pip install '.[redis]'"
-            ) from None
         self._deliver = deliver
-        try:
-            client: coredis.Redis[str] = coredis.Redis.from_url(
-                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
-            )
-        except ValueError as exc:
-            raise ClusterError(f"--redis {self.url}: {exc}") from None
+        client = self._new_client()
         self._client = client
         async with client:
             for name, script in (

@@ -123,10 +123,7 @@ class TcpTransport:
             return 0
 
     async def send_all(self, data: bytes) -> None:
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise ConnectionLost(str(exc)) from None
+        await _send_all(self.stream, data)
 
 
 class StreamTransport:
@@ -153,10 +150,15 @@ class StreamTransport:
         return 0
 
     async def send_all(self, data: bytes) -> None:
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise ConnectionLost(str(exc)) from None
+        await _send_all(self.stream, data)
+
+
+async def _send_all(stream: trio.abc.Stream, data: bytes) -> None:
+    """``stream.send_all``, with a peer gone raised as :class:`ConnectionLost`."""
+    try:
+        await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise ConnectionLost(str(exc)) from None
 
 
 def keepalive_options() -> list[tuple[int, int, int]]:

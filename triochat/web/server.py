@@ -41,7 +41,7 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
-from triochat.server.transport import set_keepalive
+from triochat.server.transport import peer_address, set_keepalive
 from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
@@ -131,7 +131,7 @@ class WebServer:
     async def handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection: HTTP requests, then perhaps the chat. Never raises."""
         conn_id = next(self._ids)
-        peer, host = _peer(stream)
+        peer, host = peer_address(stream)
         if isinstance(stream, trio.SocketStream):
             set_keepalive(stream.socket)  # a browser that vanished is found like any peer
         if self._http_connections >= MAX_HTTP_CONNECTIONS:
@@ -298,17 +298,3 @@ async def _send_reply(http: h11.Connection, stream: trio.abc.Stream, reply: Repl
         data += http.send(h11.Data(data=reply.body)) or b""
     data += http.send(h11.EndOfMessage()) or b""
     await stream.send_all(data)
-
-
-def _peer(stream: trio.abc.Stream) -> tuple[str, str | None]:
-    """The peer as ``host:port`` for the log, and its address (None if it has none)."""
-    if isinstance(stream, trio.SocketStream):
-        try:
-            address = stream.socket.getpeername()
-        except OSError:
-            return "unknown peer", None
-        if isinstance(address, tuple):
-            host, port = address[0], address[1]
-            return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
-        return str(address), None
-    return type(stream).__name__, None

@@ -9,44 +9,21 @@ need it), like any stream transport.
 
 from __future__ import annotations
 
-from typing import Final
-
-import trio
-
-from triochat.server.transport import ConnectionLost
+from triochat.server.transport import StreamTransport
 from triochat.web.stream import WebSocketStream
 
 __all__ = ["WebSocketTransport"]
 
-RECEIVE_BYTES: Final = 65536  # one read of chat input, as the other transports
 
+class WebSocketTransport(StreamTransport):
+    """A :class:`StreamTransport` over a WebSocket whose idle writes go out directly."""
 
-class WebSocketTransport:
-    """The transport seam (``try_read`` / ``wait_readable`` / ``try_write`` / ``send_all``)."""
-
-    __slots__ = ("_pending", "_ws", "direct", "stream")
+    __slots__ = ("_ws",)
 
     def __init__(self, ws: WebSocketStream) -> None:
-        self.stream: trio.abc.Stream = ws  # what the server closes (and refuses through)
+        super().__init__(ws)  # reads and backed-up writes go through the stream
         self._ws = ws
         self.direct = ws.can_try_send
-        self._pending: bytes | None = None
-
-    def try_read(self) -> bytes | None:
-        data, self._pending = self._pending, None
-        return data
-
-    async def wait_readable(self) -> None:
-        try:
-            self._pending = await self._ws.receive_some(RECEIVE_BYTES)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise ConnectionLost(str(exc)) from None
 
     def try_write(self, data: bytes) -> int:
         return self._ws.try_send(data)
-
-    async def send_all(self, data: bytes) -> None:
-        try:
-            await self._ws.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise ConnectionLost(str(exc)) from None
