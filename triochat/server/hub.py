@@ -573,7 +573,7 @@ class Hub:
         lobby = state.rooms[LOBBY]
         log.info(
             "status: %d online (%d plain, %d json in %s), %d rooms, %d chat events so far, "
-            "history %s, %d log records dropped",
+            "history %s, %d log records dropped%s",
             state.online,
             len(lobby.plain),
             len(lobby.json),
@@ -582,6 +582,7 @@ class Hub:
             state.chat_events,
             "NOT SAVED" if self._store_down else "saved",
             dropped_records(),
+            "" if self.bus is None else f", cluster {'DOWN' if self.bus.down else 'up'}",
         )
 
 
