@@ -16,6 +16,7 @@ from triochat.core.durations import format_duration
 from triochat.core.events import (
     AccountInfo,
     Acted,
+    Away,
     BanList,
     Current,
     ErrorEvent,
@@ -139,8 +140,14 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             if viewer == new:
                 return f"{NOTICE}you are now known as {new}"
             return f"{NOTICE}{old} is now known as {new}"
-        case WhoList(room=room, names=names):
-            return f"{NOTICE}{_about(room, current)}online ({len(names)}): {', '.join(names)}"
+        case WhoList(room=room, names=names, away=away):
+            listed = f"{NOTICE}{_about(room, current)}online ({len(names)}): {', '.join(names)}"
+            if away:
+                gone = ", ".join(f"{name} ({text})" for name, text in away)
+                listed += f"; away: {gone}"
+            return listed
+        case Away(name=name, text=text):
+            return f"{NOTICE}{away_text(name, text, viewer)}"
         case Private(sender=sender, to=to, text=text):
             if viewer == sender and viewer != to:
                 return f"-> *{to}* {text}"
@@ -191,6 +198,13 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return f"{NOTICE}ping"
         case _:
             assert_never(event)
+
+
+def away_text(name: str, text: str, viewer: str | None) -> str:
+    """How an :class:`Away` event reads: to its subject, or to someone messaging them."""
+    if viewer == name:
+        return f"you are marked away: {text}" if text else "you are back (no longer away)"
+    return f"{name} is away: {text}" if text else f"{name} is back"
 
 
 def _account_text(action: str, name: str) -> str:
@@ -287,8 +301,12 @@ def encode_json(event: Event) -> bytes:
                 obj["history"] = True
         case Renamed(old=old, new=new):
             obj = {"type": "nick", "old": old, "new": new}
-        case WhoList(room=room, names=names):
+        case WhoList(room=room, names=names, away=away):
             obj = {"type": "who", "room": room, "names": list(names), "online": len(names)}
+            if away:
+                obj["away"] = dict(away)
+        case Away(name=name, text=text):
+            obj = {"type": "away", "name": name, "text": text}
         case Private(sender=sender, to=to, text=text):
             obj = {"type": "msg", "from": sender, "to": to, "text": text}
         case HelpText(lines=lines):

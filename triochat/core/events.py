@@ -16,6 +16,7 @@ __all__ = [
     "PRESENCE_NAMES",
     "AccountInfo",
     "Acted",
+    "Away",
     "BanInfo",
     "BanList",
     "Chat",
@@ -160,11 +161,25 @@ class Renamed:
 
 @dataclass(frozen=True, slots=True)
 class WhoList:
-    """Who is in ``room``, sorted; sent to the asker only."""
+    """Who is in ``room``, sorted; sent to the asker only.
+
+    ``away`` pairs each away member's name with their message (``/away``), sorted.
+    """
 
     ts: float
     room: str
     names: tuple[str, ...]
+    away: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Away:
+    """``name`` is away with ``text`` (``""``: back). Sent to ``name`` when they set it,
+    and to whoever sends ``name`` a private message while it is set."""
+
+    ts: float
+    name: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,4 +375,5 @@ Event = (
     | Moderated
     | BanList
     | Ping
+    | Away
 )
