@@ -32,7 +32,7 @@ from triochat.core.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from triochat.core.access import Access
-    from triochat.core.state import ChatState, Member
+    from triochat.core.model import ChatPort, Member
 
 __all__ = ["CLEARTEXT_WARNING", "MAX_JOBS", "MAX_JOBS_PER_ADDRESS", "Accounts", "Problem"]
 
@@ -57,7 +57,7 @@ def _digest(secret: str) -> bytes:
 class Accounts:
     """The account side of the chat state (see the module rules)."""
 
-    def __init__(self, state: ChatState, access: Access, server_password: str | None) -> None:
+    def __init__(self, state: ChatPort, access: Access, server_password: str | None) -> None:
         self._state = state
         self.access = access
         self.throttle = LoginThrottle()

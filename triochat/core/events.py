@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from triochat.core.commands.table import HELP_LINES, OPERATOR_HELP_LINES
+
 __all__ = [
     "HELP_LINES",
     "OPERATOR_HELP_LINES",
@@ -44,41 +46,6 @@ __all__ = [
 ]
 
 PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
-
-HELP_LINES: tuple[str, ...] = (
-    "commands:",
-    "  TEXT                 say TEXT in your current room (// sends a leading /)",
-    "  /me ACTION           act: * alice waves",
-    "  /msg NAME TEXT       private message to NAME",
-    "  /join ROOM           join ROOM (#name; created if new) and make it current",
-    "  /part [ROOM]         leave ROOM (default: the current room)",
-    "  /rooms               list the rooms with their member counts and topics",
-    "  /who [ROOM]          list who is in ROOM (default: the current room)",
-    "  /topic [TEXT]        show, or set, the current room's topic",
-    "  /history [N]         the last N messages of the current room (default 20)",
-    "  /nick NAME           change your name (letters, digits, _ . -; up to 24)",
-    "  /register PASSWORD   keep your current name: only you can use it from now on",
-    "  /login NAME PASSWORD take your registered name",
-    "  /password OLD NEW    change your password",
-    "  /help                this list",
-    "  /quit                leave",
-)
-OPERATOR_HELP_LINES: tuple[str, ...] = (
-    "operator commands (you are an operator):",
-    "  /kick NAME [REASON]         disconnect NAME (they may come back)",
-    "  /ban TARGET [TIME] [REASON] ban a NAME or ADDRESS[/PREFIX]; TIME 10m, 2h, 7d",
-    "                              (no TIME: until lifted)",
-    "  /unban TARGET               lift a ban",
-    "  /bans                       list the bans",
-    "  /mute NAME [TIME]           NAME can read but not speak",
-    "  /unmute NAME                NAME may speak again",
-    "  /op NAME                    make the account NAME an operator",
-    "  /deop NAME                  NAME is no longer an operator",
-    "  /drop NAME                  delete the account NAME",
-    "  /locktopic [ROOM]           only operators may set ROOM's topic",
-    "  /unlocktopic [ROOM]         anyone in ROOM may set its topic again",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Welcome:

@@ -54,7 +54,7 @@ from triochat.core.records import (
 
 if TYPE_CHECKING:
     from triochat.core.access import Access
-    from triochat.core.state import ChatState, Member
+    from triochat.core.model import ChatPort, Member
 
 __all__ = ["VERBS", "Moderation"]
 
@@ -77,7 +77,7 @@ MAX_BANS: Final = 10_000  # bans in force; every accept checks the address ones
 class Moderation:
     """The operator side of the chat state (see the module rules)."""
 
-    def __init__(self, state: ChatState, access: Access) -> None:
+    def __init__(self, state: ChatPort, access: Access) -> None:
         self._state = state
         self.access = access
 

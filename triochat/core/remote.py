@@ -31,7 +31,8 @@ from triochat.core.events import (
 from triochat.core.names import name_key
 
 if TYPE_CHECKING:
-    from triochat.core.state import ChatState, Member, RoomState
+    from triochat.core.model import ChatPort, Member, RoomState
+    from triochat.core.moderation import Moderation
 
 __all__ = ["CLUSTER_DOWN", "CLUSTER_GAP", "CLUSTER_UP", "ClusterSide", "RemoteMember"]
 
@@ -58,16 +59,12 @@ class RemoteMember:
 class ClusterSide:
     """What a node of a cluster knows of the others; see the module docstring."""
 
-    def __init__(self, state: ChatState, node: str) -> None:
+    def __init__(self, state: ChatPort, moderation: Moderation, node: str) -> None:
         self._state = state
+        self._moderation = moderation
         self.node = node
-        self.published: list[cluster.Op] = []  # for the other nodes, in order
         self.members: dict[str, RemoteMember] = {}  # other nodes' members, by token
         self.by_key: dict[str, RemoteMember] = {}  # ... by name key
-
-    def publish(self, op: cluster.Op) -> None:
-        """Queue ``op`` for the other nodes."""
-        self.published.append(op)
 
     def holder(self, key: str) -> RemoteMember | None:
         """The member of another node whose name has the key ``key``, if any."""
@@ -77,11 +74,6 @@ class ClusterSide:
         """Forget the other nodes' members (this node is stopping)."""
         self.members.clear()
         self.by_key.clear()
-
-    def take_published(self) -> list[cluster.Op]:
-        """What to publish to the other nodes since the last call, in order."""
-        ops, self.published = self.published, []
-        return ops
 
     def apply(self, item: cluster.ClusterIn) -> None:
         """Apply what the cluster's log reports (see :mod:`triochat.core.cluster`)."""
@@ -175,13 +167,12 @@ class ClusterSide:
             case cluster.TopicSet(room=name, text=text, by=by, ts=ts, locked=locked):
                 self._remote_topic(state.room_or_new(name), text, by, ts, locked)
             case cluster.Changed(change=change):
-                state.access.apply(change)
-                state.batch.changes.append(change)
-                state.moderation.changed_elsewhere(change)
+                state.store_change(change)
+                self._moderation.changed_elsewhere(change)
             case cluster.Kick(to=to, to_name=to_name, by=by, reason=reason):
                 target = self._addressee(to, to_name)
                 if target is not None:
-                    state.moderation.kicked_elsewhere(target, by, reason)
+                    self._moderation.kicked_elsewhere(target, by, reason)
             case cluster.Line():  # pragma: no cover - lines come back as Sequenced
                 pass
             case _:
@@ -263,7 +254,7 @@ class ClusterSide:
                 state.error(member, "name-taken", f"{text}; you are now {guest}")
                 state.force_rename(member, guest)
                 key = name_key(guest)
-                self.published.append(cluster.Arrive(member.id, guest, key, tuple(member.rooms)))
+                state.publish(cluster.Arrive(member.id, guest, key, tuple(member.rooms)))
             case cluster.Rename(old=old, name=name) if member.name == name:
                 text = f"the name {name} was taken on another server at the same moment"
                 state.error(member, "name-taken", f"{text}; you are {old} again")

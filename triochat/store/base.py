@@ -90,8 +90,11 @@ class Store(Protocol):
         """Return the last ``limit`` messages of ``room``, oldest first."""
         ...
 
-    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
-        """Return messages newer than ``after_id`` for a resuming client.
+    def since(
+        self, room: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredMessage], int]:
+        """Return messages newer than ``after_id`` (and at most ``upto``, if given) for a
+        resuming client.
 
         Returns:
             ``(messages, skipped)``. If at most ``limit`` messages with an id above

@@ -142,15 +142,18 @@ class MemoryStore:
         log = self._messages.get(room, [])
         return log[len(log) - limit :] if limit < len(log) else list(log)
 
-    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+    def since(
+        self, room: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredMessage], int]:
         """Return the newest ``limit`` messages above ``after_id`` and how many were skipped."""
         check_limit(limit)
         log = self._messages.get(room, [])
         start = bisect_right(log, after_id, key=_id)
-        newer = len(log) - start
+        end = len(log) if upto is None else bisect_right(log, upto, key=_id)
+        newer = end - start
         if newer <= limit:
-            return log[start:], 0
-        return log[len(log) - limit :], newer - limit
+            return log[start:end], 0
+        return log[end - limit : end], newer - limit
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         """Return the ``limit`` messages just before ``before_id``, oldest first."""

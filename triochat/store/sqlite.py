@@ -253,12 +253,16 @@ class SQLiteStore:
             (room, limit),
         )
 
-    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
+    def since(
+        self, room: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredMessage], int]:
         """Return the newest ``limit`` messages above ``after_id`` and how many were skipped."""
         check_limit(limit)
+        top = 2**63 - 1 if upto is None else upto
         messages = self._read_back(
-            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? ORDER BY id DESC LIMIT ?",
-            (room, after_id, limit),
+            f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id > ? AND id <= ?"
+            " ORDER BY id DESC LIMIT ?",
+            (room, after_id, top, limit),
         )
         if len(messages) < limit:
             return messages, 0

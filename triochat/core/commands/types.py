@@ -1,0 +1,166 @@
+"""What a client can ask for: one frozen command object per request. No I/O.
+
+Both wire modes (and any later one) produce these, so the chat state never needs to
+know how a request was spelled. Every text or name field is sanitised by the parsers
+(:mod:`triochat.core.commands.table`), and room names are normalised (``Dev`` is
+``#dev``). A ``room`` of None means "the member's current room".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from triochat.core.admin import AdminCommand
+
+__all__ = [
+    "DEFAULT_HISTORY",
+    "MAX_HISTORY",
+    "Away",
+    "ChatCommand",
+    "Command",
+    "Hello",
+    "Help",
+    "History",
+    "Invalid",
+    "Join",
+    "Me",
+    "Msg",
+    "Nick",
+    "Part",
+    "Quit",
+    "Rooms",
+    "Say",
+    "Topic",
+    "Who",
+]
+
+DEFAULT_HISTORY: Final = 20  # messages /history shows when no count is given
+MAX_HISTORY: Final = 200  # messages one /history or scrollback request may ask for
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Say ``text`` in ``room``."""
+
+    text: str
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Me:
+    """An action, shown as ``* alice waves``."""
+
+    text: str
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nick:
+    """Change one's name (also the plain-mode way to register)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """List who is in ``room``."""
+
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """A private message to one member, wherever they are."""
+
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """List the commands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """Leave the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Join ``room`` (creating it if new) and make it current."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Leave ``room``."""
+
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms:
+    """List every room with its member count and topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """Show ``room``'s topic (``text`` None) or set it (``""`` clears it)."""
+
+    text: str | None = None
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Replay up to ``limit`` stored messages of ``room`` older than ``before`` (or the latest)."""
+
+    room: str | None = None
+    limit: int = DEFAULT_HISTORY
+    before: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """JSON-mode registration: the first line of a JSON client.
+
+    ``since`` maps rooms to the last id the client has seen there: the server rejoins
+    those rooms and replays what came after (resume). ``rooms`` are more rooms to join.
+    ``password`` logs into the registered name ``name``; ``server_password`` is the
+    server's own (``--password-file``). Neither appears in a ``repr``.
+    """
+
+    name: str
+    since: tuple[tuple[str, int], ...] = ()
+    rooms: tuple[str, ...] = ()
+    password: str | None = field(default=None, repr=False)
+    server_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A request that cannot be carried out; the sender gets an error with ``code``."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Away:
+    """Mark oneself away with ``text`` (``""``: back again)."""
+
+    text: str = ""
+
+
+ChatCommand = (
+    Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
+)
+Command = (
+    ChatCommand
+    | Hello
+    | Invalid
+    | AdminCommand  # accounts and moderation: triochat.core.admin
+)

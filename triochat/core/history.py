@@ -1,0 +1,111 @@
+"""Replays: the recent lines on joining, ``/history``, and resuming. No I/O.
+
+Three kinds of replay, two ways of sending them:
+
+* **From the cache, at once.** Joining a room replays its last ``--history`` lines,
+  and ``/history`` is answered from the room's cache of recent lines when that covers
+  it. Both are small (at most :data:`~triochat.core.model.CACHE_MESSAGES` lines) and
+  go straight onto the member's link.
+* **Paced, through the link.** A resume (a hello's ``since``) and a ``/history`` the
+  cache cannot cover become a :class:`~triochat.core.model.Query` queued on the link
+  (:meth:`~triochat.core.model.Link.replay`) at its place in the member's output.
+  The server reads the lines from the store and writes them as the connection drains:
+  a replay of thousands of lines never fills the live send queue (so nobody is dropped
+  as "too slow" for having been away), and never makes the hub wait for a disk.
+
+:func:`replay_bytes` encodes a replay the same way for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from triochat.core.codec import Mode
+from triochat.core.events import Gap
+from triochat.core.model import CachedLine, Member, Query, RoomState
+from triochat.core.protocols import PROTOCOLS
+from triochat.core.records import StoredMessage, chat_event
+from triochat.core.world import World
+
+__all__ = ["History", "replay_bytes"]
+
+
+def replay_bytes(
+    query: Query, records: Iterable[StoredMessage], count: int, skipped: int, now: float
+) -> list[bytes]:
+    """A replay of ``records`` (``count`` of them, oldest first) for ``query``'s member.
+
+    ``skipped`` older lines did not fit: a :class:`~triochat.core.events.Gap` comes
+    first. Then the protocol's header (plain), the lines, and its end marker (JSON,
+    when the query asked for one).
+    """
+    member = query.member
+    protocol = PROTOCOLS[member.mode]
+    out: list[bytes] = []
+    if skipped:
+        out.append(protocol.encode(Gap(now, query.room, skipped), member.name, member.current))
+    if query.header:
+        header = protocol.replay_header(count, query.room if query.elsewhere else None)
+        if header is not None:
+            out.append(header)
+    oldest = None
+    for record in records:
+        if oldest is None:
+            oldest = record.id
+        out.append(protocol.encode(chat_event(record)))
+    if query.end:
+        first = oldest if oldest is not None else query.before or 1
+        end = protocol.replay_end(query.room, count, first > 1, now)
+        if end is not None:
+            out.append(end)
+    return out
+
+
+class History:
+    """The state's side of replays (see the module docstring)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def recent(self, member: Member, room: RoomState, limit: int, *, header: bool) -> None:
+        """Replay the latest ``limit`` lines of ``room`` from the cache (joining)."""
+        if limit <= 0 or not room.recent:
+            return
+        entries = list(room.recent)[-limit:]
+        protocol = PROTOCOLS[member.mode]
+        put = self._world.put
+        if header:
+            data = protocol.replay_header(len(entries), None)
+            if data is not None:
+                put(member, data)
+        mode = member.mode
+        for entry in entries:
+            put(member, _cached(entry, mode))
+
+    def history(self, member: Member, room: RoomState, limit: int, before: int | None) -> None:
+        """``/history``: from the cache if it covers the request, else paced."""
+        elsewhere = room.name != member.current
+        query = Query(member, room.name, limit, None, before, True, True, room.last_id, elsewhere)
+        cached = [e for e in room.recent if before is None or e.record.id < before]
+        if len(cached) >= limit or room.complete:
+            records = [e.record for e in cached[-limit:]]
+            now = self._world.clock()
+            for data in replay_bytes(query, records, len(records), 0, now):
+                self._world.put(member, data)
+            return
+        member.link.replay(query)
+
+    def since(self, member: Member, room: RoomState, after: int) -> None:
+        """Resume: every line of ``room`` after id ``after`` (up to the resume limit)."""
+        if after >= room.last_id:
+            return  # nothing missed: nothing to read
+        limit = self._world.limits.resume_limit
+        member.link.replay(Query(member, room.name, limit, after=after, upto=room.last_id))
+
+
+def _cached(entry: CachedLine, mode: Mode) -> bytes:
+    """A cached line's replay encoding for ``mode``, made on first use."""
+    data = entry.encoded.get(mode)
+    if data is None:
+        data = entry.encoded[mode] = PROTOCOLS[mode].encode(chat_event(entry.record))
+    return data
