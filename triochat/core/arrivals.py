@@ -206,7 +206,8 @@ class Arrivals:
                 )
                 if problem is None:
                     return None, None
-            log.info("[c%d] refused %r from %s: %s", arrival.conn_id, first.name, arrival.peer, problem[1])  # fmt: skip
+            conn, peer = arrival.conn_id, arrival.peer
+            log.info("[c%d] refused %r from %s: %s", conn, first.name, peer, problem[1])
             member = self.admit(arrival, self.guest_name())
             self._world.error(member, problem[0], f"{problem[1]}; you joined as {member.name}")
             if sent_password or isinstance(first, Login):
@@ -266,9 +267,7 @@ class Arrivals:
             self._accounts.member_done(member, job, outcome)
             return member, None, []
         arrival, first = pending.arrival, pending.first
-        problem = self._accounts.finished(job, outcome) or self.name_problem(
-            first.name, login=True
-        )
+        problem = self._accounts.finished(job, outcome) or self.name_problem(first.name, login=True)
         if problem is not None and arrival.mode is Mode.JSON:
             self._refuse(arrival, first.name, problem)
             return None, None, []
@@ -378,7 +377,8 @@ class Arrivals:
             member.link.close()
         for name in list(member.rooms):
             self.exit(member, world.rooms[name], reason)
-        log.info("[c%d] %s left: %s (%d online)", member.id, member.name, reason, len(world.members))  # fmt: skip
+        online = len(world.members)
+        log.info("[c%d] %s left: %s (%d online)", member.id, member.name, reason, online)
 
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""

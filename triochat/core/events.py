@@ -47,6 +47,7 @@ __all__ = [
 
 PRESENCE_NAMES: Final = 10  # joiners named in one presence summary; the rest are counted
 
+
 @dataclass(frozen=True, slots=True)
 class Welcome:
     """Sent to a newcomer first: who they are and how many are in ``room``."""

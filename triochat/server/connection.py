@@ -18,12 +18,17 @@ flushes once per batch, after the store has committed the batch:
 
 from __future__ import annotations
 
-from typing import Final
+from collections import deque
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from triochat.server.outbox import Outbox
+from triochat.server.replays import ReplaySlot
 from triochat.server.transport import ConnectionLost, Transport
+
+if TYPE_CHECKING:
+    from triochat.core.model import Query
 
 __all__ = ["WRITE_BATCH_BYTES", "Connection"]
 
@@ -43,6 +48,8 @@ class Connection:
         "outbox",
         "peer",
         "put",
+        "replay_list",
+        "replays",
         "scope",
         "secure",
         "transport",
@@ -62,6 +69,7 @@ class Connection:
         *,
         host: str | None = None,
         secure: bool = False,
+        replay_list: list[tuple[Connection, ReplaySlot]] | None = None,
     ) -> None:
         self.id = conn_id
         self.peer = peer
@@ -75,6 +83,10 @@ class Connection:
         # delivery), which puts this connection on the hub's flush list when needed.
         outbox.attach(self, flush_list)  # type: ignore[arg-type]
         self.put = outbox.put
+        # Paced replays at their places in the output (see triochat.server.replays), and
+        # where new ones are handed to the hub (which gives them to its history reader).
+        self.replays: deque[ReplaySlot] = deque()
+        self.replay_list = replay_list if replay_list is not None else []
         self.closing = False  # close() was called: end once the output is written
         self.writing = False  # a writer task is running (or about to)
         self.writer_scope: trio.CancelScope | None = None
@@ -86,6 +98,12 @@ class Connection:
 
     # -- Link, for the chat state ------------------------------------------------------
 
+    def replay(self, query: Query) -> None:
+        """Queue a replay of stored lines here, after what was put so far."""
+        slot = ReplaySlot(query, self.outbox.put_total)
+        self.replays.append(slot)
+        self.replay_list.append((self, slot))
+
     def close(self) -> None:
         """Send what is queued (at the next flush), then end the connection."""
         self.closing = True
@@ -94,7 +112,12 @@ class Connection:
     def cut(self) -> None:
         """End the connection now, dropping what is queued ("too slow")."""
         self.outbox.abandon()
+        self._drop_replays()
         self.scope.cancel()
+
+    def _drop_replays(self) -> None:
+        while self.replays:
+            self.replays.popleft().abandon()
 
     # -- the flush policy ------------------------------------------------------------------
 
@@ -119,24 +142,66 @@ class Connection:
         outbox.release(mark)
         if self.writing:
             return  # the running writer picks it up (and ends the connection if closing)
-        if outbox.ready and self.transport.direct:
-            data = outbox.take(WRITE_BATCH_BYTES)
-            assert data is not None
-            try:
-                sent = self.transport.try_write(data)
-            except OSError:
-                sent = 0  # the writer's send_all meets the same error and reports it
-            if sent < len(data):
-                outbox.unsend(data[sent:])
-            else:
-                outbox.sent()
-        if outbox.ready:
+        if self.transport.direct:
+            item = self._next()
+            if item is not None:
+                data, slot = item
+                try:
+                    sent = self.transport.try_write(data)
+                except OSError:
+                    sent = 0  # the writer's send_all meets the same error and reports it
+                if sent < len(data):
+                    (outbox if slot is None else slot).unsend(data[sent:])
+                elif slot is None:
+                    outbox.sent()
+        if self._ready():
             self._start_writer()
-        elif self.closing and not len(outbox):
+        elif self.closing and not len(outbox) and not self.replays:
             self._end()
+
+    def resume_output(self) -> None:
+        """Write what became ready without a new release (a replay slot was filled)."""
+        self.flush(0)
+
+    def _next(self) -> tuple[bytes, ReplaySlot | None] | None:
+        """The next bytes to write, in order, and the replay slot they came from, if any."""
+        outbox = self.outbox
+        replays = self.replays
+        while replays:
+            slot = replays[0]
+            if outbox.taken < slot.at:  # output put before the slot goes first
+                data = outbox.take(WRITE_BATCH_BYTES, slot.at)
+                return None if data is None else (data, None)
+            data = slot.take(WRITE_BATCH_BYTES)
+            if data is not None:
+                outbox.sent()
+                return data, slot
+            if not slot.finished:
+                return None  # its lines are being read
+            replays.popleft()
+        data = outbox.take(WRITE_BATCH_BYTES)
+        return None if data is None else (data, None)
+
+    def _ready(self) -> bool:
+        """Whether :meth:`_next` has something to write now (written slots are let go)."""
+        outbox = self.outbox
+        replays = self.replays
+        while replays and replays[0].finished and not replays[0].chunks:
+            if outbox.taken < replays[0].at:
+                break
+            replays.popleft()
+        for slot in replays:
+            if outbox.taken < slot.at:
+                return outbox.ready > 0
+            if slot.chunks:
+                return True
+            if not slot.finished:
+                return False
+        return outbox.ready > 0
 
     def _end(self) -> None:
         self.outbox.closed = True
+        self._drop_replays()
         self.scope.cancel()
 
     def _start_writer(self) -> None:
@@ -155,14 +220,14 @@ class Connection:
         try:
             with scope:
                 try:
-                    while (data := outbox.take(WRITE_BATCH_BYTES)) is not None:
-                        await self.transport.send_all(data)
+                    while (item := self._next()) is not None:
+                        await self.transport.send_all(item[0])
                 except ConnectionLost:
                     self.failed = True
                     self.cut()
                     return
                 self.writing = False
-                if self.closing and not len(outbox):
+                if self.closing and not len(outbox) and not self.replays:
                     self._end()
         finally:
             done.set()
@@ -174,3 +239,4 @@ class Connection:
             with trio.CancelScope(shield=True):
                 await self.writer_done.wait()
         self.outbox.abandon()
+        self._drop_replays()

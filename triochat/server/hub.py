@@ -35,10 +35,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Final, TypeVar, TypeVarTuple, assert_never
 
 import trio
@@ -47,24 +45,29 @@ from triochat.config import LOOPBACK, ServerConfig, is_trusted
 from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
-from triochat.core.names import LOBBY
-from triochat.core.passwords import Job, Outcome, check
-from triochat.core.records import StoredMessage
-from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
+from triochat.core.model import CACHE_MESSAGES
+from triochat.core.passwords import Job, Outcome
+from triochat.core.state import ChatState, Limits
 from triochat.logs import dropped_records
+from triochat.server.commit import STORE_DOWN, STORE_UP, CommitGate
 from triochat.server.connection import Connection
+from triochat.server.jobs import HASH_THREADS, PasswordJobs
 from triochat.server.liveness import Liveness
 from triochat.server.redis_bus import RedisBus
-from triochat.store import MemoryStore, Store, StoreError, StoreWriter
-from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
+from triochat.server.replays import READ_TIMEOUT, HistoryReader, ReplaySlot
+from triochat.store import MemoryStore, Store, StoreWriter
+from triochat.store.inline import InlineWriter
 
 __all__ = [
     "HASH_THREADS",
     "HUB_BATCH_LINES",
+    "STORE_DOWN",
+    "STORE_UP",
     "FromCluster",
     "Gone",
     "Hub",
     "HubMessage",
+    "HubStatistics",
     "Input",
     "PasswordDone",
     "Register",
@@ -81,11 +84,6 @@ INBOUND_QUEUE: Final = 1024  # messages from all readers; readers wait (TCP push
 HUB_BATCH_LINES: Final = 256  # lines handled before committing, flushing and yielding to writers
 STATUS_EVERY: Final = 60.0  # seconds between one-line status reports in the server log
 MEMORY_RETAIN_MESSAGES: Final = 10_000  # per room, --db :memory: without --retain-messages
-MAX_IN_FLIGHT: Final = 4  # uncommitted batches before the hub waits: bounds held output
-READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
-STORE_DOWN: Final = "history is not being saved right now (the server cannot write its database)"
-STORE_UP: Final = "history is being saved again"
-HASH_THREADS: Final = 1  # scrypt at a time: ~0.1 s and 32 MiB each; the loop keeps the other core
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +140,23 @@ class FromCluster:
 HubMessage = Register | Input | Gone | Tick | Stop | PasswordDone | FromCluster
 
 
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """The hub now (see :meth:`Hub.statistics`); the status line formats these."""
+
+    online: int  # members on this node
+    by_mode: dict[str, int]  # ... by wire protocol ("plain", "json")
+    pending_logins: int  # connections whose login is being checked
+    rooms: int
+    chat_events: int  # chat lines since start
+    batches: int  # batches handled since start
+    store_down: bool  # history is not being saved right now
+    held_batches: int  # batches whose output waits for their commit
+    replays: int  # paced replays filled since start
+    replay_failures: int  # ... answered with "history unavailable"
+    password_jobs: int  # password checks started since start
+
+
 class Hub:
     """Owns the chat state; feed it :data:`HubMessage` objects through :attr:`inbound`."""
 
@@ -171,33 +186,37 @@ class Hub:
             node=self.bus.node if self.bus is not None else None,
         )
         self.store: Store = store if store is not None else MemoryStore()
+        self.flush_list: list[Connection] = []  # connections with output since the last flush
+        self.replay_list: list[tuple[Connection, ReplaySlot]] = []  # new replays, for the reader
+        self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
+        self.gate = CommitGate(self.state.notice_all, self._flush_soon)
         # A memory store is written in the loop (it cannot fail and takes microseconds);
-        # a database through one worker thread, in order.
-        self._writer: StoreWriter | None = None
-        self._retain_days = config.retain_days
-        self._retain_messages = config.retain_messages
+        # a database through one worker thread, in order. Both look the same from here.
+        self.writer: StoreWriter | InlineWriter
         if isinstance(self.store, MemoryStore):
             # Nothing outlives the process, but RAM is finite: keep the recent past.
-            if self._retain_messages is None:
-                self._retain_messages = MEMORY_RETAIN_MESSAGES
-        else:
-            self._writer = StoreWriter(
+            self.writer = InlineWriter(
                 self.store,
-                self._committed,
-                self._store_failed,
+                self.gate.committed,
+                retain_days=config.retain_days,
+                retain_messages=config.retain_messages or MEMORY_RETAIN_MESSAGES,
+            )
+        else:
+            self.writer = StoreWriter(
+                self.store,
+                self.gate.committed,
+                self.gate.failed,
                 retain_days=config.retain_days,
                 retain_messages=config.retain_messages,
             )
-        self._last_prune = 0.0
-        self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
-        self.flush_list: list[Connection] = []  # connections with output since the last flush
-        self._commit_wait: trio.Event | None = None
-        # Batches submitted and not yet committed, with the output marks they release.
-        self._held: deque[tuple[int, list[tuple[Connection, int]]]] = deque()
-        self._store_down = False
+        self.gate.writer = self.writer
+        store_down = self._store_down
+        self.history = HistoryReader(self.writer.call, self.store, store_down, clock)
+        self.jobs = PasswordJobs(
+            self.writer.call, self.store, store_down, self._job_done, READ_TIMEOUT
+        )
+        self._batches = 0
         self._last_status = 0.0
-        self._hash_limiter = trio.CapacityLimiter(HASH_THREADS)
-        self._jobs: trio.Nursery | None = None  # where password jobs run
         self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
 
@@ -211,6 +230,9 @@ class Hub:
         """
         return self._send
 
+    def _store_down(self) -> bool:
+        return self.gate.store_down
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Load the rooms, then own them until a :class:`Stop` arrives (or cancellation)."""
         try:
@@ -218,13 +240,13 @@ class Hub:
                 async with trio.open_nursery() as nursery:
                     if self.bus is not None:
                         await self.bus.check()  # an unreachable Redis: say so first
-                    if self._writer is not None:
-                        await nursery.start(self._writer.run)
+                    await nursery.start(self.writer.run)
                     await self._load()
                     if self.bus is not None:
                         rooms = {name: room.last_id for name, room in self.state.rooms.items()}
                         await nursery.start(self.bus.run, self._from_cluster, rooms)
-                    self._jobs = nursery
+                    self.jobs.start_in(nursery)
+                    self.history.start_in(nursery)
                     nursery.start_soon(self._ticker, self._send.clone())
                     self._last_status = trio.current_time()
                     task_status.started()
@@ -235,20 +257,19 @@ class Hub:
                             with trio.move_on_after(self.config.flush_timeout) as scope:
                                 scope.shield = True
                                 await self.bus.leave()
-                        if self._writer is not None:
-                            with trio.move_on_after(self.config.flush_timeout) as scope:
-                                scope.shield = True
-                                await self._writer.aclose()
-                        else:
-                            self.store.close()
+                        with trio.move_on_after(self.config.flush_timeout) as scope:
+                            scope.shield = True
+                            await self.writer.aclose()
                     nursery.cancel_scope.cancel()
         finally:
             self.stopped.set()
 
     async def _load(self) -> None:
         """Restore every stored room, with its ids, topic and recent lines."""
-        for room in await self._call(self.store.load_rooms):
-            recent = await self._call(self.store.recent, room.name, CACHE_MESSAGES)
+        call = self.writer.call
+        store = self.store
+        for room in await call(store.load_rooms):
+            recent = await call(store.recent, room.name, CACHE_MESSAGES)
             self.state.load_room(
                 room.name,
                 room.last_id,
@@ -258,14 +279,12 @@ class Hub:
                 recent,
                 topic_locked=room.topic_locked,
             )
-        rooms = len(self.state.rooms)
-        log.info("history: %d rooms loaded", rooms)
-        store = self.store
+        log.info("history: %d rooms loaded", len(self.state.rooms))
         self.state.load_access(
-            await self._call(store.account_keys),
-            await self._call(store.load_ops),
-            await self._call(store.load_bans),
-            await self._call(store.load_mutes),
+            await call(store.account_keys),
+            await call(store.load_ops),
+            await call(store.load_bans),
+            await call(store.load_mutes),
         )
         access = self.state.access
         log.info(
@@ -280,6 +299,10 @@ class Hub:
         """The bus's way in: what the log reports joins the inbound queue."""
         await self._send.send(FromCluster(items))
 
+    async def _job_done(self, job: Job, outcome: Outcome) -> None:
+        """A password job's way back in."""
+        await self._send.send(PasswordDone(job, outcome))
+
     async def _ticker(self, send: trio.MemorySendChannel[HubMessage]) -> None:
         with send:
             while True:
@@ -290,7 +313,6 @@ class Hub:
 
     async def _loop(self) -> None:
         receive = self._receive
-        state = self.state
         while True:
             message = await receive.receive()
             # Drain what is already queued without yielding, up to a bound: one trip
@@ -299,67 +321,9 @@ class Hub:
             lines = 0
             running = True
             while True:
-                match message:
-                    case Input(conn_id=conn_id, commands=commands):
-                        member = state.member(conn_id)
-                        if member is None:
-                            state.hold(conn_id, commands)  # its login is being checked
-                        for command in commands:
-                            if member is None or state.member(conn_id) is not member:
-                                break  # it quit (or was dropped): the rest is moot
-                            query = state.handle(member, command)
-                            if query is not None:
-                                await self._answer(query)
-                        lines += len(commands)
-                    case Register(conn=conn, mode=mode, first=first, server_password=secret):
-                        _, query = state.register(
-                            conn.id,
-                            conn.peer,
-                            conn,
-                            mode,
-                            first,
-                            address=conn.host,
-                            cleartext=_cleartext(conn),
-                            server_password=secret,
-                        )
-                        if query is not None:
-                            await self._answer(query)
-                        lines += 1
-                    case Gone(conn_id=conn_id, reason=reason):
-                        state.gone(conn_id, reason)
-                        lines += 1
-                    case Tick():
-                        state.tick()
-                        self._status()
-                        self._prune_memory()
-                        self._liveness.sweep(state, trio.current_time())
-                    case Stop():
-                        state.stop()
-                        running = False
-                    case FromCluster(items=items):
-                        for item in items:
-                            state.apply(item)
-                            if isinstance(item, cluster.ClusterUp) and item.resync:
-                                assert self.bus is not None
-                                self.bus.resync(state.resync_ops())
-                        lines += len(items)
-                    case PasswordDone(job=job, outcome=outcome):
-                        member, query = state.password_done(job, outcome)
-                        if query is not None:
-                            await self._answer(query)
-                        if member is not None:
-                            for command in state.take_held(member.id):
-                                if state.member(member.id) is not member:
-                                    break
-                                query = state.handle(member, command)
-                                if query is not None:
-                                    await self._answer(query)
-                        lines += 1
-                    case _:
-                        assert_never(message)
-                if state.accounts.jobs:
-                    self._start_jobs()
-                state.drop_too_slow()
+                lines += self._step(message)
+                if isinstance(message, Stop):
+                    running = False
                 if not running or lines >= HUB_BATCH_LINES:
                     break
                 try:
@@ -370,129 +334,78 @@ class Hub:
             if not running:
                 return
 
-    def _start_jobs(self) -> None:
-        """Run the password jobs the state queued, each in a task of its own."""
-        for job in self.state.take_jobs():
-            if self._jobs is None:  # pragma: no cover - the loop runs inside run()
-                raise RuntimeError("the hub is not running")
-            self._jobs.start_soon(self._password_job, job)
-
-    async def _password_job(self, job: Job) -> None:
-        """Read the stored hash (if needed), hash in the worker thread, report back.
-
-        The store read goes through the store's thread, so it sees every batch
-        submitted before it (the hub submits its batch before it next yields). While
-        the store is failing, or slower than :data:`READ_TIMEOUT`, the check fails as
-        "unavailable" (not as a wrong password).
-        """
-        stored: str | None = None
-        failure = "the store is not working right now" if self._store_down else ""
-        if not failure and job.needs_stored_hash:
-            failure = f"reading the account took over {READ_TIMEOUT:g} s"
-            with trio.move_on_after(READ_TIMEOUT):
-                try:
-                    record = await self._call(self.store.account, job.key)
-                except (StoreError, trio.ClosedResourceError) as exc:
-                    failure = str(exc)
-                else:
-                    stored = None if record is None else record.password_hash
-                    failure = ""
-        if failure:
-            outcome = Outcome(False, failure=failure)
-        else:
-            outcome = await trio.to_thread.run_sync(
-                partial(check, job, stored), limiter=self._hash_limiter
-            )
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._send.send(PasswordDone(job, outcome))
-
-    # -- the store: commit, then release -------------------------------------------------
+    def _step(self, message: HubMessage) -> int:
+        """Hand one message to the state; the number of lines it counts for the batch."""
+        state = self.state
+        match message:
+            case Input(conn_id=conn_id, commands=commands):
+                member = state.member(conn_id)
+                if member is None:
+                    state.hold(conn_id, commands)  # its login is being checked
+                    return len(commands)
+                for command in commands:
+                    if state.member(conn_id) is not member:
+                        break  # it quit (or was dropped): the rest is moot
+                    state.handle(member, command)
+                return len(commands)
+            case Register(conn=conn, mode=mode, first=first, server_password=secret):
+                conn.replay_list = self.replay_list
+                state.register(
+                    conn.id,
+                    conn.peer,
+                    conn,
+                    mode,
+                    first,
+                    address=conn.host,
+                    cleartext=_cleartext(conn),
+                    server_password=secret,
+                )
+            case Gone(conn_id=conn_id, reason=reason):
+                state.gone(conn_id, reason)
+            case Tick():
+                state.tick()
+                self._status()
+                self._liveness.sweep(state, trio.current_time())
+                return 0
+            case Stop():
+                state.stop()
+            case FromCluster(items=items):
+                for item in items:
+                    state.apply(item)
+                    if isinstance(item, cluster.ClusterUp) and item.resync:
+                        assert self.bus is not None
+                        self.bus.resync(state.resync_ops())
+                return len(items)
+            case PasswordDone(job=job, outcome=outcome):
+                state.password_done(job, outcome)
+            case _:
+                assert_never(message)
+        return 1
 
     async def _end_batch(self) -> None:
-        """Hand the batch's writes to the store; release its output once they are in.
-
-        Pipelined: the hub does not wait for the commit. It notes each connection's
-        mark (how much output this batch put there) and goes on with the next batch;
-        the writer's ``on_committed`` releases the marks of every committed batch, in
-        order. Output of a batch with nothing to store waits behind the last batch
-        still in flight, so order is kept. Beyond :data:`MAX_IN_FLIGHT` uncommitted
-        batches the hub waits (the inbound channel fills, and TCP pushes back).
-        """
-        if self.bus is not None:
-            ops = self.state.take_published()
-            if ops:
-                for op in self.bus.publish(ops):
-                    self.state.apply(cluster.Refused("unavailable", op))
-        batch = self.state.take_batch()
-        marks = [(conn, conn.mark()) for conn in self.flush_list]
-        self.flush_list.clear()
-        writer = self._writer
-        if writer is None:  # the memory store: written in the loop, released at once
-            if batch:
-                self.store.commit(batch)
-            _release(marks)
-            return
-        if batch:
-            seq = writer.submit(batch)
-            if self._store_down:
-                _release(marks)  # members were told history is not being saved
-            else:
-                self._held.append((seq, marks))
-        elif self._held:
-            self._held[-1][1].extend(marks)
-        else:
-            _release(marks)
-        while writer.submitted_seq - writer.committed_seq > MAX_IN_FLIGHT and not self._store_down:
-            await self._commit_changed()
-
-    async def _commit_changed(self) -> None:
-        """Wait for the next commit (or failure) the writer reports."""
-        self._commit_wait = trio.Event()
-        await self._commit_wait.wait()
-
-    async def _drain(self) -> None:
-        """Submit what is pending and wait until the store holds all of it (if it is up)."""
-        batch = self.state.take_batch()
-        writer = self._writer
-        if writer is None:
-            if batch:
-                self.store.commit(batch)
-            return
-        if batch:
-            seq = writer.submit(batch)
-            if self._held and not self._store_down:
-                self._held.append((seq, []))
-        while writer.committed_seq < writer.submitted_seq and not self._store_down:
-            await self._commit_changed()
-
-    def _committed(self, seq: int) -> None:
-        """The store writer's callback: batches up to ``seq`` are in the database."""
-        held = self._held
-        while held and held[0][0] <= seq:
-            _release(held.popleft()[1])
-        if self._store_down:
-            self._store_down = False
-            log.warning("history: saving again")
-            self.state.notice_all("history-saved", STORE_UP)
-            self._flush_soon()
-        if self._commit_wait is not None:
-            self._commit_wait.set()
-
-    def _store_failed(self, exc: StoreError) -> None:
-        """The store writer's callback: a commit failed (it retries by itself).
-
-        Held output is released: chat goes on, and members are told that history is
-        not being saved until a commit succeeds again.
-        """
-        if not self._store_down:
-            self._store_down = True
-            log.error("history: %s; chat goes on, retrying", exc)
-            while self._held:
-                _release(self._held.popleft()[1])
-            self.state.notice_all("history-unsaved", STORE_DOWN)
-            self._flush_soon()
-        if self._commit_wait is not None:
-            self._commit_wait.set()
+        """The one drain point: the state's effects go to the bus, the password jobs and
+        the store (whose commit releases the batch's output); new replays to the reader."""
+        self._batches += 1
+        state = self.state
+        effects = state.take_effects()
+        if effects.published and self.bus is not None:
+            refused = self.bus.publish(effects.published)
+            for op in refused:
+                state.apply(cluster.Refused("unavailable", op))
+            if refused:  # what the refusals changed goes into this batch, or the next
+                more = state.take_effects()
+                effects.batch.messages.extend(more.batch.messages)
+                effects.batch.rooms.extend(more.batch.rooms)
+                effects.batch.changes.extend(more.batch.changes)
+                effects.jobs.extend(more.jobs)
+                state.world.effects.published.extend(more.published)
+        if effects.jobs:
+            self.jobs.start(effects.jobs)
+        await self.gate.end_batch(effects.batch, self.flush_list)
+        if self.replay_list:
+            for conn, slot in self.replay_list:
+                self.history.add(conn, slot)
+            self.replay_list.clear()
 
     def _flush_soon(self) -> None:
         """Send notices queued from a store callback with the next batch's output."""
@@ -503,65 +416,28 @@ class Hub:
         ):
             self._send.send_nowait(Tick())
 
-    async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """Run a store function: in the loop for a memory store, else in its thread."""
-        if self._writer is None:
-            return fn(*args)
-        return await self._writer.call(fn, *args)
+    # -- numbers --------------------------------------------------------------------------
 
-    async def _answer(self, query: Query) -> None:
-        """Read what the cache could not supply, in order, and replay it.
-
-        The one place the hub waits for the disk: a replay must come before the
-        member's next events, so the hub reads before it goes on. Reads are rare
-        (scrollback, a resume past the cache), indexed, and bounded by
-        :data:`READ_TIMEOUT`; while the store is failing none is attempted (it would
-        queue behind the failing commits) and the member is told instead.
-        """
-        member = query.member
-        while True:
-            records: list[StoredMessage] = []
-            skipped = 0
-            failure = "the store is not working right now" if self._store_down else None
-            if failure is None:
-                await self._drain()  # the store must hold every line assigned so far
-                with trio.move_on_after(READ_TIMEOUT):
-                    try:
-                        records, skipped = await self._read(query)
-                    except StoreError as exc:
-                        failure = str(exc)
-                    else:
-                        failure = ""
-                if failure is None:
-                    failure = f"reading it took over {READ_TIMEOUT:g} s"
-            if failure:
-                log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
-                text = f"the history of {query.room} cannot be read right now; try again later"
-                self.state.tell_error(member, "history-unavailable", text)
-            self.state.replay(query, records, skipped)
-            next_query = self.state.continue_resume(member)
-            if next_query is None:
-                return
-            query = next_query
-
-    async def _read(self, query: Query) -> tuple[list[StoredMessage], int]:
-        store = self.store
-        if query.after is not None:
-            return await self._call(store.since, query.room, query.after, query.limit)
-        if query.before is not None:
-            return await self._call(store.before, query.room, query.before, query.limit), 0
-        return await self._call(store.recent, query.room, query.limit), 0
-
-    # -- housekeeping -------------------------------------------------------------------
-
-    def _prune_memory(self) -> None:
-        """Retention for the memory store (a database's writer prunes in its thread)."""
-        now = trio.current_time()
-        if self._writer is not None or now - self._last_prune < PRUNE_EVERY_S:
-            return
-        self._last_prune = now
-        self.store.prune(
-            time.time(), self._retain_days, self._retain_messages, max_rows=PRUNE_STEP_ROWS
+    def statistics(self) -> HubStatistics:
+        """The hub's numbers now; cheap (counters and sizes only)."""
+        state = self.state
+        by_mode: dict[str, int] = {mode.value: 0 for mode in Mode}
+        for member in state.members.values():
+            by_mode[member.mode.value] += 1
+        gate = self.gate.statistics()
+        reader = self.history.statistics()
+        return HubStatistics(
+            online=state.online,
+            by_mode=by_mode,
+            pending_logins=state.pending,
+            rooms=len(state.rooms),
+            chat_events=state.chat_events,
+            batches=self._batches,
+            store_down=gate.store_down,
+            held_batches=gate.held_batches,
+            replays=reader.replays,
+            replay_failures=reader.failures,
+            password_jobs=self.jobs.statistics().started,
         )
 
     def _status(self) -> None:
@@ -569,18 +445,16 @@ class Hub:
         if now - self._last_status < STATUS_EVERY:
             return
         self._last_status = now
-        state = self.state
-        lobby = state.rooms[LOBBY]
+        stats = self.statistics()
         log.info(
-            "status: %d online (%d plain, %d json in %s), %d rooms, %d chat events so far, "
+            "status: %d online (%d plain, %d json), %d rooms, %d chat events so far, "
             "history %s, %d log records dropped%s",
-            state.online,
-            len(lobby.plain),
-            len(lobby.json),
-            LOBBY,
-            len(state.rooms),
-            state.chat_events,
-            "NOT SAVED" if self._store_down else "saved",
+            stats.online,
+            stats.by_mode["plain"],
+            stats.by_mode["json"],
+            stats.rooms,
+            stats.chat_events,
+            "NOT SAVED" if stats.store_down else "saved",
             dropped_records(),
             "" if self.bus is None else f", cluster {'DOWN' if self.bus.down else 'up'}",
         )
@@ -589,9 +463,3 @@ class Hub:
 def _cleartext(conn: Connection) -> bool:
     """A password sent on ``conn`` crosses a network unencrypted (not TLS, not loopback)."""
     return not conn.secure and conn.host is not None and not is_trusted(conn.host, LOOPBACK)
-
-
-def _release(marks: list[tuple[Connection, int]]) -> None:
-    """Send each connection its output up to the mark taken at its batch's end."""
-    for conn, mark in marks:
-        conn.flush(mark)

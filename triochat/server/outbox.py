@@ -110,6 +110,11 @@ class Outbox:
         """Items released and not yet taken."""
         return min(len(self._items), self._released - self._taken)
 
+    @property
+    def taken(self) -> int:
+        """Items ever taken (a position, like :attr:`put_total`)."""
+        return self._taken
+
     def put(self, data: bytes) -> bool:
         """Queue ``data``, never waiting; it may be taken once released.
 
@@ -135,13 +140,16 @@ class Outbox:
         """Let items be taken up to ``mark`` (see :attr:`put_total`; default: all so far)."""
         self._released = max(self._released, self.put_total if mark is None else mark)
 
-    def take(self, max_bytes: int) -> bytes | None:
+    def take(self, max_bytes: int, stop: int | None = None) -> bytes | None:
         """The next released batch (up to about ``max_bytes``), or None if none is ready.
 
-        Calling this again means the previous batch has been sent: until then it counts
-        as held.
+        With ``stop`` (a position, like :attr:`put_total`), nothing at or after it is
+        taken. Calling this again means the previous batch has been sent: until then it
+        counts as held.
         """
         ready = self.ready
+        if stop is not None:
+            ready = min(ready, stop - self._taken)
         if ready <= 0:
             self._sending = 0
             return None

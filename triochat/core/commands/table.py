@@ -11,7 +11,6 @@ one handler, and its tests (docs/architecture.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,27 +26,39 @@ from triochat.core.admin import (
     Mute,
     Op,
     Pass,
-    Problem,
     Register,
     Unban,
     Unmute,
-    parse_admin_json,
-    parse_admin_plain,
 )
 from triochat.core.commands.fields import (
     NOTHING_VISIBLE,
-    int_field,
     room_arg,
     room_field,
-    rooms_field,
-    secret_fields,
-    since_field,
     split_word,
-    text_field,
+)
+from triochat.core.commands.parsers import (
+    MAX_AWAY_CHARS,
+    JsonParser,
+    PlainParser,
+    admin_json,
+    admin_plain,
+    away,
+    json_away,
+    json_chat,
+    json_hello,
+    json_history,
+    json_join,
+    json_msg,
+    json_nick,
+    json_topic,
+    no_args,
+    plain_history,
+    plain_join,
+    plain_lock,
+    plain_me,
+    plain_msg,
 )
 from triochat.core.commands.types import (
-    DEFAULT_HISTORY,
-    MAX_HISTORY,
     Away,
     Command,
     Hello,
@@ -66,7 +77,6 @@ from triochat.core.commands.types import (
     Who,
 )
 from triochat.core.hygiene import has_visible, is_noise, sanitise
-from triochat.core.names import room_error, room_name
 
 __all__ = [
     "COMMANDS",
@@ -82,10 +92,6 @@ __all__ = [
 ]
 
 UNKNOWN_HINT: Final = "type /help for the list of commands"
-MAX_AWAY_CHARS: Final = 200  # an away message is one short line
-
-PlainParser = Callable[[str], Command]  # the text after the verb, sanitised and stripped
-JsonParser = Callable[[dict[str, object], str | None], Command | None]  # object, its room
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,149 +110,9 @@ class CommandSpec:
     crosses_cluster: bool = False  # what it changes is published to the other nodes
 
 
-def _admin(parsed: Command | Problem) -> Command:
-    """An account or moderation command, or the Invalid its parser's problem makes."""
-    return Invalid(*parsed) if isinstance(parsed, tuple) else parsed
-
-
-def _admin_plain(verb: str) -> PlainParser:
-    return lambda rest: _admin(parse_admin_plain(verb, rest))
-
-
-def _admin_json(kind: str) -> JsonParser:
-    return lambda obj, room: _admin(parse_admin_json(kind, obj, room))
-
-
-# -- plain-mode parsers: the text after the verb ---------------------------------------
-
-
-def _plain_me(rest: str) -> Command:
-    if not rest:
-        return Invalid("empty", "usage: /me ACTION")
-    return Me(rest) if has_visible(rest) else NOTHING_VISIBLE
-
-
-def _plain_join(rest: str) -> Command:
-    return room_arg(rest, Join) if rest else Invalid("bad-request", "usage: /join ROOM")
-
-
-def _plain_history(rest: str) -> Command:
-    if not rest:
-        return History()
-    if not rest.isdigit() or not 1 <= int(rest) <= MAX_HISTORY:
-        return Invalid("bad-request", f"usage: /history [N], N from 1 to {MAX_HISTORY}")
-    return History(limit=int(rest))
-
-
-def _plain_msg(rest: str) -> Command:
-    to, text = split_word(rest)
-    if not to or not text:
-        return Invalid("bad-request", "usage: /msg NAME TEXT")
-    return Msg(to, text) if has_visible(text) else NOTHING_VISIBLE
-
-
-def _away(text: str) -> Command:
-    if len(text) > MAX_AWAY_CHARS:
-        return Invalid("too-long", f"an away message is at most {MAX_AWAY_CHARS} characters")
-    return Away(text if has_visible(text) else "")
-
-
-def _plain_lock(verb: str) -> PlainParser:
-    def parse(rest: str) -> Command:
-        problem = room_error(rest) if rest else None
-        if problem is not None:
-            return Invalid("bad-room", problem)
-        room = room_name(rest) if rest else None
-        return _admin(parse_admin_plain(verb, rest, room))
-
-    return parse
-
-
-# -- JSON parsers: the object and its already-parsed room --------------------------------
-
-
-def _json_chat(kind: str) -> JsonParser:
-    def parse(obj: dict[str, object], room: str | None) -> Command | None:
-        text = text_field(obj, "text")
-        if isinstance(text, Invalid):
-            return text
-        if not has_visible(text):
-            # Blank: ignored, as in plain mode; invisible-only: the sender is told.
-            return None if is_noise(str(obj["text"])) else NOTHING_VISIBLE
-        return Say(text, room) if kind == "say" else Me(text, room)
-
-    return parse
-
-
-def _json_nick(obj: dict[str, object], room: str | None) -> Command:
-    name = text_field(obj, "name")
-    return name if isinstance(name, Invalid) else Nick(name)
-
-
-def _json_hello(obj: dict[str, object], room: str | None) -> Command:
-    name = text_field(obj, "name")
-    if isinstance(name, Invalid):
-        return name
-    since = since_field(obj)
-    if isinstance(since, Invalid):
-        return since
-    rooms = rooms_field(obj)
-    if isinstance(rooms, Invalid):
-        return rooms
-    secrets = secret_fields(obj)
-    if isinstance(secrets, Invalid):
-        return secrets
-    return Hello(name, since, rooms, *secrets)
-
-
-def _json_join(obj: dict[str, object], room: str | None) -> Command:
-    assert room is not None  # the room field is required for a join
-    return Join(room)
-
-
-def _json_topic(obj: dict[str, object], room: str | None) -> Command:
-    if "text" not in obj:
-        return Topic(None, room)
-    text = text_field(obj, "text")
-    return text if isinstance(text, Invalid) else Topic(text, room)
-
-
-def _json_history(obj: dict[str, object], room: str | None) -> Command:
-    limit = int_field(obj, "limit", 1, MAX_HISTORY)
-    if isinstance(limit, Invalid):
-        return limit
-    before = int_field(obj, "before", 1, 2**62)
-    if isinstance(before, Invalid):
-        return before
-    return History(room, DEFAULT_HISTORY if limit is None else limit, before)
-
-
-def _json_msg(obj: dict[str, object], room: str | None) -> Command:
-    to = text_field(obj, "to")
-    if isinstance(to, Invalid):
-        return to
-    text = text_field(obj, "text")
-    if isinstance(text, Invalid):
-        return text
-    if not text:
-        return Invalid("empty", "a private message needs some text")
-    return Msg(to, text) if has_visible(text) else NOTHING_VISIBLE
-
-
-def _json_away(obj: dict[str, object], room: str | None) -> Command:
-    if obj.get("text") is None:
-        return Away()
-    text = text_field(obj, "text")
-    return text if isinstance(text, Invalid) else _away(text)
-
-
-def _no_args(kind: Callable[[], Command]) -> tuple[PlainParser, JsonParser]:
-    return (lambda rest: kind()), (lambda obj, room: kind())
-
-
-_HELP_PLAIN, _HELP_JSON = _no_args(Help)
-_QUIT_PLAIN, _QUIT_JSON = _no_args(Quit)
-_ROOMS_PLAIN, _ROOMS_JSON = _no_args(Rooms)
+_HELP_PLAIN, _HELP_JSON = no_args(Help)
+_QUIT_PLAIN, _QUIT_JSON = no_args(Quit)
+_ROOMS_PLAIN, _ROOMS_JSON = no_args(Rooms)
 
 
 def _row(
@@ -264,8 +130,8 @@ def _mod(command: type, verb: str, usage: str, *help: str, json: str = "") -> Co
         *help,
         verbs=(verb,),
         json_type=(json or verb,),
-        plain=_admin_plain(verb) if verb not in ("locktopic", "unlocktopic") else _plain_lock(verb),
-        json=_admin_json(json or verb),
+        plain=admin_plain(verb) if verb not in ("locktopic", "unlocktopic") else plain_lock(verb),
+        json=admin_json(json or verb),
         operator=True,
         crosses_cluster=True,
     )
@@ -279,58 +145,167 @@ def _account(command: type, verb: str, usage: str, *help: str) -> CommandSpec:
         *help,
         verbs=(verb,),
         json_type=(verb,),
-        plain=_admin_plain(verb),
-        json=_admin_json(verb),
+        plain=admin_plain(verb),
+        json=admin_json(verb),
         crosses_cluster=True,
     )
 
 
 COMMANDS: Final[tuple[CommandSpec, ...]] = (
-    _row(Say, "say", "TEXT", "say TEXT in your current room (// sends a leading /)",
-         json_type=("say",), json=_json_chat("say"), crosses_cluster=True),  # fmt: skip
-    _row(Me, "act", "/me ACTION", "act: * alice waves", verbs=("me",), json_type=("me",),
-         plain=_plain_me, json=_json_chat("me"), crosses_cluster=True),  # fmt: skip
-    _row(Msg, "private", "/msg NAME TEXT", "private message to NAME", verbs=("msg",),
-         json_type=("msg",), plain=_plain_msg, json=_json_msg, crosses_cluster=True),  # fmt: skip
-    _row(Join, "join", "/join ROOM", "join ROOM (#name; created if new) and make it current",
-         verbs=("join",), json_type=("join",), plain=_plain_join, json=_json_join,
-         crosses_cluster=True),  # fmt: skip
-    _row(Part, "part", "/part [ROOM]", "leave ROOM (default: the current room)",
-         verbs=("part",), json_type=("part",),
-         plain=lambda rest: room_arg(rest, Part) if rest else Part(),
-         json=lambda obj, room: Part(room), crosses_cluster=True),  # fmt: skip
-    _row(Rooms, "list_rooms", "/rooms", "list the rooms with their member counts and topics",
-         verbs=("rooms",), json_type=("rooms",), plain=_ROOMS_PLAIN, json=_ROOMS_JSON),  # fmt: skip
-    _row(Who, "who", "/who [ROOM]", "list who is in ROOM (default: the current room)",
-         verbs=("who",), json_type=("who",),
-         plain=lambda rest: room_arg(rest, Who) if rest else Who(),
-         json=lambda obj, room: Who(room)),  # fmt: skip
-    _row(Topic, "topic", "/topic [TEXT]", "show, or set, the current room's topic",
-         verbs=("topic",), json_type=("topic",),
-         plain=lambda rest: Topic(rest) if rest else Topic(), json=_json_topic,
-         crosses_cluster=True),  # fmt: skip
-    _row(History, "history", "/history [N]",
-         "the last N messages of the current room (default 20)", verbs=("history",),
-         json_type=("history",), plain=_plain_history, json=_json_history),  # fmt: skip
-    _row(Nick, "rename", "/nick NAME", "change your name (letters, digits, _ . -; up to 24)",
-         verbs=("nick",), json_type=("nick",),
-         plain=lambda rest: Nick(rest) if rest else Invalid("bad-request", "usage: /nick NAME"),
-         json=_json_nick, crosses_cluster=True),  # fmt: skip
-    _account(Register, "register", "/register PASSWORD",
-              "keep your current name: only you can use it from now on"),  # fmt: skip
+    _row(
+        Say,
+        "say",
+        "TEXT",
+        "say TEXT in your current room (// sends a leading /)",
+        json_type=("say",),
+        json=json_chat("say"),
+        crosses_cluster=True,
+    ),
+    _row(
+        Me,
+        "act",
+        "/me ACTION",
+        "act: * alice waves",
+        verbs=("me",),
+        json_type=("me",),
+        plain=plain_me,
+        json=json_chat("me"),
+        crosses_cluster=True,
+    ),
+    _row(
+        Msg,
+        "private",
+        "/msg NAME TEXT",
+        "private message to NAME",
+        verbs=("msg",),
+        json_type=("msg",),
+        plain=plain_msg,
+        json=json_msg,
+        crosses_cluster=True,
+    ),
+    _row(
+        Join,
+        "join",
+        "/join ROOM",
+        "join ROOM (#name; created if new) and make it current",
+        verbs=("join",),
+        json_type=("join",),
+        plain=plain_join,
+        json=json_join,
+        crosses_cluster=True,
+    ),
+    _row(
+        Part,
+        "part",
+        "/part [ROOM]",
+        "leave ROOM (default: the current room)",
+        verbs=("part",),
+        json_type=("part",),
+        plain=lambda rest: room_arg(rest, Part) if rest else Part(),
+        json=lambda obj, room: Part(room),
+        crosses_cluster=True,
+    ),
+    _row(
+        Rooms,
+        "list_rooms",
+        "/rooms",
+        "list the rooms with their member counts and topics",
+        verbs=("rooms",),
+        json_type=("rooms",),
+        plain=_ROOMS_PLAIN,
+        json=_ROOMS_JSON,
+    ),
+    _row(
+        Who,
+        "who",
+        "/who [ROOM]",
+        "list who is in ROOM (default: the current room)",
+        verbs=("who",),
+        json_type=("who",),
+        plain=lambda rest: room_arg(rest, Who) if rest else Who(),
+        json=lambda obj, room: Who(room),
+    ),
+    _row(
+        Topic,
+        "topic",
+        "/topic [TEXT]",
+        "show, or set, the current room's topic",
+        verbs=("topic",),
+        json_type=("topic",),
+        plain=lambda rest: Topic(rest) if rest else Topic(),
+        json=json_topic,
+        crosses_cluster=True,
+    ),
+    _row(
+        History,
+        "history",
+        "/history [N]",
+        "the last N messages of the current room (default 20)",
+        verbs=("history",),
+        json_type=("history",),
+        plain=plain_history,
+        json=json_history,
+    ),
+    _row(
+        Nick,
+        "rename",
+        "/nick NAME",
+        "change your name (letters, digits, _ . -; up to 24)",
+        verbs=("nick",),
+        json_type=("nick",),
+        plain=lambda rest: Nick(rest) if rest else Invalid("bad-request", "usage: /nick NAME"),
+        json=json_nick,
+        crosses_cluster=True,
+    ),
+    _account(
+        Register,
+        "register",
+        "/register PASSWORD",
+        "keep your current name: only you can use it from now on",
+    ),
     _account(Login, "login", "/login NAME PASSWORD", "take your registered name"),
     _account(ChangePassword, "password", "/password OLD NEW", "change your password"),
     _account(Pass, "pass", ""),  # the server password, sent before anything else: no help
-    _row(Away, "away", "/away [MESSAGE]",
-         "mark yourself away (shown by /who and to private", "messages); /away alone: back",
-         verbs=("away",), json_type=("away",), plain=_away, json=_json_away),  # fmt: skip
-    _row(Help, "help", "/help", "this list", verbs=("help",), json_type=("help",),
-         plain=_HELP_PLAIN, json=_HELP_JSON),  # fmt: skip
-    _row(Quit, "quit", "/quit", "leave", verbs=("quit",), json_type=("quit",),
-         plain=_QUIT_PLAIN, json=_QUIT_JSON, crosses_cluster=True),  # fmt: skip
+    _row(
+        Away,
+        "away",
+        "/away [MESSAGE]",
+        "mark yourself away (shown by /who and to private",
+        "messages); /away alone: back",
+        verbs=("away",),
+        json_type=("away",),
+        plain=away,
+        json=json_away,
+    ),
+    _row(
+        Help,
+        "help",
+        "/help",
+        "this list",
+        verbs=("help",),
+        json_type=("help",),
+        plain=_HELP_PLAIN,
+        json=_HELP_JSON,
+    ),
+    _row(
+        Quit,
+        "quit",
+        "/quit",
+        "leave",
+        verbs=("quit",),
+        json_type=("quit",),
+        plain=_QUIT_PLAIN,
+        json=_QUIT_JSON,
+        crosses_cluster=True,
+    ),
     _mod(Kick, "kick", "/kick NAME [REASON]", "disconnect NAME (they may come back)"),
-    _mod(Ban, "ban", "/ban TARGET [TIME] [REASON]",
-         "ban a NAME or ADDRESS[/PREFIX]; TIME 10m, 2h, 7d", "(no TIME: until lifted)"),  # fmt: skip
+    _mod(
+        Ban,
+        "ban",
+        "/ban TARGET [TIME] [REASON]",
+        "ban a NAME or ADDRESS[/PREFIX]; TIME 10m, 2h, 7d",
+        "(no TIME: until lifted)",
+    ),
     _mod(Unban, "unban", "/unban TARGET", "lift a ban"),
     _mod(Bans, "bans", "/bans", "list the bans"),
     _mod(Mute, "mute", "/mute NAME [TIME]", "NAME can read but not speak"),
@@ -338,11 +313,21 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     _mod(Op, "op", "/op NAME", "make the account NAME an operator"),
     _mod(Deop, "deop", "/deop NAME", "NAME is no longer an operator"),
     _mod(Drop, "drop", "/drop NAME", "delete the account NAME"),
-    _mod(LockTopic, "locktopic", "/locktopic [ROOM]", "only operators may set ROOM's topic",
-         json="topic-lock"),  # fmt: skip
-    _mod(LockTopic, "unlocktopic", "/unlocktopic [ROOM]",
-         "anyone in ROOM may set its topic again", json="topic-lock"),  # fmt: skip
-    _row(Hello, "hello_again", "", json_type=("hello",), json=_json_hello),
+    _mod(
+        LockTopic,
+        "locktopic",
+        "/locktopic [ROOM]",
+        "only operators may set ROOM's topic",
+        json="topic-lock",
+    ),
+    _mod(
+        LockTopic,
+        "unlocktopic",
+        "/unlocktopic [ROOM]",
+        "anyone in ROOM may set its topic again",
+        json="topic-lock",
+    ),
+    _row(Hello, "hello_again", "", json_type=("hello",), json=json_hello),
     _row(Invalid, "invalid", ""),
 )
 
@@ -352,7 +337,9 @@ PLAIN: Final[dict[str, PlainParser]] = {
 JSON: Final[dict[str, JsonParser]] = {
     kind: spec.json for spec in COMMANDS if spec.json is not None for kind in spec.json_type
 }
-_HANDLERS: Final[dict[type, str]] = {kind: spec.handler for spec in COMMANDS for kind in spec.command}
+_HANDLERS: Final[dict[type, str]] = {
+    kind: spec.handler for spec in COMMANDS for kind in spec.command
+}
 
 
 def handler_for(command: Command) -> str:

@@ -159,8 +159,5 @@ ChatCommand = (
     Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
 )
 Command = (
-    ChatCommand
-    | Hello
-    | Invalid
-    | AdminCommand  # accounts and moderation: triochat.core.admin
+    ChatCommand | Hello | Invalid | AdminCommand  # accounts and moderation: triochat.core.admin
 )

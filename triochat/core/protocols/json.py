@@ -18,9 +18,9 @@ __all__ = ["JSON", "JsonProtocol"]
 class JsonProtocol:
     """One JSON object per line each way (docs/protocol.md)."""
 
-    mode: Final = Mode.JSON
-    echoes_own_chat: Final = True  # the client shows its line with the server's id and time
-    pinged: Final = True
+    mode: Mode = Mode.JSON
+    echoes_own_chat: bool = True  # the client shows its line with the server's id and time
+    pinged: bool = True
 
     def parse(self, line: str) -> Command | None:
         return parse_json(line)

@@ -17,9 +17,9 @@ __all__ = ["PLAIN", "PlainProtocol"]
 class PlainProtocol:
     """Lines of text; ``/verb`` commands; notices start with ``***``."""
 
-    mode: Final = Mode.PLAIN
-    echoes_own_chat: Final = False  # the terminal already shows what was typed
-    pinged: Final = False  # TCP keepalive covers them; a ping would be noise on screen
+    mode: Mode = Mode.PLAIN
+    echoes_own_chat: bool = False  # the terminal already shows what was typed
+    pinged: bool = False  # TCP keepalive covers them; a ping would be noise on screen
 
     def parse(self, line: str) -> Command | None:
         return parse_plain(line)

@@ -1,0 +1,218 @@
+"""Paced replays: stored lines read off the loop and written as a connection drains.
+
+The chat state queues a :class:`~triochat.core.model.Query` on a member's link
+(:meth:`Connection.replay <triochat.server.connection.Connection.replay>`): the
+connection puts a :class:`ReplaySlot` at that place in its output, and the hub hands
+the slot to the :class:`HistoryReader` at the end of its batch, after the batch's
+writes were submitted (so a read sees every line numbered before it).
+
+* **Never in the send queue.** A slot's lines do not count against the member's send
+  queue: a client that missed thousands of lines gets them all, however small its
+  queue, instead of being dropped as "too slow" and reconnecting forever.
+* **Never in the hub.** Reads run in the reader's tasks; the hub never waits for them.
+* **Paced and bounded.** One slot per connection is read at a time, and the next only
+  once the connection has written the last (at most ``--resume-limit`` lines are held
+  per connection); reads take turns per address (:data:`READS_PER_ADDRESS`) and
+  server-wide (:data:`READS_AT_ONCE`), so a client resuming in a loop gets one
+  client's share of the disk, and others' chat does not wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import trio
+
+from triochat.core.events import ErrorEvent
+from triochat.core.history import replay_bytes
+from triochat.core.model import Query
+from triochat.core.protocols import PROTOCOLS
+from triochat.core.records import StoredMessage
+from triochat.store import Store, StoreError
+
+__all__ = [
+    "READS_AT_ONCE",
+    "READS_PER_ADDRESS",
+    "READ_TIMEOUT",
+    "HistoryReader",
+    "ReaderStatistics",
+    "ReplaySlot",
+]
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
+READS_AT_ONCE: Final = 2  # replay reads queued to the store at once, server-wide
+READS_PER_ADDRESS: Final = 1  # ... from one address (its connections take turns)
+
+
+class ReplaySlot:
+    """A replay's place in a connection's output, filled with bytes once read."""
+
+    __slots__ = ("at", "chunks", "drained", "finished", "query")
+
+    def __init__(self, query: Query, at: int) -> None:
+        self.query = query
+        self.at = at  # the outbox position it stands at: output put after it comes after it
+        self.chunks: deque[bytes] = deque()
+        self.finished = False  # filled (or abandoned): once chunks is empty, it is done
+        self.drained = trio.Event()  # set once finished and written (or abandoned)
+
+    def fill(self, chunks: list[bytes]) -> None:
+        self.chunks.extend(chunks)
+        self.finished = True
+        if not self.chunks:
+            self.drained.set()
+
+    def take(self, max_bytes: int) -> bytes | None:
+        """The next bytes to write (about ``max_bytes``), or None if none are ready."""
+        chunks = self.chunks
+        if not chunks:
+            return None
+        out: list[bytes] = []
+        size = 0
+        while chunks and size < max_bytes:
+            data = chunks.popleft()
+            out.append(data)
+            size += len(data)
+        if not chunks and self.finished:
+            self.drained.set()
+        return b"".join(out)
+
+    def unsend(self, rest: bytes) -> None:
+        """Put back what a direct write did not take."""
+        self.chunks.appendleft(rest)
+
+    def abandon(self) -> None:
+        """The connection ended: nothing more is read or written."""
+        self.chunks.clear()
+        self.finished = True
+        self.drained.set()
+
+
+class Replayer(Protocol):
+    """What the reader needs of a connection (:class:`~triochat.server.connection.Connection`)."""
+
+    host: str | None
+    peer: str
+
+    def resume_output(self) -> None:
+        """Write what became ready (a slot was filled), without releasing anything new."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderStatistics:
+    """What the history reader has done since start (see :meth:`HistoryReader.statistics`)."""
+
+    replays: int  # slots filled
+    lines: int  # stored lines read for them
+    failures: int  # replays answered with "history unavailable"
+    active: int  # connections with a replay under way now
+
+
+@dataclass(slots=True)
+class _Queue:
+    slots: deque[ReplaySlot] = field(default_factory=deque)
+
+
+class HistoryReader:
+    """Reads the stored lines of each replay slot, one connection's slots in order."""
+
+    def __init__(
+        self,
+        call: Callable[..., Awaitable[Any]],
+        store: Store,
+        store_down: Callable[[], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        """``call`` runs a store read in order after the submitted batches (the writer's)."""
+        self._call = call
+        self._store = store
+        self._store_down = store_down
+        self._clock = clock
+        self._nursery: trio.Nursery | None = None
+        self._queues: dict[Replayer, _Queue] = {}
+        self._total = trio.CapacityLimiter(READS_AT_ONCE)
+        self._per_address: dict[str, trio.CapacityLimiter] = {}
+        self._replays = self._lines = self._failures = 0
+
+    def start_in(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    def add(self, conn: Replayer, slot: ReplaySlot) -> None:
+        """Read ``slot`` after ``conn``'s earlier slots (the hub calls this per batch)."""
+        queue = self._queues.get(conn)
+        if queue is not None:
+            queue.slots.append(slot)
+            return
+        if self._nursery is None:  # pragma: no cover - the hub starts the reader first
+            raise RuntimeError("the history reader is not running")
+        queue = self._queues[conn] = _Queue(deque([slot]))
+        self._nursery.start_soon(self._serve, conn, queue)
+
+    async def _serve(self, conn: Replayer, queue: _Queue) -> None:
+        try:
+            while queue.slots:
+                slot = queue.slots.popleft()
+                if slot.finished:
+                    continue  # abandoned: the connection ended
+                chunks = await self._read(conn, slot.query)
+                if not slot.drained.is_set():  # not abandoned while it was read
+                    slot.fill(chunks)
+                conn.resume_output()
+                await slot.drained.wait()
+        finally:
+            del self._queues[conn]
+
+    async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
+        where = conn.host if conn.host is not None else conn.peer
+        limiter = self._per_address.get(where)
+        if limiter is None:
+            limiter = self._per_address[where] = trio.CapacityLimiter(READS_PER_ADDRESS)
+        failure = "the store is not working right now" if self._store_down() else None
+        records: list[StoredMessage] = []
+        skipped = 0
+        if failure is None:
+            try:
+                async with limiter, self._total:
+                    failure = f"reading it took over {READ_TIMEOUT:g} s"
+                    with trio.move_on_after(READ_TIMEOUT):
+                        records, skipped = await self._fetch(query)
+                        failure = None
+            except (StoreError, trio.ClosedResourceError) as exc:
+                failure = str(exc) or "the store is closing"
+            finally:
+                if limiter.borrowed_tokens == 0 and not limiter.statistics().tasks_waiting:
+                    self._per_address.pop(where, None)
+        now = self._clock()
+        if failure is not None:
+            self._failures += 1
+            member = query.member
+            log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
+            text = f"the history of {query.room} cannot be read right now; try again later"
+            event = ErrorEvent(now, "history-unavailable", text)
+            error = PROTOCOLS[member.mode].encode(event, member.name, member.current)
+            return [error, *replay_bytes(query, (), 0, 0, now)]
+        self._replays += 1
+        self._lines += len(records)
+        return replay_bytes(query, records, len(records), skipped, now)
+
+    async def _fetch(self, query: Query) -> tuple[list[StoredMessage], int]:
+        store, call = self._store, self._call
+        if query.after is not None:
+            since: tuple[list[StoredMessage], int] = await call(
+                store.since, query.room, query.after, query.limit, query.upto
+            )
+            return since
+        before = query.before
+        if before is None:
+            before = (query.upto or 0) + 1
+        rows: list[StoredMessage] = await call(store.before, query.room, before, query.limit)
+        return rows, 0
+
+    def statistics(self) -> ReaderStatistics:
+        return ReaderStatistics(self._replays, self._lines, self._failures, len(self._queues))
