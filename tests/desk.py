@@ -43,7 +43,7 @@ class Desk:
         """Register a new connection; returns its id, the member (None: not yet) and link."""
         self.ids += 1
         link = FakeLink()
-        member, _ = self.state.register(
+        member = self.state.register(
             self.ids,
             f"{address}:{40000 + self.ids}",
             link,
@@ -70,13 +70,10 @@ class Desk:
     def run_jobs(self) -> int:
         """Do every queued password job, as the hub's worker would; return how many."""
         done = 0
-        while jobs := self.state.take_jobs():
+        while jobs := self.state.take_effects().jobs:
             for job in jobs:
                 outcome = check(job, self.hashes.get(job.key))
-                member, _ = self.state.password_done(job, outcome)
-                if member is not None:
-                    for command in self.state.take_held(member.id):
-                        self.state.handle(member, command)
+                self.state.password_done(job, outcome)  # it handles what was held, too
                 done += 1
             self.save()
         self.save()
@@ -84,7 +81,7 @@ class Desk:
 
     def save(self) -> None:
         """Apply the state's batch of account changes to the account table."""
-        for change in self.state.take_batch().changes:
+        for change in self.state.take_effects().batch.changes:
             if isinstance(change, SaveAccount):
                 self.hashes[change.record.key] = change.record.password_hash
             elif isinstance(change, DropAccount):

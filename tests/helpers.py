@@ -7,6 +7,9 @@ from typing import Any
 
 import trio
 
+from triochat.core.history import replay_bytes
+from triochat.core.model import Query
+from triochat.store import Store
 from triochat.testing import Peer, connect, join, join_json
 
 __all__ = ["BreakableStream", "FakeLink", "Peer", "connect", "join", "join_json"]
@@ -18,6 +21,8 @@ class FakeLink:
     def __init__(self, room: int = 1000) -> None:
         self.sent: list[bytes] = []
         self.room = room
+        self.replays: list[Query] = []  # paced replays asked for, not yet served
+        self.slots: list[int] = []  # ... and their places in sent
         self.closed = False
         self.cut_off = False
 
@@ -26,6 +31,24 @@ class FakeLink:
             return False
         self.sent.append(data)
         return True
+
+    def replay(self, query: Query) -> None:
+        """A paced replay: recorded; :meth:`serve` answers it as the server would."""
+        self.replays.append(query)
+        self.sent.append(b"")  # its place in the output (an empty line, once served)
+        self.slots.append(len(self.sent) - 1)
+
+    def serve(self, store: Store, now: float = 0.0) -> None:
+        """Fill every recorded replay from ``store``, in place, as the history reader does."""
+        for query, at in zip(self.replays, self.slots, strict=True):
+            if query.after is not None:
+                records, skipped = store.since(query.room, query.after, query.limit, query.upto)
+            else:
+                before = query.before if query.before is not None else (query.upto or 0) + 1
+                records, skipped = store.before(query.room, before, query.limit), 0
+            self.sent[at] = b"".join(replay_bytes(query, records, len(records), skipped, now))
+        self.replays.clear()
+        self.slots.clear()
 
     def close(self) -> None:
         self.closed = True

@@ -20,7 +20,7 @@ from tests.conftest import StartServer
 from triochat.config import ServerConfig
 from triochat.core.passwords import Job, Outcome, check
 from triochat.server import ChatServer
-from triochat.server import hub as hub_module
+from triochat.server import jobs as jobs_module
 from triochat.server.transport import StreamTransport
 from triochat.store import SQLiteStore
 from triochat.testing import Peer, join, join_json, open_test_server
@@ -94,7 +94,7 @@ async def test_accounts_hashing_never_stalls_the_room(
         assert release.wait(10), "the test never released the hash"
         return check(job, stored)
 
-    monkeypatch.setattr(hub_module, "check", slow_check)
+    monkeypatch.setattr(jobs_module, "check", slow_check)
     alice = await join(nursery, server, "alice")
     bob = await join(nursery, server, "bob")
     carol = await join(nursery, server, "carol")

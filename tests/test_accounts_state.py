@@ -41,11 +41,11 @@ def test_accounts_registration_is_a_salted_hash_saved_in_the_batch() -> None:
     desk = Desk()
     alice, a = desk.plain("alice")
     desk.state.handle(alice, Register("correct-horse"))
-    (job,) = desk.state.take_jobs()
+    (job,) = desk.state.take_effects().jobs
     assert (job.kind, job.key, job.name) == (JobKind.REGISTER, "allce", "alice")
-    assert desk.state.take_batch().changes == []  # nothing stored before the hash exists
+    assert desk.state.take_effects().batch.changes == []  # nothing stored before the hash exists
     desk.state.password_done(job, check(job, None))
-    (change,) = desk.state.take_batch().changes
+    (change,) = desk.state.take_effects().batch.changes
     assert isinstance(change, SaveAccount)
     assert change.record.password_hash.startswith("scrypt$")
     assert "correct-horse" not in change.record.password_hash
@@ -162,7 +162,7 @@ def test_accounts_renaming_away_logs_out() -> None:
     desk.state.handle(alice, parse("/nick alison"))
     assert alice.account is None
     desk.state.handle(alice, parse("/password correct-horse battery-staple"))
-    assert desk.state.take_jobs() == []
+    assert desk.state.take_effects().jobs == []
     assert link.lines()[-1] == "! log in first: /login NAME PASSWORD"
 
 
@@ -179,7 +179,7 @@ def test_accounts_register_refuses_bad_passwords(line: str, error: str) -> None:
     desk = Desk()
     alice, a = desk.plain("alice")
     desk.state.handle(alice, parse(line))
-    assert desk.state.take_jobs() == []
+    assert desk.state.take_effects().jobs == []
     assert a.lines() == [error]
 
 
@@ -287,7 +287,7 @@ def test_accounts_stale_outcome_is_discarded() -> None:
     desk = Desk()
     desk.account("alice")
     _, _, link = desk.json("alice", password="correct-horse")
-    (job,) = desk.state.take_jobs()
+    (job,) = desk.state.take_effects().jobs
     desk.state.change(SaveAccount(AccountRecord("allce", "alice", "scrypt$new", 0.0)))
     desk.state.password_done(job, check(job, desk.hashes["allce"]))
     assert [e["code"] for e in link.events()] == ["try-again"]

@@ -52,7 +52,7 @@ class FakeLog:
         self.conns += 1
         link = FakeLink()
         first = Hello(name) if mode is Mode.JSON else Nick(name)
-        member, _ = self.nodes[node].register(self.conns, "test", link, mode, first)
+        member = self.nodes[node].register(self.conns, "test", link, mode, first)
         assert member is not None
         return member, link
 
@@ -62,7 +62,7 @@ class FakeLog:
         while busy:
             busy = False
             for node, state in self.nodes.items():
-                for op in state.take_published():
+                for op in state.take_effects().published:
                     busy = True
                     self._carry(node, state, op)
 
@@ -215,7 +215,7 @@ def test_cluster_outage_and_data_loss_are_told_and_ids_jump(log: FakeLog) -> Non
     arrivals = [op for op in a.resync_ops() if isinstance(op, cluster.Arrive)]
     assert arrivals == [cluster.Arrive(alice.id, "alice", name_key("alice"), (LOBBY,))]
     a.handle(alice, Say("two"))
-    (line,) = a.take_published()
+    (line,) = a.take_effects().published
     assert isinstance(line, cluster.Line)
     assert line.floor == 1 + cluster.ID_JUMP
 
@@ -252,7 +252,7 @@ def test_cluster_bans_and_kicks_reach_other_nodes(log: FakeLog) -> None:
     assert b.holder("troll") is None
     assert b.holder("pest") is None
     assert b.access.name_ban(name_key("troll"), NOW) is not None
-    assert isinstance(b.batch.changes[-1], SaveBan)  # stored on that node too
+    assert isinstance(b.take_effects().batch.changes[-1], SaveBan)  # stored on that node too
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def test_moderation_non_operator_gets_one_error_and_nothing_changes(line: str) -
     (error,) = a.lines()
     assert error.startswith(f"! only operators can use /{line.split()[0][1:]}")
     assert b.lines() == []
-    assert not desk.state.take_batch()
+    assert not desk.state.take_effects().batch
     assert desk.state.member(alice.id) is alice
 
 
@@ -99,7 +99,7 @@ def test_moderation_ban_by_name_refuses_the_name_until_it_runs_out() -> None:
     desk.state.handle(bob, parse("/ban Alice 1h flooding"))
     assert a.lines() == ["*** you were banned by bob for 1h: flooding"]
     assert desk.state.member(alice.id) is None
-    (change,) = desk.state.take_batch().changes
+    (change,) = desk.state.take_effects().batch.changes
     assert isinstance(change, SaveBan)
     assert (change.record.target, change.record.until) == ("allce", desk.now + 3600)
     _, member, link = desk.json("ALICE")
@@ -107,7 +107,7 @@ def test_moderation_ban_by_name_refuses_the_name_until_it_runs_out() -> None:
     assert link.events()[0]["text"] == "the name ALICE is banned (1h more)"
     desk.now += 3600
     desk.state.tick()
-    assert [type(c) for c in desk.state.take_batch().changes] == [DropBan]
+    assert [type(c) for c in desk.state.take_effects().batch.changes] == [DropBan]
     _, member, _ = desk.json("alice")
     assert member is not None
 
@@ -134,7 +134,7 @@ def test_moderation_operator_cannot_ban_itself() -> None:
     for line in ("/ban bob", f"/ban {ELSEWHERE}", "/ban 203.0.113.0/24"):
         desk.state.handle(bob, parse(line))
         assert b.lines() == ["! that ban would include you"]
-    assert not desk.state.take_batch()
+    assert not desk.state.take_effects().batch
 
 
 def test_moderation_unban_and_bans_list() -> None:
@@ -176,7 +176,7 @@ def test_moderation_muted_member_reads_but_cannot_speak() -> None:
     c.lines()
     desk.now += 600
     desk.state.tick()
-    assert [type(x) for x in desk.state.take_batch().changes] == [SaveMute, DropMute]
+    assert [type(x) for x in desk.state.take_effects().batch.changes] == [SaveMute, DropMute]
     desk.state.handle(alice, parse("back"))
     assert c.lines() == ["<alice> back"]
 
@@ -201,7 +201,7 @@ def test_moderation_op_deop_and_drop() -> None:
     desk.state.handle(bob, parse("/op carol"))
     assert c.lines() == ["*** bob made you an operator"]
     assert desk.state.access.is_op(carol.account)
-    assert any(isinstance(x, SaveOp) for x in desk.state.take_batch().changes)
+    assert any(isinstance(x, SaveOp) for x in desk.state.take_effects().batch.changes)
     desk.state.handle(carol, parse("/deop bob"))
     assert c.lines()[-1] == "! bob is an operator by the server's --op option; restart without it"
     desk.state.handle(carol, parse("/drop carol"))
@@ -229,7 +229,7 @@ def test_moderation_topic_lock_keeps_the_topic_for_operators() -> None:
     ]
     desk.state.handle(bob, parse("/topic release monday"))
     assert a.lines() == ["*** bob set the topic: release monday"]
-    assert desk.state.take_batch().rooms[-1].topic_locked
+    assert desk.state.take_effects().batch.rooms[-1].topic_locked
     desk.state.handle(bob, parse("/unlocktopic"))
     assert a.lines() == ["*** bob unlocked the topic of #lobby"]
     desk.state.handle(alice, parse("/topic mine now"))

@@ -27,41 +27,51 @@ from triochat.core.commands import (
     parse_plain,
 )
 from triochat.core.names import LOBBY
-from triochat.core.records import StoredMessage
+from triochat.core.records import Batch, StoredMessage
 from triochat.core.state import ChatState, Limits, Member, Query
+from triochat.store import MemoryStore
 
 NOW = 1795714800.0
 
 
 class Chat:
-    """A state plus helpers to add members with fake links."""
+    """A state plus helpers to add members with fake links, and a store it commits to."""
 
     def __init__(self, **limits: Any) -> None:
         self.state = ChatState(Limits(**limits), clock=lambda: NOW)
+        self.store = MemoryStore()
         self.ids = 0
+
+    def commit(self) -> None:
+        """Commit what the state stored so far, as the hub does at the end of a batch."""
+        self.store.commit(self.state.take_effects().batch)
 
     def plain(self, name: str) -> tuple[Member, FakeLink]:
         self.ids += 1
         link = FakeLink()
-        member, query = self.state.register(self.ids, "test", link, Mode.PLAIN, Nick(name))
+        member = self.state.register(self.ids, "test", link, Mode.PLAIN, Nick(name))
         assert member is not None
-        assert query is None
+        assert not link.replays
         link.lines()  # the welcome
         return member, link
 
-    def json(self, name: str, **hello: Any) -> tuple[Member, FakeLink, Query | None]:
+    def json(self, name: str, **hello: Any) -> tuple[Member, FakeLink, list[Query]]:
+        """A JSON member; its paced replays (returned) are served from the store."""
         self.ids += 1
         link = FakeLink()
-        member, query = self.state.register(self.ids, "test", link, Mode.JSON, Hello(name, **hello))
+        self.commit()
+        member = self.state.register(self.ids, "test", link, Mode.JSON, Hello(name, **hello))
         assert member is not None
-        return member, link, query
+        queries = list(link.replays)
+        link.serve(self.store, NOW)
+        return member, link, queries
 
 
 def test_state_everyone_starts_in_the_lobby() -> None:
     """A newcomer is in #lobby, which is its current room, and is welcomed there."""
     chat = Chat()
     link = FakeLink()
-    member, _ = chat.state.register(1, "test", link, Mode.JSON, Hello("alice"))
+    member = chat.state.register(1, "test", link, Mode.JSON, Hello("alice"))
     assert member is not None
     assert member.rooms == [LOBBY]
     assert member.current == LOBBY
@@ -82,7 +92,7 @@ def test_state_join_creates_room_makes_it_current_and_tells_members() -> None:
     chat.state.handle(bob, Join("#dev"))
     assert b.lines() == ["*** you joined #dev (2 online)"]
     assert a.lines() == ["*** bob joined (2 online)"]
-    assert [r.name for r in chat.state.take_batch().rooms] == ["#dev"]
+    assert [r.name for r in chat.state.take_effects().batch.rooms] == ["#dev"]
 
 
 def test_state_say_goes_to_the_current_room_only() -> None:
@@ -125,13 +135,13 @@ def test_state_ids_are_per_room_and_strictly_increasing() -> None:
     chat.state.handle(alice, Say("l2", room=LOBBY))
     ids = [(e["room"], e["id"]) for e in a.events()]
     assert ids == [(LOBBY, 1), ("#dev", 1), (LOBBY, 2)]
-    batch = chat.state.take_batch()
+    batch = chat.state.take_effects().batch
     assert [(m.room, m.id, m.text) for m in batch.messages] == [
         (LOBBY, 1, "l1"),
         ("#dev", 1, "d1"),
         (LOBBY, 2, "l2"),
     ]
-    assert not chat.state.take_batch()
+    assert not chat.state.take_effects().batch
 
 
 def test_state_ids_continue_from_a_loaded_room() -> None:
@@ -190,7 +200,7 @@ def test_state_rooms_and_topics() -> None:
         "***   #dev (0 online): release friday",
         "***   #lobby (1 online)",
     ]
-    (record,) = [r for r in chat.state.take_batch().rooms if r.topic]
+    (record,) = [r for r in chat.state.take_effects().batch.rooms if r.topic]
     assert (record.name, record.topic, record.topic_by) == ("#dev", "release friday", "alice")
 
 
@@ -263,17 +273,21 @@ def test_state_private_messages_are_not_stored() -> None:
     b.lines()
     chat.state.handle(alice, Msg("bob", "psst"))
     assert b.lines() == ["*alice* psst"]
-    assert not chat.state.take_batch().messages
+    assert not chat.state.take_effects().batch.messages
 
 
-def test_state_resume_from_cache_has_no_gap_and_no_duplicate() -> None:
-    """A hello with since replays exactly the lines after that id, marked history."""
+def test_state_resume_has_no_gap_and_no_duplicate() -> None:
+    """A hello with since replays exactly the lines after that id, marked history.
+
+    The replay is paced: queued on the link at its place (after the welcome), for the
+    server to read from the store, up to the room's last id when it was asked.
+    """
     chat = Chat()
     alice, _a, _ = chat.json("alice")
     for n in range(5):
         chat.state.handle(alice, Say(f"m{n}"))
-    _, b, query = chat.json("bob", since=((LOBBY, 2),))
-    assert query is None  # the cache holds them all
+    _, b, (query,) = chat.json("bob", since=((LOBBY, 2),))
+    assert (query.room, query.after, query.upto, query.limit) == (LOBBY, 2, 5, 1000)
     events = b.events()
     assert events[0]["type"] == "welcome"
     says = [e for e in events if e["type"] == "say"]
@@ -299,8 +313,8 @@ def test_state_resume_rejoins_other_rooms() -> None:
     chat.state.handle(alice, Join("#dev"))
     for n in range(3):
         chat.state.handle(alice, Say(f"d{n}", room="#dev"))
-    bob, b, query = chat.json("bob", since=(("#dev", 1),), rooms=("#ops",))
-    assert query is None
+    bob, b, queries = chat.json("bob", since=(("#dev", 1),), rooms=("#ops",))
+    assert [(q.room, q.after) for q in queries] == [("#dev", 1)]
     assert bob.rooms == [LOBBY, "#dev", "#ops"]
     events = b.events()
     kinds = [(e["type"], e.get("room")) for e in events]
@@ -310,21 +324,25 @@ def test_state_resume_rejoins_other_rooms() -> None:
     assert kinds[-1] == ("current", LOBBY)
 
 
-def test_state_resume_beyond_the_cache_asks_the_store() -> None:
-    """Lines older than the cache come back as a Query; replay() delivers them in order."""
+def test_state_resume_beyond_the_cache_reads_the_store() -> None:
+    """Lines older than the cache are read from the store, in order, all of them."""
     chat = Chat()
-    chat.state.load_room(
-        LOBBY,
-        last_id=500,
-        recent=[StoredMessage(LOBBY, i, NOW, "say", "old", f"t{i}") for i in range(301, 501)],
-    )
-    _, b, query = chat.json("bob", since=((LOBBY, 10),))
-    assert query is not None
+    rows = [StoredMessage(LOBBY, i, NOW, "say", "old", f"t{i}") for i in range(1, 501)]
+    chat.store.commit(Batch(messages=rows))
+    chat.state.load_room(LOBBY, last_id=500, recent=rows[-200:])
+    _, b, (query,) = chat.json("bob", since=((LOBBY, 10),))
     assert (query.room, query.after, query.limit) == (LOBBY, 10, 1000)
-    rows = [StoredMessage(LOBBY, i, NOW, "say", "old", f"t{i}") for i in range(11, 501)]
-    b.lines()
-    chat.state.replay(query, rows, 0)
-    assert [e["id"] for e in b.events()] == list(range(11, 501))
+    assert [e["id"] for e in b.events() if e["type"] == "say"] == list(range(11, 501))
+
+
+def test_state_resume_with_nothing_missed_reads_nothing() -> None:
+    """A client that saw the room's last line resumes without a replay at all."""
+    chat = Chat()
+    alice, _a, _ = chat.json("alice")
+    chat.state.handle(alice, Say("hi"))
+    _, b, queries = chat.json("bob", since=((LOBBY, 1),))
+    assert queries == []
+    assert [e["type"] for e in b.events()] == ["welcome"]
 
 
 def test_state_history_request_pages_back() -> None:
@@ -366,7 +384,7 @@ def test_state_full_link_is_dropped_as_too_slow_alone() -> None:
     chat = Chat()
     alice, a = chat.plain("alice")
     slow_link = FakeLink(room=2)
-    slow, _ = chat.state.register(99, "test", slow_link, Mode.PLAIN, Nick("slow"))
+    slow = chat.state.register(99, "test", slow_link, Mode.PLAIN, Nick("slow"))
     assert slow is not None
     a.lines()
     for text in ("one", "two", "three"):

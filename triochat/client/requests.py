@@ -31,6 +31,7 @@ from triochat.core.admin import (
     Unmute,
 )
 from triochat.core.commands import (
+    Away,
     Hello,
     Help,
     History,
@@ -75,6 +76,8 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return {"type": "msg", "to": to, "text": text}
         case Who(room=room):
             return {"type": "who", **here(room)}
+        case Away(text=text):
+            return {"type": "away", "text": text}
         case Help():
             return {"type": "help"}
         case Join(room=room):
