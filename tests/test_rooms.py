@@ -176,8 +176,10 @@ class FlakyStore:
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         return self.inner.recent(room, limit)
 
-    def since(self, room: str, after_id: int, limit: int) -> tuple[list[StoredMessage], int]:
-        return self.inner.since(room, after_id, limit)
+    def since(
+        self, room: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredMessage], int]:
+        return self.inner.since(room, after_id, limit, upto)
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         return self.inner.before(room, before_id, limit)

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from triochat.core.access import Access
     from triochat.core.events import Chat, Event
     from triochat.core.passwords import Job
-    from triochat.core.remote import RemoteMember
 
 __all__ = [
     "CACHE_MESSAGES",
@@ -34,6 +33,7 @@ __all__ = [
     "Link",
     "Member",
     "Query",
+    "RemoteMember",
     "RoomState",
 ]
 
@@ -181,6 +181,16 @@ class Effects:
 
     def __bool__(self) -> bool:
         return bool(self.batch) or bool(self.published) or bool(self.jobs)
+
+
+@dataclass(eq=False, slots=True)
+class RemoteMember:
+    """A member of another node of the cluster, as its node announced it."""
+
+    token: str
+    node: str
+    name: str
+    rooms: list[str] = field(default_factory=list)
 
 
 class ChatPort(Protocol):

@@ -12,7 +12,6 @@ no trio.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, assert_never
 
 from triochat.core import cluster
@@ -28,6 +27,7 @@ from triochat.core.events import (
     Said,
     TopicInfo,
 )
+from triochat.core.model import RemoteMember
 from triochat.core.names import name_key
 
 if TYPE_CHECKING:
@@ -44,16 +44,6 @@ CLUSTER_GAP: Final = (
     "the cluster lost its recent data (its Redis restarted without it); "
     "messages sent meanwhile may be missing"
 )
-
-
-@dataclass(eq=False, slots=True)
-class RemoteMember:
-    """A member of another node of the cluster, as its node announced it."""
-
-    token: str
-    node: str
-    name: str
-    rooms: list[str] = field(default_factory=list)
 
 
 class ClusterSide:
