@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from triochat.config import DEFAULT_WEB_PORT, Network, ServerConfig, parse_networks
-from triochat.core.names import name_error
+from triochat.cli.values import bounded, networks_text, op_name, port, redis_url, web_port
+from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import default_db_path
@@ -36,7 +35,6 @@ __all__ = [
     "Setting",
     "add_server_flags",
     "given_values",
-    "redacted",
     "server_config",
 ]
 
@@ -46,77 +44,6 @@ LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 NOT_SETTINGS: Final = frozenset(
     {"presence_interval", "registration_timeout", "flush_timeout", "server_password"}
 )
-
-Number = TypeVar("Number", int, float)
-
-
-# -- how a value is read: text in, value out, ValueError with a one-line reason ------------
-
-
-def _bounded(
-    kind: Callable[[str], Number], low: Number, high: Number | None = None
-) -> Callable[[str], Number]:
-    """Read ``kind`` and check it against ``[low, high]``."""
-
-    def parse(text: str) -> Number:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
-        if value < low or (high is not None and value > high):
-            span = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"{text} is out of range (must be {span})")
-        return value
-
-    return parse
-
-
-_port = _bounded(int, 0, 65535)
-
-
-def _web_port(text: str) -> int | None:
-    """``--web-port``: a port, or ``off`` (None)."""
-    if text.strip().lower() == "off":
-        return None
-    return _port(text)
-
-
-def _op_name(text: str) -> str:
-    """``--op``: a valid name."""
-    problem = name_error(text)
-    if problem is not None:
-        raise ValueError(f"{text!r}: {problem}")
-    return text
-
-
-def _redis_url(text: str) -> str:
-    """``--redis``: ``redis://`` or ``rediss://`` with a host."""
-    parts = urllib.parse.urlsplit(text)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError(
-            f"{redacted(text)!r}: expected redis://[:PASSWORD@]HOST[:PORT][/DB] "
-            "(or rediss:// for TLS)"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError as exc:
-        raise ValueError(f"{redacted(text)!r}: {exc}") from None
-    return text
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for the terminal and the log."""
-    parts = urllib.parse.urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or parts.password is None:
-        return url
-    user = userinfo.partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
-
-
-def _networks_text(networks: tuple[Network, ...]) -> str:
-    return ",".join(str(network) for network in networks) or "none"
-
 
 # -- the table --------------------------------------------------------------------------
 
@@ -234,7 +161,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "port",
         LISTENING,
         "TCP port for nc, telnet and `triochat client`; 0 picks a free port (printed at start-up)",
-        _port,
+        port,
         "PORT",
     ),
     Setting(
@@ -242,7 +169,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         WEB,
         "port for the web page and its WebSocket, on the same --host; 0 picks a free "
         "port, 'off' serves no web page",
-        _web_port,
+        web_port,
         "PORT|off",
         default_text=f"{DEFAULT_WEB_PORT}, or 0 with --port 0",
     ),
@@ -281,7 +208,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "tls-port",
         TLS,
         "TCP port for TLS connections; 0 picks a free port (printed at start-up)",
-        _port,
+        port,
         "PORT",
     ),
     Setting("no-plain", TLS, "TLS only: do not listen on --port for cleartext connections"),
@@ -300,14 +227,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "history",
         HISTORY,
         "chat lines of a room replayed to someone who joins it; 0 replays none",
-        _bounded(int, 0),
+        bounded(int, 0),
         _N,
     ),
     Setting(
         "retain-days",
         HISTORY,
         "delete stored messages older than this",
-        _bounded(float, 0.001),
+        bounded(float, 0.001),
         "DAYS",
         default_text="keep everything",
     ),
@@ -315,7 +242,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "retain-messages",
         HISTORY,
         "keep at most N stored messages per room",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
         default_text="keep everything",
     ),
@@ -324,24 +251,24 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         HISTORY,
         "messages per room replayed to a client that reconnects; beyond that it is told "
         "how many it missed",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
     ),
     Setting(
         "max-rooms",
         LIMITS,
         "rooms on the server; empty rooms are kept (they have history)",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
     ),
     Setting(
-        "max-rooms-per-member", LIMITS, "rooms one member may be in at once", _bounded(int, 1), _N
+        "max-rooms-per-member", LIMITS, "rooms one member may be in at once", bounded(int, 1), _N
     ),
     Setting(
         "max-line-bytes",
         LIMITS,
         "longest line accepted; longer lines are discarded and the sender told",
-        _bounded(int, 16),
+        bounded(int, 16),
         "BYTES",
     ),
     Setting(
@@ -349,14 +276,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         LIMITS,
         "flood control: lines per second per connection after the burst; 0 turns it off. "
         "Over the limit a connection is read more slowly; nothing is dropped",
-        _bounded(float, 0),
+        bounded(float, 0),
         "LINES_PER_SECOND",
     ),
     Setting(
         "burst",
         LIMITS,
         "lines a connection may send at once before the rate limit applies",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
     ),
     Setting(
@@ -365,7 +292,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "events queued for one member; a member that falls this far behind is "
         "disconnected as 'too slow' (see also --send-queue-bytes: whichever is reached "
         "first)",
-        _bounded(int, 1),
+        bounded(int, 1),
         "EVENTS",
     ),
     Setting(
@@ -374,14 +301,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "bytes of output held for one member, replies to its own /who and /help included; "
         "a member that falls this far behind is disconnected as 'too slow'. One event to a "
         "member with nothing queued is always sent, however large",
-        _bounded(int, 1),
+        bounded(int, 1),
         "BYTES",
     ),
     Setting(
         "max-clients",
         LIMITS,
         "connections served at once; more are told the server is full",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
     ),
     Setting(
@@ -389,7 +316,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         LIMITS,
         "connections at once from one address (0 = no limit); the next one is told why "
         "and closed. Addresses in --trusted are exempt",
-        _bounded(int, 0),
+        bounded(int, 0),
         _N,
     ),
     Setting(
@@ -399,14 +326,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "reverse proxy; 'none' exempts nothing",
         parse_networks,
         "ADDRESS[/PREFIX],...",
-        default_text=_networks_text(ServerConfig().trusted),
+        default_text=networks_text(ServerConfig().trusted),
     ),
     Setting(
         "coalesce-above",
         LIMITS,
         "in rooms larger than this, joins and leaves are announced as one summary every "
         f"{ServerConfig().presence_interval:g} seconds",
-        _bounded(int, 1),
+        bounded(int, 1),
         _N,
     ),
     Setting(
@@ -415,7 +342,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "make NAME an operator (repeat for more); its powers need the name registered "
         "(/register), so register it first: whoever registers NAME gets them. Operators "
         "can make more with /op",
-        _op_name,
+        op_name,
         "NAME",
         field="ops",
         repeat=True,
@@ -451,7 +378,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         CLUSTER,
         "redis://[:PASSWORD@]HOST[:PORT][/DB] (or rediss:// for TLS) of the Redis that this "
         "server shares rooms through",
-        _redis_url,
+        redis_url,
         "URL",
         default_text="none: this server is on its own",
     ),
