@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,15 @@ def test_settings_help_explains_every_flag_with_its_default(
     assert "(default:none)" in text  # --tls-cert: None is shown as a word
     assert "(default:None)" not in text  # (argparse's own rendering said None, [] and ())
     assert "(default:())" not in text
+
+
+def test_settings_readme_lists_every_flag() -> None:
+    """The README's table of server flags has a row for each setting (docs cannot lag)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `(--[a-z-]+)[` ]", readme, flags=re.MULTILINE))
+    rows |= set(re.findall(r"^\| `--[a-z-]+`, `(--[a-z-]+)[` ]", readme, flags=re.MULTILINE))
+    missing = [s.flag for s in SERVER_SETTINGS if s.flag not in rows]
+    assert not missing
 
 
 def test_settings_web_port_follows_port_zero() -> None:
