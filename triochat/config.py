@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "DEFAULT_TLS_PORT",
+    "DEFAULT_WEB_PORT",
     "LOOPBACK",
     "Network",
     "ServerConfig",
@@ -23,6 +24,7 @@ __all__ = [
 DEFAULT_HOST: Final = "127.0.0.1"  # loopback: exposing a chat to a LAN is an explicit choice
 DEFAULT_PORT: Final = 30000  # unprivileged, unassigned by IANA, easy to type after nc
 DEFAULT_TLS_PORT: Final = 30001  # TLS listener (--tls-cert): the next port, easy to remember
+DEFAULT_WEB_PORT: Final = 30080  # the page and its WebSocket; next to 30000, easy to remember
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Exempt from --max-per-address by default: a local TLS terminator, reverse proxy or SSH
@@ -72,37 +74,44 @@ def is_trusted(host: str, trusted: tuple[Network, ...]) -> bool:
 class ServerConfig:
     """Everything a running server can be told; every field has a safe default.
 
-    Attributes:
-        history: chat events replayed to a newcomer; 0 turns history off.
-        max_line_bytes: longest accepted line; longer ones are discarded with an error.
-        rate_limit: lines per second per connection; 0 turns flood control off.
-        burst: lines a connection may send at once before the rate limit applies.
-        send_queue: events queued for one member before it is dropped as "too slow".
-        send_queue_bytes: bytes of output held for one member (its own replies included)
-            before it is dropped as "too slow"; whichever of the two bounds is reached
-            first applies. One event to a member with nothing queued always fits.
-        max_clients: connections served at once; more are refused with one line.
-        max_per_address: connections from one address at once (0: no limit); more are
-            refused with one line. Addresses in ``trusted`` are exempt.
-        trusted: networks exempt from ``max_per_address`` (default: loopback).
-        coalesce_above: above this many members, join/leave notices become summaries.
-        presence_interval: seconds between those summaries (and room housekeeping).
+    Each field but the four below is one ``triochat server`` flag: ``max_clients`` is
+    ``--max-clients`` (``ops`` is ``--op``, ``web_origins`` is ``--web-origin``). What
+    each one means, how its text is read and how ``--help`` shows it are written once,
+    in ``triochat.cli.settings.SERVER_SETTINGS``; ``triochat server --help`` prints them.
+    The listening fields (``host``, ports, TLS files, ``db``, logging) are read by the
+    command that starts the server; :class:`~triochat.server.ChatServer` reads the rest.
+
+    Fields that are not flags:
+        presence_interval: seconds between join/leave summaries (and room housekeeping).
         registration_timeout: seconds to wait for a first line before joining as guest.
         flush_timeout: seconds a closing connection's writer may take to flush.
-        max_rooms: rooms on the server (empty rooms count: they keep their history).
-        max_rooms_per_member: rooms one member may be in at once.
-        resume_limit: stored messages replayed per room to a client resuming with
-            ``since``; beyond that a ``gap`` event says how many were skipped.
-        retain_days: delete stored messages older than this many days (None: keep).
-        retain_messages: keep at most this many stored messages per room (None: all).
-        ops: names that are operators once registered (``--op``; more with ``/op``).
-        server_password: what every connection must give before joining
-            (``--password-file``; None: nothing). Never shown in a ``repr``.
-        redis: ``redis://HOST:PORT/DB`` of the Redis (or Valkey) that servers sharing
-            rooms meet in (``--redis``; None: this server is on its own).
+        server_password: what every connection must give before joining (the command
+            reads it from ``password_file``; None: nothing). Never shown in a ``repr``.
+
+    Raises:
+        ValueError: one message naming every value out of range, and settings that only
+            make sense together (``--tls-cert`` without ``--tls-key``).
     """
 
+    # -- where it listens (read by the command, not by ChatServer) --
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    web_port: int | None = DEFAULT_WEB_PORT  # None: no web page
+    web_origins: tuple[str, ...] = ()  # besides the page's own origin
+    web_cleartext: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_port: int = DEFAULT_TLS_PORT
+    no_plain: bool = False
+    # -- history and storage --
+    db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20
+    retain_days: float | None = None
+    retain_messages: int | None = None
+    resume_limit: int = 1000
+    # -- limits --
+    max_rooms: int = 1000
+    max_rooms_per_member: int = 50
     max_line_bytes: int = MAX_LINE_BYTES
     rate_limit: float = 5.0
     burst: int = 20
@@ -112,20 +121,30 @@ class ServerConfig:
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
     coalesce_above: int = 100
+    # -- access --
+    ops: tuple[str, ...] = ()
+    password_file: str | None = None
+    # -- logging (read by the command) --
+    log_level: str = "info"
+    log_format: str = "auto"
+    # -- the cluster --
+    redis: str | None = None
+    # -- not flags --
     presence_interval: float = 2.0
     registration_timeout: float = 1.0
     flush_timeout: float = 1.0
-    max_rooms: int = 1000
-    max_rooms_per_member: int = 50
-    resume_limit: int = 1000
-    retain_days: float | None = None
-    retain_messages: int | None = None
-    ops: tuple[str, ...] = ()
     server_password: str | None = field(default=None, repr=False)
-    redis: str | None = None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = [
+            f"{name.replace('_', ' ')} must be from 0 to 65535"
+            for name, port in (
+                ("port", self.port),
+                ("tls_port", self.tls_port),
+                ("web_port", self.web_port),
+            )
+            if port is not None and not 0 <= port <= 65535
+        ]
         if self.history < 0:
             problems.append("history must be 0 or more")
         if self.max_line_bytes < 16:
@@ -159,5 +178,16 @@ class ServerConfig:
         ]
         if self.server_password is not None and not self.server_password:
             problems.append("the server password must not be empty")
+        problems += self._listening_problems()
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _listening_problems(self) -> list[str]:
+        """Settings that only make sense together (the command's usage errors)."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            return ["--tls-cert and --tls-key go together: give both, or neither"]
+        if self.tls_cert is None and self.no_plain:
+            return ["--no-plain needs --tls-cert and --tls-key (there would be no listener)"]
+        if self.tls_cert is not None and not self.no_plain and self.tls_port == self.port != 0:
+            return [f"--tls-port and --port are both {self.port}; choose two ports"]
+        return []

@@ -1,0 +1,211 @@
+"""``triochat server``: read the settings, open the ports of the listen plan, serve.
+
+Start-up failures a user can cause are one line on stderr: bad or clashing settings and
+unusable certificates exit 2 (with usage), everything else (a port in use, a database
+in use, Redis unreachable, an unreadable password file) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+from typing import Final, assert_never
+
+import trio
+
+from triochat.cli.listen import bound_address, listen_plan, open_doors
+from triochat.cli.settings import add_server_flags, given_values, server_config
+from triochat.cli.values import redacted
+from triochat.config import ServerConfig
+from triochat.logs import dropped_records, start_logging, stop_logging
+from triochat.server import ChatServer
+from triochat.server.listeners import CertificateError, Certificates
+from triochat.server.redis_bus import ClusterError, first_leaf
+from triochat.store import Store, StoreError, default_db_path, open_store
+from triochat.store.factory import IN_MEMORY
+from triochat.web import WebServer
+
+__all__ = ["EXIT_USAGE", "UsageError", "add_command"]
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
+FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
+EXIT_USAGE: Final = 2  # bad flags, and certificates that cannot be used (argparse's status)
+
+
+class UsageError(Exception):
+    """Settings that do not go together: the entry point prints usage and exits 2."""
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``triochat server``, with one flag per server setting."""
+    server = commands.add_parser(
+        "server",
+        help="run a chat server",
+        description="Run a chat room server. Anyone who can reach HOST:PORT can join: "
+        "with `triochat client`, or with `nc`/`telnet` for plain text. Stop it with "
+        "Ctrl-C or SIGTERM; members are told and the server exits cleanly.",
+    )
+    add_server_flags(server)
+    server.set_defaults(func=run_server)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Run ``triochat server`` with the parsed ``args``; returns the exit status.
+
+    Raises:
+        UsageError: settings that do not go together (before anything starts).
+    """
+    try:
+        config = server_config(given_values(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    start_logging(config.log_level, config.log_format)
+    try:
+        return _start(config)
+    finally:
+        # Write what is still queued; if nobody reads stderr, give up after a moment
+        # (the writer thread is left blocked, and the process exits anyway).
+        stop_logging()
+
+
+def _start(config: ServerConfig) -> int:
+    """Check the files the config names, open the store, then serve until a signal."""
+    certificates = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        try:
+            certificates = Certificates(config.tls_cert, config.tls_key)
+        except CertificateError as exc:
+            print(f"triochat: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    _raise_fd_limit(config.max_clients, tls=certificates is not None)
+    try:
+        password = _read_password_file(config.password_file)
+    except ValueError as exc:
+        print(f"triochat: error: {exc}", file=sys.stderr)
+        return 1
+    config = dataclasses.replace(config, server_password=password)
+    db = config.db if config.db is not None else str(default_db_path())
+    try:
+        store = open_store(db)
+    except StoreError as exc:
+        print(f"triochat: error: {exc}", file=sys.stderr)
+        return 1
+    where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
+    status = 1
+    try:
+        status = trio.run(_serve, config, store, where, certificates)
+    except* StoreError as group:  # reading the rooms back at start-up failed
+        print(f"triochat: error: {group.exceptions[0]}", file=sys.stderr)
+    except* ClusterError as group:  # Redis cannot be reached at start-up
+        print(f"triochat: error: {first_leaf(group)}", file=sys.stderr)
+    return status
+
+
+async def _serve(
+    config: ServerConfig, store: Store, where: str, certificates: Certificates | None
+) -> int:
+    """Open every port of the listen plan, serve until a signal, then shut down."""
+    opened = await open_doors(listen_plan(config))
+    if opened is None:
+        store.close()
+        return 1
+    server = ChatServer(config, store)
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if certificates is not None and hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)  # reload the certificate (instead of stopping)
+    with trio.open_signal_receiver(*wanted) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            later: list[str] = []  # the web page is announced after the chat ports
+            for door, listeners in opened:
+                match door.kind:
+                    case "plain":
+                        await nursery.start(server.serve_listeners, listeners)
+                        print(f"listening on {bound_address(listeners)}", flush=True)
+                    case "tls":
+                        assert certificates is not None  # (the plan has TLS only with them)
+                        await nursery.start(server.serve_tls, listeners, certificates)
+                        at = bound_address(listeners, " (TLS)")
+                        print(f"listening on {at} (TLS)", flush=True)
+                    case "web":
+                        web_server = WebServer(server, origins=config.web_origins)
+                        await nursery.start(web_server.serve_listeners, listeners)
+                        later.append(f"web: http://{bound_address(listeners, ' (web)')}/")
+                    case _:
+                        assert_never(door.kind)
+            print(f"history: {where}", flush=True)
+            bus = server.hub.bus
+            if bus is not None:
+                print(f"cluster: node {bus.node} through {redacted(bus.url)}", flush=True)
+            for line in later:
+                print(line, flush=True)
+            async for signum in signals:
+                if certificates is not None and signum == getattr(signal, "SIGHUP", None):
+                    log.info("received SIGHUP: reloading the TLS certificate")
+                    await certificates.reload()
+                    continue
+                log.info("received %s", signal.Signals(signum).name)
+                break
+            with trio.move_on_after(SHUTDOWN_DEADLINE):
+                await server.shutdown()
+            nursery.cancel_scope.cancel()
+    dropped = dropped_records()
+    if dropped:
+        log.warning("server stopped; %d log records were dropped (stderr was not read)", dropped)
+    else:
+        log.info("server stopped")
+    return 0
+
+
+def _raise_fd_limit(max_clients: int, *, tls: bool = False) -> None:
+    """Make room for ``max_clients`` sockets: raise the soft open-files limit if needed.
+
+    Many systems default to a soft limit of 1024 descriptors with a much higher hard
+    limit; a server asked for thousands of clients should not fail at the 1000th. With
+    ``tls``, as many TLS handshakes may be in progress besides, each holding a socket.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_clients * (2 if tls else 1) + FD_HEADROOM
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError):
+        new = soft
+    if new < wanted:
+        log.warning(
+            "the open-files limit (%d) is below --max-clients %d; raise it with `ulimit -n`",
+            new,
+            max_clients,
+        )
+
+
+def _read_password_file(path: str | None) -> str | None:
+    """The server password: the first line of ``path`` (None: no file given).
+
+    Raises:
+        ValueError: the file cannot be read or its first line is empty (one line).
+    """
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            first = file.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot read the password file {path}: {reason}") from None
+    if not first:
+        raise ValueError(
+            f"the password file {path} has an empty first line; put the password there"
+        )
+    return first
