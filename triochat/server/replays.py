@@ -46,7 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
-READS_AT_ONCE: Final = 2  # replay reads queued to the store at once, server-wide
+READS_AT_ONCE: Final = 1  # replay reads queued to the store at once: a commit waits for one at most
 READS_PER_ADDRESS: Final = 1  # ... from one address (its connections take turns)
 
 
