@@ -22,6 +22,7 @@ from triochat.core.names import LOBBY, name_key
 from triochat.core.records import (
     AccountRecord,
     BanRecord,
+    Batch,
     DropBan,
     MuteRecord,
     SaveAccount,
@@ -40,6 +41,7 @@ class FakeLog:
         self.nodes: dict[str, ChatState] = {}
         self.names: dict[str, str] = {}  # name key -> token
         self.seq: dict[str, int] = {}
+        self.stored: dict[str, Batch] = {}  # what each node's store was given, merged
         self.conns = 0
 
     def node(self, name: str, ops: tuple[str, ...] = ()) -> ChatState:
@@ -62,7 +64,12 @@ class FakeLog:
         while busy:
             busy = False
             for node, state in self.nodes.items():
-                for op in state.take_effects().published:
+                effects = state.take_effects()
+                stored = self.stored.setdefault(node, Batch())
+                stored.messages.extend(effects.batch.messages)
+                stored.rooms.extend(effects.batch.rooms)
+                stored.changes.extend(effects.batch.changes)
+                for op in effects.published:
                     busy = True
                     self._carry(node, state, op)
 
@@ -251,7 +258,8 @@ def test_cluster_bans_and_kicks_reach_other_nodes(log: FakeLog) -> None:
     assert b.holder("troll") is None
     assert b.holder("pest") is None
     assert b.access.name_ban(name_key("troll"), NOW) is not None
-    assert isinstance(b.take_effects().batch.changes[-1], SaveBan)  # stored on that node too
+    log.flush()
+    assert isinstance(log.stored["bbbb"].changes[-1], SaveBan)  # stored on that node too
 
 
 @pytest.mark.parametrize(
