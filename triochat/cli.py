@@ -19,6 +19,7 @@ from typing import Final
 import trio
 
 from triochat import __version__
+from triochat.bus import ClusterError, first_leaf
 from triochat.client.session import add_client_arguments, run_client
 from triochat.config import (
     DEFAULT_HOST,
@@ -31,9 +32,8 @@ from triochat.config import (
 from triochat.core.names import name_error
 from triochat.logs import LOG_FORMATS, dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
+from triochat.server.certificates import CertificateError, Certificates
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
-from triochat.server.listeners import CertificateError, Certificates
-from triochat.server.redis_bus import ClusterError, first_leaf
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 from triochat.web import WebServer, parse_origins
@@ -488,10 +488,11 @@ async def _serve(
             if bus is not None:
                 print(f"cluster: node {bus.node} through {_redacted(bus.url)}", flush=True)
             if web_listeners:
-                web_server = WebServer(server, origins=web_origins)
+                web_server = WebServer(server, origins=web_origins, certificates=certificates)
                 await nursery.start(web_server.serve_listeners, web_listeners)
                 web_at = web_listeners[0].socket.getsockname()
-                print(f"web: http://{_format_address(web_at[0], web_at[1])}/", flush=True)
+                scheme = "https" if web_server.tls else "http"
+                print(f"web: {scheme}://{_format_address(web_at[0], web_at[1])}/", flush=True)
             async for signum in signals:
                 if certificates is not None and signum == getattr(signal, "SIGHUP", None):
                     log.info("received SIGHUP: reloading the TLS certificate")

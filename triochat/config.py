@@ -100,6 +100,9 @@ class ServerConfig:
             (``--password-file``; None: nothing). Never shown in a ``repr``.
         redis: ``redis://HOST:PORT/DB`` of the Redis (or Valkey) that servers sharing
             rooms meet in (``--redis``; None: this server is on its own).
+        web_cleartext: with TLS certificates, serve the web page and its WebSocket in
+            cleartext anyway (behind a TLS-terminating proxy); a warning is logged at
+            start-up. Without certificates the web port is cleartext regardless.
     """
 
     history: int = 20
@@ -123,6 +126,7 @@ class ServerConfig:
     ops: tuple[str, ...] = ()
     server_password: str | None = field(default=None, repr=False)
     redis: str | None = None
+    web_cleartext: bool = False
 
     def __post_init__(self) -> None:
         problems = []

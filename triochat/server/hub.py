@@ -25,7 +25,7 @@ Rules of this module:
   channel. Every room goes on meanwhile.
 * **In a cluster, the log numbers the lines.** With ``--redis`` the state publishes
   what the other nodes must know; at the end of each batch the hub hands it to the bus
-  (:mod:`triochat.server.redis_bus`), which sends it to Redis and delivers what the log
+  (:mod:`triochat.bus`), which sends it to Redis and delivers what the log
   reports back into the inbound channel as :class:`FromCluster`, lines included: they
   are stored and sent like any other batch. The hub never waits for Redis.
 """
@@ -43,6 +43,7 @@ from typing import Final, TypeVar, TypeVarTuple, assert_never
 
 import trio
 
+from triochat.bus import Bus
 from triochat.config import LOOPBACK, ServerConfig, is_trusted
 from triochat.core import cluster
 from triochat.core.codec import Mode
@@ -54,7 +55,6 @@ from triochat.core.state import CACHE_MESSAGES, ChatState, Limits, Query
 from triochat.logs import dropped_records
 from triochat.server.connection import Connection
 from triochat.server.liveness import Liveness
-from triochat.server.redis_bus import RedisBus
 from triochat.store import MemoryStore, Store, StoreError, StoreWriter
 from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
 
@@ -150,6 +150,8 @@ class Hub:
         config: ServerConfig,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        bus: Bus | None = None,
     ) -> None:
         self.config = config
         limits = Limits(
@@ -159,10 +161,7 @@ class Hub:
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
         )
-        self.bus: RedisBus | None = None
-        if config.redis is not None:
-            retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
-            self.bus = RedisBus(config.redis, room_retain=retain)
+        self.bus = bus
         self.state = ChatState(
             limits,
             clock,
