@@ -14,8 +14,8 @@ import coredis
 import pytest
 
 from tests.redisproc import RedisServer
-from triochat.core import cluster
 from triochat.bus import scripts as redis_scripts
+from triochat.core import cluster
 
 Client = coredis.Redis[str]
 
