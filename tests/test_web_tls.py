@@ -33,7 +33,7 @@ def tls(tmp_path: Path) -> TlsFiles:
 
 
 async def start_web(
-    nursery: trio.Nursery, certificates: Certificates | None, **overrides: object
+    nursery: trio.Nursery, certificates: Certificates | None, **overrides: Any
 ) -> tuple[ChatServer, WebServer, int]:
     """A chat server and its web door on a free loopback port."""
     server = await open_test_server(nursery, **overrides)
