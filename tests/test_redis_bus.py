@@ -84,6 +84,7 @@ class FakeBus:
         self.running = False
         self.left = False
         self.published: list[cluster.Op] = []
+        self.got_line = trio.Event()
 
     async def check(self) -> None:
         self.checked = True
@@ -101,6 +102,8 @@ class FakeBus:
 
     def publish(self, ops: Iterable[cluster.Op]) -> list[cluster.Op]:
         self.published.extend(ops)
+        if any(isinstance(op, cluster.Line) for op in self.published):
+            self.got_line.set()
         return []
 
     def resync(self, ops: list[cluster.Op]) -> None:
@@ -126,8 +129,7 @@ async def test_hub_uses_the_bus_it_is_given(nursery: trio.Nursery) -> None:
     nursery.start_soon(server.handle_stream, server_side)
     await client.send_all(b"/nick alice\nhello\n")
     with trio.fail_after(WAIT):
-        while not any(isinstance(op, cluster.Line) for op in fake.published):
-            await trio.sleep(0.01)
+        await fake.got_line.wait()  # "hello", published to the cluster
     await server.shutdown()
     assert fake.left
     await client.aclose()
