@@ -5,6 +5,7 @@
   publisher, the log reader and the heartbeat, over Redis (or Valkey).
 * :mod:`~triochat.bus.redis_link`: the only module that talks to a Redis client
   library; a small adapter the bus calls.
+* :mod:`~triochat.bus.log`: the log's keys and entries, read back without I/O.
 * :mod:`~triochat.bus.scripts`: the Lua scripts run in Redis, and its keys.
 
 The hub is given a bus; it never builds one (see :class:`triochat.server.ChatServer`).

@@ -34,14 +34,23 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
-from typing import Any, Final
+from typing import Final
 
 import trio
 
 from triochat.bus.bus import BusStatistics, ClusterError, Deliver
+from triochat.bus.log import (
+    CHANGES_KEY,
+    EPOCH_KEY,
+    LOG_KEY,
+    json_list,
+    jumped,
+    line_entry,
+    room_key,
+    rooms_of,
+)
 from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
-from triochat.bus.scripts import BEAT, BYE, PREFIX, PUBLISH, REAP, SNAPSHOT
+from triochat.bus.scripts import BEAT, BYE, PUBLISH, REAP, SNAPSHOT
 from triochat.core import cluster
 
 __all__ = ["RedisBus"]
@@ -61,20 +70,6 @@ RETRY_MAX_S: Final = 5.0
 # After an outage every node's heartbeat has run out; each gets this long to come back
 # before any is taken for dead (its retries are at most RETRY_MAX_S apart).
 RECOVERY_GRACE_S: Final = RETRY_MAX_S + NODE_TTL_MS / 1000 + 1.0
-
-
-def _list(value: object) -> list[Any]:
-    """A JSON array from Redis's cjson, which writes an empty one as ``{}``."""
-    return value if isinstance(value, list) else []
-
-
-def room_key(room: str) -> str:
-    return f"{PREFIX}room:{room}"
-
-
-LOG_KEY: Final = f"{PREFIX}log"
-CHANGES_KEY: Final = f"{PREFIX}changes"
-EPOCH_KEY: Final = f"{PREFIX}epoch"
 
 
 class RedisBus:
@@ -233,23 +228,23 @@ class RedisBus:
         for room, last_id in rooms.items():
             self._positions[room_key(room)] = f"{last_id}-0"
         items: list[cluster.ClusterIn] = []
-        for room in _list(snapshot["rooms"]):
+        for room in json_list(snapshot["rooms"]):
             items.append(cluster.Remote("", cluster.RoomMade(str(room))))
             self._positions.setdefault(room_key(str(room)), "0-0")
-        topics = _list(snapshot["topics"])
+        topics = json_list(snapshot["topics"])
         for i in range(1, len(topics), 2):
             op = cluster.from_wire(json.loads(topics[i]))
             if op is not None:
                 items.append(cluster.Remote("", op))
         now = trio.current_time()
-        for node, fields in _list(snapshot["nodes"]):
+        for node, fields in json_list(snapshot["nodes"]):
             if node == self.node:
                 continue
             self._known[node] = now
-            fields = _list(fields)
+            fields = json_list(fields)
             for i in range(0, len(fields) - 1, 2):
                 member = json.loads(fields[i + 1])
-                rooms_in = tuple(str(r) for r in _list(member.get("r")))
+                rooms_in = tuple(str(r) for r in json_list(member.get("r")))
                 arrive = cluster.Arrive(
                     int(fields[i]), str(member["n"]), str(member["k"]), rooms_in
                 )
@@ -311,20 +306,18 @@ class RedisBus:
         if node == self.node:
             return  # applied when it was published
         self._known[node] = trio.current_time()
-        for room in _rooms_of(op):
+        for room in rooms_of(op):
             self._positions.setdefault(room_key(room), "0-0")
         items.append(cluster.Remote(node, op))
 
     def _line_entry(self, identifier: str, raw: str, items: list[cluster.ClusterIn]) -> None:
         try:
-            obj = json.loads(raw)
-            op = cluster.from_wire({**obj, "f": 0})
-            line_id = int(identifier.partition("-")[0])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            sequenced = line_entry(identifier, raw)
+        except ValueError:
             log.warning("cluster: skipped a malformed line: %.200r", raw)
             return
-        if isinstance(op, cluster.Line):
-            items.append(cluster.Sequenced(str(obj.get("node", "")), line_id, op))
+        if sequenced is not None:
+            items.append(sequenced)
 
     async def _publisher(self) -> None:
         """Send what is queued, a batch per call, in order; a failed batch is sent again."""
@@ -356,7 +349,7 @@ class RedisBus:
             self._batches += 1
             refused: list[cluster.ClusterIn] = [
                 cluster.Refused(str(what), batch[int(index) - 1])
-                for index, what in _list(json.loads(reply))
+                for index, what in json_list(json.loads(reply))
             ]
             if refused:
                 self._refused += len(refused)
@@ -376,7 +369,7 @@ class RedisBus:
             try:
                 with trio.fail_after(OP_TIMEOUT):
                     was_known = await self._link.script("beat", [self.node, NODE_TTL_MS])
-                    live = _list(await self._link.script("reap", [LOG_MAXLEN])) if reap else []
+                    live = json_list(await self._link.script("reap", [LOG_MAXLEN])) if reap else []
             except errors as exc:
                 await self._mark_down(exc)
                 continue
@@ -447,8 +440,8 @@ class RedisBus:
         if lost_data:
             for key in self._positions:
                 self._positions[key] = "0-0"
-            self._inflight = [_jump(op) for op in self._inflight]
-            self._outgoing = deque(_jump(op) for op in self._outgoing)
+            self._inflight = [jumped(op) for op in self._inflight]
+            self._outgoing = deque(jumped(op) for op in self._outgoing)
         await self._resync(lost_data=lost_data, announce=lost_data or not was_known)
 
     async def _resync(self, *, lost_data: bool, announce: bool = True) -> None:
@@ -479,20 +472,3 @@ class RedisBus:
             log.warning("cluster: could not say goodbye: %s", reason(exc))
         else:
             log.info("cluster: node %s left", self.node)
-
-
-def _jump(op: cluster.Op) -> cluster.Op:
-    """A queued line numbered after a loss: past every id a lagging node may have shown."""
-    if isinstance(op, cluster.Line):
-        return replace(op, floor=op.floor + cluster.ID_JUMP)
-    return op
-
-
-def _rooms_of(op: cluster.Op) -> tuple[str, ...]:
-    match op:
-        case cluster.Arrive(rooms=rooms):
-            return rooms
-        case cluster.Enter(room=room) | cluster.TopicSet(room=room):
-            return (room,)
-        case _:
-            return ()
