@@ -4,7 +4,7 @@
 
 The cluster scenario of ``scripts/bench.py`` measures whole nodes, which on a small
 machine share one CPU with each other and with Redis. This measures the part of a node
-between its chat state and Redis alone: :class:`triochat.server.redis_bus.RedisBus`, the
+between its chat state and Redis alone: :class:`triochat.bus.redis_bus.RedisBus`, the
 node's own code and client (coredis under trio), with nothing else running:
 
 1. a fresh ``redis-server`` on a free loopback port (no persistence) on CPU 0, this
@@ -45,8 +45,8 @@ import psutil
 import trio
 from bench import HOST, LOADGEN_CPU, SERVER_CPU, RunningRedis
 
+from triochat.bus.redis_bus import RedisBus
 from triochat.core import cluster
-from triochat.server.redis_bus import RedisBus
 
 ROOM: Final = "#lobby"
 NAME: Final = "costbench"

@@ -283,7 +283,7 @@ class BlockingServer:
     def start(cls, *args: str, port: int = 0, log_path: str) -> BlockingServer:
         """Run ``triochat server --port PORT ARGS``; wait for its start-up lines."""
         web_off = any(a == "--web-port" and b == "off" for a, b in itertools.pairwise(args))
-        wanted = 2 if web_off else 3  # "listening on", "history:", then "web:"
+        last = "history: " if web_off else "web: "  # "listening on" (two with TLS), "history:"
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 triochat_command("server", "--port", str(port), *args),
@@ -296,7 +296,7 @@ class BlockingServer:
         lines: list[str] = []
         deadline = time.monotonic() + STARTUP_TIMEOUT
         fd = proc.stdout.fileno()
-        while len(lines) < wanted:
+        while not lines or not lines[-1].startswith(last):
             line = buffer.next_line()
             if isinstance(line, bytes):
                 lines.append(line.decode())
@@ -307,7 +307,11 @@ class BlockingServer:
             if not data:
                 break
             buffer.feed(data)
-        if len(lines) < wanted or not lines[0].startswith("listening on 127.0.0.1:"):
+        if (
+            not lines
+            or not lines[-1].startswith(last)
+            or not lines[0].startswith("listening on 127.0.0.1:")
+        ):
             proc.kill()
             proc.wait()
             with open(log_path) as log_file:

@@ -24,7 +24,7 @@ import trio
 from tests.conftest import StartProcess
 from tests.procs import ServerProcess, run_triochat
 from tests.redisproc import RedisServer
-from triochat.server.redis_bus import HEARTBEAT_S, NODE_TTL_MS, RETRY_MAX_S
+from triochat.bus.redis_bus import HEARTBEAT_S, NODE_TTL_MS, RETRY_MAX_S
 from triochat.testing import ChatClient, JsonEvent, Peer
 
 # Extra flags of every node; the rate limit is off so that bursts are not slowed down.

@@ -1,7 +1,7 @@
 """The chat state of cluster nodes, without Redis or an event loop.
 
 :class:`FakeLog` stands in for the cluster's log with the same rules as the Redis
-script (:mod:`triochat.server.redis_scripts`): lines are numbered per room in the
+script (:mod:`triochat.bus.scripts`): lines are numbered per room in the
 order published, a name belongs to the first node that claims it, and every node
 hears what the others publish. The end-to-end tests against a real Redis are in
 ``tests/test_cluster.py``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from functools import partial
 
 import pytest
 import trio
@@ -12,6 +13,7 @@ import trio.testing
 from tests.conftest import StartServer
 from tests.helpers import BreakableStream, Peer, connect, join, join_json
 from triochat.server import ChatServer
+from triochat.server.transport import StreamTransport
 from triochat.testing import open_client
 
 
@@ -278,7 +280,7 @@ async def test_hardening_shutdown_tells_everyone_and_is_bounded(
     await trio.testing.wait_all_tasks_blocked()
     assert server.connections == 0
     late = connect(nursery, server)
-    assert await late.closed() == ["! server is shutting down"]
+    assert await late.line() == "! server is shutting down"
 
 
 async def test_hardening_lone_surrogate_from_json_cannot_crash_the_room(
@@ -318,3 +320,63 @@ async def test_hardening_malformed_json_hello_is_refused_in_json(
     assert len(lines) == 1
     assert '"code":"bad-request"' in lines[0]
     await alice.quiet()
+
+
+def _connect_as(nursery: trio.Nursery, server: ChatServer, host: str | None, door: str) -> Peer:
+    """An in-memory connection the server sees as from ``host``, come in by ``door``."""
+    client, server_side = trio.testing.memory_stream_pair()
+    serve = partial(
+        server.serve_transport, StreamTransport(server_side), f"{host}:40000", host, door=door
+    )
+    nursery.start_soon(serve)
+    return Peer(client)
+
+
+async def test_server_statistics_count_doors_admissions_and_refusals(
+    nursery: trio.Nursery, start_server: StartServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """statistics(): live connections and admissions per door, refusals per reason."""
+    server = await start_server(max_clients=3, max_per_address=1, trusted=())
+    assert server.statistics().connections == 0
+    tls = _connect_as(nursery, server, "198.51.100.7", "tls")
+    await trio.testing.wait_all_tasks_blocked()  # admitted first
+    again = _connect_as(nursery, server, "198.51.100.7", "tls")  # one per address
+    plain = [connect(nursery, server), connect(nursery, server)]
+    await trio.testing.wait_all_tasks_blocked()
+    full = connect(nursery, server)
+    assert await again.line() == (
+        "! too many connections from your address (1); close one and try again"
+    )
+    assert await full.line() == "! server full (3 clients); try again later"
+    stats = server.statistics()
+    assert stats.connections == 3
+    assert stats.by_door == {"tls": 1, "plain": 2}
+    assert stats.admitted == {"tls": 1, "plain": 2}
+    assert stats.refused == {"per address": 1, "full": 1}
+    await tls.stream.aclose()
+    await trio.sleep(server.config.flush_timeout + 1)
+    stats = server.statistics()
+    assert (stats.connections, stats.by_door, stats.admitted["tls"]) == (2, {"plain": 2}, 1)
+    await server.shutdown()
+    late = connect(nursery, server)
+    assert await late.line() == "! server is shutting down"
+    assert server.statistics().refused["shutting down"] == 1
+    for peer in plain:
+        await peer.stream.aclose()
+
+
+async def test_server_statistics_count_accepts_per_door(
+    nursery: trio.Nursery, start_server: StartServer
+) -> None:
+    """The listener table counts what each door accepted (loopback TCP)."""
+    server = await start_server()
+    listeners = await nursery.start(server.serve_tcp, "127.0.0.1", 0)
+    port = listeners[0].socket.getsockname()[1]
+    for _ in range(2):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            await stream.send_all(b"/nick alice\n")
+            assert await stream.receive_some()
+    stats = server.statistics().listeners
+    assert stats.accepted == {"plain": 2}
+    assert (stats.accept_errors, stats.handshakes, stats.handshake_failures) == (0, 0, {})
+    await server.shutdown()

@@ -1,6 +1,6 @@
 """The cluster's Lua scripts against a real Redis: numbering, claims, retries, expiry.
 
-These call the scripts directly (as :class:`triochat.server.redis_bus.RedisBus` does),
+These call the scripts directly (as :class:`triochat.bus.redis_bus.RedisBus` does),
 so each rule is checked on its own; ``tests/test_cluster.py`` runs whole nodes.
 """
 
@@ -14,8 +14,8 @@ import coredis
 import pytest
 
 from tests.redisproc import RedisServer
+from triochat.bus import scripts as redis_scripts
 from triochat.core import cluster
-from triochat.server import redis_scripts
 
 Client = coredis.Redis[str]
 

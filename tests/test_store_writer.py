@@ -468,3 +468,39 @@ async def test_writer_run_twice_is_refused(nursery: trio.Nursery) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         await writer.run()
     await writer.aclose()
+
+
+async def test_writer_statistics_count_commits_batches_and_queue(nursery: trio.Nursery) -> None:
+    """statistics(): batches queued behind a commit, then one grouped transaction, timed."""
+    store, committed = RecordingStore(hold_first=True), Committed()
+    writer = StoreWriter(store, committed)
+    await nursery.start(writer.run)
+    assert writer.statistics().submitted == 0
+    writer.submit(one(1))
+    assert await trio.to_thread.run_sync(store.entered.wait, THREAD_WAIT_S)
+    for id in range(2, 5):
+        writer.submit(one(id))
+    waiting = writer.statistics()
+    assert (waiting.submitted, waiting.committed, waiting.queued) == (4, 0, 3)
+    store.release.set()
+    await committed.wait_for(4)
+    await writer.call(store.recent, "#a", 10)
+    stats = writer.statistics()
+    assert (stats.submitted, stats.committed, stats.commits, stats.messages) == (4, 4, 2, 4)
+    assert (stats.failures, stats.queued, stats.calls) == (0, 0, 1)
+    assert stats.commit_seconds > 0
+    await writer.aclose()
+
+
+async def test_writer_statistics_count_failed_commits(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A commit that failed twice and then landed: two failures, one commit."""
+    store, committed = RecordingStore(fail=2), Committed()
+    writer = StoreWriter(store, committed)
+    await nursery.start(writer.run)
+    writer.submit(one(1))
+    await committed.wait_for(1)
+    stats = writer.statistics()
+    assert (stats.failures, stats.commits, stats.messages) == (2, 1, 1)
+    await writer.aclose()

@@ -20,15 +20,13 @@ import trustme
 
 from triochat.client.tls import TlsFailure, client_context, open_stream
 from triochat.server import ChatServer
-from triochat.server.listeners import (
-    HANDSHAKE_TIMEOUT,
+from triochat.server.certificates import (
     NOT_TLS,
-    TLS_HINT,
     CertificateError,
     Certificates,
-    TlsDoor,
     load_server_context,
 )
+from triochat.server.listeners import HANDSHAKE_TIMEOUT, TLS_HINT, TlsDoor
 from triochat.testing import ChatClient, Peer, join, open_test_server
 
 HINT = TLS_HINT.decode().rstrip("\n")
@@ -85,7 +83,8 @@ def tls_peer(nursery: trio.Nursery, door: TlsDoor, context: ssl.SSLContext) -> P
 
 
 def tls_records(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "triochat.server.listeners"]
+    tls_loggers = ("triochat.server.listeners", "triochat.server.certificates")
+    return [r.getMessage() for r in caplog.records if r.name in tls_loggers]
 
 
 # -- certificates ---------------------------------------------------------------------

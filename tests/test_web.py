@@ -10,6 +10,7 @@ import json
 import logging
 import socket
 from collections import deque
+from functools import partial
 from typing import Any
 
 import h11
@@ -665,3 +666,41 @@ async def test_web_direct_write_partial_then_writer_keeps_frames_whole() -> None
     assert received == sent
     await stream.aclose()
     theirs.close()
+
+
+async def test_web_statistics_count_requests_upgrades_and_refusals(
+    nursery: trio.Nursery, web: WebServer
+) -> None:
+    """statistics(): pages answered, WebSockets opened, upgrades refused by origin."""
+    assert web.statistics().requests == 0
+    page = HttpPeer(open_web(nursery, web))
+    await page.get("/")
+    await page.get("/static/app.js")
+    await ws_join(nursery, web, "alice")
+    foreign = WsPeer(open_web(nursery, web))
+    assert await foreign.handshake(origin="https://elsewhere.example") == 403
+    stats = web.statistics()
+    assert (stats.requests, stats.upgrades, stats.refused) == (2, 1, {"origin": 1})
+    assert stats.http_connections == web.http_connections
+
+
+async def test_web_http_stage_is_limited_per_address(
+    nursery: trio.Nursery, start_server: StartServer
+) -> None:
+    """One address cannot hold every page-loading slot: past --max-per-address, closed at once."""
+    server = await start_server(max_per_address=1, trusted=())
+    web = WebServer(server)
+    streams = []
+    for _ in range(2):
+        client, server_side = trio.testing.memory_stream_pair()
+        nursery.start_soon(
+            partial(web.serve_stream, door="web", secure=False), server_side, "peer", "198.51.100.7"
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        streams.append(client)
+    assert web.http_connections == 1
+    assert web.statistics().refused == {"busy": 1}
+    with trio.fail_after(WAIT):
+        assert await streams[1].receive_some() == b""  # closed without a word
+    response, _ = await HttpPeer(streams[0]).get("/")  # the first one is served
+    assert response.status_code == 200

@@ -21,6 +21,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Message, Request, TextMessage
 
 from tests.procs import STARTUP_TIMEOUT, BlockingServer, run_triochat
+from tests.test_tls import make_tls_files
 from triochat.web.http import CSP
 
 IO_TIMEOUT: Final = 10.0  # seconds for any one read from the server
@@ -134,6 +135,31 @@ def test_web_cli_web_port_off(tmp_path: Path) -> None:
     try:
         assert len(running.stdout) == 2
         assert running.web_url == ""
+    finally:
+        assert running.stop() == 0
+
+
+def test_web_cli_web_port_follows_tls(tmp_path: Path) -> None:
+    """With --tls-cert the page is HTTPS (the URL says so); plain HTTP there gets a 400."""
+    tls = make_tls_files(tmp_path / "tls")
+    running = BlockingServer.start(
+        "--db", ":memory:", "--tls-port", "0",
+        "--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file),
+        log_path=str(tmp_path / "server.log"),
+    )  # fmt: skip
+    try:
+        assert running.stdout[-1] == f"web: https://127.0.0.1:{running.web_port}/"
+        context = tls.client_context()
+        with urllib.request.urlopen(running.web_url, timeout=IO_TIMEOUT, context=context) as page:
+            assert page.status == 200
+            assert b'src="/static/app.js"' in page.read()
+        cleartext = f"http://127.0.0.1:{running.web_port}/"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(cleartext, timeout=IO_TIMEOUT)
+        assert refused.value.code == 400
+        assert b"https://" in refused.value.read()
+        refused.value.close()
+        assert "CLEARTEXT" not in running.log()
     finally:
         assert running.stop() == 0
 

@@ -16,14 +16,14 @@ from typing import Final, assert_never
 
 import trio
 
+from triochat.bus import ClusterError, first_leaf
 from triochat.cli.listen import bound_address, listen_plan, open_doors
 from triochat.cli.settings import add_server_flags, given_values, server_config
 from triochat.cli.values import redacted
 from triochat.config import ServerConfig
 from triochat.logs import dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
-from triochat.server.listeners import CertificateError, Certificates
-from triochat.server.redis_bus import ClusterError, first_leaf
+from triochat.server.certificates import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
 from triochat.web import WebServer
@@ -133,9 +133,12 @@ async def _serve(
                         at = bound_address(listeners, " (TLS)")
                         print(f"listening on {at} (TLS)", flush=True)
                     case "web":
-                        web_server = WebServer(server, origins=config.web_origins)
+                        web_server = WebServer(
+                            server, origins=config.web_origins, certificates=certificates
+                        )
                         await nursery.start(web_server.serve_listeners, listeners)
-                        later.append(f"web: http://{bound_address(listeners, ' (web)')}/")
+                        scheme = "https" if web_server.tls else "http"
+                        later.append(f"web: {scheme}://{bound_address(listeners, ' (web)')}/")
                     case _:
                         assert_never(door.kind)
             print(f"history: {where}", flush=True)

@@ -1,11 +1,11 @@
-"""The server: listeners, admission, each connection's lifecycle, and shutdown.
+"""The server: admission, each connection's lifecycle, and shutdown.
 
 :class:`ChatServer` wires the pieces of :mod:`triochat.server` together: the hub task
 (:mod:`~triochat.server.hub`), one task per connection that reads its commands
 (:mod:`~triochat.server.session`) through its transport
 (:mod:`~triochat.server.transport`), and writer tasks while output backs up
-(:mod:`~triochat.server.connection`). TLS listeners put a handshake in front
-(:mod:`~triochat.server.listeners`).
+(:mod:`~triochat.server.connection`). Connections come in through the doors of its
+listener table (:mod:`~triochat.server.listeners`); TLS doors put a handshake in front.
 
 Rules of this module:
 
@@ -14,8 +14,6 @@ Rules of this module:
   ordinary leave, and nothing a peer does can raise out of :meth:`handle_stream`.
 * Admission is decided before anything is allocated: shutting down, ``--max-clients``,
   ``--max-per-address`` and a ban on the address each refuse with one ``!`` line.
-* Every accepted TCP socket gets keepalive (:func:`~triochat.server.transport.set_keepalive`),
-  plain or TLS, before its handler starts.
 * Shutdown is structured: stop accepting, let the hub tell everyone, give writers
   ``flush_timeout`` seconds to drain, then cancel what is left.
 """
@@ -23,43 +21,65 @@ Rules of this module:
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Final
 
 import trio
 
-from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_trusted
+from triochat.bus import Bus
+from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from triochat.core.state import ChatState
 from triochat.logs import RepeatLimiter
+from triochat.server.certificates import Certificates
 from triochat.server.connection import Connection
-from triochat.server.hub import Gone, Hub, Stop
-from triochat.server.listeners import Certificates, TlsDoor
+from triochat.server.hub import MEMORY_RETAIN_MESSAGES, Gone, Hub, Stop
+from triochat.server.listeners import (
+    AddressCounter,
+    Door,
+    Handler,
+    Listeners,
+    ListenerStatistics,
+    TlsDoor,
+)
 from triochat.server.outbox import Outbox
 from triochat.server.session import SILENT, leave_reason, read_commands
-from triochat.server.transport import (
-    RECEIVE_BYTES,
-    Transport,
-    for_stream,
-    peer_address,
-    set_keepalive,
-)
+from triochat.server.transport import RECEIVE_BYTES, Transport, for_stream, peer_address
 from triochat.store import BanRecord, Store
 
-__all__ = ["ChatServer"]
+__all__ = ["ChatServer", "ServerStatistics"]
 
 log = logging.getLogger(__name__)
 
-ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-ACCEPT_RETRY: Final = 0.1  # seconds to wait when out of descriptors, as trio.serve_listeners does
 REFUSAL_TIMEOUT: Final = 1.0  # seconds to deliver a refusal line before just closing
 REFUSAL_DRAIN_READS: Final = 16  # reads of a refused peer's input (at most 1 MiB) before closing
+# Why a connection was refused, as counted in ServerStatistics.refused.
+REFUSED_STOPPING: Final = "shutting down"
+REFUSED_BANNED: Final = "banned"
+REFUSED_FULL: Final = "full"
+REFUSED_PER_ADDRESS: Final = "per address"
 
-Handler = Callable[[trio.abc.Stream], Awaitable[None]]  # serves one accepted connection
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    """What :meth:`ChatServer.statistics` reports.
+
+    Attributes:
+        connections: connections being served (members and those registering).
+        by_door: the same, per door (``plain``, ``tls``, ``web``, ``web-tls``...).
+        admitted: connections admitted so far, per door.
+        refused: connections refused so far, per reason (``shutting down``,
+            ``banned``, ``full``, ``per address``).
+        listeners: the doors' own numbers (accepted, handshakes...).
+    """
+
+    connections: int
+    by_door: dict[str, int]
+    admitted: dict[str, int]
+    refused: dict[str, int]
+    listeners: ListenerStatistics
 
 
 class ChatServer:
@@ -74,25 +94,37 @@ class ChatServer:
             ...
             await server.shutdown()
 
-    With TLS: ``await nursery.start(server.serve_tls, tls_listeners, certificates)``.
+    With TLS: ``await nursery.start(server.serve_tls, tls_listeners, certificates)``;
+    any door: ``await nursery.start(server.serve_door, Door(name, listeners, handler))``.
     Tests skip TCP: ``nursery.start_soon(server.handle_stream, memory_stream)``.
     """
 
-    def __init__(self, config: ServerConfig | None = None, store: Store | None = None) -> None:
-        """A server with ``config``, keeping history in ``store`` (default: in memory)."""
-        self.config = config or ServerConfig()
-        self.hub = Hub(self.config, store)
+    def __init__(
+        self, config: ServerConfig | None = None, store: Store | None = None, bus: Bus | None = None
+    ) -> None:
+        """A server with ``config``, keeping history in ``store`` (default: in memory).
+
+        ``bus`` links it to other nodes (default: a Redis bus if ``config.redis`` is
+        set, else none).
+        """
+        self.config = config = config or ServerConfig()
+        if bus is None and config.redis is not None:
+            from triochat.bus.redis_bus import RedisBus  # only a cluster needs the bus's code
+
+            retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
+            bus = RedisBus(config.redis, room_retain=retain)
+        self.hub = Hub(config, store, bus=bus)
+        self.listeners = Listeners()
         self._ids = itertools.count(1)
-        self._connections = 0
-        self._per_address: dict[str, int] = {}  # live connections per untrusted address
+        self._live = AddressCounter(config, config.max_clients)  # connections being served
+        self._by_door: dict[str, int] = {}
+        self._admitted: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
         self._no_connections = trio.Event()
         self._no_connections.set()
-        self._accept_scopes: set[trio.CancelScope] = set()  # one per serve_listeners call
-        self._opening: set[trio.CancelScope] = set()  # connections still opening (TLS)
         self._scopes: set[trio.CancelScope] = set()  # one per live connection
         self._writers: trio.Nursery | None = None  # where backed-up connections' writers run
         self._stopping = False
-        self._accept_errors = RepeatLimiter()  # out of descriptors: ~10 errors a second
         self._refusals = RepeatLimiter()  # a host hammering a full server
 
     @property
@@ -103,12 +135,22 @@ class ChatServer:
     @property
     def connections(self) -> int:
         """Connections currently being served."""
-        return self._connections
+        return self._live.total
 
     @property
     def stopping(self) -> bool:
         """:meth:`shutdown` has begun: no connection is accepted or admitted any more."""
         return self._stopping
+
+    def statistics(self) -> ServerStatistics:
+        """The server's numbers now (copies: cheap, and safe to keep)."""
+        return ServerStatistics(
+            connections=self._live.total,
+            by_door={door: n for door, n in self._by_door.items() if n},
+            admitted=dict(self._admitted),
+            refused=dict(self._refused),
+            listeners=self.listeners.statistics(),
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the hub task (and host writer tasks); returns after :meth:`shutdown`."""
@@ -131,6 +173,20 @@ class ChatServer:
         listeners = await trio.open_tcp_listeners(port, host=host)
         await self.serve_listeners(listeners, task_status=task_status)
 
+    async def serve_door(
+        self,
+        door: Door,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept on ``door`` (one row of the listener table) until :meth:`shutdown`.
+
+        May run for several doors at a time. Returns once :meth:`shutdown` has stopped
+        accepting and every connection has closed (or been cancelled after the flush
+        deadline).
+        """
+        await self.listeners.serve(door, task_status=task_status)
+
     async def serve_listeners(
         self,
         listeners: list[trio.SocketListener],
@@ -138,26 +194,12 @@ class ChatServer:
         handler: Handler | None = None,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept on ``listeners``; each connection gets ``handler`` (:meth:`handle_stream`).
+        """Accept cleartext chat on ``listeners`` (the ``plain`` door; see :meth:`serve_door`).
 
-        May run more than once at a time (plain and TLS listeners). Returns once
-        :meth:`shutdown` has stopped accepting and every connection has closed (or
-        been cancelled after the flush deadline).
+        Each connection gets ``handler`` (default: :meth:`handle_stream`).
         """
-        handle = handler or self.handle_stream
-        accepting = trio.CancelScope()
-        if self._stopping:
-            accepting.cancel()
-        self._accept_scopes.add(accepting)
-        try:
-            async with trio.open_nursery() as handlers:
-                with accepting:
-                    async with trio.open_nursery() as acceptors:
-                        for listener in listeners:
-                            acceptors.start_soon(self._accept, listener, handlers, handle)
-                        task_status.started(listeners)
-        finally:
-            self._accept_scopes.discard(accepting)
+        door = Door("plain", listeners, handler or self.handle_stream)
+        await self.serve_door(door, task_status=task_status)
 
     async def serve_tls(
         self,
@@ -166,78 +208,21 @@ class ChatServer:
         *,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept TLS connections on ``listeners`` with ``certificates`` (reloadable).
+        """Accept TLS chat on ``listeners`` with ``certificates`` (the ``tls`` door).
 
         Each connection's handshake runs in its own task under a deadline (see
         :class:`~triochat.server.listeners.TlsDoor`); then it is served like any other.
         """
-        door = TlsDoor(self, certificates)
-        await self.serve_listeners(listeners, handler=door.handle, task_status=task_status)
-
-    @contextlib.contextmanager
-    def opening(self, timeout: float) -> Iterator[trio.CancelScope]:
-        """A deadline for a connection that is still opening (a TLS handshake).
-
-        The scope is also cancelled when :meth:`shutdown` begins: nobody waits for a
-        handshake only to be told that the server is going away.
-        """
-        with trio.move_on_after(timeout) as scope:
-            if self._stopping:
-                scope.cancel()
-            self._opening.add(scope)
-            try:
-                yield scope
-            finally:
-                self._opening.discard(scope)
-
-    async def _accept(
-        self, listener: trio.SocketListener, handlers: trio.Nursery, handle: Handler
-    ) -> None:
-        """Accept connections forever, each served by ``handle`` in its own task.
-
-        Like ``trio.serve_listeners`` (including its back-off when out of descriptors),
-        minus its per-connection wrapper task frame: the handler closes the stream.
-        Out of descriptors, the error repeats every ``ACCEPT_RETRY`` seconds; it is
-        logged once per 10 s (``triochat.logs.REPEAT_INTERVAL``), with a count.
-        Every accepted socket gets TCP keepalive before its handler starts.
-        """
-        async with listener:
-            while True:
-                try:
-                    stream = await listener.accept()
-                except OSError as exc:
-                    if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
-                        raise
-                    reason = os.strerror(exc.errno or 0)
-                    repeats = self._accept_errors.allow(reason, trio.current_time())
-                    if repeats is not None and repeats.held:
-                        log.error(
-                            "cannot accept a connection (%s); retrying every %g s "
-                            "(repeated %d times in the last %.0f s)",
-                            reason,
-                            ACCEPT_RETRY,
-                            repeats.held,
-                            repeats.seconds,
-                        )
-                    elif repeats is not None:
-                        log.error(
-                            "cannot accept a connection (%s); retrying in %g s",
-                            reason,
-                            ACCEPT_RETRY,
-                        )
-                    await trio.sleep(ACCEPT_RETRY)
-                else:
-                    set_keepalive(stream.socket)
-                    handlers.start_soon(handle, stream)
+        door = Door("tls", listeners, TlsDoor(self, certificates).handle)
+        await self.serve_door(door, task_status=task_status)
 
     async def shutdown(self) -> None:
         """Stop accepting, tell every member, flush (bounded), then close everything."""
         if self._stopping:
             return
         self._stopping = True
-        log.info("shutting down: %d connections", self._connections)
-        for scope in (*self._accept_scopes, *self._opening):
-            scope.cancel()
+        log.info("shutting down: %d connections", self._live.total)
+        self.listeners.stop()
         # One deadline for the whole drain: the hub tells everyone, writers flush.
         with trio.move_on_after(self.config.flush_timeout):
             if not self.hub.stopped.is_set():
@@ -251,55 +236,68 @@ class ChatServer:
 
     # -- one connection -----------------------------------------------------------------
 
-    def _refusal(self, host: str | None, address: str | None = None) -> str | None:
-        """Why a new connection from ``host`` cannot be served, or None.
+    def _refusal(self, counted: str | None, address: str | None) -> tuple[str, str] | None:
+        """Why a new connection cannot be served (the reason counted, the line), or None.
 
-        ``host`` is the address counted for ``--max-per-address`` (None: not counted);
-        ``address`` is the client's address itself, checked against the bans.
+        ``counted`` is the address counted for ``--max-per-address`` (None: not
+        counted); ``address`` is the client's address itself, checked against the bans.
         """
         config = self.config
         if self._stopping:
-            return "server is shutting down"
+            return REFUSED_STOPPING, "server is shutting down"
         ban = self.hub.state.address_ban(address)
         if ban is not None:
-            return _banned(ban)
-        if self._connections >= config.max_clients:
-            return f"server full ({config.max_clients} clients); try again later"
-        if host is not None and self._per_address.get(host, 0) >= config.max_per_address:
-            return (
+            return REFUSED_BANNED, _banned(ban)
+        full = self._live.full(counted)
+        if full == "all":
+            return REFUSED_FULL, f"server full ({config.max_clients} clients); try again later"
+        if full == "address":
+            return REFUSED_PER_ADDRESS, (
                 f"too many connections from your address ({config.max_per_address}); "
                 "close one and try again"
             )
         return None
 
     async def handle_stream(self, stream: trio.abc.Stream) -> None:
-        """Serve one connection until it leaves, is dropped or the server stops.
+        """Serve one cleartext connection until it leaves, is dropped or the server stops.
 
         Never raises because of anything the peer does; a bug is logged, not spread.
         """
         peer, host = peer_address(stream)
         await self.serve_transport(for_stream(stream), peer, host)
 
+    async def serve_stream(
+        self, stream: trio.abc.Stream, peer: str, host: str | None, *, door: str, secure: bool
+    ) -> None:
+        """Serve a stream a door has opened (a :class:`~triochat.server.listeners.Serve`)."""
+        await self.serve_transport(for_stream(stream), peer, host, secure=secure, door=door)
+
     async def serve_transport(
-        self, transport: Transport, peer: str, host: str | None, *, secure: bool = False
+        self,
+        transport: Transport,
+        peer: str,
+        host: str | None,
+        *,
+        secure: bool = False,
+        door: str = "plain",
     ) -> None:
         """Serve one connection, whatever carries it (TCP, TLS, WebSocket, memory).
 
         ``peer`` names it in the log; ``host`` is its address, for per-address limits
         and bans (None: not counted). ``secure`` says the transport is encrypted (TLS),
-        so passwords sent on it are not in the clear. The transport's stream is closed
-        when it ends.
+        so passwords sent on it are not in the clear; ``door`` is the door it came in
+        by, for the statistics. The transport's stream is closed when it ends.
         """
         if self._writers is None:
             raise RuntimeError("start ChatServer.run before serving connections")
         stream = transport.stream
         conn_id = next(self._ids)
         config = self.config
-        address = host
-        if host is not None and (config.max_per_address == 0 or is_trusted(host, config.trusted)):
-            host = None  # not counted
-        refusal = self._refusal(host, address)
-        if refusal is not None:
+        counted = self._live.counted(host)
+        refused = self._refusal(counted, host)
+        if refused is not None:
+            why, refusal = refused
+            self._refused[why] = self._refused.get(why, 0) + 1
             repeats = self._refusals.allow(refusal, trio.current_time())
             if repeats is not None:
                 more = (
@@ -308,10 +306,11 @@ class ChatServer:
                 log.warning("[c%d] refused %s: %s%s", conn_id, peer, refusal, more)
             await _refuse(stream, refusal)
             return
-        if host is not None:
-            self._per_address[host] = self._per_address.get(host, 0) + 1
-        self._connections += 1
-        self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
+        self._live.add(counted)
+        self._by_door[door] = self._by_door.get(door, 0) + 1
+        self._admitted[door] = self._admitted.get(door, 0) + 1
+        if self._live.total == 1:
+            self._no_connections = trio.Event()
         hub = self.hub
         inbound = hub.inbound
         outbox = Outbox(config.send_queue, config.send_queue_bytes)
@@ -322,7 +321,7 @@ class ChatServer:
             outbox,
             self._writers,
             hub.flush_list,
-            host=address,
+            host=host,
             secure=secure,
         )
         scope = conn.scope  # cancelled by the hub to drop this member, or when done
@@ -359,13 +358,9 @@ class ChatServer:
                     contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
                 ):
                     await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
-            self._connections -= 1
-            if host is not None:
-                if self._per_address[host] == 1:
-                    del self._per_address[host]
-                else:
-                    self._per_address[host] -= 1
-            if not self._connections:
+            self._live.remove(counted)
+            self._by_door[door] -= 1
+            if not self._live.total:
                 self._no_connections.set()
 
 

@@ -25,7 +25,7 @@ Rules of this module:
   channel. Every room goes on meanwhile.
 * **In a cluster, the log numbers the lines.** With ``--redis`` the state publishes
   what the other nodes must know; at the end of each batch the hub hands it to the bus
-  (:mod:`triochat.server.redis_bus`), which sends it to Redis and delivers what the log
+  (:mod:`triochat.bus`), which sends it to Redis and delivers what the log
   reports back into the inbound channel as :class:`FromCluster`, lines included: they
   are stored and sent like any other batch. The hub never waits for Redis.
 """
@@ -41,6 +41,7 @@ from typing import Final, TypeVar, TypeVarTuple, assert_never
 
 import trio
 
+from triochat.bus import Bus
 from triochat.config import LOOPBACK, ServerConfig, is_trusted
 from triochat.core import cluster
 from triochat.core.codec import Mode
@@ -53,7 +54,6 @@ from triochat.server.commit import STORE_DOWN, STORE_UP, CommitGate
 from triochat.server.connection import Connection
 from triochat.server.jobs import HASH_THREADS, PasswordJobs
 from triochat.server.liveness import Liveness
-from triochat.server.redis_bus import RedisBus
 from triochat.server.replays import READ_TIMEOUT, HistoryReader, ReplaySlot
 from triochat.store import MemoryStore, Store, StoreWriter
 from triochat.store.inline import InlineWriter
@@ -165,6 +165,8 @@ class Hub:
         config: ServerConfig,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        bus: Bus | None = None,
     ) -> None:
         self.config = config
         limits = Limits(
@@ -174,10 +176,7 @@ class Hub:
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
         )
-        self.bus: RedisBus | None = None
-        if config.redis is not None:
-            retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
-            self.bus = RedisBus(config.redis, room_retain=retain)
+        self.bus = bus
         self.state = ChatState(
             limits,
             clock,

@@ -41,6 +41,7 @@ __all__ = [
     "RETRY_FIRST_S",
     "RETRY_MAX_S",
     "StoreWriter",
+    "WriterStatistics",
 ]
 
 RETRY_FIRST_S: Final = 0.5  # first wait after a failed commit: long enough for a blip to pass
@@ -52,6 +53,32 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    """What :meth:`StoreWriter.statistics` reports.
+
+    Attributes:
+        submitted: batches submitted so far (the last sequence number handed out).
+        committed: batches committed so far (the last sequence number reported).
+        commits: transactions that landed (each holds one or more grouped batches).
+        messages: chat messages those transactions saved.
+        failures: commit attempts that failed (each was retried).
+        queued: operations waiting for the worker thread (commits, reads, prune steps).
+        commit_seconds: time the landed commits took in the worker thread, in total
+            (``commit_seconds / commits`` is the mean commit latency).
+        calls: reads (and other calls) run in the worker thread so far.
+    """
+
+    submitted: int
+    committed: int
+    commits: int
+    messages: int
+    failures: int
+    queued: int
+    commit_seconds: float
+    calls: int
 
 
 @dataclass(slots=True)
@@ -159,6 +186,12 @@ class StoreWriter:
         self._run_scope: trio.CancelScope | None = None
         self._closing = False
         self._closed = False
+        # Counters for statistics(): plain numbers, bumped once per commit or call.
+        self._commits = 0
+        self._messages = 0
+        self._failures = 0
+        self._commit_seconds = 0.0
+        self._calls = 0
 
     @property
     def store(self) -> Store:
@@ -174,6 +207,19 @@ class StoreWriter:
     def committed_seq(self) -> int:
         """Sequence number of the last batch committed (0 if none)."""
         return self._committed
+
+    def statistics(self) -> WriterStatistics:
+        """The writer's numbers so far (cheap: counters kept as it goes)."""
+        return WriterStatistics(
+            submitted=self._submitted,
+            committed=self._committed,
+            commits=self._commits,
+            messages=self._messages,
+            failures=self._failures,
+            queued=len(self._queue),
+            commit_seconds=self._commit_seconds,
+            calls=self._calls,
+        )
 
     def submit(self, batch: Batch) -> int:
         """Queue ``batch`` for the next commit; never blocks.
@@ -293,20 +339,26 @@ class StoreWriter:
         """Commit ``batch`` (batches up to ``seq``), retrying with back-off until it lands."""
         delay = RETRY_FIRST_S
         while True:
+            started = time.perf_counter()
             failure = await self._attempt(partial(self._store.commit, batch))
             if failure is None:
+                self._commit_seconds += time.perf_counter() - started
                 break
+            self._failures += 1
             self._report(failure, f"saving batches up to #{seq} failed; retrying in {delay:g} s")
             del failure  # its traceback holds frames; do not keep them over the wait
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
         self._committed = seq
+        self._commits += 1
+        self._messages += len(batch.messages)
         self._on_committed(seq)
 
     async def _call(self, op: _Call[Any]) -> None:
         """Run a queued call unless its caller has gone, and hand back the outcome."""
         if op.abandoned:
             return
+        self._calls += 1
         try:
             value = await trio.to_thread.run_sync(op.fn, limiter=self._limiter)
         except Exception as exc:

@@ -1,7 +1,14 @@
 """The web front door: the page over HTTP, and the chat over a WebSocket, on one port.
 
-:class:`WebServer` accepts connections on its own listeners, on the chat server's own
-trio event loop, and serves each one in a single task:
+:class:`WebServer` is a door of the chat server (one row of its listener table,
+:mod:`triochat.server.listeners`): the same accept helper, on the same trio event loop,
+and each connection served in a single task:
+
+0. **TLS**, when the server has a certificate: through the same TLS door as the chat's
+   TLS port (same certificate, reloaded on SIGHUP), so the page is HTTPS and the chat
+   WSS. A cleartext web port beside TLS only with ``ServerConfig.web_cleartext`` (a
+   warning says so at start-up). A client speaking plain HTTP to the HTTPS port gets
+   a cleartext ``400`` saying to use ``https://``.
 
 1. **HTTP/1.1** (h11, keep-alive): ``GET /`` and ``GET /static/...`` are answered from
    the package's files (:mod:`triochat.web.http`); anything else is a 404 or 405.
@@ -20,14 +27,17 @@ Rules of this module:
   listener (which would stop the web server).
 * Waiting is bounded: a request must arrive within :data:`REQUEST_TIMEOUT` (a
   keep-alive connection may idle :data:`KEEPALIVE_TIMEOUT` between requests), and
-  at most :data:`MAX_HTTP_CONNECTIONS` connections may be in the HTTP stage at once.
+  at most :data:`MAX_HTTP_CONNECTIONS` connections may be in the HTTP stage at once
+  (at most ``--max-per-address`` from one untrusted address). Shutdown ends the HTTP
+  stage at once.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import ssl
+import math
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
@@ -41,16 +51,20 @@ from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
-from triochat.server.transport import peer_address, set_keepalive
+from triochat.server.certificates import Certificates
+from triochat.server.listeners import AddressCounter, Door, TlsDoor
+from triochat.server.transport import peer_address
 from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
 
 __all__ = [
+    "HTTPS_HINT",
     "KEEPALIVE_TIMEOUT",
     "MAX_HTTP_CONNECTIONS",
     "REQUEST_TIMEOUT",
     "WebServer",
+    "WebStatistics",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +75,29 @@ MAX_HTTP_CONNECTIONS: Final = 256  # connections in the HTTP stage at once; a pa
 MAX_REQUEST_HEAD: Final = 16384  # bytes of request line + headers (h11's default, stated)
 MAX_REQUEST_BODY: Final = 65536  # bytes of body read and dropped to keep a connection alive
 RECEIVE_BYTES: Final = 65536  # one read
+_HINT_BODY: Final = b"this port speaks HTTPS: open the page with https:// instead of http://\n"
+HTTPS_HINT: Final = (  # what plain HTTP on the HTTPS port gets, in cleartext, as nginx does
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_HINT_BODY), _HINT_BODY)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebStatistics:
+    """What :meth:`WebServer.statistics` reports.
+
+    Attributes:
+        http_connections: connections in the HTTP stage now (not, or not yet, WebSockets).
+        requests: HTTP requests answered so far (upgrades not included).
+        upgrades: connections switched to a WebSocket so far.
+        refused: connections or upgrades refused so far, per reason (``busy``,
+            ``origin``).
+    """
+
+    http_connections: int
+    requests: int
+    upgrades: int
+    refused: dict[str, int]
 
 
 class WebServer:
@@ -68,7 +105,7 @@ class WebServer:
 
     Typical use (what ``triochat server`` does)::
 
-        web = WebServer(chat)
+        web = WebServer(chat, certificates=certificates)  # None: HTTP and WS
         listeners = await nursery.start(web.serve_tcp, "127.0.0.1", 30080)
 
     Tests skip TCP: ``nursery.start_soon(web.handle_stream, memory_stream)``.
@@ -79,7 +116,7 @@ class WebServer:
         chat: ChatServer,
         *,
         origins: tuple[str, ...] = (),
-        ssl_context: ssl.SSLContext | None = None,
+        certificates: Certificates | None = None,
         assets: Assets | None = None,
     ) -> None:
         """Serve ``chat``'s rooms to browsers.
@@ -88,21 +125,39 @@ class WebServer:
             chat: the chat server whose rooms the WebSocket members join.
             origins: pages (``https://chat.example.org``, or ``*``) that may open the
                 WebSocket besides this server's own page (see :class:`OriginPolicy`).
-            ssl_context: serve HTTPS and WSS with it (None: plain HTTP and WS).
+            certificates: the chat's TLS certificate: the page is then served over
+                HTTPS and WSS, unless ``chat.config.web_cleartext`` (None: HTTP and WS).
             assets: the page's files (default: the package's ``static/`` folder).
         """
         self.chat = chat
         self.policy = OriginPolicy(origins)
-        self.ssl_context = ssl_context
+        self.certificates = certificates
         self.assets = assets if assets is not None else Assets()
         self._ids = itertools.count(1)
-        self._http_connections = 0
+        self._http = AddressCounter(chat.config, MAX_HTTP_CONNECTIONS)  # in the HTTP stage
+        self._requests = 0
+        self._upgrades = 0
+        self._refused: dict[str, int] = {}
         self._refusals = RepeatLimiter()  # refused upgrades and a full HTTP stage: bounded log
+
+    @property
+    def tls(self) -> bool:
+        """The page is served over HTTPS (a certificate, and no ``web_cleartext``)."""
+        return self.certificates is not None and not self.chat.config.web_cleartext
 
     @property
     def http_connections(self) -> int:
         """Connections currently in the HTTP stage (not yet, or never, WebSockets)."""
-        return self._http_connections
+        return self._http.total
+
+    def statistics(self) -> WebStatistics:
+        """The web server's numbers so far (cheap: counters kept as it goes)."""
+        return WebStatistics(
+            http_connections=self._http.total,
+            requests=self._requests,
+            upgrades=self._upgrades,
+            refused=dict(self._refused),
+        )
 
     async def serve_tcp(
         self,
@@ -125,28 +180,54 @@ class WebServer:
         *,
         task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Accept on ``listeners`` until cancelled (trio's back-off when out of descriptors)."""
-        await trio.serve_listeners(self.handle_stream, listeners, task_status=task_status)
+        """Accept on ``listeners`` until the chat server shuts down (a door of its table).
+
+        Over TLS (:attr:`tls`) each connection's handshake comes first, through a
+        :class:`~triochat.server.listeners.TlsDoor`, as on the chat's TLS port.
+        """
+        door: Door
+        if self.certificates is not None and self.tls:
+            certificates, serve = self.certificates, self.serve_stream
+            tls = TlsDoor(self.chat, certificates, name="web-tls", serve=serve, hint=HTTPS_HINT)
+            door = Door("web-tls", listeners, tls.handle)
+        else:
+            if self.certificates is not None:
+                log.warning(
+                    "web: the page and its WebSocket are served in CLEARTEXT beside TLS "
+                    "(web_cleartext): passwords typed there cross the network unencrypted "
+                    "unless a TLS proxy is in front"
+                )
+            door = Door("web", listeners, self.handle_stream)
+        await self.chat.serve_door(door, task_status=task_status)
 
     async def handle_stream(self, stream: trio.abc.Stream) -> None:
-        """Serve one connection: HTTP requests, then perhaps the chat. Never raises."""
-        conn_id = next(self._ids)
+        """Serve one cleartext connection: HTTP requests, then perhaps the chat. Never raises."""
         peer, host = peer_address(stream)
-        if isinstance(stream, trio.SocketStream):
-            set_keepalive(stream.socket)  # a browser that vanished is found like any peer
-        if self._http_connections >= MAX_HTTP_CONNECTIONS:
+        await self.serve_stream(stream, peer, host, door="web", secure=False)
+
+    async def serve_stream(
+        self, stream: trio.abc.Stream, peer: str, host: str | None, *, door: str, secure: bool
+    ) -> None:
+        """Serve a connection a door has opened (decrypted, if ``secure``). Never raises."""
+        conn_id = next(self._ids)
+        counted = self._http.counted(host)
+        full = self._http.full(counted)
+        if full is not None:
+            self._refused["busy"] = self._refused.get("busy", 0) + 1
+            many = MAX_HTTP_CONNECTIONS if full == "all" else self.chat.config.max_per_address
+            where = "" if full == "all" else " from this address"
             self._log_refusal(
-                "busy", "[w%d] closed %s: %d connections are loading the page already",
-                conn_id, peer, MAX_HTTP_CONNECTIONS,
+                "busy", "[w%d] closed %s: %d connections%s are loading the page already",
+                conn_id, peer, many, where,
             )  # fmt: skip
             await trio.aclose_forcefully(stream)
             return
-        if self.ssl_context is not None:
-            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-        self._http_connections += 1
+        self._http.add(counted)
         websocket: WebSocketStream | None = None
         try:
-            websocket = await self._serve_http(stream, conn_id, peer)
+            # Shutdown ends the HTTP stage (a browser's idle keep-alive connection too).
+            with self.chat.listeners.opening(math.inf):
+                websocket = await self._serve_http(stream, conn_id, peer)
         except (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
@@ -157,11 +238,15 @@ class WebServer:
         except Exception:
             log.exception("[w%d] unexpected error serving %s over HTTP; closed", conn_id, peer)
         finally:
-            self._http_connections -= 1
+            self._http.remove(counted)
             if websocket is None:
                 await trio.aclose_forcefully(stream)
         if websocket is not None:
-            await self.chat.serve_transport(WebSocketTransport(websocket), f"web {peer}", host)
+            self._upgrades += 1
+            transport = WebSocketTransport(websocket)
+            await self.chat.serve_transport(
+                transport, f"web {peer}", host, secure=secure, door=door
+            )
 
     async def _serve_http(
         self, stream: trio.abc.Stream, conn_id: int, peer: str
@@ -212,6 +297,7 @@ class WebServer:
         if not await _read_body(http, stream):
             decision = Reply(decision.status, decision.headers, decision.body, close=True)
         log.debug("[w%d] %s %s %s -> %d", conn_id, peer, method, target, decision.status)
+        self._requests += 1
         await _send_reply(http, stream, decision)
         return not decision.close and http.our_state is h11.DONE
 
@@ -227,6 +313,7 @@ class WebServer:
         headers = list(request.headers)
         origin = header(headers, b"origin")
         if not self.policy.permits(origin, header(headers, b"host")):
+            self._refused["origin"] = self._refused.get("origin", 0) + 1
             self._log_refusal(
                 "origin", "[w%d] refused a WebSocket from %s: origin %r is not allowed "
                 "(allow it with --web-origin)", conn_id, peer, origin,

@@ -1,5 +1,8 @@
 """The cluster's log in Redis (or Valkey): how several nodes form one chat.
 
+:class:`RedisBus` is a :class:`~triochat.bus.bus.Bus`: its publisher, log reader and
+heartbeat talk to Redis through :class:`~triochat.bus.redis_link.RedisLink` only.
+
 Rules of this module:
 
 * **The hub never waits for Redis.** It hands what its state publishes to
@@ -7,7 +10,7 @@ Rules of this module:
   ``deliver`` (its inbound channel), like any connection's input.
 * **One round trip per batch, not per message.** The publisher sends everything queued
   (up to :data:`MAX_BATCH_OPS` operations, of all rooms) as one call of the
-  :data:`~triochat.server.redis_scripts.PUBLISH` script, which numbers the lines of each
+  :data:`~triochat.bus.scripts.PUBLISH` script, which numbers the lines of each
   room and appends them to the room's stream atomically. One reader per node reads
   every stream with one blocking ``XREAD``.
 * **Nothing lost, nothing twice.** A batch that failed is sent again with the same
@@ -21,7 +24,7 @@ Rules of this module:
   expiry of :data:`NODE_TTL_MS`, and each second forgets nodes whose key expired (their
   members leave everywhere as "server lost", their names are free).
 
-The keys and scripts are described in :mod:`triochat.server.redis_scripts`.
+The keys and scripts are described in :mod:`triochat.bus.scripts`.
 """
 
 from __future__ import annotations
@@ -30,19 +33,27 @@ import json
 import logging
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable, Mapping
+from typing import Final
 
 import trio
 
+from triochat.bus.bus import BusStatistics, ClusterError, Deliver
+from triochat.bus.log import (
+    CHANGES_KEY,
+    EPOCH_KEY,
+    LOG_KEY,
+    json_list,
+    jumped,
+    line_entry,
+    room_key,
+    rooms_of,
+)
+from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
+from triochat.bus.scripts import BEAT, BYE, PUBLISH, REAP, SNAPSHOT
 from triochat.core import cluster
-from triochat.server.redis_scripts import BEAT, BYE, PREFIX, PUBLISH, REAP, SNAPSHOT
 
-if TYPE_CHECKING:
-    import coredis
-
-__all__ = ["ClusterError", "RedisBus", "first_leaf"]
+__all__ = ["RedisBus"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +62,6 @@ NODE_TTL_MS: Final = 4000  # a node silent this long is taken for dead
 BLOCK_MS: Final = 2000  # one XREAD waits at most this long for news
 READ_COUNT: Final = 1000  # entries per stream per XREAD
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
-CONNECT_TIMEOUT: Final = 5.0  # seconds to reach Redis at start-up
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
 MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
 LOG_MAXLEN: Final = 100_000  # entries kept in the log (a node reads it as it goes)
@@ -61,49 +71,19 @@ RETRY_MAX_S: Final = 5.0
 # before any is taken for dead (its retries are at most RETRY_MAX_S apart).
 RECOVERY_GRACE_S: Final = RETRY_MAX_S + NODE_TTL_MS / 1000 + 1.0
 
-Deliver = Callable[[list[cluster.ClusterIn]], Awaitable[None]]
-
-
-class ClusterError(Exception):
-    """Redis cannot be reached (at start-up), or ``--redis`` cannot be used."""
-
-
-def _redis_errors() -> tuple[type[BaseException], ...]:
-    """What a call to Redis raises when Redis is away (coredis runs on anyio)."""
-    import anyio
-    import coredis.exceptions
-
-    return (
-        coredis.exceptions.RedisError,
-        OSError,
-        trio.TooSlowError,
-        anyio.ClosedResourceError,
-        anyio.BrokenResourceError,
-    )
-
-
-def _list(value: object) -> list[Any]:
-    """A JSON array from Redis's cjson, which writes an empty one as ``{}``."""
-    return value if isinstance(value, list) else []
-
-
-def room_key(room: str) -> str:
-    return f"{PREFIX}room:{room}"
-
-
-LOG_KEY: Final = f"{PREFIX}log"
-CHANGES_KEY: Final = f"{PREFIX}changes"
-EPOCH_KEY: Final = f"{PREFIX}epoch"
-
 
 class RedisBus:
-    """This node's link to the others through Redis at ``url``."""
+    """This node's link to the others through Redis at ``url`` (a :class:`Bus`)."""
 
     def __init__(self, url: str, *, node: str | None = None, room_retain: int = 10_000) -> None:
-        """``room_retain``: lines kept per room stream (``MAXLEN ~``)."""
-        self.url = url
-        self.node = node or secrets.token_hex(4)
-        logging.getLogger("coredis").setLevel(logging.WARNING)  # it logs each retry as info
+        """``room_retain``: lines kept per room stream (``MAXLEN ~``).
+
+        Raises :class:`ClusterError` if ``url`` cannot be used (or the Redis client
+        library is missing).
+        """
+        self._link = RedisLink(url)
+        self._errors = self._link.errors
+        self._node = node or secrets.token_hex(4)
         self._room_retain = room_retain
         self._outgoing: deque[cluster.Op] = deque()
         self._queued_lines = 0
@@ -121,8 +101,37 @@ class RedisBus:
         self._known: dict[str, float] = {}  # other nodes seen -> when last seen alive
         self._reap_after = 0.0  # trio time before which no node is taken for dead
         self._deliver: Deliver | None = None
-        self._client: coredis.Redis[str] | None = None
-        self._scripts: dict[str, Any] = {}
+        # Counters for statistics(): plain ints, bumped once per batch or read.
+        self._published = 0
+        self._batches = 0
+        self._refused = 0
+        self._received = 0
+        self._reads = 0
+        self._outages = 0
+
+    @property
+    def node(self) -> str:
+        """This node's name in the cluster (random unless given)."""
+        return self._node
+
+    @property
+    def url(self) -> str:
+        """The Redis this node meets the others in."""
+        return self._link.url
+
+    def statistics(self) -> BusStatistics:
+        """The bus's numbers so far (cheap: counters kept as it goes)."""
+        return BusStatistics(
+            node=self._node,
+            down=self._down,
+            queued=len(self._outgoing) + len(self._inflight),
+            published=self._published,
+            batches=self._batches,
+            refused=self._refused,
+            received=self._received,
+            reads=self._reads,
+            outages=self._outages,
+        )
 
     # -- the hub's side -------------------------------------------------------------------
 
@@ -133,6 +142,7 @@ class RedisBus:
             if isinstance(op, cluster.Line):
                 if self._queued_lines >= MAX_QUEUED_LINES:
                     refused.append(op)
+                    self._refused += 1
                     continue
                 self._queued_lines += 1
             self._outgoing.append(op)
@@ -160,37 +170,12 @@ class RedisBus:
         """Redis cannot be reached right now."""
         return self._down
 
-    def _new_client(self) -> coredis.Redis[str]:
-        """A coredis client for ``url`` (enter it with ``async with``)."""
-        try:
-            import coredis
-        except ImportError:  # pragma: no cover - the test environment has it
-            raise ClusterError(
-                "--redis needs coredis, the redis extra: pip install '.[redis]' "
-                "in a checkout (or 'triochat[redis]')"
-            ) from None
-        try:
-            return coredis.Redis.from_url(
-                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
-            )
-        except ValueError as exc:
-            raise ClusterError(f"--redis {self.url}: {exc}") from None
-
     async def check(self) -> None:
         """Make sure Redis answers at ``url`` (before anything else starts).
 
         Raises :class:`ClusterError` with the reason if not.
         """
-        client = self._new_client()
-        failure: BaseException | None = None
-        try:  # the client's task group wraps what its connection raised in a group
-            with trio.fail_after(CONNECT_TIMEOUT):
-                async with client:
-                    await client.ping()
-        except* _redis_errors() as group:
-            failure = first_leaf(group)
-        if failure is not None:
-            raise ClusterError(f"cannot reach Redis at {self.url}: {_reason(failure)}")
+        await self._link.check()
 
     async def run(
         self,
@@ -207,9 +192,8 @@ class RedisBus:
         reached at start-up.
         """
         self._deliver = deliver
-        client = self._new_client()
-        self._client = client
-        async with client:
+        link = self._link
+        async with link:
             for name, script in (
                 ("publish", PUBLISH),
                 ("beat", BEAT),
@@ -217,12 +201,12 @@ class RedisBus:
                 ("bye", BYE),
                 ("snapshot", SNAPSHOT),
             ):
-                self._scripts[name] = client.register_script(script)
+                link.register(name, script)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT):
                     items = await self._join(rooms)
-            except _redis_errors() as exc:
-                raise ClusterError(f"cannot reach Redis at {self.url}: {_reason(exc)}") from None
+            except self._errors as exc:
+                raise ClusterError(f"cannot reach Redis at {self.url}: {reason(exc)}") from None
             await deliver(items)
             log.info("cluster: node %s joined through %s", self.node, self.url)
             async with trio.open_nursery() as nursery:
@@ -233,35 +217,34 @@ class RedisBus:
 
     async def _join(self, rooms: Mapping[str, int]) -> list[cluster.ClusterIn]:
         """Register this node and read what it must know; sets the read positions."""
-        client = self._client
-        assert client is not None
-        await client.ping()
-        await client.set(EPOCH_KEY, secrets.token_hex(8), condition=_nx())
-        self._epoch = await client.get(EPOCH_KEY)
-        await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
-        snapshot = json.loads(await self._scripts["snapshot"]())
+        link = self._link
+        await link.ping()
+        await link.set_nx(EPOCH_KEY, secrets.token_hex(8))
+        self._epoch = await link.get(EPOCH_KEY)
+        await link.script("beat", [self.node, NODE_TTL_MS])
+        snapshot = json.loads(await link.script("snapshot", []))
         # Every account and ban change ever made: a node's store may lack some.
         self._positions = {LOG_KEY: str(snapshot["position"]), CHANGES_KEY: "0-0"}
         for room, last_id in rooms.items():
             self._positions[room_key(room)] = f"{last_id}-0"
         items: list[cluster.ClusterIn] = []
-        for room in _list(snapshot["rooms"]):
+        for room in json_list(snapshot["rooms"]):
             items.append(cluster.Remote("", cluster.RoomMade(str(room))))
             self._positions.setdefault(room_key(str(room)), "0-0")
-        topics = _list(snapshot["topics"])
+        topics = json_list(snapshot["topics"])
         for i in range(1, len(topics), 2):
             op = cluster.from_wire(json.loads(topics[i]))
             if op is not None:
                 items.append(cluster.Remote("", op))
         now = trio.current_time()
-        for node, fields in _list(snapshot["nodes"]):
+        for node, fields in json_list(snapshot["nodes"]):
             if node == self.node:
                 continue
             self._known[node] = now
-            fields = _list(fields)
+            fields = json_list(fields)
             for i in range(0, len(fields) - 1, 2):
                 member = json.loads(fields[i + 1])
-                rooms_in = tuple(str(r) for r in _list(member.get("r")))
+                rooms_in = tuple(str(r) for r in json_list(member.get("r")))
                 arrive = cluster.Arrive(
                     int(fields[i]), str(member["n"]), str(member["k"]), rooms_in
                 )
@@ -272,34 +255,33 @@ class RedisBus:
 
     async def _reader(self) -> None:
         """Read every stream with one blocking XREAD at a time; deliver in order."""
-        client = self._client
-        assert client is not None
+        link = self._link
         assert self._deliver is not None
-        errors = _redis_errors()
+        errors = self._errors
         while True:
             await self._up.wait()
-            streams = dict(self._positions)
             try:
                 with trio.fail_after(BLOCK_MS / 1000 + OP_TIMEOUT):
-                    reply = await client.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+                    reply = await link.xread(self._positions, READ_COUNT, BLOCK_MS)
             except errors as exc:
                 await self._lost(exc)
                 continue
             if not reply:
                 continue
+            self._reads += 1
             items: list[cluster.ClusterIn] = []
             for key in (CHANGES_KEY, LOG_KEY):
-                for entry in reply.get(key, ()):
-                    self._positions[key] = str(entry.identifier)
-                    self._log_entry(str(entry.field_values.get("e", "")), items)
+                for identifier, raw in reply.get(key, ()):
+                    self._positions[key] = identifier
+                    self._log_entry(raw, items)
             for key, entries in reply.items():
                 if key in (LOG_KEY, CHANGES_KEY):
                     continue
-                for entry in entries:
-                    identifier = str(entry.identifier)
+                for identifier, raw in entries:
                     self._positions[key] = identifier
-                    self._line_entry(identifier, str(entry.field_values.get("e", "")), items)
+                    self._line_entry(identifier, raw, items)
             if items:
+                self._received += len(items)
                 await self._deliver(items)
 
     def _log_entry(self, raw: str, items: list[cluster.ClusterIn]) -> None:
@@ -324,25 +306,23 @@ class RedisBus:
         if node == self.node:
             return  # applied when it was published
         self._known[node] = trio.current_time()
-        for room in _rooms_of(op):
+        for room in rooms_of(op):
             self._positions.setdefault(room_key(room), "0-0")
         items.append(cluster.Remote(node, op))
 
     def _line_entry(self, identifier: str, raw: str, items: list[cluster.ClusterIn]) -> None:
         try:
-            obj = json.loads(raw)
-            op = cluster.from_wire({**obj, "f": 0})
-            line_id = int(identifier.partition("-")[0])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            sequenced = line_entry(identifier, raw)
+        except ValueError:
             log.warning("cluster: skipped a malformed line: %.200r", raw)
             return
-        if isinstance(op, cluster.Line):
-            items.append(cluster.Sequenced(str(obj.get("node", "")), line_id, op))
+        if sequenced is not None:
+            items.append(sequenced)
 
     async def _publisher(self) -> None:
         """Send what is queued, a batch per call, in order; a failed batch is sent again."""
         assert self._deliver is not None
-        errors = _redis_errors()
+        errors = self._errors
         while True:
             if not self._inflight:
                 if not self._outgoing:
@@ -357,24 +337,27 @@ class RedisBus:
             payload = json.dumps([cluster.to_wire(op) for op in batch], ensure_ascii=False)
             try:
                 with trio.fail_after(OP_TIMEOUT):
-                    reply = await self._scripts["publish"](
-                        args=[self.node, self._seq, payload, self._room_retain, LOG_MAXLEN]
+                    reply = await self._link.script(
+                        "publish", [self.node, self._seq, payload, self._room_retain, LOG_MAXLEN]
                     )
             except errors as exc:
                 await self._lost(exc)
                 continue  # the same batch again, unless a resync after a loss requeued it
             self._inflight = []
             self._queued_lines -= sum(isinstance(op, cluster.Line) for op in batch)
+            self._published += len(batch)
+            self._batches += 1
             refused: list[cluster.ClusterIn] = [
                 cluster.Refused(str(what), batch[int(index) - 1])
-                for index, what in _list(json.loads(reply))
+                for index, what in json_list(json.loads(reply))
             ]
             if refused:
+                self._refused += len(refused)
                 await self._deliver(refused)
 
     async def _heartbeat(self) -> None:
         """Say this node is alive, forget dead ones, and bring the link back after trouble."""
-        errors = _redis_errors()
+        errors = self._errors
         while True:
             with trio.move_on_after(HEARTBEAT_S):
                 await self._trouble.wait()
@@ -385,8 +368,8 @@ class RedisBus:
             reap = trio.current_time() >= self._reap_after
             try:
                 with trio.fail_after(OP_TIMEOUT):
-                    was_known = await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
-                    live = _list(await self._scripts["reap"](args=[LOG_MAXLEN])) if reap else []
+                    was_known = await self._link.script("beat", [self.node, NODE_TTL_MS])
+                    live = json_list(await self._link.script("reap", [LOG_MAXLEN])) if reap else []
             except errors as exc:
                 await self._mark_down(exc)
                 continue
@@ -417,9 +400,10 @@ class RedisBus:
         if self._down:
             return
         self._down = True
+        self._outages += 1
         self._up = trio.Event()
         self._trouble.set()
-        log.error("cluster: lost contact with Redis at %s: %s; retrying", self.url, _reason(exc))
+        log.error("cluster: lost contact with Redis at %s: %s; retrying", self.url, reason(exc))
         await self._deliver([cluster.ClusterDown()])
 
     async def _lost(self, exc: BaseException) -> None:
@@ -429,20 +413,19 @@ class RedisBus:
 
     async def _recover(self) -> None:
         """Retry with back-off until Redis answers; then find out what it kept."""
-        client = self._client
-        assert client is not None
-        errors = _redis_errors()
+        link = self._link
+        errors = self._errors
         delay = RETRY_MIN_S
         while True:
             try:
                 with trio.fail_after(OP_TIMEOUT):
-                    await client.ping()
-                    epoch = await client.get(EPOCH_KEY)
+                    await link.ping()
+                    epoch = await link.get(EPOCH_KEY)
                     lost_data = epoch != self._epoch
                     if lost_data:
-                        await client.set(EPOCH_KEY, secrets.token_hex(8), condition=_nx())
-                        self._epoch = await client.get(EPOCH_KEY)
-                    was_known = await self._scripts["beat"](args=[self.node, NODE_TTL_MS])
+                        await link.set_nx(EPOCH_KEY, secrets.token_hex(8))
+                        self._epoch = await link.get(EPOCH_KEY)
+                    was_known = await link.script("beat", [self.node, NODE_TTL_MS])
                 break
             except errors:
                 await trio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
@@ -457,8 +440,8 @@ class RedisBus:
         if lost_data:
             for key in self._positions:
                 self._positions[key] = "0-0"
-            self._inflight = [_jump(op) for op in self._inflight]
-            self._outgoing = deque(_jump(op) for op in self._outgoing)
+            self._inflight = [jumped(op) for op in self._inflight]
+            self._outgoing = deque(jumped(op) for op in self._outgoing)
         await self._resync(lost_data=lost_data, announce=lost_data or not was_known)
 
     async def _resync(self, *, lost_data: bool, announce: bool = True) -> None:
@@ -480,49 +463,12 @@ class RedisBus:
         bounded by :data:`OP_TIMEOUT`. If Redis is away, the others notice by the
         heartbeat's expiry instead.
         """
-        if self._down or "bye" not in self._scripts:
+        if self._down or not self._link.registered("bye"):
             return
         try:
             with trio.fail_after(OP_TIMEOUT):
-                await self._scripts["bye"](args=[self.node, LOG_MAXLEN])
-        except _redis_errors() as exc:
-            log.warning("cluster: could not say goodbye: %s", _reason(exc))
+                await self._link.script("bye", [self.node, LOG_MAXLEN])
+        except self._errors as exc:
+            log.warning("cluster: could not say goodbye: %s", reason(exc))
         else:
             log.info("cluster: node %s left", self.node)
-
-
-def _nx() -> Any:
-    from coredis.tokens import PureToken
-
-    return PureToken.NX
-
-
-def _jump(op: cluster.Op) -> cluster.Op:
-    """A queued line numbered after a loss: past every id a lagging node may have shown."""
-    if isinstance(op, cluster.Line):
-        return replace(op, floor=op.floor + cluster.ID_JUMP)
-    return op
-
-
-def _rooms_of(op: cluster.Op) -> tuple[str, ...]:
-    match op:
-        case cluster.Arrive(rooms=rooms):
-            return rooms
-        case cluster.Enter(room=room) | cluster.TopicSet(room=room):
-            return (room,)
-        case _:
-            return ()
-
-
-def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first exception in a (nested) group."""
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, trio.TooSlowError):
-        return "no answer in time"
-    return str(exc) or type(exc).__name__

@@ -1,0 +1,16 @@
+"""The cluster bus: how several nodes form one chat.
+
+* :mod:`~triochat.bus.bus`: what the hub sees (the :class:`Bus` port, its statistics).
+* :mod:`~triochat.bus.redis_bus`: :class:`~triochat.bus.redis_bus.RedisBus`, the
+  publisher, the log reader and the heartbeat, over Redis (or Valkey).
+* :mod:`~triochat.bus.redis_link`: the only module that talks to a Redis client
+  library; a small adapter the bus calls.
+* :mod:`~triochat.bus.log`: the log's keys and entries, read back without I/O.
+* :mod:`~triochat.bus.scripts`: the Lua scripts run in Redis, and its keys.
+
+The hub is given a bus; it never builds one (see :class:`triochat.server.ChatServer`).
+"""
+
+from triochat.bus.bus import Bus, BusStatistics, ClusterError, Deliver, first_leaf
+
+__all__ = ["Bus", "BusStatistics", "ClusterError", "Deliver", "first_leaf"]
