@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import typing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
+from triochat.client.connection import Unreadable
+from triochat.client.render import RENDERERS
 from triochat.client.view import (
     HISTORY_FOOTER,
     HISTORY_HEADER,
@@ -28,6 +31,8 @@ from triochat.client.view import (
     name_colour,
     render_event,
 )
+from triochat.core.events import Event, Ping
+from triochat.core.jsonwire import event_object, object_event
 
 TS = datetime(2026, 11, 26, 17, 40, 5, tzinfo=UTC).timestamp()
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # the only escapes rich itself may emit for styles
@@ -43,8 +48,14 @@ HOSTILE = [
 ]
 
 
-def say(text: str, sender: str = "bob", **extra: Any) -> dict[str, Any]:
-    return {"type": "say", "ts": TS, "id": 1, "from": sender, "text": text, **extra}
+def wire(obj: dict[str, Any]) -> Event:
+    """The event a JSON object stands for (``ts``, ``room`` and ``online`` filled in if
+    left out)."""
+    return object_event({"ts": TS, "room": "", "online": 1, **obj})
+
+
+def say(text: str, sender: str = "bob", **extra: Any) -> Event:
+    return wire({"type": "say", "ts": TS, "id": 1, "from": sender, "text": text, **extra})
 
 
 def terminal_console() -> Console:
@@ -66,7 +77,7 @@ def styles_at(line: Text, fragment: str) -> str:
     return " ".join([str(line.style), *styles])
 
 
-def render(event: dict[str, Any], me: str = "alice") -> Text:
+def render(event: Event, me: str = "alice") -> Text:
     line = render_event(event, me, UTC)
     assert line is not None
     return line
@@ -117,7 +128,7 @@ def test_render_escapes_in_name_and_reason_are_removed() -> None:
     console = terminal_console()
     view = ChatView(console, "alice", tz=UTC)
     for event in events:
-        view.show(event)
+        view.show(wire(event))
     out = SGR.sub("", printed(console))
     assert "\x1b" not in out
     assert "\x07" not in out
@@ -140,8 +151,10 @@ def test_view_plain_output_when_not_a_terminal() -> None:
     file = io.StringIO()
     view = ChatView(make_console(file=file), "alice", tz=UTC)
     view.show(say("hi", sender="alice"))
-    view.show({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user: zed"})
-    view.show({"type": "me", "ts": TS, "id": 2, "from": "bob", "text": "waves"})
+    view.show(
+        wire({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user: zed"})
+    )
+    view.show(wire({"type": "me", "ts": TS, "id": 2, "from": "bob", "text": "waves"}))
     assert file.getvalue() == ("17:40 <alice> hi\n17:40 ! no such user: zed\n17:40 * bob waves\n")
 
 
@@ -171,17 +184,19 @@ def test_render_own_line_set_apart() -> None:
 
 def test_render_me_is_italic() -> None:
     """/me actions are italic and read as "* bob waves"."""
-    line = render({"type": "me", "ts": TS, "id": 3, "from": "bob", "text": "waves"})
+    line = render(wire({"type": "me", "ts": TS, "id": 3, "from": "bob", "text": "waves"}))
     assert line.plain == "17:40 * bob waves"
     assert STYLE_ME_ACTION in styles_at(line, "waves")
 
 
 def test_render_join_leave_rename_are_dim() -> None:
     """Joins, leaves and renames are dim notices; a leave shows an unusual reason only."""
-    join = render({"type": "join", "ts": TS, "name": "dave", "online": 4})
-    quit_ = render({"type": "leave", "ts": TS, "name": "dave", "online": 3, "reason": "quit"})
-    slow = render({"type": "leave", "ts": TS, "name": "eve", "online": 2, "reason": "too slow"})
-    nick = render({"type": "nick", "ts": TS, "old": "bob", "new": "robert"})
+    join = render(wire({"type": "join", "ts": TS, "name": "dave", "online": 4}))
+    quit_ = render(wire({"type": "leave", "ts": TS, "name": "dave", "online": 3, "reason": "quit"}))
+    slow = render(
+        wire({"type": "leave", "ts": TS, "name": "eve", "online": 2, "reason": "too slow"})
+    )
+    nick = render(wire({"type": "nick", "ts": TS, "old": "bob", "new": "robert"}))
     assert join.plain == "17:40 → dave joined (4 online)"
     assert quit_.plain == "17:40 ← dave left (3 online)"
     assert slow.plain == "17:40 ← eve left: too slow (2 online)"
@@ -194,14 +209,18 @@ def test_render_join_leave_rename_are_dim() -> None:
 
 def test_render_own_rename_says_you() -> None:
     """A confirmed rename of the user reads "you are now known as ..."."""
-    line = render({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
+    line = render(wire({"type": "nick", "ts": TS, "old": "alice", "new": "ally"}))
     assert line.plain == "17:40 you are now known as ally"
 
 
 def test_render_private_messages_stand_out() -> None:
     """Private messages, received or sent, are worded as such and styled apart."""
-    incoming = render({"type": "msg", "ts": TS, "from": "dave", "to": "alice", "text": "psst"})
-    outgoing = render({"type": "msg", "ts": TS, "from": "alice", "to": "dave", "text": "sure"})
+    incoming = render(
+        wire({"type": "msg", "ts": TS, "from": "dave", "to": "alice", "text": "psst"})
+    )
+    outgoing = render(
+        wire({"type": "msg", "ts": TS, "from": "alice", "to": "dave", "text": "sure"})
+    )
     assert incoming.plain == "17:40 *dave* → you: psst"
     assert outgoing.plain == "17:40 you → *dave*: sure"
     assert STYLE_PRIVATE in styles_at(incoming, "→ you")
@@ -210,19 +229,19 @@ def test_render_private_messages_stand_out() -> None:
 
 def test_render_error_is_red() -> None:
     """Errors from the server are shown red with a "!" mark."""
-    line = render({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user"})
+    line = render(wire({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user"}))
     assert line.plain == "17:40 ! no such user"
     assert STYLE_ERROR in styles_at(line, "no such")
 
 
 def test_render_who_presence_help_shutdown() -> None:
     """The less common events each have a readable line."""
-    who = render({"type": "who", "ts": TS, "names": ["alice", "bob"], "online": 2})
+    who = render(wire({"type": "who", "ts": TS, "names": ["alice", "bob"], "online": 2}))
     presence = render(
-        {"type": "presence", "ts": TS, "joined": 3, "left": 1, "online": 9, "names": ["a"]}
+        wire({"type": "presence", "ts": TS, "joined": 3, "left": 1, "online": 9, "names": ["a"]})
     )
-    help_ = render({"type": "help", "ts": TS, "text": "commands:\n  /who   who"})
-    shutdown = render({"type": "shutdown", "ts": TS, "text": "server is shutting down"})
+    help_ = render(wire({"type": "help", "ts": TS, "text": "commands:\n  /who   who"}))
+    shutdown = render(wire({"type": "shutdown", "ts": TS, "text": "server is shutting down"}))
     assert who.plain == "17:40 online (2): alice, bob"
     assert presence.plain == "17:40 3 joined (a, …), 1 left (9 online)"
     assert help_.plain.startswith("17:40 commands:\n        /who   who\n")
@@ -230,12 +249,39 @@ def test_render_who_presence_help_shutdown() -> None:
     assert shutdown.plain == "17:40 ! server is shutting down"
 
 
-def test_render_unknown_or_malformed_events_do_not_crash() -> None:
-    """Unknown types are skipped; wrongly typed fields render as placeholders."""
-    assert render_event({"type": "future-thing", "ts": TS}, "alice", UTC) is None
-    line = render({"type": "say", "ts": "soon", "from": 7, "text": None})
-    assert line.plain.endswith("<?> ")
-    assert render({"type": "join", "ts": 1e300, "name": "x"}).plain.startswith("--:-- ")
+def test_render_pings_are_not_shown_and_odd_times_do_not_crash() -> None:
+    """A ping has no line; a time the platform cannot show reads --:--."""
+    assert render_event(Ping(TS), "alice", UTC) is None
+    assert render(wire({"type": "join", "ts": 1e300, "name": "x"})).plain.startswith("--:-- ")
+
+
+def test_render_every_event_type_has_a_renderer() -> None:
+    """A new event type without a row in the renderer table fails here."""
+    assert set(RENDERERS) == set(typing.get_args(Event))
+
+
+def test_view_unreadable_event_is_reported_to_people_and_passed_to_tools() -> None:
+    """A malformed event is one error line for a person, and passed on as it came in --json;
+    an unknown type (a newer server's) is not shown to a person at all."""
+    people, tools = io.StringIO(), io.StringIO()
+    broken = Unreadable({"type": "say", "text": "\x1b[2Jx"}, "say: missing field 'room'")
+    future = Unreadable({"type": "hologram"})
+    for view in (
+        ChatView(make_console(file=people), "alice", tz=UTC),
+        ChatView(make_console(file=tools), "alice", json_lines=True),
+    ):
+        view.show_unreadable(broken)
+        view.show_unreadable(future)
+    assert (
+        people.getvalue()
+        .splitlines()[0]
+        .endswith("! the server sent an event this client cannot read (say: missing field 'room')")
+    )
+    assert len(people.getvalue().splitlines()) == 1
+    assert [json.loads(line) for line in tools.getvalue().splitlines()] == [
+        {"type": "say", "text": "x"},
+        {"type": "hologram"},
+    ]
 
 
 def test_view_history_is_marked_earlier() -> None:
@@ -260,8 +306,8 @@ def test_view_follows_own_rename() -> None:
     seen: list[str] = []
     view = ChatView(make_console(file=io.StringIO()), "alice", tz=UTC)
     view.on_rename = seen.append
-    view.show({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
-    view.show({"type": "nick", "ts": TS, "old": "bob", "new": "rob"})
+    view.show(wire({"type": "nick", "ts": TS, "old": "alice", "new": "ally"}))
+    view.show(wire({"type": "nick", "ts": TS, "old": "bob", "new": "rob"}))
     assert view.me == "ally"
     assert seen == ["ally"]
 
@@ -274,7 +320,7 @@ def test_view_json_lines_are_one_sanitised_object_each() -> None:
     view.notice("client chatter is not JSON and is not printed")
     lines = file.getvalue().splitlines()
     assert len(lines) == 1
-    assert json.loads(lines[0]) == say("hi ünï", sender="bob")
+    assert json.loads(lines[0]) == event_object(say("hi ünï", sender="bob"))
 
 
 def test_view_output_goes_through_the_above_guard() -> None:
@@ -299,8 +345,8 @@ def test_view_output_goes_through_the_above_guard() -> None:
 # Rooms
 
 
-def event(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "ts": TS, **fields}
+def event(kind: str, **fields: Any) -> Event:
+    return wire({"type": kind, "ts": TS, **fields})
 
 
 @pytest.mark.parametrize(
@@ -332,7 +378,7 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
         (event("history-end", room="#dev", count=5, more=False), "── end of /history ──"),
     ],
 )
-def test_render_room_events(shown: dict[str, Any], plain: str) -> None:
+def test_render_room_events(shown: Event, plain: str) -> None:
     """Joins, parts, switches, topics, gaps and the end of /history read as sentences."""
     assert render(shown).plain == f"17:40 {plain}"
 
