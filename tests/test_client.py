@@ -33,7 +33,7 @@ from triochat.client.linesource import (
 from triochat.client.reconnect import STABLE_CONNECTION, Backoff
 from triochat.client.session import Connection, SessionEnd, chat_session
 from triochat.client.view import ChatView, make_console
-from triochat.core.events import ErrorEvent, Event, Said, Welcome, WhoList
+from triochat.core.events import Away, ErrorEvent, Event, Private, Said, Welcome, WhoList
 from triochat.core.jsonwire import encode_event, object_event
 from triochat.server import ChatServer
 from triochat.testing import ChatClient, JsonEvent, Peer, connect_stream, open_client
@@ -1088,3 +1088,34 @@ async def test_terminal_output_does_not_clobber_typing() -> None:
         out.close()
         os.close(master)
         os.close(slave)
+
+
+# ---------------------------------------------------------------------------------------
+# /away
+
+
+async def test_session_away_is_sent_and_its_events_shown(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """/away MESSAGE and /away go to the server as away requests; Away events and a /who
+    with away members read as sentences (the server's side is played by the test)."""
+    fake = FakeServer()
+    await fake.send(Welcome(0, "alice", 2, "#lobby"))
+    keys = Keyboard()
+    view, _ = await start_client(nursery, fake.client, "alice", keys.source)
+    assert (await fake.request())["type"] == "hello"
+    await keys.type("/away at lunch")
+    assert await fake.request() == {"type": "away", "text": "at lunch"}
+    await fake.send(Away(0, "alice", "at lunch"))
+    await view.wait_for("you are marked away: at lunch")
+    await keys.type("/msg bob hi")
+    assert await fake.request() == {"type": "msg", "to": "bob", "text": "hi"}
+    await fake.send(Private(0, "alice", "bob", "hi"))
+    await fake.send(Away(0, "bob", "in a meeting"))
+    await view.wait_for("bob is away: in a meeting")
+    await fake.send(WhoList(0, "#lobby", ("alice", "bob"), (("bob", "in a meeting"),)))
+    await view.wait_for("online (2): alice, bob; away: bob (in a meeting)")
+    await keys.type("/away")
+    assert await fake.request() == {"type": "away", "text": ""}
+    await fake.send(Away(0, "alice", ""))
+    await view.wait_for("you are back (no longer away)")

@@ -276,6 +276,31 @@ def test_request_for_bad_commands_stay_local(line: str, code: str) -> None:
     assert typed.code == code
 
 
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        ("/away at lunch", "at lunch"),
+        ("/AWAY   back at 3  ", "back at 3"),
+        ("/away", ""),
+        ("  /away  ", ""),
+        ("/away \x1b[2Jgone", "gone"),
+    ],
+)
+def test_request_for_away_sets_or_clears(line: str, text: str) -> None:
+    """/away MESSAGE sets the away message; /away alone clears it (text "")."""
+    assert request_for(line, welcomed()) == {"type": "away", "text": text}
+
+
+def test_request_for_away_needs_the_whole_verb() -> None:
+    """/awayx is another (unknown) command, and "away" alone is chat."""
+    assert isinstance(request_for("/awayx", welcomed()), Invalid)
+    assert request_for("away for lunch", welcomed()) == {
+        "type": "say",
+        "text": "away for lunch",
+        "room": "#lobby",
+    }
+
+
 def test_request_for_quit_and_blank() -> None:
     """/quit leaves; a blank line is nothing at all."""
     assert isinstance(request_for("/quit", welcomed()), Quit)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from triochat.client.connection import Unreadable
-from triochat.client.render import RENDERERS
+from triochat.client.render import RENDERERS, STYLE_AWAY
 from triochat.client.view import (
     HISTORY_FOOTER,
     HISTORY_HEADER,
@@ -31,7 +31,7 @@ from triochat.client.view import (
     name_colour,
     render_event,
 )
-from triochat.core.events import Event, Ping
+from triochat.core.events import Away, Event, Ping, WhoList
 from triochat.core.jsonwire import event_object, object_event
 
 TS = datetime(2026, 11, 26, 17, 40, 5, tzinfo=UTC).timestamp()
@@ -456,3 +456,29 @@ def test_view_history_end_closes_the_block_itself() -> None:
         "17:40 <bob> older",
         "17:40 ── end of /history ──",
     ]
+
+
+@pytest.mark.parametrize(
+    ("shown", "plain"),
+    [
+        (Away(TS, "alice", "lunch"), "you are marked away: lunch"),
+        (Away(TS, "Alice", ""), "you are back (no longer away)"),
+        (Away(TS, "bob", "in a meeting"), "bob is away: in a meeting"),
+        (Away(TS, "bob", ""), "bob is back"),
+        (
+            WhoList(TS, "#dev", ("alice", "bob", "carol"), (("bob", "lunch"), ("carol", "x"))),
+            "online (3): alice, bob, carol; away: bob (lunch), carol (x)",
+        ),
+        (WhoList(TS, "#dev", ("alice",)), "online (1): alice"),
+    ],
+)
+def test_render_away_and_who_with_away(shown: Event, plain: str) -> None:
+    """Away events read differently to their subject; /who lists away members' messages."""
+    assert render(shown).plain == f"17:40 {plain}"
+
+
+def test_render_away_message_is_sanitised_and_styled() -> None:
+    """An away message is a peer's text: no escapes, shown in the away style."""
+    line = render(Away(TS, "bob", "gone\x1b[2J fishing"))
+    assert line.plain == "17:40 bob is away: gone fishing"
+    assert STYLE_AWAY in styles_at(line, "gone")
