@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 from datetime import UTC
@@ -36,7 +37,7 @@ from triochat.client.view import ChatView, make_console
 from triochat.core.events import Away, ErrorEvent, Event, Private, Said, Welcome, WhoList
 from triochat.core.jsonwire import encode_event, object_event
 from triochat.server import ChatServer
-from triochat.testing import ChatClient, JsonEvent, Peer, connect_stream, open_client
+from triochat.testing import ChatClient, Peer, connect_stream, open_client
 
 TIME = re.compile(r"^(\d\d:\d\d|--:--) ", re.MULTILINE)
 
@@ -357,9 +358,11 @@ class FakeServer:
         """
         await self.peer.send(encode_event(event if event is not None else object_event(fields)))
 
-    async def request(self) -> JsonEvent:
-        """The next request the client sent (bounded wait)."""
-        return await self.peer.event()
+    async def request(self) -> dict[str, Any]:
+        """The next request the client sent (bounded wait): a JSON object, not an event."""
+        request = json.loads(await self.peer.line())
+        assert isinstance(request, dict), request
+        return request
 
     async def drain(self) -> None:
         """Read and ignore what the client sends, until either side closes."""
