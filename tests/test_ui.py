@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
 import typing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -482,3 +485,71 @@ def test_render_away_message_is_sanitised_and_styled() -> None:
     line = render(Away(TS, "bob", "gone\x1b[2J fishing"))
     assert line.plain == "17:40 bob is away: gone fishing"
     assert STYLE_AWAY in styles_at(line, "gone")
+
+
+# ---------------------------------------------------------------------------------------
+# The page's side of /away (run with node, with a minimal stand-in for the DOM)
+
+STATIC = Path(__file__).resolve().parent.parent / "triochat" / "web" / "static"
+NODE = shutil.which("node")
+FAKE_DOM = """
+class Node {
+  constructor(tag, text = "") { this.tag = tag; this.children = []; this.text = text; }
+  append(...nodes) {
+    for (const n of nodes) this.children.push(typeof n === "string" ? new Node("#text", n) : n);
+  }
+  get textContent() {
+    return this.tag === "#text" ? this.text : this.children.map((c) => c.textContent).join("");
+  }
+}
+globalThis.document = {
+  createElement: (tag) => new Node(tag),
+  createTextNode: (text) => new Node("#text", text),
+};
+"""
+
+
+def run_page_script(script: str) -> Any:
+    """Run an ES module ``script`` beside the page's modules; return what it prints (JSON)."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", FAKE_DOM + script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=STATIC,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_page_commands_translate_away() -> None:
+    """The page sends /away MESSAGE as an away request, and /away alone as a clear."""
+    lines = ["/away at lunch", "/away", "/AWAY  back at 3  "]
+    script = f"""
+    const {{ parseLine }} = await import("{(STATIC / "commands.js").as_uri()}");
+    console.log(JSON.stringify({json.dumps(lines)}.map((line) => parseLine(line, "#dev"))));
+    """
+    assert run_page_script(script) == [
+        {"request": {"type": "away", "text": "at lunch"}},
+        {"request": {"type": "away", "text": ""}},
+        {"request": {"type": "away", "text": "back at 3"}},
+    ]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_page_away_lines_read_like_the_terminal() -> None:
+    """The page words Away events as the terminal client does (its own, and others')."""
+    events = [event_object(Away(TS, *pair)) for pair in AWAY_CASES]
+    script = f"""
+    const {{ awayLine }} = await import("{(STATIC / "view.js").as_uri()}");
+    const lines = {json.dumps(events)}.map((event) => awayLine(event, "alice"));
+    console.log(JSON.stringify(lines.map((line) => line.children[1].textContent)));
+    """
+    page = run_page_script(script)
+    terminal = [render(Away(TS, *pair)).plain.removeprefix("17:40 ") for pair in AWAY_CASES]
+    assert page == terminal
+
+
+AWAY_CASES = [("alice", "lunch"), ("Alice", ""), ("bob", "in a meeting"), ("bob", "")]
