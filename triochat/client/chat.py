@@ -1,4 +1,4 @@
-"""The terminal client: JSON mode on the wire, a person (or a script) on the other end.
+"""The client's session: JSON mode on the wire, a person (or a script) on the other end.
 
 Shape (see DESIGN.md, "Client"): a nursery pairs an input task (line source -> stream)
 with a connection task (stream -> view). Whichever ends first ends the other:
@@ -20,7 +20,8 @@ Rules of this module:
   before it hands the connection to the input task (``_Client.conn``), and takes it
   back (sets it to None) the moment the connection ends.
 * Every wait is a cancel scope, so Ctrl-C (KeyboardInterrupt, handled once in
-  :func:`run_client`) ends the client at once, also in the middle of a back-off.
+  :func:`~triochat.client.session.run_client`) ends the client at once, also in the
+  middle of a back-off.
 
 :func:`chat_session` works on any ``trio.abc.Stream`` with any :class:`LineSource` and
 :class:`ChatView`, which is how the tests drive it against a real server object over
