@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 from datetime import UTC
@@ -32,9 +33,11 @@ from triochat.client.linesource import (
 )
 from triochat.client.reconnect import STABLE_CONNECTION, Backoff
 from triochat.client.session import Connection, SessionEnd, chat_session
-from triochat.client.view import ChatView, Event, make_console
+from triochat.client.view import ChatView, make_console
+from triochat.core.events import Away, ErrorEvent, Event, Private, Said, Welcome, WhoList
+from triochat.core.jsonwire import encode_event, object_event
 from triochat.server import ChatServer
-from triochat.testing import ChatClient, JsonEvent, Peer, connect_stream, open_client
+from triochat.testing import ChatClient, Peer, connect_stream, open_client
 
 TIME = re.compile(r"^(\d\d:\d\d|--:--) ", re.MULTILINE)
 
@@ -347,13 +350,19 @@ class FakeServer:
         self.client, server_side = trio.testing.memory_stream_pair()
         self.peer = Peer(server_side)
 
-    async def send(self, **event: object) -> None:
-        """Send one JSON event, as the server would."""
-        await self.peer.send_json(**event)
+    async def send(self, event: Event | None = None, /, **fields: object) -> None:
+        """Send one event in JSON mode, encoded as the server would.
 
-    async def request(self) -> JsonEvent:
-        """The next request the client sent (bounded wait)."""
-        return await self.peer.event()
+        ``fields`` are the event's JSON fields instead (read through the schema first,
+        so a fake event is always a well-formed one).
+        """
+        await self.peer.send(encode_event(event if event is not None else object_event(fields)))
+
+    async def request(self) -> dict[str, Any]:
+        """The next request the client sent (bounded wait): a JSON object, not an event."""
+        request = json.loads(await self.peer.line())
+        assert isinstance(request, dict), request
+        return request
 
     async def drain(self) -> None:
         """Read and ignore what the client sends, until either side closes."""
@@ -371,7 +380,7 @@ async def test_session_quit_unconfirmed_times_out(
 ) -> None:
     """If the server never closes after quit, the client gives up after the idle timeout."""
     fake = FakeServer()
-    await fake.send(type="welcome", ts=0, name="alice", online=1, room="lobby", text="hi")
+    await fake.send(Welcome(0, "alice", 1, "#lobby"))
     nursery.start_soon(fake.drain)
     view = RecordingView("alice")
     start = trio.current_time()
@@ -387,13 +396,13 @@ async def test_session_quit_waits_while_server_still_talks(
 ) -> None:
     """The quit timeout counts silence, so a slowly digesting server is waited for."""
     fake = FakeServer()
-    await fake.send(type="welcome", ts=0, name="ci", online=1, room="lobby", text="hi")
+    await fake.send(Welcome(0, "ci", 1, "#lobby"))
     nursery.start_soon(fake.drain)
 
     async def slow_echoes() -> None:
         for n in range(6):
             await trio.sleep(8)  # each gap is under the 10 s idle timeout
-            await fake.send(type="say", ts=0, id=n, **{"from": "ci"}, text=f"line {n}")
+            await fake.send(Said(0, "#lobby", n, "ci", f"line {n}"))
         await fake.close()
 
     nursery.start_soon(slow_echoes)
@@ -428,7 +437,7 @@ async def test_session_quit_confirmed_before_send_returns(
 ) -> None:
     """A server that closes before our quit's send_all returns is still a clean quit (exit 0)."""
     fake = FakeServer()
-    await fake.send(type="welcome", ts=0, name="bot", online=1, room="lobby", text="hi")
+    await fake.send(Welcome(0, "bot", 1, "#lobby"))
 
     async def close_on_quit() -> None:
         while (await fake.request())["type"] != "quit":
@@ -458,11 +467,14 @@ async def test_session_non_json_and_odd_lines_are_shown_safely(
 ) -> None:
     """Non-JSON lines, unknown event types and bad JSON mid-session neither crash nor inject."""
     fake = FakeServer()
-    await fake.send(type="welcome", ts=0, name="alice", online=1, room="lobby", text="hi")
+    await fake.send(Welcome(0, "alice", 1, "#lobby"))
     await fake.peer.send(b"* plain \x1b[2Jnotice\n[1, 2]\n\n")
-    await fake.send(type="from-the-future", ts=0)
-    await fake.send(type="say", ts=0, id=1, **{"from": "bob"}, text="after")
-    await fake.peer.send(b'{"type": "say", "ts": 0, "id": 2, "from": "bob", "text": "tail"}')
+    await fake.peer.send('{"type": "from-the-future", "ts": 0}')
+    await fake.send(Said(0, "#lobby", 1, "bob", "after"))
+    await fake.peer.send('{"type": "say", "ts": 0, "id": 2, "from": "bob", "text": "\\u001b[2J"}')
+    await fake.peer.send(
+        b'{"type": "say", "ts": 0, "room": "#lobby", "id": 3, "from": "bob", "text": "tail"}'
+    )
     await fake.close()
     view = RecordingView("alice")
     end = await chat_session(fake.client, "alice", Keyboard().source, view)
@@ -471,6 +483,8 @@ async def test_session_non_json_and_odd_lines_are_shown_safely(
     assert "* plain notice" in screen
     assert "[1, 2]" in screen
     assert "<bob> after" in screen
+    assert "cannot read (say: missing field 'room')" in screen  # a malformed event: said so
+    assert "future" not in screen  # an unknown type is a newer server's: skipped
     assert "<bob> tail" in screen
     assert "\x1b" not in screen
 
@@ -480,12 +494,14 @@ async def test_connection_discards_oversized_event() -> None:
     client, server = trio.testing.memory_stream_pair()
     conn = Connection(client)
     await server.send_all(
-        b'{"type": "say", "text": "' + b"x" * (2 << 20) + b'"}\n{"type": "who"}\n'
+        b'{"type": "say", "text": "'
+        + b"x" * (2 << 20)
+        + b'"}\n{"type": "who", "room": "#a", "names": [], "ts": 1}\n'
     )
     first = await conn.receive()
-    assert first is not None
-    assert first["code"] == "line-too-long"
-    assert await conn.receive() == {"type": "who"}
+    assert isinstance(first, ErrorEvent)
+    assert first.code == "line-too-long"
+    assert await conn.receive() == WhoList(1.0, "#a", ())
 
 
 # ---------------------------------------------------------------------------------------
@@ -1075,3 +1091,34 @@ async def test_terminal_output_does_not_clobber_typing() -> None:
         out.close()
         os.close(master)
         os.close(slave)
+
+
+# ---------------------------------------------------------------------------------------
+# /away
+
+
+async def test_session_away_is_sent_and_its_events_shown(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    """/away MESSAGE and /away go to the server as away requests; Away events and a /who
+    with away members read as sentences (the server's side is played by the test)."""
+    fake = FakeServer()
+    await fake.send(Welcome(0, "alice", 2, "#lobby"))
+    keys = Keyboard()
+    view, _ = await start_client(nursery, fake.client, "alice", keys.source)
+    assert (await fake.request())["type"] == "hello"
+    await keys.type("/away at lunch")
+    assert await fake.request() == {"type": "away", "text": "at lunch"}
+    await fake.send(Away(0, "alice", "at lunch"))
+    await view.wait_for("you are marked away: at lunch")
+    await keys.type("/msg bob hi")
+    assert await fake.request() == {"type": "msg", "to": "bob", "text": "hi"}
+    await fake.send(Private(0, "alice", "bob", "hi"))
+    await fake.send(Away(0, "bob", "in a meeting"))
+    await view.wait_for("bob is away: in a meeting")
+    await fake.send(WhoList(0, "#lobby", ("alice", "bob"), (("bob", "in a meeting"),)))
+    await view.wait_for("online (2): alice, bob; away: bob (in a meeting)")
+    await keys.type("/away")
+    assert await fake.request() == {"type": "away", "text": ""}
+    await fake.send(Away(0, "alice", ""))
+    await view.wait_for("you are back (no longer away)")

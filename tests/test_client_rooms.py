@@ -14,27 +14,36 @@ from triochat.client.reconnect import BACKOFF_MAX, Backoff, backoff_delay
 from triochat.client.requests import request_for
 from triochat.client.rooms import ClientRooms, ResumeSummary, Shown
 from triochat.core.commands import Invalid, Quit
+from triochat.core.events import Event
+from triochat.core.jsonwire import object_event
 
 
-def chat(room: str, msg_id: int, sender: str = "bob", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "say",
-        "ts": 0,
-        "room": room,
-        "id": msg_id,
-        "from": sender,
-        "text": "x",
-        **extra,
-    }
+def wire(obj: dict[str, Any]) -> Event:
+    """The event a JSON object stands for (``ts`` and ``online`` filled in if left out)."""
+    return object_event({"ts": 0, "online": 1, **obj})
+
+
+def chat(room: str, msg_id: int, sender: str = "bob", **extra: Any) -> Event:
+    return wire(
+        {
+            "type": "say",
+            "ts": 0,
+            "room": room,
+            "id": msg_id,
+            "from": sender,
+            "text": "x",
+            **extra,
+        }
+    )
 
 
 def welcomed(*others: str, me: str = "alice") -> ClientRooms:
     """State after the welcome into #lobby and joining ``others`` (the last is current)."""
     rooms = ClientRooms()
-    rooms.apply({"type": "welcome", "name": me, "room": "#lobby", "online": 1}, me)
+    rooms.apply(wire({"type": "welcome", "name": me, "room": "#lobby", "online": 1}), me)
     for room in others:
-        rooms.apply({"type": "join", "room": room, "name": me, "online": 1}, me)
-        rooms.apply({"type": "current", "room": room}, me)
+        rooms.apply(wire({"type": "join", "room": room, "name": me, "online": 1}), me)
+        rooms.apply(wire({"type": "current", "room": room}), me)
     return rooms
 
 
@@ -77,7 +86,7 @@ def test_rooms_other_rooms_are_tagged_and_counted_unread() -> None:
     assert rooms.apply(chat("#dev", 1), "alice") == Shown()
     assert rooms.rooms["#lobby"].unread == 2
     assert rooms.prompt("alice") == "alice #dev [#lobby 2]> "
-    assert rooms.apply({"type": "current", "room": "#lobby"}, "alice") == Shown()
+    assert rooms.apply(wire({"type": "current", "room": "#lobby"}), "alice") == Shown()
     assert rooms.prompt("alice") == "alice #lobby> "
 
 
@@ -95,7 +104,7 @@ def test_rooms_join_moves_current_at_once_and_a_failure_moves_it_back() -> None:
     rooms = welcomed()
     rooms.note_sent({"type": "join", "room": "#dev"})
     assert rooms.current == "#dev"
-    rooms.apply({"type": "error", "code": "too-many-rooms", "text": "no"}, "alice")
+    rooms.apply(wire({"type": "error", "code": "too-many-rooms", "text": "no"}), "alice")
     assert rooms.current == "#lobby"
 
 
@@ -103,18 +112,19 @@ def test_rooms_current_after_own_join_is_quiet() -> None:
     """Joining shows one line ("you joined"); the current event that follows adds none."""
     rooms = welcomed()
     me = "alice"
-    assert rooms.apply({"type": "join", "room": "#dev", "name": me}, me) == Shown()
-    assert rooms.apply({"type": "current", "room": "#dev"}, me) == Shown(quiet=True)
-    rooms.apply({"type": "join", "room": "#ops", "name": me}, me)
-    rooms.apply({"type": "current", "room": "#ops"}, me)
-    assert rooms.apply({"type": "current", "room": "#dev"}, me) == Shown()  # a real switch
+    assert rooms.apply(wire({"type": "join", "room": "#dev", "name": me}), me) == Shown()
+    assert rooms.apply(wire({"type": "current", "room": "#dev"}), me) == Shown(quiet=True)
+    rooms.apply(wire({"type": "join", "room": "#ops", "name": me}), me)
+    rooms.apply(wire({"type": "current", "room": "#ops"}), me)
+    assert rooms.apply(wire({"type": "current", "room": "#dev"}), me) == Shown()  # a real switch
 
 
 def test_rooms_parting_forgets_the_room() -> None:
     """Your own leave removes the room (and its unread count) from the state."""
     rooms = welcomed("#dev")
     rooms.apply(chat("#lobby", 1), "alice")
-    rooms.apply({"type": "leave", "room": "#lobby", "name": "alice", "reason": "part"}, "alice")
+    left = wire({"type": "leave", "room": "#lobby", "name": "alice", "reason": "part"})
+    rooms.apply(left, "alice")
     assert list(rooms.rooms) == ["#dev"]
     assert rooms.prompt("alice") == "alice #dev> "
 
@@ -127,7 +137,7 @@ def test_rooms_history_reply_is_shown_though_older() -> None:
     rooms.note_sent({"type": "history", "room": "#lobby", "limit": 2, "before": 30})
     assert rooms.apply(chat("#lobby", 28, history=True), "alice") == Shown()
     assert rooms.apply(chat("#lobby", 29, history=True), "alice") == Shown()
-    rooms.apply({"type": "history-end", "room": "#lobby", "count": 2, "more": True}, "alice")
+    rooms.apply(wire({"type": "history-end", "room": "#lobby", "count": 2, "more": True}), "alice")
     assert rooms.history_before("#lobby") == 28
     assert rooms.apply(chat("#lobby", 29, history=True), "alice") is None  # dedupe is back
 
@@ -163,20 +173,22 @@ def test_rooms_resume_keeps_current_room_and_counts_missed() -> None:
     rooms.apply(chat("#lobby", 2), me)  # unread: 1
     rooms.apply(chat("#dev", 5), me)
     rooms.start_resume(me)
-    assert rooms.apply({"type": "welcome", "name": me, "room": "#lobby"}, me) == Shown(quiet=True)
+    welcome = wire({"type": "welcome", "name": me, "room": "#lobby"})
+    assert rooms.apply(welcome, me) == Shown(quiet=True)
     assert rooms.resume_requests("#lobby") == [
         {"type": "join", "room": "#dev"},
         {"type": "who", "room": "#dev"},
     ]
     assert rooms.apply(chat("#lobby", 2, history=True), me) is None
     assert rooms.apply(chat("#lobby", 3, history=True), me) == Shown(tag="#lobby")
-    assert rooms.apply({"type": "join", "room": "#dev", "name": me}, me) == Shown(quiet=True)
-    assert rooms.apply({"type": "current", "room": "#dev"}, me) == Shown(quiet=True)
-    assert rooms.apply({"type": "gap", "room": "#dev", "skipped": 10}, me) == Shown(quiet=True)
+    assert rooms.apply(wire({"type": "join", "room": "#dev", "name": me}), me) == Shown(quiet=True)
+    assert rooms.apply(wire({"type": "current", "room": "#dev"}), me) == Shown(quiet=True)
+    gap = wire({"type": "gap", "room": "#dev", "skipped": 10})
+    assert rooms.apply(gap, me) == Shown(quiet=True)
     assert rooms.apply(chat("#dev", 16, history=True), me) == Shown()
-    assert rooms.apply({"type": "current", "room": "#lobby"}, me) == Shown(quiet=True)
+    assert rooms.apply(wire({"type": "current", "room": "#lobby"}), me) == Shown(quiet=True)
     assert rooms.current == "#dev"
-    assert rooms.ends_resume({"type": "who", "room": "#dev", "names": [me]})
+    assert rooms.ends_resume(wire({"type": "who", "room": "#dev", "names": [me]}))
     assert rooms.finish_resume() == ResumeSummary(missed=2, skipped=10, lost_rooms=())
     assert not rooms.resuming
     assert rooms.prompt(me) == "alice #dev [#lobby 2]> "
@@ -187,8 +199,8 @@ def test_rooms_resume_reports_rooms_not_rejoined() -> None:
     me = "alice"
     rooms = welcomed("#dev")
     rooms.start_resume(me)
-    rooms.apply({"type": "welcome", "name": me, "room": "#lobby"}, me)
-    rooms.apply({"type": "error", "code": "too-many-rooms", "text": "no"}, me)
+    rooms.apply(wire({"type": "welcome", "name": me, "room": "#lobby"}), me)
+    rooms.apply(wire({"type": "error", "code": "too-many-rooms", "text": "no"}), me)
     summary = rooms.finish_resume()
     assert summary.lost_rooms == ("#dev",)
     assert rooms.current == "#lobby"
@@ -198,9 +210,9 @@ def test_rooms_resume_parts_the_lobby_again_if_the_user_had() -> None:
     """Every hello lands in #lobby; if the user had parted it, the client parts it again."""
     me = "alice"
     rooms = welcomed("#dev")
-    rooms.apply({"type": "leave", "room": "#lobby", "name": me, "reason": "part"}, me)
+    rooms.apply(wire({"type": "leave", "room": "#lobby", "name": me, "reason": "part"}), me)
     rooms.start_resume(me)
-    rooms.apply({"type": "welcome", "name": me, "room": "#lobby"}, me)
+    rooms.apply(wire({"type": "welcome", "name": me, "room": "#lobby"}), me)
     assert {"type": "part", "room": "#lobby"} in rooms.resume_requests("#lobby")
 
 
@@ -264,6 +276,31 @@ def test_request_for_bad_commands_stay_local(line: str, code: str) -> None:
     assert typed.code == code
 
 
+@pytest.mark.parametrize(
+    ("line", "text"),
+    [
+        ("/away at lunch", "at lunch"),
+        ("/AWAY   back at 3  ", "back at 3"),
+        ("/away", ""),
+        ("  /away  ", ""),
+        ("/away \x1b[2Jgone", "gone"),
+    ],
+)
+def test_request_for_away_sets_or_clears(line: str, text: str) -> None:
+    """/away MESSAGE sets the away message; /away alone clears it (text "")."""
+    assert request_for(line, welcomed()) == {"type": "away", "text": text}
+
+
+def test_request_for_away_needs_the_whole_verb() -> None:
+    """/awayx is another (unknown) command, and "away" alone is chat."""
+    assert isinstance(request_for("/awayx", welcomed()), Invalid)
+    assert request_for("away for lunch", welcomed()) == {
+        "type": "say",
+        "text": "away for lunch",
+        "room": "#lobby",
+    }
+
+
 def test_request_for_quit_and_blank() -> None:
     """/quit leaves; a blank line is nothing at all."""
     assert isinstance(request_for("/quit", welcomed()), Quit)
@@ -300,6 +337,6 @@ def test_backoff_steps_and_resets() -> None:
 def test_rooms_prompt_never_carries_escapes_from_the_server() -> None:
     """A room name with an escape sequence is sanitised before it reaches the prompt."""
     rooms = welcomed()
-    rooms.apply({"type": "join", "room": "#x\x1b[2J", "name": "alice"}, "alice")
-    rooms.apply({"type": "current", "room": "#x\x1b]0;pwned\x07"}, "alice")
+    rooms.apply(wire({"type": "join", "room": "#x\x1b[2J", "name": "alice"}), "alice")
+    rooms.apply(wire({"type": "current", "room": "#x\x1b]0;pwned\x07"}), "alice")
     assert "\x1b" not in rooms.prompt("alice")

@@ -6,6 +6,7 @@ it should fail is a bug here like any other: each failure path has its test.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import trio
 import trio.testing
 
 from tests.conftest import StartProcess
+from triochat.core.events import Said
 from triochat.server import ChatServer
 from triochat.store import MemoryStore
 from triochat.testing import ClientFactory, Peer, connect, join, open_client, open_test_server
@@ -326,3 +328,20 @@ def test_plugin_without_pytest_trio_says_what_is_missing(pytester: pytest.Pytest
     result = pytester.runpytest_inprocess("-p", "no:trio", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*install pytest-trio*"])
+
+
+async def test_peer_events_are_read_through_the_schema() -> None:
+    """A line that breaks the JSON schema fails the test, naming what is wrong; a good one
+    is the documented object, or (typed_event) the event itself."""
+    client, far = trio.testing.memory_stream_pair()
+    peer = Peer(client)
+    await far.send_all(b'{"type": "say", "id": 1, "from": "bob", "text": "hi", "ts": 1}\n')
+    with pytest.raises(AssertionError, match="missing field 'room'"):
+        await peer.event()
+    line = b'{"type":"say","room":"#a","id":1,"from":"bob","text":"hi","ts":1.5}\n'
+    await far.send_all(line + line)
+    assert await peer.event() == json.loads(line)
+    assert await peer.typed_event() == Said(1.5, "#a", 1, "bob", "hi")
+    await far.send_all(b'{"type": "hologram", "ts": 1}\n')
+    with pytest.raises(AssertionError, match="unknown event type 'hologram'"):
+        await peer.event()

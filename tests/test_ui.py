@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
+import typing
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +18,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
+from triochat.client.connection import Unreadable
+from triochat.client.render import RENDERERS, STYLE_AWAY
 from triochat.client.view import (
     HISTORY_FOOTER,
     HISTORY_HEADER,
@@ -28,6 +34,8 @@ from triochat.client.view import (
     name_colour,
     render_event,
 )
+from triochat.core.events import Away, Event, Ping, WhoList
+from triochat.core.jsonwire import event_object, object_event
 
 TS = datetime(2026, 11, 26, 17, 40, 5, tzinfo=UTC).timestamp()
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # the only escapes rich itself may emit for styles
@@ -43,8 +51,14 @@ HOSTILE = [
 ]
 
 
-def say(text: str, sender: str = "bob", **extra: Any) -> dict[str, Any]:
-    return {"type": "say", "ts": TS, "id": 1, "from": sender, "text": text, **extra}
+def wire(obj: dict[str, Any]) -> Event:
+    """The event a JSON object stands for (``ts``, ``room`` and ``online`` filled in if
+    left out)."""
+    return object_event({"ts": TS, "room": "", "online": 1, **obj})
+
+
+def say(text: str, sender: str = "bob", **extra: Any) -> Event:
+    return wire({"type": "say", "ts": TS, "id": 1, "from": sender, "text": text, **extra})
 
 
 def terminal_console() -> Console:
@@ -66,7 +80,7 @@ def styles_at(line: Text, fragment: str) -> str:
     return " ".join([str(line.style), *styles])
 
 
-def render(event: dict[str, Any], me: str = "alice") -> Text:
+def render(event: Event, me: str = "alice") -> Text:
     line = render_event(event, me, UTC)
     assert line is not None
     return line
@@ -117,7 +131,7 @@ def test_render_escapes_in_name_and_reason_are_removed() -> None:
     console = terminal_console()
     view = ChatView(console, "alice", tz=UTC)
     for event in events:
-        view.show(event)
+        view.show(wire(event))
     out = SGR.sub("", printed(console))
     assert "\x1b" not in out
     assert "\x07" not in out
@@ -140,8 +154,10 @@ def test_view_plain_output_when_not_a_terminal() -> None:
     file = io.StringIO()
     view = ChatView(make_console(file=file), "alice", tz=UTC)
     view.show(say("hi", sender="alice"))
-    view.show({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user: zed"})
-    view.show({"type": "me", "ts": TS, "id": 2, "from": "bob", "text": "waves"})
+    view.show(
+        wire({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user: zed"})
+    )
+    view.show(wire({"type": "me", "ts": TS, "id": 2, "from": "bob", "text": "waves"}))
     assert file.getvalue() == ("17:40 <alice> hi\n17:40 ! no such user: zed\n17:40 * bob waves\n")
 
 
@@ -171,17 +187,19 @@ def test_render_own_line_set_apart() -> None:
 
 def test_render_me_is_italic() -> None:
     """/me actions are italic and read as "* bob waves"."""
-    line = render({"type": "me", "ts": TS, "id": 3, "from": "bob", "text": "waves"})
+    line = render(wire({"type": "me", "ts": TS, "id": 3, "from": "bob", "text": "waves"}))
     assert line.plain == "17:40 * bob waves"
     assert STYLE_ME_ACTION in styles_at(line, "waves")
 
 
 def test_render_join_leave_rename_are_dim() -> None:
     """Joins, leaves and renames are dim notices; a leave shows an unusual reason only."""
-    join = render({"type": "join", "ts": TS, "name": "dave", "online": 4})
-    quit_ = render({"type": "leave", "ts": TS, "name": "dave", "online": 3, "reason": "quit"})
-    slow = render({"type": "leave", "ts": TS, "name": "eve", "online": 2, "reason": "too slow"})
-    nick = render({"type": "nick", "ts": TS, "old": "bob", "new": "robert"})
+    join = render(wire({"type": "join", "ts": TS, "name": "dave", "online": 4}))
+    quit_ = render(wire({"type": "leave", "ts": TS, "name": "dave", "online": 3, "reason": "quit"}))
+    slow = render(
+        wire({"type": "leave", "ts": TS, "name": "eve", "online": 2, "reason": "too slow"})
+    )
+    nick = render(wire({"type": "nick", "ts": TS, "old": "bob", "new": "robert"}))
     assert join.plain == "17:40 → dave joined (4 online)"
     assert quit_.plain == "17:40 ← dave left (3 online)"
     assert slow.plain == "17:40 ← eve left: too slow (2 online)"
@@ -194,14 +212,18 @@ def test_render_join_leave_rename_are_dim() -> None:
 
 def test_render_own_rename_says_you() -> None:
     """A confirmed rename of the user reads "you are now known as ..."."""
-    line = render({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
+    line = render(wire({"type": "nick", "ts": TS, "old": "alice", "new": "ally"}))
     assert line.plain == "17:40 you are now known as ally"
 
 
 def test_render_private_messages_stand_out() -> None:
     """Private messages, received or sent, are worded as such and styled apart."""
-    incoming = render({"type": "msg", "ts": TS, "from": "dave", "to": "alice", "text": "psst"})
-    outgoing = render({"type": "msg", "ts": TS, "from": "alice", "to": "dave", "text": "sure"})
+    incoming = render(
+        wire({"type": "msg", "ts": TS, "from": "dave", "to": "alice", "text": "psst"})
+    )
+    outgoing = render(
+        wire({"type": "msg", "ts": TS, "from": "alice", "to": "dave", "text": "sure"})
+    )
     assert incoming.plain == "17:40 *dave* → you: psst"
     assert outgoing.plain == "17:40 you → *dave*: sure"
     assert STYLE_PRIVATE in styles_at(incoming, "→ you")
@@ -210,19 +232,19 @@ def test_render_private_messages_stand_out() -> None:
 
 def test_render_error_is_red() -> None:
     """Errors from the server are shown red with a "!" mark."""
-    line = render({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user"})
+    line = render(wire({"type": "error", "ts": TS, "code": "no-such-user", "text": "no such user"}))
     assert line.plain == "17:40 ! no such user"
     assert STYLE_ERROR in styles_at(line, "no such")
 
 
 def test_render_who_presence_help_shutdown() -> None:
     """The less common events each have a readable line."""
-    who = render({"type": "who", "ts": TS, "names": ["alice", "bob"], "online": 2})
+    who = render(wire({"type": "who", "ts": TS, "names": ["alice", "bob"], "online": 2}))
     presence = render(
-        {"type": "presence", "ts": TS, "joined": 3, "left": 1, "online": 9, "names": ["a"]}
+        wire({"type": "presence", "ts": TS, "joined": 3, "left": 1, "online": 9, "names": ["a"]})
     )
-    help_ = render({"type": "help", "ts": TS, "text": "commands:\n  /who   who"})
-    shutdown = render({"type": "shutdown", "ts": TS, "text": "server is shutting down"})
+    help_ = render(wire({"type": "help", "ts": TS, "text": "commands:\n  /who   who"}))
+    shutdown = render(wire({"type": "shutdown", "ts": TS, "text": "server is shutting down"}))
     assert who.plain == "17:40 online (2): alice, bob"
     assert presence.plain == "17:40 3 joined (a, …), 1 left (9 online)"
     assert help_.plain.startswith("17:40 commands:\n        /who   who\n")
@@ -230,12 +252,39 @@ def test_render_who_presence_help_shutdown() -> None:
     assert shutdown.plain == "17:40 ! server is shutting down"
 
 
-def test_render_unknown_or_malformed_events_do_not_crash() -> None:
-    """Unknown types are skipped; wrongly typed fields render as placeholders."""
-    assert render_event({"type": "future-thing", "ts": TS}, "alice", UTC) is None
-    line = render({"type": "say", "ts": "soon", "from": 7, "text": None})
-    assert line.plain.endswith("<?> ")
-    assert render({"type": "join", "ts": 1e300, "name": "x"}).plain.startswith("--:-- ")
+def test_render_pings_are_not_shown_and_odd_times_do_not_crash() -> None:
+    """A ping has no line; a time the platform cannot show reads --:--."""
+    assert render_event(Ping(TS), "alice", UTC) is None
+    assert render(wire({"type": "join", "ts": 1e300, "name": "x"})).plain.startswith("--:-- ")
+
+
+def test_render_every_event_type_has_a_renderer() -> None:
+    """A new event type without a row in the renderer table fails here."""
+    assert set(RENDERERS) == set(typing.get_args(Event))
+
+
+def test_view_unreadable_event_is_reported_to_people_and_passed_to_tools() -> None:
+    """A malformed event is one error line for a person, and passed on as it came in --json;
+    an unknown type (a newer server's) is not shown to a person at all."""
+    people, tools = io.StringIO(), io.StringIO()
+    broken = Unreadable({"type": "say", "text": "\x1b[2Jx"}, "say: missing field 'room'")
+    future = Unreadable({"type": "hologram"})
+    for view in (
+        ChatView(make_console(file=people), "alice", tz=UTC),
+        ChatView(make_console(file=tools), "alice", json_lines=True),
+    ):
+        view.show_unreadable(broken)
+        view.show_unreadable(future)
+    assert (
+        people.getvalue()
+        .splitlines()[0]
+        .endswith("! the server sent an event this client cannot read (say: missing field 'room')")
+    )
+    assert len(people.getvalue().splitlines()) == 1
+    assert [json.loads(line) for line in tools.getvalue().splitlines()] == [
+        {"type": "say", "text": "x"},
+        {"type": "hologram"},
+    ]
 
 
 def test_view_history_is_marked_earlier() -> None:
@@ -260,8 +309,8 @@ def test_view_follows_own_rename() -> None:
     seen: list[str] = []
     view = ChatView(make_console(file=io.StringIO()), "alice", tz=UTC)
     view.on_rename = seen.append
-    view.show({"type": "nick", "ts": TS, "old": "alice", "new": "ally"})
-    view.show({"type": "nick", "ts": TS, "old": "bob", "new": "rob"})
+    view.show(wire({"type": "nick", "ts": TS, "old": "alice", "new": "ally"}))
+    view.show(wire({"type": "nick", "ts": TS, "old": "bob", "new": "rob"}))
     assert view.me == "ally"
     assert seen == ["ally"]
 
@@ -274,7 +323,7 @@ def test_view_json_lines_are_one_sanitised_object_each() -> None:
     view.notice("client chatter is not JSON and is not printed")
     lines = file.getvalue().splitlines()
     assert len(lines) == 1
-    assert json.loads(lines[0]) == say("hi ünï", sender="bob")
+    assert json.loads(lines[0]) == event_object(say("hi ünï", sender="bob"))
 
 
 def test_view_output_goes_through_the_above_guard() -> None:
@@ -299,8 +348,8 @@ def test_view_output_goes_through_the_above_guard() -> None:
 # Rooms
 
 
-def event(kind: str, **fields: Any) -> dict[str, Any]:
-    return {"type": kind, "ts": TS, **fields}
+def event(kind: str, **fields: Any) -> Event:
+    return wire({"type": kind, "ts": TS, **fields})
 
 
 @pytest.mark.parametrize(
@@ -332,7 +381,7 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
         (event("history-end", room="#dev", count=5, more=False), "── end of /history ──"),
     ],
 )
-def test_render_room_events(shown: dict[str, Any], plain: str) -> None:
+def test_render_room_events(shown: Event, plain: str) -> None:
     """Joins, parts, switches, topics, gaps and the end of /history read as sentences."""
     assert render(shown).plain == f"17:40 {plain}"
 
@@ -410,3 +459,97 @@ def test_view_history_end_closes_the_block_itself() -> None:
         "17:40 <bob> older",
         "17:40 ── end of /history ──",
     ]
+
+
+@pytest.mark.parametrize(
+    ("shown", "plain"),
+    [
+        (Away(TS, "alice", "lunch"), "you are marked away: lunch"),
+        (Away(TS, "Alice", ""), "you are back (no longer away)"),
+        (Away(TS, "bob", "in a meeting"), "bob is away: in a meeting"),
+        (Away(TS, "bob", ""), "bob is back"),
+        (
+            WhoList(TS, "#dev", ("alice", "bob", "carol"), (("bob", "lunch"), ("carol", "x"))),
+            "online (3): alice, bob, carol; away: bob (lunch), carol (x)",
+        ),
+        (WhoList(TS, "#dev", ("alice",)), "online (1): alice"),
+    ],
+)
+def test_render_away_and_who_with_away(shown: Event, plain: str) -> None:
+    """Away events read differently to their subject; /who lists away members' messages."""
+    assert render(shown).plain == f"17:40 {plain}"
+
+
+def test_render_away_message_is_sanitised_and_styled() -> None:
+    """An away message is a peer's text: no escapes, shown in the away style."""
+    line = render(Away(TS, "bob", "gone\x1b[2J fishing"))
+    assert line.plain == "17:40 bob is away: gone fishing"
+    assert STYLE_AWAY in styles_at(line, "gone")
+
+
+# ---------------------------------------------------------------------------------------
+# The page's side of /away (run with node, with a minimal stand-in for the DOM)
+
+STATIC = Path(__file__).resolve().parent.parent / "triochat" / "web" / "static"
+NODE = shutil.which("node")
+FAKE_DOM = """
+class Node {
+  constructor(tag, text = "") { this.tag = tag; this.children = []; this.text = text; }
+  append(...nodes) {
+    for (const n of nodes) this.children.push(typeof n === "string" ? new Node("#text", n) : n);
+  }
+  get textContent() {
+    return this.tag === "#text" ? this.text : this.children.map((c) => c.textContent).join("");
+  }
+}
+globalThis.document = {
+  createElement: (tag) => new Node(tag),
+  createTextNode: (text) => new Node("#text", text),
+};
+"""
+
+
+def run_page_script(script: str) -> Any:
+    """Run an ES module ``script`` beside the page's modules; return what it prints (JSON)."""
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "--input-type=module", "-e", FAKE_DOM + script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=STATIC,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_page_commands_translate_away() -> None:
+    """The page sends /away MESSAGE as an away request, and /away alone as a clear."""
+    lines = ["/away at lunch", "/away", "/AWAY  back at 3  "]
+    script = f"""
+    const {{ parseLine }} = await import("{(STATIC / "commands.js").as_uri()}");
+    console.log(JSON.stringify({json.dumps(lines)}.map((line) => parseLine(line, "#dev"))));
+    """
+    assert run_page_script(script) == [
+        {"request": {"type": "away", "text": "at lunch"}},
+        {"request": {"type": "away", "text": ""}},
+        {"request": {"type": "away", "text": "back at 3"}},
+    ]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_page_away_lines_read_like_the_terminal() -> None:
+    """The page words Away events as the terminal client does (its own, and others')."""
+    events = [event_object(Away(TS, *pair)) for pair in AWAY_CASES]
+    script = f"""
+    const {{ awayLine }} = await import("{(STATIC / "view.js").as_uri()}");
+    const lines = {json.dumps(events)}.map((event) => awayLine(event, "alice"));
+    console.log(JSON.stringify(lines.map((line) => line.children[1].textContent)));
+    """
+    page = run_page_script(script)
+    terminal = [render(Away(TS, *pair)).plain.removeprefix("17:40 ") for pair in AWAY_CASES]
+    assert page == terminal
+
+
+AWAY_CASES = [("alice", "lunch"), ("Alice", ""), ("bob", "in a meeting"), ("bob", "")]

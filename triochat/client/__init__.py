@@ -1,12 +1,15 @@
 """The terminal client: ``triochat client``.
 
-:mod:`~triochat.client.session` pairs a line source with the network connection and
+:mod:`~triochat.client.chat` pairs a line source with the network connection and
 reconnects when it is lost (:mod:`~triochat.client.reconnect` has the back-off schedule,
-:mod:`~triochat.client.connection` the JSON lines and the hello);
+:mod:`~triochat.client.connection` the JSON lines, decoded by
+:mod:`triochat.core.jsonwire`, and the hello; :mod:`~triochat.client.wording` what the
+session says); :mod:`~triochat.client.session` is the command-line program;
 :mod:`~triochat.client.rooms` keeps the rooms, the current one, unread counts and the
 last id shown in each (sans-IO); :mod:`~triochat.client.requests` turns typed lines into
 requests; :mod:`~triochat.client.linesource` reads the terminal or a pipe;
-:mod:`~triochat.client.view` renders events with rich (peers' text is never markup);
+:mod:`~triochat.client.render` words and styles each event type (a table; peers' text
+is never markup) and :mod:`~triochat.client.view` prints them;
 :mod:`~triochat.client.options` defines the flags.
 """
 

@@ -4,6 +4,11 @@
 tests). :func:`greet` sends a hello and waits for the answer, and reports what went
 wrong, if anything, as a :class:`Refusal` that the session words for a first connect
 (fatal) or a reconnect (mostly: try again).
+
+Events are decoded by the one JSON schema, :mod:`triochat.core.jsonwire`, into the
+frozen event classes of :mod:`triochat.core.events`; what is not an event arrives as a
+:class:`ServerText` (a plain-mode line) or an :class:`Unreadable` (an object this
+client cannot read).
 """
 
 from __future__ import annotations
@@ -11,19 +16,72 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import trio
 
+from triochat.core.events import ErrorEvent, Event, Welcome
 from triochat.core.framing import TOO_LONG, LineBuffer
 from triochat.core.hygiene import sanitise
+from triochat.core.jsonwire import MalformedEvent, UnknownEvent, event_object, object_event
 
-__all__ = ["Connection", "Refusal", "causes", "greet", "short_connect_error"]
+__all__ = [
+    "Connection",
+    "Received",
+    "Refusal",
+    "ServerText",
+    "Unreadable",
+    "causes",
+    "greet",
+    "short_connect_error",
+]
 
 MAX_EVENT_BYTES: Final = 1 << 20  # one server line: 4 KiB of text JSON-escaped is ~25 KiB
 READ_BYTES: Final = 65536  # one receive_some
+
+
+@dataclass(frozen=True, slots=True)
+class ServerText:
+    """A line that is not JSON: a plain-mode message such as ``! server full``."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A JSON object that is not an event this client can read.
+
+    ``problem`` is empty for an event type this version does not know (a newer
+    server's: skipped, as people need not see it), else what is wrong with it.
+    ``obj`` is the object as received, for ``--json`` output.
+    """
+
+    obj: dict[str, Any] = field(hash=False)
+    problem: str = ""
+
+
+Received = Event | ServerText | Unreadable  # what Connection.receive returns
+
+
+def receive_line(text: str) -> Received | None:
+    """One line from the server as what it is (None: a blank line, to be skipped)."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        return ServerText(text)
+    try:
+        return object_event(obj)
+    except UnknownEvent:
+        return Unreadable(obj)
+    except MalformedEvent as exc:
+        return Unreadable(obj, str(exc))
 
 
 class Connection:
@@ -56,12 +114,13 @@ class Connection:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self.send({"type": "pong"})
 
-    async def receive(self) -> dict[str, Any] | None:
+    async def receive(self) -> Received | None:
         """Return the next event, or None once the server has closed the connection.
 
         A line that is not a JSON object (a plain-mode server message such as
-        ``! server full``) becomes ``{"type": "text", "text": line}``; an oversized line
-        becomes an ``error`` event. A reset connection counts as closed.
+        ``! server full``) becomes a :class:`ServerText`, an object that is not an event
+        an :class:`Unreadable`, and an oversized line an ``error`` event. A reset
+        connection counts as closed.
         """
         while True:
             line = self._lines.next_line()
@@ -80,18 +139,11 @@ class Connection:
                 if line is None:
                     return None
             if line is TOO_LONG:
-                return {"type": "error", "code": "line-too-long", "text": "oversized event"}
+                return ErrorEvent(time.time(), "line-too-long", "oversized event")
             assert isinstance(line, bytes)
-            text = line.decode("utf-8", "replace")
-            if not text.strip():
-                continue
-            try:
-                event = json.loads(text)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict):
-                return {"type": "text", "text": text}
-            return event
+            received = receive_line(line.decode("utf-8", "replace"))
+            if received is not None:
+                return received
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +155,7 @@ class Refusal:
     code: str = ""  # the error code, for kind "error"
 
 
-async def greet(
-    conn: Connection, hello: dict[str, Any], timeout: float
-) -> dict[str, Any] | Refusal:
+async def greet(conn: Connection, hello: dict[str, Any], timeout: float) -> Welcome | Refusal:
     """Send ``hello``; return the welcome event, or a :class:`Refusal` saying what came instead.
 
     Args:
@@ -113,7 +163,7 @@ async def greet(
         hello: the hello request (name, and for a resume ``since`` and ``rooms``).
         timeout: seconds to wait for the first answer.
     """
-    first: dict[str, Any] | None = None
+    first: Received | None = None
     with trio.move_on_after(timeout) as waited:
         # A failed send is reported by receive() below, which then sees the close.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -123,13 +173,18 @@ async def greet(
         return Refusal("timeout")
     if first is None:
         return Refusal("closed")
-    kind = first.get("type")
-    if kind == "welcome":
-        return first
-    text = sanitise(str(first.get("text", "")))
-    if kind == "error":
-        return Refusal("error", text, sanitise(str(first.get("code", ""))))
-    return Refusal("other", text or sanitise(str(kind)))
+    match first:
+        case Welcome():
+            return first
+        case ErrorEvent(code=code, text=text):
+            return Refusal("error", sanitise(text), sanitise(code))
+        case ServerText(text=text):
+            return Refusal("other", sanitise(text))
+        case Unreadable(obj=obj):
+            return Refusal("other", sanitise(str(obj.get("text") or obj.get("type"))))
+        case _:
+            text = getattr(first, "text", "")
+            return Refusal("other", sanitise(text or str(event_object(first)["type"])))
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

@@ -35,6 +35,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from triochat.core.events import (
+    Acted,
+    Current,
+    ErrorEvent,
+    Event,
+    Gap,
+    HistoryEnd,
+    Joined,
+    Left,
+    Presence,
+    Said,
+    TopicInfo,
+    Welcome,
+    WhoList,
+)
 from triochat.core.hygiene import sanitise
 
 __all__ = [
@@ -43,24 +58,15 @@ __all__ = [
     "ResumeSummary",
     "RoomMemo",
     "Shown",
-    "event_int",
 ]
 
 JOIN_FAILURES: Final = frozenset({"bad-room", "too-many-rooms", "no-such-room"})  # error codes
 # that answer a /join; the client then goes back to the room it was in
 MAX_UNREAD_IN_PROMPT: Final = 3  # rooms listed with unread counts; more become "+N"
 
-Event = Mapping[str, Any]
 
-
-def event_int(event: Event, key: str) -> int | None:
-    """An integer field of an event (``True`` is not an integer here)."""
-    value = event.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _same_name(a: object, b: str) -> bool:
-    return isinstance(a, str) and a.casefold() == b.casefold()
+def _same_name(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
 
 
 @dataclass
@@ -120,10 +126,9 @@ class ClientRooms:
         """True between a reconnect's hello and the answer that ends its replay."""
         return self._resume is not None
 
-    def _room(self, event: Event) -> str:
+    def _room(self, room: str) -> str:
         """The event's room (sanitised: it ends up in the prompt), else the current one."""
-        room = event.get("room")
-        return sanitise(room) if isinstance(room, str) and room else self.current
+        return sanitise(room) if room else self.current
 
     def _set_current(self, room: str) -> None:
         self.current = room
@@ -178,7 +183,7 @@ class ClientRooms:
 
     def ends_resume(self, event: Event) -> bool:
         """True for the answer to the marker of :meth:`resume_requests`."""
-        return self._resume is not None and event.get("type") == "who"
+        return self._resume is not None and isinstance(event, WhoList)
 
     def finish_resume(self) -> ResumeSummary:
         """End the resume: settle the current room and report what came back."""
@@ -207,57 +212,60 @@ class ClientRooms:
 
     def apply(self, event: Event, me: str) -> Shown | None:
         """Update the state for one server event; say how to show it (None: drop it)."""
-        kind = event.get("type")
-        if kind in ("say", "me"):
-            return self._chat(event, me)
-        room = self._room(event)
         resume = self._resume
-        if kind == "welcome":
-            self.rooms.setdefault(room, RoomMemo())
-            if resume is not None:
-                resume.rejoined.add(room)
-                return QUIET
-            self.home = room
-            self._set_current(room)
-            self._confirmed = room
-            return SHOW
-        if kind == "join" and _same_name(event.get("name"), me):
-            self.rooms.setdefault(room, RoomMemo())
-            if resume is not None:
-                resume.rejoined.add(room)
-                return QUIET
-            self._just_joined = room
-            return SHOW
-        if kind == "leave" and _same_name(event.get("name"), me):
-            self.rooms.pop(room, None)
-            return SHOW
-        if kind == "current":
-            return self._current(room, resume)
-        if kind == "topic":
-            memo = self.rooms.get(room)
-            text = event.get("topic")
-            known = memo is not None and memo.topic == text
-            if memo is not None and isinstance(text, str):
-                memo.topic = text
-            if resume is not None and known:
-                return QUIET
-            return self._tagged(room)
-        if kind == "gap":
-            if resume is not None:
-                resume.skipped += event_int(event, "skipped") or 0
-                return QUIET
-            return self._tagged(room)
-        if kind == "history-end":
-            memo = self.rooms.get(room)
-            if memo is not None and memo.history_requests:
-                memo.history_requests -= 1
-            return self._tagged(room)
-        if kind == "error" and event.get("code") in JOIN_FAILURES:
-            self.current = self._confirmed  # the /join that moved it did not happen
-            return SHOW
-        if kind in ("join", "leave", "presence", "who"):
-            return self._tagged(room)
-        return SHOW
+        match event:
+            case Said() | Acted():
+                return self._chat(event, me)
+            case Welcome(room=room):
+                room = self._room(room)
+                self.rooms.setdefault(room, RoomMemo())
+                if resume is not None:
+                    resume.rejoined.add(room)
+                    return QUIET
+                self.home = room
+                self._set_current(room)
+                self._confirmed = room
+                return SHOW
+            case Joined(room=room, name=name) if _same_name(name, me):
+                room = self._room(room)
+                self.rooms.setdefault(room, RoomMemo())
+                if resume is not None:
+                    resume.rejoined.add(room)
+                    return QUIET
+                self._just_joined = room
+                return SHOW
+            case Left(room=room, name=name) if _same_name(name, me):
+                self.rooms.pop(self._room(room), None)
+                return SHOW
+            case Current(room=room):
+                return self._current(self._room(room), resume)
+            case TopicInfo(room=room, topic=topic):
+                room = self._room(room)
+                memo = self.rooms.get(room)
+                known = memo is not None and memo.topic == topic
+                if memo is not None:
+                    memo.topic = topic
+                if resume is not None and known:
+                    return QUIET
+                return self._tagged(room)
+            case Gap(room=room, skipped=skipped):
+                if resume is not None:
+                    resume.skipped += skipped
+                    return QUIET
+                return self._tagged(self._room(room))
+            case HistoryEnd(room=room):
+                room = self._room(room)
+                memo = self.rooms.get(room)
+                if memo is not None and memo.history_requests:
+                    memo.history_requests -= 1
+                return self._tagged(room)
+            case ErrorEvent(code=code) if code in JOIN_FAILURES:
+                self.current = self._confirmed  # the /join that moved it did not happen
+                return SHOW
+            case Joined(room=room) | Left(room=room) | Presence(room=room) | WhoList(room=room):
+                return self._tagged(self._room(room))
+            case _:
+                return SHOW
 
     def _tagged(self, room: str) -> Shown:
         return SHOW if room == self.current else Shown(tag=room)
@@ -272,13 +280,13 @@ class ClientRooms:
         # A line only when it says something the join line and the prompt do not.
         return QUIET if room in (before, joined) else SHOW
 
-    def _chat(self, event: Event, me: str) -> Shown | None:
-        room = self._room(event)
+    def _chat(self, event: Said | Acted, me: str) -> Shown | None:
+        room = self._room(event.room)
         memo = self.rooms.get(room)
-        msg_id = event_int(event, "id")
-        if memo is None or msg_id is None:
+        msg_id = event.id
+        if memo is None:
             return self._tagged(room)
-        history = event.get("history") is True
+        history = event.history
         if history and memo.history_requests:
             if memo.earliest_id is None or msg_id < memo.earliest_id:
                 memo.earliest_id = msg_id
@@ -291,7 +299,7 @@ class ClientRooms:
         memo.last_id = msg_id
         if memo.earliest_id is None or msg_id < memo.earliest_id:
             memo.earliest_id = msg_id
-        if room != self.current and not _same_name(event.get("from"), me):
+        if room != self.current and not _same_name(event.sender, me):
             memo.unread += 1
         return self._tagged(room)
 

@@ -10,7 +10,9 @@ import trio
 import trio.testing
 
 from triochat.config import ServerConfig
+from triochat.core.events import Event
 from triochat.core.framing import LineBuffer
+from triochat.core.jsonwire import MalformedEvent, decode_event, event_object
 from triochat.server import ChatServer
 from triochat.store import Store
 
@@ -24,6 +26,7 @@ __all__ = [
     "join_json",
     "open_test_server",
     "parse_event",
+    "read_event",
     "show_event",
 ]
 
@@ -31,7 +34,11 @@ LINE_TIMEOUT: Final = 5.0  # seconds (virtual under autojump_clock) before a rea
 PEER_BUFFER_BYTES: Final = 1 << 20  # longest line a test reads: far past any server limit
 
 JsonEvent = dict[str, Any]
-"""One JSON-mode event as received: ``{"type": "say", "from": "bob", ...}``."""
+"""One JSON-mode event as its wire object: ``{"type": "say", "from": "bob", ...}``.
+
+Made from the decoded event by the one schema (:mod:`triochat.core.jsonwire`), so it
+has exactly the fields docs/protocol.md lists, and a line that does not match the
+schema fails the test where it arrived."""
 
 
 class Peer:
@@ -91,8 +98,12 @@ class Peer:
         raise AssertionError(f"no line within {timeout:g} s")
 
     async def event(self, timeout: float = LINE_TIMEOUT) -> JsonEvent:
-        """The next line, parsed as a JSON-mode event."""
+        """The next line, as a JSON-mode event's wire object (checked against the schema)."""
         return parse_event(await self.line(timeout))
+
+    async def typed_event(self, timeout: float = LINE_TIMEOUT) -> Event:
+        """The next line, as its event (:mod:`triochat.core.events`: ``Said``, ``WhoList``...)."""
+        return read_event(await self.line(timeout))
 
     async def expect(self, *lines: str) -> None:
         """The next lines are exactly ``lines``, in order."""
@@ -227,15 +238,21 @@ async def open_test_server(
     return server
 
 
-def parse_event(line: str) -> JsonEvent:
-    """One received line as a JSON event, or a failure naming the line."""
+def read_event(line: str) -> Event:
+    """One received line as its event, or a failure naming the line and what is wrong."""
     try:
-        event = json.loads(line)
-    except ValueError:
-        raise AssertionError(f"not a JSON event: {line!r}") from None
-    if not isinstance(event, dict):
-        raise AssertionError(f"not a JSON event: {line!r}")
-    return event
+        return decode_event(line)
+    except MalformedEvent as exc:
+        raise AssertionError(f"not a JSON event ({exc}): {line!r}") from None
+
+
+def parse_event(line: str) -> JsonEvent:
+    """One received line as a JSON event's wire object, or a failure naming the line.
+
+    The line is decoded by the schema (:func:`read_event`) and its object rebuilt
+    from the event, so tests match on the documented fields and nothing else.
+    """
+    return event_object(read_event(line))
 
 
 def show_event(event: JsonEvent) -> str:

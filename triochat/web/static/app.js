@@ -8,7 +8,7 @@
 
 import { parseLine, roomName } from "./commands.js";
 import { ChatSocket, socketUrl } from "./socket.js";
-import { chatLine, el, errorLine, nameNode, noticeLine, privateLine, richText } from "./view.js";
+import { awayLine, chatLine, el, errorLine, nameNode, noticeLine, privateLine, richText } from "./view.js";
 
 const NAME_KEY = "triochat.name"; // localStorage: the name to offer next time
 const NAME_RE = /^[A-Za-z0-9_.-]{1,24}$/; // docs/protocol.md, Names
@@ -86,6 +86,7 @@ function newRoom(name) {
     topic: "",
     online: null,
     members: null, // Set of names once a who answer came
+    away: new Map(), // name -> away message, as the last who answer said
     unread: 0,
     follow: true, // keep the newest line in view (false once scrolled up)
     silentWho: 0, // who answers the page asked for itself (not shown)
@@ -179,7 +180,12 @@ function renderPeople() {
   ui.online.textContent = room?.online != null ? `(${room.online})` : "";
   const names = room?.members ? [...room.members].sort((a, b) => a.localeCompare(b)) : [];
   ui.people.replaceChildren(
-    ...names.map((name) => el("li", same(name, state.me) ? "me" : "", nameNode(name))),
+    ...names.map((name) => {
+      const away = room.away.get(name);
+      const item = el("li", same(name, state.me) ? "me" : "", nameNode(name), ...(away !== undefined ? [" (away)"] : []));
+      if (away !== undefined) item.title = `away: ${away}`;
+      return item;
+    }),
   );
 }
 
@@ -304,6 +310,8 @@ function onPresence(event) {
 function onWho(event) {
   const room = state.rooms.get(event.room);
   const names = Array.isArray(event.names) ? event.names.map(String) : [];
+  const away = new Map(Object.entries(event.away ?? {}).map(([name, text]) => [name, String(text)]));
+  if (room) room.away = away;
   if (room && room.silentWho > 0) {
     room.silentWho--;
     room.members = new Set(names);
@@ -314,6 +322,11 @@ function onWho(event) {
   }
   const parts = [`online in ${event.room} (${names.length}): `];
   names.forEach((name, i) => parts.push(...(i ? [", "] : []), nameNode(name)));
+  if (away.size) {
+    parts.push("; away: ");
+    [...away].forEach(([name, text], i) => parts.push(...(i ? [", "] : []), nameNode(name), " (", richText(text), ")"));
+  }
+  if (room?.name === state.current) renderPeople();
   show(noticeLine(event.ts, ...parts));
 }
 
@@ -427,6 +440,7 @@ const HANDLERS = {
     setCurrent(ensureRoom(event.room).name);
   },
   msg: (event) => show(privateLine(event, state.me)),
+  away: (event) => show(awayLine(event, state.me)),
   help: (event) => show(noticeLine(event.ts, el("pre", "help", String(event.text)))),
   notice: (event) => show(noticeLine(event.ts, String(event.text))),
   gap: (event) => {

@@ -62,6 +62,8 @@ export function parseLine(line, room) {
     }
     case "nick":
       return rest ? { request: { type: "nick", name: rest } } : { error: "usage: /nick NAME" };
+    case "away": // a message sets it, nothing clears it ("you are back")
+      return { request: { type: "away", text: rest } };
     case "register":
       return rest && !/\s/.test(rest)
         ? { request: { type: "register", password: rest }, password: rest }

@@ -105,3 +105,15 @@ export function noticeLine(ts, ...parts) {
 export function errorLine(ts, text) {
   return line("error", ts, `! ${text}`);
 }
+
+/** An away notice: set or cleared, for its subject (`me`) or for someone messaging them. */
+export function awayLine(event, me) {
+  const name = String(event.name);
+  const text = String(event.text ?? "");
+  if (name.toLowerCase() === me.toLowerCase()) {
+    const parts = text ? ["you are marked away: ", richText(text)] : ["you are back (no longer away)"];
+    return line("notice away", event.ts, ...parts);
+  }
+  const parts = text ? [" is away: ", richText(text)] : [" is back"];
+  return line("notice away", event.ts, nameNode(name), ...parts);
+}

@@ -1,0 +1,353 @@
+"""How the client words and styles each server event: events in, ``rich.text.Text`` out.
+
+A pure module: :func:`render_event` looks the event's class up in :data:`RENDERERS`
+(one row per event type; a test checks that every type has one) and returns the
+styled line; :class:`~triochat.client.view.ChatView` prints it.
+
+Text from other people (and every string the server sends) is untrusted: the event is
+sanitised as a whole before any renderer sees it, and strings only ever go into
+``Text`` pieces: never parsed as markup, never emoji-expanded, never highlighted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from datetime import datetime, tzinfo
+from typing import Any, Final, TypeVar
+
+from rich.text import Text
+
+from triochat.core.events import (
+    AccountInfo,
+    Acted,
+    Away,
+    BanList,
+    Current,
+    ErrorEvent,
+    Event,
+    Gap,
+    HelpText,
+    HistoryEnd,
+    Joined,
+    Left,
+    Moderated,
+    Notice,
+    Ping,
+    Presence,
+    Private,
+    Renamed,
+    RoomList,
+    Said,
+    ShuttingDown,
+    TopicInfo,
+    Welcome,
+    WhoList,
+)
+from triochat.core.hygiene import sanitise
+from triochat.core.wording import account_text, moderation_text, welcome_text
+
+__all__ = [
+    "CLIENT_HELP",
+    "HISTORY_END",
+    "NAME_COLOURS",
+    "RENDERERS",
+    "clean",
+    "clock",
+    "name_colour",
+    "render_event",
+]
+
+# Readable on dark and light backgrounds; red is kept for errors, dim for notices.
+NAME_COLOURS: Final = (
+    "cyan",
+    "green",
+    "yellow",
+    "blue",
+    "magenta",
+    "bright_cyan",
+    "bright_green",
+    "bright_blue",
+    "bright_magenta",
+    "dark_orange",
+    "deep_sky_blue1",
+    "spring_green2",
+    "orchid",
+    "gold3",
+)
+STYLE_TIME: Final = "dim"
+STYLE_NOTICE: Final = "dim"  # joins, leaves, renames, presence
+STYLE_OWN: Final = "on grey15"  # your own lines sit on a faint band
+STYLE_ME_ACTION: Final = "italic"
+STYLE_PRIVATE: Final = "bold magenta"
+STYLE_ERROR: Final = "bold red"
+STYLE_SHUTDOWN: Final = "bold yellow"
+STYLE_HISTORY: Final = "dim"
+STYLE_WELCOME: Final = "bold"
+STYLE_TOPIC: Final = "italic"
+STYLE_AWAY: Final = "italic"  # an away message
+HISTORY_END: Final = "── end of /history{more} ──"
+CLIENT_HELP: Final = "  exit, Ctrl-D      leave too (Ctrl-C leaves at once)"
+QUIET_LEAVE_REASONS: Final = frozenset({"quit", "closed", ""})  # not worth showing
+INDENT: Final = "\n      "  # continuation lines start under the text, past "HH:MM "
+
+T = TypeVar("T")
+Rendered = tuple[Text, str]  # the line's body and a style for the whole line ("" if none)
+
+
+def name_colour(name: str) -> str:
+    """A colour for ``name`` that is the same in every session and on every machine."""
+    return NAME_COLOURS[zlib.crc32(name.casefold().encode()) % len(NAME_COLOURS)]
+
+
+def clean(value: T) -> T:
+    """``value`` (an event, a row of one, a tuple, a string) with every string sanitised."""
+    if isinstance(value, str):
+        return sanitise(value)  # type: ignore[return-value]
+    if isinstance(value, tuple):
+        return tuple(clean(item) for item in value)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+def clock(ts: object, tz: tzinfo | None = None) -> str:
+    """Format the server's timestamp (Unix seconds) as ``HH:MM`` in local time."""
+    seconds = ts if isinstance(ts, int | float) and not isinstance(ts, bool) else time.time()
+    try:
+        return datetime.fromtimestamp(seconds, tz).strftime("%H:%M")
+    except (OverflowError, OSError, ValueError):
+        return "--:--"
+
+
+def _name(name: str, *, bold: bool = True) -> Text:
+    return Text(name, style=f"bold {name_colour(name)}" if bold else name_colour(name))
+
+
+def _is_me(name: str, me: str) -> bool:
+    return name.casefold() == me.casefold()
+
+
+# --------------------------------------------------------------------------------------
+# One renderer per event type: (event, me) -> (body, line style), or None: not shown
+
+
+def _chat(event: Said | Acted, me: str) -> Rendered:
+    body = Text()
+    if isinstance(event, Said):
+        body.append("<").append(_name(event.sender)).append("> ").append(event.text)
+    else:
+        body.append("* ").append(_name(event.sender)).append(" ").append(event.text)
+        body.stylize(STYLE_ME_ACTION)
+    if _is_me(event.sender, me):
+        body.stylize(STYLE_OWN)
+    return body, STYLE_HISTORY if event.history else ""
+
+
+def _private(event: Private, me: str) -> Rendered:
+    body = Text()
+    if _is_me(event.sender, me):
+        body.append("you → *", style=STYLE_PRIVATE).append(_name(event.to))
+        body.append("*: ", style=STYLE_PRIVATE)
+    else:
+        body.append("*", style=STYLE_PRIVATE).append(_name(event.sender))
+        body.append("* → you: ", style=STYLE_PRIVATE)
+    return body.append(event.text, style="bold"), ""
+
+
+def _joined(event: Joined, me: str) -> Rendered:
+    online = f" ({event.online} online)"
+    if _is_me(event.name, me) and event.room:
+        return Text(f"→ you joined {event.room}{online}"), STYLE_NOTICE
+    body = Text("→ ").append(_name(event.name, bold=False)).append(" joined" + online)
+    return body, STYLE_NOTICE
+
+
+def _left(event: Left, me: str) -> Rendered:
+    if _is_me(event.name, me) and event.room:
+        return Text(f"← you left {event.room}"), STYLE_NOTICE
+    why = "" if event.reason in QUIET_LEAVE_REASONS else f": {event.reason}"
+    body = Text("← ").append(_name(event.name, bold=False)).append(f" left{why}")
+    return body.append(f" ({event.online} online)"), STYLE_NOTICE
+
+
+def _current(event: Current, me: str) -> Rendered:
+    return Text(f"now in {event.room or '?'}"), STYLE_NOTICE
+
+
+def _topic(event: TopicInfo, me: str) -> Rendered:
+    body = Text()
+    if event.changed:
+        body.append(_name(event.by, bold=False))
+        if event.topic:
+            body.append(" set the topic: ").append(event.topic, style=STYLE_TOPIC)
+        else:
+            body.append(" cleared the topic")
+    elif event.topic:
+        body.append("topic: ").append(event.topic, style=STYLE_TOPIC)
+        if event.by:
+            body.append(" (set by ").append(_name(event.by, bold=False)).append(")")
+    else:
+        body.append("no topic")
+    return body, STYLE_NOTICE
+
+
+def _rooms(event: RoomList, me: str) -> Rendered:
+    """The answer to /rooms: one room per line with its count and topic."""
+    out = Text(f"rooms ({len(event.rooms)}):")
+    for row in event.rooms:
+        out.append(INDENT).append(row.room, style=f"bold {name_colour(row.room)}")
+        out.append(f"  {row.online} online")
+        if row.topic:
+            out.append("  ").append(row.topic, style=STYLE_TOPIC)
+    return out, ""
+
+
+def _gap(event: Gap, me: str) -> Rendered:
+    text = f"! {event.skipped} earlier messages were not replayed (/history shows older ones)"
+    return Text(text, style=STYLE_SHUTDOWN), ""
+
+
+def _history_end(event: HistoryEnd, me: str) -> Rendered:
+    more = " (more: /history again)" if event.more else ""
+    return Text(HISTORY_END.format(more=more), style=STYLE_HISTORY), ""
+
+
+def _renamed(event: Renamed, me: str) -> Rendered:
+    if _is_me(event.new, me) or _is_me(event.old, me):
+        return Text("you are now known as ").append(_name(event.new, bold=False)), STYLE_NOTICE
+    body = Text().append(_name(event.old, bold=False)).append(" is now known as ")
+    return body.append(_name(event.new, bold=False)), STYLE_NOTICE
+
+
+def _presence(event: Presence, me: str) -> Rendered:
+    body = Text(f"{event.joined} joined")
+    if event.names:
+        more = ", …" if event.joined > len(event.names) else ""
+        body.append(" (" + ", ".join(event.names) + more + ")")
+    return body.append(f", {event.left} left ({event.online} online)"), STYLE_NOTICE
+
+
+def _who(event: WhoList, me: str) -> Rendered:
+    body = Text(f"online ({len(event.names)}): ")
+    body.append(Text(", ").join(_name(n, bold=False) for n in event.names))
+    if event.away:
+        body.append("; away: ")
+        gone = (
+            _name(name, bold=False).append(" (").append(text, style=STYLE_AWAY).append(")")
+            for name, text in event.away
+        )
+        body.append(Text(", ").join(gone))
+    return body, ""
+
+
+def _away(event: Away, me: str) -> Rendered:
+    if _is_me(event.name, me):
+        if event.text:
+            return Text("you are marked away: ").append(event.text, style=STYLE_AWAY), STYLE_NOTICE
+        return Text("you are back (no longer away)"), STYLE_NOTICE
+    body = Text().append(_name(event.name, bold=False))
+    if event.text:
+        return body.append(" is away: ").append(event.text, style=STYLE_AWAY), STYLE_NOTICE
+    return body.append(" is back"), STYLE_NOTICE
+
+
+def _welcome(event: Welcome, me: str) -> Rendered:
+    return Text(welcome_text(event.name, event.online), style=STYLE_WELCOME), ""
+
+
+def _help(event: HelpText, me: str) -> Rendered:
+    lines = [*event.lines, CLIENT_HELP]
+    return Text(INDENT).join(Text(line) for line in lines), ""
+
+
+def _error(event: ErrorEvent, me: str) -> Rendered:
+    return Text("! " + event.text, style=STYLE_ERROR), ""
+
+
+def _shutdown(event: ShuttingDown, me: str) -> Rendered:
+    return Text("! " + event.text, style=STYLE_SHUTDOWN), ""
+
+
+def _notice(event: Notice, me: str) -> Rendered:
+    return Text(event.text), STYLE_NOTICE
+
+
+def _account(event: AccountInfo, me: str) -> Rendered:
+    return Text(account_text(event.action, event.name)), STYLE_NOTICE
+
+
+def _moderated(event: Moderated, me: str) -> Rendered:
+    return Text(moderation_text(event)), STYLE_NOTICE  # as the server words it for all
+
+
+def _bans(event: BanList, me: str) -> Rendered:
+    """The answer to /bans: one ban per line, with who set it, why and until when."""
+    out = Text(f"bans ({len(event.bans)}):")
+    for ban in event.bans:
+        end = "until lifted"
+        if ban.until is not None:
+            with contextlib.suppress(OverflowError, OSError, ValueError):
+                end = datetime.fromtimestamp(ban.until).strftime("until %Y-%m-%d %H:%M")
+        out.append(f"{INDENT}{ban.target} {end} (by {ban.by})")
+        if ban.reason:
+            out.append(f": {ban.reason}")
+    return out, ""
+
+
+def _ping(event: Ping, me: str) -> None:
+    return None  # answered by the session, never shown
+
+
+RENDERERS: Final[Mapping[type[Any], Callable[[Any, str], Rendered | None]]] = {
+    Said: _chat,
+    Acted: _chat,
+    Private: _private,
+    Joined: _joined,
+    Left: _left,
+    Current: _current,
+    TopicInfo: _topic,
+    RoomList: _rooms,
+    Gap: _gap,
+    HistoryEnd: _history_end,
+    Renamed: _renamed,
+    Presence: _presence,
+    WhoList: _who,
+    Away: _away,
+    Welcome: _welcome,
+    HelpText: _help,
+    ErrorEvent: _error,
+    ShuttingDown: _shutdown,
+    Notice: _notice,
+    AccountInfo: _account,
+    Moderated: _moderated,
+    BanList: _bans,
+    Ping: _ping,
+}
+
+
+def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = "") -> Text | None:
+    """One server event as a styled line (None for events that are not shown).
+
+    Args:
+        event: an event from the server (its strings are sanitised here).
+        me: the user's current name, to set their own lines apart.
+        tz: time zone for the ``HH:MM`` stamp (local time by default).
+        tag: the room to name in front of the line (for rooms other than the current one).
+    """
+    renderer = RENDERERS.get(type(event))
+    rendered = renderer(clean(event), me) if renderer is not None else None
+    if rendered is None:
+        return None
+    body, line_style = rendered
+    line = Text(clock(event.ts, tz) + " ", style=STYLE_TIME)
+    if tag:
+        line.append(sanitise(tag), style=f"bold {name_colour(tag)}").append(" ")
+    line.append(body)
+    if line_style:
+        line.stylize(line_style)
+    return line
