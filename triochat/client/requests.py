@@ -7,14 +7,11 @@ client adds is the room: chat, ``/who``, ``/part``, ``/topic`` and ``/history`` 
 the client's current room explicitly, so a line typed just before a ``current``
 change on the server cannot land in the wrong room; and ``/history`` asks for the
 lines before the oldest one shown, so asking again pages further back.
-
-``/away [MESSAGE]`` is translated here before the server's parser sees the line, so
-the client can send it whether or not its copy of that parser knows the verb yet.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, assert_never
+from typing import Any, assert_never
 
 from triochat.client.rooms import ClientRooms
 from triochat.core.admin import (
@@ -51,30 +48,12 @@ from triochat.core.commands import (
     Who,
     parse_plain,
 )
-from triochat.core.hygiene import sanitise
 
-__all__ = ["AWAY_VERB", "Typed", "away_request", "request_for"]
+__all__ = ["Typed", "request_for"]
 
 Typed = dict[str, Any] | Invalid | Quit | None  # a request, a local error, leave, or nothing
-AWAY_VERB: Final = "away"  # /away MESSAGE sets the away message, /away alone clears it
-
-
-def away_request(line: str) -> dict[str, Any] | None:
-    """The request for a typed ``/away [MESSAGE]`` (None: the line is something else).
-
-    ``text`` is the message; ``""`` clears it (you are back).
-    """
-    words = sanitise(line).split(maxsplit=1)
-    if not words or words[0].lower() != "/" + AWAY_VERB:
-        return None
-    return {"type": "away", "text": words[1].strip() if len(words) > 1 else ""}
-
-
 def request_for(line: str, rooms: ClientRooms) -> Typed:
     """Translate one typed line into the request to send (or why not, or Quit)."""
-    away = away_request(line)
-    if away is not None:
-        return away
     command = parse_plain(line)
     if command is None or isinstance(command, Invalid | Quit):
         return command

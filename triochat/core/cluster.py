@@ -1,7 +1,7 @@
 """What nodes of a cluster tell each other, as plain values. No I/O, no trio.
 
 Several servers ("nodes") form one chat through a shared log (Redis, see
-:mod:`triochat.server.redis_bus`). The chat state (:mod:`triochat.core.state`) of a
+:mod:`triochat.bus`). The chat state (:mod:`triochat.core.state`) of a
 node in a cluster does not deliver its members' chat lines itself: it *publishes*
 them as :class:`Line` operations, the log gives each its id (per room, strictly
 increasing, cluster-wide) and every node, the publisher included, delivers the lines
