@@ -341,7 +341,8 @@ async def test_server_statistics_count_doors_admissions_and_refusals(
     tls = _connect_as(nursery, server, "198.51.100.7", "tls")
     await trio.testing.wait_all_tasks_blocked()  # admitted first
     again = _connect_as(nursery, server, "198.51.100.7", "tls")  # one per address
-    plain = [connect(nursery, server), connect(nursery, server)]
+    await trio.testing.wait_all_tasks_blocked()  # refused before the others come (trio
+    plain = [connect(nursery, server), connect(nursery, server)]  # runs tasks in any order)
     await trio.testing.wait_all_tasks_blocked()
     full = connect(nursery, server)
     assert await again.line() == (
