@@ -52,6 +52,8 @@ from triochat.core.commands import (
 __all__ = ["Typed", "request_for"]
 
 Typed = dict[str, Any] | Invalid | Quit | None  # a request, a local error, leave, or nothing
+
+
 def request_for(line: str, rooms: ClientRooms) -> Typed:
     """Translate one typed line into the request to send (or why not, or Quit)."""
     command = parse_plain(line)

@@ -26,8 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from triochat.core.codec import Mode, encode_json
 from triochat.core.events import Ping
+from triochat.core.protocols import PROTOCOLS
 from triochat.core.state import ChatState
 from triochat.server.connection import Connection
 
@@ -70,7 +70,7 @@ class Liveness:
         overdue = []
         for member in state.members.values():
             link = member.link
-            if member.mode is not Mode.JSON or not isinstance(link, Connection):
+            if not PROTOCOLS[member.mode].pinged or not isinstance(link, Connection):
                 continue
             sent = pinged.get(member.id)
             if sent is not None:
@@ -84,7 +84,7 @@ class Liveness:
             if now - link.heard >= self._ping_every:
                 # A full outbox refuses the ping; the member is then either dropped as
                 # too slow by the state, or as silent here, whichever comes first.
-                link.put(encode_json(Ping(self._clock())))
+                link.put(PROTOCOLS[member.mode].encode(Ping(self._clock())))
                 pinged[member.id] = now
         for member in overdue:
             del pinged[member.id]

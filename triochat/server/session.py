@@ -19,9 +19,9 @@ import trio
 
 from triochat.config import ServerConfig
 from triochat.core.admin import Pass
-from triochat.core.codec import Mode
-from triochat.core.commands import Command, Invalid, parse_json, parse_plain, parse_registration
+from triochat.core.commands import Command, Invalid
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
+from triochat.core.protocols import PLAIN, WireProtocol, sniff
 from triochat.core.ratelimit import TokenBucket
 from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
@@ -44,7 +44,7 @@ async def read_commands(
     """
     transport = conn.transport
     buffer = LineBuffer(config.max_line_bytes)
-    parse = None  # the wire mode's parser, once registered
+    protocol: WireProtocol | None = None  # the wire protocol, once registered
     bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
     deadline = trio.current_time() + config.registration_timeout
     pending: list[Command] = []
@@ -61,13 +61,13 @@ async def read_commands(
                     pending = []
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
-                    if parse is None:  # not registered yet: wait at most until the deadline
+                    if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
                             continue
                         # A second of silence: join as a guest in plain mode.
-                        await inbound.send(Register(conn, Mode.PLAIN, None, secret))
-                        parse = parse_plain
+                        protocol = PLAIN
+                        await inbound.send(Register(conn, protocol.mode, None, secret))
                         continue
                     await transport.wait_readable()
                     continue
@@ -80,16 +80,15 @@ async def read_commands(
                 eof = True
                 line = buffer.close()  # an unterminated last line still counts
                 if line is None:
-                    return "closed" if parse is not None else SILENT
-            if parse is None:
-                json_mode, command = _registration(line, config.max_line_bytes)
+                    return "closed" if protocol is not None else SILENT
+            if protocol is None:
+                sniffed, command = _registration(line, config.max_line_bytes)
                 if isinstance(command, Pass) and secret is None:
                     secret = command.secret  # the next line registers, with a fresh second
                     deadline = trio.current_time() + config.registration_timeout
                     continue
-                mode = Mode.JSON if json_mode else Mode.PLAIN
-                await inbound.send(Register(conn, mode, command, secret))
-                parse = parse_json if json_mode else parse_plain
+                protocol = sniffed
+                await inbound.send(Register(conn, protocol.mode, command, secret))
                 continue
             # Flood control: past the burst, stop reading for a while.
             delay = bucket.take(trio.current_time())
@@ -102,7 +101,7 @@ async def read_commands(
                 command = _too_long(config.max_line_bytes)
             else:
                 assert isinstance(line, bytes)
-                command = parse(_decode(line))
+                command = protocol.parse(_decode(line))
             if command is not None:
                 pending.append(command)
                 if len(pending) >= INPUT_BATCH:
@@ -125,11 +124,12 @@ def leave_reason(read_result: str | None, conn: Connection) -> str:
     return read_result or "closed"
 
 
-def _registration(line: bytes | LineTooLong, limit: int) -> tuple[bool, Command | None]:
+def _registration(line: bytes | LineTooLong, limit: int) -> tuple[WireProtocol, Command | None]:
+    """The protocol a first line picks (the sniffer), and its command."""
     if line is TOO_LONG:
-        return False, _too_long(limit)
+        return PLAIN, _too_long(limit)
     assert isinstance(line, bytes)
-    return parse_registration(_decode(line))
+    return sniff(_decode(line))
 
 
 def _decode(line: bytes) -> str:
