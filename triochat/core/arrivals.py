@@ -411,6 +411,9 @@ class Arrivals:
         """Connections whose login is being checked."""
         return len(self._pending)
 
+    def is_pending(self, conn_id: int) -> bool:
+        return conn_id in self._pending
+
 
 def _wanted(first: Command | None) -> str:
     """The name a first line asked for, for the log."""

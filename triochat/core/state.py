@@ -284,6 +284,10 @@ class ChatState:
         """Connections whose login is being checked."""
         return self.arrivals.pending
 
+    def is_pending(self, conn_id: int) -> bool:
+        """Whether the connection ``conn_id`` waits for its login to be checked."""
+        return self.arrivals.is_pending(conn_id)
+
     def names(self, room: str = LOBBY) -> list[str]:
         """Members' names in ``room``, sorted without regard to case."""
         return self.world.names(room)

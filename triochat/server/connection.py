@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from triochat.core.lifecycle import Phase, Step, advance
 from triochat.server.outbox import Outbox
 from triochat.server.replays import ReplaySlot
 from triochat.server.transport import ConnectionLost, Transport
@@ -40,13 +41,13 @@ class Connection:
 
     __slots__ = (
         "_writers",
-        "closing",
         "failed",
         "heard",
         "host",
         "id",
         "outbox",
         "peer",
+        "phase",
         "put",
         "replay_list",
         "replays",
@@ -87,7 +88,7 @@ class Connection:
         # where new ones are handed to the hub (which gives them to its history reader).
         self.replays: deque[ReplaySlot] = deque()
         self.replay_list = replay_list if replay_list is not None else []
-        self.closing = False  # close() was called: end once the output is written
+        self.phase = Phase.REGISTERING  # see triochat.core.lifecycle
         self.writing = False  # a writer task is running (or about to)
         self.writer_scope: trio.CancelScope | None = None
         self.writer_done: trio.Event | None = None
@@ -104,13 +105,23 @@ class Connection:
         self.replays.append(slot)
         self.replay_list.append((self, slot))
 
+    @property
+    def closing(self) -> bool:
+        """close() was called: the connection ends once its output is written."""
+        return self.phase is Phase.CLOSING
+
+    def step(self, step: Step) -> None:
+        """Move on to the next phase of the connection's life (see the lifecycle table)."""
+        self.phase = advance(self.phase, step)
+
     def close(self) -> None:
         """Send what is queued (at the next flush), then end the connection."""
-        self.closing = True
+        self.phase = advance(self.phase, Step.CLOSE)
         self.outbox.touch()
 
     def cut(self) -> None:
         """End the connection now, dropping what is queued ("too slow")."""
+        self.phase = Phase.GONE
         self.outbox.abandon()
         self._drop_replays()
         self.scope.cancel()
@@ -200,6 +211,7 @@ class Connection:
         return outbox.ready > 0
 
     def _end(self) -> None:
+        self.phase = advance(self.phase, Step.END)
         self.outbox.closed = True
         self._drop_replays()
         self.scope.cancel()

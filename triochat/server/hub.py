@@ -46,6 +46,7 @@ from triochat.config import LOOPBACK, ServerConfig, is_trusted
 from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
+from triochat.core.lifecycle import Phase, Step
 from triochat.core.model import CACHE_MESSAGES
 from triochat.core.passwords import Job, Outcome
 from triochat.core.state import ChatState, Limits
@@ -349,7 +350,7 @@ class Hub:
                 return len(commands)
             case Register(conn=conn, mode=mode, first=first, server_password=secret):
                 conn.replay_list = self.replay_list
-                state.register(
+                member = state.register(
                     conn.id,
                     conn.peer,
                     conn,
@@ -359,6 +360,10 @@ class Hub:
                     cleartext=_cleartext(conn),
                     server_password=secret,
                 )
+                if member is not None:
+                    conn.step(Step.JOINED)
+                elif state.is_pending(conn.id):
+                    conn.step(Step.LOGIN)
             case Gone(conn_id=conn_id, reason=reason):
                 state.gone(conn_id, reason)
             case Tick():
@@ -376,7 +381,10 @@ class Hub:
                         self.bus.resync(state.resync_ops())
                 return len(items)
             case PasswordDone(job=job, outcome=outcome):
-                state.password_done(job, outcome)
+                member = state.password_done(job, outcome)
+                link = member.link if member is not None else None
+                if isinstance(link, Connection) and link.phase is Phase.PENDING_LOGIN:
+                    link.step(Step.JOINED)
             case _:
                 assert_never(message)
         return 1
