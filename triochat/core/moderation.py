@@ -363,7 +363,8 @@ class Moderation:
             self._state.error(op, "no-such-room", f"no such room: {name}")
             return
         log.info("[c%d] %s dropped the room %s (%d in it)", op.id, op.name, name, room.online)
-        self._state.tell(op, self._event(op, "drop-room", name))
+        if room.name not in op.rooms:  # else it is told with the room's members
+            self._state.tell(op, self._event(op, "drop-room", name))
         self._state.drop_room(room, op.name)
         self._state.publish(cluster.RoomDropped(name, op.name))
 

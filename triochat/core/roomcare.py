@@ -35,7 +35,7 @@ from typing import Final
 from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.durations import format_remaining
-from triochat.core.events import Current, Left
+from triochat.core.events import Current, Left, Moderated
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.world import World
@@ -135,7 +135,9 @@ class RoomCare:
         world = self._world
         now = world.clock()
         reason = f"room dropped by {by}"
+        dropped = Moderated(now, "drop-room", room.name, by)
         for member in list(room.members()):
+            world.tell(member, dropped)
             room.discard(member)
             member.rooms.remove(room.name)
             key = name_key(member.name)
