@@ -365,8 +365,10 @@ class Moderation:
         log.info("[c%d] %s dropped the room %s (%d in it)", op.id, op.name, name, room.online)
         if room.name not in op.rooms:  # else it is told with the room's members
             self._state.tell(op, self._event(op, "drop-room", name))
-        self._state.drop_room(room, op.name)
+        # Published first: the other nodes drop it before they hear this node's members
+        # leave it, so nobody there sees them leave one by one.
         self._state.publish(cluster.RoomDropped(name, op.name))
+        self._state.drop_room(room, op.name)
 
 
 def _why(reason: str) -> str:
