@@ -319,10 +319,12 @@ def test_cluster_a_dropped_room_is_dropped_on_every_node(log: FakeLog) -> None:
         "*** you left #spam",
         "*** #lobby is now your current room",
     ]
-    assert "#spam" not in a.rooms and "#spam" not in b.rooms
+    assert "#spam" not in a.rooms
+    assert "#spam" not in b.rooms
     assert alice.rooms == bob.rooms == [LOBBY]
     remote_bob = a.remote_holder("bob")
-    assert remote_bob is not None and remote_bob.rooms == [LOBBY]
+    assert remote_bob is not None
+    assert remote_bob.rooms == [LOBBY]
     a.handle(alice, Join("#spam"))  # made again: a new room everywhere
     log.flush()
     assert "#spam" in b.rooms

@@ -113,7 +113,7 @@ def test_roomcare_22_guests_cannot_fill_the_room_table() -> None:
     for n in range(22):
         desk.json(f"guest{n}", rooms=tuple(f"#x{n}-{i}" for i in range(50)))
     assert len(desk.state.rooms) == 1 + ROOMS_PER_ADDRESS
-    alice, a = desk.plain("alice", address="198.51.100.7")
+    alice, _a = desk.plain("alice", address="198.51.100.7")
     desk.state.handle(alice, Join("#real"))
     assert "#real" in alice.rooms
 
