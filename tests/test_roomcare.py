@@ -1,7 +1,9 @@
-"""Dropped rooms end to end: the real command, a real SQLite file, real sockets, a restart.
+"""Dropped rooms end to end: the real command, a real SQLite file, real sockets, a restart,
+and a cluster of two nodes on a real ``redis-server``.
 
 The state-level rules (quotas, expiry, who may drop what) are in
-``tests/test_roomcare_state.py``; this pins that a dropped room stays dropped.
+``tests/test_roomcare_state.py``; this pins that a dropped room stays dropped, here and
+on every node.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import trio
+
+from tests.conftest import StartProcess
 from tests.procs import start_server
-from triochat.testing import Peer
+from tests.redisproc import RedisServer
+from triochat.testing import ChatClient, Peer
+
+NODE_ARGS = ("--db", ":memory:", "--web-port", "off", "--rate-limit", "0", "--op", "boss")
+CROSS_TIMEOUT = 10.0  # seconds for something done on one node to show on the other
 
 
 async def _until(peer: Peer, kind: str) -> dict[str, Any]:
@@ -66,3 +75,39 @@ async def test_roomcare_a_dropped_room_does_not_come_back_after_a_restart(
         await carol.stream.aclose()
     finally:
         await server.stop()
+
+
+async def _rooms(client: ChatClient) -> set[str]:
+    await client.send(type="rooms")
+    return {info["room"] for info in (await client.expect("rooms"))["rooms"]}
+
+
+async def _until_rooms(client: ChatClient, has: bool, room: str) -> None:
+    """Ask for /rooms until ``room`` is listed (``has``) or not; bounded."""
+    with trio.fail_after(CROSS_TIMEOUT):
+        while True:
+            if (room in await _rooms(client)) == has:
+                return
+            await trio.sleep(0.02)
+
+
+async def test_roomcare_a_dropped_room_is_dropped_on_every_node(
+    redis_server: RedisServer, start_process: StartProcess, tmp_path: Path
+) -> None:
+    """/droproom on node A: B moves its members out and forgets the room; made again, it
+    is a room on both nodes again (the log forgot it, so it announces it anew)."""
+    a = await start_process("--redis", redis_server.url, *NODE_ARGS, log_path=tmp_path / "a.log")
+    b = await start_process("--redis", redis_server.url, *NODE_ARGS, log_path=tmp_path / "b.log")
+    boss = await a.client("boss")
+    await boss.send(type="register", password="correct-horse")
+    await boss.expect("account")
+    await boss.join("#spam")
+    carol = await b.client("carol")
+    await _until_rooms(carol, True, "#spam")
+    await carol.join("#spam")
+    await boss.send(type="droproom", room="#spam")
+    await carol.expect("mod", action="drop-room", target="#spam", by="boss", timeout=CROSS_TIMEOUT)
+    await carol.expect("leave", room="#spam", name="carol", reason="room dropped by boss")
+    assert "#spam" not in await _rooms(carol)
+    await boss.join("#spam")
+    await _until_rooms(carol, True, "#spam")
