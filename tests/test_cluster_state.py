@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import FakeLink
 from triochat.core import cluster
-from triochat.core.admin import Ban, Kick
+from triochat.core.admin import Ban, DropRoom, Kick
 from triochat.core.codec import Mode
 from triochat.core.commands import Hello, Join, Msg, Nick, Quit, Say, Topic, Who
 from triochat.core.names import LOBBY, name_key
@@ -293,3 +293,41 @@ def test_cluster_unknown_operations_are_skipped() -> None:
     assert cluster.from_wire({"o": "change", "what": "SaveTeleport"}) is None
     with pytest.raises(KeyError):
         cluster.from_wire({"o": "line"})
+
+
+def test_cluster_a_dropped_room_is_dropped_on_every_node(log: FakeLog) -> None:
+    """/droproom on one node: the other node moves its members out and deletes it too."""
+    a, b = log.node("aaaa", ops=("boss",)), log.node("bbbb")
+    boss, _ = log.join("aaaa", "boss")
+    a.access.apply(SaveAccount(AccountRecord("boss", "boss", "x", NOW)))
+    boss.account = "boss"
+    alice, a_link = log.join("aaaa", "alice")
+    bob, b_link = log.join("bbbb", "bob")
+    log.flush()
+    a.handle(alice, Join("#spam"))
+    b.handle(bob, Join("#spam"))
+    log.flush()
+    a.take_effects(), b.take_effects()
+    a_link.lines(), b_link.lines()
+    a.handle(boss, DropRoom("#spam"))
+    for op in a.take_effects().published:  # as flush() does, keeping b's batch to look at
+        log._carry("aaaa", a, op)
+    assert b.take_effects().batch.dropped_rooms == ["#spam"]  # deleted from that node's store
+    log.flush()
+    assert b_link.lines() == [
+        "*** boss dropped the room #spam and its history",
+        "*** you left #spam",
+        "*** #lobby is now your current room",
+    ]
+    assert "#spam" not in a.rooms
+    assert "#spam" not in b.rooms
+    assert alice.rooms == bob.rooms == [LOBBY]
+    remote_bob = a.remote_holder("bob")
+    assert remote_bob is not None
+    assert remote_bob.rooms == [LOBBY]
+    a.handle(alice, Join("#spam"))  # made again: a new room everywhere
+    log.flush()
+    assert "#spam" in b.rooms
+    assert cluster.from_wire(json.loads(cluster.dumps(cluster.RoomDropped("#x", "boss")))) == (
+        cluster.RoomDropped("#x", "boss")
+    )

@@ -331,3 +331,32 @@ def test_store_topic_lock_is_kept(store: Store) -> None:
     """A room's topic lock is saved with its topic."""
     store.commit(Batch(rooms=[RoomRecord("#a", 0, "rules", "bob", 1.0, topic_locked=True)]))
     assert store.load_rooms() == [RoomRecord("#a", 0, "rules", "bob", 1.0, True)]
+
+
+def test_store_dropped_room_goes_with_its_messages(store: Store) -> None:
+    """A dropped room is deleted with every message; other rooms are untouched."""
+    fill(store, "#spam", 3)
+    fill(store, "#dev", 2)
+    store.commit(Batch(rooms=[RoomRecord("#spam", topic="buy now")]))
+    drop = Batch()
+    drop.drop_room("#spam")
+    store.commit(drop)
+    assert [room.name for room in store.load_rooms()] == ["#dev"]
+    assert store.recent("#spam", 10) == []
+    assert store.since("#spam", 0, 10) == ([], 0)
+    assert ids(store.recent("#dev", 10)) == [1, 2]
+    store.commit(drop)  # dropping a room that is not there is a no-op
+    assert [room.name for room in store.load_rooms()] == ["#dev"]
+
+
+def test_store_room_dropped_and_made_again_in_one_batch_is_new(store: Store) -> None:
+    """The drop comes first: what the batch holds of the room is its new life, ids from 1."""
+    fill(store, "#x", 5)
+    batch = Batch()
+    batch.drop_room("#x")
+    batch.rooms.append(RoomRecord("#x"))
+    batch.messages.append(msg("#x", 1, text="new"))
+    store.commit(batch)
+    assert [(m.id, m.text) for m in store.recent("#x", 10)] == [(1, "new")]
+    (room,) = store.load_rooms()
+    assert (room.name, room.last_id) == ("#x", 1)

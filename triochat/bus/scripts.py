@@ -142,6 +142,12 @@ for i, op in ipairs(ops) do
     if owns(op.k, t) then emit(op) else table.insert(refused, {i, 'line'}) end
   elseif o == 'room' then
     if redis.call('SADD', P .. 'rooms', op.room) == 1 then emit(op) end
+  elseif o == 'droproom' then
+    -- seq: stays, so a room made again goes on from its ids (nodes read past them)
+    redis.call('SREM', P .. 'rooms', op.room)
+    redis.call('HDEL', P .. 'topics', op.room)
+    redis.call('DEL', P .. 'room:' .. op.room)
+    emit(op)
   elseif o == 'topic' then
     redis.call('HSET', P .. 'topics', op.room, cjson.encode(op))
     emit(op)

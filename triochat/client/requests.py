@@ -20,6 +20,7 @@ from triochat.core.admin import (
     ChangePassword,
     Deop,
     Drop,
+    DropRoom,
     Kick,
     LockTopic,
     Login,
@@ -122,6 +123,8 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             if duration is not None:
                 mute["duration"] = f"{round(duration)}s"
             return mute
+        case DropRoom(room=room):
+            return {"type": "droproom", "room": room}
         case LockTopic(locked=locked, room=room):
             return {"type": "topic-lock", "locked": locked, **here(room)}
         case _:

@@ -30,6 +30,7 @@ __all__ = [
     "ChangePassword",
     "Deop",
     "Drop",
+    "DropRoom",
     "Kick",
     "LockTopic",
     "Login",
@@ -141,6 +142,16 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class DropRoom:
+    """Operators: move everyone out of ``room`` and delete it with its history.
+
+    Parsed by the command table's own parsers (:mod:`triochat.core.commands.parsers`).
+    """
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
 class LockTopic:
     """Operators: lock (or unlock) ``room``'s topic so only operators change it."""
 
@@ -149,7 +160,7 @@ class LockTopic:
 
 
 AccountCommand = Register | Login | ChangePassword | Pass
-ModCommand = Op | Deop | Kick | Ban | Unban | Bans | Mute | Unmute | Drop | LockTopic
+ModCommand = Op | Deop | Kick | Ban | Unban | Bans | Mute | Unmute | Drop | DropRoom | LockTopic
 AdminCommand = AccountCommand | ModCommand
 Problem = tuple[str, str]  # (error code, text): the caller turns it into an Invalid
 

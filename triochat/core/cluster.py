@@ -57,6 +57,7 @@ __all__ = [
     "Refused",
     "Remote",
     "Rename",
+    "RoomDropped",
     "RoomMade",
     "Sequenced",
     "TopicSet",
@@ -161,6 +162,14 @@ class RoomMade:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomDropped:
+    """An operator dropped ``room``: every node moves its members out and deletes it."""
+
+    room: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class TopicSet:
     room: str
     text: str
@@ -191,7 +200,20 @@ class Kick:
     reason: str
 
 
-Op = Arrive | Rename | Leave | Enter | Exit | Line | Private | RoomMade | TopicSet | Changed | Kick
+Op = (
+    Arrive
+    | Rename
+    | Leave
+    | Enter
+    | Exit
+    | Line
+    | Private
+    | RoomMade
+    | RoomDropped
+    | TopicSet
+    | Changed
+    | Kick
+)
 
 
 # -- what a node learns from the log ----------------------------------------------------
@@ -296,6 +318,8 @@ def to_wire(op: Op) -> dict[str, Any]:
             }
         case RoomMade(room=room):
             return {"o": "room", "room": room}
+        case RoomDropped(room=room, by=by):
+            return {"o": "droproom", "room": room, "by": by}
         case TopicSet(room=room, text=text, by=by, ts=ts, locked=locked):
             return {"o": "topic", "room": room, "t": text, "by": by, "ts": repr(ts), "l": locked}
         case Changed(change=change):
@@ -355,6 +379,8 @@ def from_wire(obj: dict[str, Any]) -> Op | None:
             )
         case "room":
             return RoomMade(str(obj["room"]))
+        case "droproom":
+            return RoomDropped(str(obj["room"]), str(obj["by"]))
         case "topic":
             return TopicSet(
                 str(obj["room"]), str(obj["t"]), str(obj["by"]), float(obj["ts"]), bool(obj["l"])

@@ -1,4 +1,4 @@
-"""Operators' commands in the chat state: kick, ban, mute, op, drop, topic locks. No I/O.
+"""Operators' commands in the chat state: kick, ban, mute, op, drop, topic locks, rooms. No I/O.
 
 Rules of this module:
 
@@ -27,6 +27,7 @@ from triochat.core.admin import (
     Bans,
     Deop,
     Drop,
+    DropRoom,
     Kick,
     LockTopic,
     ModCommand,
@@ -37,7 +38,7 @@ from triochat.core.admin import (
 )
 from triochat.core.durations import format_duration
 from triochat.core.events import BanInfo, BanList, Moderated
-from triochat.core.names import name_error, name_key
+from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.records import (
     BanRecord,
     Change,
@@ -70,6 +71,7 @@ VERBS: Final[dict[type, str]] = {  # how each command is named in its errors
     Mute: "/mute",
     Unmute: "/unmute",
     Drop: "/drop",
+    DropRoom: "/droproom",
 }
 MAX_BANS: Final = 10_000  # bans in force; every accept checks the address ones
 
@@ -113,6 +115,8 @@ class Moderation:
                 self._drop(member, name)
             case LockTopic(locked=locked, room=room):
                 self._lock(member, locked, room)
+            case DropRoom(room=room):
+                self._drop_room(member, room)
             case _:
                 assert_never(command)
 
@@ -346,6 +350,25 @@ class Moderation:
         self._state.publish(topic)
         log.info("[c%d] %s %sed the topic of %s", op.id, op.name, action.split("-")[0], room.name)
         self._tell_all(self._event(op, action, room.name), [*room.members(), op])
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def _drop_room(self, op: Member, name: str) -> None:
+        """Move everyone out of the room ``name`` and delete it, here and on every node."""
+        if name == LOBBY:
+            self._state.error(op, "bad-request", f"{LOBBY} cannot be dropped")
+            return
+        room = self._state.rooms.get(name)
+        if room is None:
+            self._state.error(op, "no-such-room", f"no such room: {name}")
+            return
+        log.info("[c%d] %s dropped the room %s (%d in it)", op.id, op.name, name, room.online)
+        if room.name not in op.rooms:  # else it is told with the room's members
+            self._state.tell(op, self._event(op, "drop-room", name))
+        # Published first: the other nodes drop it before they hear this node's members
+        # leave it, so nobody there sees them leave one by one.
+        self._state.publish(cluster.RoomDropped(name, op.name))
+        self._state.drop_room(room, op.name)
 
 
 def _why(reason: str) -> str:

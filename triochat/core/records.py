@@ -243,14 +243,36 @@ class Batch:
         rooms: Created rooms or changed topics (upserted, later entries win). A record's
             ``last_id`` is merged with ``max``, never lowered.
         changes: Accounts, operators, bans and mutes made or lifted, applied in order.
+        dropped_rooms: Rooms to delete with their messages, *before* the rest is
+            written: what the batch holds of such a room came after the drop (the room
+            was made again). Add them with :meth:`drop_room`, which takes out what came
+            before.
     """
 
     messages: list[StoredMessage] = field(default_factory=list)
     rooms: list[RoomRecord] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    dropped_rooms: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.rooms or self.changes)
+        return bool(self.messages or self.rooms or self.changes or self.dropped_rooms)
+
+    def drop_room(self, name: str) -> None:
+        """Delete the room ``name``: what this batch holds of it so far goes too."""
+        if any(message.room == name for message in self.messages):
+            self.messages = [message for message in self.messages if message.room != name]
+        if any(record.name == name for record in self.rooms):
+            self.rooms = [record for record in self.rooms if record.name != name]
+        if name not in self.dropped_rooms:
+            self.dropped_rooms.append(name)
+
+    def extend(self, later: Batch) -> None:
+        """Add ``later``'s contents after this batch's, as if committed after it."""
+        for name in later.dropped_rooms:
+            self.drop_room(name)
+        self.messages.extend(later.messages)
+        self.rooms.extend(later.rooms)
+        self.changes.extend(later.changes)
 
 
 def stored_message(event: Chat) -> StoredMessage:

@@ -154,6 +154,11 @@ class ClusterSide:
                     state.tell(target, Private(ts, name, to_name, text))
             case cluster.RoomMade(room=room):
                 state.room_or_new(room)
+            case cluster.RoomDropped(room=name, by=by):
+                dropped = state.rooms.get(name)
+                if dropped is not None:
+                    log.info("cluster: %s dropped the room %s (on node %s)", by, name, node)
+                    state.drop_room(dropped, by)
             case cluster.TopicSet(room=name, text=text, by=by, ts=ts, locked=locked):
                 self._remote_topic(state.room_or_new(name), text, by, ts, locked)
             case cluster.Changed(change=change):

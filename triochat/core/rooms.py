@@ -1,4 +1,8 @@
-"""Rooms: joining, parting, listing, topics, ``/history``, and resuming after a hello. No I/O."""
+"""Rooms: joining, parting, listing, topics, ``/history``, and resuming after a hello. No I/O.
+
+How many rooms may be made, which expire and how operators drop one:
+:mod:`triochat.core.roomcare`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from triochat.core.events import Current, Left, RoomInfo, RoomList, TopicInfo
 from triochat.core.history import History as Replays
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
+from triochat.core.roomcare import RoomCare
 from triochat.core.world import World
 
 __all__ = ["MAX_TOPIC_CHARS", "Rooms"]
@@ -26,14 +31,21 @@ MAX_TOPIC_CHARS: Final = 300  # one line in any client; IRC networks allow 300-3
 class Rooms:
     """What members do with rooms; see the module docstring."""
 
-    def __init__(self, world: World, arrivals: Arrivals, replays: Replays, access: Access) -> None:
+    def __init__(
+        self, world: World, arrivals: Arrivals, replays: Replays, access: Access, care: RoomCare
+    ) -> None:
         self._world = world
         self._arrivals = arrivals
         self._replays = replays
         self._access = access
+        self._care = care
 
     def join(self, member: Member, name: str, after: int | None = None) -> None:
-        """``/join``: enter ``name`` (made if new); ``after``: resume it from that id."""
+        """``/join``: enter ``name`` (made if new); ``after``: resume it from that id.
+
+        Making a room counts against the member's and its address's quota
+        (:mod:`triochat.core.roomcare`); a room that exists is always joinable.
+        """
         world = self._world
         room = world.rooms.get(name)
         if room is not None and name in member.rooms:
@@ -49,6 +61,8 @@ class Rooms:
         if room is None:
             if len(world.rooms) >= world.limits.max_rooms:
                 world.error(member, "too-many-rooms", "this server has no room for more rooms")
+                return
+            if not self._care.may_make(member):
                 return
             room = world.room_or_new(name)
             log.info("[c%d] %s created %s", member.id, member.name, name)

@@ -21,7 +21,8 @@ Rules of this package (the modules behind the façade follow them too):
   names its handler; :attr:`ChatState.handlers` maps those names to the methods of
   the parts: :mod:`~triochat.core.arrivals` (joining, names, leaving),
   :mod:`~triochat.core.talk` (chat, private messages, who, away),
-  :mod:`~triochat.core.rooms`, :mod:`~triochat.core.accounts`,
+  :mod:`~triochat.core.rooms` (and :mod:`~triochat.core.roomcare`: room quotas,
+  expiry), :mod:`~triochat.core.accounts`,
   :mod:`~triochat.core.moderation`, and in a cluster :mod:`~triochat.core.remote`.
 """
 
@@ -45,6 +46,7 @@ from triochat.core.names import LOBBY
 from triochat.core.passwords import Job, Outcome
 from triochat.core.records import BanRecord, Change, MuteRecord, OpRecord, StoredMessage
 from triochat.core.remote import ClusterSide, RemoteMember
+from triochat.core.roomcare import RoomCare
 from triochat.core.rooms import Rooms
 from triochat.core.talk import Talk
 from triochat.core.world import World
@@ -86,7 +88,8 @@ class ChatState:
         self.history = History(world)
         self.arrivals = Arrivals(world, self.accounts, self.history)
         self.talk = Talk(world, self.arrivals, self.access)
-        self.room_ops = Rooms(world, self.arrivals, self.history, self.access)
+        self.room_care = RoomCare(world, self.access)
+        self.room_ops = Rooms(world, self.arrivals, self.history, self.access, self.room_care)
         talk, rooms = self.talk, self.room_ops
         self.handlers: dict[str, Handler] = {
             "say": talk.say,
@@ -230,7 +233,8 @@ class ChatState:
                 self.arrivals.remove(member, "too slow")
 
     def tick(self) -> None:
-        """Housekeeping: presence summaries of large rooms; bans and mutes that ran out."""
+        """Housekeeping: presence summaries of large rooms; bans and mutes that ran out;
+        empty rooms that expired (:mod:`triochat.core.roomcare`)."""
         now = self.world.clock()
         for what, change in self.access.expired(now):
             log.info("%s ran out", what)
@@ -248,6 +252,7 @@ class ChatState:
                 room.pending_joined = room.pending_left = 0
                 room.pending_names.clear()
                 self.world.broadcast(room, summary)
+        self.room_care.expire(now)
         self.drop_too_slow()
 
     def apply(self, item: cluster.ClusterIn) -> None:
@@ -371,6 +376,10 @@ class ChatState:
     def save_room(self, room: RoomState) -> None:
         """Queue ``room``'s record (topic, lock) for the store."""
         self.world.save_room(room)
+
+    def drop_room(self, room: RoomState, by: str) -> None:
+        """Move everyone out of ``room`` (``by`` an operator) and delete it and its history."""
+        self.room_care.drop(room, by)
 
     def room_for(self, member: Member, room: str | None) -> RoomState | None:
         """The room a command is about (default: current), or None after an error."""

@@ -76,5 +76,7 @@ def moderation_text(event: Moderated, viewer: str | None = None) -> str:
             return f"{by} locked the topic of {target}: only operators may change it"
         case "unlock-topic":
             return f"{by} unlocked the topic of {target}"
+        case "drop-room":
+            return f"{by} dropped the room {target} and its history"
         case action:
             return f"{by}: {action} {target}{why}"

@@ -75,7 +75,10 @@ class Store(Protocol):
     def commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction.
 
-        Its ``changes`` are applied in order. Saving an account that exists changes
+        Its ``dropped_rooms`` are deleted first, each with all its messages (the
+        room's ``last_id`` goes with it: a room made again counts from 1); then its
+        rooms and messages are written and its ``changes`` applied in order. Dropping a
+        room that is not there is a no-op. Saving an account that exists changes
         only its password hash (its name and creation time stay); saving a ban, mute
         or operator replaces the one with the same key; dropping one that is not
         there is a no-op.

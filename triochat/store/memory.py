@@ -64,6 +64,9 @@ class MemoryStore:
 
     def commit(self, batch: Batch) -> None:
         """Apply ``batch``; a message whose ``(room, id)`` is already kept is ignored."""
+        for name in batch.dropped_rooms:  # first: what the batch holds of them came after
+            self._rooms.pop(name, None)
+            self._messages.pop(name, None)
         for record in batch.rooms:
             old = self._rooms.get(record.name)
             if old is not None and old.last_id > record.last_id:

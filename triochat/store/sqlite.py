@@ -222,6 +222,9 @@ class SQLiteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                for name in batch.dropped_rooms:  # first: the rest of the batch came after
+                    conn.execute("DELETE FROM messages WHERE room = ?", (name,))
+                    conn.execute("DELETE FROM rooms WHERE name = ?", (name,))
                 if batch.rooms:
                     conn.executemany(
                         _UPSERT_ROOM,

@@ -126,9 +126,7 @@ def _merge(commits: list[_Commit]) -> Batch:
         return commits[0].batch
     merged = Batch()
     for commit in commits:
-        merged.messages.extend(commit.batch.messages)
-        merged.rooms.extend(commit.batch.rooms)
-        merged.changes.extend(commit.batch.changes)
+        merged.extend(commit.batch)  # a later batch's dropped rooms take earlier lines too
     return merged
 
 

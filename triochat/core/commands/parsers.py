@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from triochat.core.admin import Problem, parse_admin_json, parse_admin_plain
+from triochat.core.admin import DropRoom, Problem, parse_admin_json, parse_admin_plain
 from triochat.core.commands.fields import (
     NOTHING_VISIBLE,
     int_field,
@@ -48,6 +48,7 @@ __all__ = [
     "away",
     "json_away",
     "json_chat",
+    "json_droproom",
     "json_hello",
     "json_history",
     "json_join",
@@ -55,6 +56,7 @@ __all__ = [
     "json_nick",
     "json_topic",
     "no_args",
+    "plain_droproom",
     "plain_history",
     "plain_join",
     "plain_lock",
@@ -92,6 +94,10 @@ def plain_me(rest: str) -> Command:
 
 def plain_join(rest: str) -> Command:
     return room_arg(rest, Join) if rest else Invalid("bad-request", "usage: /join ROOM")
+
+
+def plain_droproom(rest: str) -> Command:
+    return room_arg(rest, DropRoom) if rest else Invalid("bad-request", "usage: /droproom ROOM")
 
 
 def plain_history(rest: str) -> Command:
@@ -166,6 +172,12 @@ def json_hello(obj: dict[str, object], room: str | None) -> Command:
 def json_join(obj: dict[str, object], room: str | None) -> Command:
     assert room is not None  # the room field is required for a join
     return Join(room)
+
+
+def json_droproom(obj: dict[str, object], room: str | None) -> Command:
+    if room is None:
+        return Invalid("bad-request", "droproom needs a field 'room'")
+    return DropRoom(room)
 
 
 def json_topic(obj: dict[str, object], room: str | None) -> Command:
