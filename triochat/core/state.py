@@ -37,7 +37,7 @@ from triochat.core.access import Access
 from triochat.core.accounts import Accounts, Problem
 from triochat.core.arrivals import Arrival, Arrivals
 from triochat.core.codec import Mode
-from triochat.core.commands import COMMANDS, Command, Hello, handler_for
+from triochat.core.commands import COMMANDS, Command, Hello
 from triochat.core.events import Chat, Event, Notice, Presence
 from triochat.core.history import History
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
@@ -113,8 +113,12 @@ class ChatState:
             "invalid": lambda member, command: world.error(member, command.code, command.text),
         }
         missing = {spec.handler for spec in COMMANDS} - set(self.handlers)
-        if missing:  # pragma: no cover - tests/test_commands.py checks every row
+        if missing:  # pragma: no cover - tests/test_away.py checks every row
             raise RuntimeError(f"commands without a handler: {sorted(missing)}")
+        # The dispatch proper: each command class straight to its row's handler.
+        self._dispatch: dict[type, Handler] = {
+            kind: self.handlers[spec.handler] for spec in COMMANDS for kind in spec.command
+        }
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -187,8 +191,9 @@ class ChatState:
 
     def handle(self, member: Member, command: Command) -> None:
         """Carry out one command from ``member``, by its row's handler."""
-        self.handlers[handler_for(command)](member, command)
-        self.drop_too_slow()
+        self._dispatch[type(command)](member, command)
+        if self.world.too_slow:
+            self.drop_too_slow()
 
     def hold(self, conn_id: int, commands: list[Command]) -> None:
         """Keep what a pending connection sends until it has joined."""
@@ -206,7 +211,7 @@ class ChatState:
             for command in held:
                 if self.members.get(member.id) is not member:
                     break
-                self.handlers[handler_for(command)](member, command)
+                self._dispatch[type(command)](member, command)
         self.drop_too_slow()
         return member
 
@@ -214,7 +219,7 @@ class ChatState:
         if isinstance(follow, Hello):
             self.room_ops.resume(member, follow)
         elif follow is not None:
-            self.handlers[handler_for(follow)](member, follow)
+            self._dispatch[type(follow)](member, follow)
 
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
