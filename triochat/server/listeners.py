@@ -34,7 +34,8 @@ import trio
 
 from triochat.config import is_trusted
 from triochat.logs import RepeatLimiter
-from triochat.server.transport import StreamTransport, peer_address
+from triochat.server.tls_transport import tls_server_side
+from triochat.server.transport import peer_address
 
 if TYPE_CHECKING:
     from triochat.server.app import ChatServer
@@ -247,7 +248,7 @@ class TlsDoor:
             self._log(peer, busy)
             await trio.aclose_forcefully(stream)
             return
-        tls = trio.SSLStream(stream, self._certificates.context, server_side=True)
+        tls = tls_server_side(stream, self._certificates.context)
         failure: str | None = None
         self._handshakes += 1
         if counted is not None:
@@ -273,7 +274,7 @@ class TlsDoor:
                 else:
                     self._per_address[counted] -= 1
         if failure is None:
-            await server.serve_transport(StreamTransport(tls), peer, host, secure=True)
+            await server.serve_transport(tls, peer, host, secure=True)
             return
         self._log(peer, failure)
         if failure == NOT_TLS or timed_out:

@@ -62,8 +62,11 @@ class ConnectionLost(Exception):
 class Transport(Protocol):
     """How a connection's bytes move. One reader and at most one writer at a time."""
 
-    stream: trio.abc.Stream
     direct: bool  # try_write may write (False: always leave writing to the writer task)
+
+    @property
+    def stream(self) -> trio.abc.Stream:
+        """The connection as a trio stream: to refuse it with a line, and to close it."""
 
     def try_read(self) -> bytes | None:
         """Bytes received (``b""`` at EOF), or None if there are none yet.
