@@ -63,11 +63,14 @@ __all__ = [
     "tls_server_side",
 ]
 
-RECORD_BYTES: Final = 16384  # TLS's largest record payload (RFC 8446, 5.1): one SSL_write each
-# Ciphertext fed to OpenSSL per call: one full record and its header and tag (TLS 1.2
-# allows 2048 bytes of expansion). Feeding 64 KiB at once would grow the input buffer
-# to 64 KiB and keep it that size for the rest of the connection.
-_FEED_BYTES: Final = RECORD_BYTES + 2048 + 5
+# OpenSSL's memory buffers keep the largest size they ever held, for the rest of the
+# connection (a read-write BIO never shrinks). So each SSL_write is at most one record
+# of RECORD_BYTES, and its ciphertext is taken out before the next: measured, a
+# 256 KiB flush then leaves 11 KB behind instead of 340 KB, for 9 % more CPU than
+# 16 KiB records (4 KiB records: 54 % more). Input is fed in pieces of _FEED_BYTES.
+RECORD_BYTES: Final = 8192  # plaintext per TLS record we send (TLS allows up to 16 KiB)
+_FEED_BYTES: Final = 8192  # ciphertext handed to OpenSSL per call
+_READ_BYTES: Final = 16384  # plaintext asked of OpenSSL per call: a whole record
 
 
 class HandshakingTransport(Transport, Protocol):
@@ -206,11 +209,11 @@ class TlsTransport:
         chunks: list[bytes] = []
         view = memoryview(data)
         try:
-            # One record's worth at a time, so that the input buffer stays small.
+            # _FEED_BYTES at a time, so that the input buffer stays small.
             for start in range(0, max(1, len(data)), _FEED_BYTES):
                 incoming.write(view[start : start + _FEED_BYTES])
                 try:
-                    while chunk := read(RECORD_BYTES):
+                    while chunk := read(_READ_BYTES):
                         chunks.append(chunk)
                     self._eof = True  # b"": the peer's close_notify
                     break
@@ -230,24 +233,31 @@ class TlsTransport:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _encrypt(self, data: bytes | memoryview) -> list[tuple[int, int]]:
-        """Encrypt ``data`` into the outgoing buffer, one record per ``RECORD_BYTES``.
+    def _encrypt(self, data: bytes | memoryview) -> tuple[bytes, list[tuple[int, int]]]:
+        """Encrypt ``data``, one record per ``RECORD_BYTES``: the ciphertext and its records.
 
-        Returns ``(ciphertext end, plaintext end)`` per record, offsets into what the
-        outgoing buffer holds and into ``data``.
+        Each record is ``(ciphertext end, plaintext end)``, offsets into the ciphertext
+        and into ``data``. Ciphertext OpenSSL made earlier (a reply to something it
+        read, such as a TLS 1.3 key update) comes first.
         """
         write = self._ssl.write
-        outgoing = self._outgoing
+        read = self._outgoing.read
+        earlier = read() if self._outgoing.pending else b""
         if len(data) <= RECORD_BYTES:
             write(data)
-            return [(outgoing.pending, len(data))]
+            cipher = earlier + read() if earlier else read()
+            return cipher, [(len(cipher), len(data))]
         view = memoryview(data)
+        parts = [earlier]
         ends = []
+        size = len(earlier)
         for start in range(0, len(data), RECORD_BYTES):
             part = view[start : start + RECORD_BYTES]
             write(part)
-            ends.append((outgoing.pending, start + len(part)))
-        return ends
+            parts.append(read())
+            size += len(parts[-1])
+            ends.append((size, start + len(part)))
+        return b"".join(parts), ends
 
     def try_write(self, data: bytes) -> int:
         """Encrypt and write without waiting; return how many plaintext bytes are done.
@@ -256,9 +266,9 @@ class TlsTransport:
         :meth:`send_all` (module docstring). Never raises: a broken connection shows
         up in that ``send_all``.
         """
-        if self._unsent or self._outgoing.pending:
-            # Ciphertext from before (a cancelled writer, a reply OpenSSL made while
-            # reading) goes first; if it cannot all go now, leave this to the writer.
+        if self._unsent:
+            # Ciphertext from before (a writer cancelled, a close_notify) goes first; if
+            # it cannot all go now, leave this to the writer.
             try:
                 self._write_now()
             except OSError:
@@ -266,10 +276,9 @@ class TlsTransport:
             if self._unsent:
                 return 0
         try:
-            ends = self._encrypt(data)
+            cipher, ends = self._encrypt(data)
         except ssl.SSLError:
             return 0  # the connection is broken: the writer's send_all says so
-        cipher = self._outgoing.read()
         try:
             written = os.write(self.fd, cipher)
         except OSError:  # BlockingIOError (full), or broken: send_all finds out
@@ -298,9 +307,10 @@ class TlsTransport:
             view = view[skip:]
         if view:
             try:
-                self._encrypt(view)
+                cipher, _ = self._encrypt(view)
             except ssl.SSLError as exc:
                 raise ConnectionLost(f"TLS error: {exc}") from None
+            self._unsent += cipher
         await self._write_out()
 
     def _write_now(self) -> None:
