@@ -210,9 +210,10 @@ async def test_tls_transport_partial_writes_arrive_whole_and_in_order(
     async def slow_reader() -> None:
         received.append(await receive_exactly(client, len(data) + len(more), pause=0.001))
 
-    async with trio.open_nursery() as both:
-        both.start_soon(slow_reader)
-        await transport.send_all(data[taken:] + more)  # as the writer task does
+    with trio.fail_after(20):
+        async with trio.open_nursery() as both:
+            both.start_soon(slow_reader)
+            await transport.send_all(data[taken:] + more)  # as the writer task does
     assert received == [data + more]
     await transport.aclose()
     await trio.aclose_forcefully(client)
