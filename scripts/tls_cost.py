@@ -120,10 +120,12 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     """Measure each implementation; print a table and one JSON line."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--receivers", type=int, default=20)
-    p.add_argument("--senders", type=int, default=2)
+    p.add_argument("--receivers", type=int, default=50)
+    p.add_argument("--senders", type=int, default=5)
     p.add_argument("--lines", type=int, default=2000, help="per sender per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rate", type=int, default=1000, help="steady: lines/s in all")
+    p.add_argument("--duration", type=float, default=4.0, help="steady: seconds (0: skip)")
     p.add_argument("--conns", type=int, default=300, help="idle connections")
     p.add_argument("--heap", action="store_true", help="also the traced heap per idle connection")
     p.add_argument("--only", choices=IMPLEMENTATIONS, action="append", help="just these")
@@ -137,20 +139,34 @@ def main(argv: list[str] | None = None) -> int:
         *("--lines", str(args.lines), "--rounds", str(args.rounds)),
     ]
     idle = ["--conns", str(args.conns)]
+    steady = [
+        *("--receivers", str(args.receivers), "--senders", str(args.senders)),
+        *("--rate", str(args.rate), "--warmup", "1", "--duration", str(args.duration)),
+    ]
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="tls-cost-") as tmp:
         log_dir = Path(tmp)
         for impl in args.only or IMPLEMENTATIONS:
             b = measure(impl, "burst", burst, log_dir)
+            s = measure(impl, "steady", steady, log_dir) if args.duration > 0 else {}
             i = measure(impl, "idle", idle, log_dir)
             row = {
                 "deliveries_per_cpu_s": b.get("deliveries_per_cpu_s"),
                 "p99_ms": b.get("p99_ms"),
                 "loss": b.get("loss"),
+                "steady_p99_ms": s.get("p99_ms"),
+                "steady_cpu_pct": s.get("cpu_pct"),
+                "steady_loss": s.get("loss"),
                 "rss_per_conn_kb": i.get("rss_per_conn_kb"),
+                # Right after the joins, before the server has settled (MB resolution).
+                "fresh_per_conn_kb": (
+                    round(1024 * (i["rss_joined_mb"] - i["rss_before_mb"]) / i["joined"], 1)
+                    if i.get("joined")
+                    else None
+                ),
                 "errors": [*b.get("errors", []), *i.get("errors", [])][:3] or None,
             }
-            for figures in (b, i):
+            for figures in (b, s, i) if s else (b, i):
                 if not figures.get("ok"):
                     row["errors"] = [figures.get("error")]
             if args.heap:
@@ -158,17 +174,21 @@ def main(argv: list[str] | None = None) -> int:
                 row["heap_per_conn_kb"] = h.get("heap_per_conn_kb")
             results[impl] = row
     plain = results.get("plain", {}).get("deliveries_per_cpu_s")
-    print(f"{'':10} {'deliv/CPU-s':>12} {'x plain':>8} {'p99 ms':>8} {'idle KB/conn':>13}")
+    print(
+        f"{'':10} {'deliv/CPU-s':>12} {'x plain':>8} {'p99 ms':>8} {'steady p99':>11}"
+        f" {'CPU %':>6} {'idle KB/conn':>13} {'fresh KB/conn':>14}"
+    )
     for impl, row in results.items():
         rate = row["deliveries_per_cpu_s"]
         ratio = f"{rate / plain:.2f}" if rate and plain else "-"
         heap = f" (heap {row['heap_per_conn_kb']})" if "heap_per_conn_kb" in row else ""
         print(
             f"{impl:10} {rate or '-':>12} {ratio:>8} {row['p99_ms'] or '-':>8} "
-            f"{row['rss_per_conn_kb'] or '-':>13}{heap}"
+            f"{row['steady_p99_ms'] or '-':>11} {row['steady_cpu_pct'] or '-':>6} "
+            f"{row['rss_per_conn_kb'] or '-':>13} {row['fresh_per_conn_kb'] or '-':>14}{heap}"
             + (f"  errors: {row['errors']}" if row["errors"] else "")
         )
-    print(json.dumps({"burst": burst, "idle": idle, "results": results}), flush=True)
+    print(json.dumps({"burst": burst, "steady": steady, "idle": idle, "results": results}))
     return 0
 
 
