@@ -4,9 +4,9 @@
 loaded once at start-up (a problem there is one line and exit status 2, see
 :class:`CertificateError`) and again on SIGHUP, so renewed certificates need no
 restart. :class:`TlsDoor` serves the connections of a TLS listener: it does the
-handshake under a deadline, then hands the decrypted stream to
+handshake under a deadline, then hands the connection to
 :meth:`ChatServer.serve_transport <triochat.server.app.ChatServer.serve_transport>`
-through a :class:`~triochat.server.transport.StreamTransport`, like any other stream.
+through a TLS transport (:func:`~triochat.server.tls_transport.tls_server_side`).
 
 Rules of this module:
 
@@ -18,8 +18,8 @@ Rules of this module:
   (per address and in all), so stallers cannot use up the descriptors.
 * **A failed reload changes nothing**: the old certificate stays in use and the error
   is logged. Connections keep the context they started with.
-* Only the standard library's ``ssl`` (OpenSSL), through ``trio.SSLStream``; TLS 1.2 is
-  the oldest version accepted.
+* Only the standard library's ``ssl`` (OpenSSL), on the socket's descriptor
+  (:mod:`triochat.server.tls_transport`); TLS 1.2 is the oldest version accepted.
 """
 
 from __future__ import annotations

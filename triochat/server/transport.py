@@ -9,7 +9,9 @@ carries the bytes: ``try_read`` / ``wait_readable`` / ``try_write`` / ``send_all
   ``receive_some`` keeps a chain of frames alive while it waits (about 1.5 KB per idle
   connection), and a writer task per line costs two scheduler trips per member.
 * :class:`StreamTransport` works on any ``trio.abc.Stream``: memory streams in tests,
-  TLS, WebSocket adapters. ``try_write`` always defers to the writer task.
+  WebSocket adapters. ``try_write`` always defers to the writer task.
+* TLS has its own descriptor transport, :mod:`triochat.server.tls_transport` (OpenSSL
+  on memory buffers), built on the same interface.
 
 Errors that mean "the peer is gone" (reset, broken pipe, a closed stream) are raised as
 :class:`ConnectionLost`, so callers need to know only one exception.
