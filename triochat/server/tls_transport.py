@@ -275,8 +275,14 @@ class TlsTransport:
                 return 0
             if self._unsent:
                 return 0
+        outgoing = self._outgoing
         try:
-            cipher, ends = self._encrypt(data)
+            if len(data) <= RECORD_BYTES and not outgoing.pending:  # the usual flush
+                self._ssl.write(data)
+                cipher = outgoing.read()
+                ends = None
+            else:
+                cipher, ends = self._encrypt(data)
         except ssl.SSLError:
             return 0  # the connection is broken: the writer's send_all says so
         try:
@@ -286,6 +292,9 @@ class TlsTransport:
         if written == len(cipher):
             return len(data)
         self._unsent = cipher[written:]
+        if ends is None:  # one record, not all written
+            self._owed = len(data)
+            return 0
         taken = 0
         for cipher_end, plain_end in ends:
             if cipher_end > written:
