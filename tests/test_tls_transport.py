@@ -274,6 +274,23 @@ async def test_tls_transport_chat_round_trip(nursery: trio.Nursery, tls: TlsFile
     await server.shutdown()
 
 
+async def test_tls_transport_tls12_client(nursery: trio.Nursery, tls: TlsFiles) -> None:
+    """A TLS 1.2 client (the server sends the last flight of that handshake) chats."""
+    server, port = await start_tls_server(nursery, tls)
+    context = tls.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    _OPENED.append(tcp)
+    alice = Peer(trio.SSLStream(tcp, context, server_hostname="localhost"))
+    await alice.send("/nick alice")
+    assert (await alice.line()).startswith("*** welcome, alice!")
+    assert isinstance(alice.stream, trio.SSLStream)
+    assert alice.stream.version() == "TLSv1.2"
+    await alice.send("/quit")
+    await alice.closed()  # a clean end (close_notify)
+    await server.shutdown()
+
+
 async def test_tls_transport_first_line_with_the_handshake_is_read(
     nursery: trio.Nursery, tls: TlsFiles
 ) -> None:
