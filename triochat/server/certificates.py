@@ -11,7 +11,8 @@ Rules of this module:
 
 * **A failed reload changes nothing**: the old certificate stays in use and the error
   is logged. Connections keep the context they started with.
-* Only the standard library's ``ssl`` (OpenSSL), through ``trio.SSLStream``; TLS 1.2 is
+* Only the standard library's ``ssl`` (OpenSSL), on the socket's descriptor
+  (:mod:`triochat.server.tls_transport`); TLS 1.2 is
   the oldest version accepted.
 * No I/O but the handshake itself: deadlines, limits and what a failed client is told
   are the door's business.
@@ -25,6 +26,9 @@ from pathlib import Path
 from typing import Final
 
 import trio
+
+from triochat.server.tls_transport import tls_server_side
+from triochat.server.transport import Transport
 
 __all__ = [
     "NOT_TLS",
@@ -186,8 +190,11 @@ class HandshakeFailed(Exception):
     """A server-side handshake failed; the message says why in a few words (for the log)."""
 
 
-async def tls_handshake(stream: trio.abc.Stream, context: ssl.SSLContext) -> trio.abc.Stream:
-    """Do the server side of a TLS handshake on ``stream``; return the decrypted stream.
+async def tls_handshake(stream: trio.abc.Stream, context: ssl.SSLContext) -> Transport:
+    """Do the server side of a TLS handshake on ``stream``; return its transport.
+
+    A TCP socket gets the direct TLS transport (:mod:`triochat.server.tls_transport`:
+    encrypted and written on the descriptor); any other stream ``trio.SSLStream``.
 
     No deadline here: the caller bounds it. Closing ``stream`` on failure is the
     caller's business too (it may first tell a cleartext client what the port wants).
@@ -196,7 +203,7 @@ async def tls_handshake(stream: trio.abc.Stream, context: ssl.SSLContext) -> tri
         HandshakeFailed: the peer is not speaking TLS, is too old, went away, or ended
             the handshake; :func:`handshake_failure` words the reason.
     """
-    tls = trio.SSLStream(stream, context, server_side=True)
+    tls = tls_server_side(stream, context)
     try:
         await tls.do_handshake()
     except trio.BrokenResourceError as exc:

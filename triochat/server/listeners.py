@@ -40,7 +40,7 @@ import trio
 from triochat.config import ServerConfig, is_trusted
 from triochat.logs import RepeatLimiter
 from triochat.server.certificates import NOT_TLS, Certificates, HandshakeFailed, tls_handshake
-from triochat.server.transport import peer_address, set_keepalive
+from triochat.server.transport import Transport, peer_address, set_keepalive
 
 __all__ = [
     "ACCEPT_RETRY",
@@ -71,12 +71,12 @@ Handler = Callable[[trio.abc.Stream], Awaitable[None]]  # serves one accepted co
 
 
 class Serve(Protocol):
-    """What serves a connection a door has opened (decrypted, for a TLS door)."""
+    """What serves a connection a TLS door has opened (its transport decrypts)."""
 
     def __call__(
-        self, stream: trio.abc.Stream, peer: str, host: str | None, *, door: str, secure: bool
+        self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
     ) -> Awaitable[None]:
-        """Serve ``stream`` from ``peer`` (``host``: its address, None if it has none)."""
+        """Serve ``transport`` from ``peer`` (``host``: its address, None if it has none)."""
         ...
 
 
@@ -303,8 +303,8 @@ class DoorHost(Protocol):
         """The server's listener table (deadlines, stopping, numbers)."""
         ...
 
-    def serve_stream(
-        self, stream: trio.abc.Stream, peer: str, host: str | None, *, door: str, secure: bool
+    def serve_transport(
+        self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
     ) -> Awaitable[None]:
         """Serve a chat connection (see :class:`Serve`)."""
         ...
@@ -338,7 +338,7 @@ class TlsDoor:
         self._host = host
         self._certificates = certificates
         self._name = name
-        self._serve: Serve = serve if serve is not None else host.serve_stream
+        self._serve: Serve = serve if serve is not None else host.serve_transport
         self._hint = hint
         self._counter = AddressCounter(host.config, host.config.max_clients)
         self._failures = RepeatLimiter()  # scanners and cleartext clients repeat
@@ -363,7 +363,7 @@ class TlsDoor:
             self._log(peer, f"too many TLS handshakes in progress{where} ({limit})")
             await trio.aclose_forcefully(stream)
             return
-        tls: trio.abc.Stream | None = None
+        tls: Transport | None = None
         failure: str | None = None
         timed_out = False
         with self._counter.holding(counted):

@@ -9,7 +9,9 @@ carries the bytes: ``try_read`` / ``wait_readable`` / ``try_write`` / ``send_all
   ``receive_some`` keeps a chain of frames alive while it waits (about 1.5 KB per idle
   connection), and a writer task per line costs two scheduler trips per member.
 * :class:`StreamTransport` works on any ``trio.abc.Stream``: memory streams in tests,
-  TLS, WebSocket adapters. ``try_write`` always defers to the writer task.
+  WebSocket adapters. ``try_write`` always defers to the writer task.
+* TLS has its own descriptor transport, :mod:`triochat.server.tls_transport` (OpenSSL
+  on memory buffers), built on the same interface.
 
 Errors that mean "the peer is gone" (reset, broken pipe, a closed stream) are raised as
 :class:`ConnectionLost`, so callers need to know only one exception.
@@ -62,8 +64,11 @@ class ConnectionLost(Exception):
 class Transport(Protocol):
     """How a connection's bytes move. One reader and at most one writer at a time."""
 
-    stream: trio.abc.Stream
     direct: bool  # try_write may write (False: always leave writing to the writer task)
+
+    @property
+    def stream(self) -> trio.abc.Stream:
+        """The connection as a trio stream: to refuse it with a line, and to close it."""
 
     def try_read(self) -> bytes | None:
         """Bytes received (``b""`` at EOF), or None if there are none yet.

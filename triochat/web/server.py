@@ -53,7 +53,7 @@ from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
 from triochat.server.certificates import Certificates
 from triochat.server.listeners import AddressCounter, Door, TlsDoor
-from triochat.server.transport import peer_address
+from triochat.server.transport import Transport, peer_address
 from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
@@ -187,7 +187,7 @@ class WebServer:
         """
         door: Door
         if self.certificates is not None and self.tls:
-            certificates, serve = self.certificates, self.serve_stream
+            certificates, serve = self.certificates, self._serve_tls
             tls = TlsDoor(self.chat, certificates, name="web-tls", serve=serve, hint=HTTPS_HINT)
             door = Door("web-tls", listeners, tls.handle)
         else:
@@ -204,6 +204,12 @@ class WebServer:
         """Serve one cleartext connection: HTTP requests, then perhaps the chat. Never raises."""
         peer, host = peer_address(stream)
         await self.serve_stream(stream, peer, host, door="web", secure=False)
+
+    async def _serve_tls(
+        self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
+    ) -> None:
+        """What the TLS door hands over: the page is served on the transport's stream."""
+        await self.serve_stream(transport.stream, peer, host, door=door, secure=secure)
 
     async def serve_stream(
         self, stream: trio.abc.Stream, peer: str, host: str | None, *, door: str, secure: bool
