@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["WRITE_BATCH_BYTES", "Connection"]
 
+_CLOSING: Final = Phase.CLOSING
+
 WRITE_BATCH_BYTES: Final = 262144  # at most 256 KiB per send_all, so one batch stays cheap
 
 
@@ -86,7 +88,7 @@ class Connection:
         self.put = outbox.put
         # Paced replays at their places in the output (see triochat.server.replays), and
         # where new ones are handed to the hub (which gives them to its history reader).
-        self.replays: deque[ReplaySlot] = deque()
+        self.replays: deque[ReplaySlot] | None = None  # made on the first (most have none)
         self.replay_list = replay_list if replay_list is not None else []
         self.phase = Phase.REGISTERING  # see triochat.core.lifecycle
         self.writing = False  # a writer task is running (or about to)
@@ -102,13 +104,15 @@ class Connection:
     def replay(self, query: Query) -> None:
         """Queue a replay of stored lines here, after what was put so far."""
         slot = ReplaySlot(query, self.outbox.put_total)
+        if self.replays is None:
+            self.replays = deque()
         self.replays.append(slot)
         self.replay_list.append((self, slot))
 
     @property
     def closing(self) -> bool:
         """close() was called: the connection ends once its output is written."""
-        return self.phase is Phase.CLOSING
+        return self.phase is _CLOSING
 
     def step(self, step: Step) -> None:
         """Move on to the next phase of the connection's life (see the lifecycle table)."""
@@ -127,8 +131,9 @@ class Connection:
         self.scope.cancel()
 
     def _drop_replays(self) -> None:
-        while self.replays:
-            self.replays.popleft().abandon()
+        replays, self.replays = self.replays, None
+        while replays:
+            replays.popleft().abandon()
 
     # -- the flush policy ------------------------------------------------------------------
 
@@ -148,11 +153,34 @@ class Connection:
         outbox = self.outbox
         if mark is None:
             mark = outbox.mark()
-        if outbox.closed and not self.closing:
+        if outbox.closed and self.phase is not _CLOSING:
             return  # cut off
         outbox.release(mark)
         if self.writing:
             return  # the running writer picks it up (and ends the connection if closing)
+        if self.replays:
+            self._flush_with_replays()
+            return
+        # The usual case, kept lean (once per member per batch): no replay under way.
+        if outbox.ready and self.transport.direct:
+            data = outbox.take(WRITE_BATCH_BYTES)
+            assert data is not None
+            try:
+                sent = self.transport.try_write(data)
+            except OSError:
+                sent = 0  # the writer's send_all meets the same error and reports it
+            if sent < len(data):
+                outbox.unsend(data[sent:])
+            else:
+                outbox.sent()
+        if outbox.ready:
+            self._start_writer()
+        elif self.phase is _CLOSING and not len(outbox):
+            self._end()
+
+    def _flush_with_replays(self) -> None:
+        """:meth:`flush` when replay slots stand in the output: they are written in turn."""
+        outbox = self.outbox
         if self.transport.direct:
             item = self._next()
             if item is not None:
@@ -167,7 +195,7 @@ class Connection:
                     outbox.sent()
         if self._ready():
             self._start_writer()
-        elif self.closing and not len(outbox) and not self.replays:
+        elif self.phase is _CLOSING and not len(outbox) and not self.replays:
             self._end()
 
     def resume_output(self) -> None:
@@ -201,7 +229,7 @@ class Connection:
             if outbox.taken < replays[0].at:
                 break
             replays.popleft()
-        for slot in replays:
+        for slot in replays or ():
             if outbox.taken < slot.at:
                 return outbox.ready > 0
             if slot.chunks:
