@@ -33,6 +33,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "port": (("--port", "4000"), 4000),
     "web-port": (("--web-port", "off"), None),
     "web-origin": (("--web-origin", "https://Chat.example.org/"), ("https://chat.example.org",)),
+    "web-host": (("--web-host", "Chat.Example.org,10.0.0.1"), ("chat.example.org", "10.0.0.1")),
     "web-cleartext": (("--web-cleartext",), True),
     "tls-cert": (TLS_FILES, "cert.pem"),
     "tls-key": (TLS_FILES, "key.pem"),

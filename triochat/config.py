@@ -75,9 +75,10 @@ class ServerConfig:
     """Everything a running server can be told; every field has a safe default.
 
     Each field but the four below is one ``triochat server`` flag: ``max_clients`` is
-    ``--max-clients`` (``ops`` is ``--op``, ``web_origins`` is ``--web-origin``). What
-    each one means, how its text is read and how ``--help`` shows it are written once,
-    in ``triochat.cli.settings.SERVER_SETTINGS``; ``triochat server --help`` prints them.
+    ``--max-clients`` (``ops`` is ``--op``, ``web_origins`` is ``--web-origin``,
+    ``web_hosts`` is ``--web-host``). What each one means, how its text is read and how
+    ``--help`` shows it are written once, in ``triochat.cli.settings.SERVER_SETTINGS``;
+    ``triochat server --help`` prints them.
     The listening fields (``host``, ports, TLS files, ``db``, logging) are read by the
     command that starts the server; :class:`~triochat.server.ChatServer` reads the rest.
 
@@ -98,6 +99,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     web_port: int | None = DEFAULT_WEB_PORT  # None: no web page
     web_origins: tuple[str, ...] = ()  # besides the page's own origin
+    web_hosts: tuple[str, ...] = ()  # Host names served; (): localhost and the machine's names
     web_cleartext: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -25,7 +25,7 @@ from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import default_db_path
-from triochat.web import parse_origins
+from triochat.web import parse_hosts, parse_origins
 
 __all__ = [
     "GROUPS",
@@ -182,6 +182,17 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "ORIGIN,...",
         field="web_origins",
         default_text="only the page this server serves",
+    ),
+    Setting(
+        "web-host",
+        WEB,
+        "the names this server is reached by (the Host of a request); a request for any "
+        "other name is refused with 421, against DNS rebinding. The addresses it listens "
+        "on are always accepted ('*' accepts any name)",
+        parse_hosts,
+        "NAME,...",
+        field="web_hosts",
+        default_text="localhost and the machine's names",
     ),
     Setting(
         "web-cleartext",
