@@ -334,3 +334,168 @@ async def test_web_pipelined_requests_are_each_within_the_head_limit(
     await client.send_all(head.encode() * 2 + head.replace("HTTP/1.1", "HTTP/1.0").encode())
     data = await _read_all(client)
     assert data.count(b"HTTP/1.1 200 ") == 3
+
+
+# -- on loopback: what the others see -------------------------------------------------------
+
+
+@pytest.fixture
+def untrusting_server(tmp_path: Path) -> Iterator[BlockingServer]:
+    """``triochat server --trusted none`` on loopback: every address gets only its share."""
+    log = str(tmp_path / "server.log")
+    running = BlockingServer.start("--db", ":memory:", "--trusted", "none", log_path=log)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _observer(port: int) -> socket.socket:
+    """A plain chat member, welcomed."""
+    sock = socket.create_connection(("127.0.0.1", port), IO_TIMEOUT)
+    sock.sendall(b"/nick observer\n")
+    data = b""
+    while b"welcome" not in data:
+        data += sock.recv(65536)
+    return sock
+
+
+def _who_round_trips(sock: socket.socket, count: int) -> list[float]:
+    """Seconds from sending /who to its answer, ``count`` times, 0.1 s apart."""
+    trips = []
+    for _ in range(count):
+        time.sleep(0.1)
+        start = time.perf_counter()
+        sock.sendall(b"/who\n")
+        data = b""
+        while b"*** online" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the observer"
+            data += chunk
+        trips.append(time.perf_counter() - start)
+    return trips
+
+
+def _flood(port: int, stop: threading.Event) -> None:
+    """A page that sends empty frames as fast as TCP takes them (messages of 101 frames)."""
+    sock = socket.create_connection(("127.0.0.1", port), IO_TIMEOUT)
+    with sock:
+        ws = WSConnection(ConnectionType.CLIENT)
+        host = f"127.0.0.1:{port}"
+        origin = [(b"origin", f"http://{host}".encode())]
+        sock.sendall(ws.send(Request(host=host, target="/ws", extra_headers=origin)))
+        while not any(isinstance(e, AcceptConnection) for e in ws.events()):
+            ws.receive_data(sock.recv(65536))
+        sock.sendall(ws.send(Message(data='{"type":"hello","name":"flooder"}')))
+        message = [Message(data="", message_finished=False)] * 100 + [Message(data="")]
+        chunk = b"".join(ws.send(part) for part in message) * 100  # 60 KB, 10,100 frames
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                sock.sendall(chunk)
+            except TimeoutError:
+                continue  # the server reads slowly: that is the point
+            except OSError:
+                return
+
+
+def test_web_frame_flood_costs_an_observer_nothing_on_loopback(
+    untrusting_server: BlockingServer,
+) -> None:
+    """Two pages flooding empty frames: an nc member's /who still answers within 50 ms.
+
+    Before the frame budget the loop sat at 97-100 % CPU and /who took 434 ms (median).
+    """
+    observer = _observer(untrusting_server.port)
+    baseline = statistics.median(_who_round_trips(observer, 3))
+    stop = threading.Event()
+    flooders = [
+        threading.Thread(target=_flood, args=(untrusting_server.web_port, stop), daemon=True)
+        for _ in range(2)
+    ]
+    for flooder in flooders:
+        flooder.start()
+    try:
+        time.sleep(0.5)  # the floods are under way, and past their bursts
+        trips = _who_round_trips(observer, 15)
+    finally:
+        stop.set()
+        for flooder in flooders:
+            flooder.join(IO_TIMEOUT)
+        observer.close()
+    print(f"/who: {baseline * 1000:.2f} ms alone, during the flood {sorted(trips)} s")
+    assert statistics.median(trips) < 0.05
+    assert max(trips) < 0.25
+
+
+def _slowloris(port: int, stop: threading.Event, addresses: list[str]) -> None:
+    """20 connections per address sending ``GET / HT`` and never more, re-opened when closed."""
+    held: list[tuple[str, socket.socket | None]] = [(a, None) for a in addresses for _ in range(20)]
+    try:
+        while not stop.is_set():
+            for i, (address, sock) in enumerate(held):
+                if sock is not None:
+                    try:
+                        if sock.recv(1) not in (b"",):
+                            continue
+                    except BlockingIOError:
+                        continue  # still held
+                    except OSError:
+                        pass
+                    sock.close()
+                new = socket.socket()
+                new.bind((address, 0))
+                new.settimeout(IO_TIMEOUT)
+                try:
+                    new.connect(("127.0.0.1", port))
+                    new.sendall(b"GET / HT")
+                except OSError:
+                    new.close()
+                    held[i] = (address, None)
+                    continue
+                new.setblocking(False)
+                held[i] = (address, new)
+            stop.wait(0.05)
+    finally:
+        for _, sock in held:
+            if sock is not None:
+                sock.close()
+
+
+def _page_load(port: int) -> bool:
+    """GET / from 127.0.0.2: True if the page came (200 and the whole body)."""
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.2", 0))
+            sock.settimeout(IO_TIMEOUT)
+            sock.connect(("127.0.0.1", port))
+            host = f"127.0.0.1:{port}"
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    except OSError:
+        return False
+    return data.startswith(b"HTTP/1.1 200 ") and data.rstrip().endswith(b"</html>")
+
+
+def test_web_slowloris_leaves_page_loads_to_others_on_loopback(
+    untrusting_server: BlockingServer,
+) -> None:
+    """15 addresses x 20 unfinished heads (300 > 256 slots): 20 of 20 loads from 127.0.0.2 work.
+
+    Before, 33 of 35 page loads from another host failed while the slots were held.
+    """
+    port = untrusting_server.web_port
+    stop = threading.Event()
+    addresses = ["127.0.0.1", *(f"127.0.0.{i}" for i in range(3, 17))]
+    attacker = threading.Thread(target=_slowloris, args=(port, stop, addresses), daemon=True)
+    attacker.start()
+    try:
+        time.sleep(1.0)  # every slot is taken, and re-taken as it is freed
+        loads = [_page_load(port) for _ in range(20)]
+    finally:
+        stop.set()
+        attacker.join(IO_TIMEOUT)
+    print(f"page loads from 127.0.0.2 during the slowloris: {sum(loads)} of {len(loads)}")
+    assert all(loads)
