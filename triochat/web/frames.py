@@ -210,7 +210,9 @@ class MessageLines:
                     self._fragments = 0
                 elif event.frame_finished:
                     self._fragments += 1
-                    if self._fragments > MAX_MESSAGE_FRAMES:  # endless pieces of one line
+                    # Endless pieces of one line: we close (unless we are closing already,
+                    # when the rest is read only until the peer's answer, bounded by time).
+                    if self._fragments > MAX_MESSAGE_FRAMES and ws.state is ConnectionState.OPEN:
                         reason = f"a message in more than {MAX_MESSAGE_FRAMES} frames"
                         replies.append(ws.send(CloseConnection(CLOSE_TOO_BIG, reason)))
                         out.closed = True
