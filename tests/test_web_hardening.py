@@ -28,7 +28,8 @@ from wsproto.events import AcceptConnection, CloseConnection, Message, Request
 from tests.conftest import StartServer
 from tests.helpers import join
 from tests.procs import BlockingServer
-from tests.test_web import HOST, WAIT, HttpPeer, WsPeer, open_web, ws_join
+from tests.test_web import HOST, WAIT, HttpPeer, WsPeer, _server_pair, open_web, ws_join
+from triochat.config import ServerConfig
 from triochat.server import ChatServer
 from triochat.web import WebServer
 from triochat.web.frames import (
@@ -97,7 +98,9 @@ async def test_web_rebinding_request_is_refused_421(
         assert await rebound.handshake(origin=f"http://{EVIL}", host=EVIL) == 421
     assert web.statistics().refused == {"host": 2}
     assert web.statistics().upgrades == 0
-    lines = [r.getMessage() for r in caplog.records if "does not name this server" in r.getMessage()]
+    lines = [
+        r.getMessage() for r in caplog.records if "does not name this server" in r.getMessage()
+    ]
     assert len(lines) == 1  # the second within 10 s is counted, not logged
     assert await WsPeer(open_web(nursery, web)).handshake() == 101  # localhost is served
 
@@ -155,11 +158,13 @@ def test_web_message_in_too_many_frames_closes_1009() -> None:
     """A message that never ends (empty continuation frames) is closed with 1009."""
     lines, _ = _server_lines()
     got = lines.receive(_client_frames(*[("", False)] * (MAX_MESSAGE_FRAMES + 1)), limit=10**6)
-    assert got.closed and not got.lost
+    assert got.closed
+    assert not got.lost
     closing = Connection(ConnectionType.CLIENT)
     closing.receive_data(got.reply)
     (event,) = closing.events()
-    assert isinstance(event, CloseConnection) and event.code == 1009
+    assert isinstance(event, CloseConnection)
+    assert event.code == 1009
     whole, _ = _server_lines()  # fragmented within the cap: one line
     pieces = [("x", False)] * (MAX_MESSAGE_FRAMES - 1) + [("y", True)]
     assert whole.receive(_client_frames(*pieces), limit=10**6).lines == b"x" * 127 + b"y\n"
@@ -167,8 +172,6 @@ def test_web_message_in_too_many_frames_closes_1009() -> None:
 
 def _server_lines() -> tuple[MessageLines, WSConnection]:
     """A server-side MessageLines after a handshake, and the client that made it."""
-    from tests.test_web import _server_pair
-
     return _server_pair()
 
 
@@ -203,7 +206,8 @@ async def test_web_endless_message_is_closed_1009(nursery: trio.Nursery, web: We
     flooder = await ws_join(nursery, web, "flooder")
     await flooder.stream.send_all(_client_frames_on(flooder, [("", False)] * 200))
     _, close = await flooder.closed()
-    assert close is not None and close.code == 1009
+    assert close is not None
+    assert close.code == 1009
 
 
 @pytest.fixture
@@ -286,19 +290,19 @@ async def test_web_slowloris_from_many_addresses_leaves_room(
 
 async def test_web_slots_share_and_eviction_order() -> None:
     """Per-address share, IPv6 /64 as one address, and the oldest idle connection goes first."""
-    from triochat.config import ServerConfig
-
     slots = HttpSlots(ServerConfig(max_per_address=2, trusted=()), limit=3)
     scopes = [trio.CancelScope() for _ in range(6)]
     first = slots.admit("2001:db8::1", scopes[0])
     second = slots.admit("2001:db8::2", scopes[1])  # the same /64
-    assert not isinstance(first, str) and not isinstance(second, str)
+    assert not isinstance(first, str)
+    assert not isinstance(second, str)
     assert slots.admit("2001:db8::3", scopes[2]) == "address"
     first.answering = True  # being answered: evicted last
     third = slots.admit("192.0.2.1", scopes[2])
     assert not isinstance(third, str)
     assert slots.admit("192.0.2.9", scopes[3]) != "all"  # takes the /64's idle one
-    assert scopes[1].cancel_called and not scopes[0].cancel_called
+    assert scopes[1].cancel_called
+    assert not scopes[0].cancel_called
     assert slots.admit("192.0.2.1", scopes[4]) == "all"  # nobody holds more than 192.0.2.1
     assert address_group("::ffff:192.0.2.1") == "192.0.2.1"
     assert address_group(None) is None
