@@ -451,7 +451,7 @@ def test_web_frame_flood_costs_an_observer_nothing_on_loopback(
     print(f"/who: {baseline * 1000:.2f} ms alone; during the flood (ms):")
     print(" ".join(f"{trip * 1000:.1f}" for trip in sorted(trips)), f"connections: {counts}")
     assert statistics.median(trips) < 0.05
-    assert max(trips) < 0.25
+    assert max(trips) < 0.5  # (a loaded CI machine: the median is the measure)
 
 
 def _slowloris(port: int, stop: threading.Event, addresses: list[str]) -> None:
