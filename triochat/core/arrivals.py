@@ -30,7 +30,7 @@ from triochat.core.events import (
     ShuttingDown,
     Welcome,
 )
-from triochat.core.history import History
+from triochat.core.history import Replays
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.passwords import Job, JobKind, Outcome
@@ -73,7 +73,7 @@ class _Pending:
 class Arrivals:
     """Joining, names and leaving; see the module docstring."""
 
-    def __init__(self, world: World, accounts: Accounts, history: History) -> None:
+    def __init__(self, world: World, accounts: Accounts, history: Replays) -> None:
         self._world = world
         self._accounts = accounts
         self._history = history

@@ -39,7 +39,7 @@ from triochat.core.arrivals import Arrival, Arrivals
 from triochat.core.codec import Mode
 from triochat.core.commands import COMMANDS, Command, Hello
 from triochat.core.events import Chat, Event, Notice, Presence
-from triochat.core.history import History
+from triochat.core.history import Replays
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY
@@ -85,7 +85,7 @@ class ChatState:
         self.moderation = Moderation(self, self.access)
         self.cluster = ClusterSide(self, self.moderation, node) if node is not None else None
         world.cluster = self.cluster
-        self.history = History(world)
+        self.history = Replays(world)
         self.arrivals = Arrivals(world, self.accounts, self.history)
         self.talk = Talk(world, self.arrivals, self.access)
         self.room_care = RoomCare(world, self.access)
