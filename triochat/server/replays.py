@@ -169,14 +169,14 @@ class HistoryReader:
             del self._queues[conn]
 
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
-        where = conn.host if conn.host is not None else conn.peer
-        limiter = self._per_address.get(where)
-        if limiter is None:
-            limiter = self._per_address[where] = trio.CapacityLimiter(READS_PER_ADDRESS)
         failure = "the store is not working right now" if self._store_down() else None
         records: list[StoredMessage] = []
         skipped = 0
         if failure is None:
+            where = conn.host if conn.host is not None else conn.peer
+            limiter = self._per_address.get(where)
+            if limiter is None:
+                limiter = self._per_address[where] = trio.CapacityLimiter(READS_PER_ADDRESS)
             try:
                 async with limiter, self._total:
                     failure = f"reading it took over {READ_TIMEOUT:g} s"
