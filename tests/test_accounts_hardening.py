@@ -199,6 +199,19 @@ def test_owner_from_a_known_address_is_neither_blocked_nor_queued_behind_guesses
     assert desk.state.member(conn_id) is not None
 
 
+def test_a_trusted_address_is_never_known() -> None:
+    """Behind a proxy everyone shares its address: logging in from it gives no precedence."""
+    loopback = (ipaddress.ip_network("127.0.0.0/8"),)
+    desk = Desk(Limits(trusted=loopback))
+    member, _ = desk.registered("alice", address="127.0.0.1")
+    desk.state.handle(member, parse("/quit"))
+    desk.connect(Mode.JSON, Hello("alice", password="correct-horse"), address="127.0.0.1")
+    (job,) = desk.state.take_effects().jobs
+    assert not job.urgent
+    desk.connect(Mode.JSON, Hello("bob", password="correct-horse"), address=ELSEWHERE)
+    assert not desk.state.take_effects().jobs  # bob is not registered: no check at all
+
+
 def test_guesses_at_one_account_in_flight_are_bounded() -> None:
     """A block cannot be outrun by starting many checks at once from many addresses."""
     desk = Desk()
