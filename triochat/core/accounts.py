@@ -16,7 +16,8 @@ Rules of this module:
   :data:`MAX_JOBS_PER_ACCOUNT` per account. Every failure is logged with the address;
   no password ever is.
 * **The owner goes first.** An address that proved an account's password during this
-  run (up to :data:`MAX_KNOWN_PER_ACCOUNT` per account) is *known*: its logins skip the
+  run (up to :data:`MAX_KNOWN_PER_ACCOUNT` per account; never a trusted one, which a
+  proxy shares with everyone) is *known*: its logins skip the
   account's block and are *urgent* jobs, hashed before any other (the hub's second
   lane), with a budget of their own (:data:`MAX_URGENT_JOBS`). A password change is
   urgent too. So guesses from elsewhere can neither lock the owner out nor queue it.
@@ -161,8 +162,13 @@ class Accounts:
         return where in self._known.get(key, ())
 
     def _remember(self, key: str, address: str) -> None:
-        """``address`` proved the password of ``key``: its next logins go first."""
-        where = address_key(address)
+        """``address`` proved the password of ``key``: its next logins go first.
+
+        Not a trusted address: behind a proxy everyone shares it, attackers too.
+        """
+        where = self._counted_key(address)
+        if where is None:
+            return
         known = self._known.pop(key, [])
         if where in known:
             known.remove(where)
@@ -204,7 +210,7 @@ class Accounts:
     def _refund(self, job: Job) -> None:
         """A registration that did not happen does not count against the quota."""
         if job.kind is JobKind.REGISTER:
-            self.registrations.refund(self._quota_key(job.address))
+            self.registrations.refund(self._counted_key(job.address))
 
     def _failed(
         self, address: str, what: str, conn_id: int | None, account: str | None = None
@@ -230,8 +236,8 @@ class Accounts:
         )
         return wait
 
-    def _quota_key(self, address: str) -> str | None:
-        """What a registration from ``address`` counts against (None: a trusted address)."""
+    def _counted_key(self, address: str) -> str | None:
+        """What ``address`` counts as for registrations and known addresses (None: trusted)."""
         host = ip_address(address)
         if host is not None and any(host in net for net in self._state.limits.trusted):
             return None
@@ -239,7 +245,7 @@ class Accounts:
 
     def _registration_problem(self, address: str) -> Problem | None:
         """Why ``address`` may not register a name now (too many lately), or None."""
-        wait, whose = self.registrations.wait(self._quota_key(address), self._state.now())
+        wait, whose = self.registrations.wait(self._counted_key(address), self._state.now())
         if not wait:
             return None
         later = f"try again in {format_remaining(wait)}"
@@ -278,7 +284,7 @@ class Accounts:
                 if problem is not None:
                     state.error(member, *problem)
                     return
-                self.registrations.record(self._quota_key(where), state.now())
+                self.registrations.record(self._counted_key(where), state.now())
                 self._registering.add(name_key(member.name))
             case Login(name=name, password=password):
                 self.warn_cleartext(member)
