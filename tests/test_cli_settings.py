@@ -54,6 +54,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "max-per-address": (("--max-per-address", "0"), 0),
     "trusted": (("--trusted", "10.0.0.0/8"), (ipaddress.ip_network("10.0.0.0/8"),)),
     "coalesce-above": (("--coalesce-above", "7"), 7),
+    "max-registrations-per-hour": (("--max-registrations-per-hour", "0"), 0),
     "op": (("--op", "alice", "--op", "bob"), ("alice", "bob")),
     "password-file": (("--password-file", "chat.pass"), "chat.pass"),
     "log-level": (("--log-level", "debug"), "debug"),

@@ -121,6 +121,7 @@ class ServerConfig:
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
     coalesce_above: int = 100
+    max_registrations_per_hour: int = 3
     # -- access --
     ops: tuple[str, ...] = ()
     password_file: str | None = None
@@ -161,6 +162,8 @@ class ServerConfig:
             problems.append("max clients must be at least 1")
         if self.max_per_address < 0:
             problems.append("max per address must be 0 (no limit) or more")
+        if self.max_registrations_per_hour < 0:
+            problems.append("max registrations per hour must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
         if self.max_rooms < 1:

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from triochat.cli.values import bounded, networks_text, op_name, port, redis_url, web_port
 from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
+from triochat.core.throttle import SERVER_REGISTRATIONS_PER_HOUR
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import default_db_path
@@ -334,6 +335,15 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "in rooms larger than this, joins and leaves are announced as one summary every "
         f"{ServerConfig().presence_interval:g} seconds",
         bounded(int, 1),
+        _N,
+    ),
+    Setting(
+        "max-registrations-per-hour",
+        ACCESS,
+        "names one address (an IPv6 /64) may register in any hour (0 = no limit); the "
+        f"whole server takes at most {SERVER_REGISTRATIONS_PER_HOUR} an hour. Addresses "
+        "in --trusted are exempt from the per-address limit",
+        bounded(int, 0),
         _N,
     ),
     Setting(

@@ -176,6 +176,8 @@ class Hub:
             max_rooms=config.max_rooms,
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
+            max_registrations_per_hour=config.max_registrations_per_hour,
+            trusted=config.trusted,
         )
         self.bus = bus
         self.state = ChatState(
