@@ -154,7 +154,7 @@ class ChatState:
             if not self.access.registered(key):
                 log.warning(
                     "--op %s: no account of that name is registered, so it has no powers; "
-                    "register it at once (anyone who registers it becomes an operator)",
+                    "register it at once (whoever registers that exact name becomes an operator)",
                     name,
                 )
 
