@@ -174,7 +174,7 @@ class ChatCollector(Collector):
             GaugeMetricFamily(
                 "triochat_connections", "Connections being served, by door.", labels=["door"]
             ),
-            stats.by_door,
+            {door: stats.by_door.get(door, 0) for door in {*doors.accepted, *stats.by_door}},
         )
         yield _labelled(
             CounterMetricFamily(

@@ -151,8 +151,8 @@ async def _serve(
     server = ChatServer(config, store)
     monitor = Monitor(server)
     wanted = [signal.SIGINT, signal.SIGTERM]
-    if certificates is not None and hasattr(signal, "SIGHUP"):
-        wanted.append(signal.SIGHUP)  # reload the certificate (instead of stopping)
+    if hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)  # reload the certificate, if any (never a stop)
     with trio.open_signal_receiver(*wanted) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
@@ -192,7 +192,10 @@ async def _serve(
                 first.append(f"cluster: node {bus.node} through {redacted(bus.url)}")
             _write_lines([*first, *later])
             async for signum in signals:
-                if certificates is not None and signum == getattr(signal, "SIGHUP", None):
+                if signum == getattr(signal, "SIGHUP", None):
+                    if certificates is None:
+                        log.info("received SIGHUP: nothing to reload (no --tls-cert)")
+                        continue
                     log.info("received SIGHUP: reloading the TLS certificate")
                     await certificates.reload()
                     continue
