@@ -177,6 +177,11 @@ def test_config_file_problems_exit_2_with_one_line(
 def test_config_file_start_up_lines_are_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
     """The start-up lines go out in one write, so no log record can land inside one."""
     writes: list[bytes] = []
-    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(bytes(data)) or len(data))
+
+    def write(fd: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return len(data)
+
+    monkeypatch.setattr(os, "write", write)
     server_command._write_lines(["listening on 127.0.0.1:42502", "history: x", "web: y"])
     assert writes == [b"listening on 127.0.0.1:42502\nhistory: x\nweb: y\n"]
