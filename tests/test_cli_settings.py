@@ -38,6 +38,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "tls-key": (TLS_FILES, "key.pem"),
     "tls-port": (("--tls-port", "4001", *TLS_FILES), 4001),
     "no-plain": (("--no-plain", *TLS_FILES), True),
+    "metrics-port": (("--metrics-port", "9100"), 9100),
     "db": (("--db", ":memory:"), ":memory:"),
     "history": (("--history", "0"), 0),
     "retain-days": (("--retain-days", "1.5"), 1.5),

@@ -103,6 +103,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_port: int = DEFAULT_TLS_PORT
     no_plain: bool = False
+    metrics_port: int | None = None  # None: /metrics only on the web port (trusted peers)
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20
@@ -143,6 +144,7 @@ class ServerConfig:
                 ("port", self.port),
                 ("tls_port", self.tls_port),
                 ("web_port", self.web_port),
+                ("metrics_port", self.metrics_port),
             )
             if port is not None and not 0 <= port <= 65535
         ]

@@ -141,13 +141,18 @@ LOGGING: Final = Group(
     "The log goes to stderr; stdout has only the start-up lines ('listening on', "
     "'history:', 'cluster:', 'web:').",
 )
+MONITORING: Final = Group(
+    "monitoring",
+    "/metrics (Prometheus), /healthz and /readyz are served on the web port (/metrics "
+    "to --trusted addresses only), and on --metrics-port if given; see docs/operations.md.",
+)
 CLUSTER: Final = Group(
     "cluster",
     "Several servers, each with its own --port, form one chat by meeting in one Redis "
     "(or Valkey): same rooms, messages, ids, presence and unique names everywhere. "
     "Needs the redis extra (pip install '.[redis]' in a checkout); see docs/operations.md.",
 )
-GROUPS: Final = (LISTENING, WEB, TLS, HISTORY, LIMITS, ACCESS, LOGGING, CLUSTER)
+GROUPS: Final = (LISTENING, WEB, TLS, HISTORY, LIMITS, ACCESS, LOGGING, MONITORING, CLUSTER)
 
 _N: Final = "N"
 SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
@@ -382,6 +387,15 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "stderr is not read fast enough, records are dropped and counted in the status line",
         str,
         choices=LOG_FORMATS,
+    ),
+    Setting(
+        "metrics-port",
+        MONITORING,
+        "a port of its own for /metrics, /healthz and /readyz, on the same --host, open to "
+        "anyone who can reach it (firewall it); 0 picks a free port, 'off' opens none",
+        web_port,
+        "PORT|off",
+        default_text="off",
     ),
     Setting(
         "redis",

@@ -317,6 +317,7 @@ class Hub:
         receive = self._receive
         while True:
             message = await receive.receive()
+            started = time.perf_counter()  # the batch's fan-out latency counts from here
             # Drain what is already queued without yielding, up to a bound: one trip
             # through the scheduler and one flush per connection per batch, not per line;
             # and the bound lets writers drain between batches.
@@ -332,7 +333,7 @@ class Hub:
                     message = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
-            await self._end_batch()
+            await self._end_batch(started)
             if not running:
                 return
 
@@ -391,7 +392,7 @@ class Hub:
                 assert_never(message)
         return 1
 
-    async def _end_batch(self) -> None:
+    async def _end_batch(self, started: float | None = None) -> None:
         """The one drain point: the state's effects go to the bus, the password jobs and
         the store (whose commit releases the batch's output); new replays to the reader."""
         self._batches += 1
@@ -410,7 +411,7 @@ class Hub:
                 state.world.effects.published.extend(more.published)
         if effects.jobs:
             self.jobs.start(effects.jobs)
-        await self.gate.end_batch(effects.batch, self.flush_list)
+        await self.gate.end_batch(effects.batch, self.flush_list, started)
         if self.replay_list:
             for conn, slot in self.replay_list:
                 self.history.add(conn, slot)

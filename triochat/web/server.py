@@ -11,7 +11,9 @@ and each connection served in a single task:
    a cleartext ``400`` saying to use ``https://``.
 
 1. **HTTP/1.1** (h11, keep-alive): ``GET /`` and ``GET /static/...`` are answered from
-   the package's files (:mod:`triochat.web.http`); anything else is a 404 or 405.
+   the package's files (:mod:`triochat.web.http`); with a monitor, ``/metrics`` (for
+   ``--trusted`` peers only), ``/healthz`` and ``/readyz`` too; anything else is a 404
+   or 405. Without the page (the ``--metrics-port`` door) only the monitoring paths.
 2. **The upgrade.** ``GET /ws`` from an allowed origin (:class:`OriginPolicy`) is
    switched to a WebSocket (wsproto); a refused one gets a 403 and one log line.
 3. **The chat.** The same task then hands the WebSocket to
@@ -49,12 +51,23 @@ from wsproto.events import Request as WsRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
+from triochat.config import is_trusted
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
 from triochat.server.certificates import Certificates
 from triochat.server.listeners import AddressCounter, Door, TlsDoor
 from triochat.server.transport import Transport, peer_address
-from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
+from triochat.web.http import (
+    Assets,
+    Monitoring,
+    OriginPolicy,
+    Reply,
+    Upgrade,
+    header,
+    monitoring,
+    refusal,
+    route,
+)
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
 
@@ -118,6 +131,8 @@ class WebServer:
         origins: tuple[str, ...] = (),
         certificates: Certificates | None = None,
         assets: Assets | None = None,
+        monitor: Monitoring | None = None,
+        page: bool = True,
     ) -> None:
         """Serve ``chat``'s rooms to browsers.
 
@@ -128,6 +143,9 @@ class WebServer:
             certificates: the chat's TLS certificate: the page is then served over
                 HTTPS and WSS, unless ``chat.config.web_cleartext`` (None: HTTP and WS).
             assets: the page's files (default: the package's ``static/`` folder).
+            monitor: answers ``/metrics``, ``/healthz`` and ``/readyz`` (None: 404).
+            page: serve the page and the WebSocket; False: only the monitoring paths,
+                ``/metrics`` to anyone (the ``--metrics-port`` door).
         """
         self.chat = chat
         self.policy = OriginPolicy(origins)
@@ -139,6 +157,8 @@ class WebServer:
         self._upgrades = 0
         self._refused: dict[str, int] = {}
         self._refusals = RepeatLimiter()  # refused upgrades and a full HTTP stage: bounded log
+        self.monitor = monitor
+        self.page = page
 
     @property
     def tls(self) -> bool:
@@ -197,13 +217,15 @@ class WebServer:
                     "(web_cleartext): passwords typed there cross the network unencrypted "
                     "unless a TLS proxy is in front"
                 )
-            door = Door("web", listeners, self.handle_stream)
+            door = Door("web" if self.page else "metrics", listeners, self.handle_stream)
         await self.chat.serve_door(door, task_status=task_status)
 
     async def handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one cleartext connection: HTTP requests, then perhaps the chat. Never raises."""
         peer, host = peer_address(stream)
-        await self.serve_stream(stream, peer, host, door="web", secure=False)
+        await self.serve_stream(
+            stream, peer, host, door="web" if self.page else "metrics", secure=False
+        )
 
     async def _serve_tls(
         self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
@@ -229,11 +251,12 @@ class WebServer:
             await trio.aclose_forcefully(stream)
             return
         self._http.add(counted)
+        trusted = not self.page or host is None or is_trusted(host, self.chat.config.trusted)
         websocket: WebSocketStream | None = None
         try:
             # Shutdown ends the HTTP stage (a browser's idle keep-alive connection too).
             with self.chat.listeners.opening(math.inf):
-                websocket = await self._serve_http(stream, conn_id, peer)
+                websocket = await self._serve_http(stream, conn_id, peer, trusted)
         except (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
@@ -255,7 +278,7 @@ class WebServer:
             )
 
     async def _serve_http(
-        self, stream: trio.abc.Stream, conn_id: int, peer: str
+        self, stream: trio.abc.Stream, conn_id: int, peer: str, trusted: bool
     ) -> WebSocketStream | None:
         """Answer requests until the connection closes, idles out, or becomes a WebSocket."""
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
@@ -275,7 +298,7 @@ class WebServer:
                 return None
             # The request has begun: reading the rest and answering is bounded too.
             with trio.move_on_after(REQUEST_TIMEOUT) as slow:
-                answer = await self._answer(http, stream, event, conn_id, peer)
+                answer = await self._answer(http, stream, event, conn_id, peer, trusted)
             if slow.cancelled_caught or answer is False:
                 return None
             if isinstance(answer, WebSocketStream):
@@ -290,6 +313,7 @@ class WebServer:
         event: h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA],
         conn_id: int,
         peer: str,
+        trusted: bool,
     ) -> WebSocketStream | bool:
         """Answer one request; True to keep the connection for another, or the WebSocket."""
         if not isinstance(event, h11.Request):
@@ -297,7 +321,13 @@ class WebServer:
         method = event.method.decode("ascii", "replace")
         target = event.target.decode("ascii", "replace")
         headers = list(event.headers)
-        decision = route(method, target, headers, self.assets)
+        decision: Reply | Upgrade | None = None
+        if self.monitor is not None:
+            decision = monitoring(method, target, self.monitor, trusted=trusted)
+        if decision is None:
+            decision = route(method, target, headers, self.assets) if self.page else None
+        if decision is None:
+            decision = refusal(404, "not found")
         if isinstance(decision, Upgrade):
             return await self._upgrade(http, stream, event, conn_id, peer) or False
         if not await _read_body(http, stream):
