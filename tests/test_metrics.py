@@ -241,3 +241,29 @@ def test_latency_histogram_buckets_are_upper_bounds() -> None:
     assert snapshot.counts == (2, 2, 1)
     assert snapshot.count == 5
     assert abs(snapshot.total - 8.65) < 1e-9
+
+
+async def test_metrics_count_messages_deliveries_lines_and_disconnects(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
+    """The chat state's counters: messages by kind, deliveries, lines by protocol, leaves."""
+    monitor = Monitor(server)
+    web = WebServer(server, monitor=monitor)
+    alice = await join(nursery, server, "alice")
+    bob = await join(nursery, server, "bob")
+    await alice.expect("*** bob joined (2 online)")
+    await alice.send("hello")
+    await bob.expect("<alice> hello")
+    await alice.send("/msg bob psst")
+    await bob.expect("*alice* psst")
+    await alice.expect("-> *bob* psst")
+    await bob.send("/quit")
+    await alice.expect("*** bob left (1 online)")
+    after = await scrape(nursery, web)
+    assert value(after, "triochat_messages_total", kind="say") == 1
+    assert value(after, "triochat_messages_total", kind="private") == 1
+    assert value(after, "triochat_lines_received_total", protocol="plain") == 3
+    assert value(after, "triochat_disconnects_total", reason="quit") == 1
+    assert value(after, "triochat_too_slow_total") == 0
+    # the say reached bob (alice's own terminal shows it), the private both, and more
+    assert value(after, "triochat_deliveries_total") >= 3

@@ -245,6 +245,27 @@ class ChatCollector(Collector):
         yield _gauge(
             "triochat_held_batches", "Batches whose output waits for its commit.", gate.held_batches
         )
+        yield _labelled(
+            CounterMetricFamily(
+                "triochat_lines_received", "Lines received from members.", labels=["protocol"]
+            ),
+            stats.lines_in,
+        )
+        state = hub.state.statistics()
+        yield _labelled(
+            CounterMetricFamily("triochat_messages", "Messages, by kind.", labels=["kind"]),
+            state.messages,
+        )
+        yield _counter("triochat_deliveries_total", "Events queued to members.", state.deliveries)
+        yield _labelled(
+            CounterMetricFamily(
+                "triochat_disconnects", "Members gone, by reason.", labels=["reason"]
+            ),
+            state.disconnects,
+        )
+        yield _counter(
+            "triochat_too_slow_total", "Members dropped as too slow to read.", state.too_slow
+        )
 
     def _store(self) -> Iterator[Metric]:
         hub = self.chat.hub

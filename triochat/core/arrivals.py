@@ -371,7 +371,9 @@ class Arrivals:
         key = name_key(member.name)
         del world.by_name[key]
         world.publish(cluster.Leave(member.id, member.name, key, reason))
+        world.count(world.disconnects, _reason_label(reason))
         if reason == "too slow":
+            world.too_slow_dropped += 1
             member.link.cut()
         else:
             member.link.close()
@@ -413,6 +415,14 @@ class Arrivals:
 
     def is_pending(self, conn_id: int) -> bool:
         return conn_id in self._pending
+
+
+def _reason_label(reason: str) -> str:
+    """A leave reason as a bounded label (kicks and bans carry who and why: one each)."""
+    for kind in ("kicked", "banned", "room dropped"):
+        if reason.startswith(kind):
+            return kind
+    return reason if len(reason) <= 24 else "other"
 
 
 def _wanted(first: Command | None) -> str:

@@ -156,6 +156,7 @@ class HubStatistics:
     replays: int  # paced replays filled since start
     replay_failures: int  # ... answered with "history unavailable"
     password_jobs: int  # password checks started since start
+    lines_in: dict[str, int]  # lines received from members, by wire protocol
 
 
 class Hub:
@@ -218,6 +219,7 @@ class Hub:
             self.writer.call, self.store, store_down, self._job_done, READ_TIMEOUT
         )
         self._batches = 0
+        self._lines_in: dict[Mode, int] = {}
         self._last_status = 0.0
         self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
@@ -346,6 +348,8 @@ class Hub:
                 if member is None:
                     state.hold(conn_id, commands)  # its login is being checked
                     return len(commands)
+                lines_in = self._lines_in
+                lines_in[member.mode] = lines_in.get(member.mode, 0) + len(commands)
                 for command in commands:
                     if state.member(conn_id) is not member:
                         break  # it quit (or was dropped): the rest is moot
@@ -448,6 +452,7 @@ class Hub:
             replays=reader.replays,
             replay_failures=reader.failures,
             password_jobs=self.jobs.statistics().started,
+            lines_in={mode.value: self._lines_in.get(mode, 0) for mode in Mode},
         )
 
     def _status(self) -> None:
