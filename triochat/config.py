@@ -105,6 +105,7 @@ class ServerConfig:
     tls_key: str | None = None
     tls_port: int = DEFAULT_TLS_PORT
     no_plain: bool = False
+    metrics_port: int | None = None  # None: /metrics only on the web port (trusted peers)
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20
@@ -123,6 +124,7 @@ class ServerConfig:
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
     coalesce_above: int = 100
+    max_registrations_per_hour: int = 3
     # -- access --
     ops: tuple[str, ...] = ()
     password_file: str | None = None
@@ -144,6 +146,7 @@ class ServerConfig:
                 ("port", self.port),
                 ("tls_port", self.tls_port),
                 ("web_port", self.web_port),
+                ("metrics_port", self.metrics_port),
             )
             if port is not None and not 0 <= port <= 65535
         ]
@@ -163,6 +166,8 @@ class ServerConfig:
             problems.append("max clients must be at least 1")
         if self.max_per_address < 0:
             problems.append("max per address must be 0 (no limit) or more")
+        if self.max_registrations_per_hour < 0:
+            problems.append("max registrations per hour must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
         if self.max_rooms < 1:

@@ -21,20 +21,23 @@ import hashlib
 import importlib.resources
 import ipaddress
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
     "CONTENT_TYPES",
     "CSP",
+    "MONITOR_PATHS",
     "WS_PATH",
     "Assets",
     "HostPolicy",
+    "Monitoring",
     "OriginPolicy",
     "Reply",
     "Upgrade",
     "header",
     "host_name",
+    "monitoring",
     "parse_hosts",
     "parse_origins",
     "refusal",
@@ -42,6 +45,7 @@ __all__ = [
 ]
 
 WS_PATH: Final = "/ws"  # where the page opens its WebSocket
+MONITOR_PATHS: Final = ("/metrics", "/healthz", "/readyz")  # see Monitoring
 INDEX: Final = "index.html"  # served for GET /
 # The page is plain files: no inline script or style anywhere, so 'self' is the whole
 # policy. (connect-src 'self' covers ws:/wss: to the same host in CSP Level 3.)
@@ -383,3 +387,45 @@ class HostPolicy:
         if name in self.names or name in self.addresses:
             return True
         return bool(self.addresses & WILDCARDS) and _is_address(name)
+
+
+class Monitoring(Protocol):
+    """What answers ``/metrics``, ``/healthz`` and ``/readyz`` (``triochat.metrics.Monitor``)."""
+
+    def metrics(self) -> bytes:
+        """The Prometheus text exposition."""
+        ...
+
+    def health(self, path: str) -> tuple[int, bytes]:
+        """``/healthz`` or ``/readyz``: the status (200 or 503) and a JSON body."""
+        ...
+
+
+METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
+
+
+def monitoring(method: str, target: str, monitor: Monitoring, *, trusted: bool) -> Reply | None:
+    """The answer to a monitoring request, or None if ``target`` is not one.
+
+    ``/metrics`` is for ``trusted`` peers only (403 otherwise); the health checks are
+    for anyone (a load balancer), and say only ok or why not.
+    """
+    path = urlsplit(target).path
+    if path not in MONITOR_PATHS:
+        return None
+    if method not in ("GET", "HEAD"):
+        return _error(405, "only GET and HEAD", (("Allow", "GET, HEAD"),))
+    if path == "/metrics":
+        if not trusted:
+            return refusal(403, "metrics are for trusted addresses only (see --trusted)")
+        status, body, kind = 200, monitor.metrics(), METRICS_TYPE
+    else:
+        status, body = monitor.health(path)
+        kind = "application/json"
+    headers = (
+        ("Content-Type", kind),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", CACHE_NEVER),
+        *SECURITY_HEADERS,
+    )
+    return Reply(status, headers, body if method == "GET" else b"")
