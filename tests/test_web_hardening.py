@@ -525,3 +525,16 @@ def test_web_slowloris_leaves_page_loads_to_others_on_loopback(
         attacker.join(IO_TIMEOUT)
     print(f"page loads from 127.0.0.2 during the slowloris: {sum(loads)} of {len(loads)}")
     assert all(loads)
+
+
+async def test_web_metrics_door_does_not_check_host(nursery: trio.Nursery, server: ChatServer) -> None:
+    """The --metrics-port door (no page) answers a scraper whatever name it asks by."""
+    door = WebServer(server, page=False)  # no monitor here: every path is a 404, never a 421
+    stream = open_web(nursery, door)
+    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: chat.internal:30090\r\n\r\n")
+    response = b""
+    with trio.fail_after(WAIT):
+        while b"\r\n\r\n" not in response:
+            response += await stream.receive_some()
+    assert response.startswith(b"HTTP/1.1 404 ")
+    assert door.statistics().refused == {}
