@@ -527,7 +527,9 @@ def test_web_slowloris_leaves_page_loads_to_others_on_loopback(
     assert all(loads)
 
 
-async def test_web_metrics_door_does_not_check_host(nursery: trio.Nursery, server: ChatServer) -> None:
+async def test_web_metrics_door_does_not_check_host(
+    nursery: trio.Nursery, server: ChatServer
+) -> None:
     """The --metrics-port door (no page) answers a scraper whatever name it asks by."""
     door = WebServer(server, page=False)  # no monitor here: every path is a 404, never a 421
     stream = open_web(nursery, door)
