@@ -328,3 +328,8 @@ class ChatCollector(Collector):
             ),
             stats.refused,
         )
+        yield _counter(
+            "triochat_web_evicted_total",
+            "Web connections closed to give their slot to a newcomer from a smaller holder.",
+            stats.evicted,
+        )
