@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from triochat.config import ServerConfig
 from triochat.core.codec import Mode
 from triochat.core.commands import Hello, Invalid, parse_json
 from triochat.core.model import Limits
-from triochat.core.passwords import INVISIBLE_PASSWORD, Job, JobKind, Outcome
+from triochat.core.passwords import INVISIBLE_PASSWORD, Job, JobKind, Outcome, check
 from triochat.core.throttle import (
     ACCOUNT_FREE_FAILURES,
     FREE_FAILURES,
@@ -30,6 +31,7 @@ from triochat.core.throttle import (
     LoginThrottle,
     address_key,
 )
+from triochat.server import jobs as jobs_module
 from triochat.server.hub import Hub
 from triochat.server.jobs import PasswordJobs
 from triochat.server.listeners import HANDSHAKE_TIMEOUT, TlsDoor
@@ -223,10 +225,19 @@ def test_guesses_at_one_account_in_flight_are_bounded() -> None:
     assert len(desk.state.take_effects().jobs) == 2
 
 
-async def test_password_jobs_urgent_lane_goes_before_queued_guesses() -> None:
+async def test_password_jobs_urgent_lane_goes_before_queued_guesses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Ten guesses queued, then an owner's login: it is hashed second, not eleventh."""
     store = MemoryStore()
     finished: list[str] = []
+    release = threading.Event()  # the first guess hashes until the owner is queued
+
+    def held_check(job: Job, stored: str | None) -> Outcome:
+        assert release.wait(10), "the test never released the hash"
+        return check(job, stored)
+
+    monkeypatch.setattr(jobs_module, "check", held_check)
 
     async def call(function: Callable[..., Any], *args: Any) -> Any:
         return function(*args)
@@ -244,6 +255,8 @@ async def test_password_jobs_urgent_lane_goes_before_queued_guesses() -> None:
         jobs.start(guesses)
         await trio.testing.wait_all_tasks_blocked()
         jobs.start([owner])
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
     assert len(finished) == 11
     assert finished.index("owner") <= 1
 

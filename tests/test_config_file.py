@@ -95,7 +95,8 @@ def test_config_file_print_config_round_trips_every_setting() -> None:
         "--max-clients", "10", "--max-per-address", "0", "--trusted", "none",
         "--coalesce-above", "9", "--op", "alice", "--op", "bob",
         "--password-file", "/etc/pw", "--log-level", "debug", "--log-format", "json",
-        "--redis", "redis://127.0.0.1:6379/2",
+        "--redis", "redis://127.0.0.1:6379/2", "--web-host", "chat.example,chat2.example",
+        "--max-registrations-per-hour", "7",
     )  # fmt: skip
     changed = {
         s.dest

@@ -27,7 +27,10 @@ from triochat.config import ServerConfig
 __all__ = ["ConfigError", "config_toml", "read_config_file", "settings_from_toml"]
 
 # Settings whose flag takes comma-separated values: the file may give an array instead.
-_LISTS: Final = frozenset({"trusted", "web-origin"})
+# Settings whose flag takes a comma-separated list ("NAME,...") take an array in the file.
+_LISTS: Final = frozenset(
+    setting.key for setting in SERVER_SETTINGS if (setting.metavar or "").endswith(",...")
+)
 _BY_KEY: Final = {setting.key: setting for setting in SERVER_SETTINGS}
 
 
