@@ -64,7 +64,7 @@ class Bus(Protocol):
 
     @property
     def url(self) -> str:
-        """Where the nodes meet (for the start-up line; may hold a password)."""
+        """Where the nodes meet, for people to read: any password masked."""
         ...
 
     @property

@@ -116,7 +116,7 @@ class RedisBus:
 
     @property
     def url(self) -> str:
-        """The Redis this node meets the others in."""
+        """The Redis this node meets the others in, its password masked."""
         return self._link.url
 
     def statistics(self) -> BusStatistics:

@@ -17,9 +17,9 @@ from typing import Final, assert_never
 import trio
 
 from triochat.bus import ClusterError, first_leaf
+from triochat.bus.url import redacted
 from triochat.cli.listen import bound_address, listen_plan, open_doors
 from triochat.cli.settings import add_server_flags, given_values, server_config
-from triochat.cli.values import redacted
 from triochat.config import ServerConfig
 from triochat.logs import dropped_records, start_logging, stop_logging
 from triochat.server import ChatServer
