@@ -26,6 +26,7 @@ from triochat.server import ChatServer
 from triochat.server.certificates import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
+from triochat.store.sqlite import ForeignDatabase
 from triochat.web import WebServer
 
 __all__ = ["EXIT_USAGE", "UsageError", "add_command"]
@@ -94,7 +95,7 @@ def _start(config: ServerConfig) -> int:
         store = open_store(db)
     except StoreError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, ForeignDatabase) else 1  # 2: a wrong --db, like bad usage
     where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
     status = 1
     try:
