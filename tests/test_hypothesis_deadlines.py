@@ -28,7 +28,9 @@ def property_tests() -> dict[str, timedelta | None]:
         module = importlib.import_module(f"tests.{path.stem}")
         for name, test in vars(module).items():
             if callable(test) and hasattr(test, "hypothesis"):
-                chosen = getattr(test, "_hypothesis_internal_use_settings", settings.default)
+                chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+                chosen = chosen if chosen is not None else settings.default
+                assert chosen is not None
                 found[f"{path.stem}.{name}"] = chosen.deadline
     return found
 
@@ -36,6 +38,7 @@ def property_tests() -> dict[str, timedelta | None]:
 def test_hypothesis_profile_sets_a_fit_deadline() -> None:
     """Tests that set no deadline get the profile's, not Hypothesis's 200 ms."""
     assert settings.get_profile(PROFILE).deadline == CPU_DEADLINE
+    assert settings.default is not None
     assert settings.default.deadline == CPU_DEADLINE
     assert FIT[0] <= CPU_DEADLINE <= DISK_DEADLINE <= FIT[1]
 
