@@ -13,7 +13,7 @@ from tests.redisproc import RedisServer
 from triochat.bus.redis_bus import CATCH_UP, RedisBus
 from triochat.core import cluster
 from triochat.core.codec import Mode
-from triochat.core.commands import Hello, Nick
+from triochat.core.commands import Hello, Join, Nick
 from triochat.core.names import LOBBY
 from triochat.core.state import ChatState, Limits, Member
 from triochat.store import MemoryStore
@@ -148,3 +148,18 @@ async def test_redis_bus_reads_a_large_batch_as_a_backlog(
     assert receiver.statistics().catch_ups >= 1
     for bus in (sender, receiver):
         await bus.leave()
+
+
+def test_cluster_backlog_of_another_room_is_announced_to_plain_members() -> None:
+    """A plain member whose current room is another one reads the catch-up under a
+    "last N messages in ROOM" line, not as lines that seem to be about its room."""
+    state = node()
+    reader, link = member(state, Mode.PLAIN)
+    state.handle(reader, Join("#dev"))
+    link.lines()
+    state.take_effects()
+    state.apply(cluster.Backlog(LOBBY, lines(1, 300)))
+    link.serve(stored(state))
+    out = link.lines()
+    assert out[0] == f"*** last 300 messages in {LOBBY}:"
+    assert len(out) == 301

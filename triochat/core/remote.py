@@ -146,7 +146,19 @@ class ClusterSide:
         limit = self._state.limits.resume_limit
         log.info("cluster: %d lines of %s caught up, replayed paced", len(lines), name)
         for member in room.members():
-            member.link.replay(Query(member, name, limit, after=first - 1, upto=room.last_id))
+            # Plain lines of a room that is not the member's current one come under a
+            # "last N messages in ROOM" line, as /history of another room does.
+            elsewhere = name != member.current
+            query = Query(
+                member,
+                name,
+                limit,
+                after=first - 1,
+                header=elsewhere,
+                upto=room.last_id,
+                elsewhere=elsewhere,
+            )
+            member.link.replay(query)
 
     def _remote_op(self, node: str, op: cluster.Op) -> None:
         state = self._state
