@@ -34,7 +34,8 @@ def test_redacted_masks_every_form_of_password() -> None:
     assert redacted(f"rediss://bob:{SECRET}@h:1/2") == "rediss://bob:***@h:1/2"
     assert redacted(f"redis://h/0?db=1&password={SECRET}") == "redis://h/0?db=1&password=***"
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-    assert SECRET not in redacted(f"redis://:{SECRET}@h:notaport")
+    assert redacted(f"redis://:{SECRET}@h:port/0") == "redis://:***@h:port/0"
+    assert SECRET not in redacted(f"redis://:{SECRET}@[::1")
 
 
 def secret_url(port: int) -> str:

@@ -23,9 +23,8 @@ def redacted(url: str) -> str:
     A text that is not a URL comes back masked whole if it might hold a password.
     """
     try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
+        parts = urllib.parse.urlsplit(url)  # (a bad port is kept as it is, shown)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
         return MASK if "@" in url or "password" in url.lower() else url
     netloc = parts.netloc
     userinfo, at, hostport = netloc.rpartition("@")
