@@ -43,7 +43,7 @@ from triochat.web.http import CSP, Assets, OriginPolicy, Reply, parse_origins, r
 from triochat.web.server import KEEPALIVE_TIMEOUT, REQUEST_TIMEOUT
 from triochat.web.stream import WebSocketStream
 
-HOST = "chat.test"  # the Host header every test request carries
+HOST = "localhost"  # the Host header every test request carries (a name of the server)
 ORIGIN = f"http://{HOST}"  # so this is the page's own origin
 WAIT = 5.0  # seconds (virtual where the test has autojump_clock) for any one reply
 

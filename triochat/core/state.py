@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from triochat.core import cluster
@@ -39,7 +40,7 @@ from triochat.core.arrivals import Arrival, Arrivals
 from triochat.core.codec import Mode
 from triochat.core.commands import COMMANDS, Command, Hello
 from triochat.core.events import Chat, Event, Notice, Presence
-from triochat.core.history import History
+from triochat.core.history import Replays
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY
@@ -51,11 +52,24 @@ from triochat.core.rooms import Rooms
 from triochat.core.talk import Talk
 from triochat.core.world import World
 
-__all__ = ["ChatState", "Limits", "Link", "Member", "Query", "RoomState"]
+__all__ = ["ChatState", "Limits", "Link", "Member", "Query", "RoomState", "StateStatistics"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Member, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StateStatistics:
+    """What the chat state has done since start (see :meth:`ChatState.statistics`)."""
+
+    members: int  # on this node now
+    rooms: int
+    chat_lines: int  # numbered chat lines delivered (say and me)
+    messages: dict[str, int]  # by kind: say, me, private
+    deliveries: int  # events queued to members (a broadcast counts its audience)
+    disconnects: dict[str, int]  # members gone, by reason (kicks and bans as one each)
+    too_slow: int  # members dropped because they did not read
 
 
 class ChatState:
@@ -85,7 +99,7 @@ class ChatState:
         self.moderation = Moderation(self, self.access)
         self.cluster = ClusterSide(self, self.moderation, node) if node is not None else None
         world.cluster = self.cluster
-        self.history = History(world)
+        self.history = Replays(world)
         self.arrivals = Arrivals(world, self.accounts, self.history)
         self.talk = Talk(world, self.arrivals, self.access)
         self.room_care = RoomCare(world, self.access)
@@ -154,7 +168,7 @@ class ChatState:
             if not self.access.registered(key):
                 log.warning(
                     "--op %s: no account of that name is registered, so it has no powers; "
-                    "register it at once (anyone who registers it becomes an operator)",
+                    "register it at once (whoever registers that exact name becomes an operator)",
                     name,
                 )
 
@@ -276,6 +290,19 @@ class ChatState:
         effects = self.world.take_effects()
         effects.jobs.extend(self.accounts.take_jobs())
         return effects
+
+    def statistics(self) -> StateStatistics:
+        """The state's counters now (cheap: sizes and plain ints)."""
+        world = self.world
+        return StateStatistics(
+            members=len(world.members),
+            rooms=len(world.rooms),
+            chat_lines=world.chat_events,
+            messages=dict(world.messages),
+            deliveries=world.deliveries,
+            disconnects=dict(world.disconnects),
+            too_slow=world.too_slow_dropped,
+        )
 
     # -- who is here ------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class Talk:
             room.complete = False  # the oldest cached line is about to be only on disk
         room.recent.append(CachedLine(record))
         world.chat_events += 1
+        world.count(world.messages, "say" if isinstance(event, Said) else "me")
         if not live:
             return
         # JSON clients get their own line back, to show the server's order, id and time;
@@ -116,10 +117,12 @@ class Talk:
             now = world.clock()
             key = name_key(member.name)
             op = cluster.Private(member.id, member.name, key, remote.token, remote.name, text, now)
+            world.count(world.messages, "private")
             world.publish(op)
             world.tell(member, Private(now, member.name, remote.name, text))
             return
         event = Private(world.clock(), member.name, target.name, text)
+        world.count(world.messages, "private")
         world.tell(target, event)
         if target is not member:
             world.tell(member, event)
