@@ -25,10 +25,10 @@ from typing import Final, assert_never
 import trio
 
 from triochat.bus import ClusterError, first_leaf
+from triochat.bus.url import redacted
 from triochat.cli.configfile import ConfigError, config_toml, read_config_file
 from triochat.cli.listen import bound_address, listen_plan, open_doors
 from triochat.cli.settings import add_server_flags, given_values, server_config
-from triochat.cli.values import redacted
 from triochat.config import ServerConfig
 from triochat.logs import dropped_records, start_logging, stop_logging
 from triochat.metrics import Monitor
@@ -36,6 +36,7 @@ from triochat.server import ChatServer
 from triochat.server.certificates import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
+from triochat.store.sqlite import ForeignDatabase
 from triochat.web import WebServer
 
 __all__ = ["EXIT_USAGE", "UsageError", "add_command"]
@@ -128,7 +129,8 @@ def _start(config: ServerConfig) -> int:
         store = open_store(db)
     except StoreError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
-        return 1
+        # A wrong --db (another program's database) is a configuration problem.
+        return EXIT_USAGE if isinstance(exc, ForeignDatabase) else 1
     where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
     status = 1
     try:

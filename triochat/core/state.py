@@ -429,9 +429,14 @@ class ChatState:
         """Rename ``member`` without asking the cluster (it already decided)."""
         self.arrivals.set_name(member, name)
 
-    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
-        """Store, cache and broadcast a numbered chat line (``sender``: if on this node)."""
-        self.talk.deliver_chat(room, event, sender)
+    def deliver_chat(
+        self, room: RoomState, event: Chat, sender: Member | None, *, live: bool = True
+    ) -> None:
+        """Store, cache and broadcast a numbered chat line (``sender``: if on this node).
+
+        ``live=False``: store and cache only (members get it as a replay instead).
+        """
+        self.talk.deliver_chat(room, event, sender, live=live)
 
     def log_in(self, member: Member, name: str, key: str) -> None:
         """``member`` proved the password of ``name``: give it the name and the account."""

@@ -61,8 +61,13 @@ class Talk:
             event = Acted(now, room.name, room.last_id, member.name, command.text)
         self.deliver_chat(room, event, member)
 
-    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
-        """Store, cache and broadcast a numbered chat line (``sender``: if on this node)."""
+    def deliver_chat(
+        self, room: RoomState, event: Chat, sender: Member | None, *, live: bool = True
+    ) -> None:
+        """Store, cache and broadcast a numbered chat line (``sender``: if on this node).
+
+        ``live=False``: store and cache only (members get it as a replay instead).
+        """
         world = self._world
         record = stored_message(event)
         world.effects.batch.messages.append(record)
@@ -71,6 +76,8 @@ class Talk:
         room.recent.append(CachedLine(record))
         world.chat_events += 1
         world.count(world.messages, "say" if isinstance(event, Said) else "me")
+        if not live:
+            return
         # JSON clients get their own line back, to show the server's order, id and time;
         # a terminal already shows what was typed.
         echo = sender is None or PROTOCOLS[sender.mode].echoes_own_chat

@@ -381,12 +381,17 @@ class Hub:
             case Stop():
                 state.stop()
             case FromCluster(items=items):
+                lines = 0
                 for item in items:
                     state.apply(item)
+                    if isinstance(item, cluster.Backlog):  # stored now, replayed paced
+                        lines += len(item.lines)
+                        continue
+                    lines += 1
                     if isinstance(item, cluster.ClusterUp) and item.resync:
                         assert self.bus is not None
                         self.bus.resync(state.resync_ops())
-                return len(items)
+                return lines
             case PasswordDone(job=job, outcome=outcome):
                 member = state.password_done(job, outcome)
                 link = member.link if member is not None else None
