@@ -891,15 +891,21 @@ async def test_session_rooms_topic_rooms_who_history_part(
     await keys.type("/topic ship it friday")
     await view.wait_for("alice set the topic: ship it friday")
     await keys.type("/rooms")
-    await view.wait_for("#dev  2 online  ship it friday")
+    await view.wait_for("#dev    2 online  ship it friday")  # aligned under "#lobby"
     await keys.type("/who")
     await view.wait_for("online (2): alice, dave")
-    await keys.type("/history 5")
-    await view.wait_for("── end of /history (more: /history again) ──")
+    await keys.type("/history 3")  # the room's last 3, though the replay showed them
+    await view.wait_for("── end of /history (more: /history more) ──")
     screen = view.screen()
-    assert screen.index("<dave> old 6") < screen.index("<dave> old 10") < screen.index("end of")
-    assert "old 5\n" not in screen
-    await keys.type("/history 10")
+    reply = screen[screen.rindex("── earlier messages ──") :]
+    assert reply.index("<dave> old 28") < reply.index("<dave> old 30") < reply.index("end of")
+    assert "old 27\n" not in reply
+    await keys.type("/history more")  # the 3 before those
+    await view.wait_for("<dave> old 25\n")
+    screen = view.screen()
+    page = screen[screen.index("── end of /history (more: /history more) ──") :]
+    assert "old 25" in page and "old 27" in page and "old 28" not in page
+    await keys.type("/history 30")
     await view.wait_for("<dave> old 1\n")
     await view.wait_for("── end of /history ──")
     await keys.type("/part")

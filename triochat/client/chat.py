@@ -61,7 +61,15 @@ from triochat.client.wording import (
     unconfirmed_quit_text,
 )
 from triochat.core.commands import Invalid, Quit
-from triochat.core.events import AccountInfo, ErrorEvent, Ping, ShuttingDown, Welcome
+from triochat.core.events import (
+    AccountInfo,
+    Acted,
+    ErrorEvent,
+    Ping,
+    Said,
+    ShuttingDown,
+    Welcome,
+)
 from triochat.core.hygiene import sanitise
 
 __all__ = ["Connector", "SessionEnd", "chat_session"]
@@ -167,7 +175,9 @@ class _Client:
             self._offered = None
         shown = self.rooms.apply(event, self.view.me)
         if shown is not None:
-            self.view.show(event, shown.tag, quiet=shown.quiet)
+            replayed = isinstance(event, Said | Acted) and event.history and not shown.reply
+            quiet = shown.quiet or (replayed and not self.view.replay)  # --quiet
+            self.view.show(event, shown.tag, quiet=quiet)
         self.refresh_prompt()
 
     # ----------------------------------------------------------------------------------

@@ -74,7 +74,10 @@ class RoomMemo:
     """The client's memory of one room it is in."""
 
     last_id: int | None = None  # the highest message id shown (None: nothing shown yet)
-    earliest_id: int | None = None  # the lowest id shown, where /history continues from
+    earliest_id: int | None = None  # the lowest id shown
+    paged_id: int | None = None  # the lowest id a /history reply showed: /history more
+    # continues from there (from earliest_id before any /history)
+    page_limit: int = 0  # the N of the last /history N (0: the server's default)
     unread: int = 0  # messages from others since the room was last current
     topic: str = ""
     history_requests: int = 0  # /history replies still to come: shown even though older
@@ -86,6 +89,7 @@ class Shown:
 
     tag: str = ""  # the room to name in front of the line; "" for the current room
     quiet: bool = False  # nothing a person needs (the prompt says it); --json prints it
+    reply: bool = False  # a replayed line that answers the user's own /history
 
 
 SHOW: Final = Shown()
@@ -147,12 +151,26 @@ class ClientRooms:
         if kind == "join":
             self._set_current(room)  # what the user types next belongs there
         elif kind == "history" and room in self.rooms:
-            self.rooms[room].history_requests += 1
+            memo = self.rooms[room]
+            memo.history_requests += 1
+            if "before" not in request:  # /history N starts again from the newest
+                memo.paged_id = None
+            limit = request.get("limit")
+            if isinstance(limit, int):
+                memo.page_limit = limit
 
     def history_before(self, room: str) -> int | None:
-        """Where ``/history`` in ``room`` continues from: the oldest message shown there."""
+        """Where ``/history more`` in ``room`` continues from: the oldest message a
+        ``/history`` reply showed there, else the oldest message shown there at all."""
         memo = self.rooms.get(room)
-        return memo.earliest_id if memo is not None else None
+        if memo is None:
+            return None
+        return memo.paged_id if memo.paged_id is not None else memo.earliest_id
+
+    def page_limit(self, room: str) -> int:
+        """The N of the last ``/history N`` in ``room`` (0: none yet)."""
+        memo = self.rooms.get(room)
+        return memo.page_limit if memo is not None else 0
 
     def start_resume(self, name: str) -> dict[str, Any]:
         """Begin a resume; return the hello that asks the server for it."""
@@ -290,7 +308,9 @@ class ClientRooms:
         if history and memo.history_requests:
             if memo.earliest_id is None or msg_id < memo.earliest_id:
                 memo.earliest_id = msg_id
-            return self._tagged(room)
+            if memo.paged_id is None or msg_id < memo.paged_id:
+                memo.paged_id = msg_id
+            return Shown(tag=self._tagged(room).tag, reply=True)
         if history and memo.last_id is not None and msg_id <= memo.last_id:
             return None  # already shown
         resume = self._resume
