@@ -348,7 +348,7 @@ def _help(event: HelpText, me: str) -> Rendered:
             continue
         usage, text = row
         out.append("  ").append(usage, style="bold").append(
-            " " * max(1, width - cell_len(usage) + 1)
+            " " * max(2, width - cell_len(usage) + 2)
         )
         out.append(text)
     return out, ""
@@ -438,5 +438,5 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = 
         line.append(sanitise(tag), style=f"bold {name_colour(tag)}").append(" ")
     line.append(body)
     if line_style:
-        line.stylize(line_style)
+        line.style = line_style  # notices and replayed history: the whole line
     return line
