@@ -394,7 +394,7 @@ def test_render_rooms_list_one_room_per_line() -> None:
     ]
     assert render(event("rooms", rooms=rooms)).plain.splitlines() == [
         "17:40 rooms (2):",
-        "      #dev  2 online  [bold]ship it",
+        "      #dev    2 online  [bold]ship it",
         "      #lobby  5 online",
     ]
 
