@@ -45,6 +45,7 @@ from triochat.core.events import (
     Joined,
     Left,
     Presence,
+    Renamed,
     Said,
     TopicInfo,
     Welcome,
@@ -124,6 +125,7 @@ class ClientRooms:
         self._confirmed = ""  # the current room as the server last stated it
         self._just_joined: str | None = None
         self._resume: _Resume | None = None
+        self.names: dict[str, str] = {}  # people seen (casefolded -> as written), for Tab
 
     @property
     def resuming(self) -> bool:
@@ -231,6 +233,7 @@ class ClientRooms:
     def apply(self, event: Event, me: str) -> Shown | None:
         """Update the state for one server event; say how to show it (None: drop it)."""
         resume = self._resume
+        self._note_names(event)
         match event:
             case Said() | Acted():
                 return self._chat(event, me)
@@ -284,6 +287,22 @@ class ClientRooms:
                 return self._tagged(self._room(room))
             case _:
                 return SHOW
+
+    def _note_names(self, event: Event) -> None:
+        """Remember who the client has seen, for Tab to complete."""
+        match event:
+            case Said(sender=name) | Acted(sender=name) | Joined(name=name):
+                seen: tuple[str, ...] = (name,)
+            case WhoList(names=names):
+                seen = names
+            case Renamed(old=old, new=new):
+                self.names.pop(old.casefold(), None)
+                seen = (new,)
+            case _:
+                return
+        for name in seen:
+            clean = sanitise(name)
+            self.names[clean.casefold()] = clean
 
     def _tagged(self, room: str) -> Shown:
         return SHOW if room == self.current else Shown(tag=room)
