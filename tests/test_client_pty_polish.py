@@ -1,8 +1,9 @@
-"""``triochat client`` at a terminal asks for a password the server wants (a pty).
+"""``triochat client`` at a terminal (a pty): the password prompt, and Tab.
 
 A registered name, or a private server: the client prompts with ``getpass`` (no echo,
-nothing kept for the up arrow) and joins; piped input never prompts. Servers come from
-the suite's one launcher and are ended by PID; every wait is bounded.
+nothing kept for the up arrow) and joins. Tab completes commands and the names the
+client has seen. Servers come from the suite's one launcher and are ended by PID;
+every wait is bounded.
 """
 
 from __future__ import annotations
@@ -66,3 +67,23 @@ async def test_cli_pty_private_server_asks_for_its_password(
         await client.type("/quit\r")
         assert await client.exit_code() == 0
     assert b"open-sesame" not in client.screen
+
+
+async def test_cli_pty_tab_completes_commands_and_names(
+    start_process: StartProcess, tmp_path: Path
+) -> None:
+    """Tab at the prompt completes a command, and a name the client has seen."""
+    server = await start_process("--db", ":memory:")
+    async with PtyClient.run("--port", str(server.port), "--name", "alice") as client:
+        await client.wait_for("alice #lobby> ")
+        bob, _ = await server.join_json("bobby")
+        await client.wait_for("bobby joined")
+        await client.type("/wh\t\r")  # /who
+        await client.wait_for("online (2): alice, bobby")
+        await client.type("hi @bo\tthere\r")
+        said = await bob.event()
+        while said.get("type") != "say":
+            said = await bob.event()
+        assert said["text"] == "hi @bobby there"
+        await client.type("/quit\r")
+        assert await client.exit_code() == 0
