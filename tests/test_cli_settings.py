@@ -56,6 +56,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "coalesce-above": (("--coalesce-above", "7"), 7),
     "op": (("--op", "alice", "--op", "bob"), ("alice", "bob")),
     "password-file": (("--password-file", "chat.pass"), "chat.pass"),
+    "min-password-length": (("--min-password-length", "6"), 6),
     "log-level": (("--log-level", "debug"), "debug"),
     "log-format": (("--log-format", "json"), "json"),
     "redis": (("--redis", "redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0"),

@@ -8,6 +8,7 @@ from typing import Final
 
 from triochat.core.framing import MAX_LINE_BYTES
 from triochat.core.names import name_error
+from triochat.core.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 
 __all__ = [
     "DEFAULT_HOST",
@@ -124,6 +125,7 @@ class ServerConfig:
     # -- access --
     ops: tuple[str, ...] = ()
     password_file: str | None = None
+    min_password_length: int = MIN_PASSWORD_CHARS
     # -- logging (read by the command) --
     log_level: str = "info"
     log_format: str = "auto"
@@ -171,6 +173,8 @@ class ServerConfig:
             problems.append("resume limit must be at least 1")
         if self.retain_days is not None and self.retain_days <= 0:
             problems.append("retain days must be more than 0")
+        if not 1 <= self.min_password_length <= MAX_PASSWORD_CHARS:
+            problems.append(f"min password length must be from 1 to {MAX_PASSWORD_CHARS}")
         if self.retain_messages is not None and self.retain_messages < 1:
             problems.append("retain messages must be at least 1")
         problems += [

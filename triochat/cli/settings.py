@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from triochat.cli.values import bounded, networks_text, op_name, port, redis_url, web_port
 from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
+from triochat.core.passwords import MAX_PASSWORD_CHARS
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import default_db_path
@@ -355,6 +356,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         str,
         "FILE",
         default_text="none: anyone may join",
+    ),
+    Setting(
+        "min-password-length",
+        ACCESS,
+        "shortest password an account may set with /register or /password (existing "
+        "accounts keep theirs)",
+        bounded(int, 1, MAX_PASSWORD_CHARS),
+        "CHARS",
     ),
     Setting(
         "log-level",

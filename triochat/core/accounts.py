@@ -198,13 +198,13 @@ class Accounts:
             return "bad-name", "guest names cannot be registered; choose one with /nick first"
         if self.access.registered(key) or key in self._registering:
             return "already-registered", f"the name {member.name} is registered already"
-        problem = password_problem(password)
+        problem = password_problem(password, self._state.limits.min_password_length)
         return None if problem is None else ("weak-password", problem)
 
     def _change_problem(self, member: Member, new: str) -> Problem | None:
         if member.account is None or member.account != name_key(member.name):
             return "not-logged-in", "log in first: /login NAME PASSWORD"
-        problem = password_problem(new)
+        problem = password_problem(new, self._state.limits.min_password_length)
         return None if problem is None else ("weak-password", problem)
 
     def member_done(self, member: Member, job: Job, outcome: Outcome) -> None:

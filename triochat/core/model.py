@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from triochat.core import cluster
 from triochat.core.codec import Mode
+from triochat.core.passwords import MIN_PASSWORD_CHARS
 from triochat.core.records import Batch, Change, StoredMessage
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Limits:
     max_rooms: int = 1000  # rooms on the server
     max_rooms_per_member: int = 50  # rooms one member may be in at once
     resume_limit: int = 1000  # messages replayed per room on resume; older ones become a gap
+    min_password_length: int = MIN_PASSWORD_CHARS  # shortest password an account may set
 
 
 @dataclass(eq=False, slots=True)

@@ -176,6 +176,7 @@ class Hub:
             max_rooms=config.max_rooms,
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
+            min_password_length=config.min_password_length,
         )
         self.bus = bus
         self.state = ChatState(
