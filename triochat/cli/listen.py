@@ -8,6 +8,7 @@ before any is served, so a port in use stops the start-up with nothing half-open
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import socket
@@ -26,6 +27,7 @@ __all__ = [
     "DoorKind",
     "DoorRow",
     "bound_address",
+    "bound_config",
     "format_address",
     "listen_plan",
     "open_doors",
@@ -44,11 +46,19 @@ class DoorRow:
         kind: what is served there.
         flag: the setting that chooses the port, named when it cannot be opened.
         port: the port a config asks for (0: a free one), or None: not opened.
+        field: the ServerConfig field of that port ("": ``KIND_port``), given the real
+            port once it is open (:func:`bound_config`).
     """
 
     kind: DoorKind
     flag: str
     port: Callable[[ServerConfig], int | None]
+    field: str = ""
+
+    @property
+    def config_field(self) -> str:
+        """The ServerConfig field that holds this door's port."""
+        return self.field or f"{self.kind}_port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Door:
 
 
 DOORS: Final[tuple[DoorRow, ...]] = (
-    DoorRow("plain", "--port", lambda config: None if config.no_plain else config.port),
+    DoorRow("plain", "--port", lambda config: None if config.no_plain else config.port, "port"),
     DoorRow(
         "tls", "--tls-port", lambda config: None if config.tls_cert is None else config.tls_port
     ),
@@ -77,6 +87,22 @@ def listen_plan(config: ServerConfig) -> tuple[Door, ...]:
         for row in DOORS
         if (port := row.port(config)) is not None
     )
+
+
+def bound_config(
+    config: ServerConfig, opened: Sequence[tuple[Door, Sequence[trio.SocketListener]]]
+) -> ServerConfig:
+    """``config`` with the real port of each door opened (where it asked for 0).
+
+    The server then names its other doors right (a wrong-door line says where to go).
+    """
+    fields = {row.kind: row.config_field for row in DOORS}
+    ports = {
+        fields[door.kind]: listeners[0].socket.getsockname()[1]
+        for door, listeners in opened
+        if listeners
+    }
+    return dataclasses.replace(config, **ports)
 
 
 def format_address(host: str, port: int) -> str:

@@ -17,7 +17,7 @@ from typing import Final, assert_never
 import trio
 
 from triochat.bus import ClusterError, first_leaf
-from triochat.cli.listen import bound_address, listen_plan, open_doors
+from triochat.cli.listen import bound_address, bound_config, listen_plan, open_doors
 from triochat.cli.settings import add_server_flags, given_values, server_config
 from triochat.cli.values import redacted
 from triochat.config import ServerConfig
@@ -114,7 +114,7 @@ async def _serve(
     if opened is None:
         store.close()
         return 1
-    server = ChatServer(config, store)
+    server = ChatServer(bound_config(config, opened), store)
     wanted = [signal.SIGINT, signal.SIGTERM]
     if certificates is not None and hasattr(signal, "SIGHUP"):
         wanted.append(signal.SIGHUP)  # reload the certificate (instead of stopping)
