@@ -58,7 +58,7 @@ class DoorRow:
     @property
     def config_field(self) -> str:
         """The ServerConfig field that holds this door's port."""
-        return self.field or f"{self.kind}_port"
+        return self.field or f"{self.kind.replace('-', '_')}_port"
 
 
 @dataclass(frozen=True, slots=True)
