@@ -19,9 +19,11 @@ import trio
 
 from triochat.config import ServerConfig
 from triochat.core.admin import Pass
+from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
-from triochat.core.protocols import PLAIN, WireProtocol, sniff
+from triochat.core.protocols import IRC, PLAIN, WireProtocol, sniff
+from triochat.core.protocols.ircregister import IrcRegistration, RegState
 from triochat.core.ratelimit import TokenBucket
 from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
@@ -34,12 +36,18 @@ SILENT: Final = "silent"  # connected and left without a word: no join, no leave
 
 
 async def read_commands(
-    conn: Connection, inbound: trio.MemorySendChannel[HubMessage], config: ServerConfig
+    conn: Connection,
+    inbound: trio.MemorySendChannel[HubMessage],
+    config: ServerConfig,
+    *,
+    irc: bool = False,
 ) -> str:
     """Read until the peer stops sending; return why (``closed``, ``lost``, ``silent``).
 
-    Raises ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` if the hub has
-    stopped. (One function rather than several: every frame suspended here is memory
+    ``irc``: the connection came in by the IRC door, so it speaks IRC (no sniffing);
+    its registration (:class:`~triochat.core.protocols.ircregister.IrcRegistration`)
+    is answered here, before the hub hears of it. Raises ``trio.BrokenResourceError``
+    or ``trio.ClosedResourceError`` if the hub has stopped. (One function rather than several: every frame suspended here is memory
     that each idle connection holds.)
     """
     transport = conn.transport
@@ -49,6 +57,7 @@ async def read_commands(
     deadline = trio.current_time() + config.registration_timeout
     pending: list[Command] = []
     secret: str | None = None  # the server password, from a plain first line /pass
+    registration = IrcRegistration(IRC.server) if irc else None
     eof = False
     try:
         while True:
@@ -61,6 +70,9 @@ async def read_commands(
                     pending = []
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
+                    if registration is not None and protocol is None:
+                        await transport.wait_readable()  # IRC: no guest after a silence
+                        continue
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
@@ -81,6 +93,20 @@ async def read_commands(
                 line = buffer.close()  # an unterminated last line still counts
                 if line is None:
                     return "closed" if protocol is not None else SILENT
+            if registration is not None and protocol is None:
+                if line is TOO_LONG:
+                    continue
+                assert isinstance(line, bytes)
+                reply = registration.feed(_decode(line))
+                if reply:
+                    await transport.send_all(reply.encode())
+                if registration.state is RegState.QUIT:
+                    return SILENT
+                if registration.state is RegState.DONE:
+                    protocol = IRC
+                    hello = registration.hello
+                    await inbound.send(Register(conn, Mode.IRC, hello, registration.password))
+                continue
             if protocol is None:
                 sniffed, command = _registration(line, config.max_line_bytes)
                 if isinstance(command, Pass) and secret is None:

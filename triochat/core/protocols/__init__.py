@@ -12,12 +12,23 @@ from typing import Final
 from triochat.core.codec import Mode
 from triochat.core.commands import Command, parse_registration
 from triochat.core.protocols.base import WireProtocol
+from triochat.core.protocols.irc import IRC, IrcProtocol
 from triochat.core.protocols.json import JSON, JsonProtocol
 from triochat.core.protocols.plain import PLAIN, PlainProtocol
 
-__all__ = ["JSON", "PLAIN", "PROTOCOLS", "JsonProtocol", "PlainProtocol", "WireProtocol", "sniff"]
+__all__ = [
+    "IRC",
+    "JSON",
+    "PLAIN",
+    "PROTOCOLS",
+    "IrcProtocol",
+    "JsonProtocol",
+    "PlainProtocol",
+    "WireProtocol",
+    "sniff",
+]
 
-PROTOCOLS: Final[dict[Mode, WireProtocol]] = {Mode.PLAIN: PLAIN, Mode.JSON: JSON}
+PROTOCOLS: Final[dict[Mode, WireProtocol]] = {Mode.PLAIN: PLAIN, Mode.JSON: JSON, Mode.IRC: IRC}
 
 
 def sniff(line: str) -> tuple[WireProtocol, Command | None]:
