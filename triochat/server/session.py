@@ -47,8 +47,8 @@ async def read_commands(
     ``irc``: the connection came in by the IRC door, so it speaks IRC (no sniffing);
     its registration (:class:`~triochat.core.protocols.ircregister.IrcRegistration`)
     is answered here, before the hub hears of it. Raises ``trio.BrokenResourceError``
-    or ``trio.ClosedResourceError`` if the hub has stopped. (One function rather than several: every frame suspended here is memory
-    that each idle connection holds.)
+    or ``trio.ClosedResourceError`` if the hub has stopped. (One function rather than
+    several: every frame suspended here is memory that each idle connection holds.)
     """
     transport = conn.transport
     buffer = LineBuffer(config.max_line_bytes)

@@ -68,9 +68,9 @@ class IrcProtocol:
     def encode_for(self, event: Event, member: Member) -> bytes:
         irc = member.irc
         stamp, tags = irc.tags if irc is not None else (False, False)
-        if isinstance(event, Private) and event.sender == member.name != event.to:
-            if irc is None or ECHO not in irc.caps:
-                return b""  # its own private message: only with echo-message
+        own = isinstance(event, Private) and event.sender == member.name != event.to
+        if own and (irc is None or ECHO not in irc.caps):
+            return b""  # its own private message: only with echo-message
         return encode_irc(event, self.server, member.name, stamp, tags).encode()
 
     def fanout(

@@ -24,6 +24,9 @@ __all__ = [
 
 MAX_LINE_BYTES: Final = 512  # RFC 1459: a line, CR-LF included, without IRCv3 tags
 MAX_PARAMS: Final = 15  # RFC 1459: at most 15 parameters
+# Whose last parameter is text, sent with ":" even when one word (as servers do).
+_TEXT_LAST: Final = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "KICK", "QUIT", "ERROR"})
+_WORD_LAST: Final = frozenset({"004", "221", "324", "333"})  # numerics ending in a word
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,8 @@ def line(src: str, verb: str, *params: str, tags: str = "") -> str:
         *middle, last = params
         for param in middle:
             parts.append(f" {param}")
-        if not last or " " in last or last.startswith(":"):
+        text = verb in _TEXT_LAST or (verb.isdigit() and verb not in _WORD_LAST)
+        if text or not last or " " in last or last.startswith(":"):
             parts.append(f" :{last}")
         else:
             parts.append(f" {last}")

@@ -93,6 +93,7 @@ class IrcRegistration:
             return ""
         verb, params, server = parsed.verb, parsed.params, self.server
         nick = self.nick or "*"
+        reply = ""
         match verb:
             case "PASS":
                 if not params:
@@ -114,7 +115,7 @@ class IrcRegistration:
                     self.capping = True
                 elif sub == "END":
                     self.capping = False
-                return cap_reply(server, self.nick, params, self.caps)
+                reply = cap_reply(server, self.nick, params, self.caps)
             case "AUTHENTICATE":
                 return self._authenticate(params)
             case "QUIT":
@@ -128,7 +129,7 @@ class IrcRegistration:
                 return numeric(server, "451", nick, verb, "You have not registered")
         if self.nick and self.user and not self.capping:
             self.state = RegState.DONE
-        return ""
+        return reply
 
     def _authenticate(self, params: tuple[str, ...]) -> str:
         """SASL PLAIN: ``AUTHENTICATE PLAIN``, then the credentials in base64."""
