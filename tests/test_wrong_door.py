@@ -127,6 +127,19 @@ async def test_wrong_door_irc_client_is_told_and_nothing_reaches_the_room(
     await carol.quiet()  # no history to replay: nothing was posted or stored
 
 
+async def test_wrong_door_irc_client_is_told_the_irc_port(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With --irc-port (and --irc-tls-port) the ERROR line names them."""
+    tls = {"tls_cert": "c.pem", "tls_key": "k.pem"}
+    server = await open_test_server(nursery, irc_port=6667, irc_tls_port=6697, **tls)
+    irc = connect(nursery, server)
+    await irc.send("NICK ircbob")
+    assert await irc.closed() == [
+        "ERROR :this is triochat's own chat port; IRC clients connect to port 6667 or TLS port 6697"
+    ]
+
+
 async def test_wrong_door_http_request_gets_the_web_page_address(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:

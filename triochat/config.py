@@ -104,6 +104,9 @@ class ServerConfig:
     tls_key: str | None = None
     tls_port: int = DEFAULT_TLS_PORT
     no_plain: bool = False
+    irc_port: int | None = None  # None: no IRC door
+    irc_tls_port: int | None = None  # None: no IRC over TLS (needs tls_cert)
+    irc_server_name: str = ""  # "": the host name
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20

@@ -139,6 +139,14 @@ async def _serve(
                         await nursery.start(web_server.serve_listeners, listeners)
                         scheme = "https" if web_server.tls else "http"
                         later.append(f"web: {scheme}://{bound_address(listeners, ' (web)')}/")
+                    case "irc":
+                        await nursery.start(server.serve_irc, listeners)
+                        print(f"IRC: listening on {bound_address(listeners, ' (IRC)')}", flush=True)
+                    case "irc-tls":
+                        assert certificates is not None
+                        await nursery.start(server.serve_irc_tls, listeners, certificates)
+                        at = bound_address(listeners, " (IRC, TLS)")
+                        print(f"IRC: listening on {at} (TLS)", flush=True)
                     case _:
                         assert_never(door.kind)
             print(f"history: {where}", flush=True)

@@ -147,7 +147,12 @@ CLUSTER: Final = Group(
     "(or Valkey): same rooms, messages, ids, presence and unique names everywhere. "
     "Needs the redis extra (pip install '.[redis]' in a checkout); see docs/operations.md.",
 )
-GROUPS: Final = (LISTENING, WEB, TLS, HISTORY, LIMITS, ACCESS, LOGGING, CLUSTER)
+IRC: Final = Group(
+    "IRC",
+    "IRC clients and bots (irssi, weechat, HexChat, ...) join the same rooms as channels "
+    "on their own port; off unless --irc-port or --irc-tls-port is given.",
+)
+GROUPS: Final = (LISTENING, WEB, TLS, IRC, HISTORY, LIMITS, ACCESS, LOGGING, CLUSTER)
 
 _N: Final = "N"
 SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
@@ -213,6 +218,28 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "PORT",
     ),
     Setting("no-plain", TLS, "TLS only: do not listen on --port for cleartext connections"),
+    Setting(
+        "irc-port",
+        IRC,
+        "TCP port for IRC clients (6667 is usual); 0 picks a free port",
+        port,
+        "PORT",
+    ),
+    Setting(
+        "irc-tls-port",
+        IRC,
+        "TCP port for IRC over TLS (6697 is usual; needs --tls-cert and --tls-key)",
+        port,
+        "PORT",
+    ),
+    Setting(
+        "irc-server-name",
+        IRC,
+        "the server's name IRC clients see",
+        str,
+        "NAME",
+        default_text="the host name",
+    ),
     Setting(
         "db",
         HISTORY,

@@ -18,7 +18,7 @@ from triochat.core import cluster
 from triochat.core.accounts import Accounts, Problem
 from triochat.core.admin import Login
 from triochat.core.codec import Mode
-from triochat.core.commands import Command, Hello, Invalid, Nick
+from triochat.core.commands import Command, Hello, Invalid, IrcAsk, IrcHello, Nick, Quit
 from triochat.core.events import (
     PRESENCE_NAMES,
     AccountInfo,
@@ -34,7 +34,10 @@ from triochat.core.history import History
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.passwords import Job, JobKind, Outcome
-from triochat.core.protocols import PROTOCOLS
+from triochat.core.protocols import IRC, PROTOCOLS
+from triochat.core.protocols.irclines import numeric
+from triochat.core.protocols.ircregister import nick_problem
+from triochat.core.protocols.ircsession import IrcSession
 from triochat.core.world import World, until_text
 
 __all__ = ["MAX_HELD_COMMANDS", "Arrival", "Arrivals"]
@@ -78,6 +81,8 @@ class Arrivals:
         self._accounts = accounts
         self._history = history
         self._pending: dict[int, _Pending] = {}  # connections whose login is being checked
+        # IRC connections whose nick was taken: they wait for another NICK (433).
+        self._nickless: dict[int, tuple[Arrival, IrcHello]] = {}
         self._guests = 0
 
     # -- names --------------------------------------------------------------------------
@@ -167,6 +172,8 @@ class Arrivals:
             self._refuse(arrival, _wanted(first), problem)
             return None, None
         sent_password = server_password is not None
+        if isinstance(first, IrcHello):
+            return self._irc_arrive(arrival, first, sent_password), None
         if arrival.mode is Mode.JSON:
             if isinstance(first, Invalid):
                 problem = (first.code, first.text)
@@ -218,6 +225,48 @@ class Arrivals:
             self._accounts.warn_cleartext(member)
         return member, first
 
+    def _irc_arrive(self, arrival: Arrival, hello: IrcHello, sent_password: bool) -> Member | None:
+        """An IRC client registers as its NICK; a name in use gets 433 and waits for another."""
+        problem = self.name_problem(hello.nick)
+        if problem is not None:
+            self._nickless[arrival.conn_id] = (arrival, hello)
+            text = problem[1]
+            if problem[0] == "name-registered":
+                text = f"{hello.nick} is registered: log in with SASL, or take another nick"
+            arrival.link.put(numeric(IRC.server, "433", "*", hello.nick, text).encode())
+            return None
+        session = IrcSession(hello.user, hello.realname, hello.caps)
+        member = self.admit(arrival, hello.nick, irc=session)
+        if sent_password:
+            self._accounts.warn_cleartext(member)
+        return member
+
+    def _irc_retry(self, conn_id: int, commands: list[Command]) -> Member | None:
+        """What a waiting IRC connection sends: another NICK, a QUIT, or (451) anything else."""
+        arrival, hello = self._nickless[conn_id]
+        server = IRC.server
+        for command in commands:
+            if isinstance(command, Quit):
+                del self._nickless[conn_id]
+                arrival.link.put(b"ERROR :Closing link\r\n")
+                arrival.link.close()
+                return None
+            if not isinstance(command, IrcAsk) or command.verb != "NICK":
+                verb = command.verb if isinstance(command, IrcAsk) else "*"
+                arrival.link.put(
+                    numeric(server, "451", "*", verb, "You have not registered").encode()
+                )
+                continue
+            name = command.params[0] if command.params else ""
+            problem = nick_problem(server, "*", name)
+            if problem is not None:
+                arrival.link.put(problem.encode())
+                continue
+            del self._nickless[conn_id]
+            hello = IrcHello(name, hello.user, hello.realname, hello.caps, hello.login)
+            return self._irc_arrive(arrival, hello, False)
+        return None
+
     def _refuse(self, arrival: Arrival, wanted: str, problem: Problem) -> None:
         """Tell a connection why it cannot join, and close it."""
         log.info("[c%d] refused %r from %s: %s", arrival.conn_id, wanted, arrival.peer, problem[1])
@@ -241,6 +290,9 @@ class Arrivals:
         Past :data:`MAX_HELD_COMMANDS` the connection is cut: no client needs to send
         that much before its login is answered.
         """
+        if conn_id in self._nickless:
+            self._irc_retry(conn_id, commands)
+            return
         pending = self._pending.get(conn_id)
         if pending is None:
             return
@@ -304,10 +356,11 @@ class Arrivals:
         *,
         since: dict[str, int] | None = None,
         account: str | None = None,
+        irc: IrcSession | None = None,
     ) -> Member:
         world = self._world
         conn_id, peer, mode = arrival.conn_id, arrival.peer, arrival.mode
-        member = Member(conn_id, peer, arrival.link, name, mode)
+        member = Member(conn_id, peer, arrival.link, name, mode, irc=irc)
         member.address, member.cleartext, member.account = (
             arrival.address,
             arrival.cleartext,
@@ -318,6 +371,10 @@ class Arrivals:
         lobby = world.rooms[LOBBY]
         online = len(world.members)
         log.info("[c%d] %s joined from %s (%s, %d online)", conn_id, name, peer, mode.value, online)
+        if not PROTOCOLS[mode].joins_lobby:  # an IRC client: it joins what it wants
+            world.publish(cluster.Arrive(conn_id, name, name_key(name), ()))
+            world.tell(member, Welcome(world.clock(), name, online, ""))
+            return member
         self.enter(member, lobby)
         world.publish(cluster.Arrive(conn_id, name, name_key(name), (LOBBY,)))
         world.tell(member, Welcome(world.clock(), name, lobby.online, LOBBY))
@@ -330,6 +387,8 @@ class Arrivals:
     def enter(self, member: Member, room: RoomState, *, announce_self: bool = False) -> None:
         """Put ``member`` in ``room``, make it current, and tell the room."""
         world = self._world
+        if not room.online:
+            room.founder = member.id  # its operator until it leaves (see rooms.founder_of)
         room.add(member)
         member.rooms.append(room.name)
         member.current = room.name
@@ -351,6 +410,8 @@ class Arrivals:
         world = self._world
         room.discard(member)
         member.rooms.remove(room.name)
+        if room.founder == member.id:
+            room.founder = None
         if room.online >= world.limits.coalesce_above:
             room.pending_left += 1
             return
@@ -383,6 +444,7 @@ class Arrivals:
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
         self._pending.pop(conn_id, None)  # its password check's outcome will find nobody
+        self._nickless.pop(conn_id, None)
         member = self._world.members.get(conn_id)
         if member is not None:
             self.remove(member, reason)
@@ -398,6 +460,9 @@ class Arrivals:
         for pending in self._pending.values():
             pending.arrival.link.close()
         self._pending.clear()
+        for arrival, _ in self._nickless.values():
+            arrival.link.close()
+        self._nickless.clear()
         log.info("shutdown: %d members told", len(world.members))
         world.members.clear()
         world.by_name.clear()
@@ -413,6 +478,10 @@ class Arrivals:
 
     def is_pending(self, conn_id: int) -> bool:
         return conn_id in self._pending
+
+    def is_waiting(self, conn_id: int) -> bool:
+        """An IRC connection waits for a nick that is free (it has not joined yet)."""
+        return conn_id in self._nickless
 
 
 def _wanted(first: Command | None) -> str:

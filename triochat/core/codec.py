@@ -72,6 +72,7 @@ class Mode(enum.Enum):
 
     PLAIN = "plain"
     JSON = "json"
+    IRC = "irc"  # chosen by the door (the IRC port), never by a first line
 
 
 def history_header(count: int, room: str | None = None) -> bytes:

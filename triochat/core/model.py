@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from triochat.core.access import Access
     from triochat.core.events import Chat, Event
     from triochat.core.passwords import Job
+    from triochat.core.protocols.ircsession import IrcSession
 
 __all__ = [
     "CACHE_MESSAGES",
@@ -89,6 +90,7 @@ class Member:
     account: str | None = None  # the name key of the account it logged into (or registered)
     warned: bool = False  # told about its cleartext password already
     away: str = ""  # its /away message ("": here)
+    irc: IrcSession | None = None  # an IRC client's own state (user, capabilities)
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class RoomState:
     topic_by: str = ""
     topic_ts: float = 0.0
     topic_locked: bool = False  # only operators may change the topic
+    founder: int | None = None  # the member (id) who entered it empty: its operator till they leave
     # By wire protocol, so a broadcast encodes once per protocol, then runs a tight loop.
     by_mode: dict[Mode, dict[int, Member]] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)  # other nodes' members: token -> name

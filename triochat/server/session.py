@@ -23,9 +23,11 @@ import trio
 
 from triochat.config import ServerConfig
 from triochat.core.admin import Pass
+from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
 from triochat.core.protocols import (
+    IRC,
     PLAIN,
     TLS_RECORD,
     Signposts,
@@ -35,6 +37,7 @@ from triochat.core.protocols import (
     sniff,
     stranger,
 )
+from triochat.core.protocols.ircregister import IrcRegistration, RegState
 from triochat.core.ratelimit import TokenBucket
 from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
@@ -50,13 +53,19 @@ log = logging.getLogger(__name__)
 
 
 async def read_commands(
-    conn: Connection, inbound: trio.MemorySendChannel[HubMessage], config: ServerConfig
+    conn: Connection,
+    inbound: trio.MemorySendChannel[HubMessage],
+    config: ServerConfig,
+    *,
+    irc: bool = False,
 ) -> str:
     """Read until the peer stops sending; return why (``closed``, ``lost``, ``silent``).
 
-    Raises ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` if the hub has
-    stopped. (One function rather than several: every frame suspended here is memory
-    that each idle connection holds.)
+    ``irc``: the connection came in by the IRC door, so it speaks IRC (no sniffing);
+    its registration (:class:`~triochat.core.protocols.ircregister.IrcRegistration`)
+    is answered here, before the hub hears of it. Raises ``trio.BrokenResourceError``
+    or ``trio.ClosedResourceError`` if the hub has stopped. (One function rather than
+    several: every frame suspended here is memory that each idle connection holds.)
     """
     transport = conn.transport
     buffer = LineBuffer(config.max_line_bytes)
@@ -66,6 +75,7 @@ async def read_commands(
     pending: list[Command] = []
     secret: str | None = None  # the server password, from a plain first line /pass
     head = b""  # the first bytes, until there are enough to tell a TLS handshake
+    registration = IrcRegistration(IRC.server) if irc else None
     eof = False
     try:
         while True:
@@ -78,6 +88,9 @@ async def read_commands(
                     pending = []
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
+                    if registration is not None and protocol is None:
+                        await transport.wait_readable()  # IRC: no guest after a silence
+                        continue
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
@@ -90,7 +103,7 @@ async def read_commands(
                     continue
                 if data:
                     conn.heard = trio.current_time()  # alive (see server.liveness)
-                    if protocol is None and len(head) < len(TLS_RECORD):
+                    if protocol is None and registration is None and len(head) < len(TLS_RECORD):
                         head += data[: len(TLS_RECORD) - len(head)]
                         if head == TLS_RECORD:  # a TLS handshake has no line end to wait for
                             await _wrong_door(conn, config, Stranger.TLS)
@@ -103,6 +116,20 @@ async def read_commands(
                 line = buffer.close()  # an unterminated last line still counts
                 if line is None:
                     return "closed" if protocol is not None else SILENT
+            if registration is not None and protocol is None:
+                if line is TOO_LONG:
+                    continue
+                assert isinstance(line, bytes)
+                reply = registration.feed(_decode(line))
+                if reply:
+                    await transport.send_all(reply.encode())
+                if registration.state is RegState.QUIT:
+                    return SILENT
+                if registration.state is RegState.DONE:
+                    protocol = IRC
+                    hello = registration.hello
+                    await inbound.send(Register(conn, Mode.IRC, hello, registration.password))
+                continue
             if protocol is None:
                 other = stranger(line) if isinstance(line, bytes) else None
                 if other is not None:
@@ -168,7 +195,13 @@ def signposts(config: ServerConfig, host: str | None = None) -> Signposts:
         scheme = "https" if config.tls_cert is not None and not config.web_cleartext else "http"
         where = f"[{host}]" if ":" in host else host
         web = f"{scheme}://{where}:{config.web_port}/"
-    return Signposts(web=web, tls_port=None if config.tls_cert is None else config.tls_port)
+    tls = config.tls_cert is not None
+    return Signposts(
+        web=web,
+        tls_port=config.tls_port if tls else None,
+        irc_port=config.irc_port,
+        irc_tls_port=config.irc_tls_port if tls else None,
+    )
 
 
 def _local_host(conn: Connection) -> str | None:

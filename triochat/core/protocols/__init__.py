@@ -21,14 +21,17 @@ from typing import Final, assert_never
 from triochat.core.codec import Mode
 from triochat.core.commands import Command, parse_registration
 from triochat.core.protocols.base import WireProtocol
+from triochat.core.protocols.irc import IRC, IrcProtocol
 from triochat.core.protocols.json import JSON, JsonProtocol
 from triochat.core.protocols.plain import PLAIN, PlainProtocol
 
 __all__ = [
+    "IRC",
     "JSON",
     "PLAIN",
     "PROTOCOLS",
     "TLS_RECORD",
+    "IrcProtocol",
     "JsonProtocol",
     "PlainProtocol",
     "Signposts",
@@ -39,7 +42,7 @@ __all__ = [
     "stranger",
 ]
 
-PROTOCOLS: Final[dict[Mode, WireProtocol]] = {Mode.PLAIN: PLAIN, Mode.JSON: JSON}
+PROTOCOLS: Final[dict[Mode, WireProtocol]] = {Mode.PLAIN: PLAIN, Mode.JSON: JSON, Mode.IRC: IRC}
 
 TLS_RECORD: Final = b"\x16\x03"  # a TLS handshake record, SSL 3.0 to TLS 1.3: a ClientHello
 # What software sends first, never a person: an HTTP request line, and IRC's registration
