@@ -131,8 +131,9 @@ async def test_wrong_door_irc_client_is_told_the_irc_port(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     """With --irc-port (and --irc-tls-port) the ERROR line names them."""
-    tls = {"tls_cert": "c.pem", "tls_key": "k.pem"}
-    server = await open_test_server(nursery, irc_port=6667, irc_tls_port=6697, **tls)
+    server = await open_test_server(
+        nursery, irc_port=6667, irc_tls_port=6697, tls_cert="c.pem", tls_key="k.pem"
+    )
     irc = connect(nursery, server)
     await irc.send("NICK ircbob")
     assert await irc.closed() == [
