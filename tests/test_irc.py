@@ -123,7 +123,7 @@ async def test_irc_plain_and_json_members_see_each_other(nursery: trio.Nursery) 
     got = await lines_until(irc, "366")
     assert got[0] == f":ian!ian@{S} JOIN #lobby"
     names = got[-2].split(" :", 1)[1].split()
-    assert sorted(names) == ["@pat", "ian", "jay"]  # pat entered the lobby first: founder
+    assert sorted(names) == ["ian", "jay", "pat"]  # the lobby has no founder
     assert (await plain.line()) == "*** ian joined (3 online)"
     assert (await js.event())["type"] == "join"
     await irc.send("PRIVMSG #lobby :hello all")
@@ -266,3 +266,32 @@ async def test_irc_server_time_and_echo_message(nursery: trio.Nursery) -> None:
     assert got.startswith("@time=")
     assert got.endswith("PRIVMSG #t :plain")
     await bare.quiet()
+
+
+async def test_founder_marked_in_plain_and_json_who(nursery: trio.Nursery) -> None:
+    """/who marks a room's founder with @ in plain mode and lists it in "ops" in JSON."""
+    server = await server_for(nursery)
+    plain = await join(nursery, server, "pam")
+    js = await join_json(nursery, server, "joe")
+    await plain.line()  # joe joined
+    await plain.send("/join #den")
+    await plain.line()
+    await js.send_json(type="join", room="#den")
+    await lines_until_json(js, "join")
+    await js.send_json(type="who", room="#den")
+    who = await lines_until_json(js, "who")
+    assert (who["names"], who["ops"]) == (["joe", "pam"], ["pam"])
+    await plain.line()  # joe joined
+    await plain.send("/who")
+    assert (await plain.line()) == "*** online (2): joe, @pam"
+    await plain.send("/part")  # the founder leaves: nobody is marked
+    await js.send_json(type="who", room="#den")
+    who = await lines_until_json(js, "who")
+    assert "ops" not in who
+
+
+async def lines_until_json(peer: Peer, kind: str) -> dict[str, object]:
+    while True:
+        event = await peer.event()
+        if event["type"] == kind:
+            return dict(event)

@@ -387,8 +387,8 @@ class Arrivals:
     def enter(self, member: Member, room: RoomState, *, announce_self: bool = False) -> None:
         """Put ``member`` in ``room``, make it current, and tell the room."""
         world = self._world
-        if not room.online:
-            room.founder = member.id  # its operator until it leaves (see rooms.founder_of)
+        if not room.online and room.name != LOBBY:  # the lobby is the server's: no founder
+            room.founder = member.id  # its operator until it leaves (see triochat.core.ircdesk)
         room.add(member)
         member.rooms.append(room.name)
         member.current = room.name
