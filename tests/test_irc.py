@@ -67,7 +67,7 @@ async def test_irc_registration_sends_001_to_005_and_422(nursery: trio.Nursery) 
     assert got[0] == f":{S} 001 alice :Welcome to the triochat IRC network, alice"
     assert [line.split()[1] for line in got] == ["001", "002", "003", "004", "005", "422"]
     isupport = got[4]
-    for token in ("UTF8ONLY", "CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "NICKLEN=24"):
+    for token in ("UTF8ONLY", "CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "NICKLEN=24"):
         assert token in isupport.split()
     assert server.state.names("#lobby") == []  # an IRC client joins only what it asks for
 
@@ -199,6 +199,7 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     await other.send("LIST")
     listed = await lines_until(other, "323")
     assert f":{S} 322 gus #dev 2 :the topic" in listed
+    assert not any("#lobby" in text for text in listed)  # no one is in it: not listed
     await other.send("MODE #dev")
     assert (await other.line()).rstrip("\r") == f":{S} 324 gus #dev +n"
     await other.send("LUSERS")
@@ -214,7 +215,8 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     assert (await other.line()).rstrip("\r") == f":gus!gus@{S} NICK gustav"
     assert (await irc.line()).rstrip("\r") == f":gus!gus@{S} NICK gustav"
     await other.send("QUIT :bye")
-    assert (await irc.line()).rstrip("\r") == f":gustav!gustav@{S} QUIT :Quit"
+    assert (await other.line()).startswith("ERROR :")
+    assert (await irc.line()).rstrip("\r") == f":gustav!gustav@{S} QUIT :Quit: bye"
 
 
 async def test_irc_founder_kicks_and_others_cannot(nursery: trio.Nursery) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from triochat.core.commands import Command, IrcAsk, IrcHello, Quit
+from triochat.core.commands import Command, IrcAsk, IrcHello
 from triochat.core.hygiene import sanitise
 from triochat.core.names import name_key
 from triochat.core.passwords import JobKind
@@ -112,13 +112,13 @@ class IrcArrivals:
         wait = self._waiting[conn_id]
         server = IRC.server
         for command in commands:
-            if isinstance(command, Quit):
+            verb = command.verb if isinstance(command, IrcAsk) else "*"
+            params = command.params if isinstance(command, IrcAsk) else ()
+            if verb == "QUIT":
                 del self._waiting[conn_id]
                 self._send(wait, line("", "ERROR", "Closing link"))
                 wait.link.close()
                 return None
-            verb = command.verb if isinstance(command, IrcAsk) else "*"
-            params = command.params if isinstance(command, IrcAsk) else ()
             if verb == "NICK":
                 name = sanitise(params[0]).strip() if params else ""
                 problem = nick_problem(server, wait.nick or "*", name)

@@ -119,7 +119,7 @@ class IrcRegistration:
                     return problem
                 self.nick = name
             case "USER":
-                if len(params) < 4 or not params[0]:
+                if len(params) < 4 or not params[0] or not params[3]:
                     return numeric(server, "461", nick, "USER", "Not enough parameters")
                 self.user, self.realname = sanitise(params[0])[:16], sanitise(params[3])[:100]
             case "CAP":
