@@ -67,7 +67,7 @@ async def test_irc_registration_sends_001_to_005_and_422(nursery: trio.Nursery) 
     assert got[0] == f":{S} 001 alice :Welcome to the triochat IRC network, alice"
     assert [line.split()[1] for line in got] == ["001", "002", "003", "004", "005", "422"]
     isupport = got[4]
-    for token in ("UTF8ONLY", "CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(o)@", "NICKLEN=24"):
+    for token in ("UTF8ONLY", "CASEMAPPING=ascii", "CHANTYPES=#", "PREFIX=(ov)@+", "NICKLEN=24"):
         assert token in isupport.split()
     assert server.state.names("#lobby") == []  # an IRC client joins only what it asks for
 
@@ -123,7 +123,7 @@ async def test_irc_plain_and_json_members_see_each_other(nursery: trio.Nursery) 
     got = await lines_until(irc, "366")
     assert got[0] == f":ian!ian@{S} JOIN #lobby"
     names = got[-2].split(" :", 1)[1].split()
-    assert sorted(names) == ["@pat", "ian", "jay"]  # pat entered the lobby first: founder
+    assert sorted(names) == ["ian", "jay", "pat"]  # the lobby has no founder
     assert (await plain.line()) == "*** ian joined (3 online)"
     assert (await js.event())["type"] == "join"
     await irc.send("PRIVMSG #lobby :hello all")
@@ -199,6 +199,7 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     await other.send("LIST")
     listed = await lines_until(other, "323")
     assert f":{S} 322 gus #dev 2 :the topic" in listed
+    assert not any("#lobby" in text for text in listed)  # no one is in it: not listed
     await other.send("MODE #dev")
     assert (await other.line()).rstrip("\r") == f":{S} 324 gus #dev +n"
     await other.send("LUSERS")
@@ -214,7 +215,8 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     assert (await other.line()).rstrip("\r") == f":gus!gus@{S} NICK gustav"
     assert (await irc.line()).rstrip("\r") == f":gus!gus@{S} NICK gustav"
     await other.send("QUIT :bye")
-    assert (await irc.line()).rstrip("\r") == f":gustav!gustav@{S} QUIT :Quit"
+    assert (await other.line()).startswith("ERROR :")
+    assert (await irc.line()).rstrip("\r") == f":gustav!gustav@{S} QUIT :Quit: bye"
 
 
 async def test_irc_founder_kicks_and_others_cannot(nursery: trio.Nursery) -> None:
@@ -266,3 +268,32 @@ async def test_irc_server_time_and_echo_message(nursery: trio.Nursery) -> None:
     assert got.startswith("@time=")
     assert got.endswith("PRIVMSG #t :plain")
     await bare.quiet()
+
+
+async def test_founder_marked_in_plain_and_json_who(nursery: trio.Nursery) -> None:
+    """/who marks a room's founder with @ in plain mode and lists it in "ops" in JSON."""
+    server = await server_for(nursery)
+    plain = await join(nursery, server, "pam")
+    js = await join_json(nursery, server, "joe")
+    await plain.line()  # joe joined
+    await plain.send("/join #den")
+    await plain.line()
+    await js.send_json(type="join", room="#den")
+    await lines_until_json(js, "join")
+    await js.send_json(type="who", room="#den")
+    who = await lines_until_json(js, "who")
+    assert (who["names"], who["ops"]) == (["joe", "pam"], ["pam"])
+    await plain.line()  # joe joined
+    await plain.send("/who")
+    assert (await plain.line()) == "*** online (2): joe, @pam"
+    await plain.send("/part")  # the founder leaves: nobody is marked
+    await js.send_json(type="who", room="#den")
+    who = await lines_until_json(js, "who")
+    assert "ops" not in who
+
+
+async def lines_until_json(peer: Peer, kind: str) -> dict[str, object]:
+    while True:
+        event = await peer.event()
+        if event["type"] == kind:
+            return dict(event)

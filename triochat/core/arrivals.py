@@ -18,7 +18,7 @@ from triochat.core import cluster
 from triochat.core.accounts import Accounts, Problem
 from triochat.core.admin import Login
 from triochat.core.codec import Mode
-from triochat.core.commands import Command, Hello, Invalid, IrcAsk, IrcHello, Nick, Quit
+from triochat.core.commands import Command, Hello, Invalid, IrcHello, Nick
 from triochat.core.events import (
     PRESENCE_NAMES,
     AccountInfo,
@@ -31,12 +31,11 @@ from triochat.core.events import (
     Welcome,
 )
 from triochat.core.history import History
+from triochat.core.ircarrivals import IrcArrivals
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.passwords import Job, JobKind, Outcome
-from triochat.core.protocols import IRC, PROTOCOLS
-from triochat.core.protocols.irclines import numeric
-from triochat.core.protocols.ircregister import nick_problem
+from triochat.core.protocols import PROTOCOLS
 from triochat.core.protocols.ircsession import IrcSession
 from triochat.core.world import World, until_text
 
@@ -81,8 +80,8 @@ class Arrivals:
         self._accounts = accounts
         self._history = history
         self._pending: dict[int, _Pending] = {}  # connections whose login is being checked
-        # IRC connections whose nick was taken: they wait for another NICK (433).
-        self._nickless: dict[int, tuple[Arrival, IrcHello]] = {}
+        # IRC connections not members yet (nick in use, SASL, CAP END awaited).
+        self.irc = IrcArrivals(accounts, self._admit_irc, self._irc_name_problem)
         self._guests = 0
 
     # -- names --------------------------------------------------------------------------
@@ -173,7 +172,10 @@ class Arrivals:
             return None, None
         sent_password = server_password is not None
         if isinstance(first, IrcHello):
-            return self._irc_arrive(arrival, first, sent_password), None
+            member = self.irc.arrive(arrival, arrival.conn_id, arrival.link, arrival.where, first)
+            if member is not None and sent_password:
+                self._accounts.warn_cleartext(member)
+            return member, None
         if arrival.mode is Mode.JSON:
             if isinstance(first, Invalid):
                 problem = (first.code, first.text)
@@ -225,47 +227,17 @@ class Arrivals:
             self._accounts.warn_cleartext(member)
         return member, first
 
-    def _irc_arrive(self, arrival: Arrival, hello: IrcHello, sent_password: bool) -> Member | None:
-        """An IRC client registers as its NICK; a name in use gets 433 and waits for another."""
-        problem = self.name_problem(hello.nick)
-        if problem is not None:
-            self._nickless[arrival.conn_id] = (arrival, hello)
-            text = problem[1]
-            if problem[0] == "name-registered":
-                text = f"{hello.nick} is registered: log in with SASL, or take another nick"
-            arrival.link.put(numeric(IRC.server, "433", "*", hello.nick, text).encode())
-            return None
-        session = IrcSession(hello.user, hello.realname, hello.caps)
-        member = self.admit(arrival, hello.nick, irc=session)
-        if sent_password:
-            self._accounts.warn_cleartext(member)
+    def _admit_irc(
+        self, ticket: object, name: str, account: str | None, session: IrcSession
+    ) -> Member:
+        assert isinstance(ticket, Arrival)
+        member = self.admit(ticket, name, account=account, irc=session)
+        if account is not None:
+            log.info("[c%d] %s logged in (SASL)", member.id, member.name)
         return member
 
-    def _irc_retry(self, conn_id: int, commands: list[Command]) -> Member | None:
-        """What a waiting IRC connection sends: another NICK, a QUIT, or (451) anything else."""
-        arrival, hello = self._nickless[conn_id]
-        server = IRC.server
-        for command in commands:
-            if isinstance(command, Quit):
-                del self._nickless[conn_id]
-                arrival.link.put(b"ERROR :Closing link\r\n")
-                arrival.link.close()
-                return None
-            if not isinstance(command, IrcAsk) or command.verb != "NICK":
-                verb = command.verb if isinstance(command, IrcAsk) else "*"
-                arrival.link.put(
-                    numeric(server, "451", "*", verb, "You have not registered").encode()
-                )
-                continue
-            name = command.params[0] if command.params else ""
-            problem = nick_problem(server, "*", name)
-            if problem is not None:
-                arrival.link.put(problem.encode())
-                continue
-            del self._nickless[conn_id]
-            hello = IrcHello(name, hello.user, hello.realname, hello.caps, hello.login)
-            return self._irc_arrive(arrival, hello, False)
-        return None
+    def _irc_name_problem(self, name: str, login: bool) -> Problem | None:
+        return self.name_problem(name, login=login)
 
     def _refuse(self, arrival: Arrival, wanted: str, problem: Problem) -> None:
         """Tell a connection why it cannot join, and close it."""
@@ -290,8 +262,8 @@ class Arrivals:
         Past :data:`MAX_HELD_COMMANDS` the connection is cut: no client needs to send
         that much before its login is answered.
         """
-        if conn_id in self._nickless:
-            self._irc_retry(conn_id, commands)
+        if conn_id in self.irc:
+            self.irc.hold(conn_id, commands)
             return
         pending = self._pending.get(conn_id)
         if pending is None:
@@ -310,6 +282,8 @@ class Arrivals:
         Returns the member it concerns, the hello to resume (a pending JSON login) and
         what the connection sent while it waited, for the façade to handle in order.
         """
+        if self.irc.owns(job.conn_id):
+            return self.irc.password_done(job, outcome), None, []
         pending = self._pending.pop(job.conn_id, None)
         if pending is None:
             member = self._world.members.get(job.conn_id)
@@ -387,8 +361,8 @@ class Arrivals:
     def enter(self, member: Member, room: RoomState, *, announce_self: bool = False) -> None:
         """Put ``member`` in ``room``, make it current, and tell the room."""
         world = self._world
-        if not room.online:
-            room.founder = member.id  # its operator until it leaves (see rooms.founder_of)
+        if not room.online and room.name != LOBBY:  # the lobby is the server's: no founder
+            room.founder = member.id  # its operator until it leaves (see triochat.core.ircdesk)
         room.add(member)
         member.rooms.append(room.name)
         member.current = room.name
@@ -444,7 +418,7 @@ class Arrivals:
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
         self._pending.pop(conn_id, None)  # its password check's outcome will find nobody
-        self._nickless.pop(conn_id, None)
+        self.irc.gone(conn_id)
         member = self._world.members.get(conn_id)
         if member is not None:
             self.remove(member, reason)
@@ -460,9 +434,7 @@ class Arrivals:
         for pending in self._pending.values():
             pending.arrival.link.close()
         self._pending.clear()
-        for arrival, _ in self._nickless.values():
-            arrival.link.close()
-        self._nickless.clear()
+        self.irc.stop()
         log.info("shutdown: %d members told", len(world.members))
         world.members.clear()
         world.by_name.clear()
@@ -481,7 +453,7 @@ class Arrivals:
 
     def is_waiting(self, conn_id: int) -> bool:
         """An IRC connection waits for a nick that is free (it has not joined yet)."""
-        return conn_id in self._nickless
+        return conn_id in self.irc
 
 
 def _wanted(first: Command | None) -> str:

@@ -35,7 +35,6 @@ from triochat.core.commands import (
     Nick,
     Part,
     RoomKick,
-    Rooms,
     Say,
     Topic,
 )
@@ -159,7 +158,21 @@ class IrcDesk:
         self._dispatch(member, Help())
 
     def _list(self, member: Member, params: tuple[str, ...]) -> None:
-        self._dispatch(member, Rooms())
+        """Rooms with someone in them (an IRC channel exists while it has members)."""
+        wanted = (
+            {room_name(t) for t in params[0].split(",") if not room_error(t)} if params else None
+        )
+        self._num(member, "321", "Channel", "Users  Name")
+        for room in sorted(self._world.rooms.values(), key=lambda r: r.name):
+            if room.online and (wanted is None or room.name in wanted):
+                self._num(member, "322", room.name, str(room.online), room.topic)
+        self._num(member, "323", "End of /LIST")
+
+    def _quit(self, member: Member, params: tuple[str, ...]) -> None:
+        """ERROR to the quitter (RFC 2812), then it leaves; the others see its reason."""
+        why = sanitise(params[0]).strip()[:200] if params else ""
+        self._send(member, line("", "ERROR", f"Closing link ({why or 'Quit'})"))
+        self._arrivals.remove(member, f"Quit: {why}" if why else "quit")
 
     def _join(self, member: Member, params: tuple[str, ...]) -> None:
         if params[0] == "0":
@@ -374,7 +387,7 @@ _MIN_PARAMS: Final[dict[str, int]] = {
 }
 _VERBS: Final = frozenset(
     {
-        "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART",
+        "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",
         "PRIVMSG", "NOTICE", "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
     }
 )  # fmt: skip

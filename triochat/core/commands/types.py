@@ -186,6 +186,7 @@ class IrcHello:
     realname: str
     caps: frozenset[str] = frozenset()
     login: tuple[str, str] | None = field(default=None, repr=False)  # SASL PLAIN name, password
+    capping: bool = False  # its CAP negotiation has not ended (it joins after CAP END)
 
 
 @dataclass(frozen=True, slots=True)

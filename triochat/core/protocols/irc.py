@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from triochat.core.codec import Mode
-from triochat.core.commands import Away, Command, IrcAsk, Quit
+from triochat.core.commands import Away, Command, IrcAsk
 from triochat.core.events import Acted, Private, Said
 from triochat.core.hygiene import sanitise
 from triochat.core.protocols.ircevents import encode_irc
@@ -56,8 +56,6 @@ class IrcProtocol:
         verb, params = parsed.verb, parsed.params
         if verb == "PONG":
             return None  # being heard from is all that counts
-        if verb == "QUIT":
-            return Quit()
         if verb == "AWAY":
             return Away(sanitise(params[0]).strip()[:200] if params else "")
         return IrcAsk(verb, params)

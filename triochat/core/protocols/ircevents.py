@@ -44,7 +44,7 @@ __all__ = ["ERROR_NUMERICS", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"
 ISUPPORT: Final = (
     "CASEMAPPING=ascii",
     "CHANTYPES=#",
-    "PREFIX=(o)@",
+    "PREFIX=(ov)@+",  # no one is ever voiced; clients expect the pair
     f"NICKLEN={MAX_NAME_CHARS}",
     f"CHANNELLEN={MAX_ROOM_CHARS + 1}",
     "CHANMODES=,,,",
@@ -129,8 +129,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
                 return numeric(server, "306", nick, "You have been marked as being away")
             return numeric(server, "305", nick, "You are no longer marked as being away")
         case ErrorEvent(code=code, text=text):
-            if code == "irc":  # from the IRC desk: "NNN param... :text", ready to send
-                return f":{server} {text[:3]} {nick}{text[3:]}\r\n"
+            if code == "server-password":  # refused before joining: the link closes
+                return numeric(server, "464", nick, text) + line("", "ERROR", text)
             found = ERROR_NUMERICS.get(code)
             if found is not None:
                 return numeric(server, found, nick, "*", text)

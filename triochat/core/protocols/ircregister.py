@@ -25,7 +25,7 @@ from triochat.core.names import name_error
 from triochat.core.protocols.irclines import line, numeric, parse_line
 from triochat.core.protocols.ircsession import CAPS, SASL
 
-__all__ = ["IrcRegistration", "RegState", "cap_reply", "nick_problem"]
+__all__ = ["IrcRegistration", "RegState", "cap_reply", "nick_problem", "sasl_plain"]
 
 
 class RegState(enum.Enum):
@@ -71,6 +71,17 @@ def cap_reply(server: str, nick: str, params: tuple[str, ...], caps: set[str]) -
     return numeric(server, "410", nick, sub or "*", "Invalid CAP command")
 
 
+def sasl_plain(arg: str) -> tuple[str, str] | None:
+    """SASL PLAIN's base64 ``authzid NUL authcid NUL password``: (name, password), or None."""
+    try:
+        fields = base64.b64decode(arg, validate=True).decode("utf-8").split("\0")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    if len(fields) != 3 or not fields[1] or not fields[2]:
+        return None
+    return sanitise(fields[1]).strip(), fields[2]
+
+
 @dataclass(slots=True)
 class IrcRegistration:
     """One connection's registration (see the module docstring)."""
@@ -91,6 +102,8 @@ class IrcRegistration:
         parsed = parse_line(text)
         if parsed is None or self.state is not RegState.OPEN:
             return ""
+        if self._authenticating and parsed.verb != "AUTHENTICATE":
+            self._authenticating = False
         verb, params, server = parsed.verb, parsed.params, self.server
         nick = self.nick or "*"
         reply = ""
@@ -106,7 +119,7 @@ class IrcRegistration:
                     return problem
                 self.nick = name
             case "USER":
-                if len(params) < 4 or not params[0]:
+                if len(params) < 4 or not params[0] or not params[3]:
                     return numeric(server, "461", nick, "USER", "Not enough parameters")
                 self.user, self.realname = sanitise(params[0])[:16], sanitise(params[3])[:100]
             case "CAP":
@@ -145,16 +158,17 @@ class IrcRegistration:
         self._authenticating = False
         if arg == "*":
             return numeric(server, "906", nick, "SASL authentication aborted")
-        try:
-            fields = base64.b64decode(arg, validate=True).decode("utf-8").split("\0")
-        except (binascii.Error, UnicodeDecodeError):
+        credentials = sasl_plain(arg)
+        if credentials is None:
             return numeric(server, "904", nick, "SASL authentication failed")
-        if len(fields) != 3 or not fields[1] or not fields[2]:
-            return numeric(server, "904", nick, "SASL authentication failed")
-        self.sasl = (fields[1], fields[2])  # checked against the account at the hub
+        # Checked against the account at the hub, which the client joins now (it waits
+        # there for CAP END: triochat.core.ircarrivals).
+        self.sasl = credentials
+        self.state = RegState.DONE
         return ""
 
     @property
     def hello(self) -> IrcHello:
         """What the hub registers (once :attr:`state` is DONE)."""
-        return IrcHello(self.nick, self.user, self.realname, frozenset(self.caps), self.sasl)
+        caps = frozenset(self.caps)
+        return IrcHello(self.nick, self.user, self.realname, caps, self.sasl, self.capping)
