@@ -111,6 +111,7 @@ IRCTEST_RFC_MARKERS: Final = (
 IRCTEST_IRCV3: Final = ["cap", "echo_message", "message_tags", "sasl", "chathistory", "utf8"]
 IRCTEST_IRCV3_MARKERS: Final = "not deprecated and not strict and not implementation-specific"
 IRCTEST_IRCV3_FLOOR: Final = "0.5"
+IRCTEST_TIMEOUT: Final = "60"  # seconds per test: one the server leaves unanswered fails
 
 
 @nox.session
@@ -145,6 +146,8 @@ def irctest(session: nox.Session) -> None:
         "no:cacheprovider",
         "-q",
         "-rfEs",
+        "--timeout",
+        IRCTEST_TIMEOUT,
     ]
     # With a filter in posargs a set may select nothing (pytest's exit code 5): not a failure.
     codes = [0, 5] if session.posargs else [0]
