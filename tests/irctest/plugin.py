@@ -71,7 +71,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return  # interrupted, a usage or internal error: that says more
     passed = len([r for r in reporter.stats.get("passed", []) if r.when == "call"])
-    total = session.testscollected - len(reporter.stats.get("deselected", []))
+    total = session.testscollected  # (counted after -m and -k deselected theirs)
     enough = passed >= floor * total
     reporter.write_line(
         f"{passed} of {total} selected tests passed; the floor is {floor:.0%}: "
