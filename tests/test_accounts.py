@@ -272,3 +272,19 @@ async def test_moderation_bans_mutes_accounts_and_locks_survive_a_restart(
     while (line := await bob.line()) != "*** bans (2):":
         assert not line.startswith("!"), line
     await second.shutdown()
+
+
+async def test_accounts_min_password_length_is_the_servers_setting(
+    nursery: trio.Nursery, start_server: StartServer
+) -> None:
+    """--min-password-length reaches the accounts: six characters register where it says 6."""
+    server = await start_server(min_password_length=6)
+    alice = connect_from(nursery, server, "127.0.0.1")
+    await register(alice, "alice", "sesame")
+    bob = connect_from(nursery, server, "127.0.0.1")
+    await bob.send("/nick bob")
+    assert (await bob.line()).startswith("*** welcome, bob!")
+    await bob.send("/register fives")
+    while not (line := await bob.line()).startswith("!"):
+        pass
+    assert line == "! a password needs at least 6 characters"

@@ -15,6 +15,7 @@ from triochat.core.codec import Mode
 from triochat.core.commands import Hello, Say
 from triochat.core.passwords import Job, JobKind, check
 from triochat.core.records import AccountRecord, SaveAccount
+from triochat.core.state import Limits
 from triochat.core.throttle import FREE_FAILURES
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -305,3 +306,20 @@ def test_accounts_passwords_never_appear_in_reprs() -> None:
         Job(JobKind.LOGIN, 1, "allce", "alice", ELSEWHERE, 1, secret, secret),
     ):
         assert secret not in repr(thing)
+
+
+def test_accounts_min_password_length_is_a_limit() -> None:
+    """The state's minimum comes from its limits: 6 lets "sesame" register, not "fives"."""
+    desk = Desk(limits=Limits(min_password_length=6))
+    alice, a = desk.plain("alice")
+    desk.state.handle(alice, parse("/register fives"))
+    assert desk.state.take_effects().jobs == []
+    assert a.lines() == ["! a password needs at least 6 characters"]
+    desk.state.handle(alice, parse("/register sesame"))
+    (job,) = desk.state.take_effects().jobs
+    assert (job.kind, job.password) == (JobKind.REGISTER, "sesame")
+    desk.state.password_done(job, check(job, None))
+    assert alice.account == "allce"
+    desk.state.handle(alice, parse("/password sesame fives"))
+    assert desk.state.take_effects().jobs == []
+    assert a.lines()[-1] == "! a password needs at least 6 characters"

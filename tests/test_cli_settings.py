@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 
 from triochat.cli import build_parser, main
+from triochat.cli.flags import given_values, server_config
 from triochat.cli.listen import DOORS, Door, listen_plan
-from triochat.cli.settings import (
-    NOT_SETTINGS,
-    SERVER_SETTINGS,
-    Setting,
-    given_values,
-    server_config,
-)
+from triochat.cli.settings import NOT_SETTINGS, SERVER_SETTINGS, Setting
 from triochat.config import DEFAULT_TLS_PORT, DEFAULT_WEB_PORT, ServerConfig
 
 TLS_FILES = ("--tls-cert", "cert.pem", "--tls-key", "key.pem")
@@ -40,6 +35,9 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "tls-port": (("--tls-port", "4001", *TLS_FILES), 4001),
     "no-plain": (("--no-plain", *TLS_FILES), True),
     "metrics-port": (("--metrics-port", "9100"), 9100),
+    "irc-port": (("--irc-port", "6667"), 6667),
+    "irc-tls-port": (("--irc-tls-port", "6697", *TLS_FILES), 6697),
+    "irc-server-name": (("--irc-server-name", "irc.example.org"), "irc.example.org"),
     "db": (("--db", ":memory:"), ":memory:"),
     "history": (("--history", "0"), 0),
     "retain-days": (("--retain-days", "1.5"), 1.5),
@@ -59,6 +57,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "max-registrations-per-hour": (("--max-registrations-per-hour", "0"), 0),
     "op": (("--op", "alice", "--op", "bob"), ("alice", "bob")),
     "password-file": (("--password-file", "chat.pass"), "chat.pass"),
+    "min-password-length": (("--min-password-length", "6"), 6),
     "log-level": (("--log-level", "debug"), "debug"),
     "log-format": (("--log-format", "json"), "json"),
     "redis": (("--redis", "redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0"),

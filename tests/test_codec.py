@@ -380,10 +380,11 @@ def test_encode_private_json_same_for_both_parties() -> None:
 
 
 def test_mode_values_are_wire_names() -> None:
-    """The modes are the two documented wire modes, by value."""
+    """The modes are the three documented wire modes, by value."""
     assert Mode("plain") is Mode.PLAIN
     assert Mode("json") is Mode.JSON
-    assert len(Mode) == 2
+    assert Mode("irc") is Mode.IRC
+    assert len(Mode) == 3
 
 
 def test_welcome_text_names_member_count_and_help() -> None:

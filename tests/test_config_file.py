@@ -25,7 +25,8 @@ from triochat.cli.configfile import (
     settings_from_toml,
 )
 from triochat.cli.entry import build_parser
-from triochat.cli.settings import SERVER_SETTINGS, given_values, server_config
+from triochat.cli.flags import given_values, server_config
+from triochat.cli.settings import SERVER_SETTINGS
 from triochat.config import ServerConfig
 
 CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
@@ -96,7 +97,8 @@ def test_config_file_print_config_round_trips_every_setting() -> None:
         "--coalesce-above", "9", "--op", "alice", "--op", "bob",
         "--password-file", "/etc/pw", "--log-level", "debug", "--log-format", "json",
         "--redis", "redis://127.0.0.1:6379/2", "--web-host", "chat.example,chat2.example",
-        "--max-registrations-per-hour", "7",
+        "--max-registrations-per-hour", "7", "--min-password-length", "6",
+        "--irc-port", "6667", "--irc-tls-port", "6697", "--irc-server-name", "irc.example.org",
     )  # fmt: skip
     changed = {
         s.dest

@@ -85,6 +85,8 @@ def test_passwords_rules() -> None:
     """8 to 256 characters, no spaces."""
     assert password_problem("correct-horse") is None
     assert password_problem("short") == "a password needs at least 8 characters"
+    assert password_problem("sesame", min_chars=6) is None
+    assert password_problem("fives", min_chars=6) == "a password needs at least 6 characters"
     assert password_problem("x" * 257) == "a password is at most 256 characters"
     assert password_problem("has a space") == "a password cannot contain spaces"
 

@@ -216,7 +216,7 @@ def test_state_who_names_a_room() -> None:
     chat.state.handle(alice, Who("#nope"))
     assert a.lines() == [
         "*** online (2): alice, bob",
-        "*** #dev: online (1): bob",
+        "*** #dev: online (1): @bob",  # its founder (the first in it) is marked
         "! no such room: #nope",
     ]
 

@@ -8,6 +8,7 @@ from typing import Final
 
 from triochat.core.framing import MAX_LINE_BYTES
 from triochat.core.names import name_error
+from triochat.core.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 
 __all__ = [
     "DEFAULT_HOST",
@@ -106,6 +107,9 @@ class ServerConfig:
     tls_port: int = DEFAULT_TLS_PORT
     no_plain: bool = False
     metrics_port: int | None = None  # None: /metrics only on the web port (trusted peers)
+    irc_port: int | None = None  # None: no IRC door
+    irc_tls_port: int | None = None  # None: no IRC over TLS (needs tls_cert)
+    irc_server_name: str = ""  # "": the host name
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20
@@ -128,6 +132,7 @@ class ServerConfig:
     # -- access --
     ops: tuple[str, ...] = ()
     password_file: str | None = None
+    min_password_length: int = MIN_PASSWORD_CHARS
     # -- logging (read by the command) --
     log_level: str = "info"
     log_format: str = "auto"
@@ -178,6 +183,8 @@ class ServerConfig:
             problems.append("resume limit must be at least 1")
         if self.retain_days is not None and self.retain_days <= 0:
             problems.append("retain days must be more than 0")
+        if not 1 <= self.min_password_length <= MAX_PASSWORD_CHARS:
+            problems.append(f"min password length must be from 1 to {MAX_PASSWORD_CHARS}")
         if self.retain_messages is not None and self.retain_messages < 1:
             problems.append("retain messages must be at least 1")
         problems += [

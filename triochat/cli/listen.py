@@ -1,13 +1,15 @@
 """The listen plan: which ports ``triochat server`` opens, from its config.
 
-:data:`DOORS` has one row per kind of port (plain, TLS, web, metrics); :func:`listen_plan` keeps
-the rows a config asks for. A later kind of port (IRC) is one more row here and
+:data:`DOORS` has one row per kind of port (plain, TLS, web, metrics, IRC, IRC over
+TLS); :func:`listen_plan` keeps the rows a config asks for. A later kind of port is
+one more row here and
 one more ``case`` where the server starts what listens on it. The ports are opened all
 before any is served, so a port in use stops the start-up with nothing half-open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import socket
@@ -26,6 +28,7 @@ __all__ = [
     "DoorKind",
     "DoorRow",
     "bound_address",
+    "bound_config",
     "format_address",
     "listen_plan",
     "open_doors",
@@ -33,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DoorKind = Literal["plain", "tls", "web", "metrics"]
+DoorKind = Literal["plain", "tls", "web", "metrics", "irc", "irc-tls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +47,19 @@ class DoorRow:
         kind: what is served there.
         flag: the setting that chooses the port, named when it cannot be opened.
         port: the port a config asks for (0: a free one), or None: not opened.
+        field: the ServerConfig field of that port ("": ``KIND_port``), given the real
+            port once it is open (:func:`bound_config`).
     """
 
     kind: DoorKind
     flag: str
     port: Callable[[ServerConfig], int | None]
+    field: str = ""
+
+    @property
+    def config_field(self) -> str:
+        """The ServerConfig field that holds this door's port."""
+        return self.field or f"{self.kind.replace('-', '_')}_port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +73,18 @@ class Door:
 
 
 DOORS: Final[tuple[DoorRow, ...]] = (
-    DoorRow("plain", "--port", lambda config: None if config.no_plain else config.port),
+    DoorRow("plain", "--port", lambda config: None if config.no_plain else config.port, "port"),
     DoorRow(
         "tls", "--tls-port", lambda config: None if config.tls_cert is None else config.tls_port
     ),
     DoorRow("web", "--web-port (or off)", lambda config: config.web_port),
     DoorRow("metrics", "--metrics-port (or off)", lambda config: config.metrics_port),
+    DoorRow("irc", "--irc-port", lambda config: config.irc_port),
+    DoorRow(
+        "irc-tls",
+        "--irc-tls-port",
+        lambda config: None if config.tls_cert is None else config.irc_tls_port,
+    ),
 )
 
 
@@ -78,6 +95,22 @@ def listen_plan(config: ServerConfig) -> tuple[Door, ...]:
         for row in DOORS
         if (port := row.port(config)) is not None
     )
+
+
+def bound_config(
+    config: ServerConfig, opened: Sequence[tuple[Door, Sequence[trio.SocketListener]]]
+) -> ServerConfig:
+    """``config`` with the real port of each door opened (where it asked for 0).
+
+    The server then names its other doors right (a wrong-door line says where to go).
+    """
+    fields = {row.kind: row.config_field for row in DOORS}
+    ports = {
+        fields[door.kind]: listeners[0].socket.getsockname()[1]
+        for door, listeners in opened
+        if listeners
+    }
+    return dataclasses.replace(config, **ports)
 
 
 def format_address(host: str, port: int) -> str:

@@ -27,8 +27,8 @@ import trio
 from triochat.bus import ClusterError, first_leaf
 from triochat.bus.url import redacted
 from triochat.cli.configfile import ConfigError, config_toml, read_config_file
-from triochat.cli.listen import bound_address, listen_plan, open_doors
-from triochat.cli.settings import add_server_flags, given_values, server_config
+from triochat.cli.flags import add_server_flags, given_values, server_config
+from triochat.cli.listen import bound_address, bound_config, listen_plan, open_doors
 from triochat.config import ServerConfig
 from triochat.logs import dropped_records, start_logging, stop_logging
 from triochat.metrics import Monitor
@@ -150,7 +150,7 @@ async def _serve(
     if opened is None:
         store.close()
         return 1
-    server = ChatServer(config, store)
+    server = ChatServer(bound_config(config, opened), store)
     monitor = Monitor(server)
     wanted = [signal.SIGINT, signal.SIGTERM]
     if hasattr(signal, "SIGHUP"):
@@ -186,6 +186,14 @@ async def _serve(
                         await nursery.start(metrics.serve_listeners, listeners)
                         at = bound_address(listeners, " (metrics)")
                         later.append(f"metrics: http://{at}/metrics")
+                    case "irc":
+                        await nursery.start(server.serve_irc, listeners)
+                        first.append(f"IRC: listening on {bound_address(listeners, ' (IRC)')}")
+                    case "irc-tls":
+                        assert certificates is not None
+                        await nursery.start(server.serve_irc_tls, listeners, certificates)
+                        at = bound_address(listeners, " (IRC, TLS)")
+                        first.append(f"IRC: listening on {at} (TLS)")
                     case _:
                         assert_never(door.kind)
             first.append(f"history: {where}")

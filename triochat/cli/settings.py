@@ -4,8 +4,8 @@ Every server setting is written here once: its key (the flag is ``--KEY``; a con
 file would use the same key), the :class:`~triochat.config.ServerConfig` field it
 fills, how its text is read and checked, its help and its group in ``--help``. The
 default is the field's default in ``ServerConfig`` (written there once, as Python
-users and tests construct it too). :func:`add_server_flags` turns the rows into
-argparse flags; :func:`server_config` turns the values given into a ``ServerConfig``.
+users and tests construct it too). :mod:`triochat.cli.flags` turns the rows into
+argparse flags and the values given into a ``ServerConfig``.
 
 Every flag's argparse default is ``SUPPRESS``, so the parsed namespace holds only what
 was given on the command line; the config's defaults fill in the rest. A config file
@@ -14,14 +14,13 @@ was given on the command line; the config's defaults fill in the rest. A config 
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from triochat.cli.values import bounded, networks_text, op_name, port, redis_url, web_port
 from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
+from triochat.core.passwords import MAX_PASSWORD_CHARS
 from triochat.core.throttle import SERVER_REGISTRATIONS_PER_HOUR
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
@@ -34,9 +33,6 @@ __all__ = [
     "SERVER_SETTINGS",
     "Group",
     "Setting",
-    "add_server_flags",
-    "given_values",
-    "server_config",
 ]
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
@@ -152,7 +148,12 @@ CLUSTER: Final = Group(
     "(or Valkey): same rooms, messages, ids, presence and unique names everywhere. "
     "Needs the redis extra (pip install '.[redis]' in a checkout); see docs/operations.md.",
 )
-GROUPS: Final = (LISTENING, WEB, TLS, HISTORY, LIMITS, ACCESS, LOGGING, MONITORING, CLUSTER)
+IRC: Final = Group(
+    "IRC",
+    "IRC clients and bots (irssi, weechat, HexChat, ...) join the same rooms as channels "
+    "on their own port; off unless --irc-port or --irc-tls-port is given.",
+)
+GROUPS: Final = (LISTENING, WEB, TLS, IRC, HISTORY, LIMITS, ACCESS, LOGGING, MONITORING, CLUSTER)
 
 _N: Final = "N"
 SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
@@ -229,6 +230,28 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "PORT",
     ),
     Setting("no-plain", TLS, "TLS only: do not listen on --port for cleartext connections"),
+    Setting(
+        "irc-port",
+        IRC,
+        "TCP port for IRC clients (6667 is usual); 0 picks a free port",
+        port,
+        "PORT",
+    ),
+    Setting(
+        "irc-tls-port",
+        IRC,
+        "TCP port for IRC over TLS (6697 is usual; needs --tls-cert and --tls-key)",
+        port,
+        "PORT",
+    ),
+    Setting(
+        "irc-server-name",
+        IRC,
+        "the server's name IRC clients see",
+        str,
+        "NAME",
+        default_text="the host name",
+    ),
     Setting(
         "db",
         HISTORY,
@@ -383,6 +406,14 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         default_text="none: anyone may join",
     ),
     Setting(
+        "min-password-length",
+        ACCESS,
+        "shortest password an account may set with /register or /password (existing "
+        "accounts keep theirs)",
+        bounded(int, 1, MAX_PASSWORD_CHARS),
+        "CHARS",
+    ),
+    Setting(
         "log-level",
         LOGGING,
         "how much the server logs to stderr (joins, leaves and refusals are 'info')",
@@ -418,64 +449,3 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         default_text="none: this server is on its own",
     ),
 )
-
-
-# -- from the table to argparse, and from given values to a ServerConfig ------------------
-
-
-def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """``parse`` as an argparse type: its ValueError's reason becomes the usage error."""
-
-    def read(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return read
-
-
-def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per row of :data:`SERVER_SETTINGS`, under its group's heading."""
-    defaults = ServerConfig()
-    groups = {group: parser.add_argument_group(group.title, group.description) for group in GROUPS}
-    for setting in SERVER_SETTINGS:
-        text = f"{setting.help} (default: {setting.shown_default(defaults)})"
-        options: dict[str, Any] = {
-            "dest": setting.dest,
-            "default": argparse.SUPPRESS,  # only what was given; ServerConfig has defaults
-            "help": text.replace("%", "%%"),  # argparse %-formats help
-        }
-        if setting.parse is None:
-            options["action"] = "store_true"
-        else:
-            options.update(
-                type=_argparse_type(setting.parse), metavar=setting.metavar, choices=setting.choices
-            )
-            if setting.repeat:
-                options["action"] = "append"
-        groups[setting.group].add_argument(setting.flag, **options)
-
-
-def given_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given on the command line, by ServerConfig field."""
-    return {s.dest: getattr(args, s.dest) for s in SERVER_SETTINGS if hasattr(args, s.dest)}
-
-
-def server_config(given: Mapping[str, Any]) -> ServerConfig:
-    """The config for the settings ``given`` (by field name); the rest keep their defaults.
-
-    A repeated setting's values become a tuple. ``web_port`` not given follows ``port``:
-    with ``--port 0`` (tests, several servers on one machine) the page gets a free port
-    too, rather than all of them fighting over 30080.
-
-    Raises:
-        ValueError: settings that do not go together (one line, a usage error).
-    """
-    changes = dict(given)
-    for setting in SERVER_SETTINGS:
-        if setting.repeat and setting.dest in changes:
-            changes[setting.dest] = tuple(changes[setting.dest])
-    if "web_port" not in changes and changes.get("port") == 0:
-        changes["web_port"] = 0
-    return dataclasses.replace(ServerConfig(), **changes)

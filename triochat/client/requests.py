@@ -38,14 +38,18 @@ from triochat.core.commands import (
     Help,
     History,
     Invalid,
+    IrcAsk,
+    IrcHello,
     Join,
     Me,
     Msg,
     Nick,
     Part,
     Quit,
+    RoomKick,
     Rooms,
     Say,
+    Several,
     Topic,
     Who,
     parse_plain,
@@ -110,7 +114,8 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             if before is not None:
                 request["before"] = before
             return request
-        case Hello():  # parse_plain never makes one: registration is not typed
+        case Hello() | RoomKick() | IrcAsk() | IrcHello() | Several():
+            # parse_plain never makes these: registration is not typed; the rest is IRC's
             return Invalid("unknown-command", "that cannot be typed here; type /help")
         case Register(password=password):
             return {"type": "register", "password": password}

@@ -319,13 +319,13 @@ class Accounts:
                 f"the name {member.name} is too like an operator's name to be registered; "
                 "choose another with /nick"
             )
-        problem = password_problem(password)
+        problem = password_problem(password, self._state.limits.min_password_length)
         return None if problem is None else ("weak-password", problem)
 
     def _change_problem(self, member: Member, new: str) -> Problem | None:
         if member.account is None or member.account != name_key(member.name):
             return "not-logged-in", "log in first: /login NAME PASSWORD"
-        problem = password_problem(new)
+        problem = password_problem(new, self._state.limits.min_password_length)
         return None if problem is None else ("weak-password", problem)
 
     def member_done(self, member: Member, job: Job, outcome: Outcome) -> None:

@@ -18,7 +18,7 @@ from triochat.core import cluster
 from triochat.core.accounts import Accounts, Problem
 from triochat.core.admin import Login
 from triochat.core.codec import Mode
-from triochat.core.commands import Command, Hello, Invalid, Nick
+from triochat.core.commands import Command, Hello, Invalid, IrcHello, Nick
 from triochat.core.events import (
     PRESENCE_NAMES,
     AccountInfo,
@@ -31,10 +31,12 @@ from triochat.core.events import (
     Welcome,
 )
 from triochat.core.history import Replays
+from triochat.core.ircarrivals import IrcArrivals
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.passwords import Job, JobKind, Outcome
 from triochat.core.protocols import PROTOCOLS
+from triochat.core.protocols.ircsession import IrcSession
 from triochat.core.world import World, until_text
 
 __all__ = ["MAX_HELD_COMMANDS", "Arrival", "Arrivals"]
@@ -78,6 +80,8 @@ class Arrivals:
         self._accounts = accounts
         self._history = history
         self._pending: dict[int, _Pending] = {}  # connections whose login is being checked
+        # IRC connections not members yet (nick in use, SASL, CAP END awaited).
+        self.irc = IrcArrivals(accounts, self._admit_irc, self._irc_name_problem)
         self._guests = 0
 
     # -- names --------------------------------------------------------------------------
@@ -167,6 +171,11 @@ class Arrivals:
             self._refuse(arrival, _wanted(first), problem)
             return None, None
         sent_password = server_password is not None
+        if isinstance(first, IrcHello):
+            member = self.irc.arrive(arrival, arrival.conn_id, arrival.link, arrival.where, first)
+            if member is not None and sent_password:
+                self._accounts.warn_cleartext(member)
+            return member, None
         if arrival.mode is Mode.JSON:
             if isinstance(first, Invalid):
                 problem = (first.code, first.text)
@@ -218,6 +227,18 @@ class Arrivals:
             self._accounts.warn_cleartext(member)
         return member, first
 
+    def _admit_irc(
+        self, ticket: object, name: str, account: str | None, session: IrcSession
+    ) -> Member:
+        assert isinstance(ticket, Arrival)
+        member = self.admit(ticket, name, account=account, irc=session)
+        if account is not None:
+            log.info("[c%d] %s logged in (SASL)", member.id, member.name)
+        return member
+
+    def _irc_name_problem(self, name: str, login: bool) -> Problem | None:
+        return self.name_problem(name, login=login)
+
     def _refuse(self, arrival: Arrival, wanted: str, problem: Problem) -> None:
         """Tell a connection why it cannot join, and close it."""
         log.info("[c%d] refused %r from %s: %s", arrival.conn_id, wanted, arrival.peer, problem[1])
@@ -241,6 +262,9 @@ class Arrivals:
         Past :data:`MAX_HELD_COMMANDS` the connection is cut: no client needs to send
         that much before its login is answered.
         """
+        if conn_id in self.irc:
+            self.irc.hold(conn_id, commands)
+            return
         pending = self._pending.get(conn_id)
         if pending is None:
             return
@@ -258,6 +282,8 @@ class Arrivals:
         Returns the member it concerns, the hello to resume (a pending JSON login) and
         what the connection sent while it waited, for the façade to handle in order.
         """
+        if self.irc.owns(job.conn_id):
+            return self.irc.password_done(job, outcome), None, []
         pending = self._pending.pop(job.conn_id, None)
         if pending is None:
             member = self._world.members.get(job.conn_id)
@@ -304,10 +330,11 @@ class Arrivals:
         *,
         since: dict[str, int] | None = None,
         account: str | None = None,
+        irc: IrcSession | None = None,
     ) -> Member:
         world = self._world
         conn_id, peer, mode = arrival.conn_id, arrival.peer, arrival.mode
-        member = Member(conn_id, peer, arrival.link, name, mode)
+        member = Member(conn_id, peer, arrival.link, name, mode, irc=irc)
         member.address, member.cleartext, member.account = (
             arrival.address,
             arrival.cleartext,
@@ -318,6 +345,10 @@ class Arrivals:
         lobby = world.rooms[LOBBY]
         online = len(world.members)
         log.info("[c%d] %s joined from %s (%s, %d online)", conn_id, name, peer, mode.value, online)
+        if not PROTOCOLS[mode].joins_lobby:  # an IRC client: it joins what it wants
+            world.publish(cluster.Arrive(conn_id, name, name_key(name), ()))
+            world.tell(member, Welcome(world.clock(), name, online, ""))
+            return member
         self.enter(member, lobby)
         world.publish(cluster.Arrive(conn_id, name, name_key(name), (LOBBY,)))
         world.tell(member, Welcome(world.clock(), name, lobby.online, LOBBY))
@@ -330,6 +361,8 @@ class Arrivals:
     def enter(self, member: Member, room: RoomState, *, announce_self: bool = False) -> None:
         """Put ``member`` in ``room``, make it current, and tell the room."""
         world = self._world
+        if not room.online and room.name != LOBBY:  # the lobby is the server's: no founder
+            room.founder = member.id  # its operator until it leaves (see triochat.core.ircdesk)
         room.add(member)
         member.rooms.append(room.name)
         member.current = room.name
@@ -351,6 +384,8 @@ class Arrivals:
         world = self._world
         room.discard(member)
         member.rooms.remove(room.name)
+        if room.founder == member.id:
+            room.founder = None
         if room.online >= world.limits.coalesce_above:
             room.pending_left += 1
             return
@@ -385,6 +420,7 @@ class Arrivals:
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
         self._pending.pop(conn_id, None)  # its password check's outcome will find nobody
+        self.irc.gone(conn_id)
         member = self._world.members.get(conn_id)
         if member is not None:
             self.remove(member, reason)
@@ -400,6 +436,7 @@ class Arrivals:
         for pending in self._pending.values():
             pending.arrival.link.close()
         self._pending.clear()
+        self.irc.stop()
         log.info("shutdown: %d members told", len(world.members))
         world.members.clear()
         world.by_name.clear()
@@ -415,6 +452,10 @@ class Arrivals:
 
     def is_pending(self, conn_id: int) -> bool:
         return conn_id in self._pending
+
+    def is_waiting(self, conn_id: int) -> bool:
+        """An IRC connection waits for a nick that is free (it has not joined yet)."""
+        return conn_id in self.irc
 
 
 def _reason_label(reason: str) -> str:

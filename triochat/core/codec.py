@@ -72,6 +72,7 @@ class Mode(enum.Enum):
 
     PLAIN = "plain"
     JSON = "json"
+    IRC = "irc"  # chosen by the door (the IRC port), never by a first line
 
 
 def history_header(count: int, room: str | None = None) -> bytes:
@@ -139,8 +140,9 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             if viewer == new:
                 return f"{NOTICE}you are now known as {new}"
             return f"{NOTICE}{old} is now known as {new}"
-        case WhoList(room=room, names=names, away=away):
-            listed = f"{NOTICE}{_about(room, current)}online ({len(names)}): {', '.join(names)}"
+        case WhoList(room=room, names=names, away=away, ops=ops):
+            shown = ", ".join(f"@{name}" if name in ops else name for name in names)
+            listed = f"{NOTICE}{_about(room, current)}online ({len(names)}): {shown}"
             if away:
                 gone = ", ".join(f"{name} ({text})" for name, text in away)
                 listed += f"; away: {gone}"

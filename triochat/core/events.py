@@ -131,13 +131,15 @@ class Renamed:
 class WhoList:
     """Who is in ``room``, sorted; sent to the asker only.
 
-    ``away`` pairs each away member's name with their message (``/away``), sorted.
+    ``away`` pairs each away member's name with their message (``/away``), sorted;
+    ``ops`` are the room's operators among ``names`` (its founder, server operators).
     """
 
     ts: float
     room: str
     names: tuple[str, ...]
     away: tuple[tuple[str, str], ...] = ()
+    ops: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,7 @@ EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
         _f("names", NAMES),
         _derived("online", lambda e: len(e.names)),
         _f("away", PAIRS, omit_empty=True),
+        _f("ops", NAMES, omit_empty=True),
     ),
     _spec("away", Away, _f("name"), _f("text")),
     _spec("msg", Private, _f("from", attr="sender"), _f("to"), _f("text")),

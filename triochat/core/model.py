@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from triochat.core import cluster
 from triochat.core.codec import Mode
+from triochat.core.passwords import MIN_PASSWORD_CHARS
 from triochat.core.records import Batch, Change, StoredMessage
 
 if TYPE_CHECKING:
     from triochat.core.access import Access
     from triochat.core.events import Chat, Event
     from triochat.core.passwords import Job
+    from triochat.core.protocols.ircsession import IrcSession
 
 __all__ = [
     "CACHE_MESSAGES",
@@ -73,6 +75,7 @@ class Limits:
     max_registrations_per_hour: int = 3  # names one address may register an hour; 0 = no limit
     # Exempt from per-address limits (--trusted); the server passes loopback by default.
     trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    min_password_length: int = MIN_PASSWORD_CHARS  # shortest password an account may set
 
 
 @dataclass(eq=False, slots=True)
@@ -91,6 +94,7 @@ class Member:
     account: str | None = None  # the name key of the account it logged into (or registered)
     warned: bool = False  # told about its cleartext password already
     away: str = ""  # its /away message ("": here)
+    irc: IrcSession | None = None  # an IRC client's own state (user, capabilities)
 
 
 @dataclass(slots=True)
@@ -111,6 +115,7 @@ class RoomState:
     topic_by: str = ""
     topic_ts: float = 0.0
     topic_locked: bool = False  # only operators may change the topic
+    founder: int | None = None  # the member (id) who entered it empty: its operator till they leave
     # By wire protocol, so a broadcast encodes once per protocol, then runs a tight loop.
     by_mode: dict[Mode, dict[int, Member]] = field(default_factory=dict)
     remote: dict[str, str] = field(default_factory=dict)  # other nodes' members: token -> name

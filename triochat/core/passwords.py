@@ -39,7 +39,7 @@ __all__ = [
     "verify_password",
 ]
 
-MIN_PASSWORD_CHARS: Final = 8  # NIST SP 800-63B's minimum for a secret people choose
+MIN_PASSWORD_CHARS: Final = 8  # NIST SP 800-63B's minimum; --min-password-length changes it
 MAX_PASSWORD_CHARS: Final = 256  # long passphrases fit; bounds what one attempt feeds scrypt
 SALT_BYTES: Final = 16  # 128 random bits: no two hashes ever share a salt
 HASH_BYTES: Final = 32  # 256 bits of derived key
@@ -71,10 +71,13 @@ class Cost:
 DEFAULT_COST: Final = Cost(n=2**15, r=8, p=1)
 
 
-def password_problem(password: str) -> str | None:
-    """Why ``password`` cannot be set as a password, or None if it can."""
-    if len(password) < MIN_PASSWORD_CHARS:
-        return f"a password needs at least {MIN_PASSWORD_CHARS} characters"
+def password_problem(password: str, min_chars: int = MIN_PASSWORD_CHARS) -> str | None:
+    """Why ``password`` cannot be set as a password, or None if it can.
+
+    ``min_chars`` is the server's minimum length (``--min-password-length``).
+    """
+    if len(password) < min_chars:
+        return f"a password needs at least {min_chars} characters"
     if len(password) > MAX_PASSWORD_CHARS:
         return f"a password is at most {MAX_PASSWORD_CHARS} characters"
     if any(char.isspace() for char in password):

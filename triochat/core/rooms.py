@@ -18,6 +18,7 @@ from triochat.core.events import Current, Left, RoomInfo, RoomList, TopicInfo
 from triochat.core.history import Replays
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
+from triochat.core.protocols import PROTOCOLS
 from triochat.core.roomcare import RoomCare
 from triochat.core.world import World
 
@@ -76,7 +77,7 @@ class Rooms:
             world.tell(member, topic)
         if after is not None:
             self._replays.since(member, room, after)
-        else:
+        elif PROTOCOLS[member.mode].replays_on_join:
             self._replays.recent(member, room, world.limits.history, header=True)
 
     def part(self, member: Member, room_name: str | None) -> None:

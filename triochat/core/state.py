@@ -38,9 +38,10 @@ from triochat.core.access import Access
 from triochat.core.accounts import Accounts, Problem
 from triochat.core.arrivals import Arrival, Arrivals
 from triochat.core.codec import Mode
-from triochat.core.commands import COMMANDS, Command, Hello
+from triochat.core.commands import COMMANDS, Command, Hello, Several
 from triochat.core.events import Chat, Event, Notice, Presence
 from triochat.core.history import Replays
+from triochat.core.ircdesk import IrcDesk
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY
@@ -104,6 +105,7 @@ class ChatState:
         self.talk = Talk(world, self.arrivals, self.access)
         self.room_care = RoomCare(world, self.access)
         self.room_ops = Rooms(world, self.arrivals, self.history, self.access, self.room_care)
+        self.irc = IrcDesk(world, self.arrivals, self.access, self.handle)
         talk, rooms = self.talk, self.room_ops
         self.handlers: dict[str, Handler] = {
             "say": talk.say,
@@ -125,6 +127,9 @@ class ChatState:
                 member, "bad-request", "already joined; use nick to change name"
             ),
             "invalid": lambda member, command: world.error(member, command.code, command.text),
+            "irc": self.irc.ask,
+            "room_kick": self.irc.room_kick,
+            "several": self._several,
         }
         missing = {spec.handler for spec in COMMANDS} - set(self.handlers)
         if missing:  # pragma: no cover - tests/test_away.py checks every row
@@ -208,6 +213,12 @@ class ChatState:
         self._dispatch[type(command)](member, command)
         if self.world.too_slow:
             self.drop_too_slow()
+
+    def _several(self, member: Member, command: Several) -> None:
+        for one in command.commands:
+            if self.members.get(member.id) is not member:
+                break  # it quit meanwhile
+            self.handle(member, one)
 
     def hold(self, conn_id: int, commands: list[Command]) -> None:
         """Keep what a pending connection sends until it has joined."""

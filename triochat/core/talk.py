@@ -140,7 +140,12 @@ class Talk:
                     key=lambda pair: pair[0].casefold(),
                 )
             )
-            world.tell(member, WhoList(world.clock(), room.name, names, away))
+            ops = tuple(
+                m.name
+                for m in room.members()
+                if m.id == room.founder or self._access.is_op(m.account)
+            )
+            world.tell(member, WhoList(world.clock(), room.name, names, away, ops))
 
     def away(self, member: Member, command: Away) -> None:
         """``/away [MESSAGE]``: set (or, with none, clear) the member's away message."""

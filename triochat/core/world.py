@@ -62,7 +62,7 @@ class World:
 
     def tell(self, member: Member, event: Event) -> None:
         """Send an event to one member, encoded for its protocol and point of view."""
-        data = PROTOCOLS[member.mode].encode(event, member.name, member.current)
+        data = PROTOCOLS[member.mode].encode_for(event, member)
         self.deliveries += 1
         if not member.link.put(data):
             self.too_slow.append(member)

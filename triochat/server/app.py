@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -31,6 +32,7 @@ import trio
 
 from triochat.bus import Bus
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.core.protocols import IRC
 from triochat.core.state import ChatState
 from triochat.logs import RepeatLimiter
 from triochat.server.certificates import Certificates
@@ -114,6 +116,8 @@ class ChatServer:
             retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
             bus = RedisBus(config.redis, room_retain=retain)
         self.hub = Hub(config, store, bus=bus)
+        # The name IRC clients see (one server per process; tests may set it per server).
+        IRC.server = config.irc_server_name or socket.gethostname() or "triochat"
         self.listeners = Listeners()
         self._ids = itertools.count(1)
         self._live = AddressCounter(config, config.max_clients)  # connections being served
@@ -216,6 +220,38 @@ class ChatServer:
         door = Door("tls", listeners, TlsDoor(self, certificates).handle)
         await self.serve_door(door, task_status=task_status)
 
+    async def serve_irc(
+        self,
+        listeners: list[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept IRC clients on ``listeners`` (the ``irc`` door): the protocol is known."""
+        door = Door("irc", listeners, self.handle_irc_stream)
+        await self.serve_door(door, task_status=task_status)
+
+    async def serve_irc_tls(
+        self,
+        listeners: list[trio.SocketListener],
+        certificates: Certificates,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Accept IRC over TLS on ``listeners`` (the ``irc-tls`` door), through the TLS door."""
+        tls = TlsDoor(self, certificates, name="irc-tls", serve=self.serve_irc_transport)
+        await self.serve_door(Door("irc-tls", listeners, tls.handle), task_status=task_status)
+
+    async def handle_irc_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one cleartext IRC connection (see :meth:`handle_stream`)."""
+        peer, host = peer_address(stream)
+        await self.serve_transport(for_stream(stream), peer, host, door="irc", irc=True)
+
+    async def serve_irc_transport(
+        self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
+    ) -> None:
+        """Serve an IRC connection a TLS door has opened."""
+        await self.serve_transport(transport, peer, host, secure=secure, door=door, irc=True)
+
     async def shutdown(self) -> None:
         """Stop accepting, tell every member, flush (bounded), then close everything."""
         if self._stopping:
@@ -280,13 +316,15 @@ class ChatServer:
         *,
         secure: bool = False,
         door: str = "plain",
+        irc: bool = False,
     ) -> None:
         """Serve one connection, whatever carries it (TCP, TLS, WebSocket, memory).
 
         ``peer`` names it in the log; ``host`` is its address, for per-address limits
         and bans (None: not counted). ``secure`` says the transport is encrypted (TLS),
         so passwords sent on it are not in the clear; ``door`` is the door it came in
-        by, for the statistics. The transport's stream is closed when it ends.
+        by, for the statistics; ``irc`` that it speaks IRC (the IRC doors). The
+        transport's stream is closed when it ends.
         """
         if self._writers is None:
             raise RuntimeError("start ChatServer.run before serving connections")
@@ -331,7 +369,7 @@ class ChatServer:
         try:
             try:
                 with scope:
-                    read_result = await read_commands(conn, inbound, config)
+                    read_result = await read_commands(conn, inbound, config, irc=irc)
                     # The peer has stopped sending. Tell the hub now: it closes the
                     # connection once what is queued has been sent (cancelling this
                     # scope). A half-closed peer may still be reading; one that is

@@ -179,6 +179,7 @@ class Hub:
             resume_limit=config.resume_limit,
             max_registrations_per_hour=config.max_registrations_per_hour,
             trusted=config.trusted,
+            min_password_length=config.min_password_length,
         )
         self.bus = bus
         self.state = ChatState(

@@ -3,7 +3,10 @@
 :func:`read_commands` is the one read loop of a connection. Its first line (or a
 second of silence) registers the connection and picks its wire mode; every later line
 is parsed in that mode. A plain first line ``/pass SECRET`` (the server password) is
-kept and the line after it registers. Flood control is a token bucket: past the burst the loop
+kept and the line after it registers. A first line that is clearly another protocol (a
+TLS handshake, an HTTP request, an IRC client: ``core.protocols.stranger``) gets one
+line saying where this server's door for it is, and the connection ends unregistered:
+the hub never hears of it. Flood control is a token bucket: past the burst the loop
 simply stops reading for a while, the kernel buffer fills and TCP slows that sender
 down; nothing is dropped.
 
@@ -13,34 +16,56 @@ room sees is decided in one place, :func:`leave_reason`.
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 import trio
 
 from triochat.config import ServerConfig
 from triochat.core.admin import Pass
+from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
-from triochat.core.protocols import PLAIN, WireProtocol, sniff
+from triochat.core.protocols import (
+    IRC,
+    PLAIN,
+    TLS_RECORD,
+    Signposts,
+    Stranger,
+    WireProtocol,
+    directions,
+    sniff,
+    stranger,
+)
+from triochat.core.protocols.ircregister import IrcRegistration, RegState
 from triochat.core.ratelimit import TokenBucket
 from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
 from triochat.server.transport import ConnectionLost
 
-__all__ = ["INPUT_BATCH", "SILENT", "leave_reason", "read_commands"]
+__all__ = ["INPUT_BATCH", "SILENT", "leave_reason", "read_commands", "signposts"]
 
 INPUT_BATCH: Final = 64  # commands per hub message: fewer wake-ups, yet the hub stays fair
 SILENT: Final = "silent"  # connected and left without a word: no join, no leave
+WRONG_DOOR_TIMEOUT: Final = 1.0  # seconds to deliver the line saying where to go
+
+log = logging.getLogger(__name__)
 
 
 async def read_commands(
-    conn: Connection, inbound: trio.MemorySendChannel[HubMessage], config: ServerConfig
+    conn: Connection,
+    inbound: trio.MemorySendChannel[HubMessage],
+    config: ServerConfig,
+    *,
+    irc: bool = False,
 ) -> str:
     """Read until the peer stops sending; return why (``closed``, ``lost``, ``silent``).
 
-    Raises ``trio.BrokenResourceError`` or ``trio.ClosedResourceError`` if the hub has
-    stopped. (One function rather than several: every frame suspended here is memory
-    that each idle connection holds.)
+    ``irc``: the connection came in by the IRC door, so it speaks IRC (no sniffing);
+    its registration (:class:`~triochat.core.protocols.ircregister.IrcRegistration`)
+    is answered here, before the hub hears of it. Raises ``trio.BrokenResourceError``
+    or ``trio.ClosedResourceError`` if the hub has stopped. (One function rather than
+    several: every frame suspended here is memory that each idle connection holds.)
     """
     transport = conn.transport
     buffer = LineBuffer(config.max_line_bytes)
@@ -49,6 +74,8 @@ async def read_commands(
     deadline = trio.current_time() + config.registration_timeout
     pending: list[Command] = []
     secret: str | None = None  # the server password, from a plain first line /pass
+    head = b""  # the first bytes, until there are enough to tell a TLS handshake
+    registration = IrcRegistration(IRC.server) if irc else None
     eof = False
     try:
         while True:
@@ -61,6 +88,9 @@ async def read_commands(
                     pending = []
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
+                    if registration is not None and protocol is None:
+                        await transport.wait_readable()  # IRC: no guest after a silence
+                        continue
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
@@ -73,6 +103,11 @@ async def read_commands(
                     continue
                 if data:
                     conn.heard = trio.current_time()  # alive (see server.liveness)
+                    if protocol is None and registration is None and len(head) < len(TLS_RECORD):
+                        head += data[: len(TLS_RECORD) - len(head)]
+                        if head == TLS_RECORD:  # a TLS handshake has no line end to wait for
+                            await _wrong_door(conn, config, Stranger.TLS)
+                            return SILENT
                     if transport.direct:
                         await trio.lowlevel.checkpoint()  # as receive_some would: stay fair
                     buffer.feed(data)
@@ -81,7 +116,25 @@ async def read_commands(
                 line = buffer.close()  # an unterminated last line still counts
                 if line is None:
                     return "closed" if protocol is not None else SILENT
+            if registration is not None and protocol is None:
+                if line is TOO_LONG:
+                    continue
+                assert isinstance(line, bytes)
+                reply = registration.feed(_decode(line))
+                if reply:
+                    await transport.send_all(reply.encode())
+                if registration.state is RegState.QUIT:
+                    return SILENT
+                if registration.state is RegState.DONE:
+                    protocol = IRC
+                    hello = registration.hello
+                    await inbound.send(Register(conn, Mode.IRC, hello, registration.password))
+                continue
             if protocol is None:
+                other = stranger(line) if isinstance(line, bytes) else None
+                if other is not None:
+                    await _wrong_door(conn, config, other)
+                    return SILENT
                 sniffed, command = _registration(line, config.max_line_bytes)
                 if isinstance(command, Pass) and secret is None:
                     secret = command.secret  # the next line registers, with a fresh second
@@ -122,6 +175,45 @@ def leave_reason(read_result: str | None, conn: Connection) -> str:
     if conn.failed:
         return "lost"
     return read_result or "closed"
+
+
+async def _wrong_door(conn: Connection, config: ServerConfig, who: Stranger) -> None:
+    """Tell ``who`` where its door is, in one line (the caller then ends the connection)."""
+    log.info("[c%d] %s on the chat port from %s: told where to go", conn.id, who.value, conn.peer)
+    with trio.move_on_after(WRONG_DOOR_TIMEOUT):
+        await conn.transport.send_all(directions(who, signposts(config, _local_host(conn))))
+
+
+def signposts(config: ServerConfig, host: str | None = None) -> Signposts:
+    """Where ``config``'s other doors are; ``host`` is how the peer reached this one.
+
+    ``host`` (default: ``--host``) goes into the web page's address.
+    """
+    host = host or config.host
+    web = None
+    if config.web_port is not None:
+        scheme = "https" if config.tls_cert is not None and not config.web_cleartext else "http"
+        where = f"[{host}]" if ":" in host else host
+        web = f"{scheme}://{where}:{config.web_port}/"
+    tls = config.tls_cert is not None
+    return Signposts(
+        web=web,
+        tls_port=config.tls_port if tls else None,
+        irc_port=config.irc_port,
+        irc_tls_port=config.irc_tls_port if tls else None,
+    )
+
+
+def _local_host(conn: Connection) -> str | None:
+    """The address the peer connected to (None: not a socket, or it cannot be read)."""
+    stream = conn.transport.stream
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        host = stream.socket.getsockname()[0]
+    except OSError:
+        return None
+    return host if isinstance(host, str) else None
 
 
 def _registration(line: bytes | LineTooLong, limit: int) -> tuple[WireProtocol, Command | None]:

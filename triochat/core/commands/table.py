@@ -68,14 +68,18 @@ from triochat.core.commands.types import (
     Help,
     History,
     Invalid,
+    IrcAsk,
+    IrcHello,
     Join,
     Me,
     Msg,
     Nick,
     Part,
     Quit,
+    RoomKick,
     Rooms,
     Say,
+    Several,
     Topic,
     Who,
 )
@@ -345,6 +349,11 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     ),
     _row(Hello, "hello_again", "", json_type=("hello",), json=json_hello),
     _row(Invalid, "invalid", ""),
+    # Made by the IRC protocol only (triochat.core.protocols.irc): no verb, no JSON type.
+    _row(RoomKick, "room_kick", "", crosses_cluster=True),
+    _row(IrcAsk, "irc", ""),
+    _row(IrcHello, "hello_again", ""),
+    _row(Several, "several", ""),
 )
 
 PLAIN: Final[dict[str, PlainParser]] = {

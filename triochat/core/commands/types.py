@@ -23,14 +23,18 @@ __all__ = [
     "Help",
     "History",
     "Invalid",
+    "IrcAsk",
+    "IrcHello",
     "Join",
     "Me",
     "Msg",
     "Nick",
     "Part",
     "Quit",
+    "RoomKick",
     "Rooms",
     "Say",
+    "Several",
     "Topic",
     "Who",
 ]
@@ -155,9 +159,51 @@ class Away:
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class RoomKick:
+    """Put ``name`` out of ``room`` (its founder or an operator may); they may come back."""
+
+    room: str
+    name: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IrcAsk:
+    """An IRC request with no triochat command of its own (WHOIS, LUSERS, MODE, PING,
+    CAP, NAMES ...): ``verb`` in upper case and its parameters, answered in numerics."""
+
+    verb: str
+    params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IrcHello:
+    """An IRC client has registered: NICK, USER and the capabilities it asked for."""
+
+    nick: str
+    user: str
+    realname: str
+    caps: frozenset[str] = frozenset()
+    login: tuple[str, str] | None = field(default=None, repr=False)  # SASL PLAIN name, password
+    capping: bool = False  # its CAP negotiation has not ended (it joins after CAP END)
+
+
+@dataclass(frozen=True, slots=True)
+class Several:
+    """Several commands from one request line, handled in order (IRC's ``JOIN #a,#b``)."""
+
+    commands: tuple[Command, ...]
+
+
 ChatCommand = (
     Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
 )
+IrcCommand = RoomKick | IrcAsk | IrcHello | Several  # made by the IRC protocol only
 Command = (
-    ChatCommand | Hello | Invalid | AdminCommand  # accounts and moderation: triochat.core.admin
+    ChatCommand
+    | Hello
+    | Invalid
+    | AdminCommand  # accounts and moderation: triochat.core.admin
+    | IrcCommand
 )

@@ -27,12 +27,17 @@ class WireProtocol(Protocol):
     mode: Mode
     echoes_own_chat: bool  # a member gets its own chat lines back (with id and time)
     pinged: bool  # silent members are pinged and dropped if they never answer
+    joins_lobby: bool  # a newcomer enters the lobby (IRC clients join what they want)
+    replays_on_join: bool  # joining a room replays its recent lines
 
     def parse(self, line: str) -> Command | None:
         """One decoded request line as a command (None: ignore it)."""
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
         """``event`` for one member: ``viewer`` is its name, ``current`` its current room."""
+
+    def encode_for(self, event: Event, member: Member) -> bytes:
+        """``event`` for ``member`` alone (its name, current room, capabilities)."""
 
     def fanout(
         self,

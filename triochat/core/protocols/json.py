@@ -20,6 +20,8 @@ class JsonProtocol:
 
     mode: Mode = Mode.JSON
     echoes_own_chat: bool = True  # the client shows its line with the server's id and time
+    joins_lobby: bool = True
+    replays_on_join: bool = True
     pinged: bool = True
 
     def parse(self, line: str) -> Command | None:
@@ -27,6 +29,9 @@ class JsonProtocol:
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
         return encode_json(event)
+
+    def encode_for(self, event: Event, member: Member) -> bytes:
+        return self.encode(event, member.name, member.current)
 
     def fanout(
         self,

@@ -19,6 +19,8 @@ class PlainProtocol:
 
     mode: Mode = Mode.PLAIN
     echoes_own_chat: bool = False  # the terminal already shows what was typed
+    joins_lobby: bool = True
+    replays_on_join: bool = True
     pinged: bool = False  # TCP keepalive covers them; a ping would be noise on screen
 
     def parse(self, line: str) -> Command | None:
@@ -26,6 +28,9 @@ class PlainProtocol:
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
         return encode_plain(event, viewer, current)
+
+    def encode_for(self, event: Event, member: Member) -> bytes:
+        return self.encode(event, member.name, member.current)
 
     def fanout(
         self,
