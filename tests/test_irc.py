@@ -142,9 +142,9 @@ async def test_irc_plain_and_json_members_see_each_other(nursery: trio.Nursery) 
     await plain.send("/msg ian back")
     assert (await irc.line()).rstrip("\r") == f":pat!pat@{S} PRIVMSG ian :back"
     assert (await plain.line()) == "-> *ian* back"
-    await irc.send("PART #lobby")
-    assert (await irc.line()).rstrip("\r") == f":ian!ian@{S} PART #lobby"
-    assert (await plain.line()).startswith("*** ian left")
+    await irc.send("PART #lobby :bye all")
+    assert (await irc.line()).rstrip("\r") == f":ian!ian@{S} PART #lobby :bye all"
+    assert (await plain.line()) == "*** ian left: part: bye all (2 online)"
 
 
 async def test_irc_errors_are_numerics(nursery: trio.Nursery) -> None:

@@ -193,10 +193,11 @@ class IrcDesk:
                 self._names_of(member, room)
 
     def _part(self, member: Member, params: tuple[str, ...]) -> None:
+        reason = sanitise(params[1]).strip()[:200] if len(params) > 1 else ""
         for text in params[0].split(",")[:MAX_TARGETS]:
             room = self._room(member, text, must_be_in=True)
             if room is not None:
-                self._dispatch(member, Part(room.name))
+                self._dispatch(member, Part(room.name, reason))
 
     def _privmsg(self, member: Member, params: tuple[str, ...], notice: bool = False) -> None:
         text = params[1]

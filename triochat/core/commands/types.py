@@ -100,9 +100,10 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """Leave ``room``."""
+    """Leave ``room`` (``reason``: said to those who stay; IRC's part message)."""
 
     room: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

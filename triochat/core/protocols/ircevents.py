@@ -105,6 +105,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
             who = source(name, server)
             if reason == "part":
                 return line(who, "PART", room, tags=tag)
+            if reason.startswith("part: "):
+                return line(who, "PART", room, reason[6:], tags=tag)
             if reason.startswith(KICKED):
                 _, _, rest = reason.partition(" by ")
                 by, _, why = rest.partition(": ")
