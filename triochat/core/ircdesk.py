@@ -144,7 +144,7 @@ class IrcDesk:
             return
         caps = set(member.irc.caps)
         reply = cap_reply(IRC.server, member.name, params, caps)
-        member.irc.caps = frozenset(caps)
+        member.irc.set_caps(frozenset(caps))
         if reply:
             self._send(member, reply)
 

@@ -26,7 +26,7 @@ from triochat.core.events import Acted, Private, Said
 from triochat.core.hygiene import sanitise
 from triochat.core.protocols.ircevents import encode_irc
 from triochat.core.protocols.irclines import parse_line
-from triochat.core.protocols.ircsession import ECHO
+from triochat.core.protocols.ircsession import ECHO, VARIANTS, variant_tags
 
 if TYPE_CHECKING:
     from triochat.core.events import Event
@@ -65,7 +65,7 @@ class IrcProtocol:
 
     def encode_for(self, event: Event, member: Member) -> bytes:
         irc = member.irc
-        stamp, tags = irc.tags if irc is not None else (False, False)
+        stamp, tags = variant_tags(irc.variant) if irc is not None else (False, False)
         own = isinstance(event, Private) and event.sender == member.name != event.to
         if own and (irc is None or ECHO not in irc.caps):
             return b""  # its own private message: only with echo-message
@@ -87,15 +87,19 @@ class IrcProtocol:
             and ECHO in skip.irc.caps
         ):
             skip = None
-        encoded: dict[tuple[bool, bool], bytes] = {}
+        # One encoding per variant present; per member, one integer read and a put.
+        # (Every member in IRC mode has its session: arrivals admit it with one.)
+        encoded: list[bytes] = [b""] * VARIANTS
         server = self.server
         for member in members.values():
             if member is skip:
                 continue
-            variant = member.irc.tags if member.irc is not None else (False, False)
-            data = encoded.get(variant)
-            if data is None:
-                data = encoded[variant] = encode_irc(event, server, "*", *variant).encode()
+            variant = member.irc.variant  # type: ignore[union-attr]
+            data = encoded[variant]
+            if not data:
+                data = encoded[variant] = encode_irc(
+                    event, server, "*", *variant_tags(variant)
+                ).encode()
             if not member.link.put(data):
                 too_slow.append(member)
 
