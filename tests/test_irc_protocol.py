@@ -1,0 +1,90 @@
+"""The IRC protocol without a server: lines, fan-out per variant, hostile input."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from tests.helpers import FakeLink
+from tests.test_irc import S, irc_connect, lines_until, server_for
+from triochat.core.codec import Mode
+from triochat.core.events import Said
+from triochat.core.model import Member
+from triochat.core.protocols import irc as irc_module
+from triochat.core.protocols.irc import IRC
+from triochat.core.protocols.irclines import parse_line
+from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, IrcSession
+
+
+@pytest.mark.parametrize(
+    ("text", "verb", "params"),
+    [
+        ("PRIVMSG #a :hello there", "PRIVMSG", ("#a", "hello there")),
+        ("@label=1;+x=y :src privmsg #a :hi", "PRIVMSG", ("#a", "hi")),
+        ("JOIN #a,#b key", "JOIN", ("#a,#b", "key")),
+        ("TOPIC #a :", "TOPIC", ("#a", "")),
+        ("NICK \ufffd\ufffd", "NICK", ("\ufffd\ufffd",)),
+    ],
+)
+def test_irc_parse_line(text: str, verb: str, params: tuple[str, ...]) -> None:
+    parsed = parse_line(text)
+    assert parsed is not None
+    assert (parsed.verb, parsed.params) == (verb, params)
+
+
+@pytest.mark.parametrize("text", ["", "   ", ":source", "@tags", "\r\n"])
+def test_irc_parse_line_without_a_verb_is_ignored(text: str) -> None:
+    assert parse_line(text) is None
+
+
+def test_irc_fanout_encodes_once_per_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six members in two capability sets: two encodings, six puts."""
+    calls: list[tuple[bool, bool]] = []
+    real = irc_module.encode_irc
+
+    def counting(event: object, server: str, nick: str, stamp: bool, tags: bool) -> str:
+        calls.append((stamp, tags))
+        return real(event, server, nick, stamp, tags)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(irc_module, "encode_irc", counting)
+    members: dict[int, Member] = {}
+    links: list[FakeLink] = []
+    for n in range(6):
+        link = FakeLink()
+        links.append(link)
+        caps = frozenset({SERVER_TIME, MESSAGE_TAGS}) if n % 2 else frozenset()
+        members[n] = Member(n, "p", link, f"m{n}", Mode.IRC, irc=IrcSession("u", "r", caps))
+    event = Said(1.0, "#a", 7, "bob", "hi")
+    IRC.fanout(event, members, "#a", None, [])
+    assert sorted(calls) == [(False, False), (True, True)]
+    assert links[0].sent == [f":bob!bob@{IRC.server} PRIVMSG #a :hi\r\n".encode()]
+    assert links[1].sent[0].startswith(b"@time=1970-01-01T00:00:01.000Z;msgid=a-7 :bob!")
+
+
+def test_irc_echo_message_only_for_those_who_asked() -> None:
+    """The sender of a chat line gets it back only with echo-message."""
+    link, echo_link = FakeLink(), FakeLink()
+    plain = Member(1, "p", link, "a", Mode.IRC, irc=IrcSession())
+    echo = Member(2, "p", echo_link, "b", Mode.IRC, irc=IrcSession(caps=frozenset({ECHO})))
+    members = {1: plain, 2: echo}
+    IRC.fanout(Said(1.0, "#a", 1, "a", "x"), members, "#a", plain, [])
+    assert link.sent == []
+    IRC.fanout(Said(1.0, "#a", 2, "b", "y"), members, "#a", echo, [])
+    assert len(echo_link.sent) == 2  # a's line, and its own
+
+
+async def test_irc_registration_byte_by_byte_with_bad_utf8(nursery: trio.Nursery) -> None:
+    """Lines trickling in one byte at a time, with bytes that are not UTF-8, register."""
+    server = await server_for(nursery)
+    peer = irc_connect(nursery, server)
+    for byte in b"NICK trick\r\nUSER t 0 * :\xff\xfe bad\r\nPRIVMSG x :\xc3\r\n":
+        await peer.stream.send_all(bytes([byte]))
+    got = await lines_until(peer, "422")
+    assert got[0].startswith(f":{S} 001 trick ")
+    assert (await peer.line()).rstrip("\r") == f":{S} 401 trick x :No such nick/channel"
+    await trio.testing.wait_all_tasks_blocked()
+    member = server.state.holder("trick")
+    assert member is not None
+    assert member.irc is not None
+    assert member.irc.realname == "\ufffd\ufffd bad"
