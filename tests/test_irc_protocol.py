@@ -13,6 +13,7 @@ from triochat.core.events import Said
 from triochat.core.model import Member
 from triochat.core.protocols import irc as irc_module
 from triochat.core.protocols.irc import IRC
+from triochat.core.protocols.ircevents import encode_irc
 from triochat.core.protocols.irclines import parse_line
 from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, IrcSession
 
@@ -41,7 +42,7 @@ def test_irc_parse_line_without_a_verb_is_ignored(text: str) -> None:
 def test_irc_fanout_encodes_once_per_variant(monkeypatch: pytest.MonkeyPatch) -> None:
     """Six members in two capability sets: two encodings, six puts."""
     calls: list[tuple[bool, bool]] = []
-    real = irc_module.encode_irc
+    real = encode_irc
 
     def counting(event: object, server: str, nick: str, stamp: bool, tags: bool) -> str:
         calls.append((stamp, tags))
