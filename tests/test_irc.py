@@ -137,6 +137,8 @@ async def test_irc_plain_and_json_members_see_each_other(nursery: trio.Nursery) 
     assert (await plain.line()) == "* jay waves"
     await irc.send("PRIVMSG #lobby :\x01ACTION bows\x01")
     assert (await plain.line()) == "* ian bows"
+    await irc.send("NOTICE #lobby :a notice")
+    assert (await plain.line()) == "<ian> a notice"
     await irc.send("PRIVMSG pat :psst")
     assert (await plain.line()) == "*ian* psst"
     await plain.send("/msg ian back")
@@ -297,3 +299,20 @@ async def lines_until_json(peer: Peer, kind: str) -> dict[str, object]:
         event = await peer.event()
         if event["type"] == kind:
             return dict(event)
+
+
+async def test_irc_notice_reaches_irc_members_as_notice(nursery: trio.Nursery) -> None:
+    """A channel NOTICE is a NOTICE to IRC members and a notice-marked line in JSON."""
+    server = await server_for(nursery)
+    one = await irc_join(nursery, server, "nia")
+    two = await irc_join(nursery, server, "ned")
+    js = await join_json(nursery, server, "jen")
+    await js.send_json(type="join", room="#n")
+    for peer in (one, two):
+        await peer.send("JOIN #n")
+        await lines_until(peer, "366")
+    await lines_until(one, "JOIN")
+    await one.send("NOTICE #n :heads up")
+    assert (await two.line()).rstrip("\r") == f":nia!nia@{S} NOTICE #n :heads up"
+    said = await lines_until_json(js, "say")
+    assert (said["text"], said["notice"]) == ("heads up", True)

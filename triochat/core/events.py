@@ -93,7 +93,11 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    """A chat line. ``id`` strictly increases per room; ``history`` marks a replay."""
+    """A chat line. ``id`` strictly increases per room; ``history`` marks a replay.
+
+    ``notice`` marks an IRC member's NOTICE: IRC members get it as a NOTICE, everyone
+    else as a chat line (and it is stored as one).
+    """
 
     ts: float
     room: str
@@ -101,6 +105,7 @@ class Said:
     sender: str
     text: str
     history: bool = False
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

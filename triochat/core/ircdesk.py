@@ -220,7 +220,8 @@ class IrcDesk:
                     if not notice:
                         self._num(member, "404", room.name, "Cannot send to channel")
                     continue
-                self._dispatch(member, Me(text, room.name) if action else Say(text, room.name))
+                said = Me(text, room.name) if action else Say(text, room.name, notice)
+                self._dispatch(member, said)
             elif target.casefold() == "nickserv":
                 self._nickserv(member, text)
             elif self._world.holder(target) is None and self._world.remote_holder(target) is None:

@@ -56,7 +56,8 @@ class Talk:
         room.last_id += 1
         event: Chat
         if kind == "say":
-            event = Said(now, room.name, room.last_id, member.name, command.text)
+            notice = isinstance(command, Say) and command.notice
+            event = Said(now, room.name, room.last_id, member.name, command.text, notice=notice)
         else:
             event = Acted(now, room.name, room.last_id, member.name, command.text)
         self.deliver_chat(room, event, member)

@@ -45,10 +45,11 @@ MAX_HISTORY: Final = 200  # messages one /history or scrollback request may ask 
 
 @dataclass(frozen=True, slots=True)
 class Say:
-    """Say ``text`` in ``room``."""
+    """Say ``text`` in ``room`` (``notice``: an IRC NOTICE, shown as one to IRC members)."""
 
     text: str
     room: str | None = None
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

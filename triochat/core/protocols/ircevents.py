@@ -88,10 +88,11 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
     """
     tag = time_tag(event.ts) if stamp else ""
     match event:
-        case Said(room=room, id=msg_id, sender=sender, text=text):
+        case Said(room=room, id=msg_id, sender=sender, text=text, notice=notice):
             if tags:
                 tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
-            return line(source(sender, server), "PRIVMSG", room, text, tags=tag)
+            verb = "NOTICE" if notice else "PRIVMSG"
+            return line(source(sender, server), verb, room, text, tags=tag)
         case Acted(room=room, id=msg_id, sender=sender, text=text):
             if tags:
                 tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
