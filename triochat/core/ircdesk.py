@@ -17,6 +17,7 @@ server operators may everywhere.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -276,25 +277,28 @@ class IrcDesk:
         )
 
     def _who(self, member: Member, params: tuple[str, ...]) -> None:
+        """``WHO #room``, ``WHO nick`` or ``WHO mask`` (``*`` and ``?`` in a nick)."""
         mask = params[0] if params else "*"
+        rows: list[tuple[Member, RoomState | None]] = []
+        if mask.startswith("#"):
+            room = self._room(member, mask, must_be_in=False, quiet=True)
+            if room is not None:
+                rows = [(m, room) for m in room.members()]
+        else:
+            pattern = mask.casefold()
+            for who in self._world.members.values():
+                if fnmatch.fnmatchcase(who.name.casefold(), pattern):
+                    shared = self._world.rooms.get(who.rooms[0]) if who.rooms else None
+                    rows.append((who, shared))
         server = IRC.server
-        room = (
-            self._room(member, mask, must_be_in=False, quiet=True) if mask.startswith("#") else None
-        )
-        rows: list[tuple[Member, str]] = []
-        if room is not None:
-            rows = [(m, self._prefix(m, room)) for m in room.members()]
-        elif not mask.startswith("#"):
-            one = self._world.holder(mask)
-            if one is not None:
-                rows = [(one, "")]
-        channel = room.name if room is not None else "*"
-        for who, op in rows:
-            flags = ("G" if who.away else "H") + op
+        for who, room in rows:
+            flags = "G" if who.away else "H"
+            if room is not None:
+                flags += self._prefix(who, room)
             real = who.irc.realname if who.irc is not None else who.name
-            self._num(
-                member, "352", channel, who.name, server, server, who.name, flags, f"0 {real}"
-            )
+            user = who.irc.user if who.irc is not None and who.irc.user else who.name
+            channel = room.name if room is not None else "*"
+            self._num(member, "352", channel, user, server, server, who.name, flags, f"0 {real}")
         self._num(member, "315", mask, "End of /WHO list")
 
     def _whois(self, member: Member, params: tuple[str, ...]) -> None:
