@@ -194,6 +194,10 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     who = await lines_until(other, "315")
     assert f":{S} 352 gus #dev fay {S} {S} fay H@ :0 Real fay" in who
     assert f":{S} 352 gus #dev gus {S} {S} gus H :0 Real gus" in who
+    await other.send("WHO F?Y")  # a nick mask, without regard to case
+    assert (await lines_until(other, "315"))[0].startswith(f":{S} 352 gus #dev fay {S} {S} fay H@ ")
+    await other.send("WHO *")
+    assert len(await lines_until(other, "315")) == 3
     await other.send("WHOIS fay")
     whois = await lines_until(other, "318")
     assert whois[0] == f":{S} 311 gus fay fay {S} * :Real fay"
