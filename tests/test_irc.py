@@ -320,3 +320,12 @@ async def test_irc_notice_reaches_irc_members_as_notice(nursery: trio.Nursery) -
     assert (await two.line()).rstrip("\r") == f":nia!nia@{S} NOTICE #n :heads up"
     said = await lines_until_json(js, "say")
     assert (said["text"], said["notice"]) == ("heads up", True)
+
+
+async def test_irc_userhost_in_names(nursery: trio.Nursery) -> None:
+    """With userhost-in-names, NAMES lists nick!user@host; multi-prefix is accepted."""
+    server = await server_for(nursery)
+    peer = await irc_join(nursery, server, "uma", "userhost-in-names", "multi-prefix")
+    await peer.send("JOIN #u")
+    names = await lines_until(peer, "366")
+    assert names[-2] == f":{S} 353 uma = #u :@uma!uma@{S}"

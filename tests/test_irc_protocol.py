@@ -76,14 +76,16 @@ def test_irc_echo_message_only_for_those_who_asked() -> None:
 
 
 async def test_irc_registration_byte_by_byte_with_bad_utf8(nursery: trio.Nursery) -> None:
-    """Lines trickling in one byte at a time, with bytes that are not UTF-8, register."""
+    """Lines trickling in one byte at a time register; bad bytes in the realname are
+    U+FFFD, and a later line that is not UTF-8 gets FAIL INVALID_UTF8 (UTF8ONLY)."""
     server = await server_for(nursery)
     peer = irc_connect(nursery, server)
     for byte in b"NICK trick\r\nUSER t 0 * :\xff\xfe bad\r\nPRIVMSG x :\xc3\r\n":
         await peer.stream.send_all(bytes([byte]))
     got = await lines_until(peer, "422")
     assert got[0].startswith(f":{S} 001 trick ")
-    assert (await peer.line()).rstrip("\r") == f":{S} 401 trick x :No such nick/channel"
+    fail = (await peer.line()).rstrip("\r")
+    assert fail.startswith(f":{S} FAIL * INVALID_UTF8 :")
     await trio.testing.wait_all_tasks_blocked()
     member = server.state.holder("trick")
     assert member is not None

@@ -45,8 +45,9 @@ from triochat.core.model import Member, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
 from triochat.core.protocols.ircevents import KICKED
-from triochat.core.protocols.irclines import line, numeric
+from triochat.core.protocols.irclines import line, numeric, source
 from triochat.core.protocols.ircregister import cap_reply, nick_problem
+from triochat.core.protocols.ircsession import USERHOST_IN_NAMES
 from triochat.core.world import World
 
 __all__ = ["IrcDesk"]
@@ -269,7 +270,11 @@ class IrcDesk:
         self._names_of(member, room)
 
     def _names_of(self, member: Member, room: RoomState) -> None:
-        names = [self._prefix(m, room) + m.name for m in room.members()]
+        full = member.irc is not None and USERHOST_IN_NAMES in member.irc.caps
+        names = [
+            self._prefix(m, room) + (source(m.name, IRC.server) if full else m.name)
+            for m in room.members()
+        ]
         names.extend(room.remote.values())
         out = numeric(IRC.server, "353", member.name, "=", room.name, " ".join(names))
         self._send(

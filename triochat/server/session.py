@@ -127,7 +127,7 @@ async def read_commands(
                 command = _too_long(config.max_line_bytes)
             else:
                 assert isinstance(line, bytes)
-                command = protocol.parse(_decode(line))
+                command = _parse(protocol, line)
             if command is not None:
                 pending.append(command)
                 if len(pending) >= INPUT_BATCH:
@@ -156,6 +156,17 @@ def _registration(line: bytes | LineTooLong, limit: int) -> tuple[WireProtocol, 
         return PLAIN, _too_long(limit)
     assert isinstance(line, bytes)
     return sniff(_decode(line))
+
+
+def _parse(protocol: WireProtocol, line: bytes) -> Command | None:
+    """One line in ``protocol``; a protocol that is UTF-8 only refuses other bytes."""
+    if protocol.utf8_only:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return Invalid("invalid-utf8", "that line is not UTF-8; it was discarded")
+        return protocol.parse(text)
+    return protocol.parse(_decode(line))
 
 
 def _decode(line: bytes) -> str:

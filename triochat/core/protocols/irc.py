@@ -45,6 +45,7 @@ class IrcProtocol:
     pinged: bool = True  # PING :server; any line back counts
     replays_on_join: bool = False  # IRC clients expect no backlog on JOIN (chathistory asks)
     joins_lobby: bool = False  # an IRC client joins the channels it wants
+    utf8_only: bool = True  # ISUPPORT UTF8ONLY: a line that is not UTF-8 gets FAIL
 
     def __init__(self) -> None:
         self.server = DEFAULT_SERVER_NAME  # the server's name, set by the server at start

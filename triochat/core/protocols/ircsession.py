@@ -14,8 +14,10 @@ __all__ = [
     "CAPS",
     "ECHO",
     "MESSAGE_TAGS",
+    "MULTI_PREFIX",
     "SASL",
     "SERVER_TIME",
+    "USERHOST_IN_NAMES",
     "VARIANTS",
     "IrcSession",
     "variant_tags",
@@ -25,12 +27,16 @@ SERVER_TIME: Final = "server-time"
 ECHO: Final = "echo-message"
 MESSAGE_TAGS: Final = "message-tags"
 SASL: Final = "sasl"
+MULTI_PREFIX: Final = "multi-prefix"  # one prefix (@) exists, so it changes nothing
+USERHOST_IN_NAMES: Final = "userhost-in-names"
 # What CAP LS offers, in order (values after "=": CAP LS 302 shows them).
 CAPS: Final[dict[str, str]] = {
     SERVER_TIME: "",
     ECHO: "",
     MESSAGE_TAGS: "",
     SASL: "PLAIN",
+    MULTI_PREFIX: "",
+    USERHOST_IN_NAMES: "",
 }
 
 
