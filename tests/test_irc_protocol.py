@@ -9,6 +9,7 @@ import trio.testing
 from tests.helpers import FakeLink
 from tests.test_irc import S, irc_connect, lines_until, server_for
 from triochat.core.codec import Mode
+from triochat.core.commands import IrcAsk
 from triochat.core.events import Said
 from triochat.core.model import Member
 from triochat.core.protocols import irc as irc_module
@@ -61,6 +62,23 @@ def test_irc_fanout_encodes_once_per_variant(monkeypatch: pytest.MonkeyPatch) ->
     assert sorted(calls) == [(False, False), (True, True)]
     assert links[0].sent == [f":bob!bob@{IRC.server} PRIVMSG #a :hi\r\n".encode()]
     assert links[1].sent[0].startswith(b"@time=1970-01-01T00:00:01.000Z;msgid=a-7 :bob!")
+
+
+def test_irc_client_tags_only_to_message_tags_members() -> None:
+    """A line's client-only tags reach members with message-tags, and no one else."""
+    tagged, bare = FakeLink(), FakeLink()
+    members = {
+        1: Member(1, "p", tagged, "a", Mode.IRC, irc=IrcSession(caps=frozenset({MESSAGE_TAGS}))),
+        2: Member(2, "p", bare, "b", Mode.IRC, irc=IrcSession()),
+    }
+    IRC.fanout(Said(1.0, "#a", 3, "c", "x", tags="+baz=bat"), members, "#a", None, [])
+    assert tagged.sent == [f"@msgid=a-3;+baz=bat :c!c@{IRC.server} PRIVMSG #a :x\r\n".encode()]
+    assert bare.sent == [f":c!c@{IRC.server} PRIVMSG #a :x\r\n".encode()]
+
+
+def test_irc_parse_keeps_only_client_tags() -> None:
+    command = IRC.parse("@+baz=bat;fizz=buzz;+x PRIVMSG #test hi")
+    assert command == IrcAsk("PRIVMSG", ("#test", "hi"), "+baz=bat;+x")
 
 
 def test_irc_echo_message_only_for_those_who_asked() -> None:

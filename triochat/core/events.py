@@ -106,6 +106,7 @@ class Said:
     text: str
     history: bool = False
     notice: bool = False
+    tags: str = ""  # IRCv3 client-only tags it was sent with (never stored)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,9 @@ class IrcDesk:
         if handler is None:
             self._num(member, "421", verb, "Unknown command")
             return
+        if verb in ("PRIVMSG", "NOTICE"):
+            self._privmsg(member, params, verb == "NOTICE", command.tags)
+            return
         handler(member, params)
 
     def _nick(self, member: Member, params: tuple[str, ...]) -> None:
@@ -201,7 +204,9 @@ class IrcDesk:
             if room is not None:
                 self._dispatch(member, Part(room.name, reason))
 
-    def _privmsg(self, member: Member, params: tuple[str, ...], notice: bool = False) -> None:
+    def _privmsg(
+        self, member: Member, params: tuple[str, ...], notice: bool = False, tags: str = ""
+    ) -> None:
         text = params[1]
         action = text.startswith("\x01ACTION ") or text == "\x01ACTION\x01"
         if action:
@@ -222,7 +227,7 @@ class IrcDesk:
                     if not notice:
                         self._num(member, "404", room.name, "Cannot send to channel")
                     continue
-                said = Me(text, room.name) if action else Say(text, room.name, notice)
+                said = Me(text, room.name) if action else Say(text, room.name, notice, tags)
                 self._dispatch(member, said)
             elif target.casefold() == "nickserv":
                 self._nickserv(member, text)

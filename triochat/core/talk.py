@@ -56,8 +56,12 @@ class Talk:
         room.last_id += 1
         event: Chat
         if kind == "say":
-            notice = isinstance(command, Say) and command.notice
-            event = Said(now, room.name, room.last_id, member.name, command.text, notice=notice)
+            notice, tags = (
+                (command.notice, command.tags) if isinstance(command, Say) else (False, "")
+            )
+            event = Said(
+                now, room.name, room.last_id, member.name, command.text, notice=notice, tags=tags
+            )
         else:
             event = Acted(now, room.name, room.last_id, member.name, command.text)
         self.deliver_chat(room, event, member)

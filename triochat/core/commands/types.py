@@ -50,6 +50,7 @@ class Say:
     text: str
     room: str | None = None
     notice: bool = False
+    tags: str = ""  # IRCv3 client-only tags ("+a=b;+c"), relayed to who asked for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,7 @@ class IrcAsk:
 
     verb: str
     params: tuple[str, ...] = ()
+    tags: str = ""  # its client-only tags ("+a=b;+c"), for PRIVMSG and NOTICE
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ event is encoded once per group present, never once per member.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Final
 
 from triochat.core.codec import Mode
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["IRC", "IrcProtocol"]
 
 DEFAULT_SERVER_NAME: Final = "triochat"
+MAX_CLIENT_TAGS: Final = 4094  # IRCv3: client-only tags may take up to 4094 bytes
+_TAG_KEY: Final = re.compile(r"\+[A-Za-z0-9./-]+")
 
 
 class IrcProtocol:
@@ -59,6 +62,13 @@ class IrcProtocol:
             return None  # being heard from is all that counts
         if verb == "AWAY":
             return Away(sanitise(params[0]).strip()[:200] if params else "")
+        if verb in ("PRIVMSG", "NOTICE") and parsed.tags:
+            client = ";".join(
+                f"{key}={value}" if value else key
+                for key, value in parsed.tags.items()
+                if key.startswith("+") and _TAG_KEY.fullmatch(key) and " " not in value
+            )
+            return IrcAsk(verb, params, client[:MAX_CLIENT_TAGS])
         return IrcAsk(verb, params)
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:

@@ -91,7 +91,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
     match event:
         case Said(room=room, id=msg_id, sender=sender, text=text, notice=notice):
             if tags:
-                tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
+                extra = f"msgid={room[1:]}-{msg_id}" + (f";{event.tags}" if event.tags else "")
+                tag = f"{tag};{extra}" if tag else extra
             verb = "NOTICE" if notice else "PRIVMSG"
             return line(source(sender, server), verb, room, text, tags=tag)
         case Acted(room=room, id=msg_id, sender=sender, text=text):
