@@ -17,6 +17,7 @@ from triochat.core.protocols.irc import IRC
 from triochat.core.protocols.ircevents import encode_irc
 from triochat.core.protocols.irclines import parse_line
 from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, IrcSession
+from triochat.server.session import IRC_REGISTRATION_TIMEOUT
 
 
 @pytest.mark.parametrize(
@@ -109,3 +110,16 @@ async def test_irc_registration_byte_by_byte_with_bad_utf8(nursery: trio.Nursery
     assert member is not None
     assert member.irc is not None
     assert member.irc.realname == "\ufffd\ufffd bad"
+
+
+async def test_irc_unregistered_client_is_closed_after_the_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An IRC client that never registers gets ERROR and is closed (no guest on IRC)."""
+    server = await server_for(nursery)
+    peer = irc_connect(nursery, server)
+    await peer.send("NICK lazy")
+    await trio.sleep(IRC_REGISTRATION_TIMEOUT - 1)
+    assert server.state.holder("lazy") is None
+    assert (await peer.line()).startswith("ERROR :Closing link (registration timed out)")
+    assert await peer.closed() == []

@@ -69,6 +69,11 @@ class IrcDesk:
         self._arrivals = arrivals
         self._access = access
         self._dispatch = dispatch
+        # The desk's table: each IRC verb it answers, and its method (PRIVMSG and NOTICE
+        # carry tags as well, see ask).
+        self._verbs: dict[str, Callable[[Member, tuple[str, ...]], None]] = {
+            verb: getattr(self, f"_{verb.lower()}") for verb in _VERBS
+        }
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -117,12 +122,12 @@ class IrcDesk:
             elif verb != "NOTICE":
                 self._num(member, "461", verb, "Not enough parameters")
             return
-        handler = getattr(self, f"_{verb.lower()}", None) if verb in _VERBS else None
-        if handler is None:
-            self._num(member, "421", verb, "Unknown command")
-            return
         if verb in ("PRIVMSG", "NOTICE"):
             self._privmsg(member, params, verb == "NOTICE", command.tags)
+            return
+        handler = self._verbs.get(verb)
+        if handler is None:
+            self._num(member, "421", verb, "Unknown command")
             return
         handler(member, params)
 
@@ -404,6 +409,6 @@ _MIN_PARAMS: Final[dict[str, int]] = {
 _VERBS: Final = frozenset(
     {
         "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",
-        "PRIVMSG", "NOTICE", "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
+        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
     }
 )  # fmt: skip

@@ -29,10 +29,12 @@ from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
 from triochat.server.transport import ConnectionLost
 
-__all__ = ["INPUT_BATCH", "SILENT", "leave_reason", "read_commands"]
+__all__ = ["INPUT_BATCH", "IRC_REGISTRATION_TIMEOUT", "SILENT", "leave_reason", "read_commands"]
 
 INPUT_BATCH: Final = 64  # commands per hub message: fewer wake-ups, yet the hub stays fair
 SILENT: Final = "silent"  # connected and left without a word: no join, no leave
+IRC_REGISTRATION_TIMEOUT: Final = 60.0  # seconds an IRC client has to register (CAP, SASL)
+IRC_TIMED_OUT: Final = b"ERROR :Closing link (registration timed out)\r\n"
 
 
 async def read_commands(
@@ -58,6 +60,7 @@ async def read_commands(
     pending: list[Command] = []
     secret: str | None = None  # the server password, from a plain first line /pass
     registration = IrcRegistration(IRC.server) if irc else None
+    irc_deadline = trio.current_time() + IRC_REGISTRATION_TIMEOUT
     eof = False
     try:
         while True:
@@ -71,8 +74,15 @@ async def read_commands(
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
                     if registration is not None and protocol is None:
-                        await transport.wait_readable()  # IRC: no guest after a silence
-                        continue
+                        # IRC: no guest after a silence; a client that never registers
+                        # is told so and closed.
+                        with trio.move_on_at(irc_deadline):
+                            await transport.wait_readable()
+                            continue
+                        await transport.send_all(
+                            b"ERROR :Closing link (registration timed out)\r\n"
+                        )
+                        return SILENT
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
