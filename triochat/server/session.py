@@ -79,9 +79,7 @@ async def read_commands(
                         with trio.move_on_at(irc_deadline):
                             await transport.wait_readable()
                             continue
-                        await transport.send_all(
-                            b"ERROR :Closing link (registration timed out)\r\n"
-                        )
+                        await transport.send_all(IRC_TIMED_OUT)
                         return SILENT
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
