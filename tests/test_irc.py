@@ -329,3 +329,22 @@ async def test_irc_userhost_in_names(nursery: trio.Nursery) -> None:
     await peer.send("JOIN #u")
     names = await lines_until(peer, "366")
     assert names[-2] == f":{S} 353 uma = #u :@uma!uma@{S}"
+
+
+async def test_irc_tagmsg_reaches_only_message_tags_members(nursery: trio.Nursery) -> None:
+    """TAGMSG carries client tags to members with message-tags; others get nothing."""
+    server = await server_for(nursery)
+    sender = await irc_join(nursery, server, "tia", "message-tags")
+    tagged = await irc_join(nursery, server, "tom", "message-tags")
+    bare = await irc_join(nursery, server, "ted")
+    for peer in (sender, tagged, bare):
+        await peer.send("JOIN #g")
+        await lines_until(peer, "366")
+    await lines_until(sender, "JOIN")
+    await lines_until(sender, "JOIN")
+    await lines_until(tagged, "JOIN")
+    await sender.send("@+typing=active;server=x TAGMSG #g")
+    got = (await tagged.line()).rstrip("\r")
+    assert got == f"@msgid=tag-1;+typing=active :tia!tia@{S} TAGMSG #g"
+    await bare.quiet()
+    await sender.quiet()

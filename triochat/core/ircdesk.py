@@ -26,6 +26,7 @@ from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.admin import Login
 from triochat.core.arrivals import Arrivals
+from triochat.core.codec import Mode
 from triochat.core.commands import (
     Command,
     Help,
@@ -45,9 +46,9 @@ from triochat.core.model import Member, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
 from triochat.core.protocols.ircevents import KICKED
-from triochat.core.protocols.irclines import line, numeric, source
+from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.protocols.ircregister import cap_reply, nick_problem
-from triochat.core.protocols.ircsession import USERHOST_IN_NAMES
+from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, USERHOST_IN_NAMES
 from triochat.core.world import World
 
 __all__ = ["IrcDesk"]
@@ -69,6 +70,7 @@ class IrcDesk:
         self._arrivals = arrivals
         self._access = access
         self._dispatch = dispatch
+        self._tagged = 0  # TAGMSGs relayed: their msgids
         # The desk's table: each IRC verb it answers, and its method (PRIVMSG and NOTICE
         # carry tags as well, see ask).
         self._verbs: dict[str, Callable[[Member, tuple[str, ...]], None]] = {
@@ -124,6 +126,9 @@ class IrcDesk:
             return
         if verb in ("PRIVMSG", "NOTICE"):
             self._privmsg(member, params, verb == "NOTICE", command.tags)
+            return
+        if verb == "TAGMSG":
+            self._tagmsg(member, params[0], command.tags)
             return
         handler = self._verbs.get(verb)
         if handler is None:
@@ -241,6 +246,31 @@ class IrcDesk:
                     self._num(member, "401", target, "No such nick/channel")
             else:
                 self._dispatch(member, Msg(target, f"* {text}" if action else text))
+
+    def _tagmsg(self, member: Member, target: str, tags: str) -> None:
+        """IRCv3 TAGMSG: tags alone, to the members that asked for message-tags (only
+        IRC members can; nothing is stored, plain and JSON members see nothing)."""
+        if target.startswith("#"):
+            room = self._room(member, target, must_be_in=True)
+            if room is None:
+                return
+            name, members = room.name, list(room.local(Mode.IRC).values())
+        else:
+            one = self._world.holder(target)
+            if one is None:
+                self._num(member, "401", target, "No such nick/channel")
+                return
+            name, members = one.name, [one, member]
+        self._tagged += 1
+        now = self._world.clock()
+        head = f"msgid=tag-{self._tagged}" + (f";{tags}" if tags else "")
+        text = line(source(member.name, IRC.server), "TAGMSG", name)
+        for who in dict.fromkeys(members):
+            caps = who.irc.caps if who.irc is not None else frozenset()
+            if MESSAGE_TAGS not in caps or (who is member and ECHO not in caps):
+                continue
+            stamp = f"{time_tag(now)};" if SERVER_TIME in caps else ""
+            self._world.put(who, f"@{stamp}{head} {text}".encode())
 
     def _notice(self, member: Member, params: tuple[str, ...]) -> None:
         self._privmsg(member, params, notice=True)
@@ -398,6 +428,7 @@ _MIN_PARAMS: Final[dict[str, int]] = {
     "JOIN": 1,
     "PART": 1,
     "PRIVMSG": 2,
+    "TAGMSG": 1,
     "NOTICE": 2,
     "TOPIC": 1,
     "KICK": 2,

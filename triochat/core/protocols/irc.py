@@ -62,7 +62,7 @@ class IrcProtocol:
             return None  # being heard from is all that counts
         if verb == "AWAY":
             return Away(sanitise(params[0]).strip()[:200] if params else "")
-        if verb in ("PRIVMSG", "NOTICE") and parsed.tags:
+        if verb in ("PRIVMSG", "NOTICE", "TAGMSG") and parsed.tags:
             client = ";".join(
                 f"{key}={value}" if value else key
                 for key, value in parsed.tags.items()
