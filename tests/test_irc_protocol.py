@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from tests.helpers import FakeLink
-from tests.test_irc import S, irc_connect, lines_until, server_for
+from tests.test_irc import S, irc_connect, irc_join, lines_until, server_for
 from triochat.core.codec import Mode
 from triochat.core.commands import IrcAsk
 from triochat.core.events import Said
@@ -17,6 +17,7 @@ from triochat.core.protocols.irc import IRC
 from triochat.core.protocols.ircevents import encode_irc
 from triochat.core.protocols.irclines import parse_line
 from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, IrcSession
+from triochat.server.liveness import PING_EVERY
 from triochat.server.session import IRC_REGISTRATION_TIMEOUT
 
 
@@ -123,3 +124,16 @@ async def test_irc_unregistered_client_is_closed_after_the_timeout(
     assert server.state.holder("lazy") is None
     assert (await peer.line()).startswith("ERROR :Closing link (registration timed out)")
     assert await peer.closed() == []
+
+
+async def test_irc_silent_member_is_pinged(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The server pings an IRC member that has been silent (liveness), as PING :server."""
+    server = await server_for(nursery)
+    peer = await irc_join(nursery, server, "sil")
+    await trio.sleep(PING_EVERY + 5)
+    assert (await peer.line()).rstrip("\r") == f"PING {S}"
+    await peer.send(f"PONG {S}")
+    await trio.testing.wait_all_tasks_blocked()
+    assert server.state.holder("sil") is not None
