@@ -14,12 +14,16 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import settings
 
+from tests.deadlines import PROFILE
 from tests.procs import ServerProcess
 from tests.redisproc import RedisServer, redis_server_command
 from triochat.core import passwords
 from triochat.server import ChatServer
 from triochat.testing import open_test_server
+
+settings.load_profile(PROFILE)  # explicit hypothesis deadlines (tests/deadlines.py)
 
 pytest_plugins = ["pytester"]  # tests/test_testing*.py run pytest on generated files
 

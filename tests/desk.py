@@ -25,9 +25,9 @@ ELSEWHERE = "203.0.113.5"  # a client on another machine (TEST-NET-3)
 class Desk:
     """A chat state, fake links, and the account table the hub would read hashes from."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, limits: Limits | None = None, **options: Any) -> None:
         self.now = NOW
-        self.state = ChatState(Limits(), clock=lambda: self.now, **options)
+        self.state = ChatState(limits or Limits(), clock=lambda: self.now, **options)
         self.hashes: dict[str, str] = {}  # name key -> stored hash
         self.ids = 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import trio
@@ -11,6 +10,7 @@ from triochat.core.history import replay_bytes
 from triochat.core.model import Query
 from triochat.store import Store
 from triochat.testing import Peer, connect, join, join_json
+from triochat.testing._peer import parse_event
 
 __all__ = ["BreakableStream", "FakeLink", "Peer", "connect", "join", "join_json"]
 
@@ -62,7 +62,8 @@ class FakeLink:
         return out
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.lines()]
+        """What was sent, as JSON events: read through the one schema (core.jsonwire)."""
+        return [parse_event(line) for line in self.lines()]
 
 
 class BreakableStream(trio.abc.Stream):

@@ -19,7 +19,7 @@ SERVER_PASSWORD = "open sesame"
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty"])
-def test_accounts_cli_bad_password_file_is_one_line_and_exit_1(
+def test_accounts_cli_bad_password_file_is_one_line_and_exit_2(
     tmp_path: Path, problem: str
 ) -> None:
     """A --password-file that cannot be read, or whose first line is empty, stops start-up."""
@@ -27,7 +27,7 @@ def test_accounts_cli_bad_password_file_is_one_line_and_exit_1(
     if problem == "empty":
         path.write_text("\nsecond line\n")
     result = run_triochat("server", "--port", "0", "--db", ":memory:", "--password-file", str(path))
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration problem (issue 20)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("triochat: error: ")

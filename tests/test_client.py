@@ -891,15 +891,19 @@ async def test_session_rooms_topic_rooms_who_history_part(
     await keys.type("/topic ship it friday")
     await view.wait_for("alice set the topic: ship it friday")
     await keys.type("/rooms")
-    await view.wait_for("#dev  2 online  ship it friday")
+    await view.wait_for("#dev    2 online  ship it friday")  # aligned under "#lobby"
     await keys.type("/who")
     await view.wait_for("online (2): alice, dave")
-    await keys.type("/history 5")
-    await view.wait_for("── end of /history (more: /history again) ──")
+    await keys.type("/history 3")  # the room's last 3, though the replay showed them
+    await view.wait_for("── end of /history (more: /history more) ──")
     screen = view.screen()
-    assert screen.index("<dave> old 6") < screen.index("<dave> old 10") < screen.index("end of")
-    assert "old 5\n" not in screen
-    await keys.type("/history 10")
+    reply = screen[screen.rindex("── earlier messages ──") :]
+    assert reply.index("<dave> old 28") < reply.index("<dave> old 30") < reply.index("end of")
+    assert "old 27\n" not in reply
+    await keys.type("/history more")  # the 3 before those
+    page = "<dave> old 25\n<dave> old 26\n<dave> old 27\n── end of /history (more: /history more)"
+    await view.wait_for(page)
+    await keys.type("/history 30")
     await view.wait_for("<dave> old 1\n")
     await view.wait_for("── end of /history ──")
     await keys.type("/part")
@@ -937,7 +941,7 @@ async def test_session_resume_across_a_lost_connection_keeps_rooms_and_place(
     assert "<dave> missed in dev" in screen
     assert "#lobby <dave> missed in lobby" in screen
     await keys.type("/rooms")
-    await view.wait_for("#ops  1 online")
+    await view.wait_for("#ops    1 online")  # aligned under "#lobby"
     await keys.type("back")
     said = await dave.expect("say", from_="alice")
     assert (said["room"], said["text"]) == ("#dev", "back")

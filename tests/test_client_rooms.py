@@ -135,8 +135,8 @@ def test_rooms_history_reply_is_shown_though_older() -> None:
     rooms.apply(chat("#lobby", 30), "alice")
     assert rooms.history_before("#lobby") == 30
     rooms.note_sent({"type": "history", "room": "#lobby", "limit": 2, "before": 30})
-    assert rooms.apply(chat("#lobby", 28, history=True), "alice") == Shown()
-    assert rooms.apply(chat("#lobby", 29, history=True), "alice") == Shown()
+    assert rooms.apply(chat("#lobby", 28, history=True), "alice") == Shown(reply=True)
+    assert rooms.apply(chat("#lobby", 29, history=True), "alice") == Shown(reply=True)
     rooms.apply(wire({"type": "history-end", "room": "#lobby", "count": 2, "more": True}), "alice")
     assert rooms.history_before("#lobby") == 28
     assert rooms.apply(chat("#lobby", 29, history=True), "alice") is None  # dedupe is back
@@ -246,15 +246,33 @@ def test_request_for_names_the_current_room(line: str, wanted: dict[str, Any]) -
     assert request_for(line, welcomed("#dev")) == wanted
 
 
-def test_request_for_history_continues_before_the_oldest_shown() -> None:
-    """A second /history pages further back instead of repeating the first."""
+def test_request_for_history_n_is_the_last_n() -> None:
+    """/history N asks for the room's last N, not for those before the replay (which was
+    often nothing: only "end of /history" was printed)."""
     rooms = welcomed()
     rooms.apply(chat("#lobby", 12), "alice")
-    assert request_for("/history 3", rooms) == {
+    assert request_for("/history 3", rooms) == {"type": "history", "room": "#lobby", "limit": 3}
+
+
+def test_request_for_history_more_pages_back_from_the_last_reply() -> None:
+    """/history more continues before the oldest line /history showed, with the same N."""
+    rooms = welcomed()
+    rooms.apply(chat("#lobby", 12), "alice")
+    assert request_for("/history more", rooms) == {
+        "type": "history",
+        "room": "#lobby",
+        "before": 12,
+    }
+    typed = request_for("/history 3", rooms)
+    assert isinstance(typed, dict)
+    rooms.note_sent(typed)
+    for msg_id in (10, 11, 12):
+        rooms.apply(chat("#lobby", msg_id, history=True), "alice")
+    assert request_for(" /History MORE ", rooms) == {
         "type": "history",
         "room": "#lobby",
         "limit": 3,
-        "before": 12,
+        "before": 10,
     }
 
 

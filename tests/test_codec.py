@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import CPU_DEADLINE
 from triochat.core.codec import (
     NOTICE,
     Mode,
@@ -347,7 +348,7 @@ def test_encode_json_is_compact() -> None:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=CPU_DEADLINE)
 @given(
     sender=st.text(min_size=1, max_size=24),
     text=st.text(),
@@ -411,7 +412,7 @@ _NAMES = st.from_regex(r"[A-Za-z0-9_.-]{1,24}", fullmatch=True)
 _TEXTS = st.text(min_size=1, max_size=60)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=CPU_DEADLINE)
 @given(sender=_NAMES, to=_NAMES, viewer=st.one_of(st.none(), _NAMES), text=_TEXTS)
 def test_encode_plain_member_lines_never_look_like_server_notices(
     sender: str, to: str, viewer: str | None, text: str

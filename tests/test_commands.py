@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import CPU_DEADLINE
 from triochat.core.commands import (
     Command,
     Hello,
@@ -158,7 +159,7 @@ def test_parse_plain_strips_controls_from_fields() -> None:
     assert parse_plain("\x1b[2J/quit") == Quit()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=CPU_DEADLINE)
 @given(st.text())
 def test_parse_plain_never_raises_and_fields_are_clean(line: str) -> None:
     """Any text parses without error; text fields hold no ESC or line breaks."""
@@ -302,7 +303,7 @@ def test_parse_json_lone_surrogate_yields_encodable_text() -> None:
         command.text.encode("utf-8")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=CPU_DEADLINE)
 @given(
     kind=st.sampled_from(["say", "me", "nick", "msg", "hello"]),
     value=st.text(),

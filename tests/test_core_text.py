@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import CPU_DEADLINE
 from triochat.core.framing import MAX_LINE_BYTES, TOO_LONG, LineBuffer, LineTooLong
 from triochat.core.hygiene import decode_line, has_visible, sanitise
 from triochat.core.names import MAX_NAME_CHARS, name_error, name_key
@@ -254,7 +255,7 @@ def test_linebuffer_close_reports_line_one_past_limit_once() -> None:
     assert buffer.close() is None
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=CPU_DEADLINE)
 @given(
     chunks=st.lists(st.binary(max_size=40) | streams, max_size=20),
     max_line_bytes=st.integers(1, 16),
@@ -268,7 +269,7 @@ def test_linebuffer_partial_bytes_bounded(chunks: list[bytes], max_line_bytes: i
         drain(buffer)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=CPU_DEADLINE)
 @given(
     data=streams,
     cuts=st.lists(st.integers(0, 80), max_size=12),
@@ -283,7 +284,7 @@ def test_linebuffer_chunking_does_not_matter(
     assert feed_chunks([data[i : i + 1] for i in range(len(data))], max_line_bytes) == whole
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=CPU_DEADLINE)
 @given(data=streams, max_line_bytes=st.integers(1, 12))
 def test_linebuffer_matches_reference_split(data: bytes, max_line_bytes: int) -> None:
     """Terminated lines equal split-on-LF, minus one CR, with TOO_LONG over the limit."""
@@ -377,7 +378,7 @@ def _unsafe(ch: str) -> bool:
     return (unicodedata.category(ch) == "Cc" and ch != "\t") or ch in BIDI_AND_SEPARATORS
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=CPU_DEADLINE)
 @given(st.text())
 def test_sanitise_output_is_inert(text: str) -> None:
     """No control character but tab, no ESC and no bidi mark survives sanitise."""
@@ -394,7 +395,7 @@ hostile_text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=CPU_DEADLINE)
 @given(st.text() | hostile_text)
 def test_sanitise_idempotent(text: str) -> None:
     """sanitise(sanitise(x)) == sanitise(x): nothing unsafe is assembled by the removal."""
@@ -403,7 +404,7 @@ def test_sanitise_idempotent(text: str) -> None:
     assert not [ch for ch in once if _unsafe(ch)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=CPU_DEADLINE)
 @given(st.binary(max_size=60))
 def test_decode_line_any_bytes_is_inert(raw: bytes) -> None:
     """Any received bytes decode without error to encodable, inert text."""

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import CPU_DEADLINE
 from triochat.core import events
 from triochat.core.codec import encode_json
 from triochat.core.events import (
@@ -96,7 +97,7 @@ def test_jsonwire_every_event_type_has_one_row() -> None:
     assert len({spec.json_type for spec in EVENT_SPECS}) == len(EVENT_SPECS)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=CPU_DEADLINE)
 @given(_any_event())
 def test_jsonwire_round_trip(event: Event) -> None:
     """decode(encode(e)) == e (times rounded to ms); encoding again gives the same bytes."""

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import CPU_DEADLINE
 from triochat.core.ratelimit import TokenBucket
 
 
@@ -107,7 +108,7 @@ def test_tokenbucket_time_backwards_then_forward_grants_nothing() -> None:
     assert bucket.take(10.0) == pytest.approx(0.6)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=CPU_DEADLINE)
 @given(
     rate=st.floats(0.5, 50),
     burst=st.integers(1, 30),
@@ -126,7 +127,7 @@ def test_tokenbucket_delays_never_negative_and_bounded(
         assert delay <= taken / rate + 1e-9
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=CPU_DEADLINE)
 @given(
     rate=st.floats(0.5, 50),
     burst=st.integers(1, 30),

@@ -73,3 +73,14 @@ async def test_a_cut_connection_abandons_its_replays(nursery: trio.Nursery) -> N
     conn.cut()
     assert slot.finished
     assert slot.drained.is_set()  # the reader waiting on it moves on
+
+
+async def test_a_replay_asked_of_an_ended_connection_is_never_read(
+    nursery: trio.Nursery,
+) -> None:
+    """The state may queue a replay on a connection that has just ended: nothing waits."""
+    transport = FakeTransport()
+    conn, _ = _connection(nursery, transport)
+    conn.cut()
+    conn.replay(_query())
+    assert conn.replay_list == []

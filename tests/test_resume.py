@@ -8,15 +8,19 @@ for the disk, so others chat on while a resume (or a hostile resume loop) reads.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import trio
 
+from tests.conftest import StartServer
 from tests.helpers import Peer
 from triochat.config import ServerConfig
 from triochat.core.model import CACHE_MESSAGES
 from triochat.core.records import StoredMessage
 from triochat.server import ChatServer
+from triochat.server.replays import READ_BURST, READ_RATE
+from triochat.server.transport import StreamTransport
 from triochat.store import SQLiteStore
 from triochat.testing import connect, join_json
 
@@ -119,3 +123,36 @@ async def test_resumes_reading_the_disk_never_stall_the_room(
         replayed = [await _until(peer, "say") for _ in range(len(rooms) * (CACHE_MESSAGES + 1))]
         assert {str(e["room"]) for e in replayed} == set(rooms)
     await server.shutdown()
+
+
+def _connect_from(nursery: trio.Nursery, server: ChatServer, host: str) -> Peer:
+    """An in-memory connection the server sees as coming from ``host``."""
+    client, server_side = trio.testing.memory_stream_pair()
+    serve = partial(server.serve_transport, StreamTransport(server_side), f"{host}:4000", host)
+    nursery.start_soon(serve)
+    return Peer(client)
+
+
+async def test_a_resume_loop_reads_at_one_clients_rate(
+    nursery: trio.Nursery, start_server: StartServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """One address reconnecting and resuming over and over is paced to READ_RATE reads a
+    second after a burst; a client elsewhere resumes at once meanwhile."""
+    server = await start_server(rate_limit=0, trusted=())
+    alice = await join_json(nursery, server, "alice")
+    await alice.send_json(type="say", text="missed")
+    await _until(alice, "say")
+    loops = READ_BURST + 40
+    start = trio.current_time()
+    for n in range(loops):
+        peer = _connect_from(nursery, server, "198.51.100.9")
+        await peer.send_json(type="hello", name=f"loop{n}", since={"#lobby": 0})
+        await _until(peer, "say")  # its replay came
+        await peer.stream.aclose()
+    took = trio.current_time() - start
+    assert took >= (loops - READ_BURST) / READ_RATE * 0.9, took
+    honest = _connect_from(nursery, server, "203.0.113.5")
+    start = trio.current_time()
+    await honest.send_json(type="hello", name="honest", since={"#lobby": 0})
+    assert (await _until(honest, "say"))["text"] == "missed"
+    assert trio.current_time() - start < 0.1

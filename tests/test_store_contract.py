@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.deadlines import DISK_DEADLINE
 from triochat.core.records import (
     DropAccount,
     DropBan,
@@ -257,7 +258,7 @@ def test_stored_message_rejects_ids_below_one() -> None:
         StoredMessage("#a", 0, NOW, "say", "bob", "zero")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=DISK_DEADLINE)
 @given(
     present=st.sets(st.integers(1, 40), max_size=30),
     after=st.integers(-1, 45),

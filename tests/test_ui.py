@@ -247,7 +247,7 @@ def test_render_who_presence_help_shutdown() -> None:
     shutdown = render(wire({"type": "shutdown", "ts": TS, "text": "server is shutting down"}))
     assert who.plain == "17:40 online (2): alice, bob"
     assert presence.plain == "17:40 3 joined (a, …), 1 left (9 online)"
-    assert help_.plain.startswith("17:40 commands:\n        /who   who\n")
+    assert help_.plain.startswith("17:40 commands:\n        /who           who\n")
     assert "exit, Ctrl-D" in help_.plain
     assert shutdown.plain == "17:40 ! server is shutting down"
 
@@ -376,7 +376,7 @@ def event(kind: str, **fields: Any) -> Event:
         ),
         (
             event("history-end", room="#dev", count=5, more=True),
-            "── end of /history (more: /history again) ──",
+            "── end of /history (more: /history more) ──",
         ),
         (event("history-end", room="#dev", count=5, more=False), "── end of /history ──"),
     ],
@@ -394,7 +394,7 @@ def test_render_rooms_list_one_room_per_line() -> None:
     ]
     assert render(event("rooms", rooms=rooms)).plain.splitlines() == [
         "17:40 rooms (2):",
-        "      #dev  2 online  [bold]ship it",
+        "      #dev    2 online  [bold]ship it",
         "      #lobby  5 online",
     ]
 

@@ -532,7 +532,7 @@ def test_web_browser_screenshot(browser: Any, tmp_path: Path, terminals: list[Te
         type_line(alice, "great, I'll tag it after lunch")
         carol.wait_for("<alice> great, I'll tag it after lunch")
         carol.say("/me brings coffee")
-        carol.say("notes: https://example.org/release-notes")
+        carol.say("@alice notes: https://example.org/release-notes")  # a mention
         type_line(bob, "/join #lobby")
         type_line(bob, "<b>is this bold?</b> nope, just text")
         type_line(alice, "/msg bob can you review #142?")

@@ -75,9 +75,10 @@ class ServerConfig:
     """Everything a running server can be told; every field has a safe default.
 
     Each field but the four below is one ``triochat server`` flag: ``max_clients`` is
-    ``--max-clients`` (``ops`` is ``--op``, ``web_origins`` is ``--web-origin``). What
-    each one means, how its text is read and how ``--help`` shows it are written once,
-    in ``triochat.cli.settings.SERVER_SETTINGS``; ``triochat server --help`` prints them.
+    ``--max-clients`` (``ops`` is ``--op``, ``web_origins`` is ``--web-origin``,
+    ``web_hosts`` is ``--web-host``). What each one means, how its text is read and how
+    ``--help`` shows it are written once, in ``triochat.cli.settings.SERVER_SETTINGS``;
+    ``triochat server --help`` prints them.
     The listening fields (``host``, ports, TLS files, ``db``, logging) are read by the
     command that starts the server; :class:`~triochat.server.ChatServer` reads the rest.
 
@@ -98,6 +99,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     web_port: int | None = DEFAULT_WEB_PORT  # None: no web page
     web_origins: tuple[str, ...] = ()  # besides the page's own origin
+    web_hosts: tuple[str, ...] = ()  # Host names served; (): localhost and the machine's names
     web_cleartext: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -106,6 +108,7 @@ class ServerConfig:
     irc_port: int | None = None  # None: no IRC door
     irc_tls_port: int | None = None  # None: no IRC over TLS (needs tls_cert)
     irc_server_name: str = ""  # "": the host name
+    metrics_port: int | None = None  # None: /metrics only on the web port (trusted peers)
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
     history: int = 20
@@ -124,6 +127,7 @@ class ServerConfig:
     max_per_address: int = 20
     trusted: tuple[Network, ...] = LOOPBACK
     coalesce_above: int = 100
+    max_registrations_per_hour: int = 3
     # -- access --
     ops: tuple[str, ...] = ()
     password_file: str | None = None
@@ -145,6 +149,7 @@ class ServerConfig:
                 ("port", self.port),
                 ("tls_port", self.tls_port),
                 ("web_port", self.web_port),
+                ("metrics_port", self.metrics_port),
             )
             if port is not None and not 0 <= port <= 65535
         ]
@@ -164,6 +169,8 @@ class ServerConfig:
             problems.append("max clients must be at least 1")
         if self.max_per_address < 0:
             problems.append("max per address must be 0 (no limit) or more")
+        if self.max_registrations_per_hour < 0:
+            problems.append("max registrations per hour must be 0 (no limit) or more")
         if self.coalesce_above < 1:
             problems.append("coalesce threshold must be at least 1")
         if self.max_rooms < 1:

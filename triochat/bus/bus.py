@@ -41,6 +41,8 @@ class BusStatistics:
         received: items delivered to the hub from the cluster's log so far.
         reads: reads of the log that brought something.
         outages: times the link to the cluster was lost.
+        catch_ups: reads so large that their lines were replayed to members, paced,
+            instead of sent live (one per room in such a read).
     """
 
     node: str
@@ -52,6 +54,7 @@ class BusStatistics:
     received: int
     reads: int
     outages: int
+    catch_ups: int = 0
 
 
 class Bus(Protocol):
@@ -64,7 +67,7 @@ class Bus(Protocol):
 
     @property
     def url(self) -> str:
-        """Where the nodes meet (for the start-up line; may hold a password)."""
+        """Where the nodes meet, for people to read: any password masked."""
         ...
 
     @property

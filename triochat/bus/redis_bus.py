@@ -53,14 +53,20 @@ from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
 from triochat.bus.scripts import BEAT, BYE, PUBLISH, REAP, SNAPSHOT
 from triochat.core import cluster
 
-__all__ = ["RedisBus"]
+__all__ = ["CATCH_UP", "RedisBus"]
 
 log = logging.getLogger(__name__)
+
+_NOT_ROOMS: Final = (LOG_KEY, CHANGES_KEY)  # the streams that hold no chat lines
 
 HEARTBEAT_S: Final = 1.0  # how often a node says it is alive (and looks for dead ones)
 NODE_TTL_MS: Final = 4000  # a node silent this long is taken for dead
 BLOCK_MS: Final = 2000  # one XREAD waits at most this long for news
 READ_COUNT: Final = 1000  # entries per stream per XREAD
+# Lines in one read beyond which they are a catch-up, replayed to members as their
+# connections drain: a member in every room gets at most this many live lines per read,
+# well inside the send queue (1024 events by default), whatever the cluster's backlog.
+CATCH_UP: Final = 256
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
 MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
@@ -108,6 +114,7 @@ class RedisBus:
         self._received = 0
         self._reads = 0
         self._outages = 0
+        self._catch_ups = 0
 
     @property
     def node(self) -> str:
@@ -116,7 +123,7 @@ class RedisBus:
 
     @property
     def url(self) -> str:
-        """The Redis this node meets the others in."""
+        """The Redis this node meets the others in, its password masked."""
         return self._link.url
 
     def statistics(self) -> BusStatistics:
@@ -131,6 +138,7 @@ class RedisBus:
             received=self._received,
             reads=self._reads,
             outages=self._outages,
+            catch_ups=self._catch_ups,
         )
 
     # -- the hub's side -------------------------------------------------------------------
@@ -274,12 +282,23 @@ class RedisBus:
                 for identifier, raw in reply.get(key, ()):
                     self._positions[key] = identifier
                     self._log_entry(raw, items)
+            # A read this large is a catch-up (after an outage, or a node behind): its
+            # lines go to members as a paced replay, not into their send queues.
+            catch_up = sum(len(v) for k, v in reply.items() if k not in _NOT_ROOMS) > CATCH_UP
             for key, entries in reply.items():
-                if key in (LOG_KEY, CHANGES_KEY):
+                if key in _NOT_ROOMS:
                     continue
+                lines: list[cluster.ClusterIn] = []
                 for identifier, raw in entries:
                     self._positions[key] = identifier
-                    self._line_entry(identifier, raw, items)
+                    self._line_entry(identifier, raw, lines)
+                if catch_up and lines:
+                    room = key.removeprefix(room_key(""))
+                    sequenced = tuple(i for i in lines if isinstance(i, cluster.Sequenced))
+                    items.append(cluster.Backlog(room, sequenced))
+                    self._catch_ups += 1
+                else:
+                    items.extend(lines)
             if items:
                 self._received += len(items)
                 await self._deliver(items)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from triochat.bus.bus import ClusterError, first_leaf
+from triochat.bus.url import redacted
 
 if TYPE_CHECKING:
     import coredis
@@ -29,11 +30,16 @@ Entry = tuple[str, str]  # a stream entry: its id, and its "e" field
 
 
 class RedisLink:
-    """One client for Redis at ``url``; enter it (``async with link:``) to use it."""
+    """One client for Redis at ``url``; enter it (``async with link:``) to use it.
+
+    ``url`` is the address to show (its password masked, :func:`redacted`); the
+    address given, password and all, is kept for the client only.
+    """
 
     def __init__(self, url: str) -> None:
         """Raises :class:`ClusterError` if the client library is missing or ``url`` is bad."""
-        self.url = url
+        self._secret_url = url
+        self.url = redacted(url)
         logging.getLogger("coredis").setLevel(logging.WARNING)  # it logs each retry as info
         self.errors = _redis_errors()
         self._client = self._new_client()
@@ -49,10 +55,11 @@ class RedisLink:
             ) from None
         try:
             return coredis.Redis.from_url(
-                self.url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
+                self._secret_url, decode_responses=True, connect_timeout=CONNECT_TIMEOUT
             )
         except ValueError as exc:
-            raise ClusterError(f"--redis {self.url}: {exc}") from None
+            problem = str(exc).replace(self._secret_url, self.url)
+            raise ClusterError(f"--redis {self.url}: {problem}") from None
 
     async def check(self) -> None:
         """Make sure Redis answers (with a client of its own, closed after).

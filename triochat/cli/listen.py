@@ -1,8 +1,8 @@
 """The listen plan: which ports ``triochat server`` opens, from its config.
 
-:data:`DOORS` has one row per kind of port (plain, TLS, web, IRC, IRC over TLS);
-:func:`listen_plan` keeps the rows a config asks for. A later kind of port (metrics) is
-one more row here and
+:data:`DOORS` has one row per kind of port (plain, TLS, web, metrics, IRC, IRC over
+TLS); :func:`listen_plan` keeps the rows a config asks for. A later kind of port is one
+more row here and
 one more ``case`` where the server starts what listens on it. The ports are opened all
 before any is served, so a port in use stops the start-up with nothing half-open.
 """
@@ -34,7 +34,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DoorKind = Literal["plain", "tls", "web", "irc", "irc-tls"]
+DoorKind = Literal["plain", "tls", "web", "metrics", "irc", "irc-tls"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ DOORS: Final[tuple[DoorRow, ...]] = (
         "tls", "--tls-port", lambda config: None if config.tls_cert is None else config.tls_port
     ),
     DoorRow("web", "--web-port (or off)", lambda config: config.web_port),
+    DoorRow("metrics", "--metrics-port (or off)", lambda config: config.metrics_port),
     DoorRow("irc", "--irc-port", lambda config: config.irc_port),
     DoorRow(
         "irc-tls",

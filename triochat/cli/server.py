@@ -1,8 +1,15 @@
 """``triochat server``: read the settings, open the ports of the listen plan, serve.
 
-Start-up failures a user can cause are one line on stderr: bad or clashing settings and
-unusable certificates exit 2 (with usage), everything else (a port in use, a database
-in use, Redis unreachable, an unreadable password file) exits 1.
+Start-up failures a user can cause are one line on stderr. Every configuration problem
+exits 2: bad or clashing flags (with usage), a config file that cannot be used,
+unusable certificates, an unreadable password file; so a service manager told not to
+restart on 2 does not loop on them. What may pass by itself (a port in use, a database
+in use, Redis unreachable) exits 1.
+
+The start-up lines (``listening on``, ``history:``, ``cluster:``, ``web:``,
+``metrics:``) are written whole, all in one write to stdout once every door is
+served, so a script reading stdout and stderr together never sees a log record inside
+one of them.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from typing import Final, assert_never
@@ -17,15 +25,18 @@ from typing import Final, assert_never
 import trio
 
 from triochat.bus import ClusterError, first_leaf
+from triochat.bus.url import redacted
+from triochat.cli.configfile import ConfigError, config_toml, read_config_file
 from triochat.cli.listen import bound_address, listen_plan, open_doors
 from triochat.cli.settings import add_server_flags, given_values, server_config
-from triochat.cli.values import redacted
 from triochat.config import ServerConfig
 from triochat.logs import dropped_records, start_logging, stop_logging
+from triochat.metrics import Monitor
 from triochat.server import ChatServer
 from triochat.server.certificates import CertificateError, Certificates
 from triochat.store import Store, StoreError, default_db_path, open_store
 from triochat.store.factory import IN_MEMORY
+from triochat.store.sqlite import ForeignDatabase
 from triochat.web import WebServer
 
 __all__ = ["EXIT_USAGE", "UsageError", "add_command"]
@@ -34,7 +45,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DEADLINE: Final = 1.8  # seconds: the issue promises exit within 2 s of a signal
 FD_HEADROOM: Final = 64  # descriptors beyond one per client: listeners, logs, trio's wakeup fds
-EXIT_USAGE: Final = 2  # bad flags, and certificates that cannot be used (argparse's status)
+EXIT_USAGE: Final = 2  # every configuration problem (argparse's status for bad flags)
 
 
 class UsageError(Exception):
@@ -50,6 +61,17 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "with `triochat client`, or with `nc`/`telnet` for plain text. Stop it with "
         "Ctrl-C or SIGTERM; members are told and the server exits cleanly.",
     )
+    files = server.add_argument_group(
+        "configuration file",
+        "Every setting below may be given in a TOML file instead, as a key of the same "
+        "name as its flag (max-clients = 2000); flags given as well override the file.",
+    )
+    files.add_argument("--config", metavar="FILE", help="read settings from this TOML file")
+    files.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration as TOML (the Redis password as ***) and exit",
+    )
     add_server_flags(server)
     server.set_defaults(func=run_server)
 
@@ -60,10 +82,23 @@ def run_server(args: argparse.Namespace) -> int:
     Raises:
         UsageError: settings that do not go together (before anything starts).
     """
+    given: dict[str, object] = {}
     try:
-        config = server_config(given_values(args))
+        if args.config is not None:
+            given = read_config_file(args.config)
+    except ConfigError as exc:
+        print(f"triochat: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    given.update(given_values(args))  # flags override the file
+    try:
+        config = server_config(given)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        where = f" (with {args.config})" if args.config is not None else ""
+        raise UsageError(f"{exc}{where}") from None
+    if args.print_config:
+        config_db = config if config.db is not None else _with_db(config)
+        sys.stdout.write(config_toml(config_db, source=args.config))
+        return 0
     start_logging(config.log_level, config.log_format)
     try:
         return _start(config)
@@ -87,14 +122,15 @@ def _start(config: ServerConfig) -> int:
         password = _read_password_file(config.password_file)
     except ValueError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     config = dataclasses.replace(config, server_password=password)
     db = config.db if config.db is not None else str(default_db_path())
     try:
         store = open_store(db)
     except StoreError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
-        return 1
+        # A wrong --db (another program's database) is a configuration problem.
+        return EXIT_USAGE if isinstance(exc, ForeignDatabase) else 1
     where = "in memory only (--db :memory:)" if db == IN_MEMORY else db
     status = 1
     try:
@@ -115,48 +151,61 @@ async def _serve(
         store.close()
         return 1
     server = ChatServer(config, store)
+    monitor = Monitor(server)
     wanted = [signal.SIGINT, signal.SIGTERM]
-    if certificates is not None and hasattr(signal, "SIGHUP"):
-        wanted.append(signal.SIGHUP)  # reload the certificate (instead of stopping)
+    if hasattr(signal, "SIGHUP"):
+        wanted.append(signal.SIGHUP)  # reload the certificate, if any (never a stop)
     with trio.open_signal_receiver(*wanted) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
-            later: list[str] = []  # the web page is announced after the chat ports
+            first: list[str] = []  # the chat ports, then history and cluster
+            later: list[str] = []  # then the web page and the metrics port
             for door, listeners in opened:
                 match door.kind:
                     case "plain":
                         await nursery.start(server.serve_listeners, listeners)
-                        print(f"listening on {bound_address(listeners)}", flush=True)
+                        first.append(f"listening on {bound_address(listeners)}")
                     case "tls":
                         assert certificates is not None  # (the plan has TLS only with them)
                         await nursery.start(server.serve_tls, listeners, certificates)
                         at = bound_address(listeners, " (TLS)")
-                        print(f"listening on {at} (TLS)", flush=True)
+                        first.append(f"listening on {at} (TLS)")
                     case "web":
                         web_server = WebServer(
-                            server, origins=config.web_origins, certificates=certificates
+                            server,
+                            origins=config.web_origins,
+                            certificates=certificates,
+                            monitor=monitor,
                         )
+                        monitor.add_web(web_server.statistics)
                         await nursery.start(web_server.serve_listeners, listeners)
                         scheme = "https" if web_server.tls else "http"
                         later.append(f"web: {scheme}://{bound_address(listeners, ' (web)')}/")
+                    case "metrics":
+                        metrics = WebServer(server, monitor=monitor, page=False)
+                        await nursery.start(metrics.serve_listeners, listeners)
+                        at = bound_address(listeners, " (metrics)")
+                        later.append(f"metrics: http://{at}/metrics")
                     case "irc":
                         await nursery.start(server.serve_irc, listeners)
-                        print(f"IRC: listening on {bound_address(listeners, ' (IRC)')}", flush=True)
+                        first.append(f"IRC: listening on {bound_address(listeners, ' (IRC)')}")
                     case "irc-tls":
                         assert certificates is not None
                         await nursery.start(server.serve_irc_tls, listeners, certificates)
                         at = bound_address(listeners, " (IRC, TLS)")
-                        print(f"IRC: listening on {at} (TLS)", flush=True)
+                        first.append(f"IRC: listening on {at} (TLS)")
                     case _:
                         assert_never(door.kind)
-            print(f"history: {where}", flush=True)
+            first.append(f"history: {where}")
             bus = server.hub.bus
             if bus is not None:
-                print(f"cluster: node {bus.node} through {redacted(bus.url)}", flush=True)
-            for line in later:
-                print(line, flush=True)
+                first.append(f"cluster: node {bus.node} through {redacted(bus.url)}")
+            _write_lines([*first, *later])
             async for signum in signals:
-                if certificates is not None and signum == getattr(signal, "SIGHUP", None):
+                if signum == getattr(signal, "SIGHUP", None):
+                    if certificates is None:
+                        log.info("received SIGHUP: nothing to reload (no --tls-cert)")
+                        continue
                     log.info("received SIGHUP: reloading the TLS certificate")
                     await certificates.reload()
                     continue
@@ -171,6 +220,24 @@ async def _serve(
     else:
         log.info("server stopped")
     return 0
+
+
+def _with_db(config: ServerConfig) -> ServerConfig:
+    """``config`` with the default database path written out (for ``--print-config``)."""
+    return dataclasses.replace(config, db=str(default_db_path()))
+
+
+def _write_lines(lines: list[str]) -> None:
+    """Write ``lines`` to stdout whole, in one write (nothing can land inside a line).
+
+    A pipe takes a write of up to 4 KiB at once, so a log record written to the same
+    pipe by the log thread comes before or after the block, never inside it.
+    """
+    sys.stdout.flush()
+    data = "".join(line + "\n" for line in lines).encode()
+    fd = sys.stdout.fileno()
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _raise_fd_limit(max_clients: int, *, tls: bool = False) -> None:

@@ -22,10 +22,11 @@ from typing import Any, Final
 
 from triochat.cli.values import bounded, networks_text, op_name, port, redis_url, web_port
 from triochat.config import DEFAULT_WEB_PORT, ServerConfig, parse_networks
+from triochat.core.throttle import SERVER_REGISTRATIONS_PER_HOUR
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
 from triochat.store import default_db_path
-from triochat.web import parse_origins
+from triochat.web import parse_hosts, parse_origins
 
 __all__ = [
     "GROUPS",
@@ -140,6 +141,11 @@ LOGGING: Final = Group(
     "The log goes to stderr; stdout has only the start-up lines ('listening on', "
     "'history:', 'cluster:', 'web:').",
 )
+MONITORING: Final = Group(
+    "monitoring",
+    "/metrics (Prometheus), /healthz and /readyz are served on the web port (/metrics "
+    "to --trusted addresses only), and on --metrics-port if given; see docs/operations.md.",
+)
 CLUSTER: Final = Group(
     "cluster",
     "Several servers, each with its own --port, form one chat by meeting in one Redis "
@@ -148,10 +154,10 @@ CLUSTER: Final = Group(
 )
 IRC: Final = Group(
     "IRC",
-    "IRC clients and bots (irssi, weechat, HexChat, ...) join the same rooms as channels "
-    "on their own port; off unless --irc-port or --irc-tls-port is given.",
+    "IRC clients and bots join the same rooms as channels on --irc-port, and with "
+    "--tls-cert and --tls-key on --irc-tls-port; both off unless given.",
 )
-GROUPS: Final = (LISTENING, WEB, TLS, IRC, HISTORY, LIMITS, ACCESS, LOGGING, CLUSTER)
+GROUPS: Final = (LISTENING, WEB, TLS, IRC, HISTORY, LIMITS, ACCESS, LOGGING, MONITORING, CLUSTER)
 
 _N: Final = "N"
 SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
@@ -189,6 +195,17 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         default_text="only the page this server serves",
     ),
     Setting(
+        "web-host",
+        WEB,
+        "the names this server is reached by (the Host of a request); a request for any "
+        "other name is refused with 421, against DNS rebinding. The addresses it listens "
+        "on are always accepted ('*' accepts any name)",
+        parse_hosts,
+        "NAME,...",
+        field="web_hosts",
+        default_text="localhost and the machine's names",
+    ),
+    Setting(
         "web-cleartext",
         WEB,
         "serve the web page and its WebSocket in cleartext even when --tls-cert is given "
@@ -217,27 +234,10 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "PORT",
     ),
     Setting("no-plain", TLS, "TLS only: do not listen on --port for cleartext connections"),
+    Setting("irc-port", IRC, "port for IRC clients (6667 is usual); 0: a free one", port, "PORT"),
+    Setting("irc-tls-port", IRC, "port for IRC over TLS (6697 is usual)", port, "PORT"),
     Setting(
-        "irc-port",
-        IRC,
-        "TCP port for IRC clients (6667 is usual); 0 picks a free port",
-        port,
-        "PORT",
-    ),
-    Setting(
-        "irc-tls-port",
-        IRC,
-        "TCP port for IRC over TLS (6697 is usual; needs --tls-cert and --tls-key)",
-        port,
-        "PORT",
-    ),
-    Setting(
-        "irc-server-name",
-        IRC,
-        "the server's name IRC clients see",
-        str,
-        "NAME",
-        default_text="the host name",
+        "irc-server-name", IRC, "the name IRC clients see", str, "NAME", default_text="host name"
     ),
     Setting(
         "db",
@@ -364,6 +364,15 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         _N,
     ),
     Setting(
+        "max-registrations-per-hour",
+        ACCESS,
+        "names one address (an IPv6 /64) may register in any hour (0 = no limit); the "
+        f"whole server takes at most {SERVER_REGISTRATIONS_PER_HOUR} an hour. Addresses "
+        "in --trusted are exempt from the per-address limit",
+        bounded(int, 0),
+        _N,
+    ),
+    Setting(
         "op",
         ACCESS,
         "make NAME an operator (repeat for more); its powers need the name registered "
@@ -399,6 +408,15 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "stderr is not read fast enough, records are dropped and counted in the status line",
         str,
         choices=LOG_FORMATS,
+    ),
+    Setting(
+        "metrics-port",
+        MONITORING,
+        "a port of its own for /metrics, /healthz and /readyz, on the same --host, open to "
+        "anyone who can reach it (firewall it); 0 picks a free port, 'off' opens none",
+        web_port,
+        "PORT|off",
+        default_text="off",
     ),
     Setting(
         "redis",

@@ -9,6 +9,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TypeVar
 
+from triochat.bus.url import redacted
 from triochat.config import Network
 from triochat.core.names import name_error
 
@@ -66,16 +67,6 @@ def redis_url(text: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{redacted(text)!r}: {exc}") from None
     return text
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for the terminal and the log."""
-    parts = urllib.parse.urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if not at or parts.password is None:
-        return url
-    user = userinfo.partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def networks_text(networks: tuple[Network, ...]) -> str:

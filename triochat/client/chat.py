@@ -39,6 +39,7 @@ from typing import Any, Final
 
 import trio
 
+from triochat.client.completion import complete
 from triochat.client.connection import (
     Connection,
     Received,
@@ -55,13 +56,23 @@ from triochat.client.requests import request_for
 from triochat.client.rooms import ClientRooms
 from triochat.client.view import ChatView
 from triochat.client.wording import (
+    ask_text,
     first_refusal_text,
     resume_report,
     retry_reason,
+    secret_wanted,
     unconfirmed_quit_text,
 )
 from triochat.core.commands import Invalid, Quit
-from triochat.core.events import AccountInfo, ErrorEvent, Ping, ShuttingDown, Welcome
+from triochat.core.events import (
+    AccountInfo,
+    Acted,
+    ErrorEvent,
+    Ping,
+    Said,
+    ShuttingDown,
+    Welcome,
+)
 from triochat.core.hygiene import sanitise
 
 __all__ = ["Connector", "SessionEnd", "chat_session"]
@@ -76,7 +87,10 @@ QUIT_WORDS: Final = frozenset({"exit", "quit"})  # bare words that leave, like a
 RETRY_ERRORS: Final = frozenset({"name-taken"})  # hello errors a reconnect waits out: the
 # server keeps our name until it notices the old connection is dead
 
+MAX_PASSWORD_ASKS: Final = 3  # prompts for a password before the client gives up
 Connector = Callable[[], Awaitable[trio.abc.Stream]]  # opens a new stream to the same server
+AskSecret = Callable[[str], Awaitable[str | None]]  # prompt -> a password, never echoed (None:
+# the person gave none)
 
 
 class SessionEnd(enum.Enum):
@@ -167,7 +181,9 @@ class _Client:
             self._offered = None
         shown = self.rooms.apply(event, self.view.me)
         if shown is not None:
-            self.view.show(event, shown.tag, quiet=shown.quiet)
+            replayed = isinstance(event, Said | Acted) and event.history and not shown.reply
+            quiet = shown.quiet or (replayed and not self.view.replay)  # --quiet
+            self.view.show(event, shown.tag, quiet=quiet)
         self.refresh_prompt()
 
     # ----------------------------------------------------------------------------------
@@ -251,6 +267,37 @@ class _Client:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # receive_all sees the close, and we come back here
             return conn
+
+    async def greet_first(
+        self, conn: Connection, name: str, ask: AskSecret | None, redial: Connector | None
+    ) -> tuple[Connection, Welcome | Refusal]:
+        """The first hello; a refusal that a password answers is asked about and retried.
+
+        Each retry dials again (the refused connection is closed): the hello is what
+        carries the password. Without ``ask`` (not a terminal) the refusal stands.
+        """
+        hello = {"type": "hello", "name": name}
+        answer = await greet(conn, {**hello, **self.secrets()}, self.welcome_timeout)
+        for _ in range(MAX_PASSWORD_ASKS):
+            if not isinstance(answer, Refusal) or ask is None or redial is None:
+                break
+            field = secret_wanted(answer)
+            secret = await ask(ask_text(answer, name, self.peer)) if field else None
+            if not secret:
+                break
+            if field == "password":
+                self.password = secret
+            else:
+                self.server_password = secret
+            await trio.aclose_forcefully(conn.stream)
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    self.dialled = await redial()
+            except (OSError, trio.TooSlowError) as exc:
+                return conn, Refusal("other", short_connect_error(exc))
+            conn = Connection(self.dialled)
+            answer = await greet(conn, {**hello, **self.secrets()}, self.welcome_timeout)
+        return conn, answer
 
     def secrets(self) -> dict[str, str]:
         """The passwords a hello carries: the account's and the server's, if known."""
@@ -351,6 +398,8 @@ async def chat_session(
     quit_idle_timeout: float = QUIT_IDLE_TIMEOUT,
     password: str | None = None,
     server_password: str | None = None,
+    ask_secret: AskSecret | None = None,
+    redial: Connector | None = None,
 ) -> SessionEnd:
     """Join the server on ``stream`` as ``name`` and chat until one side ends.
 
@@ -368,6 +417,10 @@ async def chat_session(
         quit_idle_timeout: after quitting, seconds of silence before giving up on the close.
         password: the password of the registered ``name`` (sent in the hello).
         server_password: the server's password (``--password-file`` on the server).
+        ask_secret: prompts a person for a password the server asks for (a registered
+            name, a private server); None (not a terminal): such a refusal ends the session.
+        redial: opens a new stream for the hello after such a prompt (``reconnect`` by
+            default).
 
     Returns:
         Why the session ended; a one-line explanation has already been shown for every
@@ -384,11 +437,17 @@ async def chat_session(
         quit_idle_timeout=quit_idle_timeout,
     )
     client.password, client.server_password = password, server_password
-    answer = await greet(conn, {"type": "hello", "name": name, **client.secrets()}, welcome_timeout)
+    conn, answer = await client.greet_first(conn, name, ask_secret, redial or reconnect)
     if isinstance(answer, Refusal):
+        if client.dialled is not None:
+            await trio.aclose_forcefully(client.dialled)
         return _first_refusal(answer, name, view, peer, welcome_timeout)
     client.welcomed(answer)
     client.conn = conn
+    set_completer = getattr(lines, "set_completer", None)  # a terminal: Tab completes
+    if set_completer is not None:
+        rooms = client.rooms
+        set_completer(lambda before: complete(before, rooms.names.values(), rooms.rooms))
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client.run_connection, conn, nursery.cancel_scope)

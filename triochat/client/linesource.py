@@ -24,7 +24,7 @@ import shutil
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final, Protocol
 
 import trio
@@ -134,8 +134,9 @@ class LineEditor:
 
     Keys: printable text is inserted; Enter submits; Backspace/Delete; Left/Right,
     Home/End, Ctrl-A/Ctrl-E; Ctrl-U/Ctrl-K kill to start/end; Ctrl-W kills a word; Up and
-    Down walk the history; Ctrl-D on an empty line is end of input. Any other control
-    key or escape sequence is ignored, so nothing typed can reach the terminal raw.
+    Down walk the history; Tab completes the word before the cursor (see
+    :attr:`completer`); Ctrl-D on an empty line is end of input. Any other control key
+    or escape sequence is ignored, so nothing typed can reach the terminal raw.
     """
 
     EOF: Final = None  # what :meth:`feed` reports for Ctrl-D on an empty line
@@ -147,6 +148,8 @@ class LineEditor:
         self._history_pos = 0  # == len(history) when editing a fresh line
         self._draft: list[str] = []
         self._escape = ""  # an escape sequence split across reads
+        # Tab: the text before the cursor in, that text completed out (None: no change)
+        self.completer: Callable[[str], str | None] | None = None
 
     @property
     def text(self) -> str:
@@ -191,10 +194,12 @@ class LineEditor:
                 del self.buffer[self.cursor :]
             elif char == "\x17":
                 self._kill_word()
+            elif char == "\t":
+                self._complete()
             elif char.isprintable():
                 self.buffer.insert(self.cursor, char)
                 self.cursor += 1
-            # everything else (tab, other control keys) is ignored
+            # everything else (other control keys) is ignored
         return done
 
     def _submit(self) -> str:
@@ -205,6 +210,14 @@ class LineEditor:
         self.buffer = []
         self.cursor = 0
         return line
+
+    def _complete(self) -> None:
+        if self.completer is None:
+            return
+        done = self.completer(self.text[: self.cursor])
+        if done is not None:
+            self.buffer = [*done, *self.buffer[self.cursor :]]
+            self.cursor = len(done)
 
     def _delete_at_cursor(self) -> None:
         if self.cursor < len(self.buffer):
@@ -307,6 +320,30 @@ class Terminal:
             self._out.flush()
         if self._saved_mode is not None:
             termios.tcsetattr(self._infd, termios.TCSADRAIN, self._saved_mode)
+
+    def set_completer(self, completer: Callable[[str], str | None]) -> None:
+        """What Tab does: the text before the cursor in, that text completed out."""
+        self._editor.completer = completer
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The terminal as it was before (echo off is then up to the caller, e.g.
+        ``getpass``), for a prompt that must not go through the line editor: what is
+        typed there is never shown and never kept for the up arrow."""
+        import termios
+        import tty
+
+        with self._lock:
+            self._out.write(CLEAR_LINE)
+            self._out.flush()
+            if self._saved_mode is not None:
+                termios.tcsetattr(self._infd, termios.TCSADRAIN, self._saved_mode)
+        try:
+            yield
+        finally:
+            tty.setcbreak(self._infd, termios.TCSANOW)
+            with self._lock:
+                self._draw()
 
     def set_prompt(self, prompt: str) -> None:
         """Change the prompt (the client shows the current name in it)."""

@@ -69,6 +69,17 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         help="print each event as one JSON line (for jq and other tools)",
     )
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="do not print the recent history the server replays on joining (for scripts"
+        " that post: `echo done | triochat client --quiet`)",
+    )
+    parser.add_argument(
+        "--no-bell",
+        action="store_true",
+        help="do not ring the terminal's bell when a line names you (it is still highlighted)",
+    )
+    parser.add_argument(
         "--no-reconnect",
         action="store_true",
         help="exit when the connection is lost instead of reconnecting (input from a pipe"

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, Final, TypeVar
 
+from rich.cells import cell_len
 from rich.text import Text
 
 from triochat.core.events import (
@@ -57,6 +60,8 @@ __all__ = [
     "RENDERERS",
     "clean",
     "clock",
+    "help_rows",
+    "is_mention",
     "name_colour",
     "render_event",
 ]
@@ -78,9 +83,15 @@ NAME_COLOURS: Final = (
     "orchid",
     "gold3",
 )
+# Only notices and replayed history are dim; a live line keeps the terminal's own
+# foreground (full contrast on dark and light themes alike). The stamp is dim on its own
+# span, never as the base style of the line (a base style would dim the whole line).
 STYLE_TIME: Final = "dim"
 STYLE_NOTICE: Final = "dim"  # joins, leaves, renames, presence
-STYLE_OWN: Final = "on grey15"  # your own lines sit on a faint band
+STYLE_OWN: Final = "bold"  # your own lines: bold, not a background band (a dark band
+# on a light theme made them near-unreadable)
+STYLE_MENTION: Final = "bold black on yellow"  # your name in someone's live line: both
+# colours are fixed, so it reads the same on dark and light themes
 STYLE_ME_ACTION: Final = "italic"
 STYLE_PRIVATE: Final = "bold magenta"
 STYLE_ERROR: Final = "bold red"
@@ -90,8 +101,14 @@ STYLE_WELCOME: Final = "bold"
 STYLE_TOPIC: Final = "italic"
 STYLE_AWAY: Final = "italic"  # an away message
 HISTORY_END: Final = "── end of /history{more} ──"
-CLIENT_HELP: Final = "  exit, Ctrl-D      leave too (Ctrl-C leaves at once)"
+CLIENT_HELP: Final = (
+    ("/history more", "the messages before the oldest one /history showed"),
+    ("exit, Ctrl-D", "leave too (Ctrl-C leaves at once)"),
+    ("Tab", "complete a command or a name"),
+)
+MAX_HELP_USAGE: Final = 28  # characters of a usage column at most; longer ones overhang
 QUIET_LEAVE_REASONS: Final = frozenset({"quit", "closed", ""})  # not worth showing
+_HELP_GAP: Final = re.compile(r"(?<=\S)  +(?=\S)")  # between a usage and its text
 INDENT: Final = "\n      "  # continuation lines start under the text, past "HH:MM "
 
 T = TypeVar("T")
@@ -101,6 +118,56 @@ Rendered = tuple[Text, str]  # the line's body and a style for the whole line ("
 def name_colour(name: str) -> str:
     """A colour for ``name`` that is the same in every session and on every machine."""
     return NAME_COLOURS[zlib.crc32(name.casefold().encode()) % len(NAME_COLOURS)]
+
+
+def _mention_pattern(me: str) -> re.Pattern[str]:
+    # Word-bounded: not inside a longer name (letters, digits, _ . -); "alice." ending a
+    # sentence still names alice, "alice.smith" does not.
+    return re.compile(rf"(?<![\w.-])@?{re.escape(me)}(?![\w-]|\.\w)", re.IGNORECASE)
+
+
+def mention_spans(text: str, me: str) -> list[tuple[int, int]]:
+    """Where ``text`` names ``me`` (``alice`` or ``@alice``, word-bounded, any case)."""
+    if not me:
+        return []
+    return [m.span() for m in _mention_pattern(me).finditer(text)]
+
+
+def is_mention(event: Event, me: str) -> bool:
+    """True for a live chat line from someone else that names ``me``."""
+    if not isinstance(event, Said | Acted) or event.history or _is_me(event.sender, me):
+        return False
+    return bool(mention_spans(sanitise(event.text), me))
+
+
+def help_rows(lines: tuple[str, ...]) -> list[tuple[str, str] | str]:
+    """The server's help lines as rows: (usage, what it does), or a heading string.
+
+    The server pads the usage column of each section to its own width; the client lays
+    the columns out again so that every section (and the client's own rows) lines up.
+    A section's text column is where most of its lines have a gap of two spaces or more.
+    """
+    rows: list[tuple[str, str] | str] = []
+    section: list[str] = []
+
+    def flush() -> None:
+        gaps = Counter(m.end() for line in section if (m := _HELP_GAP.search(line)))
+        column = gaps.most_common(1)[0][0] if gaps else 0
+        for line in section:
+            if column and len(line) > column and line[column - 1] == " ":
+                rows.append((line[:column].strip(), line[column:].strip()))
+            else:
+                rows.append(line)
+        section.clear()
+
+    for line in lines:
+        if line.startswith(" "):
+            section.append(line)
+            continue
+        flush()
+        rows.append(line)
+    flush()
+    return rows
 
 
 def clean(value: T) -> T:
@@ -145,6 +212,10 @@ def _chat(event: Said | Acted, me: str) -> Rendered:
         body.stylize(STYLE_ME_ACTION)
     if _is_me(event.sender, me):
         body.stylize(STYLE_OWN)
+    elif not event.history:
+        offset = len(body) - len(event.text)
+        for start, end in mention_spans(event.text, me):
+            body.stylize(STYLE_MENTION, offset + start, offset + end)
     return body, STYLE_HISTORY if event.history else ""
 
 
@@ -199,9 +270,12 @@ def _topic(event: TopicInfo, me: str) -> Rendered:
 def _rooms(event: RoomList, me: str) -> Rendered:
     """The answer to /rooms: one room per line with its count and topic."""
     out = Text(f"rooms ({len(event.rooms)}):")
+    room_width = max((cell_len(row.room) for row in event.rooms), default=0)
+    count_width = max((len(str(row.online)) for row in event.rooms), default=0)
     for row in event.rooms:
+        pad = " " * (room_width - cell_len(row.room))
         out.append(INDENT).append(row.room, style=f"bold {name_colour(row.room)}")
-        out.append(f"  {row.online} online")
+        out.append(f"{pad}  {row.online:>{count_width}} online")
         if row.topic:
             out.append("  ").append(row.topic, style=STYLE_TOPIC)
     return out, ""
@@ -213,7 +287,7 @@ def _gap(event: Gap, me: str) -> Rendered:
 
 
 def _history_end(event: HistoryEnd, me: str) -> Rendered:
-    more = " (more: /history again)" if event.more else ""
+    more = " (more: /history more)" if event.more else ""
     return Text(HISTORY_END.format(more=more), style=STYLE_HISTORY), ""
 
 
@@ -261,8 +335,23 @@ def _welcome(event: Welcome, me: str) -> Rendered:
 
 
 def _help(event: HelpText, me: str) -> Rendered:
-    lines = [*event.lines, CLIENT_HELP]
-    return Text(INDENT).join(Text(line) for line in lines), ""
+    """The command list in two aligned columns, the client's own rows at the end."""
+    rows = [*help_rows(event.lines), *CLIENT_HELP]
+    widths = [cell_len(row[0]) for row in rows if isinstance(row, tuple)]
+    width = min(max(widths, default=0), MAX_HELP_USAGE)
+    out = Text()
+    for number, row in enumerate(rows):
+        if number:
+            out.append(INDENT)
+        if isinstance(row, str):
+            out.append(row, style="bold" if not row.startswith(" ") else "")
+            continue
+        usage, text = row
+        out.append("  ").append(usage, style="bold").append(
+            " " * max(2, width - cell_len(usage) + 2)
+        )
+        out.append(text)
+    return out, ""
 
 
 def _error(event: ErrorEvent, me: str) -> Rendered:
@@ -344,10 +433,10 @@ def render_event(event: Event, me: str, tz: tzinfo | None = None, *, tag: str = 
     if rendered is None:
         return None
     body, line_style = rendered
-    line = Text(clock(event.ts, tz) + " ", style=STYLE_TIME)
+    line = Text().append(clock(event.ts, tz), style=STYLE_TIME).append(" ")
     if tag:
         line.append(sanitise(tag), style=f"bold {name_colour(tag)}").append(" ")
     line.append(body)
     if line_style:
-        line.stylize(line_style)
+        line.style = line_style  # notices and replayed history: the whole line
     return line

@@ -11,7 +11,8 @@ lines before the oldest one shown, so asking again pages further back.
 
 from __future__ import annotations
 
-from typing import Any, assert_never
+import re
+from typing import Any, Final, assert_never
 
 from triochat.client.rooms import ClientRooms
 from triochat.core.admin import (
@@ -57,10 +58,25 @@ from triochat.core.commands import (
 __all__ = ["Typed", "request_for"]
 
 Typed = dict[str, Any] | Invalid | Quit | None  # a request, a local error, leave, or nothing
+HISTORY_MORE: Final = re.compile(r"\s*/history\s+more\s*", re.IGNORECASE)  # client-side paging
+
+
+def _history_more(rooms: ClientRooms) -> dict[str, Any]:
+    """``/history more``: the page before the oldest line ``/history`` showed."""
+    room = rooms.current
+    request: dict[str, Any] = {"type": "history", **({"room": room} if room else {})}
+    if limit := rooms.page_limit(room):
+        request["limit"] = limit
+    before = rooms.history_before(room)
+    if before is not None:
+        request["before"] = before
+    return request
 
 
 def request_for(line: str, rooms: ClientRooms) -> Typed:
     """Translate one typed line into the request to send (or why not, or Quit)."""
+    if HISTORY_MORE.fullmatch(line):
+        return _history_more(rooms)
     command = parse_plain(line)
     if command is None or isinstance(command, Invalid | Quit):
         return command
@@ -95,7 +111,6 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return {"type": "topic", **here(room), **({} if text is None else {"text": text})}
         case History(room=room, limit=limit, before=before):
             request: dict[str, Any] = {"type": "history", **here(room), "limit": limit}
-            before = before or rooms.history_before(request.get("room", ""))
             if before is not None:
                 request["before"] = before
             return request

@@ -45,6 +45,7 @@ from triochat.core.events import (
     Joined,
     Left,
     Presence,
+    Renamed,
     Said,
     TopicInfo,
     Welcome,
@@ -74,7 +75,10 @@ class RoomMemo:
     """The client's memory of one room it is in."""
 
     last_id: int | None = None  # the highest message id shown (None: nothing shown yet)
-    earliest_id: int | None = None  # the lowest id shown, where /history continues from
+    earliest_id: int | None = None  # the lowest id shown
+    paged_id: int | None = None  # the lowest id a /history reply showed: /history more
+    # continues from there (from earliest_id before any /history)
+    page_limit: int = 0  # the N of the last /history N (0: the server's default)
     unread: int = 0  # messages from others since the room was last current
     topic: str = ""
     history_requests: int = 0  # /history replies still to come: shown even though older
@@ -86,6 +90,7 @@ class Shown:
 
     tag: str = ""  # the room to name in front of the line; "" for the current room
     quiet: bool = False  # nothing a person needs (the prompt says it); --json prints it
+    reply: bool = False  # a replayed line that answers the user's own /history
 
 
 SHOW: Final = Shown()
@@ -120,6 +125,7 @@ class ClientRooms:
         self._confirmed = ""  # the current room as the server last stated it
         self._just_joined: str | None = None
         self._resume: _Resume | None = None
+        self.names: dict[str, str] = {}  # people seen (casefolded -> as written), for Tab
 
     @property
     def resuming(self) -> bool:
@@ -147,12 +153,26 @@ class ClientRooms:
         if kind == "join":
             self._set_current(room)  # what the user types next belongs there
         elif kind == "history" and room in self.rooms:
-            self.rooms[room].history_requests += 1
+            memo = self.rooms[room]
+            memo.history_requests += 1
+            if "before" not in request:  # /history N starts again from the newest
+                memo.paged_id = None
+            limit = request.get("limit")
+            if isinstance(limit, int):
+                memo.page_limit = limit
 
     def history_before(self, room: str) -> int | None:
-        """Where ``/history`` in ``room`` continues from: the oldest message shown there."""
+        """Where ``/history more`` in ``room`` continues from: the oldest message a
+        ``/history`` reply showed there, else the oldest message shown there at all."""
         memo = self.rooms.get(room)
-        return memo.earliest_id if memo is not None else None
+        if memo is None:
+            return None
+        return memo.paged_id if memo.paged_id is not None else memo.earliest_id
+
+    def page_limit(self, room: str) -> int:
+        """The N of the last ``/history N`` in ``room`` (0: none yet)."""
+        memo = self.rooms.get(room)
+        return memo.page_limit if memo is not None else 0
 
     def start_resume(self, name: str) -> dict[str, Any]:
         """Begin a resume; return the hello that asks the server for it."""
@@ -213,6 +233,7 @@ class ClientRooms:
     def apply(self, event: Event, me: str) -> Shown | None:
         """Update the state for one server event; say how to show it (None: drop it)."""
         resume = self._resume
+        self._note_names(event)
         match event:
             case Said() | Acted():
                 return self._chat(event, me)
@@ -267,6 +288,22 @@ class ClientRooms:
             case _:
                 return SHOW
 
+    def _note_names(self, event: Event) -> None:
+        """Remember who the client has seen, for Tab to complete."""
+        match event:
+            case Said(sender=name) | Acted(sender=name) | Joined(name=name):
+                seen: tuple[str, ...] = (name,)
+            case WhoList(names=names):
+                seen = names
+            case Renamed(old=old, new=new):
+                self.names.pop(old.casefold(), None)
+                seen = (new,)
+            case _:
+                return
+        for name in seen:
+            clean = sanitise(name)
+            self.names[clean.casefold()] = clean
+
     def _tagged(self, room: str) -> Shown:
         return SHOW if room == self.current else Shown(tag=room)
 
@@ -290,7 +327,9 @@ class ClientRooms:
         if history and memo.history_requests:
             if memo.earliest_id is None or msg_id < memo.earliest_id:
                 memo.earliest_id = msg_id
-            return self._tagged(room)
+            if memo.paged_id is None or msg_id < memo.paged_id:
+                memo.paged_id = msg_id
+            return Shown(tag=self._tagged(room).tag, reply=True)
         if history and memo.last_id is not None and msg_id <= memo.last_id:
             return None  # already shown
         resume = self._resume

@@ -10,6 +10,7 @@ too (``chat_session``, ``SessionEnd``, ...), as they were before the session mov
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import ssl
 import sys
@@ -106,8 +107,26 @@ async def _main(args: argparse.Namespace) -> int:
     async with stream:
         if interactive:
             with Terminal(prompt=f"{name}> ") as terminal:
-                view = ChatView(console, name, errors=errors, above=terminal.above)
+                view = ChatView(
+                    console,
+                    name,
+                    errors=errors,
+                    above=terminal.above,
+                    bell=not args.no_bell,
+                    replay=not args.quiet,
+                )
                 view.on_prompt = terminal.set_prompt
+
+                async def ask_secret(prompt: str) -> str | None:
+                    """A password typed at the terminal: never echoed, never recalled."""
+                    with terminal.paused():
+                        try:
+                            return await trio.to_thread.run_sync(
+                                getpass.getpass, prompt, abandon_on_cancel=True
+                            )
+                        except EOFError:
+                            return None
+
                 end = await chat_session(
                     stream,
                     name,
@@ -117,9 +136,18 @@ async def _main(args: argparse.Namespace) -> int:
                     reconnect=reconnect,
                     password=password,
                     server_password=server_password,
+                    ask_secret=ask_secret,
+                    redial=dial,
                 )
         else:
-            view = ChatView(console, name, json_lines=args.json, errors=errors)
+            view = ChatView(
+                console,
+                name,
+                json_lines=args.json,
+                errors=errors,
+                bell=False,
+                replay=not args.quiet,
+            )
             lines = PipeLineSource(sys.stdin.fileno())
             end = await chat_session(
                 stream,

@@ -34,6 +34,7 @@ from triochat.client.render import (
     STYLE_NOTICE,
     STYLE_OWN,
     STYLE_PRIVATE,
+    is_mention,
     name_colour,
     render_event,
 )
@@ -58,6 +59,7 @@ __all__ = [
 STYLE_STATUS: Final = "bold yellow"  # connection lost / reconnecting
 HISTORY_HEADER: Final = "── earlier messages ──"
 HISTORY_FOOTER: Final = "── now ──"
+BELL: Final = "\a"  # rung for a live line that names you, on a terminal only
 
 
 def make_console(file: IO[str] | None = None, **options: Any) -> Console:
@@ -91,6 +93,10 @@ class ChatView:
         above: a context manager factory that makes room for output above the line being
             typed (see ``Terminal.above``); output is printed inside it.
         tz: time zone for ``HH:MM`` stamps (local time by default).
+        bell: ring the terminal's bell when a live line names you (``--no-bell``: off);
+            only on a terminal, never into a pipe or a file.
+        replay: show the history the server replays on joining (``--quiet``: off;
+            the session then marks those lines quiet; ``/history`` replies still show).
     """
 
     def __init__(
@@ -102,6 +108,8 @@ class ChatView:
         errors: Console | None = None,
         above: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
         tz: tzinfo | None = None,
+        bell: bool = True,
+        replay: bool = True,
     ) -> None:
         self.console = console
         self.me = me
@@ -109,6 +117,8 @@ class ChatView:
         self.errors = errors if errors is not None else make_console(stderr=True)
         self._above = above
         self._tz = tz
+        self.bell = bell
+        self.replay = replay
         self._in_history = False
         self.on_rename: Callable[[str], None] | None = None
         self.on_prompt: Callable[[str], None] | None = None  # the terminal's set_prompt
@@ -131,11 +141,14 @@ class ChatView:
             return
         if quiet:
             return
+        history = isinstance(event, Said | Acted) and event.history
         line = render_event(event, self.me, self._tz, tag=tag)
         if line is None:
             return
-        history = isinstance(event, Said | Acted) and event.history
+        ring = self.bell and self.console.is_terminal and is_mention(event, self.me)
         with self._above():
+            if ring:
+                self.console.file.write(BELL)
             if history and not self._in_history:
                 self.console.print(Text(HISTORY_HEADER, style=STYLE_HISTORY), soft_wrap=True)
             elif self._in_history and not history and not isinstance(event, HistoryEnd):

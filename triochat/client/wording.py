@@ -14,14 +14,38 @@ from triochat.client.rooms import ResumeSummary
 __all__ = [
     "PASSWORD_ENV",
     "SERVER_PASSWORD_ENV",
+    "ask_text",
     "first_refusal_text",
     "resume_report",
     "retry_reason",
+    "secret_wanted",
     "unconfirmed_quit_text",
 ]
 
 PASSWORD_ENV: Final = "TRIOCHAT_PASSWORD"  # the registered name's password, for the hello
 SERVER_PASSWORD_ENV: Final = "TRIOCHAT_SERVER_PASSWORD"  # a private server's password
+
+
+SECRET_FOR: Final = {  # hello errors a person can answer at a password prompt
+    "name-registered": "password",
+    "bad-password": "password",
+    "server-password": "server_password",
+}
+
+
+def secret_wanted(refusal: Refusal) -> str | None:
+    """Which hello field would answer this refusal (``password``, ``server_password``)."""
+    return SECRET_FOR.get(refusal.code) if refusal.kind == "error" else None
+
+
+def ask_text(refusal: Refusal, name: str, peer: str) -> str:
+    """The password prompt for a refusal that :func:`secret_wanted` can answer."""
+    if refusal.code == "server-password":
+        again = " (that one was wrong)" if "wrong" in refusal.text else ""
+        return f"{peer} is private{again}; its server password: "
+    if refusal.code == "bad-password":
+        return f"wrong password for {name}; try again: "
+    return f"{name} is registered; its password: "
 
 
 def _plural(count: int, word: str) -> str:

@@ -19,6 +19,7 @@ from typing import Final
 
 from triochat.core.durations import parse_duration
 from triochat.core.hygiene import sanitise
+from triochat.core.passwords import secret_problem
 
 __all__ = [
     "JSON_TYPES",
@@ -275,6 +276,15 @@ def _text(obj: dict[str, object], key: str, *, required: bool = True) -> str | P
     return sanitise(value).strip()
 
 
+def _secret(obj: dict[str, object], key: str, code: str) -> str | Problem:
+    """A password field, stripped but never sanitised: invisible characters are refused."""
+    value = obj.get(key)
+    if not isinstance(value, str):
+        return "bad-request", f"field {key!r} must be a string"
+    problem = secret_problem(value)
+    return (code, problem) if problem is not None else value.strip()
+
+
 def _name(obj: dict[str, object], kind: Callable[[str], AdminCommand]) -> AdminCommand | Problem:
     name = _text(obj, "name")
     return name if isinstance(name, tuple) else kind(name)
@@ -297,17 +307,17 @@ def parse_admin_json(kind: str, obj: dict[str, object], room: str | None) -> Adm
     """
     match kind:
         case "register":
-            password = _text(obj, "password")
+            password = _secret(obj, "password", "weak-password")
             return password if isinstance(password, tuple) else Register(password)
         case "login":
             name = _text(obj, "name")
-            password = _text(obj, "password")
+            password = _secret(obj, "password", "bad-password")
             if isinstance(name, tuple):
                 return name
             return password if isinstance(password, tuple) else Login(name, password)
         case "password":
-            old = _text(obj, "old")
-            new = _text(obj, "new")
+            old = _secret(obj, "old", "bad-password")
+            new = _secret(obj, "new", "weak-password")
             if isinstance(old, tuple):
                 return old
             return new if isinstance(new, tuple) else ChangePassword(old, new)

@@ -30,7 +30,7 @@ from triochat.core.events import (
     ShuttingDown,
     Welcome,
 )
-from triochat.core.history import History
+from triochat.core.history import Replays
 from triochat.core.ircarrivals import IrcArrivals
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
@@ -75,7 +75,7 @@ class _Pending:
 class Arrivals:
     """Joining, names and leaving; see the module docstring."""
 
-    def __init__(self, world: World, accounts: Accounts, history: History) -> None:
+    def __init__(self, world: World, accounts: Accounts, history: Replays) -> None:
         self._world = world
         self._accounts = accounts
         self._history = history
@@ -406,7 +406,9 @@ class Arrivals:
         key = name_key(member.name)
         del world.by_name[key]
         world.publish(cluster.Leave(member.id, member.name, key, reason))
+        world.count(world.disconnects, _reason_label(reason))
         if reason == "too slow":
+            world.too_slow_dropped += 1
             member.link.cut()
         else:
             member.link.close()
@@ -454,6 +456,14 @@ class Arrivals:
     def is_waiting(self, conn_id: int) -> bool:
         """An IRC connection waits for a nick that is free (it has not joined yet)."""
         return conn_id in self.irc
+
+
+def _reason_label(reason: str) -> str:
+    """A leave reason as a bounded label (kicks and bans carry who and why: one each)."""
+    for kind in ("kicked", "banned", "room dropped"):
+        if reason.startswith(kind):
+            return kind
+    return reason if len(reason) <= 24 else "other"
 
 
 def _wanted(first: Command | None) -> str:

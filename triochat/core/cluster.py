@@ -42,6 +42,7 @@ from triochat.core.records import (
 __all__ = [
     "ID_JUMP",
     "Arrive",
+    "Backlog",
     "Changed",
     "ClusterDown",
     "ClusterIn",
@@ -237,6 +238,21 @@ class Sequenced:
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """Many lines of ``room`` read at once (a catch-up): stored, then replayed paced.
+
+    A node that was cut off (its Redis away, its reads behind) reads what it missed
+    in one go; delivered live, a burst of that size would overflow every member's
+    send queue and drop them all as "too slow". So the lines are stored and cached
+    as usual, and each member of the room gets them as a replay written as its
+    connection drains (:class:`~triochat.core.model.Query`), not in its send queue.
+    """
+
+    room: str
+    lines: tuple[Sequenced, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NodeGone:
     """A node stopped (``server stopped``) or was lost (``server lost``)."""
 
@@ -274,7 +290,7 @@ class ClusterUp:
     resync: bool
 
 
-ClusterIn = Sequenced | Remote | NodeGone | Refused | ClusterDown | ClusterUp
+ClusterIn = Sequenced | Backlog | Remote | NodeGone | Refused | ClusterDown | ClusterUp
 
 
 # -- the wire form ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from triochat.core.protocols import PROTOCOLS
 from triochat.core.records import StoredMessage, chat_event
 from triochat.core.world import World
 
-__all__ = ["History", "replay_bytes"]
+__all__ = ["Replays", "replay_bytes"]
 
 
 def replay_bytes(
@@ -61,7 +61,7 @@ def replay_bytes(
     return out
 
 
-class History:
+class Replays:
     """The state's side of replays (see the module docstring)."""
 
     def __init__(self, world: World) -> None:

@@ -10,6 +10,7 @@ given a :class:`ChatPort`, the narrow set of operations they may use.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class Limits:
     max_rooms: int = 1000  # rooms on the server
     max_rooms_per_member: int = 50  # rooms one member may be in at once
     resume_limit: int = 1000  # messages replayed per room on resume; older ones become a gap
+    max_registrations_per_hour: int = 3  # names one address may register an hour; 0 = no limit
+    # Exempt from per-address limits (--trusted); the server passes loopback by default.
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(eq=False, slots=True)
@@ -225,7 +229,9 @@ class ChatPort(Protocol):
     def remove(self, member: Member, reason: str) -> None: ...
     def guest_name(self) -> str: ...
     def force_rename(self, member: Member, name: str) -> None: ...
-    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None: ...
+    def deliver_chat(
+        self, room: RoomState, event: Chat, sender: Member | None, *, live: bool = True
+    ) -> None: ...
     def log_in(self, member: Member, name: str, key: str) -> None: ...
     def login_problem(self, name: str, member: Member | None) -> tuple[str, str] | None: ...
 

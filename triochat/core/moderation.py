@@ -4,6 +4,9 @@ Rules of this module:
 
 * **One clear error, nothing else.** A member who is not an operator (logged into an
   account that ``--op`` or ``/op`` made one) gets ``not-operator`` and nothing changes.
+* **``--op`` names stay theirs.** They cannot be ``/deop``-ed nor ``/drop``-ped: a
+  dropped one could be registered by anyone, who would then be an operator that no
+  ``/deop`` removes.
 * **Every action is announced and logged with who did it.** The member acted on is
   told first; then the rooms it is in (a kick or ban shows as its ``leave``, with the
   reason ``kicked by bob: spam``; a mute as a ``mod`` event) and the operator.
@@ -180,6 +183,10 @@ class Moderation:
 
     def _drop(self, op: Member, name: str) -> None:
         key = name_key(name)
+        if key in self.access.config_ops:  # else anyone could register it again, and be an op
+            text = f"{name} is an operator by the server's --op option; restart without it first"
+            self._state.error(op, "bad-request", text)
+            return
         if not self.access.registered(key):
             self._state.error(op, "no-such-account", f"{name} is not a registered account")
             return

@@ -21,8 +21,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
+from triochat.core.hygiene import sanitise
+
 __all__ = [
     "DEFAULT_COST",
+    "INVISIBLE_PASSWORD",
     "MAX_PASSWORD_CHARS",
     "MIN_PASSWORD_CHARS",
     "Cost",
@@ -32,6 +35,7 @@ __all__ = [
     "check",
     "hash_password",
     "password_problem",
+    "secret_problem",
     "verify_password",
 ]
 
@@ -40,6 +44,11 @@ MAX_PASSWORD_CHARS: Final = 256  # long passphrases fit; bounds what one attempt
 SALT_BYTES: Final = 16  # 128 random bits: no two hashes ever share a salt
 HASH_BYTES: Final = 32  # 256 bits of derived key
 SCHEME: Final = "scrypt"
+INVISIBLE_PASSWORD: Final = (
+    "a password cannot contain invisible or control characters (zero width spaces, "
+    "direction marks, escape sequences): they cannot be seen or typed again; type it "
+    "without them"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,16 @@ def password_problem(password: str) -> str | None:
     if any(char.isspace() for char in password):
         return "a password cannot contain spaces"
     return None
+
+
+def secret_problem(raw: str) -> str | None:
+    """Why ``raw``, a password as received, cannot be used as it is (None: it can).
+
+    Every other field has its invisible and control characters stripped
+    (:func:`~triochat.core.hygiene.sanitise`); a password must not be changed behind
+    its owner's back, so one containing any is refused instead.
+    """
+    return None if sanitise(raw) == raw else INVISIBLE_PASSWORD
 
 
 def _b64(data: bytes) -> str:
@@ -146,6 +165,9 @@ class Job:
             account changed meanwhile is discarded.
         password: The password given (register, login) or the old one (change).
         new_password: The new password (change only).
+        urgent: Checked before every job that is not: an owner's (a change, or a login
+            from an address that proved the account's password before), so it never
+            waits behind an attacker's guesses.
     """
 
     kind: JobKind
@@ -156,6 +178,7 @@ class Job:
     generation: int
     password: str = field(repr=False)
     new_password: str = field(default="", repr=False)
+    urgent: bool = False
 
     @property
     def needs_stored_hash(self) -> bool:

@@ -27,7 +27,7 @@ from triochat.core.events import (
     Said,
     TopicInfo,
 )
-from triochat.core.model import RemoteMember
+from triochat.core.model import Query, RemoteMember
 from triochat.core.names import name_key
 
 if TYPE_CHECKING:
@@ -71,6 +71,8 @@ class ClusterSide:
         match item:
             case cluster.Sequenced(node=node, id=line_id, line=line):
                 self._sequenced(node, line_id, line)
+            case cluster.Backlog(room=name, lines=lines):
+                self._backlog(name, lines)
             case cluster.Remote(node=node, op=op):
                 self._remote_op(node, op)
             case cluster.NodeGone(node=node, reason=reason):
@@ -108,11 +110,12 @@ class ClusterSide:
             ops.append(cluster.Arrive(member.id, member.name, key, tuple(member.rooms)))
         return ops
 
-    def _sequenced(self, node: str, line_id: int, line: cluster.Line) -> None:
+    def _sequenced(self, node: str, line_id: int, line: cluster.Line, *, live: bool = True) -> bool:
+        """Store and (``live``) broadcast a line; False if it was delivered already."""
         state = self._state
         room = state.room_or_new(line.room)
         if line_id <= room.last_id:
-            return  # read twice (after the log came back): delivered already
+            return False  # read twice (after the log came back): delivered already
         room.last_id = line_id
         event: Chat
         if line.kind == "me":
@@ -120,7 +123,42 @@ class ClusterSide:
         else:
             event = Said(line.ts, room.name, line_id, line.name, line.text)
         sender = state.members.get(line.conn) if node == self.node else None
-        state.deliver_chat(room, event, sender)
+        state.deliver_chat(room, event, sender, live=live)
+        return True
+
+    def _backlog(self, name: str, lines: tuple[cluster.Sequenced, ...]) -> None:
+        """A catch-up: store the lines, then replay them to each member, paced.
+
+        The replay (a :class:`~triochat.core.model.Query` on each member's link, at its
+        place in the output) is read from the store after this batch's commit and
+        written as the member's connection drains: it never fills the send queue, so
+        a burst of thousands of lines drops nobody. Beyond ``--resume-limit`` lines the
+        oldest are skipped with a ``gap`` notice saying how many (``/history`` pages
+        them).
+        """
+        first: int | None = None
+        for item in lines:
+            if self._sequenced(item.node, item.id, item.line, live=False) and first is None:
+                first = item.id
+        room = self._state.rooms.get(name)
+        if first is None or room is None:
+            return  # nothing new
+        limit = self._state.limits.resume_limit
+        log.info("cluster: %d lines of %s caught up, replayed paced", len(lines), name)
+        for member in room.members():
+            # Plain lines of a room that is not the member's current one come under a
+            # "last N messages in ROOM" line, as /history of another room does.
+            elsewhere = name != member.current
+            query = Query(
+                member,
+                name,
+                limit,
+                after=first - 1,
+                header=elsewhere,
+                upto=room.last_id,
+                elsewhere=elsewhere,
+            )
+            member.link.replay(query)
 
     def _remote_op(self, node: str, op: cluster.Op) -> None:
         state = self._state

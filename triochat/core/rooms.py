@@ -15,7 +15,7 @@ from triochat.core.arrivals import Arrivals
 from triochat.core.codec import Mode
 from triochat.core.commands import Hello, History
 from triochat.core.events import Current, Left, RoomInfo, RoomList, TopicInfo
-from triochat.core.history import History as Replays
+from triochat.core.history import Replays
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.protocols import PROTOCOLS

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from triochat.core import cluster
@@ -39,7 +40,7 @@ from triochat.core.arrivals import Arrival, Arrivals
 from triochat.core.codec import Mode
 from triochat.core.commands import COMMANDS, Command, Hello, Several
 from triochat.core.events import Chat, Event, Notice, Presence
-from triochat.core.history import History
+from triochat.core.history import Replays
 from triochat.core.ircdesk import IrcDesk
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
@@ -52,11 +53,24 @@ from triochat.core.rooms import Rooms
 from triochat.core.talk import Talk
 from triochat.core.world import World
 
-__all__ = ["ChatState", "Limits", "Link", "Member", "Query", "RoomState"]
+__all__ = ["ChatState", "Limits", "Link", "Member", "Query", "RoomState", "StateStatistics"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Member, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StateStatistics:
+    """What the chat state has done since start (see :meth:`ChatState.statistics`)."""
+
+    members: int  # on this node now
+    rooms: int
+    chat_lines: int  # numbered chat lines delivered (say and me)
+    messages: dict[str, int]  # by kind: say, me, private
+    deliveries: int  # events queued to members (a broadcast counts its audience)
+    disconnects: dict[str, int]  # members gone, by reason (kicks and bans as one each)
+    too_slow: int  # members dropped because they did not read
 
 
 class ChatState:
@@ -86,7 +100,7 @@ class ChatState:
         self.moderation = Moderation(self, self.access)
         self.cluster = ClusterSide(self, self.moderation, node) if node is not None else None
         world.cluster = self.cluster
-        self.history = History(world)
+        self.history = Replays(world)
         self.arrivals = Arrivals(world, self.accounts, self.history)
         self.talk = Talk(world, self.arrivals, self.access)
         self.room_care = RoomCare(world, self.access)
@@ -159,7 +173,7 @@ class ChatState:
             if not self.access.registered(key):
                 log.warning(
                     "--op %s: no account of that name is registered, so it has no powers; "
-                    "register it at once (anyone who registers it becomes an operator)",
+                    "register it at once (whoever registers that exact name becomes an operator)",
                     name,
                 )
 
@@ -288,6 +302,19 @@ class ChatState:
         effects.jobs.extend(self.accounts.take_jobs())
         return effects
 
+    def statistics(self) -> StateStatistics:
+        """The state's counters now (cheap: sizes and plain ints)."""
+        world = self.world
+        return StateStatistics(
+            members=len(world.members),
+            rooms=len(world.rooms),
+            chat_lines=world.chat_events,
+            messages=dict(world.messages),
+            deliveries=world.deliveries,
+            disconnects=dict(world.disconnects),
+            too_slow=world.too_slow_dropped,
+        )
+
     # -- who is here ------------------------------------------------------------------
 
     @property
@@ -413,9 +440,14 @@ class ChatState:
         """Rename ``member`` without asking the cluster (it already decided)."""
         self.arrivals.set_name(member, name)
 
-    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
-        """Store, cache and broadcast a numbered chat line (``sender``: if on this node)."""
-        self.talk.deliver_chat(room, event, sender)
+    def deliver_chat(
+        self, room: RoomState, event: Chat, sender: Member | None, *, live: bool = True
+    ) -> None:
+        """Store, cache and broadcast a numbered chat line (``sender``: if on this node).
+
+        ``live=False``: store and cache only (members get it as a replay instead).
+        """
+        self.talk.deliver_chat(room, event, sender, live=live)
 
     def log_in(self, member: Member, name: str, key: str) -> None:
         """``member`` proved the password of ``name``: give it the name and the account."""

@@ -66,8 +66,13 @@ class Talk:
             event = Acted(now, room.name, room.last_id, member.name, command.text)
         self.deliver_chat(room, event, member)
 
-    def deliver_chat(self, room: RoomState, event: Chat, sender: Member | None) -> None:
-        """Store, cache and broadcast a numbered chat line (``sender``: if on this node)."""
+    def deliver_chat(
+        self, room: RoomState, event: Chat, sender: Member | None, *, live: bool = True
+    ) -> None:
+        """Store, cache and broadcast a numbered chat line (``sender``: if on this node).
+
+        ``live=False``: store and cache only (members get it as a replay instead).
+        """
         world = self._world
         record = stored_message(event)
         world.effects.batch.messages.append(record)
@@ -75,6 +80,9 @@ class Talk:
             room.complete = False  # the oldest cached line is about to be only on disk
         room.recent.append(CachedLine(record))
         world.chat_events += 1
+        world.count(world.messages, "say" if isinstance(event, Said) else "me")
+        if not live:
+            return
         # JSON clients get their own line back, to show the server's order, id and time;
         # a terminal already shows what was typed.
         echo = sender is None or PROTOCOLS[sender.mode].echoes_own_chat
@@ -114,10 +122,12 @@ class Talk:
             now = world.clock()
             key = name_key(member.name)
             op = cluster.Private(member.id, member.name, key, remote.token, remote.name, text, now)
+            world.count(world.messages, "private")
             world.publish(op)
             world.tell(member, Private(now, member.name, remote.name, text))
             return
         event = Private(world.clock(), member.name, target.name, text)
+        world.count(world.messages, "private")
         world.tell(target, event)
         if target is not member:
             world.tell(member, event)

@@ -47,6 +47,11 @@ class World:
         self.effects = Effects()
         self.cluster: ClusterSide | None = None  # set by the façade in a cluster
         self.chat_events = 0  # chat lines since start, for the statistics
+        # Counters for ChatState.statistics(): plain ints, counted per event, not per member.
+        self.deliveries = 0  # events queued to members (a broadcast counts its audience)
+        self.messages: dict[str, int] = {}  # by kind: say, me, private
+        self.disconnects: dict[str, int] = {}  # members gone, by reason
+        self.too_slow_dropped = 0
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -58,6 +63,7 @@ class World:
     def tell(self, member: Member, event: Event) -> None:
         """Send an event to one member, encoded for its protocol and point of view."""
         data = PROTOCOLS[member.mode].encode_for(event, member)
+        self.deliveries += 1
         if not member.link.put(data):
             self.too_slow.append(member)
 
@@ -73,6 +79,7 @@ class World:
         for mode, members in room.by_mode.items():
             if members:
                 PROTOCOLS[mode].fanout(event, members, room.name, skip, self.too_slow)
+                self.deliveries += len(members)
 
     def everyone(self, event: Event, skip: Member | None = None) -> None:
         """Send a server-wide event (a rename, shutdown) to every member but ``skip``."""
@@ -83,6 +90,10 @@ class World:
                 if data is None:
                     data = encoded[member.mode] = PROTOCOLS[member.mode].encode(event)
                 self.put(member, data)
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        """Add one to ``table[key]`` (a statistics counter)."""
+        table[key] = table.get(key, 0) + 1
 
     def take_too_slow(self) -> list[Member]:
         """Members whose queue overflowed since the last call."""

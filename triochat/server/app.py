@@ -377,7 +377,9 @@ class ChatServer:
                     told = True
                     if read_result != SILENT:
                         await inbound.send(Gone(conn_id, leave_reason(read_result, conn)))
-                    await trio.sleep(config.flush_timeout)
+                        await trio.sleep(config.flush_timeout)
+                    # else: it closed during the sniff, the hub never heard of it and
+                    # nothing is queued: its per-address slot is free at once.
             finally:
                 await conn.stop_writer()
                 await _close(stream, config.flush_timeout)

@@ -17,6 +17,7 @@ not being saved, chat goes on, and the writer keeps retrying.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Final, Protocol
 import trio
 
 from triochat.core.records import Batch
+from triochat.latency import Latency, LatencyHistogram
 from triochat.server.connection import Connection
 from triochat.store import StoreError
 
@@ -54,6 +56,7 @@ class GateStatistics:
     store_down: bool  # commits are failing: output is not held, members were told
     held_batches: int  # batches whose output waits for their commit
     waits: int  # times the hub waited because MAX_IN_FLIGHT batches were uncommitted
+    fanout_latency: Latency  # a batch's first line taken to its output released, per batch
 
 
 class CommitGate:
@@ -66,27 +69,35 @@ class CommitGate:
         self.writer: Writer | None = None  # set before the first batch
         self.store_down = False
         # Batches submitted and not yet committed, with the output marks they release.
-        self._held: deque[tuple[int, list[tuple[Connection, int]]]] = deque()
+        self._held: deque[tuple[int, list[tuple[Connection, int]], float]] = deque()
         self._changed: trio.Event | None = None
         self._waits = 0
+        self._latency = LatencyHistogram()
 
-    async def end_batch(self, batch: Batch, flush_list: list[Connection]) -> None:
-        """Submit ``batch``; hold the output of ``flush_list``'s connections until it is in."""
+    async def end_batch(
+        self, batch: Batch, flush_list: list[Connection], started: float | None = None
+    ) -> None:
+        """Submit ``batch``; hold the output of ``flush_list``'s connections until it is in.
+
+        ``started`` (``time.perf_counter()``) is when the batch's first line was taken:
+        its release is counted in the fan-out latency from then (default: now).
+        """
         marks = [(conn, conn.mark()) for conn in flush_list]
         flush_list.clear()
         writer = self.writer
         assert writer is not None
+        since = time.perf_counter() if started is None else started
         if batch:
             seq = writer.submit(batch)
             if self.store_down:
-                _release(marks)  # members were told history is not being saved
+                self._release(marks, since)  # members were told history is not being saved
             else:
-                self._held.append((seq, marks))
+                self._held.append((seq, marks, since))
                 self._release_committed()
         elif self._held:
             self._held[-1][1].extend(marks)
         else:
-            _release(marks)
+            self._release(marks, since)
         while writer.submitted_seq - writer.committed_seq > MAX_IN_FLIGHT and not self.store_down:
             self._waits += 1
             await self._wait_for_change()
@@ -99,13 +110,15 @@ class CommitGate:
         assert self.writer is not None
         held, seq = self._held, self.writer.committed_seq
         while held and held[0][0] <= seq:
-            _release(held.popleft()[1])
+            _, marks, since = held.popleft()
+            self._release(marks, since)
 
     def committed(self, seq: int) -> None:
         """The writer's callback: batches up to ``seq`` are in the database."""
         held = self._held
         while held and held[0][0] <= seq:
-            _release(held.popleft()[1])
+            _, marks, since = held.popleft()
+            self._release(marks, since)
         if self.store_down:
             self.store_down = False
             log.warning("history: saving again")
@@ -124,14 +137,24 @@ class CommitGate:
             self.store_down = True
             log.error("history: %s; chat goes on, retrying", exc)
             while self._held:
-                _release(self._held.popleft()[1])
+                _, marks, since = self._held.popleft()
+                self._release(marks, since)
             self._notice_all("history-unsaved", STORE_DOWN)
             self._flush_soon()
         if self._changed is not None:
             self._changed.set()
 
     def statistics(self) -> GateStatistics:
-        return GateStatistics(self.store_down, len(self._held), self._waits)
+        """The gate's numbers now (cheap: counters and a copy of the buckets)."""
+        return GateStatistics(
+            self.store_down, len(self._held), self._waits, self._latency.snapshot()
+        )
+
+    def _release(self, marks: list[tuple[Connection, int]], since: float) -> None:
+        """Release ``marks`` and count the batch's fan-out latency (if it had output)."""
+        if marks:
+            _release(marks)
+            self._latency.observe(time.perf_counter() - since)
 
 
 def _release(marks: list[tuple[Connection, int]]) -> None:

@@ -104,6 +104,8 @@ class Connection:
     def replay(self, query: Query) -> None:
         """Queue a replay of stored lines here, after what was put so far."""
         slot = ReplaySlot(query, self.outbox.put_total)
+        if self.outbox.closed:
+            return  # ended (or cut off): nothing will be written, so nothing is read
         if self.replays is None:
             self.replays = deque()
         self.replays.append(slot)

@@ -156,6 +156,7 @@ class HubStatistics:
     replays: int  # paced replays filled since start
     replay_failures: int  # ... answered with "history unavailable"
     password_jobs: int  # password checks started since start
+    lines_in: dict[str, int]  # lines received from members, by wire protocol
 
 
 class Hub:
@@ -176,6 +177,8 @@ class Hub:
             max_rooms=config.max_rooms,
             max_rooms_per_member=config.max_rooms_per_member,
             resume_limit=config.resume_limit,
+            max_registrations_per_hour=config.max_registrations_per_hour,
+            trusted=config.trusted,
         )
         self.bus = bus
         self.state = ChatState(
@@ -216,6 +219,7 @@ class Hub:
             self.writer.call, self.store, store_down, self._job_done, READ_TIMEOUT
         )
         self._batches = 0
+        self._lines_in: dict[Mode, int] = {}
         self._last_status = 0.0
         self._liveness = Liveness(clock)  # pings silent JSON members on each Tick
         self.stopped = trio.Event()
@@ -315,6 +319,7 @@ class Hub:
         receive = self._receive
         while True:
             message = await receive.receive()
+            started = time.perf_counter()  # the batch's fan-out latency counts from here
             # Drain what is already queued without yielding, up to a bound: one trip
             # through the scheduler and one flush per connection per batch, not per line;
             # and the bound lets writers drain between batches.
@@ -330,7 +335,7 @@ class Hub:
                     message = receive.receive_nowait()
                 except trio.WouldBlock:
                     break
-            await self._end_batch()
+            await self._end_batch(started)
             if not running:
                 return
 
@@ -343,6 +348,8 @@ class Hub:
                 if member is None:
                     state.hold(conn_id, commands)  # its login is being checked
                     return len(commands)
+                lines_in = self._lines_in
+                lines_in[member.mode] = lines_in.get(member.mode, 0) + len(commands)
                 for command in commands:
                     if state.member(conn_id) is not member:
                         break  # it quit (or was dropped): the rest is moot
@@ -374,12 +381,17 @@ class Hub:
             case Stop():
                 state.stop()
             case FromCluster(items=items):
+                lines = 0
                 for item in items:
                     state.apply(item)
+                    if isinstance(item, cluster.Backlog):  # stored now, replayed paced
+                        lines += len(item.lines)
+                        continue
+                    lines += 1
                     if isinstance(item, cluster.ClusterUp) and item.resync:
                         assert self.bus is not None
                         self.bus.resync(state.resync_ops())
-                return len(items)
+                return lines
             case PasswordDone(job=job, outcome=outcome):
                 member = state.password_done(job, outcome)
                 link = member.link if member is not None else None
@@ -389,7 +401,7 @@ class Hub:
                 assert_never(message)
         return 1
 
-    async def _end_batch(self) -> None:
+    async def _end_batch(self, started: float | None = None) -> None:
         """The one drain point: the state's effects go to the bus, the password jobs and
         the store (whose commit releases the batch's output); new replays to the reader."""
         self._batches += 1
@@ -408,7 +420,7 @@ class Hub:
                 state.world.effects.published.extend(more.published)
         if effects.jobs:
             self.jobs.start(effects.jobs)
-        await self.gate.end_batch(effects.batch, self.flush_list)
+        await self.gate.end_batch(effects.batch, self.flush_list, started)
         if self.replay_list:
             for conn, slot in self.replay_list:
                 self.history.add(conn, slot)
@@ -445,6 +457,7 @@ class Hub:
             replays=reader.replays,
             replay_failures=reader.failures,
             password_jobs=self.jobs.statistics().started,
+            lines_in={mode.value: self._lines_in.get(mode, 0) for mode in Mode},
         )
 
     def _status(self) -> None:

@@ -5,12 +5,17 @@ check or hash (its :class:`~triochat.core.model.Effects`). Each runs as a task o
 own: it reads the stored hash through the store's writer (in order, after the batches
 submitted before it) and hashes in a worker thread (:data:`HASH_THREADS` at a time),
 then reports back into the hub's inbound channel. Every room goes on meanwhile.
+
+**Two lanes.** Hashes take turns (:class:`Turns`): an *urgent* job (an owner's: see
+:mod:`triochat.core.accounts`) goes before every job that is not, so an owner's login
+waits for at most the one hash in progress, however many guesses are queued.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
@@ -20,7 +25,7 @@ import trio
 from triochat.core.passwords import Job, Outcome, check
 from triochat.store import Store, StoreError
 
-__all__ = ["HASH_THREADS", "JobStatistics", "PasswordJobs"]
+__all__ = ["HASH_THREADS", "JobStatistics", "PasswordJobs", "Turns"]
 
 HASH_THREADS: Final = 1  # scrypt at a time: ~0.1 s and 32 MiB each; the loop keeps the other core
 
@@ -31,6 +36,48 @@ class JobStatistics:
 
     started: int
     running: int
+
+
+class Turns:
+    """One slot, taken in turns: urgent waiters first, then the others, each in order."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: dict[bool, deque[trio.Event]] = {True: deque(), False: deque()}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, urgent: bool) -> AsyncIterator[None]:
+        """Hold the slot for the ``async with`` body (urgent: before the others)."""
+        if self._busy:
+            given = trio.Event()
+            self._waiting[urgent].append(given)
+            try:
+                await given.wait()
+            except BaseException:
+                if given.is_set():  # handed the slot as it was cancelled: pass it on
+                    self._hand_on()
+                else:
+                    self._waiting[urgent].remove(given)
+                raise
+        else:
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        """Give the slot to the next waiter (urgent ones first), or free it."""
+        for urgent in (True, False):
+            if self._waiting[urgent]:
+                self._waiting[urgent].popleft().set()  # the slot stays busy: it is theirs
+                return
+        self._busy = False
+
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for the slot."""
+        return len(self._waiting[True]) + len(self._waiting[False])
 
 
 class PasswordJobs:
@@ -50,6 +97,7 @@ class PasswordJobs:
         self._done = done
         self._read_timeout = read_timeout
         self._limiter = trio.CapacityLimiter(HASH_THREADS)
+        self._turns = Turns()  # before the limiter: it decides who is next
         self._nursery: trio.Nursery | None = None
         self._started = self._running = 0
 
@@ -86,9 +134,10 @@ class PasswordJobs:
             if failure:
                 outcome = Outcome(False, failure=failure)
             else:
-                outcome = await trio.to_thread.run_sync(
-                    partial(check, job, stored), limiter=self._limiter
-                )
+                async with self._turns.turn(job.urgent):
+                    outcome = await trio.to_thread.run_sync(
+                        partial(check, job, stored), limiter=self._limiter
+                    )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await self._done(job, outcome)
         finally:

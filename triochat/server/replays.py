@@ -13,8 +13,10 @@ writes were submitted (so a read sees every line numbered before it).
 * **Paced and bounded.** One slot per connection is read at a time, and the next only
   once the connection has written the last (at most ``--resume-limit`` lines are held
   per connection); reads take turns per address (:data:`READS_PER_ADDRESS`) and
-  server-wide (:data:`READS_AT_ONCE`), so a client resuming in a loop gets one
-  client's share of the disk, and others' chat does not wait for it.
+  server-wide (:data:`READS_AT_ONCE`), and each address has a budget of
+  :data:`READ_RATE` reads a second after a burst of :data:`READ_BURST` (more than one
+  client's resume of 50 rooms), so a client resuming in a loop gets one client's share
+  of the disk and the CPU, and others' chat does not wait for it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from triochat.core.events import ErrorEvent
 from triochat.core.history import replay_bytes
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
+from triochat.core.ratelimit import TokenBucket
 from triochat.core.records import StoredMessage
 from triochat.store import Store, StoreError
 
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT: Final = 2.0  # seconds a replay may wait for the disk before the member is told
 READS_AT_ONCE: Final = 1  # replay reads queued to the store at once: a commit waits for one at most
 READS_PER_ADDRESS: Final = 1  # ... from one address (its connections take turns)
+READ_RATE: Final = 20.0  # replay reads per second per address, after a burst of ...
+READ_BURST: Final = 60  # ... (a hello resumes at most 50 rooms: one client never waits)
+_BUCKETS_KEPT: Final = 4096  # addresses whose read budget is remembered (idle ones go first)
 
 
 class ReplaySlot:
@@ -138,6 +144,7 @@ class HistoryReader:
         self._queues: dict[Replayer, _Queue] = {}
         self._total = trio.CapacityLimiter(READS_AT_ONCE)
         self._per_address: dict[str, trio.CapacityLimiter] = {}
+        self._budgets: dict[str, tuple[TokenBucket, float]] = {}  # address -> (bucket, last use)
         self._replays = self._lines = self._failures = 0
 
     def start_in(self, nursery: trio.Nursery) -> None:
@@ -169,14 +176,17 @@ class HistoryReader:
             del self._queues[conn]
 
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
-        where = conn.host if conn.host is not None else conn.peer
-        limiter = self._per_address.get(where)
-        if limiter is None:
-            limiter = self._per_address[where] = trio.CapacityLimiter(READS_PER_ADDRESS)
         failure = "the store is not working right now" if self._store_down() else None
         records: list[StoredMessage] = []
         skipped = 0
         if failure is None:
+            where = conn.host if conn.host is not None else conn.peer
+            delay = self._budget(where)
+            if delay:
+                await trio.sleep(delay)  # a resume loop reads at READ_RATE, no faster
+            limiter = self._per_address.get(where)
+            if limiter is None:
+                limiter = self._per_address[where] = trio.CapacityLimiter(READS_PER_ADDRESS)
             try:
                 async with limiter, self._total:
                     failure = f"reading it took over {READ_TIMEOUT:g} s"
@@ -200,6 +210,20 @@ class HistoryReader:
         self._replays += 1
         self._lines += len(records)
         return replay_bytes(query, records, len(records), skipped, now)
+
+    def _budget(self, where: str) -> float:
+        """Spend one read of ``where``'s budget; how long to wait before it."""
+        now = trio.current_time()
+        entry = self._budgets.get(where)
+        if entry is None:
+            if len(self._budgets) >= _BUCKETS_KEPT:
+                idle = sorted(self._budgets, key=lambda key: self._budgets[key][1])
+                for key in idle[: _BUCKETS_KEPT // 4]:
+                    del self._budgets[key]
+            entry = (TokenBucket(READ_RATE, READ_BURST, now), now)
+        bucket = entry[0]
+        self._budgets[where] = (bucket, now)
+        return bucket.take(now)
 
     async def _fetch(self, query: Query) -> tuple[list[StoredMessage], int]:
         store, call = self._store, self._call

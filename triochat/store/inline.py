@@ -16,8 +16,9 @@ from typing import TypeVar, TypeVarTuple
 import trio
 
 from triochat.core.records import Batch
+from triochat.latency import LatencyHistogram
 from triochat.store.base import Store
-from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS
+from triochat.store.writer import PRUNE_EVERY_S, PRUNE_STEP_ROWS, WriterStatistics
 
 __all__ = ["InlineWriter"]
 
@@ -46,6 +47,9 @@ class InlineWriter:
         self._closed = False
         self._pruned = 0
         self._calls = 0
+        self._messages = 0
+        self._commit_seconds = 0.0
+        self._latency = LatencyHistogram()
 
     @property
     def store(self) -> Store:
@@ -59,12 +63,31 @@ class InlineWriter:
     def committed_seq(self) -> int:
         return self._seq
 
+    def statistics(self) -> WriterStatistics:
+        """The same numbers as :meth:`StoreWriter.statistics` (nothing ever queues or fails)."""
+        return WriterStatistics(
+            submitted=self._seq,
+            committed=self._seq,
+            commits=self._seq,
+            messages=self._messages,
+            failures=0,
+            queued=0,
+            commit_seconds=self._commit_seconds,
+            calls=self._calls,
+            commit_latency=self._latency.snapshot(),
+        )
+
     def submit(self, batch: Batch) -> int:
         """Commit ``batch`` now; ``on_committed`` is called before this returns."""
         if self._closed:
             raise trio.ClosedResourceError("the store is closing; nothing more is saved")
         self._seq += 1
+        started = time.perf_counter()
         self._store.commit(batch)
+        took = time.perf_counter() - started
+        self._commit_seconds += took
+        self._latency.observe(took)
+        self._messages += len(batch.messages)
         self._on_committed(self._seq)
         return self._seq
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["MIGRATIONS", "OWN_TABLES", "SCHEMA_VERSION", "foreign_tables"]
 
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 0 -> 1
@@ -105,3 +105,22 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # what this version of triochat writes
+
+OWN_TABLES: Final = frozenset({"rooms", "messages"})  # what every version from v1 has
+
+
+def foreign_tables(version: int, tables: set[str]) -> list[str] | None:
+    """The tables of a database that is not triochat's (None: it is ours, or empty).
+
+    ``version`` is its ``PRAGMA user_version``, ``tables`` its table names. A database
+    triochat made has its version set in the transaction that made its tables, so
+    tables at version 0, or a version this triochat knows without triochat's tables,
+    are another program's. A version above :data:`SCHEMA_VERSION` is left to the
+    "written by a newer triochat" refusal (a newer schema's tables are not known here).
+    """
+    tables = {name for name in tables if not name.startswith("sqlite_")}
+    if version == 0 and tables:
+        return sorted(tables)
+    if 0 < version <= SCHEMA_VERSION and not tables >= OWN_TABLES:
+        return sorted(tables)
+    return None

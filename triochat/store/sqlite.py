@@ -69,17 +69,29 @@ from triochat.store.base import (
     check_limit,
 )
 from triochat.store.retention import age_cutoff, check_retention
-from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
+from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
 
-__all__ = ["BUSY_TIMEOUT_S", "PRUNE_CHUNK_ROWS", "SYNCHRONOUS", "SQLiteStore", "Synchronous"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "PRUNE_CHUNK_ROWS",
+    "SYNCHRONOUS",
+    "ForeignDatabase",
+    "SQLiteStore",
+    "Synchronous",
+]
 
 Synchronous = Literal["NORMAL", "FULL"]
 
 SYNCHRONOUS: Final[Synchronous] = "FULL"  # +0.3 ms a message measured; survives power cuts
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
+
+
+class ForeignDatabase(StoreError):
+    """``--db`` names another program's database: refused, and left as it was."""
+
 
 _COLUMNS: Final = "room, id, ts, kind, sender, text"
 _UPSERT_ROOM: Final = """
@@ -149,6 +161,7 @@ class SQLiteStore:
             StoreError: The folder cannot be created, the file cannot be opened or
                 written, is not a database, is damaged, was written by a newer
                 triochat, or is in use by another process.
+            ForeignDatabase: The file is another program's database (left untouched).
         """
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous is 'NORMAL' or 'FULL', not {synchronous!r}")
@@ -434,6 +447,16 @@ def _apply(conn: sqlite3.Connection, change: Change) -> None:
 def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:
     """Lock the file, switch to WAL, migrate the schema and check the file's pages."""
     in_memory = str(path) == ":memory:"
+    # Before anything is written (the journal mode is kept in the file): not ours, untouched.
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    foreign = foreign_tables(version, {str(row[0]) for row in rows})
+    if foreign is not None:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ForeignDatabase(
+            f"cannot open database {path}: it is not triochat's (it holds the tables "
+            f"{_one_line(shown)}); give --db a new file or triochat's own database"
+        )
     connection.execute("PRAGMA locking_mode = EXCLUSIVE")
     (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
     if mode != "wal" and not (in_memory and mode == "memory"):

@@ -32,6 +32,7 @@ from typing import Any, Final, Generic, TypeVar, TypeVarTuple, assert_never
 
 import trio
 
+from triochat.latency import Latency, LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
 from triochat.store.retention import check_retention
 
@@ -69,6 +70,7 @@ class WriterStatistics:
         commit_seconds: time the landed commits took in the worker thread, in total
             (``commit_seconds / commits`` is the mean commit latency).
         calls: reads (and other calls) run in the worker thread so far.
+        commit_latency: the landed commits' durations, in buckets.
     """
 
     submitted: int
@@ -79,6 +81,7 @@ class WriterStatistics:
     queued: int
     commit_seconds: float
     calls: int
+    commit_latency: Latency
 
 
 @dataclass(slots=True)
@@ -190,6 +193,7 @@ class StoreWriter:
         self._failures = 0
         self._commit_seconds = 0.0
         self._calls = 0
+        self._latency = LatencyHistogram()
 
     @property
     def store(self) -> Store:
@@ -217,6 +221,7 @@ class StoreWriter:
             queued=len(self._queue),
             commit_seconds=self._commit_seconds,
             calls=self._calls,
+            commit_latency=self._latency.snapshot(),
         )
 
     def submit(self, batch: Batch) -> int:
@@ -340,7 +345,9 @@ class StoreWriter:
             started = time.perf_counter()
             failure = await self._attempt(partial(self._store.commit, batch))
             if failure is None:
-                self._commit_seconds += time.perf_counter() - started
+                took = time.perf_counter() - started
+                self._commit_seconds += took
+                self._latency.observe(took)
                 break
             self._failures += 1
             self._report(failure, f"saving batches up to #{seq} failed; retrying in {delay:g} s")

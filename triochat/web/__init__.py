@@ -12,7 +12,7 @@
 See docs/web.md.
 """
 
-from triochat.web.http import parse_origins
+from triochat.web.http import parse_hosts, parse_origins
 from triochat.web.server import WebServer
 
-__all__ = ["WebServer", "parse_origins"]
+__all__ = ["WebServer", "parse_hosts", "parse_origins"]

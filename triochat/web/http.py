@@ -11,31 +11,41 @@ Rules of this module:
   release is picked up at once and an unchanged one costs a 304.
 * **The upgrade is decided here too**: :func:`route` says ``upgrade`` for ``GET /ws``,
   and :class:`OriginPolicy` says whether the browser page asking for it may.
+* **Only this server's names** (:class:`HostPolicy`): a request whose ``Host`` names
+  another site is refused before anything else, against DNS rebinding.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import ipaddress
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 __all__ = [
     "CONTENT_TYPES",
     "CSP",
+    "MONITOR_PATHS",
     "WS_PATH",
     "Assets",
+    "HostPolicy",
+    "Monitoring",
     "OriginPolicy",
     "Reply",
     "Upgrade",
     "header",
+    "host_name",
+    "monitoring",
+    "parse_hosts",
     "parse_origins",
     "refusal",
     "route",
 ]
 
 WS_PATH: Final = "/ws"  # where the page opens its WebSocket
+MONITOR_PATHS: Final = ("/metrics", "/healthz", "/readyz")  # see Monitoring
 INDEX: Final = "index.html"  # served for GET /
 # The page is plain files: no inline script or style anywhere, so 'self' is the whole
 # policy. (connect-src 'self' covers ws:/wss: to the same host in CSP Level 3.)
@@ -268,3 +278,154 @@ class OriginPolicy:
         if host is not None and authority == host.strip().lower():
             return True
         return origin.strip().rstrip("/").lower() in self.allowed
+
+
+# -- hosts ----------------------------------------------------------------------------
+
+
+def host_name(value: str) -> str | None:
+    """The name part of a ``Host`` header, normalised: ``Chat.Example.:80`` -> ``chat.example``.
+
+    IP addresses come out in their canonical form (``[::0:1]:80`` -> ``::1``). None
+    for what is no host at all (empty, a userinfo, a bracket left open).
+    """
+    value = value.strip().lower()
+    if value.startswith("["):  # [v6] or [v6]:port
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+    elif value.count(":") == 1:  # name:port or v4:port
+        name = value.partition(":")[0]
+    else:  # a name, an IPv4 address, or a bare IPv6 address
+        name = value
+    name = name.rstrip(".")
+    if not name or "@" in name or "/" in name or " " in name:
+        return None
+    return _canonical(name)
+
+
+def _canonical(name: str) -> str:
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name
+
+
+def parse_hosts(text: str) -> tuple[str, ...]:
+    """Parse ``--web-host``: comma-separated names or addresses (no port), or ``*``.
+
+    Raises:
+        ValueError: naming the part that is not a host name.
+    """
+    hosts: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part == "*":
+            hosts.append("*")
+            continue
+        name = host_name(part)
+        if name is None or (":" in part and not _is_address(part.strip("[]"))):
+            raise ValueError(f"{part!r} is not a host name such as chat.example.org (no port)")
+        hosts.append(name)
+    return tuple(hosts)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+WILDCARDS: Final = frozenset({"0.0.0.0", "::"})  # listening on these: on every address
+
+
+@dataclass(frozen=True, slots=True)
+class HostPolicy:
+    """Which ``Host`` values name this server (the defence against DNS rebinding).
+
+    A hostile page at ``evil.example`` can make its name resolve to 127.0.0.1 (DNS
+    rebinding); the browser then treats this server as that page's own origin, so the
+    origin check passes. The ``Host`` header still says ``evil.example``: only names
+    of this server are answered. An IP address cannot be rebound, so the addresses the
+    server listens on always name it (any address, when it listens on ``0.0.0.0`` or
+    ``::``); the names are ``--web-host`` if given, else ``localhost`` and the
+    machine's own names. ``*`` among the names turns the check off. A request without
+    ``Host`` (HTTP/1.0) is not from a browser and is let in.
+
+    Attributes:
+        names: host names (lower case, no port) that name this server.
+        addresses: the addresses it listens on (canonical form).
+    """
+
+    names: frozenset[str] = frozenset({"localhost"})
+    addresses: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, names: tuple[str, ...], listening: tuple[str, ...]) -> HostPolicy:
+        """The policy for ``names`` (``--web-host``, or the defaults) and ``listening``.
+
+        ``listening`` holds the addresses the server listens on (or ``--host`` as given,
+        which may be a name); addresses among ``names`` count as addresses.
+        """
+        every = [host_name(item) or item for item in (*names, *listening)]
+        return cls(
+            frozenset(name for name in every if not _is_address(name)),
+            frozenset(name for name in every if _is_address(name)),
+        )
+
+    def permits(self, host: str | None) -> bool:
+        """True if a request with this ``Host`` header (None: none) is for this server."""
+        if host is None or "*" in self.names:
+            return True
+        name = host_name(host)
+        if name is None:
+            return False
+        if name in self.names or name in self.addresses:
+            return True
+        return bool(self.addresses & WILDCARDS) and _is_address(name)
+
+
+class Monitoring(Protocol):
+    """What answers ``/metrics``, ``/healthz`` and ``/readyz`` (``triochat.metrics.Monitor``)."""
+
+    def metrics(self) -> bytes:
+        """The Prometheus text exposition."""
+        ...
+
+    def health(self, path: str) -> tuple[int, bytes]:
+        """``/healthz`` or ``/readyz``: the status (200 or 503) and a JSON body."""
+        ...
+
+
+METRICS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
+
+
+def monitoring(method: str, target: str, monitor: Monitoring, *, trusted: bool) -> Reply | None:
+    """The answer to a monitoring request, or None if ``target`` is not one.
+
+    ``/metrics`` is for ``trusted`` peers only (403 otherwise); the health checks are
+    for anyone (a load balancer), and say only ok or why not.
+    """
+    path = urlsplit(target).path
+    if path not in MONITOR_PATHS:
+        return None
+    if method not in ("GET", "HEAD"):
+        return _error(405, "only GET and HEAD", (("Allow", "GET, HEAD"),))
+    if path == "/metrics":
+        if not trusted:
+            return refusal(403, "metrics are for trusted addresses only (see --trusted)")
+        status, body, kind = 200, monitor.metrics(), METRICS_TYPE
+    else:
+        status, body = monitor.health(path)
+        kind = "application/json"
+    headers = (
+        ("Content-Type", kind),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", CACHE_NEVER),
+        *SECURITY_HEADERS,
+    )
+    return Reply(status, headers, body if method == "GET" else b"")

@@ -11,7 +11,11 @@ and each connection served in a single task:
    a cleartext ``400`` saying to use ``https://``.
 
 1. **HTTP/1.1** (h11, keep-alive): ``GET /`` and ``GET /static/...`` are answered from
-   the package's files (:mod:`triochat.web.http`); anything else is a 404 or 405.
+   the package's files (:mod:`triochat.web.http`); with a monitor, ``/metrics`` (for
+   ``--trusted`` peers only), ``/healthz`` and ``/readyz`` too; anything else is a 404
+   or 405. Without the page (the ``--metrics-port`` door) only the monitoring paths.
+   A request whose ``Host`` does not name this server (:class:`HostPolicy`, against
+   DNS rebinding) gets a 421 and one log line.
 2. **The upgrade.** ``GET /ws`` from an allowed origin (:class:`OriginPolicy`) is
    switched to a WebSocket (wsproto); a refused one gets a 403 and one log line.
 3. **The chat.** The same task then hands the WebSocket to
@@ -25,11 +29,14 @@ Rules of this module:
 * Nothing a peer does escapes its connection: protocol errors answer 400 (or just
   close), timeouts close, and an unexpected error is logged, never raised into the
   listener (which would stop the web server).
-* Waiting is bounded: a request must arrive within :data:`REQUEST_TIMEOUT` (a
-  keep-alive connection may idle :data:`KEEPALIVE_TIMEOUT` between requests), and
-  at most :data:`MAX_HTTP_CONNECTIONS` connections may be in the HTTP stage at once
-  (at most ``--max-per-address`` from one untrusted address). Shutdown ends the HTTP
-  stage at once.
+* Waiting is bounded: a request head must arrive whole within :data:`REQUEST_TIMEOUT`,
+  counted from the connection's start or, on a keep-alive connection, from the last
+  answer (so idling counts against the same deadline), and may be at most
+  :data:`MAX_REQUEST_HEAD` bytes however it arrives. At most
+  :data:`MAX_HTTP_CONNECTIONS` connections may be in the HTTP stage at once, at most
+  ``--max-per-address`` from one untrusted address, and a newcomer takes the slot of
+  whoever holds the most (:mod:`triochat.web.slots`). Shutdown ends the HTTP stage at
+  once.
 """
 
 from __future__ import annotations
@@ -37,8 +44,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import socket
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Final
 
 import h11
@@ -49,12 +56,27 @@ from wsproto.events import Request as WsRequest
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
+from triochat.config import is_trusted
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
 from triochat.server.certificates import Certificates
-from triochat.server.listeners import AddressCounter, Door, TlsDoor
+from triochat.server.listeners import Door, TlsDoor
 from triochat.server.transport import Transport, peer_address
-from triochat.web.http import Assets, OriginPolicy, Reply, Upgrade, header, refusal, route
+from triochat.web.exchange import MAX_REQUEST_HEAD, next_head, read_body, send_reply
+from triochat.web.frames import InputBudget
+from triochat.web.http import (
+    Assets,
+    HostPolicy,
+    Monitoring,
+    OriginPolicy,
+    Reply,
+    Upgrade,
+    header,
+    monitoring,
+    refusal,
+    route,
+)
+from triochat.web.slots import HttpSlots, Slot
 from triochat.web.stream import WebSocketStream
 from triochat.web.transport import WebSocketTransport
 
@@ -70,11 +92,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT: Final = 10.0  # seconds to send a request head and read the reply (slowloris)
-KEEPALIVE_TIMEOUT: Final = 30.0  # seconds an idle keep-alive connection is kept open
+# The head deadline bounds keep-alive idling too: a browser re-opens a closed connection
+# at once, while an idle one holds a slot of the HTTP stage (it was 30 s).
+KEEPALIVE_TIMEOUT: Final = REQUEST_TIMEOUT
 MAX_HTTP_CONNECTIONS: Final = 256  # connections in the HTTP stage at once; a page needs ~6
-MAX_REQUEST_HEAD: Final = 16384  # bytes of request line + headers (h11's default, stated)
-MAX_REQUEST_BODY: Final = 65536  # bytes of body read and dropped to keep a connection alive
-RECEIVE_BYTES: Final = 65536  # one read
+NAME_LOOKUP_TIMEOUT: Final = 2.0  # seconds for the machine's DNS name at start-up
 _HINT_BODY: Final = b"this port speaks HTTPS: open the page with https:// instead of http://\n"
 HTTPS_HINT: Final = (  # what plain HTTP on the HTTPS port gets, in cleartext, as nginx does
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -90,14 +112,23 @@ class WebStatistics:
         http_connections: connections in the HTTP stage now (not, or not yet, WebSockets).
         requests: HTTP requests answered so far (upgrades not included).
         upgrades: connections switched to a WebSocket so far.
-        refused: connections or upgrades refused so far, per reason (``busy``,
-            ``origin``).
+        refused: connections, requests or upgrades refused so far, per reason
+            (``busy``, ``host``, ``origin``).
+        evicted: connections closed to give their slot to a newcomer from an address
+            holding fewer (:mod:`triochat.web.slots`).
     """
 
     http_connections: int
     requests: int
     upgrades: int
     refused: dict[str, int]
+    evicted: int = 0
+
+
+def machine_names() -> tuple[str, ...]:
+    """The machine's own names (no DNS lookup): ``gethostname()`` and its first label."""
+    name = socket.gethostname().lower().rstrip(".")
+    return tuple(dict.fromkeys(n for n in (name, name.partition(".")[0]) if n))
 
 
 class WebServer:
@@ -118,6 +149,8 @@ class WebServer:
         origins: tuple[str, ...] = (),
         certificates: Certificates | None = None,
         assets: Assets | None = None,
+        monitor: Monitoring | None = None,
+        page: bool = True,
     ) -> None:
         """Serve ``chat``'s rooms to browsers.
 
@@ -128,17 +161,25 @@ class WebServer:
             certificates: the chat's TLS certificate: the page is then served over
                 HTTPS and WSS, unless ``chat.config.web_cleartext`` (None: HTTP and WS).
             assets: the page's files (default: the package's ``static/`` folder).
+            monitor: answers ``/metrics``, ``/healthz`` and ``/readyz`` (None: 404).
+            page: serve the page and the WebSocket; False: only the monitoring paths,
+                ``/metrics`` to anyone (the ``--metrics-port`` door).
         """
         self.chat = chat
         self.policy = OriginPolicy(origins)
         self.certificates = certificates
         self.assets = assets if assets is not None else Assets()
         self._ids = itertools.count(1)
-        self._http = AddressCounter(chat.config, MAX_HTTP_CONNECTIONS)  # in the HTTP stage
+        self._http = HttpSlots(chat.config, MAX_HTTP_CONNECTIONS)  # in the HTTP stage
+        self.hosts = HostPolicy.build(
+            chat.config.web_hosts or ("localhost", *machine_names()), (chat.config.host,)
+        )
         self._requests = 0
         self._upgrades = 0
         self._refused: dict[str, int] = {}
         self._refusals = RepeatLimiter()  # refused upgrades and a full HTTP stage: bounded log
+        self.monitor = monitor
+        self.page = page
 
     @property
     def tls(self) -> bool:
@@ -157,6 +198,7 @@ class WebServer:
             requests=self._requests,
             upgrades=self._upgrades,
             refused=dict(self._refused),
+            evicted=self._http.evicted,
         )
 
     async def serve_tcp(
@@ -185,6 +227,7 @@ class WebServer:
         Over TLS (:attr:`tls`) each connection's handshake comes first, through a
         :class:`~triochat.server.listeners.TlsDoor`, as on the chat's TLS port.
         """
+        await self._learn_names(listeners)
         door: Door
         if self.certificates is not None and self.tls:
             certificates, serve = self.certificates, self._serve_tls
@@ -197,13 +240,26 @@ class WebServer:
                     "(web_cleartext): passwords typed there cross the network unencrypted "
                     "unless a TLS proxy is in front"
                 )
-            door = Door("web", listeners, self.handle_stream)
+            door = Door("web" if self.page else "metrics", listeners, self.handle_stream)
         await self.chat.serve_door(door, task_status=task_status)
+
+    async def _learn_names(self, listeners: list[trio.SocketListener]) -> None:
+        """Add the addresses bound, and (unless ``--web-host``) the machine's DNS name."""
+        config = self.chat.config
+        names = config.web_hosts or ("localhost", *machine_names())
+        if not config.web_hosts:
+            with trio.move_on_after(NAME_LOOKUP_TIMEOUT):  # a slow resolver must not stall
+                fqdn = await trio.to_thread.run_sync(socket.getfqdn, abandon_on_cancel=True)
+                names = (*names, fqdn)
+        bound = tuple(str(listener.socket.getsockname()[0]) for listener in listeners)
+        self.hosts = HostPolicy.build(names, (config.host, *bound))
 
     async def handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one cleartext connection: HTTP requests, then perhaps the chat. Never raises."""
         peer, host = peer_address(stream)
-        await self.serve_stream(stream, peer, host, door="web", secure=False)
+        await self.serve_stream(
+            stream, peer, host, door="web" if self.page else "metrics", secure=False
+        )
 
     async def _serve_tls(
         self, transport: Transport, peer: str, host: str | None, *, secure: bool, door: str
@@ -216,24 +272,26 @@ class WebServer:
     ) -> None:
         """Serve a connection a door has opened (decrypted, if ``secure``). Never raises."""
         conn_id = next(self._ids)
-        counted = self._http.counted(host)
-        full = self._http.full(counted)
-        if full is not None:
+        scope = trio.CancelScope()  # cancelled if a newcomer takes this slot
+        slot = self._http.admit(host, scope)
+        if not isinstance(slot, Slot):
             self._refused["busy"] = self._refused.get("busy", 0) + 1
-            many = MAX_HTTP_CONNECTIONS if full == "all" else self.chat.config.max_per_address
-            where = "" if full == "all" else " from this address"
+            many = MAX_HTTP_CONNECTIONS if slot == "all" else self.chat.config.max_per_address
+            where = "" if slot == "all" else " from this address"
             self._log_refusal(
                 "busy", "[w%d] closed %s: %d connections%s are loading the page already",
                 conn_id, peer, many, where,
             )  # fmt: skip
             await trio.aclose_forcefully(stream)
             return
-        self._http.add(counted)
+        trusted = not self.page or host is None or is_trusted(host, self.chat.config.trusted)
         websocket: WebSocketStream | None = None
         try:
             # Shutdown ends the HTTP stage (a browser's idle keep-alive connection too).
-            with self.chat.listeners.opening(math.inf):
-                websocket = await self._serve_http(stream, conn_id, peer)
+            with scope, self.chat.listeners.opening(math.inf):
+                websocket = await self._serve_http(stream, conn_id, peer, slot, trusted)
+            if scope.cancelled_caught:
+                log.debug("[w%d] %s: closed to make room for another address", conn_id, peer)
         except (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
@@ -244,7 +302,7 @@ class WebServer:
         except Exception:
             log.exception("[w%d] unexpected error serving %s over HTTP; closed", conn_id, peer)
         finally:
-            self._http.remove(counted)
+            self._http.release(slot)
             if websocket is None:
                 await trio.aclose_forcefully(stream)
         if websocket is not None:
@@ -255,33 +313,39 @@ class WebServer:
             )
 
     async def _serve_http(
-        self, stream: trio.abc.Stream, conn_id: int, peer: str
+        self,
+        stream: trio.abc.Stream,
+        conn_id: int,
+        peer: str,
+        slot: Slot,
+        trusted: bool,
     ) -> WebSocketStream | None:
         """Answer requests until the connection closes, idles out, or becomes a WebSocket."""
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
-        wait = REQUEST_TIMEOUT  # for the first request; then the keep-alive idle time
         while True:
-            with trio.move_on_after(wait) as idle:
+            # The head deadline: from the start, or from the last answer (keep-alive).
+            slot.answering = False
+            with trio.move_on_after(REQUEST_TIMEOUT) as idle:
                 bad: Reply | None = None
                 try:
-                    event = await _next_event(http, stream)
+                    event = await next_head(http, stream)
                 except h11.RemoteProtocolError as exc:  # not HTTP, or a head too large
                     bad = refusal(exc.error_status_hint, f"bad request: {exc}")
                 if bad is not None:
                     if http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                        await _send_reply(http, stream, bad)
+                        await send_reply(http, stream, bad)
                     return None
             if idle.cancelled_caught:
                 return None
             # The request has begun: reading the rest and answering is bounded too.
+            slot.answering = True
             with trio.move_on_after(REQUEST_TIMEOUT) as slow:
-                answer = await self._answer(http, stream, event, conn_id, peer)
+                answer = await self._answer(http, stream, event, conn_id, peer, trusted)
             if slow.cancelled_caught or answer is False:
                 return None
             if isinstance(answer, WebSocketStream):
                 return answer
             http.start_next_cycle()
-            wait = KEEPALIVE_TIMEOUT
 
     async def _answer(
         self,
@@ -290,6 +354,7 @@ class WebServer:
         event: h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA],
         conn_id: int,
         peer: str,
+        trusted: bool,
     ) -> WebSocketStream | bool:
         """Answer one request; True to keep the connection for another, or the WebSocket."""
         if not isinstance(event, h11.Request):
@@ -297,14 +362,30 @@ class WebServer:
         method = event.method.decode("ascii", "replace")
         target = event.target.decode("ascii", "replace")
         headers = list(event.headers)
-        decision = route(method, target, headers, self.assets)
+        host = header(headers, b"host")
+        if self.page and not self.hosts.permits(host):  # (the metrics door: any name)
+            self._refused["host"] = self._refused.get("host", 0) + 1
+            self._log_refusal(
+                "host", "[w%d] refused %s %s from %s: Host %r does not name this server "
+                "(DNS rebinding?; add the name with --web-host)", conn_id, method, target,
+                peer, host,
+            )  # fmt: skip
+            await send_reply(http, stream, refusal(421, "this server does not serve that host"))
+            return False
+        decision: Reply | Upgrade | None = None
+        if self.monitor is not None:
+            decision = monitoring(method, target, self.monitor, trusted=trusted)
+        if decision is None:
+            decision = route(method, target, headers, self.assets) if self.page else None
+        if decision is None:
+            decision = refusal(404, "not found")
         if isinstance(decision, Upgrade):
             return await self._upgrade(http, stream, event, conn_id, peer) or False
-        if not await _read_body(http, stream):
+        if not await read_body(http, stream):
             decision = Reply(decision.status, decision.headers, decision.body, close=True)
         log.debug("[w%d] %s %s %s -> %d", conn_id, peer, method, target, decision.status)
         self._requests += 1
-        await _send_reply(http, stream, decision)
+        await send_reply(http, stream, decision)
         return not decision.close and http.our_state is h11.DONE
 
     async def _upgrade(
@@ -324,18 +405,18 @@ class WebServer:
                 "origin", "[w%d] refused a WebSocket from %s: origin %r is not allowed "
                 "(allow it with --web-origin)", conn_id, peer, origin,
             )  # fmt: skip
-            await _send_reply(http, stream, refusal(403, "this page may not open this chat"))
+            await send_reply(http, stream, refusal(403, "this page may not open this chat"))
             return None
         handshake = H11Handshake(ConnectionType.SERVER)
         try:
             handshake.initiate_upgrade_connection(headers, request.target)
         except WsProtocolError as exc:
-            await _send_reply(http, stream, refusal(400, f"not a WebSocket upgrade: {exc}"))
+            await send_reply(http, stream, refusal(400, f"not a WebSocket upgrade: {exc}"))
             return None
         if not any(isinstance(event, WsRequest) for event in handshake.events()):
-            await _send_reply(http, stream, refusal(400, "not a WebSocket upgrade"))
+            await send_reply(http, stream, refusal(400, "not a WebSocket upgrade"))
             return None
-        if not await _read_body(http, stream):
+        if not await read_body(http, stream):
             return None  # an upgrade request with a body: not a browser
         trailing, _ = http.trailing_data
         accept = handshake.send(AcceptConnection())
@@ -343,7 +424,11 @@ class WebServer:
         assert ws is not None  # set by AcceptConnection
         await stream.send_all(accept)
         log.debug("[w%d] %s: WebSocket open (origin %s)", conn_id, peer, origin)
-        return WebSocketStream(stream, ws, bytes(trailing))
+        config = self.chat.config
+        budget = InputBudget(
+            config.rate_limit, config.burst, config.max_line_bytes, trio.current_time()
+        )
+        return WebSocketStream(stream, ws, bytes(trailing), budget)
 
     def _log_refusal(self, key: str, message: str, *args: object) -> None:
         """Log a refusal once, or count it when the same kind repeats within 10 s."""
@@ -353,41 +438,3 @@ class WebServer:
         if repeats.held:
             message += f" (and {repeats.held} more in {repeats.seconds:.0f} s)"
         log.warning(message, *args)
-
-
-async def _next_event(
-    http: h11.Connection, stream: trio.abc.Stream
-) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
-    """The next h11 event, reading as needed (``h11.ConnectionClosed`` at EOF)."""
-    while True:
-        event = http.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        http.receive_data(bytes(await stream.receive_some(RECEIVE_BYTES)))
-
-
-async def _read_body(http: h11.Connection, stream: trio.abc.Stream) -> bool:
-    """Read (and drop) the rest of the request; False if it is too big to bother."""
-    size = 0
-    while True:
-        event = await _next_event(http, stream)
-        if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-            return True
-        if isinstance(event, h11.Data):
-            size += len(event.data)
-            if size > MAX_REQUEST_BODY:
-                return False
-            continue
-        return False  # closed mid-request
-
-
-async def _send_reply(http: h11.Connection, stream: trio.abc.Stream, reply: Reply) -> None:
-    headers = [(name.encode(), value.encode()) for name, value in reply.headers]
-    if reply.close:
-        headers.append((b"Connection", b"close"))
-    reason = HTTPStatus(reply.status).phrase.encode()
-    data = http.send(h11.Response(status_code=reply.status, headers=headers, reason=reason)) or b""
-    if reply.body:
-        data += http.send(h11.Data(data=reply.body)) or b""
-    data += http.send(h11.EndOfMessage()) or b""
-    await stream.send_all(data)

@@ -9,6 +9,12 @@ limit, line limit, bounded outbox and "too slow" policy as a TCP member:
   ``\\n`` (see :mod:`triochat.web.frames`); ``b""`` once the peer has closed, and
   ``trio.BrokenResourceError`` if the connection ended without a close frame (the
   member is then "lost", as after a TCP reset: a browser always says goodbye).
+* **Frames are paced.** Each read is charged to the connection's
+  :class:`~triochat.web.frames.InputBudget` (frames and bytes per second, from the
+  same ``--rate-limit`` and ``--burst`` as lines); once it is spent, ``receive_some``
+  reads nothing until it refills, so the kernel buffer fills and TCP slows the sender,
+  exactly as the session's line bucket does. A flood of empty or one-byte frames, which
+  never completes a line, is read at that pace too; the other members never wait.
 * ``send_all`` sends each complete line it is given as one text message.
 * ``aclose`` performs the closing handshake (bounded by :data:`CLOSE_TIMEOUT`), then
   closes the connection underneath.
@@ -29,6 +35,7 @@ bytes of that frame already written are skipped when it is framed again.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Final
 
@@ -36,7 +43,13 @@ import trio
 from wsproto.connection import Connection
 
 from triochat.server.transport import TcpTransport
-from triochat.web.frames import CLOSE_NORMAL, MessageLines, text_frames, written_lines
+from triochat.web.frames import (
+    CLOSE_NORMAL,
+    InputBudget,
+    MessageLines,
+    text_frames,
+    written_lines,
+)
 
 __all__ = ["CLOSE_TIMEOUT", "WebSocketStream"]
 
@@ -48,15 +61,23 @@ class WebSocketStream(trio.abc.Stream):
     """An accepted server-side WebSocket, read and written as lines (module docstring)."""
 
     def __init__(
-        self, transport_stream: trio.abc.Stream, ws: Connection, trailing: bytes = b""
+        self,
+        transport_stream: trio.abc.Stream,
+        ws: Connection,
+        trailing: bytes = b"",
+        budget: InputBudget | None = None,
     ) -> None:
         """Wrap ``ws`` (wsproto, after the handshake) over ``transport_stream``.
 
-        ``trailing`` is what the peer sent after its upgrade request, already read.
+        ``trailing`` is what the peer sent after its upgrade request, already read;
+        ``budget`` paces reading (None: as fast as the peer sends).
         """
         self.transport_stream = transport_stream
         self._messages = MessageLines(ws)
         self._trailing = trailing
+        self._budget = budget
+        self._ready_at = -math.inf  # over budget: read nothing before this time
+        self._more = False  # frames may be waiting in wsproto's buffer, not parsed yet
         self._pending = b""  # received lines not yet returned
         self._partial = b""  # an outgoing line whose newline has not been sent yet
         self._send_lock = trio.StrictFIFOLock()
@@ -82,18 +103,30 @@ class WebSocketStream(trio.abc.Stream):
         while not self._pending:
             if self._eof:
                 return b""
-            if self._trailing:
-                data, self._trailing = self._trailing, b""
+            if self._ready_at > trio.current_time():
+                await trio.sleep_until(self._ready_at)  # back-pressure: the budget refills
+            nbytes = 0
+            if self._more:
+                await trio.lowlevel.checkpoint()  # between pulls of one read: others run
+                got = self._messages.pull()
             else:
-                data = bytes(await self.transport_stream.receive_some(RECEIVE_BYTES))
-            got = self._messages.receive(data)
+                if self._trailing:
+                    data, self._trailing = self._trailing, b""
+                else:
+                    data = bytes(await self.transport_stream.receive_some(RECEIVE_BYTES))
+                got = self._messages.receive(data)
+                nbytes = len(data)
+            self._more = got.more
+            if self._budget is not None:
+                now = trio.current_time()
+                self._ready_at = now + self._budget.charge(got.frames, nbytes, now)
             if got.lost:
                 self._eof = True
                 raise trio.BrokenResourceError("the connection ended without a close frame")
-            if got.reply:
-                await self._send_raw(got.reply)
             self._eof = got.closed
             self._pending = got.lines
+            if got.reply:
+                await self._send_raw(got.reply)
         if max_bytes is None or max_bytes >= len(self._pending):
             out, self._pending = self._pending, b""
         else:

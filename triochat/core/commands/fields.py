@@ -8,6 +8,7 @@ from typing import Final
 from triochat.core.commands.types import Command, Invalid
 from triochat.core.hygiene import sanitise
 from triochat.core.names import room_error, room_name
+from triochat.core.passwords import secret_problem
 
 __all__ = [
     "MAX_SINCE_ROOMS",
@@ -98,12 +99,18 @@ def rooms_field(obj: dict[str, object]) -> tuple[str, ...] | Invalid:
 
 
 def secret_fields(obj: dict[str, object]) -> tuple[str | None, str | None] | Invalid:
-    """The hello's optional ``password`` and ``server_password``."""
+    """The hello's optional ``password`` and ``server_password``.
+
+    The account password is never sanitised: one with invisible characters is refused.
+    """
     found: list[str | None] = []
     for key in ("password", "server_password"):
         value = obj.get(key)
         if value is not None and not isinstance(value, str):
             return Invalid("bad-request", f"field {key!r} must be a string")
+        problem = secret_problem(value) if key == "password" and value is not None else None
+        if problem is not None:
+            return Invalid("bad-password", problem)
         found.append(None if value is None else sanitise(value).strip())
     return found[0], found[1]
 

@@ -84,6 +84,7 @@ from triochat.core.commands.types import (
     Who,
 )
 from triochat.core.hygiene import has_visible, is_noise, sanitise
+from triochat.core.passwords import secret_problem
 
 __all__ = [
     "COMMANDS",
@@ -385,6 +386,15 @@ HELP_LINES: Final = ("commands:", *_help(False, 20))
 OPERATOR_HELP_LINES: Final = ("operator commands (you are an operator):", *_help(True, 27))
 
 
+# Verbs whose line carries a password, and the error code for one with invisible
+# characters in it: a password is refused rather than silently changed by sanitise().
+SECRET_VERBS: Final = {
+    "register": "weak-password",
+    "login": "bad-password",
+    "password": "weak-password",
+}
+
+
 def parse_plain(line: str) -> Command | None:
     """Parse one decoded line from a plain-mode (netcat/telnet) client.
 
@@ -406,6 +416,10 @@ def parse_plain(line: str) -> Command | None:
     parser = PLAIN.get(verb.lower())
     if parser is None:
         return Invalid("unknown-command", f"unknown command /{verb}; {UNKNOWN_HINT}")
+    code = SECRET_VERBS.get(verb.lower())
+    problem = secret_problem(raw) if code is not None else None
+    if code is not None and problem is not None:
+        return Invalid(code, problem)
     return parser(rest)
 
 

@@ -8,7 +8,8 @@
 
 import { parseLine, roomName } from "./commands.js";
 import { ChatSocket, socketUrl } from "./socket.js";
-import { awayLine, chatLine, el, errorLine, nameNode, noticeLine, privateLine, richText } from "./view.js";
+import { roomTable } from "./roombrowser.js";
+import { awayLine, chatLine, el, errorLine, helpTable, nameNode, noticeLine, privateLine, richText } from "./view.js";
 
 const NAME_KEY = "triochat.name"; // localStorage: the name to offer next time
 const NAME_RE = /^[A-Za-z0-9_.-]{1,24}$/; // docs/protocol.md, Names
@@ -38,6 +39,10 @@ const ui = {
   status: $("status"),
   rooms: $("rooms"),
   joinForm: $("join-form"),
+  browse: $("browse"),
+  browser: $("browser"),
+  browserList: $("browser-list"),
+  browserClose: $("browser-close"),
   joinRoom: $("join-room"),
   online: $("online"),
   people: $("people"),
@@ -54,6 +59,7 @@ const state = {
   everWelcomed: false, // on any connection: later ones resume
   resume: null, // {current, missed, marker} while a resume is replaying
   pendingJoin: null, // {room, previous}: typed /join, shown at once, not yet confirmed
+  browsing: 0, // rooms answers the room browser asked for (shown there, not in the log)
   password: "", // the account's, once accepted: memory only, for the reconnecting hello
   pendingPassword: null, // carried by a /register, /login or /password not yet answered
   serverPassword: "", // a private server's (--password-file), when it asked for one
@@ -90,6 +96,8 @@ function newRoom(name) {
     unread: 0,
     follow: true, // keep the newest line in view (false once scrolled up)
     silentWho: 0, // who answers the page asked for itself (not shown)
+    divider: null, // the "earlier messages" line: replayed history goes below it and above
+    anchor: null, // the first live line (your welcome or join), which stays at the bottom
     section,
     list,
     older,
@@ -216,6 +224,27 @@ function show(node, roomName = null) {
   }
   const follow = room.name !== state.current || nearBottom();
   room.list.append(node);
+  if (room.anchor === null) room.anchor = node;
+  if (follow) scrollToEnd(room, true);
+}
+
+/** The room's "earlier messages" divider, made at the top of its log when first needed. */
+function divider(room) {
+  if (room.divider === null) {
+    room.divider = el("li", "divider", el("span", "", "earlier messages"));
+    room.divider.setAttribute("role", "separator");
+    room.list.prepend(room.divider);
+  }
+  return room.divider;
+}
+
+/** A replayed line that is older than the live ones: below the divider, above your
+ * welcome (or join) line, so that line stays at the bottom. */
+function showEarlier(node, room) {
+  divider(room);
+  const follow = room.name !== state.current || nearBottom();
+  if (room.anchor !== null && room.anchor.parentNode === room.list) room.list.insertBefore(node, room.anchor);
+  else room.list.append(node);
   if (follow) scrollToEnd(room, true);
 }
 
@@ -241,7 +270,9 @@ function onChat(event) {
   room.lastId = id;
   if (room.oldestId === null || id < room.oldestId) room.oldestId = id;
   const mine = same(event.from, state.me);
-  show(chatLine(event, mine), room.name);
+  const node = chatLine(event, mine, state.me);
+  if (event.history && !state.resume) showEarlier(node, room);
+  else show(node, room.name);
   if (state.resume && event.history) state.resume.missed++;
   if (room.name !== state.current && !mine && (!event.history || state.resume)) {
     room.unread++;
@@ -258,7 +289,7 @@ function onHistoryEnd(event) {
     room.olderBuffer = [];
     const before = ui.log.scrollHeight - ui.log.scrollTop;
     const nodes = older.map((e) => chatLine(e, same(e.from, state.me)));
-    room.list.prepend(...nodes);
+    divider(room).after(...nodes);
     if (older.length) room.oldestId = older[0].id;
     if (room.name === state.current) ui.log.scrollTop = ui.log.scrollHeight - before;
     room.loadingOlder = false;
@@ -339,9 +370,10 @@ function onTopic(event) {
   if (event.changed) {
     const what = room.topic ? ["set the topic: ", richText(room.topic)] : ["cleared the topic"];
     show(noticeLine(event.ts, nameNode(String(event.by)), " ", ...what), room.name);
-  } else if (!state.resume) {
+  } else if (!state.resume && room.topic) {
+    // No topic is not news: nothing is shown ("topic: none" was noise on every join).
     const by = event.by ? [" (set by ", nameNode(String(event.by)), ")"] : [];
-    show(noticeLine(event.ts, "topic: ", richText(room.topic || "none"), ...by), room.name);
+    show(noticeLine(event.ts, "topic: ", richText(room.topic), ...by), room.name);
   }
 }
 
@@ -363,10 +395,32 @@ function onNick(event) {
 
 function onRooms(event) {
   const rooms = Array.isArray(event.rooms) ? event.rooms : [];
+  if (state.browsing > 0) {
+    state.browsing--;
+    const choose = (name) => {
+      showBrowser(false);
+      if (state.rooms.has(name)) switchTo(name);
+      else submit(`/join ${name}`);
+    };
+    ui.browserList.replaceChildren(roomTable(rooms, (name) => state.rooms.has(name), choose));
+    return;
+  }
   show(noticeLine(event.ts, `rooms (${rooms.length}):`));
   for (const info of rooms) {
     const topic = info.topic ? [" — ", richText(String(info.topic))] : [];
     show(noticeLine(event.ts, `  ${info.room} (${info.online} online)`, ...topic));
+  }
+}
+
+function showBrowser(open) {
+  ui.browser.hidden = !open;
+  if (open) {
+    ui.browserList.replaceChildren(el("p", "hint", "loading…"));
+    if (socket.send({ type: "rooms" })) state.browsing++;
+    showSide(false);
+    ui.browserClose.focus();
+  } else {
+    ui.input.focus();
   }
 }
 
@@ -407,7 +461,10 @@ function onError(event) {
       return;
     }
     socket.stop();
-    showLogin(String(event.text), event.code === "server-password");
+    const registered = event.code === "name-registered" || event.code === "bad-password";
+    const text =
+      event.code === "name-registered" ? `the name ${state.me} is registered: enter its password below` : String(event.text);
+    showLogin(text, event.code === "server-password", registered);
     return;
   }
   if (event.code === "bad-password" || event.code === "weak-password") state.pendingPassword = null;
@@ -441,7 +498,7 @@ const HANDLERS = {
   },
   msg: (event) => show(privateLine(event, state.me)),
   away: (event) => show(awayLine(event, state.me)),
-  help: (event) => show(noticeLine(event.ts, el("pre", "help", String(event.text)))),
+  help: (event) => show(noticeLine(event.ts, helpTable(String(event.text)))),
   notice: (event) => show(noticeLine(event.ts, String(event.text))),
   gap: (event) => {
     const room = state.rooms.get(event.room);
@@ -622,7 +679,13 @@ function showSide(open) {
 
 ui.menu.addEventListener("click", () => showSide(!document.body.classList.contains("show-side")));
 ui.log.addEventListener("click", () => showSide(false));
+ui.browse.addEventListener("click", () => showBrowser(true));
+ui.browserClose.addEventListener("click", () => showBrowser(false));
 document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !ui.browser.hidden) {
+    showBrowser(false);
+    return;
+  }
   if (e.key === "Escape" && document.body.classList.contains("show-side")) {
     showSide(false);
     ui.menu.focus();
@@ -636,12 +699,16 @@ ui.log.addEventListener("scroll", () => {
 
 // -- the name prompt ---------------------------------------------------------------------
 
-function showLogin(error = "", askServerPassword = false) {
+function showLogin(error = "", askServerPassword = false, askPassword = false) {
   ui.app.hidden = true;
   ui.login.hidden = false;
   ui.loginError.textContent = error;
   if (askServerPassword) ui.serverPasswordRow.hidden = false;
   ui.name.value = localStorage.getItem(NAME_KEY) ?? "";
+  if (askPassword) {
+    ui.password.focus();
+    return;
+  }
   ui.name.focus();
   ui.name.select();
 }

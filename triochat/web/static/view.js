@@ -3,6 +3,7 @@
 // only for http: and https: URLs, with rel="noopener noreferrer".
 
 import { colourClass } from "./colour.js";
+import { isMention, mentionRanges } from "./mention.js";
 
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const TRAILING = /[.,;:!?)\]}'"]+$/; // punctuation after a link is not part of it
@@ -34,9 +35,20 @@ function safeLink(text) {
   return a;
 }
 
-/** Message text as nodes: plain text, with http(s) URLs as safe links. */
-export function richText(text) {
+/** Message text as nodes: plain text, with http(s) URLs as safe links; the places that
+ * name `me` (if given) are marked. */
+export function richText(text, me = "") {
   const span = el("span", "text");
+  const marks = me ? mentionRanges(text, me) : [];
+  if (marks.length) {
+    let at = 0;
+    for (const [start, end] of marks) {
+      span.append(richText(text.slice(at, start)), el("mark", "mention", text.slice(start, end)));
+      at = end;
+    }
+    span.append(richText(text.slice(at)));
+    return span;
+  }
   let last = 0;
   for (const match of text.matchAll(URL_RE)) {
     let found = match[0];
@@ -71,16 +83,19 @@ export function line(kind, ts, ...parts) {
   return item;
 }
 
-/** A chat line (`say` or `me`) for the log. */
-export function chatLine(event, mine) {
+/** A chat line (`say` or `me`) for the log; a live line naming `me` is a mention. */
+export function chatLine(event, mine, me = "") {
   const from = String(event.from);
   const classes = [event.type === "me" ? "action" : "chat"];
   if (mine) classes.push("own");
   if (event.history) classes.push("history");
+  const mention = me !== "" && isMention(event, me);
+  if (mention) classes.push("mention");
+  const text = richText(String(event.text), mention ? me : "");
   const item =
     event.type === "me"
-      ? line(classes.join(" "), event.ts, "* ", nameNode(from), " ", richText(String(event.text)))
-      : line(classes.join(" "), event.ts, nameNode(from), " ", richText(String(event.text)));
+      ? line(classes.join(" "), event.ts, "* ", nameNode(from), " ", text)
+      : line(classes.join(" "), event.ts, nameNode(from), " ", text);
   item.dataset.id = String(event.id);
   return item;
 }
@@ -116,4 +131,43 @@ export function awayLine(event, me) {
   }
   const parts = text ? [" is away: ", richText(text)] : [" is back"];
   return line("notice away", event.ts, nameNode(name), ...parts);
+}
+
+/** The server's /help text as a two-column table: usage, what it does. Each section's
+ * text column is where most of its lines have a gap of two spaces or more (the
+ * terminal client's rule, triochat/client/render.py help_rows). */
+export function helpTable(text) {
+  const table = el("table", "help");
+  const body = el("tbody", "");
+  table.append(body);
+  let section = [];
+  const flush = () => {
+    const counts = new Map();
+    for (const row of section) {
+      const gap = /\S( {2,})\S/.exec(row);
+      if (gap) {
+        const column = gap.index + 1 + gap[1].length;
+        counts.set(column, (counts.get(column) ?? 0) + 1);
+      }
+    }
+    const column = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+    for (const row of section) {
+      const split = column && row.length > column && row[column - 1] === " ";
+      const usage = split ? row.slice(0, column).trim() : "";
+      const what = split ? row.slice(column).trim() : row.trim();
+      body.append(el("tr", "", el("td", "usage", el("code", "", usage)), el("td", "", what)));
+    }
+    section = [];
+  };
+  for (const row of String(text).split("\n")) {
+    if (row.startsWith(" ")) {
+      section.push(row);
+      continue;
+    }
+    flush();
+    if (row.trim()) body.append(el("tr", "", el("th", "", row)));
+  }
+  flush();
+  for (const th of table.querySelectorAll("th")) th.colSpan = 2;
+  return table;
 }
