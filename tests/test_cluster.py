@@ -80,11 +80,12 @@ async def line_matching(
 
 
 async def plain_who(peer: Peer) -> list[str]:
-    """Ask ``/who`` in plain mode; the names listed (other lines before it are skipped)."""
+    """Ask ``/who`` in plain mode; the names listed (other lines before it are skipped;
+    a room founder's ``@`` mark is taken off)."""
     await peer.send("/who")
     reply = (await line_matching(peer, lambda line: line.startswith("*** online (")))[-1]
     head, _, names = reply.partition(": ")
-    listed = names.split(", ") if names else []
+    listed = [name.removeprefix("@") for name in names.split(", ")] if names else []
     assert head == f"*** online ({len(listed)})", reply
     return listed
 

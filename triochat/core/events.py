@@ -138,7 +138,7 @@ class WhoList:
     """Who is in ``room``, sorted; sent to the asker only.
 
     ``away`` pairs each away member's name with their message (``/away``), sorted;
-    ``ops`` are the room's operators among ``names`` (its founder, server operators).
+    ``ops`` are the room's operators among ``names``: its founder, if any.
     """
 
     ts: float

@@ -145,11 +145,8 @@ class Talk:
                     key=lambda pair: pair[0].casefold(),
                 )
             )
-            ops = tuple(
-                m.name
-                for m in room.members()
-                if m.id == room.founder or self._access.is_op(m.account)
-            )
+            founder = next((m.name for m in room.members() if m.id == room.founder), None)
+            ops = (founder,) if founder is not None else ()
             world.tell(member, WhoList(world.clock(), room.name, names, away, ops))
 
     def away(self, member: Member, command: Away) -> None:
