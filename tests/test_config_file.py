@@ -97,6 +97,7 @@ def test_config_file_print_config_round_trips_every_setting() -> None:
         "--password-file", "/etc/pw", "--log-level", "debug", "--log-format", "json",
         "--redis", "redis://127.0.0.1:6379/2", "--web-host", "chat.example,chat2.example",
         "--max-registrations-per-hour", "7",
+        "--irc-port", "6667", "--irc-tls-port", "6697", "--irc-server-name", "irc.example",
     )  # fmt: skip
     changed = {
         s.dest

@@ -31,6 +31,7 @@ from triochat.core.commands import (
     Command,
     Help,
     IrcAsk,
+    IrcSay,
     Join,
     Me,
     Msg,
@@ -237,7 +238,11 @@ class IrcDesk:
                     if not notice:
                         self._num(member, "404", room.name, "Cannot send to channel")
                     continue
-                said = Me(text, room.name) if action else Say(text, room.name, notice, tags)
+                said: Command = Say(text, room.name)
+                if action:
+                    said = Me(text, room.name)
+                elif notice or tags:
+                    said = IrcSay(text, room.name, notice, tags)
                 self._dispatch(member, said)
             elif target.casefold() == "nickserv":
                 self._nickserv(member, text)

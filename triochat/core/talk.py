@@ -15,7 +15,7 @@ import logging
 from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.arrivals import Arrivals
-from triochat.core.commands import HELP_LINES, OPERATOR_HELP_LINES, Away, Me, Msg, Say
+from triochat.core.commands import HELP_LINES, OPERATOR_HELP_LINES, Away, IrcSay, Me, Msg, Say
 from triochat.core.events import Acted, Chat, HelpText, Private, Said, WhoList
 from triochat.core.events import Away as AwayEvent
 from triochat.core.model import CachedLine, Member, RoomState
@@ -37,14 +37,15 @@ class Talk:
         self._arrivals = arrivals
         self._access = access
 
-    def say(self, member: Member, command: Say | Me) -> None:
-        """A chat line (``Say``) or an action (``Me``) in a room the member is in."""
+    def say(self, member: Member, command: Say | Me | IrcSay) -> None:
+        """A chat line (``Say``, or an IRC member's ``IrcSay``) or an action (``Me``) in a
+        room the member is in."""
         world = self._world
         room = world.target(member, command.room, must_be_in=True)
         if room is None or world.refuse_muted(member):
             return
         now = world.clock()
-        kind = "say" if isinstance(command, Say) else "me"
+        kind = "me" if isinstance(command, Me) else "say"
         if world.cluster is not None:  # the cluster's log numbers it; see deliver_chat()
             floor = max(room.floor, room.last_id)
             key = name_key(member.name)
@@ -57,7 +58,7 @@ class Talk:
         event: Chat
         if kind == "say":
             notice, tags = (
-                (command.notice, command.tags) if isinstance(command, Say) else (False, "")
+                (command.notice, command.tags) if isinstance(command, IrcSay) else (False, "")
             )
             event = Said(
                 now, room.name, room.last_id, member.name, command.text, notice=notice, tags=tags

@@ -25,6 +25,7 @@ __all__ = [
     "Invalid",
     "IrcAsk",
     "IrcHello",
+    "IrcSay",
     "Join",
     "Me",
     "Msg",
@@ -45,12 +46,10 @@ MAX_HISTORY: Final = 200  # messages one /history or scrollback request may ask 
 
 @dataclass(frozen=True, slots=True)
 class Say:
-    """Say ``text`` in ``room`` (``notice``: an IRC NOTICE, shown as one to IRC members)."""
+    """Say ``text`` in ``room``."""
 
     text: str
     room: str | None = None
-    notice: bool = False
-    tags: str = ""  # IRCv3 client-only tags ("+a=b;+c"), relayed to who asked for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +181,18 @@ class IrcAsk:
 
 
 @dataclass(frozen=True, slots=True)
+class IrcSay:
+    """An IRC member's line in ``room`` that is more than a :class:`Say`: a NOTICE
+    (shown as one to IRC members), or one with IRCv3 client-only tags (``+a=b;+c``,
+    relayed to the members that asked for message-tags). Stored as a chat line."""
+
+    text: str
+    room: str
+    notice: bool = False
+    tags: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class IrcHello:
     """An IRC client has registered: NICK, USER and the capabilities it asked for."""
 
@@ -203,7 +214,7 @@ class Several:
 ChatCommand = (
     Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
 )
-IrcCommand = RoomKick | IrcAsk | IrcHello | Several  # made by the IRC protocol only
+IrcCommand = RoomKick | IrcAsk | IrcSay | IrcHello | Several  # made by the IRC protocol only
 Command = (
     ChatCommand
     | Hello
