@@ -137,14 +137,16 @@ async def test_irc_plain_and_json_members_see_each_other(nursery: trio.Nursery) 
     assert (await plain.line()) == "* jay waves"
     await irc.send("PRIVMSG #lobby :\x01ACTION bows\x01")
     assert (await plain.line()) == "* ian bows"
+    await irc.send("NOTICE #lobby :a notice")
+    assert (await plain.line()) == "<ian> a notice"
     await irc.send("PRIVMSG pat :psst")
     assert (await plain.line()) == "*ian* psst"
     await plain.send("/msg ian back")
     assert (await irc.line()).rstrip("\r") == f":pat!pat@{S} PRIVMSG ian :back"
     assert (await plain.line()) == "-> *ian* back"
-    await irc.send("PART #lobby")
-    assert (await irc.line()).rstrip("\r") == f":ian!ian@{S} PART #lobby"
-    assert (await plain.line()).startswith("*** ian left")
+    await irc.send("PART #lobby :bye all")
+    assert (await irc.line()).rstrip("\r") == f":ian!ian@{S} PART #lobby :bye all"
+    assert (await plain.line()) == "*** ian left: part: bye all (2 online)"
 
 
 async def test_irc_errors_are_numerics(nursery: trio.Nursery) -> None:
@@ -192,6 +194,10 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     who = await lines_until(other, "315")
     assert f":{S} 352 gus #dev fay {S} {S} fay H@ :0 Real fay" in who
     assert f":{S} 352 gus #dev gus {S} {S} gus H :0 Real gus" in who
+    await other.send("WHO F?Y")  # a nick mask, without regard to case
+    assert (await lines_until(other, "315"))[0].startswith(f":{S} 352 gus #dev fay {S} {S} fay H@ ")
+    await other.send("WHO *")
+    assert len(await lines_until(other, "315")) == 3
     await other.send("WHOIS fay")
     whois = await lines_until(other, "318")
     assert whois[0] == f":{S} 311 gus fay fay {S} * :Real fay"
@@ -297,3 +303,48 @@ async def lines_until_json(peer: Peer, kind: str) -> dict[str, object]:
         event = await peer.event()
         if event["type"] == kind:
             return dict(event)
+
+
+async def test_irc_notice_reaches_irc_members_as_notice(nursery: trio.Nursery) -> None:
+    """A channel NOTICE is a NOTICE to IRC members and a notice-marked line in JSON."""
+    server = await server_for(nursery)
+    one = await irc_join(nursery, server, "nia")
+    two = await irc_join(nursery, server, "ned")
+    js = await join_json(nursery, server, "jen")
+    await js.send_json(type="join", room="#n")
+    for peer in (one, two):
+        await peer.send("JOIN #n")
+        await lines_until(peer, "366")
+    await lines_until(one, "JOIN")
+    await one.send("NOTICE #n :heads up")
+    assert (await two.line()).rstrip("\r") == f":nia!nia@{S} NOTICE #n :heads up"
+    said = await lines_until_json(js, "say")
+    assert (said["text"], said["notice"]) == ("heads up", True)
+
+
+async def test_irc_userhost_in_names(nursery: trio.Nursery) -> None:
+    """With userhost-in-names, NAMES lists nick!user@host; multi-prefix is accepted."""
+    server = await server_for(nursery)
+    peer = await irc_join(nursery, server, "uma", "userhost-in-names", "multi-prefix")
+    await peer.send("JOIN #u")
+    names = await lines_until(peer, "366")
+    assert names[-2] == f":{S} 353 uma = #u :@uma!uma@{S}"
+
+
+async def test_irc_tagmsg_reaches_only_message_tags_members(nursery: trio.Nursery) -> None:
+    """TAGMSG carries client tags to members with message-tags; others get nothing."""
+    server = await server_for(nursery)
+    sender = await irc_join(nursery, server, "tia", "message-tags")
+    tagged = await irc_join(nursery, server, "tom", "message-tags")
+    bare = await irc_join(nursery, server, "ted")
+    for peer in (sender, tagged, bare):
+        await peer.send("JOIN #g")
+        await lines_until(peer, "366")
+    await lines_until(sender, "JOIN")
+    await lines_until(sender, "JOIN")
+    await lines_until(tagged, "JOIN")
+    await sender.send("@+typing=active;server=x TAGMSG #g")
+    got = (await tagged.line()).rstrip("\r")
+    assert got == f"@msgid=tag-1;+typing=active :tia!tia@{S} TAGMSG #g"
+    await bare.quiet()
+    await sender.quiet()

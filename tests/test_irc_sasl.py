@@ -66,3 +66,14 @@ async def test_irc_sasl_wrong_password_and_registered_nick(nursery: trio.Nursery
     assert (await lines_until(peer, "001"))[-1].startswith(f":{S} 001 sue2 ")
     await peer.send("PRIVMSG NickServ :IDENTIFY sue correct-horse")
     assert (await lines_until(peer, "NICK"))[-1].rstrip("\r") == f":sue2!sue2@{S} NICK sue"
+
+
+async def test_irc_sasl_unknown_mechanism_gets_908_and_904(nursery: trio.Nursery) -> None:
+    server = await server_for(nursery)
+    peer = irc_connect(nursery, server)
+    await peer.send("CAP LS 302\r\nCAP REQ :sasl")
+    await lines_until(peer, "CAP")
+    await lines_until(peer, "CAP")
+    await peer.send("AUTHENTICATE FOO")
+    assert (await peer.line()).startswith(f":{S} 908 * PLAIN :")
+    assert (await peer.line()).startswith(f":{S} 904 * :")

@@ -150,8 +150,8 @@ CLUSTER: Final = Group(
 )
 IRC: Final = Group(
     "IRC",
-    "IRC clients and bots (irssi, weechat, HexChat, ...) join the same rooms as channels "
-    "on their own port; off unless --irc-port or --irc-tls-port is given.",
+    "IRC clients and bots join the same rooms as channels on --irc-port, and with "
+    "--tls-cert and --tls-key on --irc-tls-port; both off unless given.",
 )
 GROUPS: Final = (LISTENING, WEB, TLS, IRC, HISTORY, LIMITS, ACCESS, LOGGING, MONITORING, CLUSTER)
 
@@ -230,27 +230,10 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "PORT",
     ),
     Setting("no-plain", TLS, "TLS only: do not listen on --port for cleartext connections"),
+    Setting("irc-port", IRC, "port for IRC clients (6667 is usual); 0: a free one", port, "PORT"),
+    Setting("irc-tls-port", IRC, "port for IRC over TLS (6697 is usual)", port, "PORT"),
     Setting(
-        "irc-port",
-        IRC,
-        "TCP port for IRC clients (6667 is usual); 0 picks a free port",
-        port,
-        "PORT",
-    ),
-    Setting(
-        "irc-tls-port",
-        IRC,
-        "TCP port for IRC over TLS (6697 is usual; needs --tls-cert and --tls-key)",
-        port,
-        "PORT",
-    ),
-    Setting(
-        "irc-server-name",
-        IRC,
-        "the server's name IRC clients see",
-        str,
-        "NAME",
-        default_text="the host name",
+        "irc-server-name", IRC, "the name IRC clients see", str, "NAME", default_text="host name"
     ),
     Setting(
         "db",

@@ -40,6 +40,7 @@ from triochat.core.commands import (
     Invalid,
     IrcAsk,
     IrcHello,
+    IrcSay,
     Join,
     Me,
     Msg,
@@ -114,7 +115,7 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             if before is not None:
                 request["before"] = before
             return request
-        case Hello() | RoomKick() | IrcAsk() | IrcHello() | Several():
+        case Hello() | RoomKick() | IrcAsk() | IrcSay() | IrcHello() | Several():
             # parse_plain never makes these: registration is not typed; the rest is IRC's
             return Invalid("unknown-command", "that cannot be typed here; type /help")
         case Register(password=password):

@@ -93,7 +93,11 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class Said:
-    """A chat line. ``id`` strictly increases per room; ``history`` marks a replay."""
+    """A chat line. ``id`` strictly increases per room; ``history`` marks a replay.
+
+    ``notice`` marks an IRC member's NOTICE: IRC members get it as a NOTICE, everyone
+    else as a chat line (and it is stored as one).
+    """
 
     ts: float
     room: str
@@ -101,6 +105,8 @@ class Said:
     sender: str
     text: str
     history: bool = False
+    notice: bool = False
+    tags: str = ""  # IRCv3 client-only tags it was sent with (never stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +138,7 @@ class WhoList:
     """Who is in ``room``, sorted; sent to the asker only.
 
     ``away`` pairs each away member's name with their message (``/away``), sorted;
-    ``ops`` are the room's operators among ``names`` (its founder, server operators).
+    ``ops`` are the room's operators among ``names``: its founder, if any.
     """
 
     ts: float

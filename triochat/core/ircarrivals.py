@@ -103,7 +103,7 @@ class IrcArrivals:
             self._send(wait, numeric(IRC.server, "433", "*", wait.nick, text))
             return None
         del self._waiting[wait.conn_id]
-        wait.session.caps = frozenset(wait.caps)
+        wait.session.set_caps(frozenset(wait.caps))
         account = wait.account if logged_in else None
         return self._admit(wait.ticket, wait.nick, account, wait.session)
 

@@ -17,6 +17,7 @@ server operators may everywhere.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -25,10 +26,12 @@ from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.admin import Login
 from triochat.core.arrivals import Arrivals
+from triochat.core.codec import Mode
 from triochat.core.commands import (
     Command,
     Help,
     IrcAsk,
+    IrcSay,
     Join,
     Me,
     Msg,
@@ -44,8 +47,9 @@ from triochat.core.model import Member, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
 from triochat.core.protocols.ircevents import KICKED
-from triochat.core.protocols.irclines import line, numeric
+from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.protocols.ircregister import cap_reply, nick_problem
+from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, USERHOST_IN_NAMES
 from triochat.core.world import World
 
 __all__ = ["IrcDesk"]
@@ -67,6 +71,12 @@ class IrcDesk:
         self._arrivals = arrivals
         self._access = access
         self._dispatch = dispatch
+        self._tagged = 0  # TAGMSGs relayed: their msgids
+        # The desk's table: each IRC verb it answers, and its method (PRIVMSG and NOTICE
+        # carry tags as well, see ask).
+        self._verbs: dict[str, Callable[[Member, tuple[str, ...]], None]] = {
+            verb: getattr(self, f"_{verb.lower()}") for verb in _VERBS
+        }
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -115,7 +125,13 @@ class IrcDesk:
             elif verb != "NOTICE":
                 self._num(member, "461", verb, "Not enough parameters")
             return
-        handler = getattr(self, f"_{verb.lower()}", None) if verb in _VERBS else None
+        if verb in ("PRIVMSG", "NOTICE"):
+            self._privmsg(member, params, verb == "NOTICE", command.tags)
+            return
+        if verb == "TAGMSG":
+            self._tagmsg(member, params[0], command.tags)
+            return
+        handler = self._verbs.get(verb)
         if handler is None:
             self._num(member, "421", verb, "Unknown command")
             return
@@ -144,7 +160,7 @@ class IrcDesk:
             return
         caps = set(member.irc.caps)
         reply = cap_reply(IRC.server, member.name, params, caps)
-        member.irc.caps = frozenset(caps)
+        member.irc.set_caps(frozenset(caps))
         if reply:
             self._send(member, reply)
 
@@ -193,12 +209,15 @@ class IrcDesk:
                 self._names_of(member, room)
 
     def _part(self, member: Member, params: tuple[str, ...]) -> None:
+        reason = sanitise(params[1]).strip()[:200] if len(params) > 1 else ""
         for text in params[0].split(",")[:MAX_TARGETS]:
             room = self._room(member, text, must_be_in=True)
             if room is not None:
-                self._dispatch(member, Part(room.name))
+                self._dispatch(member, Part(room.name, reason))
 
-    def _privmsg(self, member: Member, params: tuple[str, ...], notice: bool = False) -> None:
+    def _privmsg(
+        self, member: Member, params: tuple[str, ...], notice: bool = False, tags: str = ""
+    ) -> None:
         text = params[1]
         action = text.startswith("\x01ACTION ") or text == "\x01ACTION\x01"
         if action:
@@ -219,7 +238,12 @@ class IrcDesk:
                     if not notice:
                         self._num(member, "404", room.name, "Cannot send to channel")
                     continue
-                self._dispatch(member, Me(text, room.name) if action else Say(text, room.name))
+                said: Command = Say(text, room.name)
+                if action:
+                    said = Me(text, room.name)
+                elif notice or tags:
+                    said = IrcSay(text, room.name, notice, tags)
+                self._dispatch(member, said)
             elif target.casefold() == "nickserv":
                 self._nickserv(member, text)
             elif self._world.holder(target) is None and self._world.remote_holder(target) is None:
@@ -227,6 +251,31 @@ class IrcDesk:
                     self._num(member, "401", target, "No such nick/channel")
             else:
                 self._dispatch(member, Msg(target, f"* {text}" if action else text))
+
+    def _tagmsg(self, member: Member, target: str, tags: str) -> None:
+        """IRCv3 TAGMSG: tags alone, to the members that asked for message-tags (only
+        IRC members can; nothing is stored, plain and JSON members see nothing)."""
+        if target.startswith("#"):
+            room = self._room(member, target, must_be_in=True)
+            if room is None:
+                return
+            name, members = room.name, list(room.local(Mode.IRC).values())
+        else:
+            one = self._world.holder(target)
+            if one is None:
+                self._num(member, "401", target, "No such nick/channel")
+                return
+            name, members = one.name, [one, member]
+        self._tagged += 1
+        now = self._world.clock()
+        head = f"msgid=tag-{self._tagged}" + (f";{tags}" if tags else "")
+        text = line(source(member.name, IRC.server), "TAGMSG", name)
+        for who in dict.fromkeys(members):
+            caps = who.irc.caps if who.irc is not None else frozenset()
+            if MESSAGE_TAGS not in caps or (who is member and ECHO not in caps):
+                continue
+            stamp = f"{time_tag(now)};" if SERVER_TIME in caps else ""
+            self._world.put(who, f"@{stamp}{head} {text}".encode())
 
     def _notice(self, member: Member, params: tuple[str, ...]) -> None:
         self._privmsg(member, params, notice=True)
@@ -266,7 +315,11 @@ class IrcDesk:
         self._names_of(member, room)
 
     def _names_of(self, member: Member, room: RoomState) -> None:
-        names = [self._prefix(m, room) + m.name for m in room.members()]
+        full = member.irc is not None and USERHOST_IN_NAMES in member.irc.caps
+        names = [
+            self._prefix(m, room) + (source(m.name, IRC.server) if full else m.name)
+            for m in room.members()
+        ]
         names.extend(room.remote.values())
         out = numeric(IRC.server, "353", member.name, "=", room.name, " ".join(names))
         self._send(
@@ -274,25 +327,28 @@ class IrcDesk:
         )
 
     def _who(self, member: Member, params: tuple[str, ...]) -> None:
+        """``WHO #room``, ``WHO nick`` or ``WHO mask`` (``*`` and ``?`` in a nick)."""
         mask = params[0] if params else "*"
+        rows: list[tuple[Member, RoomState | None]] = []
+        if mask.startswith("#"):
+            room = self._room(member, mask, must_be_in=False, quiet=True)
+            if room is not None:
+                rows = [(m, room) for m in room.members()]
+        else:
+            pattern = mask.casefold()
+            for who in self._world.members.values():
+                if fnmatch.fnmatchcase(who.name.casefold(), pattern):
+                    shared = self._world.rooms.get(who.rooms[0]) if who.rooms else None
+                    rows.append((who, shared))
         server = IRC.server
-        room = (
-            self._room(member, mask, must_be_in=False, quiet=True) if mask.startswith("#") else None
-        )
-        rows: list[tuple[Member, str]] = []
-        if room is not None:
-            rows = [(m, self._prefix(m, room)) for m in room.members()]
-        elif not mask.startswith("#"):
-            one = self._world.holder(mask)
-            if one is not None:
-                rows = [(one, "")]
-        channel = room.name if room is not None else "*"
-        for who, op in rows:
-            flags = ("G" if who.away else "H") + op
+        for who, room in rows:
+            flags = "G" if who.away else "H"
+            if room is not None:
+                flags += self._prefix(who, room)
             real = who.irc.realname if who.irc is not None else who.name
-            self._num(
-                member, "352", channel, who.name, server, server, who.name, flags, f"0 {real}"
-            )
+            user = who.irc.user if who.irc is not None and who.irc.user else who.name
+            channel = room.name if room is not None else "*"
+            self._num(member, "352", channel, user, server, server, who.name, flags, f"0 {real}")
         self._num(member, "315", mask, "End of /WHO list")
 
     def _whois(self, member: Member, params: tuple[str, ...]) -> None:
@@ -377,6 +433,7 @@ _MIN_PARAMS: Final[dict[str, int]] = {
     "JOIN": 1,
     "PART": 1,
     "PRIVMSG": 2,
+    "TAGMSG": 1,
     "NOTICE": 2,
     "TOPIC": 1,
     "KICK": 2,
@@ -388,6 +445,6 @@ _MIN_PARAMS: Final[dict[str, int]] = {
 _VERBS: Final = frozenset(
     {
         "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",
-        "PRIVMSG", "NOTICE", "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
+        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
     }
 )  # fmt: skip

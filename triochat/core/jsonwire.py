@@ -257,6 +257,8 @@ EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
         _f("from", attr="sender"),
         _f("text"),
         _f("history", BOOL, omit_empty=True),
+        _f("notice", BOOL, omit_empty=True),
+        _f("tags", omit_empty=True),
     ),
     _spec(
         "me",

@@ -80,15 +80,16 @@ class Rooms:
         elif PROTOCOLS[member.mode].replays_on_join:
             self._replays.recent(member, room, world.limits.history, header=True)
 
-    def part(self, member: Member, room_name: str | None) -> None:
+    def part(self, member: Member, room_name: str | None, reason: str = "") -> None:
         world = self._world
         room = world.target(member, room_name, must_be_in=True)
         if room is None:
             return
-        self._arrivals.exit(member, room, "part")
+        why = f"part: {reason}" if reason else "part"  # "part: why" reads as a reason too
+        self._arrivals.exit(member, room, why)
         key = name_key(member.name)
-        world.publish(cluster.Exit(member.id, member.name, key, room.name, "part"))
-        world.tell(member, Left(world.clock(), room.name, member.name, room.online, "part"))
+        world.publish(cluster.Exit(member.id, member.name, key, room.name, why))
+        world.tell(member, Left(world.clock(), room.name, member.name, room.online, why))
         if member.current == room.name:
             member.current = member.rooms[-1] if member.rooms else None
             if member.current is not None:

@@ -117,7 +117,7 @@ class ChatState:
             "help": lambda member, command: talk.help(member),
             "quit": lambda member, command: self.remove(member, "quit"),
             "join": lambda member, command: rooms.join(member, command.room),
-            "part": lambda member, command: rooms.part(member, command.room),
+            "part": lambda member, command: rooms.part(member, command.room, command.reason),
             "list_rooms": lambda member, command: rooms.list_rooms(member),
             "topic": lambda member, command: rooms.topic(member, command.text, command.room),
             "history": rooms.history,

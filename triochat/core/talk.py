@@ -15,7 +15,7 @@ import logging
 from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.arrivals import Arrivals
-from triochat.core.commands import HELP_LINES, OPERATOR_HELP_LINES, Away, Me, Msg, Say
+from triochat.core.commands import HELP_LINES, OPERATOR_HELP_LINES, Away, IrcSay, Me, Msg, Say
 from triochat.core.events import Acted, Chat, HelpText, Private, Said, WhoList
 from triochat.core.events import Away as AwayEvent
 from triochat.core.model import CachedLine, Member, RoomState
@@ -37,14 +37,15 @@ class Talk:
         self._arrivals = arrivals
         self._access = access
 
-    def say(self, member: Member, command: Say | Me) -> None:
-        """A chat line (``Say``) or an action (``Me``) in a room the member is in."""
+    def say(self, member: Member, command: Say | Me | IrcSay) -> None:
+        """A chat line (``Say``, or an IRC member's ``IrcSay``) or an action (``Me``) in a
+        room the member is in."""
         world = self._world
         room = world.target(member, command.room, must_be_in=True)
         if room is None or world.refuse_muted(member):
             return
         now = world.clock()
-        kind = "say" if isinstance(command, Say) else "me"
+        kind = "me" if isinstance(command, Me) else "say"
         if world.cluster is not None:  # the cluster's log numbers it; see deliver_chat()
             floor = max(room.floor, room.last_id)
             key = name_key(member.name)
@@ -56,7 +57,12 @@ class Talk:
         room.last_id += 1
         event: Chat
         if kind == "say":
-            event = Said(now, room.name, room.last_id, member.name, command.text)
+            notice, tags = (
+                (command.notice, command.tags) if isinstance(command, IrcSay) else (False, "")
+            )
+            event = Said(
+                now, room.name, room.last_id, member.name, command.text, notice=notice, tags=tags
+            )
         else:
             event = Acted(now, room.name, room.last_id, member.name, command.text)
         self.deliver_chat(room, event, member)
@@ -140,11 +146,8 @@ class Talk:
                     key=lambda pair: pair[0].casefold(),
                 )
             )
-            ops = tuple(
-                m.name
-                for m in room.members()
-                if m.id == room.founder or self._access.is_op(m.account)
-            )
+            founder = next((m.name for m in room.members() if m.id == room.founder), None)
+            ops = (founder,) if founder is not None else ()
             world.tell(member, WhoList(world.clock(), room.name, names, away, ops))
 
     def away(self, member: Member, command: Away) -> None:

@@ -43,11 +43,21 @@ from triochat.server.connection import Connection
 from triochat.server.hub import HubMessage, Input, Register
 from triochat.server.transport import ConnectionLost
 
-__all__ = ["INPUT_BATCH", "SILENT", "leave_reason", "read_commands", "signposts"]
+__all__ = [
+    "INPUT_BATCH",
+    "IRC_REGISTRATION_TIMEOUT",
+    "SILENT",
+    "leave_reason",
+    "read_commands",
+    "signposts",
+]
 
 INPUT_BATCH: Final = 64  # commands per hub message: fewer wake-ups, yet the hub stays fair
 SILENT: Final = "silent"  # connected and left without a word: no join, no leave
 WRONG_DOOR_TIMEOUT: Final = 1.0  # seconds to deliver the line saying where to go
+IRC_REGISTRATION_TIMEOUT: Final = 60.0  # seconds an IRC client has to register (CAP, SASL)
+IRC_TIMED_OUT: Final = b"ERROR :Closing link (registration timed out)
+"
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,7 @@ async def read_commands(
     secret: str | None = None  # the server password, from a plain first line /pass
     head = b""  # the first bytes, until there are enough to tell a TLS handshake
     registration = IrcRegistration(IRC.server) if irc else None
+    irc_deadline = trio.current_time() + IRC_REGISTRATION_TIMEOUT
     eof = False
     try:
         while True:
@@ -89,8 +100,13 @@ async def read_commands(
                 data = None if eof else transport.try_read()
                 if data is None and not eof:
                     if registration is not None and protocol is None:
-                        await transport.wait_readable()  # IRC: no guest after a silence
-                        continue
+                        # IRC: no guest after a silence; a client that never registers
+                        # is told so and closed.
+                        with trio.move_on_at(irc_deadline):
+                            await transport.wait_readable()
+                            continue
+                        await transport.send_all(IRC_TIMED_OUT)
+                        return SILENT
                     if protocol is None:  # not registered yet: wait at most until the deadline
                         with trio.move_on_at(deadline):
                             await transport.wait_readable()
@@ -154,7 +170,7 @@ async def read_commands(
                 command = _too_long(config.max_line_bytes)
             else:
                 assert isinstance(line, bytes)
-                command = protocol.parse(_decode(line))
+                command = _parse(protocol, line)
             if command is not None:
                 pending.append(command)
                 if len(pending) >= INPUT_BATCH:
@@ -222,6 +238,17 @@ def _registration(line: bytes | LineTooLong, limit: int) -> tuple[WireProtocol, 
         return PLAIN, _too_long(limit)
     assert isinstance(line, bytes)
     return sniff(_decode(line))
+
+
+def _parse(protocol: WireProtocol, line: bytes) -> Command | None:
+    """One line in ``protocol``; a protocol that is UTF-8 only refuses other bytes."""
+    if protocol.utf8_only:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return Invalid("invalid-utf8", "that line is not UTF-8; it was discarded")
+        return protocol.parse(text)
+    return protocol.parse(_decode(line))
 
 
 def _decode(line: bytes) -> str:

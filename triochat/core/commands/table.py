@@ -70,6 +70,7 @@ from triochat.core.commands.types import (
     Invalid,
     IrcAsk,
     IrcHello,
+    IrcSay,
     Join,
     Me,
     Msg,
@@ -352,6 +353,7 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     # Made by the IRC protocol only (triochat.core.protocols.irc): no verb, no JSON type.
     _row(RoomKick, "room_kick", "", crosses_cluster=True),
     _row(IrcAsk, "irc", ""),
+    _row(IrcSay, "say", "", crosses_cluster=True),
     _row(IrcHello, "hello_again", ""),
     _row(Several, "several", ""),
 )

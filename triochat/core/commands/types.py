@@ -25,6 +25,7 @@ __all__ = [
     "Invalid",
     "IrcAsk",
     "IrcHello",
+    "IrcSay",
     "Join",
     "Me",
     "Msg",
@@ -100,9 +101,10 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """Leave ``room``."""
+    """Leave ``room`` (``reason``: said to those who stay; IRC's part message)."""
 
     room: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,19 @@ class IrcAsk:
 
     verb: str
     params: tuple[str, ...] = ()
+    tags: str = ""  # its client-only tags ("+a=b;+c"), for PRIVMSG and NOTICE
+
+
+@dataclass(frozen=True, slots=True)
+class IrcSay:
+    """An IRC member's line in ``room`` that is more than a :class:`Say`: a NOTICE
+    (shown as one to IRC members), or one with IRCv3 client-only tags (``+a=b;+c``,
+    relayed to the members that asked for message-tags). Stored as a chat line."""
+
+    text: str
+    room: str
+    notice: bool = False
+    tags: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +214,7 @@ class Several:
 ChatCommand = (
     Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
 )
-IrcCommand = RoomKick | IrcAsk | IrcHello | Several  # made by the IRC protocol only
+IrcCommand = RoomKick | IrcAsk | IrcSay | IrcHello | Several  # made by the IRC protocol only
 Command = (
     ChatCommand
     | Hello

@@ -29,6 +29,7 @@ class WireProtocol(Protocol):
     pinged: bool  # silent members are pinged and dropped if they never answer
     joins_lobby: bool  # a newcomer enters the lobby (IRC clients join what they want)
     replays_on_join: bool  # joining a room replays its recent lines
+    utf8_only: bool  # a line that is not UTF-8 is refused (else: U+FFFD for bad bytes)
 
     def parse(self, line: str) -> Command | None:
         """One decoded request line as a command (None: ignore it)."""

@@ -18,6 +18,7 @@ event is encoded once per group present, never once per member.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Final
 
 from triochat.core.codec import Mode
@@ -26,7 +27,7 @@ from triochat.core.events import Acted, Private, Said
 from triochat.core.hygiene import sanitise
 from triochat.core.protocols.ircevents import encode_irc
 from triochat.core.protocols.irclines import parse_line
-from triochat.core.protocols.ircsession import ECHO
+from triochat.core.protocols.ircsession import ECHO, VARIANTS, variant_tags
 
 if TYPE_CHECKING:
     from triochat.core.events import Event
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["IRC", "IrcProtocol"]
 
 DEFAULT_SERVER_NAME: Final = "triochat"
+MAX_CLIENT_TAGS: Final = 4094  # IRCv3: client-only tags may take up to 4094 bytes
+_TAG_KEY: Final = re.compile(r"\+[A-Za-z0-9./-]+")
 
 
 class IrcProtocol:
@@ -45,6 +48,7 @@ class IrcProtocol:
     pinged: bool = True  # PING :server; any line back counts
     replays_on_join: bool = False  # IRC clients expect no backlog on JOIN (chathistory asks)
     joins_lobby: bool = False  # an IRC client joins the channels it wants
+    utf8_only: bool = True  # ISUPPORT UTF8ONLY: a line that is not UTF-8 gets FAIL
 
     def __init__(self) -> None:
         self.server = DEFAULT_SERVER_NAME  # the server's name, set by the server at start
@@ -58,6 +62,13 @@ class IrcProtocol:
             return None  # being heard from is all that counts
         if verb == "AWAY":
             return Away(sanitise(params[0]).strip()[:200] if params else "")
+        if verb in ("PRIVMSG", "NOTICE", "TAGMSG") and parsed.tags:
+            client = ";".join(
+                f"{key}={value}" if value else key
+                for key, value in parsed.tags.items()
+                if key.startswith("+") and _TAG_KEY.fullmatch(key) and " " not in value
+            )
+            return IrcAsk(verb, params, client[:MAX_CLIENT_TAGS])
         return IrcAsk(verb, params)
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
@@ -65,7 +76,7 @@ class IrcProtocol:
 
     def encode_for(self, event: Event, member: Member) -> bytes:
         irc = member.irc
-        stamp, tags = irc.tags if irc is not None else (False, False)
+        stamp, tags = variant_tags(irc.variant) if irc is not None else (False, False)
         own = isinstance(event, Private) and event.sender == member.name != event.to
         if own and (irc is None or ECHO not in irc.caps):
             return b""  # its own private message: only with echo-message
@@ -87,15 +98,19 @@ class IrcProtocol:
             and ECHO in skip.irc.caps
         ):
             skip = None
-        encoded: dict[tuple[bool, bool], bytes] = {}
+        # One encoding per variant present; per member, one integer read and a put.
+        # (Every member in IRC mode has its session: arrivals admit it with one.)
+        encoded: list[bytes] = [b""] * VARIANTS
         server = self.server
         for member in members.values():
             if member is skip:
                 continue
-            variant = member.irc.tags if member.irc is not None else (False, False)
-            data = encoded.get(variant)
-            if data is None:
-                data = encoded[variant] = encode_irc(event, server, "*", *variant).encode()
+            variant = member.irc.variant  # type: ignore[union-attr]
+            data = encoded[variant]
+            if not data:
+                data = encoded[variant] = encode_irc(
+                    event, server, "*", *variant_tags(variant)
+                ).encode()
             if not member.link.put(data):
                 too_slow.append(member)
 

@@ -39,7 +39,7 @@ from triochat.core.names import MAX_NAME_CHARS, MAX_ROOM_CHARS
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.wording import account_text, moderation_text
 
-__all__ = ["ERROR_NUMERICS", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
+__all__ = ["ERROR_NUMERICS", "INVALID_UTF8", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
 
 ISUPPORT: Final = (
     "CASEMAPPING=ascii",
@@ -51,6 +51,7 @@ ISUPPORT: Final = (
     "NETWORK=triochat",
     "UTF8ONLY",
 )
+INVALID_UTF8: Final = "invalid-utf8"  # an error code the reader gives (UTF8ONLY)
 KICKED: Final = "kicked from "  # a Left reason: "kicked from #room by NAME: why"
 
 # triochat's error codes that IRC has a numeric for (the rest are NOTICEs).
@@ -88,10 +89,12 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
     """
     tag = time_tag(event.ts) if stamp else ""
     match event:
-        case Said(room=room, id=msg_id, sender=sender, text=text):
+        case Said(room=room, id=msg_id, sender=sender, text=text, notice=notice):
             if tags:
-                tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
-            return line(source(sender, server), "PRIVMSG", room, text, tags=tag)
+                extra = f"msgid={room[1:]}-{msg_id}" + (f";{event.tags}" if event.tags else "")
+                tag = f"{tag};{extra}" if tag else extra
+            verb = "NOTICE" if notice else "PRIVMSG"
+            return line(source(sender, server), verb, room, text, tags=tag)
         case Acted(room=room, id=msg_id, sender=sender, text=text):
             if tags:
                 tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
@@ -105,6 +108,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
             who = source(name, server)
             if reason == "part":
                 return line(who, "PART", room, tags=tag)
+            if reason.startswith("part: "):
+                return line(who, "PART", room, reason[6:], tags=tag)
             if reason.startswith(KICKED):
                 _, _, rest = reason.partition(" by ")
                 by, _, why = rest.partition(": ")
@@ -129,6 +134,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
                 return numeric(server, "306", nick, "You have been marked as being away")
             return numeric(server, "305", nick, "You are no longer marked as being away")
         case ErrorEvent(code=code, text=text):
+            if code == INVALID_UTF8:
+                return line(server, "FAIL", "*", "INVALID_UTF8", text)
             if code == "server-password":  # refused before joining: the link closes
                 return numeric(server, "464", nick, text) + line("", "ERROR", text)
             found = ERROR_NUMERICS.get(code)

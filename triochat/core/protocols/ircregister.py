@@ -152,7 +152,9 @@ class IrcRegistration:
         arg = params[0] if params else ""
         if not self._authenticating:
             if arg.upper() != "PLAIN":
-                return numeric(server, "908", nick, "PLAIN", "are available SASL mechanisms")
+                return numeric(server, "908", nick, "PLAIN", "are available SASL mechanisms") + (
+                    numeric(server, "904", nick, "SASL authentication failed")
+                )
             self._authenticating = True
             return line("", "AUTHENTICATE", "+")
         self._authenticating = False

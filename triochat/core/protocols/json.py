@@ -22,6 +22,7 @@ class JsonProtocol:
     echoes_own_chat: bool = True  # the client shows its line with the server's id and time
     joins_lobby: bool = True
     replays_on_join: bool = True
+    utf8_only: bool = False
     pinged: bool = True
 
     def parse(self, line: str) -> Command | None:

@@ -21,6 +21,7 @@ class PlainProtocol:
     echoes_own_chat: bool = False  # the terminal already shows what was typed
     joins_lobby: bool = True
     replays_on_join: bool = True
+    utf8_only: bool = False
     pinged: bool = False  # TCP keepalive covers them; a ping would be noise on screen
 
     def parse(self, line: str) -> Command | None:
