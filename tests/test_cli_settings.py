@@ -34,17 +34,10 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "tls-key": (TLS_FILES, "key.pem"),
     "tls-port": (("--tls-port", "4001", *TLS_FILES), 4001),
     "no-plain": (("--no-plain", *TLS_FILES), True),
-<<<<<<< HEAD
     "metrics-port": (("--metrics-port", "9100"), 9100),
     "irc-port": (("--irc-port", "6667"), 6667),
     "irc-tls-port": (("--irc-tls-port", "6697", *TLS_FILES), 6697),
     "irc-server-name": (("--irc-server-name", "irc.example.org"), "irc.example.org"),
-=======
-    "irc-port": (("--irc-port", "6667"), 6667),
-    "irc-tls-port": (("--irc-tls-port", "6697", *TLS_FILES), 6697),
-    "irc-server-name": (("--irc-server-name", "irc.example.org"), "irc.example.org"),
-    "metrics-port": (("--metrics-port", "9100"), 9100),
->>>>>>> irc
     "db": (("--db", ":memory:"), ":memory:"),
     "history": (("--history", "0"), 0),
     "retain-days": (("--retain-days", "1.5"), 1.5),

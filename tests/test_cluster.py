@@ -80,15 +80,10 @@ async def line_matching(
 
 
 async def plain_who(peer: Peer) -> list[str]:
-<<<<<<< HEAD
     """Ask ``/who`` in plain mode; the names listed (other lines before it are skipped).
 
     A room's operators are marked ``@name``; the mark is not part of the name.
     """
-=======
-    """Ask ``/who`` in plain mode; the names listed (other lines before it are skipped;
-    a room founder's ``@`` mark is taken off)."""
->>>>>>> irc
     await peer.send("/who")
     reply = (await line_matching(peer, lambda line: line.startswith("*** online (")))[-1]
     head, _, names = reply.partition(": ")

@@ -97,13 +97,8 @@ def test_config_file_print_config_round_trips_every_setting() -> None:
         "--coalesce-above", "9", "--op", "alice", "--op", "bob",
         "--password-file", "/etc/pw", "--log-level", "debug", "--log-format", "json",
         "--redis", "redis://127.0.0.1:6379/2", "--web-host", "chat.example,chat2.example",
-<<<<<<< HEAD
         "--max-registrations-per-hour", "7", "--min-password-length", "6",
         "--irc-port", "6667", "--irc-tls-port", "6697", "--irc-server-name", "irc.example.org",
-=======
-        "--max-registrations-per-hour", "7",
-        "--irc-port", "6667", "--irc-tls-port", "6697", "--irc-server-name", "irc.example",
->>>>>>> irc
     )  # fmt: skip
     changed = {
         s.dest

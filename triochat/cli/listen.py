@@ -1,13 +1,8 @@
 """The listen plan: which ports ``triochat server`` opens, from its config.
 
 :data:`DOORS` has one row per kind of port (plain, TLS, web, metrics, IRC, IRC over
-<<<<<<< HEAD
 TLS); :func:`listen_plan` keeps the rows a config asks for. A later kind of port is
 one more row here and
-=======
-TLS); :func:`listen_plan` keeps the rows a config asks for. A later kind of port is one
-more row here and
->>>>>>> irc
 one more ``case`` where the server starts what listens on it. The ports are opened all
 before any is served, so a port in use stops the start-up with nothing half-open.
 """

@@ -56,8 +56,7 @@ INPUT_BATCH: Final = 64  # commands per hub message: fewer wake-ups, yet the hub
 SILENT: Final = "silent"  # connected and left without a word: no join, no leave
 WRONG_DOOR_TIMEOUT: Final = 1.0  # seconds to deliver the line saying where to go
 IRC_REGISTRATION_TIMEOUT: Final = 60.0  # seconds an IRC client has to register (CAP, SASL)
-IRC_TIMED_OUT: Final = b"ERROR :Closing link (registration timed out)
-"
+IRC_TIMED_OUT: Final = b"ERROR :Closing link (registration timed out)\r\n"
 
 log = logging.getLogger(__name__)
 
