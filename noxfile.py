@@ -177,6 +177,15 @@ def irctest(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks against the reference servers and print the figures."""
+    """Run the benchmarks against the reference servers and print the figures.
+
+    Arguments after ``--`` go to scripts/bench.py. A run without them also measures
+    what an IRC member costs in fan-out beside a plain one (scripts/irc_fanout.py)
+    and what scraping ``/metrics`` every second costs at 1000 members, drawing the
+    fan-out latency histogram (scripts/scrape_cost.py, docs/fanout-latency.svg).
+    """
     session.install("-e", ".", *_group("bench"))
     session.run("python", "scripts/bench.py", *session.posargs)
+    if not session.posargs:
+        session.run("python", "scripts/irc_fanout.py")
+        session.run("python", "scripts/scrape_cost.py", "--svg", "docs/fanout-latency.svg")
