@@ -246,6 +246,7 @@ async def test_irc_founder_kicks_and_others_cannot(nursery: trio.Nursery) -> Non
     await founder.send("KICK #den pip :spam")
     assert (await founder.line()).rstrip("\r") == f":hal!hal@{S} KICK #den pip :spam"
     assert (await guest.line()).rstrip("\r") == f":hal!hal@{S} KICK #den pip :spam"
+    assert (await plain.line()) == "*** you were kicked from #den by hal: spam"
     assert "#den" not in server.state.holder("pip").rooms  # type: ignore[union-attr]
     # The founder leaves: nobody is the room's operator until it is empty again.
     await founder.send("PART #den")

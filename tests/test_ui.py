@@ -359,6 +359,10 @@ def event(kind: str, **fields: Any) -> Event:
         (event("join", room="#dev", name="bob", online=3), "→ bob joined (3 online)"),
         (event("leave", room="#dev", name="ALICE", online=2, reason="part"), "← you left #dev"),
         (
+            event("leave", room="#dev", name="alice", online=2, reason="kicked from #dev by bo: x"),
+            "← you were kicked from #dev by bo: x",
+        ),
+        (
             event("leave", room="#dev", name="bob", online=2, reason="part"),
             "← bob left: part (2 online)",
         ),

@@ -25,6 +25,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from triochat.core.events import (
+    KICKED,
     AccountInfo,
     Acted,
     Away,
@@ -240,6 +241,8 @@ def _joined(event: Joined, me: str) -> Rendered:
 
 def _left(event: Left, me: str) -> Rendered:
     if _is_me(event.name, me) and event.room:
+        if event.reason.startswith(KICKED):  # "kicked from #room by NAME: why"
+            return Text(f"← you were {event.reason}"), STYLE_NOTICE
         return Text(f"← you left {event.room}"), STYLE_NOTICE
     why = "" if event.reason in QUIET_LEAVE_REASONS else f": {event.reason}"
     body = Text("← ").append(_name(event.name, bold=False)).append(f" left{why}")

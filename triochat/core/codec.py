@@ -16,6 +16,7 @@ import time
 from typing import Final, assert_never
 
 from triochat.core.events import (
+    KICKED,
     AccountInfo,
     Acted,
     Away,
@@ -127,7 +128,9 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
                 return f"{NOTICE}you joined {room} ({online} online)"
             return f"{NOTICE}{_about(room, current)}{name} joined ({online} online)"
         case Left(room=room, name=name, online=online, reason=reason):
-            if viewer == name:
+            if viewer == name:  # a kick says who and why; other leaves were told already
+                if reason.startswith(KICKED):  # "kicked from #room by NAME: why"
+                    return f"{NOTICE}you were {reason}"
                 return f"{NOTICE}you left {room}"
             why = "" if reason in _ORDINARY_LEAVES else f": {reason}"
             return f"{NOTICE}{_about(room, current)}{name} left{why} ({online} online)"

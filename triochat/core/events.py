@@ -14,6 +14,7 @@ from triochat.core.commands.table import HELP_LINES, OPERATOR_HELP_LINES
 
 __all__ = [
     "HELP_LINES",
+    "KICKED",
     "OPERATOR_HELP_LINES",
     "PRESENCE_NAMES",
     "AccountInfo",
@@ -68,9 +69,15 @@ class Joined:
     online: int
 
 
+KICKED: Final = "kicked from "  # how a Left reason for a kick out of a room begins
+
+
 @dataclass(frozen=True, slots=True)
 class Left:
-    """``name`` left ``room``, and why (``quit``, ``part``, ``closed``, ``too slow``, ...)."""
+    """``name`` left ``room``, and why (``quit``, ``part``, ``closed``, ``too slow``, ...).
+
+    A room operator's kick is the reason ``kicked from #room by NAME: why`` (:data:`KICKED`).
+    """
 
     ts: float
     room: str

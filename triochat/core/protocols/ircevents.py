@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final, assert_never
 
 from triochat.core.events import (
+    KICKED,
     AccountInfo,
     Acted,
     Away,
@@ -52,7 +53,6 @@ ISUPPORT: Final = (
     "UTF8ONLY",
 )
 INVALID_UTF8: Final = "invalid-utf8"  # an error code the reader gives (UTF8ONLY)
-KICKED: Final = "kicked from "  # a Left reason: "kicked from #room by NAME: why"
 
 # triochat's error codes that IRC has a numeric for (the rest are NOTICEs).
 ERROR_NUMERICS: Final[dict[str, str]] = {

@@ -319,7 +319,9 @@ function onLeave(event) {
   if (!room) return;
   if (same(event.name, state.me)) {
     dropRoom(room.name);
-    show(noticeLine(event.ts, "← you left ", String(event.room)));
+    const why = String(event.reason ?? "");
+    if (why.startsWith("kicked from ")) show(noticeLine(event.ts, `← you were ${why}`));
+    else show(noticeLine(event.ts, "← you left ", String(event.room)));
     return;
   }
   if (typeof event.online === "number") room.online = event.online;
