@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import ssl
 import sys
 import warnings
@@ -72,7 +73,7 @@ def _tls_context(args: argparse.Namespace, errors: Console) -> ssl.SSLContext | 
     return context
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _chat(args: argparse.Namespace) -> int:
     host, port, name = args.host, args.port, args.name
     console = make_console(record=bool(args.save_svg))
     errors = make_console(stderr=True)
@@ -162,6 +163,35 @@ async def _main(args: argparse.Namespace) -> int:
     if args.save_svg:
         console.save_svg(args.save_svg, title=f"triochat client: {view.me} @ {peer}")
     return end.exit_code
+
+
+async def _main(args: argparse.Namespace) -> int:
+    """The client, with Ctrl-C turned into a cancellation.
+
+    While the client runs, SIGINT goes to a signal receiver that cancels everything and
+    makes the exit code 130, so no KeyboardInterrupt is thrown into whatever the main
+    thread was doing (which can leave a coroutine created but never awaited, and Python
+    then prints a warning on the terminal of someone who just pressed Ctrl-C). Before
+    the receiver is open and after it closes, :func:`run_client` handles the
+    KeyboardInterrupt instead.
+    """
+    interrupted = False
+    code = EXIT_INTERRUPTED
+    async with trio.open_nursery() as nursery:
+
+        async def on_ctrl_c(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            nonlocal interrupted
+            with trio.open_signal_receiver(signal.SIGINT) as signals:
+                task_status.started()
+                async for _ in signals:
+                    interrupted = True
+                    nursery.cancel_scope.cancel()
+                    return
+
+        await nursery.start(on_ctrl_c)
+        code = await _chat(args)
+        nursery.cancel_scope.cancel()
+    return EXIT_INTERRUPTED if interrupted else code
 
 
 def run_client(args: argparse.Namespace) -> int:
