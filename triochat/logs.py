@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 __all__ = [
+    "EXTERNAL",
     "FLUSH_TIMEOUT",
     "LOG_FORMATS",
     "DroppingQueueHandler",
@@ -51,6 +52,7 @@ __all__ = [
     "stop_logging",
 ]
 
+EXTERNAL: Final = "external"  # the event of a record not logged by log_event (a library's)
 LOG_FORMATS: Final = ("auto", "plain", "json")  # auto: rich on a terminal, plain otherwise
 QUEUE_RECORDS: Final = 8192  # records waiting for the writer (~0.7 KB each, measured): a
 #   burst of 4000 joins and leaves fits; a stopped reader costs at most ~6 MB, then drops
@@ -59,6 +61,7 @@ REPEAT_INTERVAL: Final = 10.0  # seconds: one line per kind of repeated error, w
 # Arguments of these exact types cannot change after the call, so merging them into the
 # message later, in the writer thread, gives the same text as merging them now.
 _IMMUTABLE: Final = frozenset({str, int, float, bool, type(None)})
+_ARG_TYPES: Final = frozenset({tuple, dict})  # positional, or log_event's fields
 
 Render = Callable[[logging.LogRecord], str]  # a record -> its text, newline included
 
@@ -119,24 +122,30 @@ class PlainFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``time``, ``level``, ``logger``, ``message`` (and
-    ``traceback`` when there is one)."""
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``event``, ``message``,
+    the event's fields (:mod:`triochat.core.logevents`) and ``traceback`` when there is
+    one. A record not logged by :func:`~triochat.core.logevents.log_event` (a library's)
+    has the event ``external``."""
 
     def __init__(self) -> None:
         super().__init__()
         self._time = _LocalTime()
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
+        fields: dict[str, object] = {
             "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
+            "event": getattr(record, "event", EXTERNAL),
             "message": record.getMessage(),
         }
+        args = record.args
+        if type(args) is dict:  # log_event's fields; "_" ones only complete the text
+            fields.update((k, v) for k, v in args.items() if k[0] != "_" and k not in fields)
         trace = _trace(self, record)
         if trace:
             fields["traceback"] = trace
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _trace(formatter: logging.Formatter, record: logging.LogRecord) -> str:
@@ -220,19 +229,25 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
         thread: that is most of what a log call costs. Here the merge of message and
         arguments is left to the writer thread when the message is a ``str`` and every
         argument is an immutable scalar (every call in triochat: ids, names, counts),
-        since the result is then the same. Anything else (a mutable argument, a
-        mapping, an exception's traceback) is resolved now, on a copy, as the stdlib
-        would: the log shows the state at the time of the call, and a traceback's
-        frames are not kept alive in the queue.
+        since the result is then the same; arguments are a tuple, or the fields
+        :func:`~triochat.core.logevents.log_event` passes as a mapping. Anything else
+        (a mutable argument, an exception's traceback) is resolved now, on a copy, as
+        the stdlib would: the log shows the state at the time of the call, and a
+        traceback's frames are not kept alive in the queue. A record with fields keeps
+        them (a mutable value as its text) for the JSON format.
         """
         args = record.args
+        values = args.values() if isinstance(args, dict) else args
         lazy = type(record.msg) is str and (
-            not args or (type(args) is tuple and all(type(a) in _IMMUTABLE for a in args))
+            not args or (type(args) in _ARG_TYPES and all(type(a) in _IMMUTABLE for a in values))
         )
         if lazy and not record.exc_info:
             return record
         record = copy.copy(record)  # other handlers (pytest's caplog) keep the original
-        if not lazy:
+        if not lazy and isinstance(args, dict):  # keep the fields, mutable ones as text
+            record.msg = record.getMessage().replace("%", "%%")  # no %(key) left to fill
+            record.args = {k: v if type(v) in _IMMUTABLE else str(v) for k, v in args.items()}
+        elif not lazy:
             record.msg = record.getMessage()
             record.args = None
         if record.exc_info:
