@@ -52,6 +52,7 @@ from triochat.bus.log import (
 from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
 from triochat.bus.scripts import BEAT, BYE, PUBLISH, REAP, SNAPSHOT
 from triochat.core import cluster
+from triochat.core.logevents import log_event
 
 __all__ = ["CATCH_UP", "RedisBus"]
 
@@ -216,7 +217,7 @@ class RedisBus:
             except self._errors as exc:
                 raise ClusterError(f"cannot reach Redis at {self.url}: {reason(exc)}") from None
             await deliver(items)
-            log.info("cluster: node %s joined through %s", self.node, self.url)
+            log_event(log, "cluster.joined", node=self.node, url=self.url)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._publisher)
@@ -316,7 +317,7 @@ class RedisBus:
                 return
             op = cluster.from_wire(obj)
         except (ValueError, KeyError, TypeError, AttributeError):
-            log.warning("cluster: skipped a malformed log entry: %.200r", raw)
+            log_event(log, "cluster.bad_entry", raw=raw)
             return
         if op is None:
             return
@@ -333,7 +334,7 @@ class RedisBus:
         try:
             sequenced = line_entry(identifier, raw)
         except ValueError:
-            log.warning("cluster: skipped a malformed line: %.200r", raw)
+            log_event(log, "cluster.bad_line", raw=raw)
             return
         if sequenced is not None:
             items.append(sequenced)
@@ -393,7 +394,7 @@ class RedisBus:
                 await self._mark_down(exc)
                 continue
             if not was_known:  # taken for dead (a long pause): the others forgot us
-                log.warning("cluster: the other nodes took this one for dead; announcing again")
+                log_event(log, "cluster.announced_again")
                 await self._resync(lost_data=False)
             if reap:
                 await self._forget_missing({str(node) for node in live})
@@ -422,7 +423,7 @@ class RedisBus:
         self._outages += 1
         self._up = trio.Event()
         self._trouble.set()
-        log.error("cluster: lost contact with Redis at %s: %s; retrying", self.url, reason(exc))
+        log_event(log, "cluster.redis_lost", url=self.url, reason=reason(exc))
         await self._deliver([cluster.ClusterDown()])
 
     async def _lost(self, exc: BaseException) -> None:
@@ -452,10 +453,8 @@ class RedisBus:
         self._reap_after = trio.current_time() + RECOVERY_GRACE_S
         now = trio.current_time()
         self._known = dict.fromkeys(self._known, now)  # nobody was seen during the outage
-        log.warning(
-            "cluster: in contact with Redis again%s",
-            "; it lost its data: announcing this node again" if lost_data else "",
-        )
+        lost = "; it lost its data: announcing this node again" if lost_data else ""
+        log_event(log, "cluster.redis_back", _lost=lost, lost_data=lost_data)
         if lost_data:
             for key in self._positions:
                 self._positions[key] = "0-0"
@@ -488,6 +487,6 @@ class RedisBus:
             with trio.fail_after(OP_TIMEOUT):
                 await self._link.script("bye", [self.node, LOG_MAXLEN])
         except self._errors as exc:
-            log.warning("cluster: could not say goodbye: %s", reason(exc))
+            log_event(log, "cluster.goodbye_failed", reason=reason(exc))
         else:
-            log.info("cluster: node %s left", self.node)
+            log_event(log, "cluster.left", node=self.node)

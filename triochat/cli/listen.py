@@ -21,6 +21,7 @@ from typing import Final, Literal
 import trio
 
 from triochat.config import ServerConfig
+from triochat.core.logevents import log_event
 
 __all__ = [
     "DOORS",
@@ -162,5 +163,5 @@ def bound_address(listeners: Sequence[trio.SocketListener], suffix: str = "") ->
     """
     addresses = [listener.socket.getsockname() for listener in listeners]
     for extra in addresses[1:]:
-        log.info("also listening on %s%s", format_address(extra[0], extra[1]), suffix)
+        log_event(log, "server.listening", address=format_address(extra[0], extra[1]), _door=suffix)
     return format_address(addresses[0][0], addresses[0][1])

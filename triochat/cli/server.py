@@ -30,6 +30,7 @@ from triochat.cli.configfile import ConfigError, config_toml, read_config_file
 from triochat.cli.flags import add_server_flags, given_values, server_config
 from triochat.cli.listen import bound_address, bound_config, listen_plan, open_doors
 from triochat.config import ServerConfig
+from triochat.core.logevents import log_event
 from triochat.logs import dropped_records, start_logging, stop_logging
 from triochat.metrics import Monitor
 from triochat.server import ChatServer
@@ -204,21 +205,21 @@ async def _serve(
             async for signum in signals:
                 if signum == getattr(signal, "SIGHUP", None):
                     if certificates is None:
-                        log.info("received SIGHUP: nothing to reload (no --tls-cert)")
+                        log_event(log, "server.reload_nothing")
                         continue
-                    log.info("received SIGHUP: reloading the TLS certificate")
+                    log_event(log, "server.reload")
                     await certificates.reload()
                     continue
-                log.info("received %s", signal.Signals(signum).name)
+                log_event(log, "server.signal", signal=signal.Signals(signum).name)
                 break
             with trio.move_on_after(SHUTDOWN_DEADLINE):
                 await server.shutdown()
             nursery.cancel_scope.cancel()
     dropped = dropped_records()
     if dropped:
-        log.warning("server stopped; %d log records were dropped (stderr was not read)", dropped)
+        log_event(log, "server.stopped_dropped", dropped=dropped)
     else:
-        log.info("server stopped")
+        log_event(log, "server.stopped")
     return 0
 
 
@@ -261,11 +262,7 @@ def _raise_fd_limit(max_clients: int, *, tls: bool = False) -> None:
     except (ValueError, OSError):
         new = soft
     if new < wanted:
-        log.warning(
-            "the open-files limit (%d) is below --max-clients %d; raise it with `ulimit -n`",
-            new,
-            max_clients,
-        )
+        log_event(log, "server.files_limit", limit=new, max_clients=max_clients)
 
 
 def _read_password_file(path: str | None) -> str | None:

@@ -42,6 +42,7 @@ from triochat.core.access import ip_address
 from triochat.core.admin import AccountCommand, ChangePassword, Login, Pass, Register
 from triochat.core.durations import format_remaining
 from triochat.core.events import AccountInfo, Notice
+from triochat.core.logevents import log_event
 from triochat.core.names import name_key
 from triochat.core.passwords import Job, JobKind, Outcome, password_problem
 from triochat.core.records import AccountRecord, SaveAccount
@@ -190,7 +191,7 @@ class Accounts:
         if job.kind is JobKind.REGISTER:
             self._registering.discard(job.key)
         if outcome.failure:
-            log.error("[c%d] cannot check a password: %s", job.conn_id, outcome.failure)
+            log_event(log, "login.check_failed", conn=job.conn_id, reason=outcome.failure)
             self._refund(job)
             return "accounts-unavailable", "accounts cannot be checked right now; try again later"
         if self.access.generation(job.key) != job.generation:
@@ -219,20 +220,24 @@ class Accounts:
         now = self._state.now()
         where = address_key(address)
         wait = self.throttle.failed(where, now)
-        on_account = ""
+        on_account, failures = "", None
         if account is not None:
             wait = max(wait, self.account_throttle.failed(account, now))
             failures = self.account_throttle.failures(account, now)
             on_account = f", {failures} on the account in the last hour"
-        conn = f"[c{conn_id}] " if conn_id is not None else ""
-        log.warning(
-            "%sfailed login to %s from %s (%d failures from there in the last minute%s%s)",
-            conn,
-            what,
-            address,
-            self.throttle.failures(where, now),
-            on_account,
-            f"; refused for {wait:.0f} s" if wait else "",
+        log_event(
+            log,
+            "login.failed",
+            _conn=f"[c{conn_id}] " if conn_id is not None else "",
+            conn=conn_id,
+            what=what,
+            address=address,
+            failures=self.throttle.failures(where, now),
+            _on_account=on_account,
+            account=account,
+            account_failures=failures,
+            _refused=f"; refused for {wait:.0f} s" if wait else "",
+            refused_s=round(wait),
         )
         return wait
 
@@ -345,14 +350,14 @@ class Accounts:
                 record = AccountRecord(job.key, member.name, outcome.new_hash, now)
                 state.change(SaveAccount(record))
                 member.account = job.key
-                log.info("[c%d] %s registered the name", member.id, member.name)
+                log_event(log, "account.registered", conn=member.id, name=member.name)
                 state.tell(member, AccountInfo(now, "registered", member.name))
             case JobKind.LOGIN:
                 state.log_in(member, job.name, job.key)
             case JobKind.CHANGE:
                 record = AccountRecord(job.key, member.name, outcome.new_hash, now)
                 state.change(SaveAccount(record))
-                log.info("[c%d] %s changed the password", member.id, member.name)
+                log_event(log, "account.password_changed", conn=member.id, name=member.name)
                 state.tell(member, AccountInfo(now, "password-changed", member.name))
             case _:
                 assert_never(job.kind)

@@ -32,6 +32,7 @@ from triochat.core.events import (
 )
 from triochat.core.history import Replays
 from triochat.core.ircarrivals import IrcArrivals
+from triochat.core.logevents import log_event
 from triochat.core.model import Link, Member, RoomState
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.passwords import Job, JobKind, Outcome
@@ -215,8 +216,8 @@ class Arrivals:
                 )
                 if problem is None:
                     return None, None
-            conn, peer = arrival.conn_id, arrival.peer
-            log.info("[c%d] refused %r from %s: %s", conn, first.name, peer, problem[1])
+            conn, peer, name, why = arrival.conn_id, arrival.peer, first.name, problem[1]
+            log_event(log, "join.as_guest", conn=conn, name=name, address=peer, reason=why)
             member = self.admit(arrival, self.guest_name())
             self._world.error(member, problem[0], f"{problem[1]}; you joined as {member.name}")
             if sent_password or isinstance(first, Login):
@@ -233,7 +234,7 @@ class Arrivals:
         assert isinstance(ticket, Arrival)
         member = self.admit(ticket, name, account=account, irc=session)
         if account is not None:
-            log.info("[c%d] %s logged in (SASL)", member.id, member.name)
+            log_event(log, "login.sasl", conn=member.id, name=member.name)
         return member
 
     def _irc_name_problem(self, name: str, login: bool) -> Problem | None:
@@ -241,7 +242,8 @@ class Arrivals:
 
     def _refuse(self, arrival: Arrival, wanted: str, problem: Problem) -> None:
         """Tell a connection why it cannot join, and close it."""
-        log.info("[c%d] refused %r from %s: %s", arrival.conn_id, wanted, arrival.peer, problem[1])
+        conn, peer, why = arrival.conn_id, arrival.peer, problem[1]
+        log_event(log, "join.refused", conn=conn, name=wanted, address=peer, reason=why)
         # A brand-new link has room; if it is already gone, nobody is listening.
         event = ErrorEvent(self._world.clock(), *problem)
         arrival.link.put(PROTOCOLS[arrival.mode].encode(event))
@@ -271,7 +273,7 @@ class Arrivals:
         pending.held.extend(commands)
         if len(pending.held) > MAX_HELD_COMMANDS:
             del self._pending[conn_id]
-            log.info("[c%d] sent too much while its login was checked; cut", conn_id)
+            log_event(log, "login.flooded", conn=conn_id)
             pending.arrival.link.cut()
 
     def password_done(
@@ -303,7 +305,7 @@ class Arrivals:
         else:
             since = dict(first.since) if isinstance(first, Hello) else None
             member = self.admit(arrival, first.name, since=since, account=job.key)
-            log.info("[c%d] %s logged in", member.id, member.name)
+            log_event(log, "login.succeeded", conn=member.id, name=member.name)
         self._accounts.warn_cleartext(member)
         resume = first if problem is None and isinstance(first, Hello) else None
         return member, resume, pending.held
@@ -319,8 +321,8 @@ class Arrivals:
             old = member.name
             self.set_name(member, name)
             self._world.publish(cluster.Rename(member.id, old, name_key(old), name, name_key(name)))
-            log.info("[c%d] %s is now known as %s", member.id, old, name)
-        log.info("[c%d] %s logged in", member.id, member.name)
+            log_event(log, "member.renamed", conn=member.id, old=old, name=name)
+        log_event(log, "login.succeeded", conn=member.id, name=member.name)
         self._world.tell(member, AccountInfo(self._world.clock(), "logged-in", member.name))
 
     def admit(
@@ -344,7 +346,15 @@ class Arrivals:
         world.by_name[name_key(name)] = member
         lobby = world.rooms[LOBBY]
         online = len(world.members)
-        log.info("[c%d] %s joined from %s (%s, %d online)", conn_id, name, peer, mode.value, online)
+        log_event(
+            log,
+            "member.joined",
+            conn=conn_id,
+            name=name,
+            address=peer,
+            protocol=mode.value,
+            online=online,
+        )
         if not PROTOCOLS[mode].joins_lobby:  # an IRC client: it joins what it wants
             world.publish(cluster.Arrive(conn_id, name, name_key(name), ()))
             world.tell(member, Welcome(world.clock(), name, online, ""))
@@ -415,7 +425,9 @@ class Arrivals:
         for name in list(member.rooms):
             self.exit(member, world.rooms[name], reason)
         online = len(world.members)
-        log.info("[c%d] %s left: %s (%d online)", member.id, member.name, reason, online)
+        log_event(
+            log, "member.left", conn=member.id, name=member.name, reason=reason, online=online
+        )
 
     def gone(self, conn_id: int, reason: str) -> None:
         """The connection ``conn_id`` ended (``closed``, ``lost``, ...)."""
@@ -437,7 +449,7 @@ class Arrivals:
             pending.arrival.link.close()
         self._pending.clear()
         self.irc.stop()
-        log.info("shutdown: %d members told", len(world.members))
+        log_event(log, "server.members_told", members=len(world.members))
         world.members.clear()
         world.by_name.clear()
         if world.cluster is not None:

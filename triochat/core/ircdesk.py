@@ -43,6 +43,7 @@ from triochat.core.commands import (
 )
 from triochat.core.events import Left
 from triochat.core.hygiene import has_visible, sanitise
+from triochat.core.logevents import log_event
 from triochat.core.model import Member, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
@@ -419,7 +420,15 @@ class IrcDesk:
             self._num(member, "441", command.name, room.name, "They aren't on that channel")
             return
         reason = f"{KICKED}{room.name} by {member.name}: {command.reason or member.name}"
-        log.info("[c%d] %s put %s out of %s", member.id, member.name, target.name, room.name)
+        log_event(
+            log,
+            "room.irc_kick",
+            conn=member.id,
+            by=member.name,
+            name=target.name,
+            room=room.name,
+            reason=command.reason,
+        )
         self._arrivals.exit(target, room, reason)
         key = name_key(target.name)
         world.publish(cluster.Exit(target.id, target.name, key, room.name, reason))

@@ -121,7 +121,7 @@ EVENTS: Final[Mapping[str, LogEvent]] = {
     "member.rename_refused": _e(
         INFO, "[c%(conn)d] refused rename of %(old)s to %(name)r: %(reason)s"
     ),
-    "member.away": _e(INFO, "[c%(conn)d] %(name)s is %(_state)s", "away"),
+    "member.away": _e(INFO, "[c%(conn)d] %(name)s is %(status)s"),
     "join.refused": _e(INFO, "[c%(conn)d] refused %(name)r from %(address)s: %(reason)s"),
     "join.as_guest": _e(INFO, "[c%(conn)d] refused %(name)r from %(address)s: %(reason)s"),
     "login.succeeded": _e(INFO, "[c%(conn)d] %(name)s logged in"),
@@ -129,7 +129,7 @@ EVENTS: Final[Mapping[str, LogEvent]] = {
     "login.flooded": _e(INFO, "[c%(conn)d] sent too much while its login was checked; cut"),
     "login.failed": _e(
         WARNING,
-        "%(_conn)sfailed login to %(_what)s from %(address)s (%(failures)d failures from "
+        "%(_conn)sfailed login to %(what)s from %(address)s (%(failures)d failures from "
         "there in the last minute%(_on_account)s%(_refused)s)",
         "conn",
         "account",
@@ -225,6 +225,7 @@ EVENTS: Final[Mapping[str, LogEvent]] = {
         WARNING,
         "[w%(web_conn)d] closed %(address)s: %(connections)d connections%(_where)s are "
         "loading the page already%(_more)s",
+        "per_address",
         "repeated",
     ),
     "web.host_refused": _e(

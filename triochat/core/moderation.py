@@ -41,6 +41,7 @@ from triochat.core.admin import (
 )
 from triochat.core.durations import format_duration
 from triochat.core.events import BanInfo, BanList, Moderated
+from triochat.core.logevents import log_event
 from triochat.core.names import LOBBY, name_error, name_key
 from triochat.core.records import (
     BanRecord,
@@ -163,7 +164,7 @@ class Moderation:
             self._state.error(op, "bad-request", f"{name} is an operator already")
             return
         self._change(SaveOp(OpRecord(key, name)))
-        log.info("[c%d] %s made %s an operator", op.id, op.name, name)
+        log_event(log, "moderation.op", conn=op.id, by=op.name, name=name)
         event = self._event(op, "op", name)
         self._tell_all(event, [*self._state.logged_in(key), op])
 
@@ -177,7 +178,7 @@ class Moderation:
             self._state.error(op, "bad-request", f"{name} is not an operator")
             return
         self._change(DropOp(key))
-        log.info("[c%d] %s made %s an ordinary member", op.id, op.name, name)
+        log_event(log, "moderation.deop", conn=op.id, by=op.name, name=name)
         event = self._event(op, "deop", name)
         self._tell_all(event, [*self._state.logged_in(key), op])
 
@@ -196,7 +197,7 @@ class Moderation:
             self._change(DropOp(key))
         for owner in owners:
             owner.account = None
-        log.info("[c%d] %s deleted the account %s", op.id, op.name, name)
+        log_event(log, "moderation.drop_account", conn=op.id, by=op.name, name=name)
         self._tell_all(self._event(op, "drop", name), [*owners, op])
 
     # -- kick, ban, mute ----------------------------------------------------------------
@@ -208,13 +209,27 @@ class Moderation:
             if remote is None:
                 self._state.error(op, "no-such-user", f"no such user: {name}")
                 return
-            log.info(
-                "[c%d] %s kicked %s%s (on another node)", op.id, op.name, remote.name, _why(reason)
+            log_event(
+                log,
+                "moderation.kick_remote",
+                conn=op.id,
+                by=op.name,
+                name=remote.name,
+                _why=_why(reason),
+                reason=reason,
             )
             self._state.publish(cluster.Kick(remote.token, remote.name, op.name, reason))
             self._state.tell(op, self._event(op, "kick", remote.name, reason))
             return
-        log.info("[c%d] %s kicked %s%s", op.id, op.name, target.name, _why(reason))
+        log_event(
+            log,
+            "moderation.kick",
+            conn=op.id,
+            by=op.name,
+            name=target.name,
+            _why=_why(reason),
+            reason=reason,
+        )
         event = self._event(op, "kick", target.name, reason)
         self._state.tell(target, event)
         self._state.remove(target, f"kicked by {op.name}{_why(reason)}")
@@ -239,7 +254,17 @@ class Moderation:
             return
         self._change(SaveBan(record))
         how_long = f" for {format_duration(duration)}" if duration is not None else ""
-        log.info("[c%d] %s banned %s%s%s", op.id, op.name, shown, how_long, _why(reason))
+        log_event(
+            log,
+            "moderation.ban",
+            conn=op.id,
+            by=op.name,
+            name=shown,
+            _for=how_long,
+            seconds=duration,
+            _why=_why(reason),
+            reason=reason,
+        )
         event = self._event(op, "ban", shown, reason, until)
         for victim in victims:
             self._state.tell(victim, self._event(op, "ban", victim.name, reason, until))
@@ -262,7 +287,7 @@ class Moderation:
             self._state.error(op, "no-such-ban", f"{text} is not banned (see /bans)")
             return
         self._change(DropBan(target))
-        log.info("[c%d] %s lifted the ban on %s", op.id, op.name, ban.shown)
+        log_event(log, "moderation.unban", conn=op.id, by=op.name, name=ban.shown)
         self._state.tell(op, self._event(op, "unban", ban.shown))
 
     def _list(self, op: Member) -> None:
@@ -288,7 +313,15 @@ class Moderation:
         until = self._until(duration)
         self._change(SaveMute(MuteRecord(key, shown, op.name, self._state.now(), until)))
         how_long = f" for {format_duration(duration)}" if duration is not None else ""
-        log.info("[c%d] %s muted %s%s", op.id, op.name, shown, how_long)
+        log_event(
+            log,
+            "moderation.mute",
+            conn=op.id,
+            by=op.name,
+            name=shown,
+            _for=how_long,
+            seconds=duration,
+        )
         self._announce(op, self._event(op, "mute", shown, until=until), target)
 
     def _unmute(self, op: Member, name: str) -> None:
@@ -300,7 +333,7 @@ class Moderation:
         self._change(DropMute(key))
         target = self._state.holder(name)
         shown = target.name if target is not None else mute.name
-        log.info("[c%d] %s unmuted %s", op.id, op.name, shown)
+        log_event(log, "moderation.unmute", conn=op.id, by=op.name, name=shown)
         self._announce(op, self._event(op, "unmute", shown), target)
 
     def _announce(self, op: Member, event: Moderated, target: Member | None) -> None:
@@ -355,7 +388,8 @@ class Moderation:
         self._state.save_room(room)
         topic = cluster.TopicSet(room.name, room.topic, room.topic_by, room.topic_ts, locked)
         self._state.publish(topic)
-        log.info("[c%d] %s %sed the topic of %s", op.id, op.name, action.split("-")[0], room.name)
+        how = action.split("-")[0]
+        log_event(log, "moderation.topic_lock", conn=op.id, by=op.name, action=how, room=room.name)
         self._tell_all(self._event(op, action, room.name), [*room.members(), op])
 
     # -- rooms ----------------------------------------------------------------------------
@@ -369,7 +403,9 @@ class Moderation:
         if room is None:
             self._state.error(op, "no-such-room", f"no such room: {name}")
             return
-        log.info("[c%d] %s dropped the room %s (%d in it)", op.id, op.name, name, room.online)
+        log_event(
+            log, "moderation.drop_room", conn=op.id, by=op.name, room=name, online=room.online
+        )
         if room.name not in op.rooms:  # else it is told with the room's members
             self._state.tell(op, self._event(op, "drop-room", name))
         # Published first: the other nodes drop it before they hear this node's members

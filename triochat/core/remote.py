@@ -27,6 +27,7 @@ from triochat.core.events import (
     Said,
     TopicInfo,
 )
+from triochat.core.logevents import log_event
 from triochat.core.model import Query, RemoteMember
 from triochat.core.names import name_key
 
@@ -81,11 +82,11 @@ class ClusterSide:
             case cluster.Refused(what=what, op=op):
                 self._refused(what, op)
             case cluster.ClusterDown():
-                log.warning("cluster: lost contact; members told, retrying")
+                log_event(log, "cluster.down")
                 state.notice_all("cluster-down", CLUSTER_DOWN)
             case cluster.ClusterUp(lost_data=lost_data):  # the hub publishes resync_ops()
                 lost = " (it lost its data)" if lost_data else ""
-                log.warning("cluster: in contact again%s", lost)
+                log_event(log, "cluster.up", _lost=lost, lost_data=lost_data)
                 state.notice_all("cluster-up", CLUSTER_UP)
                 if lost_data:
                     state.notice_all("gap", CLUSTER_GAP)
@@ -144,7 +145,7 @@ class ClusterSide:
         if first is None or room is None:
             return  # nothing new
         limit = self._state.limits.resume_limit
-        log.info("cluster: %d lines of %s caught up, replayed paced", len(lines), name)
+        log_event(log, "cluster.caught_up", lines=len(lines), room=name)
         for member in room.members():
             # Plain lines of a room that is not the member's current one come under a
             # "last N messages in ROOM" line, as /history of another room does.
@@ -195,7 +196,7 @@ class ClusterSide:
             case cluster.RoomDropped(room=name, by=by):
                 dropped = state.rooms.get(name)
                 if dropped is not None:
-                    log.info("cluster: %s dropped the room %s (on node %s)", by, name, node)
+                    log_event(log, "cluster.room_dropped", by=by, room=name, node=node)
                     state.drop_room(dropped, by)
             case cluster.TopicSet(room=name, text=text, by=by, ts=ts, locked=locked):
                 self._remote_topic(state.room_or_new(name), text, by, ts, locked)
@@ -283,7 +284,7 @@ class ClusterSide:
             case cluster.Arrive(name=name) if member.name == name:
                 guest = state.guest_name()
                 text = f"the name {name} was taken on another server at the same moment"
-                log.info("[c%d] lost the name %s to another node", member.id, name)
+                log_event(log, "cluster.name_lost", conn=member.id, name=name)
                 state.error(member, "name-taken", f"{text}; you are now {guest}")
                 state.force_rename(member, guest)
                 key = name_key(guest)
@@ -302,4 +303,4 @@ class ClusterSide:
                 text = f"your message to {to_name} was not sent: your name is held elsewhere"
                 state.error(member, "not-sent", text)
             case _:
-                log.debug("cluster: refused %s %r", what, op)
+                log_event(log, "cluster.refused", what=what, op=repr(op))

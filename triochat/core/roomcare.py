@@ -36,6 +36,7 @@ from triochat.core import cluster
 from triochat.core.access import Access
 from triochat.core.durations import format_remaining
 from triochat.core.events import Current, Left, Moderated
+from triochat.core.logevents import log_event
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.world import World
@@ -169,7 +170,7 @@ class RoomCare:
                     self._remove(room)
                     expired.append(room.name)
         if expired:
-            log.info("rooms: %d empty rooms expired: %s", len(expired), " ".join(expired[:20]))
+            log_event(log, "room.expired", count=len(expired), rooms=" ".join(expired[:20]))
         return expired
 
     def _remove(self, room: RoomState) -> None:

@@ -16,6 +16,7 @@ from triochat.core.codec import Mode
 from triochat.core.commands import Hello, History
 from triochat.core.events import Current, Left, RoomInfo, RoomList, TopicInfo
 from triochat.core.history import Replays
+from triochat.core.logevents import log_event
 from triochat.core.model import Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.protocols import PROTOCOLS
@@ -66,7 +67,7 @@ class Rooms:
             if not self._care.may_make(member):
                 return
             room = world.room_or_new(name)
-            log.info("[c%d] %s created %s", member.id, member.name, name)
+            log_event(log, "room.created", conn=member.id, by=member.name, room=name)
             world.publish(cluster.RoomMade(name))
         self._arrivals.enter(member, room, announce_self=True)
         world.publish(cluster.Enter(member.id, member.name, name_key(member.name), name))
@@ -125,7 +126,7 @@ class Rooms:
         room.topic, room.topic_by, room.topic_ts = text, member.name, now
         world.save_room(room)
         world.publish(cluster.TopicSet(room.name, text, member.name, now, room.topic_locked))
-        log.info("[c%d] %s set the topic of %s", member.id, member.name, room.name)
+        log_event(log, "room.topic_set", conn=member.id, by=member.name, room=room.name)
         changed = TopicInfo(now, room.name, text, member.name, True, room.topic_locked)
         world.broadcast(room, changed)
 

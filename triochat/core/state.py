@@ -42,6 +42,7 @@ from triochat.core.commands import COMMANDS, Command, Hello, Several
 from triochat.core.events import Chat, Event, Notice, Presence
 from triochat.core.history import Replays
 from triochat.core.ircdesk import IrcDesk
+from triochat.core.logevents import log_event
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY
@@ -171,11 +172,7 @@ class ChatState:
         self.access.load(accounts, ops, bans, mutes)
         for key, name in sorted(self.access.config_op_names.items()):
             if not self.access.registered(key):
-                log.warning(
-                    "--op %s: no account of that name is registered, so it has no powers; "
-                    "register it at once (whoever registers that exact name becomes an operator)",
-                    name,
-                )
+                log_event(log, "accounts.op_unregistered", name=name)
 
     # -- the steps the hub drives ---------------------------------------------------------
 
@@ -267,7 +264,7 @@ class ChatState:
         empty rooms that expired (:mod:`triochat.core.roomcare`)."""
         now = self.world.clock()
         for what, change in self.access.expired(now):
-            log.info("%s ran out", what)
+            log_event(log, "moderation.expired", what=what)
             self.change(change, publish=False)
         for room in self.rooms.values():
             if room.pending_joined or room.pending_left:

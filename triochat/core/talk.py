@@ -18,6 +18,7 @@ from triochat.core.arrivals import Arrivals
 from triochat.core.commands import HELP_LINES, OPERATOR_HELP_LINES, Away, IrcSay, Me, Msg, Say
 from triochat.core.events import Acted, Chat, HelpText, Private, Said, WhoList
 from triochat.core.events import Away as AwayEvent
+from triochat.core.logevents import log_event
 from triochat.core.model import CachedLine, Member, RoomState
 from triochat.core.names import name_key
 from triochat.core.protocols import PROTOCOLS
@@ -100,13 +101,15 @@ class Talk:
         if problem is None and world.muted(member) is not None:
             problem = ("muted", "you are muted: you cannot change your name")
         if problem is not None:
-            log.info("[c%d] refused rename of %s to %r: %s", member.id, old, name, problem[1])
+            log_event(
+                log, "member.rename_refused", conn=member.id, old=old, name=name, reason=problem[1]
+            )
             world.error(member, *problem)
             return
         if member.account is not None and name_key(name) != member.account:
             member.account = None  # one is logged in while one holds the name
         world.publish(cluster.Rename(member.id, old, name_key(old), name, name_key(name)))
-        log.info("[c%d] %s is now known as %s", member.id, old, name)
+        log_event(log, "member.renamed", conn=member.id, old=old, name=name)
         self._arrivals.set_name(member, name)
 
     def private(self, member: Member, command: Msg) -> None:
@@ -154,7 +157,8 @@ class Talk:
         """``/away [MESSAGE]``: set (or, with none, clear) the member's away message."""
         member.away = command.text
         world = self._world
-        log.info("[c%d] %s is %s", member.id, member.name, "away" if command.text else "back")
+        status = "away" if command.text else "back"
+        log_event(log, "member.away", conn=member.id, name=member.name, status=status)
         world.tell(member, AwayEvent(world.clock(), member.name, command.text))
 
     def help(self, member: Member) -> None:

@@ -32,6 +32,7 @@ import trio
 
 from triochat.bus import Bus
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from triochat.core.logevents import log_event
 from triochat.core.protocols import IRC
 from triochat.core.state import ChatState
 from triochat.logs import RepeatLimiter
@@ -257,7 +258,7 @@ class ChatServer:
         if self._stopping:
             return
         self._stopping = True
-        log.info("shutting down: %d connections", self._live.total)
+        log_event(log, "server.shutting_down", connections=self._live.total)
         self.listeners.stop()
         # One deadline for the whole drain: the hub tells everyone, writers flush.
         with trio.move_on_after(self.config.flush_timeout):
@@ -266,7 +267,7 @@ class ChatServer:
                 await self.hub.stopped.wait()
             await self._no_connections.wait()
         if self._scopes:
-            log.warning("%d connections did not flush in time; closing them", len(self._scopes))
+            log_event(log, "server.flush_timeout", connections=len(self._scopes))
         for scope in self._scopes:
             scope.cancel()
 
@@ -338,10 +339,17 @@ class ChatServer:
             self._refused[why] = self._refused.get(why, 0) + 1
             repeats = self._refusals.allow(refusal, trio.current_time())
             if repeats is not None:
-                more = (
-                    f" (and {repeats.held} more in {repeats.seconds:.0f} s)" if repeats.held else ""
+                held = repeats.held
+                more = f" (and {held} more in {repeats.seconds:.0f} s)" if held else ""
+                log_event(
+                    log,
+                    "connection.refused",
+                    conn=conn_id,
+                    address=peer,
+                    reason=refusal,
+                    _more=more,
+                    repeated=held,
                 )
-                log.warning("[c%d] refused %s: %s%s", conn_id, peer, refusal, more)
             await _refuse(stream, refusal)
             return
         self._live.add(counted)
@@ -386,7 +394,7 @@ class ChatServer:
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the peer went away while we closed our side, or the hub has stopped
         except* Exception:
-            log.exception("[c%d] unexpected error serving %s; connection closed", conn_id, peer)
+            log_event(log, "connection.crashed", exc_info=True, conn=conn_id, address=peer)
         finally:
             self._scopes.discard(scope)
             # Cancelled or failed before the hub heard (dropped, writer failed, shutdown,

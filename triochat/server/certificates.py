@@ -27,6 +27,7 @@ from typing import Final
 
 import trio
 
+from triochat.core.logevents import log_event
 from triochat.server.tls_transport import tls_server_side
 from triochat.server.transport import Transport
 
@@ -154,10 +155,10 @@ class Certificates:
                 load_server_context, self.cert_file, self.key_file
             )
         except CertificateError as exc:
-            log.error("TLS: reload failed, still using the previous certificate: %s", exc)
+            log_event(log, "tls.reload_failed", reason=str(exc))
             return False
         self.context = context
-        log.info("TLS: certificate reloaded from %s; new connections use it", self.cert_file)
+        log_event(log, "tls.reloaded", file=self.cert_file)
         return True
 
 

@@ -25,6 +25,7 @@ from typing import Final, Protocol
 
 import trio
 
+from triochat.core.logevents import log_event
 from triochat.core.records import Batch
 from triochat.latency import Latency, LatencyHistogram
 from triochat.server.connection import Connection
@@ -121,7 +122,7 @@ class CommitGate:
             self._release(marks, since)
         if self.store_down:
             self.store_down = False
-            log.warning("history: saving again")
+            log_event(log, "store.commit_back")
             self._notice_all("history-saved", STORE_UP)
             self._flush_soon()
         if self._changed is not None:
@@ -135,7 +136,7 @@ class CommitGate:
         """
         if not self.store_down:
             self.store_down = True
-            log.error("history: %s; chat goes on, retrying", exc)
+            log_event(log, "store.commit_failed", reason=str(exc))
             while self._held:
                 _, marks, since = self._held.popleft()
                 self._release(marks, since)

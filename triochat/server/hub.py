@@ -47,6 +47,7 @@ from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.commands import Command
 from triochat.core.lifecycle import Phase, Step
+from triochat.core.logevents import log_event
 from triochat.core.model import CACHE_MESSAGES
 from triochat.core.passwords import Job, Outcome
 from triochat.core.state import ChatState, Limits
@@ -284,7 +285,7 @@ class Hub:
                 recent,
                 topic_locked=room.topic_locked,
             )
-        log.info("history: %d rooms loaded", len(self.state.rooms))
+        log_event(log, "store.loaded", rooms=len(self.state.rooms))
         self.state.load_access(
             await call(store.account_keys),
             await call(store.load_ops),
@@ -292,12 +293,13 @@ class Hub:
             await call(store.load_mutes),
         )
         access = self.state.access
-        log.info(
-            "accounts: %d registered, %d operators stored, %d bans, %d mutes",
-            access.accounts,
-            len(access.ops),
-            len(access.bans),
-            len(access.mutes),
+        log_event(
+            log,
+            "accounts.loaded",
+            accounts=access.accounts,
+            ops=len(access.ops),
+            bans=len(access.bans),
+            mutes=len(access.mutes),
         )
 
     async def _from_cluster(self, items: list[cluster.ClusterIn]) -> None:
@@ -467,17 +469,20 @@ class Hub:
             return
         self._last_status = now
         stats = self.statistics()
-        log.info(
-            "status: %d online (%d plain, %d json), %d rooms, %d chat events so far, "
-            "history %s, %d log records dropped%s",
-            stats.online,
-            stats.by_mode["plain"],
-            stats.by_mode["json"],
-            stats.rooms,
-            stats.chat_events,
-            "NOT SAVED" if stats.store_down else "saved",
-            dropped_records(),
-            "" if self.bus is None else f", cluster {'DOWN' if self.bus.down else 'up'}",
+        up = None if self.bus is None else not self.bus.down
+        log_event(
+            log,
+            "status",
+            online=stats.online,
+            plain=stats.by_mode["plain"],
+            json=stats.by_mode["json"],
+            rooms=stats.rooms,
+            chat_events=stats.chat_events,
+            _history="NOT SAVED" if stats.store_down else "saved",
+            saved=not stats.store_down,
+            dropped=dropped_records(),
+            _cluster="" if up is None else f", cluster {'up' if up else 'DOWN'}",
+            cluster_up=up,
         )
 
 

@@ -38,6 +38,7 @@ from typing import Final, Literal, Protocol
 import trio
 
 from triochat.config import ServerConfig, is_trusted
+from triochat.core.logevents import log_event
 from triochat.logs import RepeatLimiter
 from triochat.server.certificates import NOT_TLS, Certificates, HandshakeFailed, tls_handshake
 from triochat.server.transport import Transport, peer_address, set_keepalive
@@ -246,20 +247,14 @@ class Listeners:
                     self._errors += 1
                     reason = os.strerror(exc.errno or 0)
                     repeats = self._accept_errors.allow(reason, trio.current_time())
-                    if repeats is not None and repeats.held:
-                        log.error(
-                            "cannot accept a connection (%s); retrying every %g s "
-                            "(repeated %d times in the last %.0f s)",
-                            reason,
-                            ACCEPT_RETRY,
-                            repeats.held,
-                            repeats.seconds,
-                        )
-                    elif repeats is not None:
-                        log.error(
-                            "cannot accept a connection (%s); retrying in %g s",
-                            reason,
-                            ACCEPT_RETRY,
+                    if repeats is not None:
+                        held, took = repeats
+                        retry = f"in {ACCEPT_RETRY:g} s"
+                        if held:
+                            retry = f"every {ACCEPT_RETRY:g} s (repeated {held} times in "
+                            retry += f"the last {took:.0f} s)"
+                        log_event(
+                            log, "server.accept_failed", reason=reason, _retry=retry, repeated=held
                         )
                     await trio.sleep(ACCEPT_RETRY)
                 else:
@@ -405,4 +400,11 @@ class TlsDoor:
         if repeats is None:
             return
         more = f" (and {repeats.held} more in {repeats.seconds:.0f} s)" if repeats.held else ""
-        log.info("TLS: %s: %s; closed%s", peer, failure, more)
+        log_event(
+            log,
+            "tls.handshake_failed",
+            address=peer,
+            reason=failure,
+            _more=more,
+            repeated=repeats.held,
+        )

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Final
 
 from triochat.core.events import Ping
+from triochat.core.logevents import log_event
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.state import ChatState
 from triochat.server.connection import Connection
@@ -88,7 +89,7 @@ class Liveness:
                 pinged[member.id] = now
         for member in overdue:
             del pinged[member.id]
-            log.info("[c%d] %s did not answer a ping", member.id, member.name)
+            log_event(log, "connection.no_pong", conn=member.id, name=member.name)
             state.tell_error(
                 member,
                 "no-pong",

@@ -31,6 +31,7 @@ import trio
 
 from triochat.core.events import ErrorEvent
 from triochat.core.history import replay_bytes
+from triochat.core.logevents import log_event
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
@@ -202,7 +203,7 @@ class HistoryReader:
         if failure is not None:
             self._failures += 1
             member = query.member
-            log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
+            log_event(log, "history.read_failed", room=query.room, conn=member.id, reason=failure)
             text = f"the history of {query.room} cannot be read right now; try again later"
             event = ErrorEvent(now, "history-unavailable", text)
             error = PROTOCOLS[member.mode].encode(event, member.name, member.current)

@@ -26,6 +26,7 @@ from triochat.core.admin import Pass
 from triochat.core.codec import Mode
 from triochat.core.commands import Command, Invalid
 from triochat.core.framing import TOO_LONG, LineBuffer, LineTooLong
+from triochat.core.logevents import log_event
 from triochat.core.protocols import (
     IRC,
     PLAIN,
@@ -194,7 +195,7 @@ def leave_reason(read_result: str | None, conn: Connection) -> str:
 
 async def _wrong_door(conn: Connection, config: ServerConfig, who: Stranger) -> None:
     """Tell ``who`` where its door is, in one line (the caller then ends the connection)."""
-    log.info("[c%d] %s on the chat port from %s: told where to go", conn.id, who.value, conn.peer)
+    log_event(log, "connection.wrong_door", conn=conn.id, client=who.value, address=conn.peer)
     with trio.move_on_after(WRONG_DOOR_TIMEOUT):
         await conn.transport.send_all(directions(who, signposts(config, _local_host(conn))))
 

@@ -32,6 +32,7 @@ from typing import Any, Final, Generic, TypeVar, TypeVarTuple, assert_never
 
 import trio
 
+from triochat.core.logevents import log_event
 from triochat.latency import Latency, LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
 from triochat.store.retention import check_retention
@@ -395,7 +396,7 @@ class StoreWriter:
             self._queue.append(_Prune())  # behind whatever was submitted meanwhile
             return
         if self._pruned:
-            log.info("store: retention deleted %d old messages", self._pruned)
+            log_event(log, "store.pruned", messages=self._pruned)
         self._pruned = 0
         self._prune_pending = False
 
@@ -418,7 +419,7 @@ class StoreWriter:
 
     def _report(self, exc: StoreError, what: str) -> None:
         """Log a store failure and tell the owner."""
-        log.error("store: %s: %s", what, exc)
+        log_event(log, "store.failed", what=what, reason=str(exc))
         if self._on_error is not None:
             self._on_error(exc)
 
@@ -433,8 +434,5 @@ class StoreWriter:
             elif isinstance(op, _Call):
                 op.finish(None, trio.ClosedResourceError("the store closed first"))
         if lost:
-            log.warning(
-                "store: closed with %d batches (%d messages) not saved",
-                len(lost),
-                sum(len(commit.batch.messages) for commit in lost),
-            )
+            messages = sum(len(commit.batch.messages) for commit in lost)
+            log_event(log, "store.unsaved_at_close", batches=len(lost), messages=messages)

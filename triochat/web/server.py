@@ -57,6 +57,7 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as WsProtocolError
 
 from triochat.config import is_trusted
+from triochat.core.logevents import log_event
 from triochat.logs import RepeatLimiter
 from triochat.server import ChatServer
 from triochat.server.certificates import Certificates
@@ -235,11 +236,7 @@ class WebServer:
             door = Door("web-tls", listeners, tls.handle)
         else:
             if self.certificates is not None:
-                log.warning(
-                    "web: the page and its WebSocket are served in CLEARTEXT beside TLS "
-                    "(web_cleartext): passwords typed there cross the network unencrypted "
-                    "unless a TLS proxy is in front"
-                )
+                log_event(log, "web.cleartext")
             door = Door("web" if self.page else "metrics", listeners, self.handle_stream)
         await self.chat.serve_door(door, task_status=task_status)
 
@@ -278,10 +275,11 @@ class WebServer:
             self._refused["busy"] = self._refused.get("busy", 0) + 1
             many = MAX_HTTP_CONNECTIONS if slot == "all" else self.chat.config.max_per_address
             where = "" if slot == "all" else " from this address"
-            self._log_refusal(
-                "busy", "[w%d] closed %s: %d connections%s are loading the page already",
-                conn_id, peer, many, where,
-            )  # fmt: skip
+            if (more := self._repeats("busy")) is not None:
+                log_event(
+                    log, "web.busy", web_conn=conn_id, address=peer, connections=many,
+                    _where=where, per_address=bool(where), _more=more[0], repeated=more[1],
+                )  # fmt: skip
             await trio.aclose_forcefully(stream)
             return
         trusted = not self.page or host is None or is_trusted(host, self.chat.config.trusted)
@@ -291,16 +289,16 @@ class WebServer:
             with scope, self.chat.listeners.opening(math.inf):
                 websocket = await self._serve_http(stream, conn_id, peer, slot, trusted)
             if scope.cancelled_caught:
-                log.debug("[w%d] %s: closed to make room for another address", conn_id, peer)
+                log_event(log, "web.evicted", web_conn=conn_id, address=peer)
         except (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
             h11.ProtocolError,
             WsProtocolError,
         ) as exc:
-            log.debug("[w%d] %s: connection ended: %s", conn_id, peer, exc)
+            log_event(log, "web.ended", web_conn=conn_id, address=peer, reason=str(exc))
         except Exception:
-            log.exception("[w%d] unexpected error serving %s over HTTP; closed", conn_id, peer)
+            log_event(log, "web.crashed", exc_info=True, web_conn=conn_id, address=peer)
         finally:
             self._http.release(slot)
             if websocket is None:
@@ -365,11 +363,11 @@ class WebServer:
         host = header(headers, b"host")
         if self.page and not self.hosts.permits(host):  # (the metrics door: any name)
             self._refused["host"] = self._refused.get("host", 0) + 1
-            self._log_refusal(
-                "host", "[w%d] refused %s %s from %s: Host %r does not name this server "
-                "(DNS rebinding?; add the name with --web-host)", conn_id, method, target,
-                peer, host,
-            )  # fmt: skip
+            if (more := self._repeats("host")) is not None:
+                log_event(
+                    log, "web.host_refused", web_conn=conn_id, method=method, target=target,
+                    address=peer, host=host, _more=more[0], repeated=more[1],
+                )  # fmt: skip
             await send_reply(http, stream, refusal(421, "this server does not serve that host"))
             return False
         decision: Reply | Upgrade | None = None
@@ -383,7 +381,15 @@ class WebServer:
             return await self._upgrade(http, stream, event, conn_id, peer) or False
         if not await read_body(http, stream):
             decision = Reply(decision.status, decision.headers, decision.body, close=True)
-        log.debug("[w%d] %s %s %s -> %d", conn_id, peer, method, target, decision.status)
+        log_event(
+            log,
+            "web.request",
+            web_conn=conn_id,
+            address=peer,
+            method=method,
+            target=target,
+            status=decision.status,
+        )
         self._requests += 1
         await send_reply(http, stream, decision)
         return not decision.close and http.our_state is h11.DONE
@@ -401,10 +407,11 @@ class WebServer:
         origin = header(headers, b"origin")
         if not self.policy.permits(origin, header(headers, b"host")):
             self._refused["origin"] = self._refused.get("origin", 0) + 1
-            self._log_refusal(
-                "origin", "[w%d] refused a WebSocket from %s: origin %r is not allowed "
-                "(allow it with --web-origin)", conn_id, peer, origin,
-            )  # fmt: skip
+            if (more := self._repeats("origin")) is not None:
+                log_event(
+                    log, "web.origin_refused", web_conn=conn_id, address=peer, origin=origin,
+                    _more=more[0], repeated=more[1],
+                )  # fmt: skip
             await send_reply(http, stream, refusal(403, "this page may not open this chat"))
             return None
         handshake = H11Handshake(ConnectionType.SERVER)
@@ -423,18 +430,18 @@ class WebServer:
         ws = handshake.connection
         assert ws is not None  # set by AcceptConnection
         await stream.send_all(accept)
-        log.debug("[w%d] %s: WebSocket open (origin %s)", conn_id, peer, origin)
+        log_event(log, "web.websocket_opened", web_conn=conn_id, address=peer, origin=origin)
         config = self.chat.config
         budget = InputBudget(
             config.rate_limit, config.burst, config.max_line_bytes, trio.current_time()
         )
         return WebSocketStream(stream, ws, bytes(trailing), budget)
 
-    def _log_refusal(self, key: str, message: str, *args: object) -> None:
-        """Log a refusal once, or count it when the same kind repeats within 10 s."""
+    def _repeats(self, key: str) -> tuple[str, int] | None:
+        """None if a refusal of kind ``key`` is only counted (it repeats within 10 s);
+        else log it, with this text and count of the repeats held back meanwhile."""
         repeats = self._refusals.allow(key, trio.current_time())
         if repeats is None:
-            return
-        if repeats.held:
-            message += f" (and {repeats.held} more in {repeats.seconds:.0f} s)"
-        log.warning(message, *args)
+            return None
+        held = repeats.held
+        return (f" (and {held} more in {repeats.seconds:.0f} s)" if held else ""), held
