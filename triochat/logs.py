@@ -237,7 +237,7 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
         them (a mutable value as its text) for the JSON format.
         """
         args = record.args
-        values = args.values() if isinstance(args, dict) else args
+        values = args.values() if isinstance(args, dict) else args or ()
         lazy = type(record.msg) is str and (
             not args or (type(args) in _ARG_TYPES and all(type(a) in _IMMUTABLE for a in values))
         )
