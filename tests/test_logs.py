@@ -106,12 +106,13 @@ def test_plain_format_escapes_line_breaks() -> None:
 
 
 def test_json_format_has_time_level_logger_message(logger: logging.Logger) -> None:
-    """--log-format json writes one parseable object per line with the four fields."""
+    """--log-format json writes one parseable object per line with the five fields."""
     out = _pipeline_output(logger, "json", ("[c%d] %s joined", 7, "bob"), ("status: %d online", 3))
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["message"] for r in records] == ["[c7] bob joined", "status: 3 online"]
     for r in records:
-        assert set(r) == {"time", "level", "logger", "message"}
+        assert set(r) == {"time", "level", "logger", "event", "message"}
+        assert r["event"] == "external"  # not logged through log_event
         assert re.fullmatch(ISO_TIME, r["time"])
         assert r["level"] == "INFO"
         assert r["logger"] == logger.name
