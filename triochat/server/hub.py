@@ -285,6 +285,7 @@ class Hub:
                 topic_locked=room.topic_locked,
             )
         log.info("history: %d rooms loaded", len(self.state.rooms))
+        self.state.load_private(await call(store.private_last_id))
         self.state.load_access(
             await call(store.account_keys),
             await call(store.load_ops),
@@ -417,6 +418,7 @@ class Hub:
                 effects.batch.messages.extend(more.batch.messages)
                 effects.batch.rooms.extend(more.batch.rooms)
                 effects.batch.changes.extend(more.batch.changes)
+                effects.batch.private.extend(more.batch.private)
                 effects.jobs.extend(more.jobs)
                 state.world.effects.published.extend(more.published)
         if effects.jobs:

@@ -34,7 +34,7 @@ from triochat.core.history import replay_bytes
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
-from triochat.core.records import StoredMessage
+from triochat.core.records import StoredMessage, StoredPrivate
 from triochat.store import Store, StoreError
 
 __all__ = [
@@ -177,7 +177,7 @@ class HistoryReader:
 
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
         failure = "the store is not working right now" if self._store_down() else None
-        records: list[StoredMessage] = []
+        records: list[StoredMessage] | list[StoredPrivate] = []
         skipped = 0
         if failure is None:
             where = conn.host if conn.host is not None else conn.peer
@@ -225,8 +225,12 @@ class HistoryReader:
         self._budgets[where] = (bucket, now)
         return bucket.take(now)
 
-    async def _fetch(self, query: Query) -> tuple[list[StoredMessage], int]:
+    async def _fetch(
+        self, query: Query
+    ) -> tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]:
         store, call = self._store, self._call
+        if query.private is not None:
+            return await self._fetch_private(query, query.private)
         if query.after is not None:
             since: tuple[list[StoredMessage], int] = await call(
                 store.since, query.room, query.after, query.limit, query.upto
@@ -236,6 +240,24 @@ class HistoryReader:
         if before is None:
             before = (query.upto or 0) + 1
         rows: list[StoredMessage] = await call(store.before, query.room, before, query.limit)
+        return rows, 0
+
+    async def _fetch_private(
+        self, query: Query, private: tuple[str, str]
+    ) -> tuple[list[StoredPrivate], int]:
+        """The asker's own private lines: all its conversations (resume) or one."""
+        store, call = self._store, self._call
+        mine, other = private
+        if not other:
+            after = query.after or 0
+            since: tuple[list[StoredPrivate], int] = await call(
+                store.private_since, mine, after, query.limit, query.upto
+            )
+            return since
+        before = query.before if query.before is not None else (query.upto or 0) + 1
+        rows: list[StoredPrivate] = await call(
+            store.private_between, mine, other, before, query.limit
+        )
         return rows, 0
 
     def statistics(self) -> ReaderStatistics:
