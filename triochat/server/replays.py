@@ -36,6 +36,7 @@ from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
 from triochat.core.records import StoredMessage, StoredPrivate
 from triochat.store import Store, StoreError
+from triochat.store.reads import read_replay
 
 __all__ = [
     "READS_AT_ONCE",
@@ -228,37 +229,10 @@ class HistoryReader:
     async def _fetch(
         self, query: Query
     ) -> tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]:
-        store, call = self._store, self._call
-        if query.private is not None:
-            return await self._fetch_private(query, query.private)
-        if query.after is not None:
-            since: tuple[list[StoredMessage], int] = await call(
-                store.since, query.room, query.after, query.limit, query.upto
-            )
-            return since
-        before = query.before
-        if before is None:
-            before = (query.upto or 0) + 1
-        rows: list[StoredMessage] = await call(store.before, query.room, before, query.limit)
-        return rows, 0
-
-    async def _fetch_private(
-        self, query: Query, private: tuple[str, str]
-    ) -> tuple[list[StoredPrivate], int]:
-        """The asker's own private lines: all its conversations (resume) or one."""
-        store, call = self._store, self._call
-        mine, other = private
-        if not other:
-            after = query.after or 0
-            since: tuple[list[StoredPrivate], int] = await call(
-                store.private_since, mine, after, query.limit, query.upto
-            )
-            return since
-        before = query.before if query.before is not None else (query.upto or 0) + 1
-        rows: list[StoredPrivate] = await call(
-            store.private_between, mine, other, before, query.limit
-        )
-        return rows, 0
+        """One read in the store's turn (see :func:`triochat.store.reads.read_replay`)."""
+        result: tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]
+        result = await self._call(read_replay, self._store, query)
+        return result
 
     def statistics(self) -> ReaderStatistics:
         return ReaderStatistics(self._replays, self._lines, self._failures, len(self._queues))
