@@ -13,7 +13,7 @@ import pytest
 
 from tests.desk import Desk, parse
 from tests.helpers import FakeLink
-from triochat.core.commands import History, parse_json
+from triochat.core.commands import Command, History, parse_json
 from triochat.core.names import name_key
 from triochat.core.records import Batch, StoredPrivate, pair_of
 from triochat.core.state import Member
@@ -27,6 +27,12 @@ def _commit(desk: Desk, store: Store) -> list[StoredPrivate]:
     batch = desk.state.take_effects().batch
     store.commit(batch)
     return batch.private
+
+
+def _json(line: str) -> Command:
+    command = parse_json(line)
+    assert command is not None
+    return command
 
 
 def _three(desk: Desk) -> tuple[tuple[Member, FakeLink], ...]:
@@ -118,7 +124,7 @@ def test_private_history_json_request_pages_with_before() -> None:
     ]
     assert events[-1]["room"] == "@alice"
     assert events[-1]["more"] is True
-    desk.state.handle(member, parse_json('{"type":"history","with":"alice","before":4}'))
+    desk.state.handle(member, _json('{"type":"history","with":"alice","before":4}'))
     link.serve(store, desk.now)
     events = link.events()
     assert [e["text"] for e in events if e["type"] == "msg"] == ["line 0", "line 1", "line 2"]
@@ -196,7 +202,7 @@ def test_private_history_live_lines_carry_their_id_for_resume() -> None:
     member = desk.state.member(conn_id)
     assert member is not None
     link.lines()
-    desk.state.handle(member, parse_json('{"type":"msg","to":"bob","text":"hey"}'))
+    desk.state.handle(member, _json('{"type":"msg","to":"bob","text":"hey"}'))
     (event,) = [e for e in link.events() if e["type"] == "msg"]
     assert event["id"] == 1
     assert "history" not in event
