@@ -7,13 +7,23 @@ a restart.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from tests.desk import Desk, parse
 from tests.helpers import FakeLink
+from tests.test_client_rooms import welcomed
+from tests.test_ui import NODE, STATIC, run_page_script
+from triochat.client.render import STYLE_HISTORY
+from triochat.client.requests import request_for
+from triochat.client.rooms import Shown
+from triochat.client.view import render_event
 from triochat.core.commands import Command, History, parse_json
+from triochat.core.events import Event, Private
+from triochat.core.jsonwire import event_object, object_event
 from triochat.core.names import name_key
 from triochat.core.records import Batch, StoredPrivate, pair_of
 from triochat.core.state import Member
@@ -264,3 +274,74 @@ def test_private_history_store_reads_and_retention(make: object, tmp_path: Path)
         assert store.private_last_id() == 6  # never lowered
     finally:
         store.close()
+
+
+# -- the terminal client and the page ----------------------------------------------------
+
+
+def _msg(msg_id: int, *, history: bool = False, sender: str = "bob") -> Event:
+    fields: dict[str, object] = {"type": "msg", "ts": 0, "from": sender, "to": "alice"}
+    fields.update(text="x", id=msg_id, history=history)
+    return object_event(fields)
+
+
+def test_private_history_client_resumes_from_the_highest_private_id() -> None:
+    """The client's resume hello carries since "@", and a replayed line is shown once."""
+    rooms = welcomed()
+    assert rooms.apply(_msg(4), "alice") == Shown()
+    assert rooms.apply(_msg(0), "alice") == Shown()  # a guest's: no id, no effect
+    hello = rooms.start_resume("alice")
+    assert hello["since"] == {"@": 4}
+    assert rooms.apply(_msg(4, history=True), "alice") is None  # shown before
+    assert rooms.apply(_msg(5, history=True), "alice") == Shown()
+    assert rooms.private_last == 5
+
+
+def test_private_history_client_asks_with_and_shows_the_older_reply() -> None:
+    """/history @bob 5 becomes a request "with" bob; its older lines are shown as a reply."""
+    rooms = welcomed()
+    rooms.apply(_msg(9), "alice")
+    request = request_for("/history @bob 5", rooms)
+    assert request == {"type": "history", "with": "bob", "limit": 5}
+    assert isinstance(request, dict)
+    rooms.note_sent(request)
+    assert rooms.apply(_msg(3, history=True), "alice") == Shown(reply=True)
+    end = object_event({"type": "history-end", "ts": 0, "room": "@bob", "count": 1, "more": False})
+    assert rooms.apply(end, "alice") == Shown()
+    assert rooms.apply(_msg(3, history=True), "alice") is None  # no request: a stale replay
+
+
+def test_private_history_client_renders_replayed_private_lines_dim() -> None:
+    """A replayed private line has the history style; a live one does not."""
+    live = render_event(Private(0.0, "bob", "alice", "hi", 3), "alice", UTC)
+    old = render_event(Private(0.0, "bob", "alice", "hi", 3, history=True), "alice", UTC)
+    assert live is not None
+    assert old is not None
+    assert STYLE_HISTORY not in str(live.style)
+    assert STYLE_HISTORY in str(old.style)
+    assert old.plain == live.plain
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_private_history_page_commands_and_history_lines() -> None:
+    """The page sends /history @bob N with "with", and marks a replayed private line."""
+    lines = ["/history @bob 5", "/history @bob", "/history @", "/history 7"]
+    events = [
+        event_object(Private(0.0, "bob", "alice", "hi", 3, history=True)),
+        event_object(Private(0.0, "bob", "alice", "hi", 4)),
+    ]
+    script = f"""
+    const {{ parseLine }} = await import("{(STATIC / "commands.js").as_uri()}");
+    const {{ privateLine }} = await import("{(STATIC / "view.js").as_uri()}");
+    const parsed = {json.dumps(lines)}.map((line) => parseLine(line, "#dev"));
+    const classes = {json.dumps(events)}.map((event) => privateLine(event, "alice").className);
+    console.log(JSON.stringify([parsed, classes]));
+    """
+    parsed, classes = run_page_script(script)
+    assert parsed == [
+        {"request": {"type": "history", "with": "bob", "limit": 5}},
+        {"request": {"type": "history", "with": "bob", "limit": 20}},
+        {"error": "usage: /history @NAME [N]"},
+        {"request": {"type": "history", "room": "#dev", "limit": 7}},
+    ]
+    assert classes == ["line private history", "line private"]
