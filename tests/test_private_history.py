@@ -12,9 +12,11 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.desk import Desk, parse
 from tests.helpers import FakeLink
+from tests.test_accounts import connect_from, register
 from tests.test_client_rooms import welcomed
 from tests.test_ui import NODE, STATIC, run_page_script
 from triochat.client.render import STYLE_HISTORY
@@ -28,6 +30,7 @@ from triochat.core.names import name_key
 from triochat.core.records import Batch, StoredPrivate, pair_of
 from triochat.core.state import Member
 from triochat.store import MemoryStore, SQLiteStore, Store
+from triochat.testing import Peer, open_test_server
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -345,3 +348,55 @@ def test_private_history_page_commands_and_history_lines() -> None:
         {"request": {"type": "history", "room": "#dev", "limit": 7}},
     ]
     assert classes == ["line private history", "line private"]
+
+
+# -- through the server: SQLite over a restart, and a resume -----------------------------
+
+
+async def _event(peer: Peer, kind: str) -> dict[str, object]:
+    while (event := await peer.event())["type"] != kind:
+        pass
+    return event
+
+
+async def test_private_history_through_the_server_over_a_restart(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """Stored by the hub's commits, read back after a restart by /history @ and a resume."""
+    db = tmp_path / "chat.db"
+    first = await open_test_server(nursery, store=SQLiteStore.open(db))
+    bob = connect_from(nursery, first, "127.0.0.1")
+    await register(bob, "bob")
+    alice = connect_from(nursery, first, "127.0.0.1")
+    await register(alice, "alice")
+    await alice.send("/msg bob one")
+    while await bob.line() != "*alice* one":
+        pass
+    await bob.send("/msg alice two")
+    while await alice.line() != "*bob* two":
+        pass
+    await first.shutdown()
+
+    second = await open_test_server(nursery, store=SQLiteStore.open(db))
+    alice = connect_from(nursery, second, "127.0.0.1")
+    await alice.send_json(type="hello", name="alice", password="correct-horse", since={"@": 1})
+    assert (await alice.event())["type"] == "welcome"
+    replayed = await _event(alice, "msg")
+    assert (replayed["id"], replayed["from"], replayed["text"]) == (2, "bob", "two")
+    assert replayed["history"] is True
+    bob = connect_from(nursery, second, "127.0.0.1")
+    await bob.send("/login bob correct-horse")
+    await bob.send("/msg alice three")
+    live = await _event(alice, "msg")
+    assert (live["id"], live["text"]) == (3, "three")  # ids go on after the restart
+    assert "history" not in live
+    await alice.send_json(type="history", **{"with": "bob"})
+    page = [await _event(alice, "msg") for _ in range(3)]
+    assert [(e["text"], e["history"]) for e in page] == [
+        ("one", True),
+        ("two", True),
+        ("three", True),
+    ]
+    end = await _event(alice, "history-end")
+    assert (end["room"], end["count"], end["more"]) == ("@bob", 3, False)
+    await second.shutdown()
