@@ -273,6 +273,7 @@ class Hub:
         """Restore every stored room, with its ids, topic and recent lines."""
         call = self.writer.call
         store = self.store
+        self.state.load_private(await call(store.private_last_id))  # private ids go on
         for room in await call(store.load_rooms):
             recent = await call(store.recent, room.name, CACHE_MESSAGES)
             self.state.load_room(
@@ -285,7 +286,6 @@ class Hub:
                 topic_locked=room.topic_locked,
             )
         log.info("history: %d rooms loaded", len(self.state.rooms))
-        self.state.load_private(await call(store.private_last_id))
         self.state.load_access(
             await call(store.account_keys),
             await call(store.load_ops),
