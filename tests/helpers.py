@@ -9,6 +9,7 @@ import trio
 from triochat.core.history import replay_bytes
 from triochat.core.model import Query
 from triochat.store import Store
+from triochat.store.reads import read_replay
 from triochat.testing import Peer, connect, join, join_json
 from triochat.testing._peer import parse_event
 
@@ -41,11 +42,7 @@ class FakeLink:
     def serve(self, store: Store, now: float = 0.0) -> None:
         """Fill every recorded replay from ``store``, in place, as the history reader does."""
         for query, at in zip(self.replays, self.slots, strict=True):
-            if query.after is not None:
-                records, skipped = store.since(query.room, query.after, query.limit, query.upto)
-            else:
-                before = query.before if query.before is not None else (query.upto or 0) + 1
-                records, skipped = store.before(query.room, before, query.limit), 0
+            records, skipped = read_replay(store, query)
             self.sent[at] = b"".join(replay_bytes(query, records, len(records), skipped, now))
         self.replays.clear()
         self.slots.clear()

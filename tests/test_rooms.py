@@ -18,6 +18,7 @@ from triochat.core.records import (
     OpRecord,
     RoomRecord,
     StoredMessage,
+    StoredPrivate,
 )
 from triochat.server import ChatServer
 from triochat.server.hub import STORE_DOWN
@@ -211,6 +212,19 @@ class FlakyStore:
 
     def load_mutes(self) -> list[MuteRecord]:
         return self.inner.load_mutes()
+
+    def private_last_id(self) -> int:
+        return self.inner.private_last_id()
+
+    def private_since(
+        self, key: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredPrivate], int]:
+        return self.inner.private_since(key, after_id, limit, upto)
+
+    def private_between(
+        self, one: str, other: str, before_id: int | None, limit: int
+    ) -> list[StoredPrivate]:
+        return self.inner.private_between(one, other, before_id, limit)
 
 
 async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(

@@ -228,7 +228,7 @@ def _private(event: Private, me: str) -> Rendered:
     else:
         body.append("*", style=STYLE_PRIVATE).append(_name(event.sender))
         body.append("* → you: ", style=STYLE_PRIVATE)
-    return body.append(event.text, style="bold"), ""
+    return body.append(event.text, style="bold"), STYLE_HISTORY if event.history else ""
 
 
 def _joined(event: Joined, me: str) -> Rendered:

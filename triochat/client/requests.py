@@ -110,6 +110,8 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return {"type": "rooms"}
         case Topic(text=text, room=room):
             return {"type": "topic", **here(room), **({} if text is None else {"text": text})}
+        case History(limit=limit, before=before, peer=peer) if peer is not None:
+            return {"type": "history", "with": peer, "limit": limit}
         case History(room=room, limit=limit, before=before):
             request: dict[str, Any] = {"type": "history", **here(room), "limit": limit}
             if before is not None:

@@ -45,6 +45,7 @@ from triochat.core.events import (
     Joined,
     Left,
     Presence,
+    Private,
     Renamed,
     Said,
     TopicInfo,
@@ -52,6 +53,7 @@ from triochat.core.events import (
     WhoList,
 )
 from triochat.core.hygiene import sanitise
+from triochat.core.names import PRIVATE_SINCE
 
 __all__ = [
     "JOIN_FAILURES",
@@ -126,6 +128,10 @@ class ClientRooms:
         self._just_joined: str | None = None
         self._resume: _Resume | None = None
         self.names: dict[str, str] = {}  # people seen (casefolded -> as written), for Tab
+        # Private lines (stored ones, between registered names): the highest id shown,
+        # resumed with since "@"; /history @NAME replies still to come.
+        self.private_last: int | None = None
+        self.private_requests = 0
 
     @property
     def resuming(self) -> bool:
@@ -148,6 +154,9 @@ class ClientRooms:
     def note_sent(self, request: Mapping[str, Any]) -> None:
         """Record a request the user's input has just sent (before any answer to it)."""
         kind, room = request.get("type"), request.get("room")
+        if kind == "history" and "with" in request:
+            self.private_requests += 1
+            return
         if not isinstance(room, str):
             return
         if kind == "join":
@@ -181,6 +190,9 @@ class ClientRooms:
         self._resume = _Resume(rooms_before=list(self.rooms), target=self.current)
         for memo in self.rooms.values():
             memo.history_requests = 0  # answers to a lost connection's requests never come
+        self.private_requests = 0
+        if self.private_last is not None:
+            since[PRIVATE_SINCE] = self.private_last  # the server replays what came after
         hello: dict[str, Any] = {"type": "hello", "name": name}
         if since:
             hello["since"] = since
@@ -237,6 +249,8 @@ class ClientRooms:
         match event:
             case Said() | Acted():
                 return self._chat(event, me)
+            case Private():
+                return self._private(event)
             case Welcome(room=room):
                 room = self._room(room)
                 self.rooms.setdefault(room, RoomMemo())
@@ -274,6 +288,9 @@ class ClientRooms:
                     resume.skipped += skipped
                     return QUIET
                 return self._tagged(self._room(room))
+            case HistoryEnd(room=room) if room.startswith("@"):
+                self.private_requests = max(0, self.private_requests - 1)
+                return SHOW
             case HistoryEnd(room=room):
                 room = self._room(room)
                 memo = self.rooms.get(room)
@@ -316,6 +333,19 @@ class ClientRooms:
         self._confirmed = room
         # A line only when it says something the join line and the prompt do not.
         return QUIET if room in (before, joined) else SHOW
+
+    def _private(self, event: Private) -> Shown | None:
+        """A private line: a stored one is shown once (a resume may replay it again)."""
+        if not event.id:
+            return SHOW  # a guest's: never stored, never replayed
+        if event.history and self.private_requests:
+            return Shown(reply=True)  # an answer to /history @NAME: older by design
+        if event.history and self.private_last is not None and event.id <= self.private_last:
+            return None  # already shown
+        if event.history and self._resume is not None:
+            self._resume.missed += 1
+        self.private_last = max(self.private_last or 0, event.id)
+        return SHOW
 
     def _chat(self, event: Said | Acted, me: str) -> Shown | None:
         room = self._room(event.room)

@@ -152,10 +152,11 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return listed
         case Away(name=name, text=text):
             return f"{NOTICE}{away_text(name, text, viewer)}"
-        case Private(sender=sender, to=to, text=text):
+        case Private(sender=sender, to=to, text=text, history=history):
+            when = f"[{_clock(event.ts)}] " if history else ""
             if viewer == sender and viewer != to:
-                return f"-> *{to}* {text}"
-            return f"*{sender}* {text}"
+                return f"{when}-> *{to}* {text}"
+            return f"{when}*{sender}* {text}"
         case HelpText(lines=lines):
             return "\n".join(f"{NOTICE}{line}" for line in lines)
         case ErrorEvent(text=text):

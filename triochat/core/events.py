@@ -167,12 +167,19 @@ class Away:
 
 @dataclass(frozen=True, slots=True)
 class Private:
-    """A private message, delivered to its sender and its recipient. Never stored."""
+    """A private message, delivered to its sender and its recipient.
+
+    Between two logged-in members it is stored and has an ``id`` (server-wide, rising:
+    a client resumes its private lines with the highest one it saw); a guest's has
+    ``id`` 0 and is never stored. ``history``: replayed from the store, not live.
+    """
 
     ts: float
     sender: str
     to: str
     text: str
+    id: int = 0
+    history: bool = False
 
 
 @dataclass(frozen=True, slots=True)

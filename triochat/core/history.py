@@ -21,17 +21,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from triochat.core.codec import Mode
-from triochat.core.events import Gap
+from triochat.core.events import Event, Gap, Private
 from triochat.core.model import CachedLine, Member, Query, RoomState
+from triochat.core.names import PRIVATE_SINCE, name_key
 from triochat.core.protocols import PROTOCOLS
-from triochat.core.records import StoredMessage, chat_event
+from triochat.core.records import StoredMessage, StoredPrivate, chat_event
 from triochat.core.world import World
 
 __all__ = ["Replays", "replay_bytes"]
 
 
 def replay_bytes(
-    query: Query, records: Iterable[StoredMessage], count: int, skipped: int, now: float
+    query: Query,
+    records: Iterable[StoredMessage | StoredPrivate],
+    count: int,
+    skipped: int,
+    now: float,
 ) -> list[bytes]:
     """A replay of ``records`` (``count`` of them, oldest first) for ``query``'s member.
 
@@ -52,10 +57,18 @@ def replay_bytes(
     for record in records:
         if oldest is None:
             oldest = record.id
-        out.append(protocol.encode(chat_event(record)))
+        if isinstance(record, StoredPrivate):
+            event: Event = Private(
+                record.ts, record.sender, record.to, record.text, record.id, history=True
+            )
+            out.append(protocol.encode(event, member.name, member.current))
+        else:
+            out.append(protocol.encode(chat_event(record)))
     if query.end:
         first = oldest if oldest is not None else query.before or 1
-        end = protocol.replay_end(query.room, count, first > 1, now)
+        # Private ids are server-wide: a full page is the only sign of more.
+        more = count >= query.limit if query.private is not None else first > 1
+        end = protocol.replay_end(query.room, count, more, now)
         if end is not None:
             out.append(end)
     return out
@@ -93,6 +106,47 @@ class Replays:
             for data in replay_bytes(query, records, len(records), 0, now):
                 self._world.put(member, data)
             return
+        member.link.replay(query)
+
+    def private_history(self, member: Member, other: str, limit: int, before: int | None) -> None:
+        """``/history @NAME``: the asker's own conversation with NAME, read from the store.
+
+        Only a logged-in member has one; the query carries the asker's own account key,
+        so nobody (operators included) can read a conversation they are not in.
+        """
+        world = self._world
+        if member.account is None:
+            text = "private history is kept for registered names only: log in (/login) first"
+            world.error(member, "not-logged-in", text)
+            return
+        key = name_key(other)
+        if not world.access.registered(key):
+            world.error(member, "no-such-account", f"{other} is not a registered name")
+            return
+        query = Query(
+            member,
+            f"@{other}",
+            limit,
+            None,
+            before,
+            True,
+            True,
+            world.private_last_id,
+            True,
+            private=(member.account, key),
+        )
+        member.link.replay(query)
+
+    def private_since(self, member: Member, after: int) -> None:
+        """Resume: the logged-in member's private lines after id ``after``, all peers."""
+        world = self._world
+        last = world.private_last_id
+        if member.account is None or after >= last:
+            return
+        limit = world.limits.resume_limit
+        query = Query(
+            member, PRIVATE_SINCE, limit, after=after, upto=last, private=(member.account, "")
+        )
         member.link.replay(query)
 
     def since(self, member: Member, room: RoomState, after: int) -> None:

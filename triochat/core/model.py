@@ -174,6 +174,9 @@ class Query:
     end: bool = False  # JSON: close the replay with a history-end event
     upto: int | None = None
     elsewhere: bool = False  # plain: the room is not the member's current one
+    # Private history instead of a room's: (the asker's account key, the other's key, or
+    # "" for every conversation of the asker). ``room`` is then "@NAME" or "@".
+    private: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+PRIVATE_SINCE: Final = "@"  # the key of a hello's "since" that resumes private lines
+
 __all__ = [
     "LOBBY",
     "MAX_NAME_CHARS",

@@ -33,11 +33,13 @@ __all__ = [
     "SaveMute",
     "SaveOp",
     "StoredMessage",
+    "StoredPrivate",
     "chat_event",
+    "pair_of",
     "stored_message",
 ]
 
-KINDS: Final = frozenset({"say", "me"})  # what is stored; private messages never are
+KINDS: Final = frozenset({"say", "me"})  # room lines; private ones are StoredPrivate
 BAN_KINDS: Final = frozenset({"name", "address"})  # a ban is on a name, or on an address range
 
 
@@ -72,6 +74,44 @@ class StoredMessage:
         for text in (self.room, self.sender, self.text):
             if not text.isascii():
                 text.encode("utf-8")  # UnicodeEncodeError is a ValueError
+
+
+def pair_of(one: str, other: str) -> tuple[str, str]:
+    """The key of a conversation: the two account keys, ordered (either may be the asker)."""
+    return (one, other) if one <= other else (other, one)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPrivate:
+    """One private message between two registered (logged-in) members.
+
+    Attributes:
+        a: The smaller of the two account keys (:func:`pair_of`).
+        b: The larger one (``a == b`` for a note to oneself).
+        id: The server's id for private lines (positive, strictly increasing over all
+            conversations, so one number resumes every conversation of a member).
+        ts: When the hub accepted it, in seconds since the Unix epoch.
+        sender: The sender's name as it was shown.
+        to: The recipient's name as it was shown.
+        text: The text as it was delivered (already sanitised).
+    """
+
+    a: str
+    b: str
+    id: int
+    ts: float
+    sender: str
+    to: str
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.a > self.b:
+            raise ValueError("a private line's keys are ordered: use pair_of()")
+        if self.id < 1:
+            raise ValueError(f"private line ids start at 1, not {self.id}")
+        for text in (self.a, self.b, self.sender, self.to, self.text):
+            if not text.isascii():
+                text.encode("utf-8")  # a lone surrogate: refused here, not at commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,15 +287,19 @@ class Batch:
             written: what the batch holds of such a room came after the drop (the room
             was made again). Add them with :meth:`drop_room`, which takes out what came
             before.
+        private: New private lines between registered members, in id order.
     """
 
     messages: list[StoredMessage] = field(default_factory=list)
     rooms: list[RoomRecord] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     dropped_rooms: list[str] = field(default_factory=list)
+    private: list[StoredPrivate] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.rooms or self.changes or self.dropped_rooms)
+        return bool(
+            self.messages or self.rooms or self.changes or self.dropped_rooms or self.private
+        )
 
     def drop_room(self, name: str) -> None:
         """Delete the room ``name``: what this batch holds of it so far goes too."""
@@ -273,6 +317,7 @@ class Batch:
         self.messages.extend(later.messages)
         self.rooms.extend(later.rooms)
         self.changes.extend(later.changes)
+        self.private.extend(later.private)
 
 
 def stored_message(event: Chat) -> StoredMessage:

@@ -18,7 +18,7 @@ from triochat.core.events import Current, Left, RoomInfo, RoomList, TopicInfo
 from triochat.core.history import Replays
 from triochat.core.logevents import log_event
 from triochat.core.model import Member, RoomState
-from triochat.core.names import LOBBY, name_key
+from triochat.core.names import LOBBY, PRIVATE_SINCE, name_key
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.roomcare import RoomCare
 from triochat.core.world import World
@@ -131,6 +131,9 @@ class Rooms:
         world.broadcast(room, changed)
 
     def history(self, member: Member, command: History) -> None:
+        if command.peer is not None:
+            self._replays.private_history(member, command.peer, command.limit, command.before)
+            return
         room = self._world.target(member, command.room, must_be_in=False)
         if room is not None:
             self._replays.history(member, room, command.limit, command.before)
@@ -143,7 +146,9 @@ class Rooms:
         """
         world = self._world
         for room_name, after in (*hello.since, *((room, -1) for room in hello.rooms)):
-            if room_name == LOBBY:
+            if room_name == PRIVATE_SINCE:
+                self._replays.private_since(member, after)
+            elif room_name == LOBBY:
                 if after >= 0:
                     self._replays.since(member, world.rooms[LOBBY], after)
             elif room_name not in member.rooms:

@@ -161,6 +161,10 @@ class ChatState:
         room.complete = oldest <= 1
         self.rooms[name] = room
 
+    def load_private(self, last_id: int) -> None:
+        """Restore the last private line id: stored private lines go on from it."""
+        self.world.private_last_id = max(self.world.private_last_id, last_id)
+
     def load_access(
         self,
         accounts: Iterable[str],

@@ -1,5 +1,8 @@
 """What members say and are: chat lines, private messages, names, who, away, help. No I/O.
 
+Private messages between two logged-in members are numbered (one server-wide sequence)
+and stored through the same batch as chat lines; guests' are delivered only.
+
 Chat lines get their id here, strictly increasing per room, and go into the step's
 batch for the store; the hub commits that batch before it lets any queued byte go out,
 so nothing a client has seen can be missing after a crash. In a cluster (the world's
@@ -22,7 +25,7 @@ from triochat.core.logevents import log_event
 from triochat.core.model import CachedLine, Member, RoomState
 from triochat.core.names import name_key
 from triochat.core.protocols import PROTOCOLS
-from triochat.core.records import stored_message
+from triochat.core.records import StoredPrivate, pair_of, stored_message
 from triochat.core.world import World
 
 __all__ = ["Talk"]
@@ -130,13 +133,32 @@ class Talk:
             world.publish(op)
             world.tell(member, Private(now, member.name, remote.name, text))
             return
-        event = Private(world.clock(), member.name, target.name, text)
+        event = self._stored_private(member, target, text)
         world.count(world.messages, "private")
         world.tell(target, event)
         if target is not member:
             world.tell(member, event)
             if target.away:
                 world.tell(member, AwayEvent(event.ts, target.name, target.away))
+
+    def _stored_private(self, member: Member, target: Member, text: str) -> Private:
+        """The event of a private message on this node, numbered and put in the step's
+        batch (committed before it is delivered) when both ends are logged in.
+
+        A guest's is never stored; nor, in a cluster, is any (the nodes' stores would
+        each number their own: docs/operations.md says so).
+        """
+        world = self._world
+        now = world.clock()
+        one, other = member.account, target.account
+        if one is None or other is None or world.cluster is not None:
+            return Private(now, member.name, target.name, text)
+        world.private_last_id += 1
+        line_id = world.private_last_id
+        a, b = pair_of(one, other)
+        record = StoredPrivate(a, b, line_id, now, member.name, target.name, text)
+        world.effects.batch.private.append(record)
+        return Private(now, member.name, target.name, text, line_id)
 
     def who(self, member: Member, room_name: str | None) -> None:
         world = self._world

@@ -47,6 +47,7 @@ class World:
         self.effects = Effects()
         self.cluster: ClusterSide | None = None  # set by the façade in a cluster
         self.chat_events = 0  # chat lines since start, for the statistics
+        self.private_last_id = 0  # the last stored private line's id (server-wide)
         # Counters for ChatState.statistics(): plain ints, counted per event, not per member.
         self.deliveries = 0  # events queued to members (a broadcast counts its audience)
         self.messages: dict[str, int] = {}  # by kind: say, me, private

@@ -274,6 +274,7 @@ class Hub:
         """Restore every stored room, with its ids, topic and recent lines."""
         call = self.writer.call
         store = self.store
+        self.state.load_private(await call(store.private_last_id))  # private ids go on
         for room in await call(store.load_rooms):
             recent = await call(store.recent, room.name, CACHE_MESSAGES)
             self.state.load_room(
@@ -419,6 +420,7 @@ class Hub:
                 effects.batch.messages.extend(more.batch.messages)
                 effects.batch.rooms.extend(more.batch.rooms)
                 effects.batch.changes.extend(more.batch.changes)
+                effects.batch.private.extend(more.batch.private)
                 effects.jobs.extend(more.jobs)
                 state.world.effects.published.extend(more.published)
         if effects.jobs:

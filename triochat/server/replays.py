@@ -35,8 +35,9 @@ from triochat.core.logevents import log_event
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
-from triochat.core.records import StoredMessage
+from triochat.core.records import StoredMessage, StoredPrivate
 from triochat.store import Store, StoreError
+from triochat.store.reads import read_replay
 
 __all__ = [
     "READS_AT_ONCE",
@@ -178,7 +179,7 @@ class HistoryReader:
 
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
         failure = "the store is not working right now" if self._store_down() else None
-        records: list[StoredMessage] = []
+        records: list[StoredMessage] | list[StoredPrivate] = []
         skipped = 0
         if failure is None:
             where = conn.host if conn.host is not None else conn.peer
@@ -226,18 +227,13 @@ class HistoryReader:
         self._budgets[where] = (bucket, now)
         return bucket.take(now)
 
-    async def _fetch(self, query: Query) -> tuple[list[StoredMessage], int]:
-        store, call = self._store, self._call
-        if query.after is not None:
-            since: tuple[list[StoredMessage], int] = await call(
-                store.since, query.room, query.after, query.limit, query.upto
-            )
-            return since
-        before = query.before
-        if before is None:
-            before = (query.upto or 0) + 1
-        rows: list[StoredMessage] = await call(store.before, query.room, before, query.limit)
-        return rows, 0
+    async def _fetch(
+        self, query: Query
+    ) -> tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]:
+        """One read in the store's turn (see :func:`triochat.store.reads.read_replay`)."""
+        result: tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]
+        result = await self._call(read_replay, self._store, query)
+        return result
 
     def statistics(self) -> ReaderStatistics:
         return ReaderStatistics(self._replays, self._lines, self._failures, len(self._queues))

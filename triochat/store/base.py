@@ -35,6 +35,7 @@ from triochat.core.records import (
     OpRecord,
     RoomRecord,
     StoredMessage,
+    StoredPrivate,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredMessage",
+    "StoredPrivate",
     "check_limit",
 ]
 
@@ -129,13 +131,40 @@ class Store(Protocol):
             max_rows: Stop after deleting about this many rows, so one call holds the
                 writer thread for a bounded time (None: delete everything due).
 
+        Private lines go by age too (``retain_days``), never by count.
+
         Returns:
-            How many messages were deleted. ``last_id`` is never changed.
+            How many messages (and private lines) were deleted. ``last_id`` is never
+            changed.
         """
         ...
 
     def close(self) -> None:
         """Release the store; no method may be called afterwards."""
+        ...
+
+    def private_last_id(self) -> int:
+        """Return the highest private line id ever committed (0 if none).
+
+        Like a room's ``last_id`` it never goes backwards: retention deleting every
+        private line does not lower it.
+        """
+        ...
+
+    def private_since(
+        self, key: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredPrivate], int]:
+        """Return the private lines of account ``key`` (every conversation it is in) with
+        an id above ``after_id`` (and at most ``upto``): the newest ``limit`` of them and
+        how many older ones were skipped, as :meth:`since` does for a room."""
+        ...
+
+    def private_between(
+        self, one: str, other: str, before_id: int | None, limit: int
+    ) -> list[StoredPrivate]:
+        """Return the ``limit`` newest private lines between accounts ``one`` and
+        ``other`` (either order) with an id below ``before_id`` (None: the newest),
+        oldest first. The one read of a conversation: paging, and search, use it."""
         ...
 
     def account_keys(self) -> list[str]:

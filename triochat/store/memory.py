@@ -24,6 +24,8 @@ from triochat.core.records import (
     SaveBan,
     SaveMute,
     SaveOp,
+    StoredPrivate,
+    pair_of,
 )
 from triochat.store.base import (
     AccountRecord,
@@ -44,6 +46,10 @@ def _id(message: StoredMessage) -> int:
     return message.id
 
 
+def _private_id(line: StoredPrivate) -> int:
+    return line.id
+
+
 class MemoryStore:
     """Rooms and messages in dictionaries; implements :class:`~triochat.store.base.Store`.
 
@@ -57,6 +63,8 @@ class MemoryStore:
         self._ops: dict[str, OpRecord] = {}
         self._bans: dict[str, BanRecord] = {}
         self._mutes: dict[str, MuteRecord] = {}
+        self._private: dict[tuple[str, str], list[StoredPrivate]] = {}  # per pair, by id
+        self._private_last = 0
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -94,6 +102,16 @@ class MemoryStore:
                 self._rooms[name] = replace(room, last_id=last_id)
         for change in batch.changes:
             self._apply(change)
+        for line in batch.private:
+            talk = self._private.setdefault((line.a, line.b), [])
+            if talk and line.id <= talk[-1].id:
+                if any(kept.id == line.id for kept in talk):
+                    continue  # a retried batch
+                talk.append(line)
+                talk.sort(key=_private_id)
+            else:
+                talk.append(line)
+            self._private_last = max(self._private_last, line.id)
 
     def _apply(self, change: Change) -> None:
         match change:
@@ -193,7 +211,52 @@ class MemoryStore:
                 gone = set(doomed)
                 self._messages[room] = [m for i, m in enumerate(log) if i not in gone]
                 deleted += len(doomed)
+        if cutoff is not None:
+            for pair, lines in self._private.items():
+                if budget is not None and deleted >= budget:
+                    break
+                old = [line for line in lines if line.ts < cutoff]
+                if budget is not None:
+                    old = old[: budget - deleted]
+                if old:
+                    self._private[pair] = lines[len(old) :]
+                    deleted += len(old)
         return deleted
+
+    def private_last_id(self) -> int:
+        """Return the highest private line id ever committed (0 if none)."""
+        return self._private_last
+
+    def private_since(
+        self, key: str, after_id: int, limit: int, upto: int | None = None
+    ) -> tuple[list[StoredPrivate], int]:
+        """Return the newest ``limit`` private lines of ``key`` above ``after_id`` and how
+        many older ones were skipped, oldest first (a scan of its conversations)."""
+        check_limit(limit)
+        top = upto if upto is not None else self._private_last
+        mine = sorted(
+            (
+                line
+                for pair, log in self._private.items()
+                if key in pair
+                for line in log
+                if after_id < line.id <= top
+            ),
+            key=_private_id,
+        )
+        if len(mine) <= limit:
+            return mine, 0
+        return mine[len(mine) - limit :], len(mine) - limit
+
+    def private_between(
+        self, one: str, other: str, before_id: int | None, limit: int
+    ) -> list[StoredPrivate]:
+        """Return the ``limit`` newest lines between ``one`` and ``other`` below
+        ``before_id`` (None: the newest), oldest first."""
+        check_limit(limit)
+        log = self._private.get(pair_of(one, other), [])
+        end = len(log) if before_id is None else bisect_left(log, before_id, key=_private_id)
+        return log[max(0, end - limit) : end]
 
     def close(self) -> None:
         """Forget everything."""
@@ -203,3 +266,4 @@ class MemoryStore:
         self._ops.clear()
         self._bans.clear()
         self._mutes.clear()
+        self._private.clear()

@@ -20,6 +20,9 @@ History:
 * v3: accounts and moderation. ``accounts`` (salted scrypt hashes, keyed by the name's
   uniqueness key), ``ops`` (operators made with ``/op``), ``bans`` (on a name key or an
   address range, with an optional end) and ``mutes``; ``rooms.topic_locked``.
+* v4: private history. ``private_lines`` keyed by the ordered pair of account keys
+  ``(a, b)`` and a server-wide id, with the sender's and recipient's names as shown;
+  ``private_last`` holds the highest id ever given (retention cannot lower it).
 """
 
 from __future__ import annotations
@@ -101,6 +104,33 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             until REAL
         ) WITHOUT ROWID
         """,
+    ),
+    # private history
+    (
+        # WITHOUT ROWID: a conversation is one contiguous range of the b-tree.
+        """
+        CREATE TABLE private_lines (
+            a TEXT NOT NULL,
+            b TEXT NOT NULL,
+            id INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            sender TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (a, b, id),
+            CHECK (a <= b)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX private_lines_by_a ON private_lines (a, id)",
+        "CREATE INDEX private_lines_by_b ON private_lines (b, id)",
+        "CREATE INDEX private_lines_by_ts ON private_lines (ts)",
+        """
+        CREATE TABLE private_last (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            last_id INTEGER NOT NULL
+        )
+        """,
+        "INSERT INTO private_last (one, last_id) VALUES (1, 0)",
     ),
 )
 

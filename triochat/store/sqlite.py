@@ -72,6 +72,7 @@ from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
+from triochat.store.sqlite_private import PrivateLines, prune_private, write_private
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -129,7 +130,7 @@ def _message(row: tuple[str, int, float, str, str, str]) -> StoredMessage:
     return StoredMessage(*row)
 
 
-class SQLiteStore:
+class SQLiteStore(PrivateLines):
     """History in one SQLite file; implements :class:`~triochat.store.base.Store`.
 
     Open it with :meth:`open`. All calls must be serialised by the caller (one at a
@@ -254,6 +255,7 @@ class SQLiteStore:
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
+                write_private(conn, batch.private)
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -323,6 +325,8 @@ class SQLiteStore:
                 deleted += self._prune_by_count(retain_messages, max_rows)
             if cutoff is not None:
                 deleted += self._delete(_DELETE_OLDER, (cutoff,), max_rows, deleted)
+                left = None if max_rows is None else max(0, max_rows - deleted)
+                deleted += prune_private(self._conn, cutoff, left) if left != 0 else 0
         except sqlite3.Error as exc:
             raise _error("cannot prune", self._path, exc) from exc
         return deleted

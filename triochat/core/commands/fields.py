@@ -7,7 +7,7 @@ from typing import Final
 
 from triochat.core.commands.types import Command, Invalid
 from triochat.core.hygiene import sanitise
-from triochat.core.names import room_error, room_name
+from triochat.core.names import PRIVATE_SINCE, room_error, room_name
 from triochat.core.passwords import secret_problem
 
 __all__ = [
@@ -67,18 +67,19 @@ def int_field(obj: dict[str, object], key: str, low: int, high: int) -> int | In
 
 
 def since_field(obj: dict[str, object]) -> tuple[tuple[str, int], ...] | Invalid:
-    """The hello's ``since``: an object mapping room names to the last id seen."""
+    """The hello's ``since``: an object mapping room names to the last id seen (and
+    ``"@"`` to the last private line id seen: registered members' private history)."""
     value = obj.get("since", {})
     if not isinstance(value, dict) or len(value) > MAX_SINCE_ROOMS:
         return Invalid("bad-request", "field 'since' must map at most 50 rooms to ids")
     since: dict[str, int] = {}
     for room, last in value.items():
-        problem = room_error(room)
+        problem = None if room == PRIVATE_SINCE else room_error(room)
         if problem is not None:
             return Invalid("bad-room", problem)
         if isinstance(last, bool) or not isinstance(last, int) or last < 0:
             return Invalid("bad-request", "each id in 'since' must be an integer, 0 or more")
-        since[room_name(room)] = last
+        since[room if room == PRIVATE_SINCE else room_name(room)] = last
     return tuple(since.items())
 
 

@@ -101,11 +101,16 @@ def plain_droproom(rest: str) -> Command:
 
 
 def plain_history(rest: str) -> Command:
+    peer = None
+    if rest.startswith("@"):
+        peer, rest = split_word(rest[1:])
+        if not peer:
+            return Invalid("bad-request", "usage: /history @NAME [N]")
     if not rest:
-        return History()
+        return History(peer=peer)
     if not rest.isdigit() or not 1 <= int(rest) <= MAX_HISTORY:
-        return Invalid("bad-request", f"usage: /history [N], N from 1 to {MAX_HISTORY}")
-    return History(limit=int(rest))
+        return Invalid("bad-request", f"usage: /history [@NAME] [N], N from 1 to {MAX_HISTORY}")
+    return History(limit=int(rest), peer=peer)
 
 
 def plain_msg(rest: str) -> Command:
@@ -194,7 +199,13 @@ def json_history(obj: dict[str, object], room: str | None) -> Command:
     before = int_field(obj, "before", 1, 2**62)
     if isinstance(before, Invalid):
         return before
-    return History(room, DEFAULT_HISTORY if limit is None else limit, before)
+    peer: str | None = None
+    if "with" in obj:
+        field = text_field(obj, "with")
+        if isinstance(field, Invalid):
+            return field
+        peer = field
+    return History(room, DEFAULT_HISTORY if limit is None else limit, before, peer)
 
 
 def json_msg(obj: dict[str, object], room: str | None) -> Command:

@@ -248,8 +248,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     _row(
         History,
         "history",
-        "/history [N]",
-        "the last N messages of the current room (default 20)",
+        "/history [@NAME] [N]",
+        "the last N messages of the current room (default 20), or of your private"
+        " conversation with NAME (registered names)",
         verbs=("history",),
         json_type=("history",),
         plain=plain_history,

@@ -122,11 +122,15 @@ class Topic:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """Replay up to ``limit`` stored messages of ``room`` older than ``before`` (or the latest)."""
+    """Replay up to ``limit`` stored messages of ``room`` older than ``before`` (or the latest).
+
+    ``peer`` set: the asker's private conversation with that name instead of a room.
+    """
 
     room: str | None = None
     limit: int = DEFAULT_HISTORY
     before: int | None = None
+    peer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

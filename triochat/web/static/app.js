@@ -66,6 +66,8 @@ const state = {
   sent: [], // lines typed, for Up/Down
   recall: -1,
   countdown: null,
+  privateLast: null, // the highest stored private line id shown: resumed with since "@"
+  privateAsked: 0, // /history @NAME answers still to come (older by design: shown)
 };
 
 const same = (a, b) => String(a).toLowerCase() === String(b).toLowerCase();
@@ -281,7 +283,23 @@ function onChat(event) {
   renderOlder(room);
 }
 
+function onPrivate(event) {
+  const id = typeof event.id === "number" ? event.id : 0; // 0: a guest's, never stored
+  const asked = event.history && state.privateAsked > 0;
+  if (id && event.history && !asked) {
+    if (state.privateLast !== null && id <= state.privateLast) return; // shown already
+    if (state.resume) state.resume.missed++;
+  }
+  if (id && !asked) state.privateLast = Math.max(state.privateLast ?? 0, id);
+  show(privateLine(event, state.me));
+}
+
 function onHistoryEnd(event) {
+  if (String(event.room).startsWith("@")) {
+    state.privateAsked = Math.max(0, state.privateAsked - 1);
+    show(noticeLine(event.ts, `end of your private history with ${String(event.room).slice(1)}`));
+    return;
+  }
   const room = state.rooms.get(event.room);
   if (!room) return;
   if (room.loadingOlder) {
@@ -498,7 +516,7 @@ const HANDLERS = {
     if (state.pendingJoin?.room === event.room) state.pendingJoin = null;
     setCurrent(ensureRoom(event.room).name);
   },
-  msg: (event) => show(privateLine(event, state.me)),
+  msg: onPrivate,
   away: (event) => show(awayLine(event, state.me)),
   help: (event) => show(noticeLine(event.ts, helpTable(String(event.text)))),
   notice: (event) => show(noticeLine(event.ts, String(event.text))),
@@ -541,6 +559,8 @@ function hello() {
       if (room.lastId !== null) since[room.name] = room.lastId;
       else rooms.push(room.name);
     }
+    if (state.privateLast !== null) since["@"] = state.privateLast;
+    state.privateAsked = 0;
     if (Object.keys(since).length) request.since = since;
     if (rooms.length) request.rooms = rooms;
     state.resume = { current: state.current, missed: 0, marker: null };
@@ -622,6 +642,7 @@ function submit(line) {
     return;
   }
   if (parsed.password) state.pendingPassword = parsed.password;
+  if (request.type === "history" && request.with) state.privateAsked++;
   if (request.type === "join" && roomName(request.room)) {
     // What is typed next goes to the new room, even before the server answers.
     const room = roomName(request.room);

@@ -51,10 +51,19 @@ export function parseLine(line, room) {
     case "topic":
       return { request: { type: "topic", ...here, ...(rest ? { text: rest } : {}) } };
     case "history": {
-      if (!rest) return { request: { type: "history", ...here, limit: HISTORY_DEFAULT } };
-      const n = /^\d+$/.test(rest) ? Number(rest) : 0;
-      if (n < 1 || n > HISTORY_MAX) return { error: `usage: /history [N], N from 1 to ${HISTORY_MAX}` };
-      return { request: { type: "history", ...here, limit: n } };
+      // /history @NAME [N]: your private conversation with NAME (registered names)
+      let about = here;
+      let count = rest;
+      if (rest.startsWith("@")) {
+        const [peer, more] = splitWord(rest.slice(1));
+        if (!peer) return { error: "usage: /history @NAME [N]" };
+        about = { with: peer };
+        count = more;
+      }
+      if (!count) return { request: { type: "history", ...about, limit: HISTORY_DEFAULT } };
+      const n = /^\d+$/.test(count) ? Number(count) : 0;
+      if (n < 1 || n > HISTORY_MAX) return { error: `usage: /history [@NAME] [N], N from 1 to ${HISTORY_MAX}` };
+      return { request: { type: "history", ...about, limit: n } };
     }
     case "msg": {
       const [to, body] = splitWord(rest);

@@ -108,7 +108,8 @@ export function privateLine(event, me) {
   const who = outgoing
     ? [el("span", "you", "you"), " → ", nameNode(to, "private-name")]
     : [nameNode(from, "private-name"), " → ", el("span", "you", "you")];
-  return line("private", event.ts, el("span", "tag", "private"), " ", ...who, ": ", richText(String(event.text)));
+  const kind = event.history ? "private history" : "private"; // replayed: dim, as history
+  return line(kind, event.ts, el("span", "tag", "private"), " ", ...who, ": ", richText(String(event.text)));
 }
 
 /** A muted notice (joins, leaves, topics, lists). */
