@@ -16,6 +16,7 @@ from triochat.core.records import (
     Batch,
     MuteRecord,
     OpRecord,
+    Pref,
     RoomRecord,
     StoredMessage,
 )
@@ -211,6 +212,9 @@ class FlakyStore:
 
     def load_mutes(self) -> list[MuteRecord]:
         return self.inner.load_mutes()
+
+    def load_prefs(self) -> list[Pref]:
+        return self.inner.load_prefs()
 
 
 async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(

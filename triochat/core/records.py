@@ -27,11 +27,14 @@ __all__ = [
     "DropOp",
     "MuteRecord",
     "OpRecord",
+    "Pref",
     "RoomRecord",
     "SaveAccount",
     "SaveBan",
     "SaveMute",
+    "SaveNotify",
     "SaveOp",
+    "SaveSeen",
     "StoredMessage",
     "chat_event",
     "stored_message",
@@ -231,6 +234,25 @@ class DropMute:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class SaveNotify:
+    """An account's notification level in a room (``all``, ``mentions`` or ``none``)."""
+
+    key: str
+    room: str
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSeen:
+    """When an account was last here (its last connection left), in Unix seconds."""
+
+    key: str
+    ts: float
+
+
+Pref = SaveNotify | SaveSeen  # an account's own settings: kept, never published
+
 Change = SaveAccount | DropAccount | SaveOp | DropOp | SaveBan | DropBan | SaveMute | DropMute
 
 
@@ -243,6 +265,7 @@ class Batch:
         rooms: Created rooms or changed topics (upserted, later entries win). A record's
             ``last_id`` is merged with ``max``, never lowered.
         changes: Accounts, operators, bans and mutes made or lifted, applied in order.
+        prefs: Accounts' notification levels and last-seen times, applied in order.
         dropped_rooms: Rooms to delete with their messages, *before* the rest is
             written: what the batch holds of such a room came after the drop (the room
             was made again). Add them with :meth:`drop_room`, which takes out what came
@@ -253,9 +276,10 @@ class Batch:
     rooms: list[RoomRecord] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     dropped_rooms: list[str] = field(default_factory=list)
+    prefs: list[Pref] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.rooms or self.changes or self.dropped_rooms)
+        return bool(self.messages or self.rooms or self.changes or self.dropped_rooms or self.prefs)
 
     def drop_room(self, name: str) -> None:
         """Delete the room ``name``: what this batch holds of it so far goes too."""
@@ -273,6 +297,7 @@ class Batch:
         self.messages.extend(later.messages)
         self.rooms.extend(later.rooms)
         self.changes.extend(later.changes)
+        self.prefs.extend(later.prefs)
 
 
 def stored_message(event: Chat) -> StoredMessage:

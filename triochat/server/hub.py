@@ -291,6 +291,7 @@ class Hub:
             await call(store.load_bans),
             await call(store.load_mutes),
         )
+        self.state.load_prefs(await call(store.load_prefs))
         access = self.state.access
         log.info(
             "accounts: %d registered, %d operators stored, %d bans, %d mutes",
@@ -417,6 +418,7 @@ class Hub:
                 effects.batch.messages.extend(more.batch.messages)
                 effects.batch.rooms.extend(more.batch.rooms)
                 effects.batch.changes.extend(more.batch.changes)
+                effects.batch.prefs.extend(more.batch.prefs)
                 effects.jobs.extend(more.jobs)
                 state.world.effects.published.extend(more.published)
         if effects.jobs:

@@ -20,10 +20,13 @@ from triochat.core.records import (
     DropBan,
     DropMute,
     DropOp,
+    Pref,
     SaveAccount,
     SaveBan,
     SaveMute,
+    SaveNotify,
     SaveOp,
+    SaveSeen,
 )
 from triochat.store.base import (
     AccountRecord,
@@ -57,6 +60,8 @@ class MemoryStore:
         self._ops: dict[str, OpRecord] = {}
         self._bans: dict[str, BanRecord] = {}
         self._mutes: dict[str, MuteRecord] = {}
+        self._notify: dict[tuple[str, str], SaveNotify] = {}  # by account key and room
+        self._seen: dict[str, SaveSeen] = {}  # by account key
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -94,6 +99,14 @@ class MemoryStore:
                 self._rooms[name] = replace(room, last_id=last_id)
         for change in batch.changes:
             self._apply(change)
+        for pref in batch.prefs:
+            match pref:
+                case SaveNotify():
+                    self._notify[pref.key, pref.room] = pref
+                case SaveSeen():
+                    self._seen[pref.key] = pref
+                case _:
+                    assert_never(pref)
 
     def _apply(self, change: Change) -> None:
         match change:
@@ -138,6 +151,11 @@ class MemoryStore:
     def load_mutes(self) -> list[MuteRecord]:
         """Return every mute, oldest first (then by key)."""
         return sorted(self._mutes.values(), key=lambda mute: (mute.ts, mute.key))
+
+    def load_prefs(self) -> list[Pref]:
+        """Return the /notify levels (by account, room), then the last-seen times."""
+        levels: list[Pref] = [self._notify[k] for k in sorted(self._notify)]
+        return levels + [self._seen[key] for key in sorted(self._seen)]
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """Return the last ``limit`` messages of ``room``, oldest first."""

@@ -20,6 +20,8 @@ History:
 * v3: accounts and moderation. ``accounts`` (salted scrypt hashes, keyed by the name's
   uniqueness key), ``ops`` (operators made with ``/op``), ``bans`` (on a name key or an
   address range, with an optional end) and ``mutes``; ``rooms.topic_locked``.
+* v4: accounts' own settings: ``notify`` (a ``/notify`` level per account and room) and
+  ``seen`` (when each account's last connection left, for ``/mentions``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,23 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             set_by TEXT NOT NULL,
             ts REAL NOT NULL,
             until REAL
+        ) WITHOUT ROWID
+        """,
+    ),
+    # -> +1: accounts' own settings (triochat.store.prefs)
+    (
+        """
+        CREATE TABLE notify (
+            key TEXT NOT NULL,
+            room TEXT NOT NULL,
+            level TEXT NOT NULL CHECK (level IN ('all', 'mentions', 'none')),
+            PRIMARY KEY (key, room)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE seen (
+            key TEXT PRIMARY KEY,
+            ts REAL NOT NULL
         ) WITHOUT ROWID
         """,
     ),

@@ -1,6 +1,6 @@
 """The default store: one SQLite file in WAL mode, written from one thread.
 
-It keeps history, and (schema v3) accounts, operators, bans and mutes.
+It keeps history, and (schema v3) accounts, operators, bans and mutes (v4: /notify levels).
 
 Rules of this module:
 
@@ -52,6 +52,7 @@ from triochat.core.records import (
     DropBan,
     DropMute,
     DropOp,
+    Pref,
     SaveAccount,
     SaveBan,
     SaveMute,
@@ -68,6 +69,7 @@ from triochat.store.base import (
     StoreError,
     check_limit,
 )
+from triochat.store.prefs import apply_prefs, load_prefs
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
 from triochat.store.sqlite_errors import error as _error
@@ -254,6 +256,7 @@ class SQLiteStore:
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
+                apply_prefs(conn, batch.prefs)
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -360,6 +363,10 @@ class SQLiteStore:
             MuteRecord(*row)
             for row in self._select(f"SELECT {_MUTE_COLUMNS} FROM mutes ORDER BY ts, key")
         ]
+
+    def load_prefs(self) -> list[Pref]:
+        """Return accounts' /notify levels and last-seen times (triochat.store.prefs)."""
+        return load_prefs(self._conn, self._path)
 
     def _select(self, sql: str, params: tuple[str, ...] = ()) -> list[Any]:
         try:
