@@ -87,7 +87,7 @@ def moderation_text(event: Moderated, viewer: str | None = None) -> str:
 NOTIFY_MEANS: dict[str, str] = {
     "all": "every line alerts you",
     "mentions": "only lines that name you alert you",
-    "none": "nothing alerts you (muted)",
+    "none": "nothing alerts you: muted",
 }
 
 
