@@ -52,12 +52,6 @@ def test_mention_rule_word_bounded_case_folded(text: str, spans: list[tuple[int,
     assert mention_spans(text, "alice") == spans
 
 
-def test_mention_rule_is_the_pages_rule() -> None:
-    """mention.js holds the same expression as core/mentions.py (a page test runs it)."""
-    js = (Path(__file__).parent.parent / "triochat/web/static/mention.js").read_text()
-    assert "(?<![\\\\w.-])@?${escape(me)}(?![\\\\w-]|\\\\.\\\\w)" in js
-
-
 @pytest.mark.parametrize(
     ("level", "plain", "named"),
     [("all", True, True), ("mentions", False, True), ("none", False, False)],
