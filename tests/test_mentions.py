@@ -275,3 +275,24 @@ def test_bell_follows_each_rooms_level() -> None:
     view.show(say("alice, muted", room="#dev"))
     assert out.getvalue().count(BELL) == 2
     assert "notifications in #dev: none" in out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_a_dropped_accounts_settings_go_with_it(tmp_path: Path, kind: str) -> None:
+    """Whoever registers a dropped name next starts afresh: no levels, no last-seen time."""
+    store = SQLiteStore.open(tmp_path / "chat.db") if kind == "sqlite" else MemoryStore()
+    try:
+        desk = StoredDesk(store, ops=("boss",))
+        boss, _ = desk.registered("boss")
+        alice, _ = desk.registered("alice")
+        desk.state.handle(alice, parse("/notify none"))
+        desk.state.handle(alice, parse("/quit"))
+        desk.save()
+        assert {p.key for p in store.load_prefs()} == {KEY}
+        desk.state.handle(boss, parse("/drop alice"))
+        desk.save()
+        assert store.load_prefs() == []
+        assert KEY not in desk.state.world.levels
+        assert KEY not in desk.state.world.seen
+    finally:
+        store.close()

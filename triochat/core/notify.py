@@ -19,7 +19,7 @@ from triochat.core.commands import Notify
 from triochat.core.events import MentionInfo, MentionList, NotifyInfo
 from triochat.core.mentions import DEFAULT_LEVEL, names
 from triochat.core.model import Member
-from triochat.core.records import Pref, SaveNotify, SaveSeen
+from triochat.core.records import DropPrefs, Pref, SaveNotify, SaveSeen
 from triochat.core.world import World
 
 __all__ = ["MAX_MENTIONS", "MAX_NOTIFY_ROOMS", "Notifications"]
@@ -43,6 +43,8 @@ class Notifications:
                     world.levels.setdefault(key, {})[room] = level
                 case SaveSeen(key=key, ts=ts):
                     world.seen[key] = ts
+                case DropPrefs():  # pragma: no cover - a store hands back none
+                    pass
                 case _:
                     assert_never(pref)
 

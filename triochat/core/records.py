@@ -25,6 +25,7 @@ __all__ = [
     "DropBan",
     "DropMute",
     "DropOp",
+    "DropPrefs",
     "MuteRecord",
     "OpRecord",
     "Pref",
@@ -251,7 +252,15 @@ class SaveSeen:
     ts: float
 
 
-Pref = SaveNotify | SaveSeen  # an account's own settings: kept, never published
+@dataclass(frozen=True, slots=True)
+class DropPrefs:
+    """Forget an account's own settings (it was dropped: whoever registers it next starts
+    afresh)."""
+
+    key: str
+
+
+Pref = SaveNotify | SaveSeen | DropPrefs  # an account's own settings: kept, never published
 
 Change = SaveAccount | DropAccount | SaveOp | DropOp | SaveBan | DropBan | SaveMute | DropMute
 

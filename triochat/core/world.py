@@ -25,7 +25,15 @@ from triochat.core.events import ErrorEvent, Event
 from triochat.core.model import Effects, Limits, Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.protocols import PROTOCOLS
-from triochat.core.records import Change, MuteRecord, Pref, RoomRecord, SaveSeen
+from triochat.core.records import (
+    Change,
+    DropAccount,
+    DropPrefs,
+    MuteRecord,
+    Pref,
+    RoomRecord,
+    SaveSeen,
+)
 
 if TYPE_CHECKING:
     from triochat.core.remote import ClusterSide, RemoteMember
@@ -119,6 +127,10 @@ class World:
         """Apply an account, operator, ban or mute change and queue it for the store."""
         self.access.apply(change)
         self.effects.batch.changes.append(change)
+        if isinstance(change, DropAccount):  # its own settings go with it
+            self.levels.pop(change.key, None)
+            self.seen.pop(change.key, None)
+            self.store_pref(DropPrefs(change.key))
 
     def store_pref(self, pref: Pref) -> None:
         """Queue an account's own setting (a /notify level, a last-seen time) for the store."""

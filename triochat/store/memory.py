@@ -20,6 +20,7 @@ from triochat.core.records import (
     DropBan,
     DropMute,
     DropOp,
+    DropPrefs,
     Pref,
     SaveAccount,
     SaveBan,
@@ -105,6 +106,10 @@ class MemoryStore:
                     self._notify[pref.key, pref.room] = pref
                 case SaveSeen():
                     self._seen[pref.key] = pref
+                case DropPrefs(key=key):
+                    self._seen.pop(key, None)
+                    for room_key in [k for k in self._notify if k[0] == key]:
+                        del self._notify[room_key]
                 case _:
                     assert_never(pref)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final, assert_never
 
-from triochat.core.records import Pref, SaveNotify, SaveSeen
+from triochat.core.records import DropPrefs, Pref, SaveNotify, SaveSeen
 from triochat.store.sqlite_errors import error
 
 __all__ = ["apply_prefs", "load_prefs"]
@@ -28,6 +28,9 @@ def apply_prefs(conn: sqlite3.Connection, prefs: Iterable[Pref]) -> None:
                 conn.execute(_SAVE_NOTIFY, (key, room, level))
             case SaveSeen(key=key, ts=ts):
                 conn.execute(_SAVE_SEEN, (key, ts))
+            case DropPrefs(key=key):
+                conn.execute("DELETE FROM notify WHERE key = ?", (key,))
+                conn.execute("DELETE FROM seen WHERE key = ?", (key,))
             case _:
                 assert_never(pref)
 
@@ -43,4 +46,5 @@ def load_prefs(conn: sqlite3.Connection, path: Path) -> list[Pref]:
         seen = conn.execute("SELECT key, ts FROM seen ORDER BY key").fetchall()
     except sqlite3.Error as exc:
         raise error("cannot read", path, exc) from exc
-    return [SaveNotify(*row) for row in levels] + [SaveSeen(*row) for row in seen]
+    prefs: list[Pref] = [SaveNotify(*row) for row in levels]
+    return prefs + [SaveSeen(*row) for row in seen]

@@ -297,9 +297,9 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     _cmd(
         Notify,
         "notify",
-        "/notify [ROOM] [LEVEL]",
-        "what alerts you in ROOM: all, mentions (default),",
-        "none (mutes); alone: show it",
+        "/notify [ROOM] [HOW]",
+        "HOW lines in ROOM alert you: all, mentions",
+        "(the default) or none; alone: show it",
         plain=plain_notify,
         json=json_notify,
     ),
