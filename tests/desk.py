@@ -101,6 +101,7 @@ class Desk:
         """Register ``name`` and leave: the account exists, nobody holds the name."""
         member, _ = self.registered(name, password)
         self.state.handle(member, parse("/quit"))
+        self.save()  # its leaving is written down too (when the account was last seen)
 
 
 def parse(line: str) -> Command:

@@ -211,3 +211,43 @@ async def test_persistence_default_db_is_in_the_user_data_folder(tmp_path: Path)
         assert expected.exists()
     finally:
         await server.stop()
+
+
+async def _until(peer: Peer, kind: str) -> dict[str, Any]:
+    """The next event of type ``kind`` a JSON peer receives, skipping others."""
+    while (event := await peer.event())["type"] != kind:
+        pass
+    return event
+
+
+async def test_persistence_notify_levels_and_mentions_survive_a_restart(tmp_path: Path) -> None:
+    """/notify levels and the time an account left are kept: after a restart alice is
+    told her level on logging in, and /mentions lists what named her while she was away."""
+    db = tmp_path / "chat.db"
+    server = await start_server(["--db", str(db)], str(tmp_path), name="first")
+    try:
+        alice, _ = await server.join_json("alice")
+        await alice.send_json(type="register", password="correct-horse")
+        await _until(alice, "account")
+        await alice.send_json(type="notify", level="all")
+        assert (await _until(alice, "notify"))["level"] == "all"
+        bob, _ = await server.join_json("bob")
+        await alice.stream.aclose()
+        await _until(bob, "leave")  # alice has left: what follows is missed
+        await bob.send_json(type="say", text="@alice are you there?")
+        await _says(bob, 1)
+        await bob.stream.aclose()
+    finally:
+        await server.stop()
+
+    server = await start_server(["--db", str(db)], str(tmp_path), name="second")
+    try:
+        alice, _ = await server.join_json("alice", password="correct-horse")
+        told = await _until(alice, "notify")
+        assert (told["room"], told["level"]) == ("#lobby", "all")
+        await alice.send_json(type="mentions")
+        (found,) = (await _until(alice, "mentions"))["mentions"]
+        assert (found["from"], found["text"]) == ("bob", "@alice are you there?")
+        await alice.stream.aclose()
+    finally:
+        await server.stop()

@@ -16,6 +16,7 @@ from triochat.core.records import (
     Batch,
     MuteRecord,
     OpRecord,
+    Pref,
     RoomRecord,
     StoredMessage,
     StoredPrivate,
@@ -225,6 +226,9 @@ class FlakyStore:
         self, one: str, other: str, before_id: int | None, limit: int
     ) -> list[StoredPrivate]:
         return self.inner.private_between(one, other, before_id, limit)
+
+    def load_prefs(self) -> list[Pref]:
+        return self.inner.load_prefs()
 
 
 async def test_rooms_store_failure_is_told_chat_goes_on_and_nothing_is_lost(

@@ -38,8 +38,10 @@ from triochat.core.events import (
     HistoryEnd,
     Joined,
     Left,
+    MentionList,
     Moderated,
     Notice,
+    NotifyInfo,
     Ping,
     Presence,
     Private,
@@ -52,7 +54,8 @@ from triochat.core.events import (
     WhoList,
 )
 from triochat.core.hygiene import sanitise
-from triochat.core.wording import account_text, moderation_text, welcome_text
+from triochat.core.mentions import is_mention, mention_spans
+from triochat.core.wording import account_text, moderation_text, notify_lines, welcome_text
 
 __all__ = [
     "CLIENT_HELP",
@@ -119,26 +122,6 @@ Rendered = tuple[Text, str]  # the line's body and a style for the whole line ("
 def name_colour(name: str) -> str:
     """A colour for ``name`` that is the same in every session and on every machine."""
     return NAME_COLOURS[zlib.crc32(name.casefold().encode()) % len(NAME_COLOURS)]
-
-
-def _mention_pattern(me: str) -> re.Pattern[str]:
-    # Word-bounded: not inside a longer name (letters, digits, _ . -); "alice." ending a
-    # sentence still names alice, "alice.smith" does not.
-    return re.compile(rf"(?<![\w.-])@?{re.escape(me)}(?![\w-]|\.\w)", re.IGNORECASE)
-
-
-def mention_spans(text: str, me: str) -> list[tuple[int, int]]:
-    """Where ``text`` names ``me`` (``alice`` or ``@alice``, word-bounded, any case)."""
-    if not me:
-        return []
-    return [m.span() for m in _mention_pattern(me).finditer(text)]
-
-
-def is_mention(event: Event, me: str) -> bool:
-    """True for a live chat line from someone else that names ``me``."""
-    if not isinstance(event, Said | Acted) or event.history or _is_me(event.sender, me):
-        return False
-    return bool(mention_spans(sanitise(event.text), me))
 
 
 def help_rows(lines: tuple[str, ...]) -> list[tuple[str, str] | str]:
@@ -391,6 +374,15 @@ def _bans(event: BanList, me: str) -> Rendered:
     return out, ""
 
 
+def _notify(event: NotifyInfo | MentionList, me: str) -> Rendered:
+    """A room's notification level, or the /mentions list (one mention per line)."""
+    first, *rest = notify_lines(event)
+    out = Text(first)
+    for row in rest:
+        out.append(INDENT + row.strip())
+    return out, ""
+
+
 def _ping(event: Ping, me: str) -> None:
     return None  # answered by the session, never shown
 
@@ -419,6 +411,8 @@ RENDERERS: Final[Mapping[type[Any], Callable[[Any, str], Rendered | None]]] = {
     Moderated: _moderated,
     BanList: _bans,
     Ping: _ping,
+    NotifyInfo: _notify,
+    MentionList: _notify,
 }
 
 

@@ -43,8 +43,10 @@ from triochat.core.commands import (
     IrcSay,
     Join,
     Me,
+    Mentions,
     Msg,
     Nick,
+    Notify,
     Part,
     Quit,
     RoomKick,
@@ -102,6 +104,10 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return {"type": "away", "text": text}
         case Help():
             return {"type": "help"}
+        case Notify(room=room, level=level):
+            return {"type": "notify", **here(room), **({} if level is None else {"level": level})}
+        case Mentions():
+            return {"type": "mentions"}
         case Join(room=room):
             return {"type": "join", "room": room}
         case Part(room=room):

@@ -34,13 +34,13 @@ from triochat.client.render import (
     STYLE_NOTICE,
     STYLE_OWN,
     STYLE_PRIVATE,
-    is_mention,
     name_colour,
     render_event,
 )
-from triochat.core.events import Acted, ErrorEvent, Event, HistoryEnd, Renamed, Said
+from triochat.core.events import Acted, ErrorEvent, Event, HistoryEnd, NotifyInfo, Renamed, Said
 from triochat.core.hygiene import sanitise
 from triochat.core.jsonwire import event_object
+from triochat.core.mentions import DEFAULT_LEVEL, alerts
 
 __all__ = [
     "NAME_COLOURS",
@@ -59,7 +59,7 @@ __all__ = [
 STYLE_STATUS: Final = "bold yellow"  # connection lost / reconnecting
 HISTORY_HEADER: Final = "── earlier messages ──"
 HISTORY_FOOTER: Final = "── now ──"
-BELL: Final = "\a"  # rung for a live line that names you, on a terminal only
+BELL: Final = "\a"  # rung for a live line that names you (see /notify), on a terminal only
 
 
 def make_console(file: IO[str] | None = None, **options: Any) -> Console:
@@ -94,7 +94,9 @@ class ChatView:
             typed (see ``Terminal.above``); output is printed inside it.
         tz: time zone for ``HH:MM`` stamps (local time by default).
         bell: ring the terminal's bell when a live line names you (``--no-bell``: off);
-            only on a terminal, never into a pipe or a file.
+            only on a terminal, never into a pipe or a file. Each room's ``/notify``
+            level, as the server tells it, decides further: ``all`` rings for every
+            line from someone else, ``none`` never.
         replay: show the history the server replays on joining (``--quiet``: off;
             the session then marks those lines quiet; ``/history`` replies still show).
     """
@@ -120,6 +122,7 @@ class ChatView:
         self.bell = bell
         self.replay = replay
         self._in_history = False
+        self.levels: dict[str, str] = {}  # /notify levels by room, as the server told them
         self.on_rename: Callable[[str], None] | None = None
         self.on_prompt: Callable[[str], None] | None = None  # the terminal's set_prompt
 
@@ -136,6 +139,8 @@ class ChatView:
             self.me = sanitise(event.new)
             if self.on_rename is not None:
                 self.on_rename(self.me)
+        if isinstance(event, NotifyInfo):
+            self.levels[sanitise(event.room)] = event.level
         if self.json_lines:
             self._write_json(event_object(event))
             return
@@ -145,7 +150,7 @@ class ChatView:
         line = render_event(event, self.me, self._tz, tag=tag)
         if line is None:
             return
-        ring = self.bell and self.console.is_terminal and is_mention(event, self.me)
+        ring = self.bell and self.console.is_terminal and self.alerts(event)
         with self._above():
             if ring:
                 self.console.file.write(BELL)
@@ -155,6 +160,12 @@ class ChatView:
                 self.console.print(Text(HISTORY_FOOTER, style=STYLE_HISTORY), soft_wrap=True)
             self._in_history = history
             self.console.print(line, soft_wrap=True)
+
+    def alerts(self, event: Event) -> bool:
+        """True if ``event`` should ring the bell, by its room's /notify level."""
+        if not isinstance(event, Said | Acted):
+            return False
+        return alerts(event, self.me, self.levels.get(event.room, DEFAULT_LEVEL))
 
     def show_unreadable(self, unreadable: Unreadable) -> None:
         """An object from the server that is not an event this client can read.

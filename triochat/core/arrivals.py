@@ -413,6 +413,7 @@ class Arrivals:
         if world.members.get(member.id) is not member:
             return  # already gone (a Gone after the state dropped it itself)
         del world.members[member.id]
+        world.note_left(member)
         key = name_key(member.name)
         del world.by_name[key]
         world.publish(cluster.Leave(member.id, member.name, key, reason))
@@ -450,6 +451,8 @@ class Arrivals:
         self._pending.clear()
         self.irc.stop()
         log_event(log, "server.members_told", members=len(world.members))
+        for member in world.members.values():
+            world.note_left(member)
         world.members.clear()
         world.by_name.clear()
         if world.cluster is not None:

@@ -29,8 +29,10 @@ from triochat.core.events import (
     HistoryEnd,
     Joined,
     Left,
+    MentionList,
     Moderated,
     Notice,
+    NotifyInfo,
     Ping,
     Presence,
     Private,
@@ -43,7 +45,13 @@ from triochat.core.events import (
     WhoList,
 )
 from triochat.core.jsonwire import encode_event
-from triochat.core.wording import account_text, away_text, moderation_text, welcome_text
+from triochat.core.wording import (
+    account_text,
+    away_text,
+    moderation_text,
+    notify_lines,
+    welcome_text,
+)
 
 __all__ = [
     "NOTICE",
@@ -201,6 +209,8 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return "\n".join(rows)
         case Ping():  # plain members are not pinged (TCP keepalive covers them)
             return f"{NOTICE}ping"
+        case NotifyInfo() | MentionList():
+            return "\n".join(NOTICE + line for line in notify_lines(event))
         case _:
             assert_never(event)
 

@@ -31,8 +31,11 @@ __all__ = [
     "HistoryEnd",
     "Joined",
     "Left",
+    "MentionInfo",
+    "MentionList",
     "Moderated",
     "Notice",
+    "NotifyInfo",
     "Ping",
     "Presence",
     "Private",
@@ -342,6 +345,38 @@ class Ping:
     ts: float
 
 
+@dataclass(frozen=True, slots=True)
+class NotifyInfo:
+    """A room's notification level for this member (``/notify``): ``all``, ``mentions``
+    (the default) or ``none``. Sent when it is set or asked for, and for every room a
+    member set, when it logs in."""
+
+    ts: float
+    room: str
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class MentionInfo:
+    """One line that named the member (a row of :class:`MentionList`)."""
+
+    room: str
+    id: int
+    ts: float
+    sender: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MentionList:
+    """The answer to ``/mentions``: lines that named the member since ``since`` (when it
+    was last seen; 0: never), newest first."""
+
+    ts: float
+    since: float
+    mentions: tuple[MentionInfo, ...]
+
+
 Event = (
     Welcome
     | Joined
@@ -366,4 +401,6 @@ Event = (
     | BanList
     | Ping
     | Away
+    | NotifyInfo
+    | MentionList
 )

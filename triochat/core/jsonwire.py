@@ -45,8 +45,11 @@ from triochat.core.events import (
     HistoryEnd,
     Joined,
     Left,
+    MentionInfo,
+    MentionList,
     Moderated,
     Notice,
+    NotifyInfo,
     Ping,
     Presence,
     Private,
@@ -344,6 +347,23 @@ EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
         ),
     ),
     _spec("ping", Ping),
+    _spec("notify", NotifyInfo, _f("room"), _f("level")),
+    _spec(
+        "mentions",
+        MentionList,
+        _f("since", TIME),
+        _f(
+            "mentions",
+            _records(
+                MentionInfo,
+                _f("room"),
+                _f("id", INT),
+                _f("ts", TIME),
+                _f("from", attr="sender"),
+                _f("text"),
+            ),
+        ),
+    ),
 )
 
 _BY_CLASS: Final[Mapping[type[Any], EventSpec]] = {spec.cls: spec for spec in EVENT_SPECS}
@@ -351,7 +371,7 @@ _BY_TYPE: Final[Mapping[str, EventSpec]] = {spec.json_type: spec for spec in EVE
 # Fields an object may leave out, with the value they then take (the class's default).
 _DEFAULTS: Final[Mapping[type[Any], Mapping[str, object]]] = {
     cls: {f.name: f.default for f in dataclasses.fields(cls) if f.default != dataclasses.MISSING}
-    for cls in (*_BY_CLASS, RoomInfo, BanInfo)
+    for cls in (*_BY_CLASS, RoomInfo, BanInfo, MentionInfo)
 }
 
 

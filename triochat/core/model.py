@@ -95,6 +95,7 @@ class Member:
     warned: bool = False  # told about its cleartext password already
     away: str = ""  # its /away message ("": here)
     irc: IrcSession | None = None  # an IRC client's own state (user, capabilities)
+    notify: dict[str, str] = field(default_factory=dict)  # a guest's /notify levels, by room
 
 
 @dataclass(slots=True)

@@ -25,13 +25,17 @@ __all__ = [
     "DropBan",
     "DropMute",
     "DropOp",
+    "DropPrefs",
     "MuteRecord",
     "OpRecord",
+    "Pref",
     "RoomRecord",
     "SaveAccount",
     "SaveBan",
     "SaveMute",
+    "SaveNotify",
     "SaveOp",
+    "SaveSeen",
     "StoredMessage",
     "StoredPrivate",
     "chat_event",
@@ -271,6 +275,33 @@ class DropMute:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class SaveNotify:
+    """An account's notification level in a room (``all``, ``mentions`` or ``none``)."""
+
+    key: str
+    room: str
+    level: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSeen:
+    """When an account was last here (its last connection left), in Unix seconds."""
+
+    key: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class DropPrefs:
+    """Forget an account's own settings (it was dropped: whoever registers it next starts
+    afresh)."""
+
+    key: str
+
+
+Pref = SaveNotify | SaveSeen | DropPrefs  # an account's own settings: kept, never published
+
 Change = SaveAccount | DropAccount | SaveOp | DropOp | SaveBan | DropBan | SaveMute | DropMute
 
 
@@ -283,6 +314,7 @@ class Batch:
         rooms: Created rooms or changed topics (upserted, later entries win). A record's
             ``last_id`` is merged with ``max``, never lowered.
         changes: Accounts, operators, bans and mutes made or lifted, applied in order.
+        prefs: Accounts' notification levels and last-seen times, applied in order.
         dropped_rooms: Rooms to delete with their messages, *before* the rest is
             written: what the batch holds of such a room came after the drop (the room
             was made again). Add them with :meth:`drop_room`, which takes out what came
@@ -295,10 +327,16 @@ class Batch:
     changes: list[Change] = field(default_factory=list)
     dropped_rooms: list[str] = field(default_factory=list)
     private: list[StoredPrivate] = field(default_factory=list)
+    prefs: list[Pref] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.messages or self.rooms or self.changes or self.dropped_rooms or self.private
+            self.messages
+            or self.rooms
+            or self.changes
+            or self.dropped_rooms
+            or self.private
+            or self.prefs
         )
 
     def drop_room(self, name: str) -> None:
@@ -318,6 +356,7 @@ class Batch:
         self.rooms.extend(later.rooms)
         self.changes.extend(later.changes)
         self.private.extend(later.private)
+        self.prefs.extend(later.prefs)
 
 
 def stored_message(event: Chat) -> StoredMessage:

@@ -46,8 +46,9 @@ from triochat.core.logevents import log_event
 from triochat.core.model import CachedLine, Effects, Limits, Link, Member, Query, RoomState
 from triochat.core.moderation import Moderation
 from triochat.core.names import LOBBY
+from triochat.core.notify import Notifications
 from triochat.core.passwords import Job, Outcome
-from triochat.core.records import BanRecord, Change, MuteRecord, OpRecord, StoredMessage
+from triochat.core.records import BanRecord, Change, MuteRecord, OpRecord, Pref, StoredMessage
 from triochat.core.remote import ClusterSide, RemoteMember
 from triochat.core.roomcare import RoomCare
 from triochat.core.rooms import Rooms
@@ -107,6 +108,7 @@ class ChatState:
         self.room_care = RoomCare(world, self.access)
         self.room_ops = Rooms(world, self.arrivals, self.history, self.access, self.room_care)
         self.irc = IrcDesk(world, self.arrivals, self.access, self.handle)
+        self.notifications = notes = Notifications(world)
         talk, rooms = self.talk, self.room_ops
         self.handlers: dict[str, Handler] = {
             "say": talk.say,
@@ -115,6 +117,8 @@ class ChatState:
             "rename": lambda member, command: talk.rename(member, command.name),
             "who": lambda member, command: talk.who(member, command.room),
             "away": talk.away,
+            "notify": notes.notify,
+            "mentions": lambda member, command: notes.mentions(member),
             "help": lambda member, command: talk.help(member),
             "quit": lambda member, command: self.remove(member, "quit"),
             "join": lambda member, command: rooms.join(member, command.room),
@@ -178,6 +182,10 @@ class ChatState:
             if not self.access.registered(key):
                 log_event(log, "accounts.op_unregistered", name=name)
 
+    def load_prefs(self, prefs: Iterable[Pref]) -> None:
+        """Restore accounts' /notify levels and last-seen times from the store."""
+        self.notifications.load(prefs)
+
     # -- the steps the hub drives ---------------------------------------------------------
 
     def register(
@@ -233,6 +241,8 @@ class ChatState:
         """
         member, resume, held = self.arrivals.password_done(job, outcome)
         if member is not None:
+            if member.account is not None:
+                self.notifications.tell_all(member)
             self._follow(member, resume)
             for command in held:
                 if self.members.get(member.id) is not member:
@@ -453,6 +463,8 @@ class ChatState:
     def log_in(self, member: Member, name: str, key: str) -> None:
         """``member`` proved the password of ``name``: give it the name and the account."""
         self.arrivals.log_in(member, name, key)
+        if member.account == key:
+            self.notifications.tell_all(member)
 
     def login_problem(self, name: str, member: Member | None) -> Problem | None:
         """Why ``member`` (None: a newcomer) cannot log in as ``name``, before any hashing."""

@@ -9,8 +9,10 @@ importing the other.
 
 from __future__ import annotations
 
+import time
+
 from triochat.core.durations import format_duration
-from triochat.core.events import Moderated
+from triochat.core.events import MentionList, Moderated, NotifyInfo
 
 __all__ = ["account_text", "away_text", "moderation_text", "welcome_text"]
 
@@ -80,3 +82,28 @@ def moderation_text(event: Moderated, viewer: str | None = None) -> str:
             return f"{by} dropped the room {target} and its history"
         case action:
             return f"{by}: {action} {target}{why}"
+
+
+NOTIFY_MEANS: dict[str, str] = {
+    "all": "every line alerts you",
+    "mentions": "only lines that name you alert you",
+    "none": "nothing alerts you: muted",
+}
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
+def notify_lines(event: NotifyInfo | MentionList) -> list[str]:
+    """The sentences of a ``/notify`` answer or a ``/mentions`` list, one per line."""
+    if isinstance(event, NotifyInfo):
+        means = NOTIFY_MEANS.get(event.level, "")
+        return [f"notifications in {event.room}: {event.level}" + (f" ({means})" if means else "")]
+    since = f" since {_utc(event.since)}" if event.since else ""
+    if not event.mentions:
+        return [f"no mentions of you{since}"]
+    lines = [f"mentions of you{since} ({len(event.mentions)}, newest first):"]
+    for m in event.mentions:
+        lines.append(f"  {m.room} [{_utc(m.ts)}] <{m.sender}> {m.text}")
+    return lines

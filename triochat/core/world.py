@@ -25,7 +25,15 @@ from triochat.core.events import ErrorEvent, Event
 from triochat.core.model import Effects, Limits, Member, RoomState
 from triochat.core.names import LOBBY, name_key
 from triochat.core.protocols import PROTOCOLS
-from triochat.core.records import Change, MuteRecord, RoomRecord
+from triochat.core.records import (
+    Change,
+    DropAccount,
+    DropPrefs,
+    MuteRecord,
+    Pref,
+    RoomRecord,
+    SaveSeen,
+)
 
 if TYPE_CHECKING:
     from triochat.core.remote import ClusterSide, RemoteMember
@@ -53,6 +61,10 @@ class World:
         self.messages: dict[str, int] = {}  # by kind: say, me, private
         self.disconnects: dict[str, int] = {}  # members gone, by reason
         self.too_slow_dropped = 0
+        # Accounts' own settings (triochat.core.notify): /notify levels by name key, then
+        # room; when each account's last connection left.
+        self.levels: dict[str, dict[str, str]] = {}
+        self.seen: dict[str, float] = {}
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -116,6 +128,20 @@ class World:
         """Apply an account, operator, ban or mute change and queue it for the store."""
         self.access.apply(change)
         self.effects.batch.changes.append(change)
+        if isinstance(change, DropAccount):  # its own settings go with it
+            self.levels.pop(change.key, None)
+            self.seen.pop(change.key, None)
+            self.store_pref(DropPrefs(change.key))
+
+    def store_pref(self, pref: Pref) -> None:
+        """Queue an account's own setting (a /notify level, a last-seen time) for the store."""
+        self.effects.batch.prefs.append(pref)
+
+    def note_left(self, member: Member) -> None:
+        """``member`` leaves the server: if it is logged in, its account was here till now."""
+        if member.account is not None:
+            now = self.seen[member.account] = self.clock()
+            self.store_pref(SaveSeen(member.account, now))
 
     def take_effects(self) -> Effects:
         effects, self.effects = self.effects, Effects()

@@ -293,6 +293,7 @@ class Hub:
             await call(store.load_bans),
             await call(store.load_mutes),
         )
+        self.state.load_prefs(await call(store.load_prefs))
         access = self.state.access
         log_event(
             log,
@@ -421,6 +422,7 @@ class Hub:
                 effects.batch.rooms.extend(more.batch.rooms)
                 effects.batch.changes.extend(more.batch.changes)
                 effects.batch.private.extend(more.batch.private)
+                effects.batch.prefs.extend(more.batch.prefs)
                 effects.jobs.extend(more.jobs)
                 state.world.effects.published.extend(more.published)
         if effects.jobs:

@@ -33,6 +33,7 @@ from triochat.core.records import (
     Batch,
     MuteRecord,
     OpRecord,
+    Pref,
     RoomRecord,
     StoredMessage,
     StoredPrivate,
@@ -45,6 +46,7 @@ __all__ = [
     "Batch",
     "MuteRecord",
     "OpRecord",
+    "Pref",
     "RoomRecord",
     "Store",
     "StoreError",
@@ -83,7 +85,8 @@ class Store(Protocol):
         room that is not there is a no-op. Saving an account that exists changes
         only its password hash (its name and creation time stay); saving a ban, mute
         or operator replaces the one with the same key; dropping one that is not
-        there is a no-op.
+        there is a no-op. Its ``prefs`` are written last, each replacing the setting
+        of the same account (and room).
 
         Raises:
             StoreError: Nothing of the batch was written; the store is usable and the
@@ -185,6 +188,11 @@ class Store(Protocol):
 
     def load_mutes(self) -> list[MuteRecord]:
         """Return every mute, expired ones included (the hub drops those)."""
+        ...
+
+    def load_prefs(self) -> list[Pref]:
+        """Return accounts' own settings (``/notify`` levels, last-seen times), as the
+        changes (``SaveNotify``, ``SaveSeen``) that make them."""
         ...
 
 

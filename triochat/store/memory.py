@@ -20,10 +20,14 @@ from triochat.core.records import (
     DropBan,
     DropMute,
     DropOp,
+    DropPrefs,
+    Pref,
     SaveAccount,
     SaveBan,
     SaveMute,
+    SaveNotify,
     SaveOp,
+    SaveSeen,
     StoredPrivate,
     pair_of,
 )
@@ -65,6 +69,8 @@ class MemoryStore:
         self._mutes: dict[str, MuteRecord] = {}
         self._private: dict[tuple[str, str], list[StoredPrivate]] = {}  # per pair, by id
         self._private_last = 0
+        self._notify: dict[tuple[str, str], SaveNotify] = {}  # by account key and room
+        self._seen: dict[str, SaveSeen] = {}  # by account key
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -112,6 +118,18 @@ class MemoryStore:
             else:
                 talk.append(line)
             self._private_last = max(self._private_last, line.id)
+        for pref in batch.prefs:
+            match pref:
+                case SaveNotify():
+                    self._notify[pref.key, pref.room] = pref
+                case SaveSeen():
+                    self._seen[pref.key] = pref
+                case DropPrefs(key=key):
+                    self._seen.pop(key, None)
+                    for room_key in [k for k in self._notify if k[0] == key]:
+                        del self._notify[room_key]
+                case _:
+                    assert_never(pref)
 
     def _apply(self, change: Change) -> None:
         match change:
@@ -156,6 +174,11 @@ class MemoryStore:
     def load_mutes(self) -> list[MuteRecord]:
         """Return every mute, oldest first (then by key)."""
         return sorted(self._mutes.values(), key=lambda mute: (mute.ts, mute.key))
+
+    def load_prefs(self) -> list[Pref]:
+        """Return the /notify levels (by account, room), then the last-seen times."""
+        levels: list[Pref] = [self._notify[k] for k in sorted(self._notify)]
+        return levels + [self._seen[key] for key in sorted(self._seen)]
 
     def recent(self, room: str, limit: int) -> list[StoredMessage]:
         """Return the last ``limit`` messages of ``room``, oldest first."""

@@ -23,6 +23,8 @@ History:
 * v4: private history. ``private_lines`` keyed by the ordered pair of account keys
   ``(a, b)`` and a server-wide id, with the sender's and recipient's names as shown;
   ``private_last`` holds the highest id ever given (retention cannot lower it).
+* v5: accounts' own settings: ``notify`` (a ``/notify`` level per account and room) and
+  ``seen`` (when each account's last connection left, for ``/mentions``).
 """
 
 from __future__ import annotations
@@ -131,6 +133,23 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )
         """,
         "INSERT INTO private_last (one, last_id) VALUES (1, 0)",
+    ),
+    # v5: accounts' own settings (triochat.store.prefs)
+    (
+        """
+        CREATE TABLE notify (
+            key TEXT NOT NULL,
+            room TEXT NOT NULL,
+            level TEXT NOT NULL CHECK (level IN ('all', 'mentions', 'none')),
+            PRIMARY KEY (key, room)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE seen (
+            key TEXT PRIMARY KEY,
+            ts REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
     ),
 )
 

@@ -1,6 +1,6 @@
 """The default store: one SQLite file in WAL mode, written from one thread.
 
-It keeps history, and (schema v3) accounts, operators, bans and mutes.
+It keeps history, and (schema v3) accounts, operators, bans and mutes (v4: /notify levels).
 
 Rules of this module:
 
@@ -44,19 +44,9 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Final, Literal, assert_never
+from typing import Any, Final, Literal
 
-from triochat.core.records import (
-    Change,
-    DropAccount,
-    DropBan,
-    DropMute,
-    DropOp,
-    SaveAccount,
-    SaveBan,
-    SaveMute,
-    SaveOp,
-)
+from triochat.core.records import Pref
 from triochat.store.base import (
     AccountRecord,
     BanRecord,
@@ -68,8 +58,12 @@ from triochat.store.base import (
     StoreError,
     check_limit,
 )
+from triochat.store.prefs import apply_prefs, load_prefs
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
+from triochat.store.sqlite_changes import BAN_COLUMNS as _BAN_COLUMNS
+from triochat.store.sqlite_changes import MUTE_COLUMNS as _MUTE_COLUMNS
+from triochat.store.sqlite_changes import apply_change as _apply
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
 from triochat.store.sqlite_private import PrivateLines, prune_private, write_private
@@ -103,12 +97,6 @@ _UPSERT_ROOM: Final = """
         topic = excluded.topic, topic_by = excluded.topic_by, topic_ts = excluded.topic_ts,
         topic_locked = excluded.topic_locked
 """
-_SAVE_ACCOUNT: Final = """
-    INSERT INTO accounts (key, name, password_hash, created) VALUES (?, ?, ?, ?)
-    ON CONFLICT (key) DO UPDATE SET password_hash = excluded.password_hash
-"""
-_BAN_COLUMNS: Final = "target, kind, shown, set_by, reason, ts, until"
-_MUTE_COLUMNS: Final = "key, name, set_by, ts, until"
 _RAISE_LAST_ID: Final = """
     INSERT INTO rooms (name, last_id) VALUES (?, ?)
     ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)
@@ -256,6 +244,7 @@ class SQLiteStore(PrivateLines):
                 for change in batch.changes:
                     _apply(conn, change)
                 write_private(conn, batch.private)
+                apply_prefs(conn, batch.prefs)
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -365,6 +354,10 @@ class SQLiteStore(PrivateLines):
             for row in self._select(f"SELECT {_MUTE_COLUMNS} FROM mutes ORDER BY ts, key")
         ]
 
+    def load_prefs(self) -> list[Pref]:
+        """Return accounts' /notify levels and last-seen times (triochat.store.prefs)."""
+        return load_prefs(self._conn, self._path)
+
     def _select(self, sql: str, params: tuple[str, ...] = ()) -> list[Any]:
         try:
             return self._conn.execute(sql, params).fetchall()
@@ -417,35 +410,6 @@ class SQLiteStore(PrivateLines):
             # The commit's own error is the one worth reporting, not the rollback's.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-
-
-def _apply(conn: sqlite3.Connection, change: Change) -> None:
-    """Write one account, operator, ban or mute change (inside the batch's transaction)."""
-    match change:
-        case SaveAccount(record=a):
-            conn.execute(_SAVE_ACCOUNT, (a.key, a.name, a.password_hash, a.created))
-        case DropAccount(key=key):
-            conn.execute("DELETE FROM accounts WHERE key = ?", (key,))
-        case SaveOp(record=op):
-            conn.execute("INSERT OR REPLACE INTO ops (key, name) VALUES (?, ?)", (op.key, op.name))
-        case DropOp(key=key):
-            conn.execute("DELETE FROM ops WHERE key = ?", (key,))
-        case SaveBan(record=b):
-            conn.execute(
-                f"INSERT OR REPLACE INTO bans ({_BAN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (b.target, b.kind, b.shown, b.set_by, b.reason, b.ts, b.until),
-            )
-        case DropBan(target=target):
-            conn.execute("DELETE FROM bans WHERE target = ?", (target,))
-        case SaveMute(record=m):
-            conn.execute(
-                f"INSERT OR REPLACE INTO mutes ({_MUTE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                (m.key, m.name, m.set_by, m.ts, m.until),
-            )
-        case DropMute(key=key):
-            conn.execute("DELETE FROM mutes WHERE key = ?", (key,))
-        case _:
-            assert_never(change)
 
 
 def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:

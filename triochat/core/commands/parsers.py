@@ -23,6 +23,7 @@ from triochat.core.commands.fields import (
 from triochat.core.commands.types import (
     DEFAULT_HISTORY,
     MAX_HISTORY,
+    NOTIFY_LEVELS,
     Away,
     Command,
     Hello,
@@ -32,6 +33,7 @@ from triochat.core.commands.types import (
     Me,
     Msg,
     Nick,
+    Notify,
     Say,
     Topic,
 )
@@ -229,3 +231,34 @@ def json_away(obj: dict[str, object], room: str | None) -> Command:
 
 def no_args(kind: Callable[[], Command]) -> tuple[PlainParser, JsonParser]:
     return (lambda rest: kind()), (lambda obj, room: kind())
+
+
+_NOTIFY_USAGE: Final = "usage: /notify [ROOM] [all|mentions|none]"
+
+
+def _notify(room: str | None, level: str | None) -> Command:
+    if level is not None and level not in NOTIFY_LEVELS:
+        return Invalid("bad-request", _NOTIFY_USAGE)
+    return Notify(room, level)
+
+
+def plain_notify(rest: str) -> Command:
+    """``/notify``, ``/notify LEVEL``, ``/notify ROOM`` or ``/notify ROOM LEVEL``."""
+    words = rest.split()
+    if len(words) > 2:
+        return Invalid("bad-request", _NOTIFY_USAGE)
+    if len(words) == 1 and words[0].lower() in NOTIFY_LEVELS:
+        return Notify(None, words[0].lower())
+    if not words:
+        return Notify()
+    problem = room_error(words[0])
+    if problem is not None:
+        return Invalid("bad-room", problem)
+    return _notify(room_name(words[0]), words[1].lower() if len(words) > 1 else None)
+
+
+def json_notify(obj: dict[str, object], room: str | None) -> Command:
+    level = obj.get("level")
+    if level is not None and not isinstance(level, str):
+        return Invalid("bad-request", "field 'level' must be all, mentions or none")
+    return _notify(room, level)

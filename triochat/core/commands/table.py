@@ -52,6 +52,7 @@ from triochat.core.commands.parsers import (
     json_join,
     json_msg,
     json_nick,
+    json_notify,
     json_topic,
     no_args,
     plain_droproom,
@@ -60,6 +61,7 @@ from triochat.core.commands.parsers import (
     plain_lock,
     plain_me,
     plain_msg,
+    plain_notify,
 )
 from triochat.core.commands.types import (
     Away,
@@ -73,8 +75,10 @@ from triochat.core.commands.types import (
     IrcSay,
     Join,
     Me,
+    Mentions,
     Msg,
     Nick,
+    Notify,
     Part,
     Quit,
     RoomKick,
@@ -122,6 +126,7 @@ class CommandSpec:
 _HELP_PLAIN, _HELP_JSON = no_args(Help)
 _QUIT_PLAIN, _QUIT_JSON = no_args(Quit)
 _ROOMS_PLAIN, _ROOMS_JSON = no_args(Rooms)
+_MENTIONS_PLAIN, _MENTIONS_JSON = no_args(Mentions)
 
 
 def _row(
@@ -129,6 +134,11 @@ def _row(
 ) -> CommandSpec:
     kinds = command if isinstance(command, tuple) else (command,)
     return CommandSpec(kinds, handler, usage=usage, help=help, **more)  # type: ignore[arg-type]
+
+
+def _cmd(command: type, verb: str, usage: str, *help: str, **more: object) -> CommandSpec:
+    """A row whose handler, plain verb and JSON type are all ``verb``."""
+    return _row(command, verb, usage, *help, verbs=(verb,), json_type=(verb,), **more)
 
 
 def _mod(command: type, verb: str, usage: str, *help: str, json: str = "") -> CommandSpec:
@@ -276,27 +286,34 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
     _account(Login, "login", "/login NAME PASSWORD", "take your registered name"),
     _account(ChangePassword, "password", "/password OLD NEW", "change your password"),
     _account(Pass, "pass", ""),  # the server password, sent before anything else: no help
-    _row(
+    _cmd(
         Away,
         "away",
         "/away [MESSAGE]",
         "mark yourself away (shown by /who and to private",
         "messages); /away alone: back",
-        verbs=("away",),
-        json_type=("away",),
         plain=away,
         json=json_away,
     ),
-    _row(
-        Help,
-        "help",
-        "/help",
-        "this list",
-        verbs=("help",),
-        json_type=("help",),
-        plain=_HELP_PLAIN,
-        json=_HELP_JSON,
+    _cmd(
+        Notify,
+        "notify",
+        "/notify [ROOM] [HOW]",
+        "HOW lines in ROOM alert you: all, mentions",
+        "(the default) or none; alone: show it",
+        plain=plain_notify,
+        json=json_notify,
     ),
+    _cmd(
+        Mentions,
+        "mentions",
+        "/mentions",
+        "lines that named you since you were last here",
+        "(registered names)",
+        plain=_MENTIONS_PLAIN,
+        json=_MENTIONS_JSON,
+    ),
+    _cmd(Help, "help", "/help", "this list", plain=_HELP_PLAIN, json=_HELP_JSON),
     _row(
         Quit,
         "quit",

@@ -16,6 +16,7 @@ from triochat.core.admin import AdminCommand
 __all__ = [
     "DEFAULT_HISTORY",
     "MAX_HISTORY",
+    "NOTIFY_LEVELS",
     "Away",
     "ChatCommand",
     "Command",
@@ -28,8 +29,10 @@ __all__ = [
     "IrcSay",
     "Join",
     "Me",
+    "Mentions",
     "Msg",
     "Nick",
+    "Notify",
     "Part",
     "Quit",
     "RoomKick",
@@ -165,6 +168,23 @@ class Away:
     text: str = ""
 
 
+NOTIFY_LEVELS: Final = ("all", "mentions", "none")  # per-room notification levels, loudest first
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Show (``level`` None) or set a room's notification level (``room`` None: the current
+    room): one of :data:`NOTIFY_LEVELS`."""
+
+    room: str | None = None
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """List the lines that named the member since it was last here (registered only)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RoomKick:
     """Put ``name`` out of ``room`` (its founder or an operator may); they may come back."""
@@ -216,7 +236,21 @@ class Several:
 
 
 ChatCommand = (
-    Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
+    Say
+    | Me
+    | Nick
+    | Who
+    | Msg
+    | Help
+    | Quit
+    | Join
+    | Part
+    | Rooms
+    | Topic
+    | History
+    | Away
+    | Notify
+    | Mentions
 )
 IrcCommand = RoomKick | IrcAsk | IrcSay | IrcHello | Several  # made by the IRC protocol only
 Command = (

@@ -23,8 +23,10 @@ from triochat.core.events import (
     HistoryEnd,
     Joined,
     Left,
+    MentionList,
     Moderated,
     Notice,
+    NotifyInfo,
     Ping,
     Presence,
     Private,
@@ -38,7 +40,7 @@ from triochat.core.events import (
 )
 from triochat.core.names import MAX_NAME_CHARS, MAX_ROOM_CHARS
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
-from triochat.core.wording import account_text, moderation_text
+from triochat.core.wording import account_text, moderation_text, notify_lines
 
 __all__ = ["ERROR_NUMERICS", "INVALID_UTF8", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
 
@@ -180,5 +182,7 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
             return line("", "PING", server)
         case Current() | HistoryEnd():
             return ""
+        case NotifyInfo() | MentionList():
+            return "".join(line(server, "NOTICE", nick, row) for row in notify_lines(event))
         case _:
             assert_never(event)

@@ -9,6 +9,8 @@
 import { parseLine, roomName } from "./commands.js";
 import { ChatSocket, socketUrl } from "./socket.js";
 import { roomTable } from "./roombrowser.js";
+import { isMention } from "./mention.js";
+import { askOnce, levels, notify } from "./notify.js";
 import { awayLine, chatLine, el, errorLine, helpTable, nameNode, noticeLine, privateLine, richText } from "./view.js";
 
 const NAME_KEY = "triochat.name"; // localStorage: the name to offer next time
@@ -68,6 +70,7 @@ const state = {
   countdown: null,
   privateLast: null, // the highest stored private line id shown: resumed with since "@"
   privateAsked: 0, // /history @NAME answers still to come (older by design: shown)
+  notifyAsked: 0, // /notify requests not answered yet (their answers are always shown)
 };
 
 const same = (a, b) => String(a).toLowerCase() === String(b).toLowerCase();
@@ -96,6 +99,7 @@ function newRoom(name) {
     members: null, // Set of names once a who answer came
     away: new Map(), // name -> away message, as the last who answer said
     unread: 0,
+    mentions: 0, // lines naming you since you last looked (not in a room set to none)
     follow: true, // keep the newest line in view (false once scrolled up)
     silentWho: 0, // who answers the page asked for itself (not shown)
     divider: null, // the "earlier messages" line: replayed history goes below it and above
@@ -132,7 +136,7 @@ function setCurrent(name) {
   for (const room of state.rooms.values()) room.section.hidden = room.name !== name;
   const room = name ? state.rooms.get(name) : null;
   if (room) {
-    room.unread = 0;
+    room.unread = room.mentions = 0;
     if (room.members === null) askWho(room);
     scrollToEnd(room, true);
   }
@@ -165,11 +169,12 @@ function renderRooms() {
     const button = el("button", "room", el("span", "room-name", room.name));
     button.type = "button";
     if (room.unread) button.append(el("span", "unread", String(room.unread)));
+    if (room.mentions) button.append(el("span", "unread mentions", `@${room.mentions}`));
     if (room.topic) button.append(el("span", "room-topic", room.topic));
     if (room.name === state.current) button.setAttribute("aria-current", "true");
     button.setAttribute(
       "aria-label",
-      `${room.name}${room.unread ? `, ${room.unread} unread` : ""}${room.topic ? `: ${room.topic}` : ""}`,
+      `${room.name}${room.unread ? `, ${room.unread} unread` : ""}${room.mentions ? `, ${room.mentions} naming you` : ""}${room.topic ? `: ${room.topic}` : ""}`,
     );
     button.addEventListener("click", () => switchTo(room.name));
     items.push(el("li", "", button));
@@ -276,8 +281,10 @@ function onChat(event) {
   if (event.history && !state.resume) showEarlier(node, room);
   else show(node, room.name);
   if (state.resume && event.history) state.resume.missed++;
+  if (!event.history) notify(event, state.me);
   if (room.name !== state.current && !mine && (!event.history || state.resume)) {
     room.unread++;
+    if (isMention({ ...event, history: false }, state.me) && levels.get(room.name) !== "none") room.mentions++;
     renderRooms();
   }
   renderOlder(room);
@@ -526,6 +533,17 @@ const HANDLERS = {
     show(noticeLine(event.ts, `${event.skipped} older messages were not replayed; load older to see them`), event.room);
   },
   error: onError,
+  notify: (event) => {
+    const known = levels.get(event.room) === event.level; // told again on a reconnect
+    levels.set(event.room, event.level);
+    if (!known || state.notifyAsked) show(noticeLine(event.ts, `notifications in ${event.room}: ${event.level}`));
+    state.notifyAsked = Math.max(0, state.notifyAsked - 1);
+  },
+  mentions: (event) => {
+    const found = Array.isArray(event.mentions) ? event.mentions : [];
+    show(noticeLine(event.ts, found.length ? `mentions of you (${found.length}, newest first):` : "no mentions of you"));
+    for (const m of found) show(noticeLine(m.ts, `${m.room} <${m.from}> ${m.text}`));
+  },
   account: (event) => {
     // Registered, logged in or changed: the password now works; a reconnect sends it.
     if (state.pendingPassword !== null) state.password = state.pendingPassword;
@@ -643,6 +661,7 @@ function submit(line) {
   }
   if (parsed.password) state.pendingPassword = parsed.password;
   if (request.type === "history" && request.with) state.privateAsked++;
+  if (request.type === "notify") state.notifyAsked++;
   if (request.type === "join" && roomName(request.room)) {
     // What is typed next goes to the new room, even before the server answers.
     const room = roomName(request.room);
@@ -668,6 +687,7 @@ ui.sayForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const line = ui.input.value;
   ui.input.value = "";
+  askOnce(); // a user gesture: the one time the page may ask to notify
   submit(line);
 });
 

@@ -118,6 +118,15 @@ export function parseLine(line, room) {
     case "locktopic":
     case "unlocktopic":
       return { request: { type: "topic-lock", ...(rest ? { room: rest } : here), locked: verb === "locktopic" } };
+    case "notify": {
+      const [first, level] = splitWord(rest);
+      const only = /^(all|mentions|none)$/i.test(first) && !level; // a level for this room
+      const room = first && !only ? { room: first } : here;
+      const set = only ? first : level;
+      return { request: { type: "notify", ...room, ...(set ? { level: set.toLowerCase() } : {}) } };
+    }
+    case "mentions":
+      return { request: { type: "mentions" } };
     case "help":
       return { request: { type: "help" } };
     case "quit":

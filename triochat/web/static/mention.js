@@ -1,13 +1,15 @@
-// When a line names you: the terminal client's rule (triochat/client/render.py,
-// mention_spans): your name or @name, in any case, not inside a longer name (letters,
-// digits, _ . -); "alice." ending a sentence names alice, "alice.smith" does not.
+// When a line names you: the server's and the terminal client's rule
+// (triochat/core/mentions.py, a test runs both): your name or @name, in any case, not
+// inside a longer name (letters of any script, digits, _ . -); "alice." ending a
+// sentence names alice, "alice.smith" does not.
 
-const escape = (text) => text.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const W = "\\p{L}\\p{N}_"; // Python's \w: letters and digits of any script
 
 /** [start, end) of each place `text` names `me`. */
 export function mentionRanges(text, me) {
   if (!me) return [];
-  const re = new RegExp(`(?<![\\w.-])@?${escape(me)}(?![\\w-]|\\.\\w)`, "gi");
+  const re = new RegExp(`(?<![${W}.-])@?${escape(me)}(?![${W}-]|\\.[${W}])`, "giu");
   return [...String(text).matchAll(re)].map((m) => [m.index, m.index + m[0].length]);
 }
 
