@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import run_triochat
+from tests.procs import STOP_TIMEOUT, run_triochat, triochat_command
 from triochat.cli import server as server_command
 from triochat.cli.configfile import (
     ConfigError,
@@ -188,3 +188,23 @@ def test_config_file_start_up_lines_are_one_write(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(os, "write", write)
     server_command._write_lines(["listening on 127.0.0.1:42502", "history: x", "web: y"])
     assert writes == [b"listening on 127.0.0.1:42502\nhistory: x\nweb: y\n"]
+
+
+def test_start_up_lines_come_before_the_log_records_of_the_start(tmp_path: Path) -> None:
+    """Stdout and stderr into one pipe: the start-up lines first, then the log records
+    written while starting (rooms loaded, accounts), which are held until then."""
+    command = [*triochat_command("server", "--port", "0", "--web-port", "0")]
+    command += ["--db", str(tmp_path / "chat.db")]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().decode() for _ in range(5)]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=STOP_TIMEOUT)
+    assert lines[0].startswith("listening on "), lines
+    assert lines[1].startswith("history: "), lines
+    assert lines[2].startswith("web: "), lines
+    assert "rooms loaded" in lines[3], lines  # a log record, held until after the lines

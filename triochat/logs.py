@@ -47,6 +47,7 @@ __all__ = [
     "RepeatLimiter",
     "Repeats",
     "dropped_records",
+    "release_logging",
     "renderer",
     "start_logging",
     "stop_logging",
@@ -363,24 +364,31 @@ class LogPipeline:
         return self.handler.dropped + self.writer.failed
 
     def start(self) -> None:
-        """Start the writer thread."""
-        self.listener.start()
+        """Start the writer thread (once; records queued before it are written first)."""
+        if self.listener._thread is None:
+            self.listener.start()
 
     def stop(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Write what is queued (for at most ``timeout`` seconds); True if all was."""
+        self.start()  # a pipeline still held writes what it holds
         return self.listener.stop_within(timeout)
 
 
 _active: LogPipeline | None = None  # the pipeline start_logging installed
 
 
-def start_logging(level: str, log_format: str = "auto", fd: int | None = None) -> LogPipeline:
+def start_logging(
+    level: str, log_format: str = "auto", fd: int | None = None, *, held: bool = False
+) -> LogPipeline:
     """Send every log record at ``level`` or above through a new pipeline to ``fd``.
 
     Args:
         level: ``debug``, ``info``, ``warning`` or ``error``.
         log_format: one of :data:`LOG_FORMATS`.
         fd: where to write; stderr's descriptor by default.
+        held: queue the records but write none until :func:`release_logging` (or
+            :func:`stop_logging`): the server's start-up lines go to stdout first, so
+            a reader of both streams sees them before any log record.
     """
     global _active
     if fd is None:
@@ -392,9 +400,16 @@ def start_logging(level: str, log_format: str = "auto", fd: int | None = None) -
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging.basicConfig(level=level.upper(), handlers=[pipeline.handler], force=True)
-    pipeline.start()
+    if not held:
+        pipeline.start()
     _active = pipeline
     return pipeline
+
+
+def release_logging() -> None:
+    """Start writing the records a held pipeline queued (nothing if not held)."""
+    if _active is not None:
+        _active.start()
 
 
 def stop_logging(timeout: float = FLUSH_TIMEOUT) -> bool:

@@ -8,8 +8,9 @@ in use, Redis unreachable) exits 1.
 
 The start-up lines (``listening on``, ``history:``, ``cluster:``, ``web:``,
 ``metrics:``) are written whole, all in one write to stdout once every door is
-served, so a script reading stdout and stderr together never sees a log record inside
-one of them.
+served, and the log records of the start (rooms loaded, accounts) are held until
+then: a script reading stdout and stderr together sees those lines first, and never a
+log record inside one of them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from triochat.cli.flags import add_server_flags, given_values, server_config
 from triochat.cli.listen import bound_address, bound_config, listen_plan, open_doors
 from triochat.config import ServerConfig
 from triochat.core.logevents import log_event
-from triochat.logs import dropped_records, start_logging, stop_logging
+from triochat.logs import dropped_records, release_logging, start_logging, stop_logging
 from triochat.metrics import Monitor
 from triochat.server import ChatServer
 from triochat.server.certificates import CertificateError, Certificates
@@ -100,7 +101,7 @@ def run_server(args: argparse.Namespace) -> int:
         config_db = config if config.db is not None else _with_db(config)
         sys.stdout.write(config_toml(config_db, source=args.config))
         return 0
-    start_logging(config.log_level, config.log_format)
+    start_logging(config.log_level, config.log_format, held=True)  # start-up lines first
     try:
         return _start(config)
     finally:
@@ -202,6 +203,7 @@ async def _serve(
             if bus is not None:
                 first.append(f"cluster: node {bus.node} through {redacted(bus.url)}")
             _write_lines([*first, *later])
+            release_logging()  # the records queued while starting come after those lines
             async for signum in signals:
                 if signum == getattr(signal, "SIGHUP", None):
                     if certificates is None:
