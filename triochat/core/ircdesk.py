@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Final
 
 from triochat.core import cluster
+from triochat.core import ircchathistory as chathistory
 from triochat.core.access import Access
 from triochat.core.admin import Login
 from triochat.core.arrivals import Arrivals
@@ -43,13 +44,20 @@ from triochat.core.commands import (
 )
 from triochat.core.events import Left
 from triochat.core.hygiene import has_visible, sanitise
-from triochat.core.model import Member, RoomState
+from triochat.core.irclabels import run_labelled
+from triochat.core.model import Member, Query, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
 from triochat.core.protocols.ircevents import KICKED
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.protocols.ircregister import cap_reply, nick_problem
-from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, USERHOST_IN_NAMES
+from triochat.core.protocols.ircsession import (
+    ECHO,
+    LABELED_RESPONSE,
+    MESSAGE_TAGS,
+    SERVER_TIME,
+    USERHOST_IN_NAMES,
+)
 from triochat.core.world import World
 
 __all__ = ["IrcDesk"]
@@ -111,7 +119,16 @@ class IrcDesk:
     # -- the desk -----------------------------------------------------------------------
 
     def ask(self, member: Member, command: IrcAsk) -> None:
-        """Answer one IRC request (see the module docstring)."""
+        """Answer one IRC request (see the module docstring), labelled if it asked."""
+        if command.label and member.irc is not None and LABELED_RESPONSE in member.irc.caps:
+            if not run_labelled(
+                member, IRC.server, command.label, lambda: self._ask(member, command)
+            ):
+                self._world.too_slow.append(member)
+            return
+        self._ask(member, command)
+
+    def _ask(self, member: Member, command: IrcAsk) -> None:
         verb, params = command.verb, command.params
         needs = _MIN_PARAMS.get(verb, 0)
         if len(params) < needs:
@@ -214,6 +231,22 @@ class IrcDesk:
             room = self._room(member, text, must_be_in=True)
             if room is not None:
                 self._dispatch(member, Part(room.name, reason))
+
+    def _chathistory(self, member: Member, params: tuple[str, ...]) -> None:
+        """IRCv3 ``CHATHISTORY``, read from the store (see :mod:`.ircchathistory`)."""
+        rooms = self._world.rooms
+        caps = member.irc.caps if member.irc is not None else frozenset()
+        joined = tuple(member.rooms)
+        last = {name: rooms[name].last_id for name in joined if name in rooms}
+        asked = chathistory.plan(
+            IRC.server, member.name, params, joined=joined, last_id=last, caps=caps
+        )
+        if isinstance(asked, bytes):
+            self._world.put(member, asked)
+        elif asked.sub != "TARGETS" and not asked.upto:
+            self._world.put(member, b"".join(asked.render([])))  # nothing stored yet
+        else:
+            member.link.replay(Query(member, asked.room or "*", asked.limit, plan=asked))
 
     def _privmsg(
         self, member: Member, params: tuple[str, ...], notice: bool = False, tags: str = ""
@@ -441,10 +474,11 @@ _MIN_PARAMS: Final[dict[str, int]] = {
     "MODE": 1,
     "PING": 1,
     "CAP": 1,
+    "CHATHISTORY": 1,
 }
 _VERBS: Final = frozenset(
     {
         "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",
-        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
+        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE", "CHATHISTORY",
     }
 )  # fmt: skip

@@ -227,6 +227,9 @@ class HistoryReader:
 
     async def _fetch(self, query: Query) -> tuple[list[StoredMessage], int]:
         store, call = self._store, self._call
+        if query.plan is not None:  # an IRC CHATHISTORY request: its own reads, in one call
+            planned: list[StoredMessage] = await call(query.plan.read, store)
+            return planned, 0
         if query.after is not None:
             since: tuple[list[StoredMessage], int] = await call(
                 store.since, query.room, query.after, query.limit, query.upto
