@@ -45,6 +45,7 @@ from triochat.core.commands import (
 from triochat.core.events import Left
 from triochat.core.hygiene import has_visible, sanitise
 from triochat.core.irclabels import run_labelled
+from triochat.core.ircplayback import join_playback
 from triochat.core.model import Member, Query, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
@@ -224,6 +225,9 @@ class IrcDesk:
             room = self._world.rooms.get(name)
             if room is not None and name in member.rooms:
                 self._names_of(member, room)
+                limit = self._world.limits.history
+                for data in join_playback(member, room.name, room.recent, limit, IRC.server):
+                    self._world.put(member, data)
 
     def _part(self, member: Member, params: tuple[str, ...]) -> None:
         reason = sanitise(params[1]).strip()[:200] if len(params) > 1 else ""

@@ -48,7 +48,9 @@ class IrcProtocol:
     mode: Mode = Mode.IRC
     echoes_own_chat: bool = False  # unless it asked for echo-message (see fanout)
     pinged: bool = True  # PING :server; any line back counts
-    replays_on_join: bool = False  # IRC clients expect no backlog on JOIN (chathistory asks)
+    # The room's replay on joining is the IRC desk's, after NAMES and per client: none
+    # for one with draft/chathistory (it asks), PRIVMSGs for others (core/ircplayback.py).
+    replays_on_join: bool = False
     joins_lobby: bool = False  # an IRC client joins the channels it wants
     utf8_only: bool = True  # ISUPPORT UTF8ONLY: a line that is not UTF-8 gets FAIL
 
