@@ -8,7 +8,10 @@ command triochat already has: ``JOIN`` is :class:`Join`, ``PRIVMSG #room`` is
 :class:`Say` (CTCP ACTION :class:`Me`), ``PRIVMSG nick`` :class:`Msg`, ``NICK``
 :class:`Nick`, ``KICK`` :class:`RoomKick` and so on. What has no triochat command
 (``WHO``, ``WHOIS``, ``NAMES``, ``LUSERS``, ``MODE``, ``PING``, ``CAP``) is answered
-here. A ``NOTICE`` is never answered with an error.
+here. A ``NOTICE`` is never answered with an error. ``CHATHISTORY`` is read from the
+store (:mod:`triochat.core.ircchathistory`), a client without it gets the room's last
+lines after ``NAMES`` on ``JOIN`` (:mod:`triochat.core.ircplayback`), and a labelled
+request is answered with its label (:mod:`triochat.core.irclabels`).
 
 Room founders live here too (:meth:`IrcDesk.room_kick`): the first member to enter an
 empty room is its operator (``@``) until it leaves, and may put others out of it;
