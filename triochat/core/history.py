@@ -44,6 +44,8 @@ def replay_bytes(
     first. Then the protocol's header (plain), the lines, and its end marker (JSON,
     when the query asked for one).
     """
+    if query.plan is not None:
+        return query.plan.render([r for r in records if isinstance(r, StoredMessage)])
     member = query.member
     protocol = PROTOCOLS[member.mode]
     out: list[bytes] = []

@@ -8,7 +8,10 @@ command triochat already has: ``JOIN`` is :class:`Join`, ``PRIVMSG #room`` is
 :class:`Say` (CTCP ACTION :class:`Me`), ``PRIVMSG nick`` :class:`Msg`, ``NICK``
 :class:`Nick`, ``KICK`` :class:`RoomKick` and so on. What has no triochat command
 (``WHO``, ``WHOIS``, ``NAMES``, ``LUSERS``, ``MODE``, ``PING``, ``CAP``) is answered
-here. A ``NOTICE`` is never answered with an error.
+here. A ``NOTICE`` is never answered with an error. ``CHATHISTORY`` is read from the
+store (:mod:`triochat.core.ircchathistory`), a client without it gets the room's last
+lines after ``NAMES`` on ``JOIN`` (:mod:`triochat.core.ircplayback`), and a labelled
+request is answered with its label (:mod:`triochat.core.irclabels`).
 
 Room founders live here too (:meth:`IrcDesk.room_kick`): the first member to enter an
 empty room is its operator (``@``) until it leaves, and may put others out of it;
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from typing import Final
 
 from triochat.core import cluster
+from triochat.core import ircchathistory as chathistory
 from triochat.core.access import Access
 from triochat.core.admin import Login
 from triochat.core.arrivals import Arrivals
@@ -43,14 +47,22 @@ from triochat.core.commands import (
 )
 from triochat.core.events import Left
 from triochat.core.hygiene import has_visible, sanitise
+from triochat.core.irclabels import run_labelled
+from triochat.core.ircplayback import join_playback
 from triochat.core.logevents import log_event
-from triochat.core.model import Member, RoomState
+from triochat.core.model import Member, Query, RoomState
 from triochat.core.names import name_key, room_error, room_name
 from triochat.core.protocols import IRC
 from triochat.core.protocols.ircevents import KICKED
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.protocols.ircregister import cap_reply, nick_problem
-from triochat.core.protocols.ircsession import ECHO, MESSAGE_TAGS, SERVER_TIME, USERHOST_IN_NAMES
+from triochat.core.protocols.ircsession import (
+    ECHO,
+    LABELED_RESPONSE,
+    MESSAGE_TAGS,
+    SERVER_TIME,
+    USERHOST_IN_NAMES,
+)
 from triochat.core.world import World
 
 __all__ = ["IrcDesk"]
@@ -112,7 +124,16 @@ class IrcDesk:
     # -- the desk -----------------------------------------------------------------------
 
     def ask(self, member: Member, command: IrcAsk) -> None:
-        """Answer one IRC request (see the module docstring)."""
+        """Answer one IRC request (see the module docstring), labelled if it asked."""
+        if command.label and member.irc is not None and LABELED_RESPONSE in member.irc.caps:
+            if not run_labelled(
+                member, IRC.server, command.label, lambda: self._ask(member, command)
+            ):
+                self._world.too_slow.append(member)
+            return
+        self._ask(member, command)
+
+    def _ask(self, member: Member, command: IrcAsk) -> None:
         verb, params = command.verb, command.params
         needs = _MIN_PARAMS.get(verb, 0)
         if len(params) < needs:
@@ -208,6 +229,9 @@ class IrcDesk:
             room = self._world.rooms.get(name)
             if room is not None and name in member.rooms:
                 self._names_of(member, room)
+                limit = self._world.limits.history
+                for data in join_playback(member, room.name, room.recent, limit, IRC.server):
+                    self._world.put(member, data)
 
     def _part(self, member: Member, params: tuple[str, ...]) -> None:
         reason = sanitise(params[1]).strip()[:200] if len(params) > 1 else ""
@@ -215,6 +239,22 @@ class IrcDesk:
             room = self._room(member, text, must_be_in=True)
             if room is not None:
                 self._dispatch(member, Part(room.name, reason))
+
+    def _chathistory(self, member: Member, params: tuple[str, ...]) -> None:
+        """IRCv3 ``CHATHISTORY``, read from the store (see :mod:`.ircchathistory`)."""
+        rooms = self._world.rooms
+        caps = member.irc.caps if member.irc is not None else frozenset()
+        joined = tuple(member.rooms)
+        last = {name: rooms[name].last_id for name in joined if name in rooms}
+        asked = chathistory.plan(
+            IRC.server, member.name, params, joined=joined, last_id=last, caps=caps
+        )
+        if isinstance(asked, bytes):
+            self._world.put(member, asked)
+        elif asked.sub != "TARGETS" and not asked.upto:
+            self._world.put(member, b"".join(asked.render([])))  # nothing stored yet
+        else:
+            member.link.replay(Query(member, asked.room or "*", asked.limit, plan=asked))
 
     def _privmsg(
         self, member: Member, params: tuple[str, ...], notice: bool = False, tags: str = ""
@@ -450,10 +490,11 @@ _MIN_PARAMS: Final[dict[str, int]] = {
     "MODE": 1,
     "PING": 1,
     "CAP": 1,
+    "CHATHISTORY": 1,
 }
 _VERBS: Final = frozenset(
     {
         "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",
-        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE",
+        "TOPIC", "KICK", "NAMES", "WHO", "WHOIS", "LUSERS", "MODE", "CHATHISTORY",
     }
 )  # fmt: skip

@@ -14,7 +14,7 @@ import ipaddress
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from triochat.core import cluster
 from triochat.core.codec import Mode
@@ -41,6 +41,20 @@ __all__ = [
 ]
 
 CACHE_MESSAGES: Final = 200  # recent chat lines kept in memory per room: replays and /history
+
+
+class StoredReplay(Protocol):
+    """A replay that reads and frames its own lines (an IRC ``CHATHISTORY`` request).
+
+    ``read`` runs in the store's thread with the store (its ``before``, ``since`` and
+    ``recent``), ``render`` makes the bytes the member gets of what was read.
+    """
+
+    def read(self, store: Any) -> list[StoredMessage]:
+        """The stored lines it asks for, oldest first."""
+
+    def render(self, records: list[StoredMessage]) -> list[bytes]:
+        """Those lines as the member's protocol frames them."""
 
 
 class Link(Protocol):
@@ -178,6 +192,7 @@ class Query:
     # Private history instead of a room's: (the asker's account key, the other's key, or
     # "" for every conversation of the asker). ``room`` is then "@NAME" or "@".
     private: tuple[str, str] | None = None
+    plan: StoredReplay | None = None  # reads and frames itself (the fields above unused)
 
 
 @dataclass(slots=True)

@@ -202,6 +202,7 @@ class IrcAsk:
     verb: str
     params: tuple[str, ...] = ()
     tags: str = ""  # its client-only tags ("+a=b;+c"), for PRIVMSG and NOTICE
+    label: str = ""  # IRCv3 labeled-response: the label its answer carries
 
 
 @dataclass(frozen=True, slots=True)

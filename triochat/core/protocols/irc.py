@@ -38,6 +38,8 @@ __all__ = ["IRC", "IrcProtocol"]
 DEFAULT_SERVER_NAME: Final = "triochat"
 MAX_CLIENT_TAGS: Final = 4094  # IRCv3: client-only tags may take up to 4094 bytes
 _TAG_KEY: Final = re.compile(r"\+[A-Za-z0-9./-]+")
+_LABEL: Final = re.compile(r"[A-Za-z0-9._~+/=-]+")  # nothing a tag value would escape
+MAX_LABEL: Final = 64
 
 
 class IrcProtocol:
@@ -46,7 +48,9 @@ class IrcProtocol:
     mode: Mode = Mode.IRC
     echoes_own_chat: bool = False  # unless it asked for echo-message (see fanout)
     pinged: bool = True  # PING :server; any line back counts
-    replays_on_join: bool = False  # IRC clients expect no backlog on JOIN (chathistory asks)
+    # The room's replay on joining is the IRC desk's, after NAMES and per client: none
+    # for one with draft/chathistory (it asks), PRIVMSGs for others (core/ircplayback.py).
+    replays_on_join: bool = False
     joins_lobby: bool = False  # an IRC client joins the channels it wants
     utf8_only: bool = True  # ISUPPORT UTF8ONLY: a line that is not UTF-8 gets FAIL
 
@@ -68,8 +72,8 @@ class IrcProtocol:
                 for key, value in parsed.tags.items()
                 if key.startswith("+") and _TAG_KEY.fullmatch(key) and " " not in value
             )
-            return IrcAsk(verb, params, client[:MAX_CLIENT_TAGS])
-        return IrcAsk(verb, params)
+            return IrcAsk(verb, params, client[:MAX_CLIENT_TAGS], _label(parsed.tags))
+        return IrcAsk(verb, params, label=_label(parsed.tags))
 
     def encode(self, event: Event, viewer: str | None = None, current: str | None = None) -> bytes:
         return encode_irc(event, self.server, viewer or "*", False, False).encode()
@@ -119,6 +123,12 @@ class IrcProtocol:
 
     def replay_end(self, room: str, count: int, more: bool, ts: float) -> bytes | None:
         return None
+
+
+def _label(tags: dict[str, str]) -> str:
+    """The ``label`` tag (labeled-response), if it is one a reply can carry back."""
+    label = tags.get("label", "")
+    return label if 0 < len(label) <= MAX_LABEL and _LABEL.fullmatch(label) else ""
 
 
 IRC: Final = IrcProtocol()

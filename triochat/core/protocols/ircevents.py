@@ -40,6 +40,7 @@ from triochat.core.events import (
 )
 from triochat.core.names import MAX_NAME_CHARS, MAX_ROOM_CHARS
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
+from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT
 from triochat.core.wording import account_text, moderation_text, notify_lines
 
 __all__ = ["ERROR_NUMERICS", "INVALID_UTF8", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
@@ -53,6 +54,8 @@ ISUPPORT: Final = (
     "CHANMODES=,,,",
     "NETWORK=triochat",
     "UTF8ONLY",
+    f"CHATHISTORY={CHATHISTORY_LIMIT}",  # draft/chathistory: lines per request
+    "MSGREFTYPES=msgid,timestamp",
 )
 INVALID_UTF8: Final = "invalid-utf8"  # an error code the reader gives (UTF8ONLY)
 

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from typing import Final
 
 __all__ = [
+    "BATCH",
     "CAPS",
+    "CHATHISTORY",
+    "CHATHISTORY_LIMIT",
     "ECHO",
+    "LABELED_RESPONSE",
     "MESSAGE_TAGS",
     "MULTI_PREFIX",
     "SASL",
@@ -29,6 +33,10 @@ MESSAGE_TAGS: Final = "message-tags"
 SASL: Final = "sasl"
 MULTI_PREFIX: Final = "multi-prefix"  # one prefix (@) exists, so it changes nothing
 USERHOST_IN_NAMES: Final = "userhost-in-names"
+BATCH: Final = "batch"  # CHATHISTORY answers and labelled responses come in batches
+LABELED_RESPONSE: Final = "labeled-response"  # see triochat.core.irclabels
+CHATHISTORY: Final = "draft/chathistory"  # see triochat.core.ircchathistory
+CHATHISTORY_LIMIT: Final = 100  # lines one CHATHISTORY request gets at most (ISUPPORT)
 # What CAP LS offers, in order (values after "=": CAP LS 302 shows them).
 CAPS: Final[dict[str, str]] = {
     SERVER_TIME: "",
@@ -37,6 +45,9 @@ CAPS: Final[dict[str, str]] = {
     SASL: "PLAIN",
     MULTI_PREFIX: "",
     USERHOST_IN_NAMES: "",
+    BATCH: "",
+    LABELED_RESPONSE: "",
+    CHATHISTORY: "",
 }
 
 
