@@ -36,6 +36,7 @@ from triochat.core.records import (
     RoomRecord,
     StoredMessage,
 )
+from triochat.core.search import SearchHit, SearchQuery
 
 __all__ = [
     "KINDS",
@@ -45,6 +46,8 @@ __all__ = [
     "MuteRecord",
     "OpRecord",
     "RoomRecord",
+    "SearchHit",
+    "SearchQuery",
     "Store",
     "StoreError",
     "StoredMessage",
@@ -110,6 +113,14 @@ class Store(Protocol):
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         """Return the ``limit`` messages just before ``before_id`` (scrollback), oldest first."""
+        ...
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Return the lines that hold every word of ``query`` (see
+        :mod:`triochat.core.search`), newest first: by decreasing ``seq``, the order in
+        which they were stored, each below ``query.before`` if given. ``rooms`` None
+        searches every room, ``()`` none; ``sender`` is a name key.
+        """
         ...
 
     def prune(

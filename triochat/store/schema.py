@@ -20,11 +20,16 @@ History:
 * v3: accounts and moderation. ``accounts`` (salted scrypt hashes, keyed by the name's
   uniqueness key), ``ops`` (operators made with ``/op``), ``bans`` (on a name key or an
   address range, with an optional end) and ``mutes``; ``rooms.topic_locked``.
+* search: the full-text index of the messages (``search_rows``, ``search_index`` and
+  the triggers that keep them in step; see :mod:`triochat.store.search`), filled from
+  the messages already there.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from triochat.store.search import SEARCH_MIGRATION
 
 __all__ = ["MIGRATIONS", "OWN_TABLES", "SCHEMA_VERSION", "foreign_tables"]
 
@@ -102,6 +107,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID
         """,
     ),
+    # -> search: the full-text index (self-contained: renumbering it is safe)
+    SEARCH_MIGRATION,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # what this version of triochat writes

@@ -70,6 +70,7 @@ from triochat.store.base import (
 )
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
+from triochat.store.search import SearchHit, SearchQuery, search
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
 
@@ -301,6 +302,13 @@ class SQLiteStore:
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (room, before_id, limit),
         )
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Return the lines ``query`` finds, newest first (:mod:`triochat.store.search`)."""
+        try:
+            return search(self._conn, query)
+        except sqlite3.Error as exc:
+            raise _error("cannot search", self._path, exc) from exc
 
     def prune(
         self,
