@@ -17,8 +17,10 @@ from triochat.core.records import (
     MuteRecord,
     OpRecord,
     RoomRecord,
+    SearchHit,
     StoredMessage,
 )
+from triochat.core.search import SearchQuery
 from triochat.server import ChatServer
 from triochat.server.hub import STORE_DOWN
 from triochat.store import MemoryStore, SQLiteStore, StoreError
@@ -183,6 +185,9 @@ class FlakyStore:
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         return self.inner.before(room, before_id, limit)
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        return self.inner.search(query)
 
     def prune(
         self,

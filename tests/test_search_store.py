@@ -16,7 +16,9 @@ from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
 NOW = 1_700_000_000.0
 
 
-def say(room: str, id: int, text: str, sender: str = "bob", ts: float | None = None) -> StoredMessage:
+def say(
+    room: str, id: int, text: str, sender: str = "bob", ts: float | None = None
+) -> StoredMessage:
     return StoredMessage(room, id, NOW + id if ts is None else ts, "say", sender, text)
 
 

@@ -37,13 +37,20 @@ from triochat.core.events import (
     Renamed,
     RoomList,
     Said,
+    SearchResults,
     ShuttingDown,
     TopicInfo,
     Welcome,
     WhoList,
 )
 from triochat.core.jsonwire import encode_event
-from triochat.core.wording import account_text, away_text, moderation_text, welcome_text
+from triochat.core.wording import (
+    account_text,
+    away_text,
+    moderation_text,
+    search_lines,
+    welcome_text,
+)
 
 __all__ = [
     "NOTICE",
@@ -200,6 +207,8 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return "\n".join(rows)
         case Ping():  # plain members are not pinged (TCP keepalive covers them)
             return f"{NOTICE}ping"
+        case SearchResults():
+            return "\n".join(NOTICE + line for line in search_lines(event))
         case _:
             assert_never(event)
 

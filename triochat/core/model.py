@@ -20,6 +20,7 @@ from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.passwords import MIN_PASSWORD_CHARS
 from triochat.core.records import Batch, Change, StoredMessage
+from triochat.core.search import SearchQuery
 
 if TYPE_CHECKING:
     from triochat.core.access import Access
@@ -174,6 +175,7 @@ class Query:
     end: bool = False  # JSON: close the replay with a history-end event
     upto: int | None = None
     elsewhere: bool = False  # plain: the room is not the member's current one
+    search: SearchQuery | None = None  # a /search instead: the store's search answers it
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ __all__ = [
     "SaveBan",
     "SaveMute",
     "SaveOp",
+    "SearchHit",
     "StoredMessage",
     "chat_event",
     "stored_message",
@@ -39,6 +40,15 @@ __all__ = [
 
 KINDS: Final = frozenset({"say", "me"})  # what is stored; private messages never are
 BAN_KINDS: Final = frozenset({"name", "address"})  # a ban is on a name, or on an address range
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A line a search found: its place in the store's order of arrival, and the line
+    (see :mod:`triochat.core.search`)."""
+
+    seq: int
+    message: StoredMessage
 
 
 @dataclass(frozen=True, slots=True)

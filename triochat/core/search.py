@@ -1,7 +1,7 @@
 """Message search: what is asked, what is found, and the words. No I/O.
 
 ``/search [in:#room] [from:NAME] [before:N] WORDS`` becomes a :class:`SearchQuery`;
-the store answers it with :class:`SearchHit` rows, newest first (see
+the store answers it with :class:`~triochat.core.records.SearchHit` rows, newest first (see
 :meth:`triochat.store.base.Store.search`). Both stores read words the same way,
 :func:`words`: runs of letters and digits, case-folded, accents removed, which is what
 SQLite FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) does. A line matches
@@ -21,12 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from triochat.core.records import StoredMessage
-
 __all__ = [
     "MAX_SEARCH_WORDS",
     "SEARCH_PAGE",
-    "SearchHit",
     "SearchQuery",
     "fts_match",
     "holds_all",
@@ -51,14 +48,6 @@ class SearchQuery:
     before: int | None = None
     limit: int = SEARCH_PAGE
     text: str = ""  # the query as typed, echoed in the answer
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One line found: its place in the store's order (``seq``) and the line."""
-
-    seq: int
-    message: StoredMessage
 
 
 def _fold(token: str) -> str:

@@ -30,11 +30,11 @@ from typing import Any, Final, Protocol
 import trio
 
 from triochat.core.events import ErrorEvent
-from triochat.core.history import replay_bytes
+from triochat.core.history import replay_bytes, search_bytes
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
-from triochat.core.records import StoredMessage
+from triochat.core.records import SearchHit, StoredMessage
 from triochat.store import Store, StoreError
 
 __all__ = [
@@ -178,6 +178,7 @@ class HistoryReader:
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
         failure = "the store is not working right now" if self._store_down() else None
         records: list[StoredMessage] = []
+        hits: list[SearchHit] = []
         skipped = 0
         if failure is None:
             where = conn.host if conn.host is not None else conn.peer
@@ -191,7 +192,10 @@ class HistoryReader:
                 async with limiter, self._total:
                     failure = f"reading it took over {READ_TIMEOUT:g} s"
                     with trio.move_on_after(READ_TIMEOUT):
-                        records, skipped = await self._fetch(query)
+                        if query.search is not None:  # a /search: the store's index
+                            hits = await self._call(self._store.search, query.search)
+                        else:
+                            records, skipped = await self._fetch(query)
                         failure = None
             except (StoreError, trio.ClosedResourceError) as exc:
                 failure = str(exc) or "the store is closing"
@@ -203,11 +207,15 @@ class HistoryReader:
             self._failures += 1
             member = query.member
             log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
-            text = f"the history of {query.room} cannot be read right now; try again later"
+            what = "search" if query.search is not None else f"the history of {query.room}"
+            text = f"{what} cannot be read right now; try again later"
             event = ErrorEvent(now, "history-unavailable", text)
             error = PROTOCOLS[member.mode].encode(event, member.name, member.current)
             return [error, *replay_bytes(query, (), 0, 0, now)]
         self._replays += 1
+        if query.search is not None:
+            self._lines += len(hits)
+            return [search_bytes(query, hits, now)]
         self._lines += len(records)
         return replay_bytes(query, records, len(records), skipped, now)
 

@@ -34,9 +34,10 @@ from triochat.core.records import (
     MuteRecord,
     OpRecord,
     RoomRecord,
+    SearchHit,
     StoredMessage,
 )
-from triochat.core.search import SearchHit, SearchQuery
+from triochat.core.search import SearchQuery
 
 __all__ = [
     "KINDS",

@@ -26,8 +26,9 @@ from triochat.core.records import (
     SaveBan,
     SaveMute,
     SaveOp,
+    SearchHit,
 )
-from triochat.core.search import SearchHit, SearchQuery, holds_all
+from triochat.core.search import SearchQuery, holds_all
 from triochat.store.base import (
     AccountRecord,
     BanRecord,

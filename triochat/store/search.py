@@ -23,8 +23,8 @@ import sqlite3
 from typing import Final
 
 from triochat.core.names import name_key
-from triochat.core.records import StoredMessage
-from triochat.core.search import SearchHit, SearchQuery, fts_match
+from triochat.core.records import SearchHit, StoredMessage
+from triochat.core.search import SearchQuery, fts_match
 
 __all__ = ["SEARCH_MIGRATION", "SearchHit", "SearchQuery", "search"]
 

@@ -55,12 +55,12 @@ from triochat.core.commands.parsers import (
     json_topic,
     no_args,
     plain_droproom,
-    plain_history,
     plain_join,
     plain_lock,
     plain_me,
     plain_msg,
 )
+from triochat.core.commands.searching import json_search, plain_history, plain_search
 from triochat.core.commands.types import (
     Away,
     Command,
@@ -80,6 +80,7 @@ from triochat.core.commands.types import (
     RoomKick,
     Rooms,
     Say,
+    Search,
     Several,
     Topic,
     Who,
@@ -249,11 +250,23 @@ COMMANDS: Final[tuple[CommandSpec, ...]] = (
         History,
         "history",
         "/history [N]",
-        "the last N messages of the current room (default 20)",
+        "the last N messages of the current room (default 20);",
+        "/history [ROOM] around ID: the lines around a search hit",
         verbs=("history",),
         json_type=("history",),
         plain=plain_history,
         json=json_history,
+    ),
+    _row(
+        Search,
+        "search",
+        "/search WORDS",
+        "find lines with all WORDS in your rooms, newest first;",
+        "narrow with in:#room from:NAME; before:N is the next page",
+        verbs=("search",),
+        json_type=("search",),
+        plain=plain_search,
+        json=json_search,
     ),
     _row(
         Nick,
@@ -384,8 +397,11 @@ def _help(operator: bool, width: int) -> tuple[str, ...]:
     return tuple(lines)
 
 
-HELP_LINES: Final = ("commands:", *_help(False, 20))
-OPERATOR_HELP_LINES: Final = ("operator commands (you are an operator):", *_help(True, 27))
+HELP_LINES: Final[tuple[str, ...]] = ("commands:", *_help(False, 20))
+OPERATOR_HELP_LINES: Final[tuple[str, ...]] = (
+    "operator commands (you are an operator):",
+    *_help(True, 27),
+)
 
 
 # Verbs whose line carries a password, and the error code for one with invisible

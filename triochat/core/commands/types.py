@@ -35,6 +35,7 @@ __all__ = [
     "RoomKick",
     "Rooms",
     "Say",
+    "Search",
     "Several",
     "Topic",
     "Who",
@@ -127,6 +128,20 @@ class History:
     room: str | None = None
     limit: int = DEFAULT_HISTORY
     before: int | None = None
+    around: int | None = None  # instead of before: the lines around this id (a search hit)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """Find the stored lines holding every one of ``terms`` (folded words of ``text``),
+    in ``room`` (None: every room one is in), said by ``sender``, older than the
+    search position ``before`` (None: the newest); see :mod:`triochat.core.search`."""
+
+    terms: tuple[str, ...]
+    text: str = ""  # the query as typed, without before:, echoed in the answer
+    room: str | None = None
+    sender: str | None = None
+    before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +227,20 @@ class Several:
 
 
 ChatCommand = (
-    Say | Me | Nick | Who | Msg | Help | Quit | Join | Part | Rooms | Topic | History | Away
+    Say
+    | Me
+    | Nick
+    | Who
+    | Msg
+    | Help
+    | Quit
+    | Join
+    | Part
+    | Rooms
+    | Topic
+    | History
+    | Away
+    | Search
 )
 IrcCommand = RoomKick | IrcAsk | IrcSay | IrcHello | Several  # made by the IRC protocol only
 Command = (
