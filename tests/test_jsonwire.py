@@ -19,11 +19,13 @@ from triochat.core.events import (
     BanInfo,
     BanList,
     Event,
+    Found,
     HelpText,
     Moderated,
     Ping,
     RoomInfo,
     Said,
+    SearchResults,
     Welcome,
     WhoList,
 )
@@ -67,6 +69,7 @@ def _record(cls: type[Any]) -> st.SearchStrategy[Any]:
 
 _BY_ANNOTATION["tuple[RoomInfo, ...]"] = st.lists(_record(RoomInfo), max_size=3).map(tuple)
 _BY_ANNOTATION["tuple[BanInfo, ...]"] = st.lists(_record(BanInfo), max_size=3).map(tuple)
+_BY_ANNOTATION["tuple[Found, ...]"] = st.lists(_record(Found), max_size=3).map(tuple)
 
 # Help lines travel as one string joined by newlines: a line cannot hold a newline, and
 # a list of one empty line reads back as no lines (the server never sends either).
@@ -86,6 +89,9 @@ def _as_sent(event: Event) -> Event:
     if isinstance(event, BanList):
         bans = tuple(dataclasses.replace(ban, ts=round(ban.ts, 3)) for ban in event.bans)
         event = dataclasses.replace(event, bans=bans)
+    if isinstance(event, SearchResults):
+        hits = tuple(dataclasses.replace(hit, ts=round(hit.ts, 3)) for hit in event.hits)
+        event = dataclasses.replace(event, hits=hits)
     return dataclasses.replace(event, ts=round(event.ts, 3))
 
 
