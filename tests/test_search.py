@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,12 @@ import pytest
 import trio
 
 from tests.conftest import StartServer
+from triochat.client.render import render_event
+from triochat.client.requests import request_for
+from triochat.client.rooms import ClientRooms
 from triochat.config import ServerConfig
 from triochat.core.commands import Invalid, Search, parse_json, parse_plain
+from triochat.core.events import Found, SearchResults
 from triochat.core.search import SEARCH_PAGE
 from triochat.server import ChatServer
 from triochat.store import SQLiteStore
@@ -148,3 +153,37 @@ async def test_history_around_plain(nursery: trio.Nursery, server: ChatServer, l
         pass
     shown = [await ann.line() for _ in range(5)]  # ids 1..12 exist before 3 + 10 + 1
     assert shown[2].endswith("<ann> line 3")
+
+
+def test_client_sends_search_with_filters_as_fields() -> None:
+    rooms = ClientRooms()
+    assert request_for("/search in:#dev from:bob deploy  now before:7", rooms) == {
+        "type": "search",
+        "text": "deploy now",
+        "room": "#dev",
+        "from": "bob",
+        "before": 7,
+    }
+    assert request_for("/history #dev around 42", rooms) == {
+        "type": "history",
+        "room": "#dev",
+        "limit": 20,
+        "around": 42,
+    }
+
+
+def test_client_renders_hits_as_a_table() -> None:
+    hits = (
+        Found("#dev", 42, "bob", "say", "deploy at noon", 1_800_000_000.0),
+        Found("#lobby", 7, "ann", "me", "deploys", 1_799_000_000.0),
+    )
+    line = render_event(SearchResults(1_800_000_100.0, "deploy", hits, 99), "alice", UTC)
+    assert line is not None
+    rows = line.plain.splitlines()
+    assert rows[0].endswith('search "deploy": 2+ found, newest first')
+    assert re.fullmatch(r" +#dev   42 \d{4}-\d\d-\d\d \d\d:\d\d  bob deploy at noon", rows[1])
+    assert re.fullmatch(r" +#lobby  7 \d{4}-\d\d-\d\d \d\d:\d\d  ann deploys", rows[2])
+    assert rows[3].strip() == "more: /search before:99 deploy"
+    empty = render_event(SearchResults(1.0, "zzz", ()), "alice", UTC)
+    assert empty is not None
+    assert empty.plain.endswith('search "zzz": nothing found')
