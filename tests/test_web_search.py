@@ -20,7 +20,9 @@ from triochat.web.http import Assets
 
 
 def test_web_search_hit_click_scrolls_to_the_line(
-    browser: Any, tmp_path: Path, terminals: list[Terminal]
+    browser: Any,  # noqa: F811 - the module-scoped fixture imported above
+    tmp_path: Path,
+    terminals: list[Terminal],  # noqa: F811
 ) -> None:
     server = start(tmp_path, "--history", "5", "--rate-limit", "0")
     try:
