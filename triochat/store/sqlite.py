@@ -70,7 +70,7 @@ from triochat.store.base import (
 )
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
-from triochat.store.search import SearchHit, SearchQuery, search
+from triochat.store.search import SearchHit, SearchQuery, index_new, search
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
 
@@ -124,10 +124,6 @@ _DELETE_OLDER: Final = """
         SELECT room, id FROM messages WHERE ts < ? LIMIT ?
     )
 """
-
-
-def _message(row: tuple[str, int, float, str, str, str]) -> StoredMessage:
-    return StoredMessage(*row)
 
 
 class SQLiteStore:
@@ -252,6 +248,7 @@ class SQLiteStore:
                         _INSERT_MESSAGE,
                         [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
                     )
+                    index_new(conn, batch.messages)  # search: see triochat.store.search
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
@@ -382,7 +379,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _error("cannot read", self._path, exc) from exc
         rows.reverse()
-        return [_message(row) for row in rows]
+        return [StoredMessage(*row) for row in rows]
 
     def _prune_by_count(self, keep: int, max_rows: int | None) -> int:
         """Delete all but the newest ``keep`` messages of each room, within the budget."""
