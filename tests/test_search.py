@@ -187,3 +187,15 @@ def test_client_renders_hits_as_a_table() -> None:
     empty = render_event(SearchResults(1.0, "zzz", ()), "alice", UTC)
     assert empty is not None
     assert empty.plain.endswith('search "zzz": nothing found')
+
+
+async def test_search_with_the_index_off_says_so(nursery: trio.Nursery, tmp_path: Path) -> None:
+    store = SQLiteStore.open(tmp_path / "chat.db", search_index=False)
+    server = ChatServer(ServerConfig(no_search_index=True), store)
+    await nursery.start(server.run)
+    ann = await join(nursery, server, "ann")
+    await ann.send("/search anything")
+    assert await ann.line() == "! search is off on this server (--no-search-index)"
+    await ann.send("/rooms")
+    assert await ann.line() == "*** rooms (1):"  # the connection goes on
+    await server.shutdown()

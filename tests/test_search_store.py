@@ -12,6 +12,7 @@ from triochat.core.names import name_key
 from triochat.core.search import SearchQuery, fts_match, holds_all, words
 from triochat.store import Batch, MemoryStore, SQLiteStore, Store, StoredMessage
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION
+from triochat.store.search import SearchOff
 
 NOW = 1_700_000_000.0
 
@@ -128,5 +129,31 @@ def test_sqlite_migration_indexes_an_existing_database(tmp_path: Path) -> None:
     store = SQLiteStore.open(path)
     try:
         assert found(store, "hello", rooms=None) == [("#a", 2), ("#a", 1)]
+    finally:
+        store.close()
+
+
+def test_sqlite_without_the_index_refuses_search_and_rebuilds_it_later(tmp_path: Path) -> None:
+    path = tmp_path / "chat.db"
+    store = SQLiteStore.open(path)
+    store.commit(Batch([say("#a", 1, "indexed needle")]))
+    store.close()
+    store = SQLiteStore.open(path, search_index=False)  # --no-search-index: dropped
+    try:
+        store.commit(Batch([say("#a", 2, "unindexed needle")]))
+        assert store.prune(NOW + 10, None, 1) == 1  # retention works without it
+        with pytest.raises(SearchOff, match="search is off"):
+            store.search(SearchQuery(("needle",), None))
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert not {"search_rows", "search_index", "messages_unindexed"} & names
+    finally:
+        conn.close()
+    store = SQLiteStore.open(path)  # on again: what is stored is indexed at start
+    try:
+        assert found(store, "needle", rooms=None) == [("#a", 2)]
     finally:
         store.close()

@@ -36,6 +36,7 @@ from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
 from triochat.core.records import SearchHit, StoredMessage
 from triochat.store import Store, StoreError
+from triochat.store.search import SearchOff
 
 __all__ = [
     "READS_AT_ONCE",
@@ -180,6 +181,7 @@ class HistoryReader:
         records: list[StoredMessage] = []
         hits: list[SearchHit] = []
         skipped = 0
+        told: str | None = None  # the member's error text, when not the usual one
         if failure is None:
             where = conn.host if conn.host is not None else conn.peer
             delay = self._budget(where)
@@ -197,6 +199,8 @@ class HistoryReader:
                         else:
                             records, skipped = await self._fetch(query)
                         failure = None
+            except SearchOff as exc:  # --no-search-index: said as it is, not logged
+                failure = told = str(exc)
             except (StoreError, trio.ClosedResourceError) as exc:
                 failure = str(exc) or "the store is closing"
             finally:
@@ -204,11 +208,12 @@ class HistoryReader:
                     self._per_address.pop(where, None)
         now = self._clock()
         if failure is not None:
-            self._failures += 1
             member = query.member
-            log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
             what = "search" if query.search is not None else f"the history of {query.room}"
-            text = f"{what} cannot be read right now; try again later"
+            text = told or f"{what} cannot be read right now; try again later"
+            if told is None:
+                self._failures += 1
+                log.error("history: cannot read %s for [c%d]: %s", query.room, member.id, failure)
             event = ErrorEvent(now, "history-unavailable", text)
             error = PROTOCOLS[member.mode].encode(event, member.name, member.current)
             return [error, *replay_bytes(query, (), 0, 0, now)]

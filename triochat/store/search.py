@@ -35,8 +35,17 @@ from typing import Final
 from triochat.core.names import name_key
 from triochat.core.records import SearchHit, StoredMessage
 from triochat.core.search import SearchQuery, fts_match
+from triochat.store.base import StoreError
 
-__all__ = ["SEARCH_MIGRATION", "SearchHit", "SearchQuery", "index_new", "search"]
+__all__ = [
+    "SEARCH_MIGRATION",
+    "SearchHit",
+    "SearchOff",
+    "SearchQuery",
+    "index_new",
+    "keep_search_index",
+    "search",
+]
 
 SEARCH_MIGRATION: Final[tuple[str, ...]] = (
     """
@@ -87,6 +96,25 @@ _NEW_WORDS: Final = """
     SELECT r.docid, m.text FROM search_rows r JOIN messages m ON m.room = r.room AND m.id = r.id
     WHERE r.docid > ?
 """
+
+
+class SearchOff(StoreError):
+    """The server runs with ``--no-search-index``: there is no index to search."""
+
+
+def keep_search_index(conn: sqlite3.Connection, keep: bool) -> None:
+    """Drop the index (``keep`` False: ``--no-search-index``), or build it if it was
+    dropped (indexing every stored line again), inside the opening transaction."""
+    (there,) = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'search_rows'"
+    ).fetchone()
+    if keep and not there:
+        for statement in SEARCH_MIGRATION:
+            conn.execute(statement)
+    elif not keep and there:
+        conn.execute("DROP TRIGGER messages_unindexed")
+        conn.execute("DROP TABLE search_index")
+        conn.execute("DROP TABLE search_rows")
 
 
 def index_new(conn: sqlite3.Connection, messages: Iterable[StoredMessage]) -> None:

@@ -69,10 +69,10 @@ from triochat.store.base import (
     check_limit,
 )
 from triochat.store.retention import age_cutoff, check_retention
-from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
-from triochat.store.search import SearchHit, SearchQuery, index_new, search
+from triochat.store.search import SearchHit, SearchOff, SearchQuery, index_new, search
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
+from triochat.store.sqlite_open import ForeignDatabase, prepare
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -88,10 +88,6 @@ Synchronous = Literal["NORMAL", "FULL"]
 SYNCHRONOUS: Final[Synchronous] = "FULL"  # +0.3 ms a message measured; survives power cuts
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
-
-
-class ForeignDatabase(StoreError):
-    """``--db`` names another program's database: refused, and left as it was."""
 
 
 _COLUMNS: Final = "room, id, ts, kind, sender, text"
@@ -133,10 +129,11 @@ class SQLiteStore:
     time, from any one thread at a time).
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, search: bool = True) -> None:
         """Wrap an open, migrated connection; use :meth:`open` instead."""
         self._conn = connection
         self._path = path
+        self._search = search  # the full-text index is kept (triochat.store.search)
 
     @property
     def path(self) -> Path:
@@ -144,12 +141,15 @@ class SQLiteStore:
         return self._path
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: Synchronous = SYNCHRONOUS) -> SQLiteStore:
+    def open(
+        cls, path: str | Path, *, synchronous: Synchronous = SYNCHRONOUS, search_index: bool = True
+    ) -> SQLiteStore:
         """Open (creating it and its folders if needed) and migrate a database.
 
         Args:
             path: The database file. ``~`` is expanded.
             synchronous: SQLite's ``synchronous`` setting; see the module docstring.
+            search_index: Keep the full-text index (False drops it; True builds it).
 
         Returns:
             The store, holding the file's lock until :meth:`close`.
@@ -197,14 +197,14 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _error("cannot open", path, exc) from exc
         try:
-            _prepare(connection, path, synchronous)
+            prepare(connection, path, synchronous, search_index)
         except sqlite3.Error as exc:
             connection.close()
             raise _error("cannot open", path, exc) from exc
         except BaseException:
             connection.close()
             raise
-        return cls(connection, path)
+        return cls(connection, path, search_index)
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -248,7 +248,8 @@ class SQLiteStore:
                         _INSERT_MESSAGE,
                         [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
                     )
-                    index_new(conn, batch.messages)  # search: see triochat.store.search
+                    if self._search:  # the full-text index: see triochat.store.search
+                        index_new(conn, batch.messages)
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
@@ -302,6 +303,8 @@ class SQLiteStore:
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
         """Return the lines ``query`` finds, newest first (:mod:`triochat.store.search`)."""
+        if not self._search:
+            raise SearchOff("search is off on this server (--no-search-index)")
         try:
             return search(self._conn, query)
         except sqlite3.Error as exc:
@@ -447,51 +450,3 @@ def _apply(conn: sqlite3.Connection, change: Change) -> None:
             conn.execute("DELETE FROM mutes WHERE key = ?", (key,))
         case _:
             assert_never(change)
-
-
-def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:
-    """Lock the file, switch to WAL, migrate the schema and check the file's pages."""
-    in_memory = str(path) == ":memory:"
-    # Before anything is written (the journal mode is kept in the file): not ours, untouched.
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    foreign = foreign_tables(version, {str(row[0]) for row in rows})
-    if foreign is not None:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ForeignDatabase(
-            f"cannot open database {path}: it is not triochat's (it holds the tables "
-            f"{_one_line(shown)}); give --db a new file or triochat's own database"
-        )
-    connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-    (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
-    if mode != "wal" and not (in_memory and mode == "memory"):
-        raise StoreError(
-            f"cannot open database {path}: its file system does not support SQLite's "
-            f"write-ahead log (journal mode stays {mode!r}); put it on a local disk"
-        )
-    connection.execute(f"PRAGMA synchronous = {synchronous}")
-    connection.execute("BEGIN EXCLUSIVE")  # takes the lock we keep until close
-    try:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"cannot open database {path}: it was written by a newer triochat "
-                f"(schema v{version}; this version knows up to v{SCHEMA_VERSION}); "
-                "upgrade triochat or choose another --db"
-            )
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step]:
-                connection.execute(statement)
-        if version != SCHEMA_VERSION:
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    problems = [row[0] for row in connection.execute("PRAGMA quick_check(1)")]
-    if problems != ["ok"]:
-        raise StoreError(
-            f"cannot open database {path}: the file is damaged ({_one_line(problems[0])}); "
-            "move it aside or restore a backup, or choose another --db"
-        )
