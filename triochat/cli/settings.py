@@ -273,7 +273,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         "no-search-index",
         HISTORY,
         "keep no full-text index of the stored messages (saves CPU per commit and about "
-        "a third of the database file); /search then answers that search is off",
+        "40% of the database file); /search then answers that search is off",
     ),
     Setting(
         "resume-limit",
