@@ -191,7 +191,7 @@ class Variant:
 
 
 IN_MEMORY_RUN: Final = Variant("triochat")
-SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite")
+SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite", baseline=True)
 
 
 @dataclass(frozen=True)

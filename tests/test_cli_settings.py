@@ -42,6 +42,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "history": (("--history", "0"), 0),
     "retain-days": (("--retain-days", "1.5"), 1.5),
     "retain-messages": (("--retain-messages", "7"), 7),
+    "no-search-index": (("--no-search-index",), True),
     "resume-limit": (("--resume-limit", "9"), 9),
     "max-rooms": (("--max-rooms", "3"), 3),
     "max-rooms-per-member": (("--max-rooms-per-member", "2"), 2),

@@ -19,6 +19,7 @@ from triochat.core.events import (
     BanInfo,
     BanList,
     Event,
+    Found,
     HelpText,
     MentionInfo,
     MentionList,
@@ -26,6 +27,7 @@ from triochat.core.events import (
     Ping,
     RoomInfo,
     Said,
+    SearchResults,
     Welcome,
     WhoList,
 )
@@ -70,6 +72,7 @@ def _record(cls: type[Any]) -> st.SearchStrategy[Any]:
 _BY_ANNOTATION["tuple[RoomInfo, ...]"] = st.lists(_record(RoomInfo), max_size=3).map(tuple)
 _BY_ANNOTATION["tuple[BanInfo, ...]"] = st.lists(_record(BanInfo), max_size=3).map(tuple)
 _BY_ANNOTATION["tuple[MentionInfo, ...]"] = st.lists(_record(MentionInfo), max_size=3).map(tuple)
+_BY_ANNOTATION["tuple[Found, ...]"] = st.lists(_record(Found), max_size=3).map(tuple)
 
 # Help lines travel as one string joined by newlines: a line cannot hold a newline, and
 # a list of one empty line reads back as no lines (the server never sends either).
@@ -92,6 +95,9 @@ def _as_sent(event: Event) -> Event:
     if isinstance(event, MentionList):
         found = tuple(dataclasses.replace(m, ts=round(m.ts, 3)) for m in event.mentions)
         event = dataclasses.replace(event, mentions=found, since=round(event.since, 3))
+    if isinstance(event, SearchResults):
+        hits = tuple(dataclasses.replace(hit, ts=round(hit.ts, 3)) for hit in event.hits)
+        event = dataclasses.replace(event, hits=hits)
     return dataclasses.replace(event, ts=round(event.ts, 3))
 
 

@@ -18,9 +18,11 @@ from triochat.core.records import (
     OpRecord,
     Pref,
     RoomRecord,
+    SearchHit,
     StoredMessage,
     StoredPrivate,
 )
+from triochat.core.search import SearchQuery
 from triochat.server import ChatServer
 from triochat.server.hub import STORE_DOWN
 from triochat.store import MemoryStore, SQLiteStore, StoreError
@@ -185,6 +187,9 @@ class FlakyStore:
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         return self.inner.before(room, before_id, limit)
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        return self.inner.search(query)
 
     def prune(
         self,

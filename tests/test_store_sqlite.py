@@ -180,6 +180,7 @@ def test_sqlite_store_migrates_a_v2_database_to_accounts(db: Path) -> None:
         store.close()
     with raw(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert SCHEMA_VERSION >= 3  # accounts came in v3; later migrations add more
 
 
 def test_sqlite_store_refuses_a_newer_schema_and_leaves_it_alone(db: Path) -> None:

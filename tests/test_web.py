@@ -242,7 +242,7 @@ async def test_web_http_assets_have_types_and_fit_the_budget(
             assert headers_of(response)["content-type"].startswith(expected[suffix]), name
         total += len(body)
     assert {"index.html", "app.js", "style.css"} <= set(web.assets.files)
-    assert total < 80_000  # 65 KB with notify levels, badges and private history; search to come
+    assert total < 80_000  # 72 KB: notify levels, badges, private history and search
 
 
 async def test_web_http_etag_revalidates_with_304(nursery: trio.Nursery, web: WebServer) -> None:

@@ -116,6 +116,7 @@ class ServerConfig:
     retain_days: float | None = None
     retain_messages: int | None = None
     resume_limit: int = 1000
+    no_search_index: bool = False  # SQLite: no full-text index; /search says it is off
     # -- limits --
     max_rooms: int = 1000
     max_rooms_per_member: int = 50

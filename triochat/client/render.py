@@ -48,6 +48,7 @@ from triochat.core.events import (
     Renamed,
     RoomList,
     Said,
+    SearchResults,
     ShuttingDown,
     TopicInfo,
     Welcome,
@@ -267,6 +268,30 @@ def _rooms(event: RoomList, me: str) -> Rendered:
     return out, ""
 
 
+def _search(event: SearchResults, me: str) -> Rendered:
+    """The answer to /search: a table of hits (room, id, date and time, sender, text)."""
+    if not event.hits:
+        return Text(f'search "{event.query}": nothing found'), STYLE_NOTICE
+    count = f"{len(event.hits)}{'+' if event.more else ''}"
+    out = Text(f'search "{event.query}": {count} found, newest first')
+    room_width = max(cell_len(hit.room) for hit in event.hits)
+    id_width = max(len(str(hit.id)) for hit in event.hits)
+    for hit in event.hits:
+        pad = " " * (room_width - cell_len(hit.room))
+        out.append(INDENT).append(hit.room, style=f"bold {name_colour(hit.room)}")
+        when = clock(hit.ts)
+        with contextlib.suppress(OverflowError, OSError, ValueError):
+            when = datetime.fromtimestamp(hit.ts).strftime("%Y-%m-%d %H:%M")
+        out.append(f"{pad} {hit.id:>{id_width}} ", style=STYLE_TIME)
+        out.append(when, style=STYLE_TIME).append("  ")
+        out.append(_name(hit.sender, bold=False))
+        out.append(f" {hit.text}", style=STYLE_ME_ACTION if hit.kind == "me" else "")
+    if event.more:
+        out.append(INDENT + f"more: /search before:{event.more} {event.query}", style=STYLE_TIME)
+    out.append(INDENT + "/history ROOM around ID shows a line in its place", style=STYLE_TIME)
+    return out, ""
+
+
 def _gap(event: Gap, me: str) -> Rendered:
     text = f"! {event.skipped} earlier messages were not replayed (/history shows older ones)"
     return Text(text, style=STYLE_SHUTDOWN), ""
@@ -396,6 +421,7 @@ RENDERERS: Final[Mapping[type[Any], Callable[[Any, str], Rendered | None]]] = {
     Current: _current,
     TopicInfo: _topic,
     RoomList: _rooms,
+    SearchResults: _search,
     Gap: _gap,
     HistoryEnd: _history_end,
     Renamed: _renamed,

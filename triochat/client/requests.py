@@ -52,6 +52,7 @@ from triochat.core.commands import (
     RoomKick,
     Rooms,
     Say,
+    Search,
     Several,
     Topic,
     Who,
@@ -71,6 +72,19 @@ def _history_more(rooms: ClientRooms) -> dict[str, Any]:
     if limit := rooms.page_limit(room):
         request["limit"] = limit
     before = rooms.history_before(room)
+    if before is not None:
+        request["before"] = before
+    return request
+
+
+def _search(typed: str, room: str | None, sender: str | None, before: int | None) -> Typed:
+    """``/search``: its words without the filters, which become fields."""
+    said = [w for w in typed.split() if w.partition(":")[0].lower() not in ("in", "from")]
+    request: dict[str, Any] = {"type": "search", "text": " ".join(said)}
+    if room is not None:
+        request["room"] = room
+    if sender is not None:
+        request["from"] = sender
     if before is not None:
         request["before"] = before
     return request
@@ -118,11 +132,15 @@ def request_for(line: str, rooms: ClientRooms) -> Typed:
             return {"type": "topic", **here(room), **({} if text is None else {"text": text})}
         case History(limit=limit, before=before, peer=peer) if peer is not None:
             return {"type": "history", "with": peer, "limit": limit}
-        case History(room=room, limit=limit, before=before):
+        case History(room=room, limit=limit, before=before, around=around):
             request: dict[str, Any] = {"type": "history", **here(room), "limit": limit}
             if before is not None:
                 request["before"] = before
+            if around is not None:
+                request["around"] = around
             return request
+        case Search(text=typed, room=room, sender=sender, before=before):
+            return _search(typed, room, sender, before)
         case Hello() | RoomKick() | IrcAsk() | IrcSay() | IrcHello() | Several():
             # parse_plain never makes these: registration is not typed; the rest is IRC's
             return Invalid("unknown-command", "that cannot be typed here; type /help")

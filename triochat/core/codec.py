@@ -39,6 +39,7 @@ from triochat.core.events import (
     Renamed,
     RoomList,
     Said,
+    SearchResults,
     ShuttingDown,
     TopicInfo,
     Welcome,
@@ -50,6 +51,7 @@ from triochat.core.wording import (
     away_text,
     moderation_text,
     notify_lines,
+    search_lines,
     welcome_text,
 )
 
@@ -211,6 +213,8 @@ def _plain_notice(event: Event, viewer: str | None, current: str | None) -> str:
             return f"{NOTICE}ping"
         case NotifyInfo() | MentionList():
             return "\n".join(NOTICE + line for line in notify_lines(event))
+        case SearchResults():
+            return "\n".join(NOTICE + line for line in search_lines(event))
         case _:
             assert_never(event)
 

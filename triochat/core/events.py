@@ -26,6 +26,7 @@ __all__ = [
     "Current",
     "ErrorEvent",
     "Event",
+    "Found",
     "Gap",
     "HelpText",
     "HistoryEnd",
@@ -43,6 +44,7 @@ __all__ = [
     "RoomInfo",
     "RoomList",
     "Said",
+    "SearchResults",
     "ShuttingDown",
     "TopicInfo",
     "Welcome",
@@ -335,6 +337,32 @@ class BanList:
 
 
 @dataclass(frozen=True, slots=True)
+class Found:
+    """One line of :class:`SearchResults`: where and when it was said, by whom."""
+
+    room: str
+    id: int  # its id in its room: ``/history ROOM around ID`` shows it in its place
+    sender: str
+    kind: str  # "say" or "me"
+    text: str
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """A page of ``/search`` results for ``query`` (as typed), newest first.
+
+    ``more`` is the value of ``before`` that asks for the next page (0: this was the
+    last one).
+    """
+
+    ts: float
+    query: str
+    hits: tuple[Found, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """Are you there? Sent to a JSON member that has been silent for a while.
 
@@ -403,4 +431,5 @@ Event = (
     | Away
     | NotifyInfo
     | MentionList
+    | SearchResults
 )

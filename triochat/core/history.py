@@ -21,14 +21,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from triochat.core.codec import Mode
-from triochat.core.events import Event, Gap, Private
+from triochat.core.commands.types import Search
+from triochat.core.events import Event, Found, Gap, Private, SearchResults
 from triochat.core.model import CachedLine, Member, Query, RoomState
 from triochat.core.names import PRIVATE_SINCE, name_key
 from triochat.core.protocols import PROTOCOLS
-from triochat.core.records import StoredMessage, StoredPrivate, chat_event
+from triochat.core.records import SearchHit, StoredMessage, StoredPrivate, chat_event
+from triochat.core.search import SEARCH_PAGE, SearchQuery
 from triochat.core.world import World
 
-__all__ = ["Replays", "replay_bytes"]
+__all__ = ["Replays", "replay_bytes", "search_bytes"]
+
+
+def search_bytes(query: Query, hits: list[SearchHit], now: float) -> bytes:
+    """The answer to a ``/search``: a page of ``hits`` (the store may give one more
+    than a page: that one only says there is more)."""
+    asked = query.search
+    text = asked.text if asked is not None else ""
+    page = hits[: query.limit]
+    more = page[-1].seq if len(hits) > query.limit else 0
+    found = tuple(
+        Found(m.room, m.id, m.sender, m.kind, m.text, m.ts) for m in (hit.message for hit in page)
+    )
+    member = query.member
+    event = SearchResults(now, text, found, more)
+    return PROTOCOLS[member.mode].encode(event, member.name, member.current)
 
 
 def replay_bytes(
@@ -96,6 +113,26 @@ class Replays:
         mode = member.mode
         for entry in entries:
             put(member, _cached(entry, mode))
+
+    def search(self, member: Member, command: Search) -> None:
+        """``/search``: over the rooms ``member`` is in (an operator: every room), paced
+        like a replay (the store's search runs in the history reader, off the hub)."""
+        world = self._world
+        operator = world.access.is_op(member.account)
+        rooms: tuple[str, ...] | None = None if operator else tuple(member.rooms)
+        if command.room is not None:
+            if not operator and command.room not in member.rooms:
+                text = f"you are not in {command.room}; /search covers the rooms you are in"
+                world.error(member, "not-in-room", text)
+                return
+            rooms = (command.room,)
+        sender = None if command.sender is None else name_key(command.sender)
+        # One more than a page: if it comes, there is a next page.
+        asked = SearchQuery(
+            command.terms, rooms, sender, command.before, SEARCH_PAGE + 1, command.text
+        )
+        room = command.room or member.current or ""
+        member.link.replay(Query(member, room, SEARCH_PAGE, search=asked))
 
     def history(self, member: Member, room: RoomState, limit: int, before: int | None) -> None:
         """``/history``: from the cache if it covers the request, else paced."""

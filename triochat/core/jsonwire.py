@@ -40,6 +40,7 @@ from triochat.core.events import (
     Current,
     ErrorEvent,
     Event,
+    Found,
     Gap,
     HelpText,
     HistoryEnd,
@@ -57,6 +58,7 @@ from triochat.core.events import (
     RoomInfo,
     RoomList,
     Said,
+    SearchResults,
     ShuttingDown,
     TopicInfo,
     Welcome,
@@ -364,6 +366,24 @@ EVENT_SPECS: Final[tuple[EventSpec, ...]] = (
             ),
         ),
     ),
+    _spec(
+        "search",
+        SearchResults,
+        _f("query"),
+        _f(
+            "hits",
+            _records(
+                Found,
+                _f("room"),
+                _f("id", INT),
+                _f("from", attr="sender"),
+                _f("kind"),
+                _f("text"),
+                _f("ts", TIME),
+            ),
+        ),
+        _f("more", INT, omit_empty=True),
+    ),
 )
 
 _BY_CLASS: Final[Mapping[type[Any], EventSpec]] = {spec.cls: spec for spec in EVENT_SPECS}
@@ -371,7 +391,7 @@ _BY_TYPE: Final[Mapping[str, EventSpec]] = {spec.json_type: spec for spec in EVE
 # Fields an object may leave out, with the value they then take (the class's default).
 _DEFAULTS: Final[Mapping[type[Any], Mapping[str, object]]] = {
     cls: {f.name: f.default for f in dataclasses.fields(cls) if f.default != dataclasses.MISSING}
-    for cls in (*_BY_CLASS, RoomInfo, BanInfo, MentionInfo)
+    for cls in (*_BY_CLASS, RoomInfo, BanInfo, MentionInfo, Found)
 }
 
 

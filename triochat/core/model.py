@@ -20,6 +20,7 @@ from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.passwords import MIN_PASSWORD_CHARS
 from triochat.core.records import Batch, Change, StoredMessage
+from triochat.core.search import SearchQuery
 
 if TYPE_CHECKING:
     from triochat.core.access import Access
@@ -193,6 +194,7 @@ class Query:
     # "" for every conversation of the asker). ``room`` is then "@NAME" or "@".
     private: tuple[str, str] | None = None
     plan: StoredReplay | None = None  # reads and frames itself (the fields above unused)
+    search: SearchQuery | None = None  # a /search instead: the store's search answers it
 
 
 @dataclass(slots=True)

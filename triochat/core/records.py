@@ -36,6 +36,7 @@ __all__ = [
     "SaveNotify",
     "SaveOp",
     "SaveSeen",
+    "SearchHit",
     "StoredMessage",
     "StoredPrivate",
     "chat_event",
@@ -45,6 +46,15 @@ __all__ = [
 
 KINDS: Final = frozenset({"say", "me"})  # room lines; private ones are StoredPrivate
 BAN_KINDS: Final = frozenset({"name", "address"})  # a ban is on a name, or on an address range
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A line a search found: its place in the store's order of arrival, and the line
+    (see :mod:`triochat.core.search`)."""
+
+    seq: int
+    message: StoredMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,10 @@ class Rooms:
             return
         room = self._world.target(member, command.room, must_be_in=False)
         if room is not None:
-            self._replays.history(member, room, command.limit, command.before)
+            before = command.before
+            if command.around is not None:  # a search hit in the middle of the page
+                before = command.around + command.limit // 2 + 1
+            self._replays.history(member, room, command.limit, before)
 
     def resume(self, member: Member, hello: Hello) -> None:
         """After a hello: replay the lobby since its id, then (re)join the other rooms.

@@ -126,6 +126,7 @@ class ChatState:
             "list_rooms": lambda member, command: rooms.list_rooms(member),
             "topic": lambda member, command: rooms.topic(member, command.text, command.room),
             "history": rooms.history,
+            "search": self.history.search,
             "accounts": self.accounts.handle,
             "moderation": self.moderation.handle,
             "hello_again": lambda member, command: world.error(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 from triochat.core.durations import format_duration
-from triochat.core.events import MentionList, Moderated, NotifyInfo
+from triochat.core.events import MentionList, Moderated, NotifyInfo, SearchResults
 
-__all__ = ["account_text", "away_text", "moderation_text", "welcome_text"]
+__all__ = ["account_text", "away_text", "moderation_text", "search_lines", "welcome_text"]
 
 
 def welcome_text(name: str, online: int) -> str:
@@ -39,6 +39,22 @@ def account_text(action: str, name: str) -> str:
     if action == "password-changed":
         return f"the password of {name} was changed"
     return f"account {name}: {action}"
+
+
+def search_lines(event: SearchResults) -> list[str]:
+    """``/search`` results as lines for a person (times in the server's local time)."""
+    if not event.hits:
+        return [f'search "{event.query}": nothing found']
+    count = f"{len(event.hits)}{'+' if event.more else ''}"
+    lines = [f'search "{event.query}": {count} found, newest first']
+    for hit in event.hits:
+        said = f"* {hit.sender} {hit.text}" if hit.kind == "me" else f"<{hit.sender}> {hit.text}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(hit.ts))
+        lines.append(f"  {hit.room} {hit.id} [{when}] {said}")
+    if event.more:
+        lines.append(f"more: /search before:{event.more} {event.query}")
+    lines.append("/history ROOM around ID shows a line in its place")
+    return lines
 
 
 def _for(event: Moderated) -> str:

@@ -30,14 +30,15 @@ from typing import Any, Final, Protocol
 import trio
 
 from triochat.core.events import ErrorEvent
-from triochat.core.history import replay_bytes
+from triochat.core.history import replay_bytes, search_bytes
 from triochat.core.logevents import log_event
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
-from triochat.core.records import StoredMessage, StoredPrivate
+from triochat.core.records import SearchHit, StoredMessage, StoredPrivate
 from triochat.store import Store, StoreError
 from triochat.store.reads import read_replay
+from triochat.store.search import SearchOff
 
 __all__ = [
     "READS_AT_ONCE",
@@ -180,7 +181,9 @@ class HistoryReader:
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
         failure = "the store is not working right now" if self._store_down() else None
         records: list[StoredMessage] | list[StoredPrivate] = []
+        hits: list[SearchHit] = []
         skipped = 0
+        told: str | None = None  # the member's error text, when not the usual one
         if failure is None:
             where = conn.host if conn.host is not None else conn.peer
             delay = self._budget(where)
@@ -193,8 +196,13 @@ class HistoryReader:
                 async with limiter, self._total:
                     failure = f"reading it took over {READ_TIMEOUT:g} s"
                     with trio.move_on_after(READ_TIMEOUT):
-                        records, skipped = await self._fetch(query)
+                        if query.search is not None:  # a /search: the store's index
+                            hits = await self._call(self._store.search, query.search)
+                        else:
+                            records, skipped = await self._fetch(query)
                         failure = None
+            except SearchOff as exc:  # --no-search-index: said as it is, not logged
+                failure = told = str(exc)
             except (StoreError, trio.ClosedResourceError) as exc:
                 failure = str(exc) or "the store is closing"
             finally:
@@ -202,14 +210,21 @@ class HistoryReader:
                     self._per_address.pop(where, None)
         now = self._clock()
         if failure is not None:
-            self._failures += 1
             member = query.member
-            log_event(log, "history.read_failed", room=query.room, conn=member.id, reason=failure)
-            text = f"the history of {query.room} cannot be read right now; try again later"
+            what = "search" if query.search is not None else f"the history of {query.room}"
+            text = told or f"{what} cannot be read right now; try again later"
+            if told is None:
+                self._failures += 1
+                log_event(
+                    log, "history.read_failed", room=query.room, conn=member.id, reason=failure
+                )
             event = ErrorEvent(now, "history-unavailable", text)
             error = PROTOCOLS[member.mode].encode(event, member.name, member.current)
             return [error, *replay_bytes(query, (), 0, 0, now)]
         self._replays += 1
+        if query.search is not None:
+            self._lines += len(hits)
+            return [search_bytes(query, hits, now)]
         self._lines += len(records)
         return replay_bytes(query, records, len(records), skipped, now)
 

@@ -35,9 +35,11 @@ from triochat.core.records import (
     OpRecord,
     Pref,
     RoomRecord,
+    SearchHit,
     StoredMessage,
     StoredPrivate,
 )
+from triochat.core.search import SearchQuery
 
 __all__ = [
     "KINDS",
@@ -48,6 +50,8 @@ __all__ = [
     "OpRecord",
     "Pref",
     "RoomRecord",
+    "SearchHit",
+    "SearchQuery",
     "Store",
     "StoreError",
     "StoredMessage",
@@ -115,6 +119,14 @@ class Store(Protocol):
 
     def before(self, room: str, before_id: int, limit: int) -> list[StoredMessage]:
         """Return the ``limit`` messages just before ``before_id`` (scrollback), oldest first."""
+        ...
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Return the lines that hold every word of ``query`` (see
+        :mod:`triochat.core.search`), newest first: by decreasing ``seq``, the order in
+        which they were stored, each below ``query.before`` if given. ``rooms`` None
+        searches every room, ``()`` none; ``sender`` is a name key.
+        """
         ...
 
     def prune(

@@ -29,16 +29,18 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path(APP_NAME, appauthor=False) / DB_FILENAME
 
 
-def open_store(db: str | Path) -> Store:
+def open_store(db: str | Path, *, search_index: bool = True) -> Store:
     """Open the store the ``--db`` option names.
 
     Args:
         db: ``":memory:"`` for a :class:`MemoryStore` (nothing kept after exit), or the
             path of an SQLite database file.
+        search_index: Keep SQLite's full-text index for ``/search`` (the memory store
+            has none: it scans).
 
     Raises:
         StoreError: The database cannot be used; ``str(exc)`` says why, on one line.
     """
     if str(db) == IN_MEMORY:
         return MemoryStore()
-    return SQLiteStore.open(db)
+    return SQLiteStore.open(db, search_index=search_index)

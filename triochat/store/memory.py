@@ -11,9 +11,11 @@ message, like a database would.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import assert_never
 
+from triochat.core.names import name_key
 from triochat.core.records import (
     Change,
     DropAccount,
@@ -28,9 +30,11 @@ from triochat.core.records import (
     SaveNotify,
     SaveOp,
     SaveSeen,
+    SearchHit,
     StoredPrivate,
     pair_of,
 )
+from triochat.core.search import SearchQuery, holds_all
 from triochat.store.base import (
     AccountRecord,
     BanRecord,
@@ -71,6 +75,8 @@ class MemoryStore:
         self._private_last = 0
         self._notify: dict[tuple[str, str], SaveNotify] = {}  # by account key and room
         self._seen: dict[str, SaveSeen] = {}  # by account key
+        self._seq: dict[tuple[str, int], int] = {}  # (room, id) -> order of arrival (search)
+        self._next_seq = 1
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -80,7 +86,7 @@ class MemoryStore:
         """Apply ``batch``; a message whose ``(room, id)`` is already kept is ignored."""
         for name in batch.dropped_rooms:  # first: what the batch holds of them came after
             self._rooms.pop(name, None)
-            self._messages.pop(name, None)
+            self._forget(self._messages.pop(name, []))
         for record in batch.rooms:
             old = self._rooms.get(record.name)
             if old is not None and old.last_id > record.last_id:
@@ -96,6 +102,8 @@ class MemoryStore:
                 if at < len(log) and log[at].id == message.id:
                     continue
                 log.insert(at, message)
+            self._seq[message.room, message.id] = self._next_seq
+            self._next_seq += 1
             if message.id > top.get(message.room, 0):
                 top[message.room] = message.id
         # Once per room, not per message: the hub commits in the event loop when the
@@ -206,6 +214,28 @@ class MemoryStore:
         end = bisect_left(log, before_id, key=_id)
         return log[max(0, end - limit) : end]
 
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Return the lines ``query`` finds, newest first, by scanning every line."""
+        if not query.terms or query.limit <= 0:
+            return []
+        names = self._messages if query.rooms is None else query.rooms
+        top = 2**63 if query.before is None else query.before
+        seq = self._seq
+        hits: list[SearchHit] = []
+        for room in names:
+            for message in self._messages.get(room, ()):
+                at = seq[message.room, message.id]
+                if at >= top or not holds_all(message.text, query.terms):
+                    continue
+                if query.sender is None or name_key(message.sender) == query.sender:
+                    hits.append(SearchHit(at, message))
+        hits.sort(key=lambda hit: hit.seq, reverse=True)
+        return hits[: query.limit]
+
+    def _forget(self, messages: Iterable[StoredMessage]) -> None:
+        for message in messages:
+            self._seq.pop((message.room, message.id), None)
+
     def prune(
         self,
         now: float,
@@ -232,6 +262,7 @@ class MemoryStore:
                 doomed = doomed[: budget - deleted]
             if doomed:
                 gone = set(doomed)
+                self._forget(log[i] for i in doomed)
                 self._messages[room] = [m for i, m in enumerate(log) if i not in gone]
                 deleted += len(doomed)
         if cutoff is not None:
@@ -290,3 +321,4 @@ class MemoryStore:
         self._bans.clear()
         self._mutes.clear()
         self._private.clear()
+        self._seq.clear()

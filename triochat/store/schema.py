@@ -25,11 +25,16 @@ History:
   ``private_last`` holds the highest id ever given (retention cannot lower it).
 * v5: accounts' own settings: ``notify`` (a ``/notify`` level per account and room) and
   ``seen`` (when each account's last connection left, for ``/mentions``).
+* v6: search, the full-text index of the messages (``search_rows``, ``search_index`` and
+  the triggers that keep them in step; see :mod:`triochat.store.search`), filled from
+  the messages already there.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from triochat.store.search import SEARCH_MIGRATION
 
 __all__ = ["MIGRATIONS", "OWN_TABLES", "SCHEMA_VERSION", "foreign_tables"]
 
@@ -151,6 +156,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID
         """,
     ),
+    # v6, search: the full-text index (self-contained: renumbering it is safe)
+    SEARCH_MIGRATION,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # what this version of triochat writes

@@ -1,6 +1,7 @@
 """The default store: one SQLite file in WAL mode, written from one thread.
 
-It keeps history, and (schema v3) accounts, operators, bans and mutes (v4: /notify levels).
+It keeps history, and (schema v3) accounts, operators, bans and mutes; private history,
+/notify levels and the search index come in later versions (triochat.store.schema).
 
 Rules of this module:
 
@@ -60,12 +61,13 @@ from triochat.store.base import (
 )
 from triochat.store.prefs import apply_prefs, load_prefs
 from triochat.store.retention import age_cutoff, check_retention
-from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
+from triochat.store.search import SearchHit, SearchOff, SearchQuery, index_new, search
 from triochat.store.sqlite_changes import BAN_COLUMNS as _BAN_COLUMNS
 from triochat.store.sqlite_changes import MUTE_COLUMNS as _MUTE_COLUMNS
 from triochat.store.sqlite_changes import apply_change as _apply
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
+from triochat.store.sqlite_open import ForeignDatabase, prepare
 from triochat.store.sqlite_private import PrivateLines, prune_private, write_private
 
 __all__ = [
@@ -82,10 +84,6 @@ Synchronous = Literal["NORMAL", "FULL"]
 SYNCHRONOUS: Final[Synchronous] = "FULL"  # +0.3 ms a message measured; survives power cuts
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
-
-
-class ForeignDatabase(StoreError):
-    """``--db`` names another program's database: refused, and left as it was."""
 
 
 _COLUMNS: Final = "room, id, ts, kind, sender, text"
@@ -114,10 +112,6 @@ _DELETE_OLDER: Final = """
 """
 
 
-def _message(row: tuple[str, int, float, str, str, str]) -> StoredMessage:
-    return StoredMessage(*row)
-
-
 class SQLiteStore(PrivateLines):
     """History in one SQLite file; implements :class:`~triochat.store.base.Store`.
 
@@ -125,10 +119,11 @@ class SQLiteStore(PrivateLines):
     time, from any one thread at a time).
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, search: bool = True) -> None:
         """Wrap an open, migrated connection; use :meth:`open` instead."""
         self._conn = connection
         self._path = path
+        self._search = search  # the full-text index is kept (triochat.store.search)
 
     @property
     def path(self) -> Path:
@@ -136,12 +131,15 @@ class SQLiteStore(PrivateLines):
         return self._path
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: Synchronous = SYNCHRONOUS) -> SQLiteStore:
+    def open(
+        cls, path: str | Path, *, synchronous: Synchronous = SYNCHRONOUS, search_index: bool = True
+    ) -> SQLiteStore:
         """Open (creating it and its folders if needed) and migrate a database.
 
         Args:
             path: The database file. ``~`` is expanded.
             synchronous: SQLite's ``synchronous`` setting; see the module docstring.
+            search_index: Keep the full-text index (False drops it; True builds it).
 
         Returns:
             The store, holding the file's lock until :meth:`close`.
@@ -189,14 +187,14 @@ class SQLiteStore(PrivateLines):
         except sqlite3.Error as exc:
             raise _error("cannot open", path, exc) from exc
         try:
-            _prepare(connection, path, synchronous)
+            prepare(connection, path, synchronous, search_index)
         except sqlite3.Error as exc:
             connection.close()
             raise _error("cannot open", path, exc) from exc
         except BaseException:
             connection.close()
             raise
-        return cls(connection, path)
+        return cls(connection, path, search_index)
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -240,6 +238,8 @@ class SQLiteStore(PrivateLines):
                         _INSERT_MESSAGE,
                         [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
                     )
+                    if self._search:  # the full-text index: see triochat.store.search
+                        index_new(conn, batch.messages)
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
@@ -292,6 +292,15 @@ class SQLiteStore(PrivateLines):
             f"SELECT {_COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
             (room, before_id, limit),
         )
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Return the lines ``query`` finds, newest first (:mod:`triochat.store.search`)."""
+        if not self._search:
+            raise SearchOff("search is off on this server (--no-search-index)")
+        try:
+            return search(self._conn, query)
+        except sqlite3.Error as exc:
+            raise _error("cannot search", self._path, exc) from exc
 
     def prune(
         self,
@@ -371,7 +380,7 @@ class SQLiteStore(PrivateLines):
         except sqlite3.Error as exc:
             raise _error("cannot read", self._path, exc) from exc
         rows.reverse()
-        return [_message(row) for row in rows]
+        return [StoredMessage(*row) for row in rows]
 
     def _prune_by_count(self, keep: int, max_rows: int | None) -> int:
         """Delete all but the newest ``keep`` messages of each room, within the budget."""
@@ -410,51 +419,3 @@ class SQLiteStore(PrivateLines):
             # The commit's own error is the one worth reporting, not the rollback's.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-
-
-def _prepare(connection: sqlite3.Connection, path: Path, synchronous: Synchronous) -> None:
-    """Lock the file, switch to WAL, migrate the schema and check the file's pages."""
-    in_memory = str(path) == ":memory:"
-    # Before anything is written (the journal mode is kept in the file): not ours, untouched.
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    foreign = foreign_tables(version, {str(row[0]) for row in rows})
-    if foreign is not None:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ForeignDatabase(
-            f"cannot open database {path}: it is not triochat's (it holds the tables "
-            f"{_one_line(shown)}); give --db a new file or triochat's own database"
-        )
-    connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-    (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
-    if mode != "wal" and not (in_memory and mode == "memory"):
-        raise StoreError(
-            f"cannot open database {path}: its file system does not support SQLite's "
-            f"write-ahead log (journal mode stays {mode!r}); put it on a local disk"
-        )
-    connection.execute(f"PRAGMA synchronous = {synchronous}")
-    connection.execute("BEGIN EXCLUSIVE")  # takes the lock we keep until close
-    try:
-        (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"cannot open database {path}: it was written by a newer triochat "
-                f"(schema v{version}; this version knows up to v{SCHEMA_VERSION}); "
-                "upgrade triochat or choose another --db"
-            )
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step]:
-                connection.execute(statement)
-        if version != SCHEMA_VERSION:
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    problems = [row[0] for row in connection.execute("PRAGMA quick_check(1)")]
-    if problems != ["ok"]:
-        raise StoreError(
-            f"cannot open database {path}: the file is damaged ({_one_line(problems[0])}); "
-            "move it aside or restore a backup, or choose another --db"
-        )

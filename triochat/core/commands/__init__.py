@@ -9,6 +9,7 @@ parsing, ``/help`` and the chat state's dispatch are made.
 from __future__ import annotations
 
 from triochat.core.commands.fields import MAX_SINCE_ROOMS, NOTHING_VISIBLE
+from triochat.core.commands.parse import parse_json, parse_plain, parse_registration
 from triochat.core.commands.table import (
     COMMANDS,
     HELP_LINES,
@@ -17,9 +18,6 @@ from triochat.core.commands.table import (
     UNKNOWN_HINT,
     CommandSpec,
     handler_for,
-    parse_json,
-    parse_plain,
-    parse_registration,
 )
 from triochat.core.commands.types import (
     DEFAULT_HISTORY,
@@ -46,6 +44,7 @@ from triochat.core.commands.types import (
     RoomKick,
     Rooms,
     Say,
+    Search,
     Several,
     Topic,
     Who,
@@ -84,6 +83,7 @@ __all__ = [
     "RoomKick",
     "Rooms",
     "Say",
+    "Search",
     "Several",
     "Topic",
     "Who",

@@ -20,6 +20,7 @@ from triochat.core.commands.fields import (
     split_word,
     text_field,
 )
+from triochat.core.commands.searching import json_history_around
 from triochat.core.commands.types import (
     DEFAULT_HISTORY,
     MAX_HISTORY,
@@ -59,7 +60,6 @@ __all__ = [
     "json_topic",
     "no_args",
     "plain_droproom",
-    "plain_history",
     "plain_join",
     "plain_lock",
     "plain_me",
@@ -100,19 +100,6 @@ def plain_join(rest: str) -> Command:
 
 def plain_droproom(rest: str) -> Command:
     return room_arg(rest, DropRoom) if rest else Invalid("bad-request", "usage: /droproom ROOM")
-
-
-def plain_history(rest: str) -> Command:
-    peer = None
-    if rest.startswith("@"):
-        peer, rest = split_word(rest[1:])
-        if not peer:
-            return Invalid("bad-request", "usage: /history @NAME [N]")
-    if not rest:
-        return History(peer=peer)
-    if not rest.isdigit() or not 1 <= int(rest) <= MAX_HISTORY:
-        return Invalid("bad-request", f"usage: /history [@NAME] [N], N from 1 to {MAX_HISTORY}")
-    return History(limit=int(rest), peer=peer)
 
 
 def plain_msg(rest: str) -> Command:
@@ -198,6 +185,9 @@ def json_history(obj: dict[str, object], room: str | None) -> Command:
     limit = int_field(obj, "limit", 1, MAX_HISTORY)
     if isinstance(limit, Invalid):
         return limit
+    limit = DEFAULT_HISTORY if limit is None else limit
+    if obj.get("around") is not None:
+        return json_history_around(obj, room, limit)
     before = int_field(obj, "before", 1, 2**62)
     if isinstance(before, Invalid):
         return before
@@ -207,7 +197,7 @@ def json_history(obj: dict[str, object], room: str | None) -> Command:
         if isinstance(field, Invalid):
             return field
         peer = field
-    return History(room, DEFAULT_HISTORY if limit is None else limit, before, peer)
+    return History(room, limit, before, peer)
 
 
 def json_msg(obj: dict[str, object], room: str | None) -> Command:

@@ -38,6 +38,7 @@ __all__ = [
     "RoomKick",
     "Rooms",
     "Say",
+    "Search",
     "Several",
     "Topic",
     "Who",
@@ -134,6 +135,20 @@ class History:
     limit: int = DEFAULT_HISTORY
     before: int | None = None
     peer: str | None = None
+    around: int | None = None  # instead of before: the lines around this id (a search hit)
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """Find the stored lines holding every one of ``terms`` (folded words of ``text``),
+    in ``room`` (None: every room one is in), said by ``sender``, older than the
+    search position ``before`` (None: the newest); see :mod:`triochat.core.search`."""
+
+    terms: tuple[str, ...]
+    text: str = ""  # the query as typed, without before:, echoed in the answer
+    room: str | None = None
+    sender: str | None = None
+    before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +267,7 @@ ChatCommand = (
     | Away
     | Notify
     | Mentions
+    | Search
 )
 IrcCommand = RoomKick | IrcAsk | IrcSay | IrcHello | Several  # made by the IRC protocol only
 Command = (

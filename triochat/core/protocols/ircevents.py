@@ -33,6 +33,7 @@ from triochat.core.events import (
     Renamed,
     RoomList,
     Said,
+    SearchResults,
     ShuttingDown,
     TopicInfo,
     Welcome,
@@ -41,7 +42,7 @@ from triochat.core.events import (
 from triochat.core.names import MAX_NAME_CHARS, MAX_ROOM_CHARS
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
 from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT
-from triochat.core.wording import account_text, moderation_text, notify_lines
+from triochat.core.wording import account_text, moderation_text, notify_lines, search_lines
 
 __all__ = ["ERROR_NUMERICS", "INVALID_UTF8", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
 
@@ -183,6 +184,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
             return line(server, "NOTICE", nick, f"{room}: {skipped} older messages were skipped")
         case Ping():
             return line("", "PING", server)
+        case SearchResults():
+            return "".join(line(server, "NOTICE", nick, row) for row in search_lines(event))
         case Current() | HistoryEnd():
             return ""
         case NotifyInfo() | MentionList():

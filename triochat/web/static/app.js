@@ -11,6 +11,7 @@ import { ChatSocket, socketUrl } from "./socket.js";
 import { roomTable } from "./roombrowser.js";
 import { isMention } from "./mention.js";
 import { askOnce, levels, notify } from "./notify.js";
+import { searchBlock } from "./search.js";
 import { awayLine, chatLine, el, errorLine, helpTable, nameNode, noticeLine, privateLine, richText } from "./view.js";
 
 const NAME_KEY = "triochat.name"; // localStorage: the name to offer next time
@@ -66,6 +67,7 @@ const state = {
   pendingPassword: null, // carried by a /register, /login or /password not yet answered
   serverPassword: "", // a private server's (--password-file), when it asked for one
   sent: [], // lines typed, for Up/Down
+  search: null, // the last search request: its "more results" asks for the next page
   recall: -1,
   countdown: null,
   privateLast: null, // the highest stored private line id shown: resumed with since "@"
@@ -301,6 +303,38 @@ function onPrivate(event) {
   show(privateLine(event, state.me));
 }
 
+/** Show line `id` of `room` (already in its log) in the middle of the view, marked. */
+function scrollToLine(room, id) {
+  const node = room.list.querySelector(`li[data-id="${id}"]`);
+  if (!node) return false;
+  for (const old of ui.log.querySelectorAll("li.jumped")) old.classList.remove("jumped");
+  node.classList.add("jumped");
+  node.scrollIntoView({ block: "center" });
+  return true;
+}
+
+/** A search hit was clicked: go to its room and show it in its place. */
+function jumpTo(hit) {
+  const name = String(hit.room);
+  const id = Number(hit.id);
+  if (!state.rooms.has(name)) {
+    socket.send({ type: "join", room: name }); // an operator's hit in a room not joined
+    state.pendingJoin = { room: name, previous: state.current };
+    ensureRoom(name);
+  }
+  if (name !== state.current) switchTo(name);
+  const room = state.rooms.get(name);
+  if (!room || scrollToLine(room, id)) return;
+  room.jump = id; // shown once the lines around it came (onHistoryEnd)
+  room.loadingOlder = true;
+  socket.send({ type: "history", room: name, around: id, limit: OLDER_PAGE });
+}
+
+function onSearch(event) {
+  const more = (before) => state.search && socket.send({ ...state.search, before });
+  show(searchBlock(event, jumpTo, more));
+}
+
 function onHistoryEnd(event) {
   if (String(event.room).startsWith("@")) {
     state.privateAsked = Math.max(0, state.privateAsked - 1);
@@ -321,6 +355,10 @@ function onHistoryEnd(event) {
   }
   room.more = Boolean(event.more);
   renderOlder(room);
+  if (room.jump != null) {
+    if (room.name === state.current) scrollToLine(room, room.jump);
+    room.jump = null;
+  }
 }
 
 function onJoin(event) {
@@ -511,6 +549,7 @@ const HANDLERS = {
   say: onChat,
   me: onChat,
   "history-end": onHistoryEnd,
+  search: onSearch,
   join: onJoin,
   leave: onLeave,
   presence: onPresence,
@@ -643,6 +682,7 @@ function submit(line) {
     return;
   }
   const request = parsed.request;
+  if (request.type === "search" && request.before === undefined) state.search = request;
   if (request.type === "history") {
     const room = state.rooms.get(request.room);
     if (room?.oldestId != null) request.before = room.oldestId;

@@ -2,6 +2,8 @@
 // plain-mode one the terminal client and nc users type; the server checks the details
 // (names, room names) and answers with an error event when something is wrong.
 
+import { searchRequest } from "./search.js";
+
 export const HISTORY_DEFAULT = 20; // /history without N, as on the server
 export const HISTORY_MAX = 200; // the server's upper bound for one /history
 
@@ -65,6 +67,8 @@ export function parseLine(line, room) {
       if (n < 1 || n > HISTORY_MAX) return { error: `usage: /history [@NAME] [N], N from 1 to ${HISTORY_MAX}` };
       return { request: { type: "history", ...about, limit: n } };
     }
+    case "search":
+      return searchRequest(rest);
     case "msg": {
       const [to, body] = splitWord(rest);
       return to && body ? { request: { type: "msg", to, text: body } } : { error: "usage: /msg NAME TEXT" };

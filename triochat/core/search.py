@@ -1,0 +1,77 @@
+"""Message search: what is asked, what is found, and the words. No I/O.
+
+``/search [in:#room] [from:NAME] [before:N] WORDS`` becomes a :class:`SearchQuery`;
+the store answers it with :class:`~triochat.core.records.SearchHit` rows, newest first (see
+:meth:`triochat.store.base.Store.search`). Both stores read words the same way,
+:func:`words`: runs of letters and digits, case-folded, accents removed, which is what
+SQLite FTS5's ``unicode61`` tokenizer (``remove_diacritics 2``) does. A line matches
+when it holds every word of the query (in any order).
+
+A hit's ``seq`` is its place in the store's order of arrival, global across rooms:
+results come in decreasing ``seq``, and a page that has more after it says so with
+the ``seq`` to continue from (``before:N``). A hit's ``message.id`` is its id in its
+room, for ``/history #room around ID``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "MAX_SEARCH_WORDS",
+    "SEARCH_PAGE",
+    "SearchQuery",
+    "fts_match",
+    "holds_all",
+    "words",
+]
+
+SEARCH_PAGE: Final = 20  # hits per page: one screen of a terminal
+MAX_SEARCH_WORDS: Final = 8  # words in one query: each is one more index lookup
+
+_WORD: Final = re.compile(r"[^\W_]+")  # letters and digits (unicode61's token characters)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A search: lines holding all of ``terms``, in ``rooms`` (None: every room),
+    said by ``sender`` (a name key; None: anyone), with ``seq`` below ``before``
+    (None: the newest), at most ``limit`` of them."""
+
+    terms: tuple[str, ...]
+    rooms: tuple[str, ...] | None
+    sender: str | None = None
+    before: int | None = None
+    limit: int = SEARCH_PAGE
+    text: str = ""  # the query as typed, echoed in the answer
+
+
+def _fold(token: str) -> str:
+    token = token.casefold()
+    if token.isascii():
+        return token
+    decomposed = unicodedata.normalize("NFKD", token)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def words(text: str) -> tuple[str, ...]:
+    """The words of ``text``, folded for comparison (order kept, repeats dropped)."""
+    seen: dict[str, None] = {}
+    for match in _WORD.finditer(text):
+        seen.setdefault(_fold(match.group()), None)
+    return tuple(word for word in seen if word)
+
+
+def holds_all(text: str, terms: Iterable[str]) -> bool:
+    """True if ``text`` holds every one of ``terms`` (already folded) as a word."""
+    have = set(words(text))
+    return all(term in have for term in terms)
+
+
+def fts_match(terms: Iterable[str]) -> str:
+    """An FTS5 MATCH expression for lines holding every term (each one quoted)."""
+    return " ".join(f'"{term}"' for term in terms)
