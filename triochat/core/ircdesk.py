@@ -78,6 +78,7 @@ class IrcDesk:
         self._verbs: dict[str, Callable[[Member, tuple[str, ...]], None]] = {
             verb: getattr(self, f"_{verb.lower()}") for verb in _VERBS
         }
+        self._verbs["AUTHENTICATE"] = self._arrivals.irc.authenticate  # SASL after registering
 
     # -- helpers ------------------------------------------------------------------------
 
