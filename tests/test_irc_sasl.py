@@ -1,4 +1,4 @@
-"""IRC and triochat accounts: SASL PLAIN at registration, NickServ IDENTIFY after it."""
+"""IRC and triochat accounts: SASL PLAIN at registration and after it, NickServ IDENTIFY."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import base64
 
 import trio
 
-from tests.helpers import join
-from tests.test_irc import S, irc_connect, lines_until, server_for
+from tests.helpers import Peer, join
+from tests.test_irc import S, irc_connect, irc_join, lines_until, server_for
 from triochat.core.names import name_key
 from triochat.server import ChatServer
 
@@ -20,12 +20,7 @@ def plain_credentials(name: str, password: str) -> str:
 
 async def registered(nursery: trio.Nursery, name: str) -> ChatServer:
     server = await server_for(nursery)
-    peer = await join(nursery, server, name)
-    await peer.send("/register correct-horse")
-    while (text := await peer.line()) != REGISTERED.format(name):
-        assert not text.startswith("!"), text
-    await peer.send("/quit")
-    await peer.closed()
+    await register(nursery, server, name, "correct-horse")
     return server
 
 
@@ -77,3 +72,103 @@ async def test_irc_sasl_unknown_mechanism_gets_908_and_904(nursery: trio.Nursery
     await peer.send("AUTHENTICATE FOO")
     assert (await peer.line()).startswith(f":{S} 908 * PLAIN :")
     assert (await peer.line()).startswith(f":{S} 904 * :")
+
+
+async def register(nursery: trio.Nursery, server: ChatServer, name: str, password: str) -> None:
+    """Register ``name`` on the plain port, as a person would."""
+    peer = await join(nursery, server, name)
+    await peer.send(f"/register {password}")
+    while (text := await peer.line()) != REGISTERED.format(name):
+        assert not text.startswith("!"), text
+    await peer.send("/quit")
+    await peer.closed()
+
+
+async def sasl_peer(nursery: trio.Nursery, server: ChatServer) -> Peer:
+    """An IRC client that asked for sasl and started PLAIN (not registered yet)."""
+    peer = irc_connect(nursery, server)
+    await peer.send("CAP LS 302\r\nCAP REQ :sasl")
+    await lines_until(peer, "CAP")
+    await lines_until(peer, "CAP")
+    await peer.send("AUTHENTICATE PLAIN")
+    assert (await peer.line()).rstrip("\r") == "AUTHENTICATE +"
+    return peer
+
+
+async def test_irc_sasl_response_in_400_byte_chunks(nursery: trio.Nursery) -> None:
+    """A long response comes in chunks of 400; one of exactly 400 ends with ``+``."""
+    server = await server_for(nursery)
+    ana = "é" * 200  # a response of 544 characters: 400, then 144
+    bea = "€" * 196 + "ab"  # a response of exactly 800: 400, 400, then +
+    await register(nursery, server, "ana", ana)
+    await register(nursery, server, "bea", bea)
+    for name, password, ending in (("ana", ana, []), ("bea", bea, ["+"])):
+        peer = await sasl_peer(nursery, server)
+        whole = plain_credentials(name, password)
+        for chunk in [whole[i : i + 400] for i in range(0, len(whole), 400)] + ending:
+            await peer.send(f"AUTHENTICATE {chunk}")
+        got = await lines_until(peer, "903")
+        assert got[0].startswith(f":{S} 900 * {name}!{name}@{S} {name} :"), got
+
+
+async def test_irc_sasl_chunk_over_400_gets_905(nursery: trio.Nursery) -> None:
+    server = await server_for(nursery)
+    peer = await sasl_peer(nursery, server)
+    await peer.send("AUTHENTICATE " + "A" * 500)
+    assert (await peer.line()).startswith(f":{S} 905 * :")
+
+
+async def test_irc_nick_and_user_during_sasl(nursery: trio.Nursery) -> None:
+    """NICK and USER between AUTHENTICATE PLAIN and the credentials do not break SASL."""
+    server = await registered(nursery, "jill")
+    peer = await sasl_peer(nursery, server)
+    await peer.send("NICK foo\r\nUSER foo * * :Test")
+    await peer.send(f"AUTHENTICATE {plain_credentials('jill', 'correct-horse')}")
+    assert (await peer.line()).startswith(f":{S} 900 foo jill!jill@{S} jill :")
+    assert (await peer.line()).startswith(f":{S} 903 foo :")
+    await peer.send("CAP END")
+    assert (await lines_until(peer, "001"))[-1].startswith(f":{S} 001 jill ")
+
+
+async def test_irc_sasl_after_registration_and_again(nursery: trio.Nursery) -> None:
+    """AUTHENTICATE after 001 logs in without renaming; another account may follow."""
+    server = await registered(nursery, "foo")
+    await register(nursery, server, "jill", "sesame-seed")
+    peer = await irc_join(nursery, server, "user", "sasl")
+    for name, password in (
+        ("foo", "wrong-horse"),
+        ("foo", "correct-horse"),
+        ("jill", "sesame-seed"),
+    ):
+        await peer.send("AUTHENTICATE PLAIN")
+        assert (await peer.line()).rstrip("\r") == "AUTHENTICATE +"
+        await peer.send(f"AUTHENTICATE {plain_credentials(name, password)}")
+        if password == "wrong-horse":
+            assert (await peer.line()).startswith(f":{S} 904 user :SASL authentication failed")
+            continue
+        assert (await peer.line()).rstrip("\r") == (
+            f":{S} 900 user user!user@{S} {name} :You are now logged in as {name}"
+        )
+        assert (await peer.line()).startswith(f":{S} 903 user :")
+        member = server.state.holder("user")
+        assert member is not None
+        assert member.account == name_key(name)
+    await peer.quiet()  # no rename, no notice after 903
+    await peer.send("NICK jill")  # the account's name is its own to take
+    assert (await peer.line()).rstrip("\r") == f":user!user@{S} NICK jill"
+
+
+async def test_irc_sasl_after_registration_needs_the_cap(nursery: trio.Nursery) -> None:
+    server = await server_for(nursery)
+    peer = await irc_join(nursery, server, "nocap")
+    await peer.send("AUTHENTICATE PLAIN")
+    assert (await peer.line()).startswith(f":{S} 904 nocap :")
+
+
+async def test_irc_second_sasl_before_joining_gets_907(nursery: trio.Nursery) -> None:
+    server = await registered(nursery, "kim")
+    peer = await sasl_peer(nursery, server)
+    await peer.send(f"AUTHENTICATE {plain_credentials('kim', 'correct-horse')}")
+    await lines_until(peer, "903")
+    await peer.send("AUTHENTICATE PLAIN")
+    assert (await peer.line()).startswith(f":{S} 907 kim :")

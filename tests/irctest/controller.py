@@ -8,8 +8,8 @@ chat port on another free port, no web page, a fresh database in a temporary fol
 and no flood control (the suite sends its lines as fast as it can).
 
 Accounts are made the way a person makes them: on the native port, ``/nick NAME`` then
-``/register PASSWORD`` (the suite's passwords are six characters, hence
-``--min-password-length 6``). The services are built in, so there are none to wait for.
+``/register PASSWORD`` (the suite's passwords are as short as ``bar``, hence
+``--min-password-length 3``). The services are built in, so there are none to wait for.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from irctest.specifications import Capabilities
 __all__ = ["TriochatController", "get_irctest_controller_class"]
 
 SERVER_NAME: Final = "My.Little.Server"  # the name the suite's own controllers use
-MIN_PASSWORD_LENGTH: Final = 6  # the suite registers accounts with "sesame"
+MIN_PASSWORD_LENGTH: Final = 3  # the suite registers accounts with "sesame" and "bar"
 REGISTER_TIMEOUT: Final = 15.0  # seconds for an account to be made (a hash, a commit)
 LOOPBACK: Final = "127.0.0.1"
 

@@ -82,7 +82,9 @@ class Arrivals:
         self._history = history
         self._pending: dict[int, _Pending] = {}  # connections whose login is being checked
         # IRC connections not members yet (nick in use, SASL, CAP END awaited).
-        self.irc = IrcArrivals(accounts, self._admit_irc, self._irc_name_problem)
+        self.irc = IrcArrivals(
+            accounts, self._admit_irc, self._irc_name_problem, self.login_problem, world.put
+        )
         self._guests = 0
 
     # -- names --------------------------------------------------------------------------

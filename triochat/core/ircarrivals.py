@@ -9,22 +9,32 @@ a member, until its nick is free and its capability negotiation has ended; what 
 sends meanwhile (another ``NICK``, ``CAP END``, ``QUIT``...) is handed to
 :meth:`IrcArrivals.hold` in order. A registered nick needs SASL (or a free nick and
 ``IDENTIFY`` afterwards).
+
+SASL goes on after registration too (sasl-3.2): a member's ``AUTHENTICATE``
+(:meth:`IrcArrivals.authenticate`, from the IRC desk) logs it in to the account
+without renaming it (IRC keeps account and nick apart; ``NICK`` to the account's name
+is then allowed), answered ``900``/``903`` or ``904`` like SASL at registration, and a
+client may authenticate again as another account. The SASL exchange itself (chunks,
+``905``, ``906``) is :class:`~triochat.core.protocols.ircsasl.SaslExchange`'s.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from triochat.core.commands import Command, IrcAsk, IrcHello
 from triochat.core.hygiene import sanitise
+from triochat.core.logevents import log_event
 from triochat.core.names import name_key
 from triochat.core.passwords import JobKind
 from triochat.core.protocols import IRC
-from triochat.core.protocols.irclines import line, numeric
-from triochat.core.protocols.ircregister import cap_reply, nick_problem, sasl_plain
-from triochat.core.protocols.ircsession import IrcSession
+from triochat.core.protocols.irclines import line, numeric, source
+from triochat.core.protocols.ircregister import cap_reply, nick_problem
+from triochat.core.protocols.ircsasl import SaslExchange
+from triochat.core.protocols.ircsession import SASL, IrcSession
 
 if TYPE_CHECKING:
     from triochat.core.accounts import Accounts, Problem
@@ -33,9 +43,14 @@ if TYPE_CHECKING:
 
 __all__ = ["IrcArrivals", "Waiting"]
 
-# admit(ticket, name, account key, IRC session) -> the member; name_problem(name, login)
+log = logging.getLogger(__name__)
+
+# admit(ticket, name, account key, IRC session) -> the member; name_problem(name, login);
+# login_problem(account name, member); put(member, data) as World.put
 Admit = Callable[[object, str, "str | None", IrcSession], "Member"]
 NameProblem = Callable[[str, bool], "Problem | None"]
+LoginProblem = Callable[[str, "Member"], "Problem | None"]
+Put = Callable[["Member", bytes], None]
 
 
 @dataclass(slots=True)
@@ -51,18 +66,29 @@ class Waiting:
     capping: bool  # CAP negotiation not ended yet
     account: str | None = None  # the account key SASL proved
     checking: bool = False  # its SASL password is being checked
-    authenticating: bool = False  # AUTHENTICATE PLAIN seen, credentials awaited
+    sasl: SaslExchange = field(default_factory=SaslExchange)
     caps: set[str] = field(default_factory=set)
 
 
 class IrcArrivals:
     """IRC connections waiting to join; see the module docstring."""
 
-    def __init__(self, accounts: Accounts, admit: Admit, name_problem: NameProblem) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        admit: Admit,
+        name_problem: NameProblem,
+        login_problem: LoginProblem,
+        put: Put,
+    ) -> None:
         self._accounts = accounts
         self._admit = admit
         self._name_problem = name_problem
+        self._login_problem = login_problem
+        self._put = put
         self._waiting: dict[int, Waiting] = {}
+        self._exchanges: dict[int, SaslExchange] = {}  # members within an AUTHENTICATE exchange
+        self._checking: dict[int, Member] = {}  # members whose SASL password is being checked
 
     def __contains__(self, conn_id: int) -> bool:
         return conn_id in self._waiting
@@ -102,6 +128,9 @@ class IrcArrivals:
                 text = f"{wait.nick} is registered: log in with SASL, or take another nick"
             self._send(wait, numeric(IRC.server, "433", "*", wait.nick, text))
             return None
+        aborted = wait.sasl.abort(IRC.server, wait.nick)  # registered with SASL unfinished
+        if aborted:
+            self._send(wait, aborted)
         del self._waiting[wait.conn_id]
         wait.session.set_caps(frozenset(wait.caps))
         account = wait.account if logged_in else None
@@ -148,23 +177,65 @@ class IrcArrivals:
         server = IRC.server
         if wait.checking:
             return
-        if not wait.authenticating:
-            if params and params[0].upper() == "PLAIN":
-                wait.authenticating = True
-                self._send(wait, line("", "AUTHENTICATE", "+"))
-            else:
-                self._send(wait, numeric(server, "908", wait.nick, "PLAIN", "are available"))
-                self._send(wait, numeric(server, "904", wait.nick, "SASL authentication failed"))
+        if wait.account is not None and not wait.sasl.active:  # sasl-3.1: once before joining
+            self._send(wait, numeric(server, "907", wait.nick, "You have already authenticated"))
             return
-        wait.authenticating = False
-        credentials = sasl_plain(params[0] if params else "")
+        reply, credentials = wait.sasl.step(server, wait.nick, params)
+        if reply:
+            self._send(wait, reply)
+        if credentials is not None:
+            self._check(wait, *credentials)
+
+    def authenticate(self, member: Member, params: tuple[str, ...]) -> None:
+        """``AUTHENTICATE`` from a member: SASL after registration (the module docstring)."""
+        server, nick = IRC.server, member.name
+        if member.irc is None or SASL not in member.irc.caps:
+            self._put(member, numeric(server, "904", nick, "SASL authentication failed").encode())
+            return
+        if member.id in self._checking:
+            return  # one check at a time, as before joining
+        exchange = self._exchanges.pop(member.id, None) or SaslExchange()
+        reply, credentials = exchange.step(server, nick, params)
+        if exchange.active:
+            self._exchanges[member.id] = exchange
+        if reply:
+            self._put(member, reply.encode())
         if credentials is None:
-            self._send(wait, numeric(server, "904", wait.nick, "SASL authentication failed"))
             return
-        self._check(wait, *credentials)
+        name, password = credentials
+        where = member.address if member.address is not None else member.peer
+        problem = self._login_problem(name, member) or self._accounts.start(
+            JobKind.LOGIN, member.id, name, where, password
+        )
+        if problem is not None:
+            text = f"SASL authentication failed: {problem[1]}"
+            self._put(member, numeric(server, "904", nick, text).encode())
+            return
+        self._checking[member.id] = member
+
+    def _member_done(self, member: Member, job: Job, outcome: Outcome) -> None:
+        """A member's SASL password is checked: logged in (900, 903), or 904."""
+        server, nick = IRC.server, member.name
+        problem = self._accounts.finished(job, outcome) or self._login_problem(job.name, member)
+        if problem is not None:
+            text = f"SASL authentication failed: {problem[1]}"
+            self._put(member, numeric(server, "904", nick, text).encode())
+            return
+        member.account = job.key
+        log_event(log, "login.sasl", conn=member.id, name=job.name)
+        logged_in = f"You are now logged in as {job.name}"
+        self._put(
+            member, numeric(server, "900", nick, source(nick, server), job.name, logged_in).encode()
+        )
+        self._put(member, numeric(server, "903", nick, "SASL authentication successful").encode())
 
     def password_done(self, job: Job, outcome: Outcome) -> Member | None:
-        """Its SASL password is checked: 900 and 903, or 904; the member if it joins now."""
+        """Its SASL password is checked: 900 and 903, or 904; the member if it joins now
+        (or the member that authenticated after registering)."""
+        member = self._checking.pop(job.conn_id, None)
+        if member is not None:
+            self._member_done(member, job, outcome)
+            return member
         wait = self._waiting.get(job.conn_id)
         if wait is None:
             self._accounts.finished(job, outcome)
@@ -188,13 +259,17 @@ class IrcArrivals:
         return self._try(wait)
 
     def owns(self, conn_id: int) -> bool:
-        """Whether a password job of ``conn_id`` is this one's (a waiting connection)."""
-        return conn_id in self._waiting
+        """Whether a password job of ``conn_id`` is this one's (waiting, or SASL after)."""
+        return conn_id in self._waiting or conn_id in self._checking
 
     def gone(self, conn_id: int) -> None:
         self._waiting.pop(conn_id, None)
+        self._exchanges.pop(conn_id, None)
+        self._checking.pop(conn_id, None)  # its outcome still counts (Arrivals.password_done)
 
     def stop(self) -> None:
         for wait in self._waiting.values():
             wait.link.close()
         self._waiting.clear()
+        self._exchanges.clear()
+        self._checking.clear()

@@ -90,6 +90,7 @@ class IrcDesk:
         self._verbs: dict[str, Callable[[Member, tuple[str, ...]], None]] = {
             verb: getattr(self, f"_{verb.lower()}") for verb in _VERBS
         }
+        self._verbs["AUTHENTICATE"] = self._arrivals.irc.authenticate  # SASL after registering
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -478,20 +479,9 @@ class IrcDesk:
 
 
 _MIN_PARAMS: Final[dict[str, int]] = {
-    "NICK": 1,
-    "JOIN": 1,
-    "PART": 1,
-    "PRIVMSG": 2,
-    "TAGMSG": 1,
-    "NOTICE": 2,
-    "TOPIC": 1,
-    "KICK": 2,
-    "WHOIS": 1,
-    "MODE": 1,
-    "PING": 1,
-    "CAP": 1,
-    "CHATHISTORY": 1,
-}
+    "NICK": 1, "JOIN": 1, "PART": 1, "PRIVMSG": 2, "TAGMSG": 1, "NOTICE": 2, "TOPIC": 1,
+    "KICK": 2, "WHOIS": 1, "MODE": 1, "PING": 1, "CAP": 1, "CHATHISTORY": 1,
+}  # fmt: skip
 _VERBS: Final = frozenset(
     {
         "NICK", "USER", "PASS", "CAP", "PING", "MOTD", "HELP", "LIST", "JOIN", "PART", "QUIT",

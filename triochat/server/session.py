@@ -38,6 +38,8 @@ from triochat.core.protocols import (
     sniff,
     stranger,
 )
+from triochat.core.protocols.irclines import MAX_TAG_BYTES
+from triochat.core.protocols.irclines import too_long as irc_too_long
 from triochat.core.protocols.ircregister import IrcRegistration, RegState
 from triochat.core.ratelimit import TokenBucket
 from triochat.server.connection import Connection
@@ -78,7 +80,8 @@ async def read_commands(
     several: every frame suspended here is memory that each idle connection holds.)
     """
     transport = conn.transport
-    buffer = LineBuffer(config.max_line_bytes)
+    # IRC: up to the line limit after the tags, whose own limit comes on top (IRCv3).
+    buffer = LineBuffer(config.max_line_bytes + (MAX_TAG_BYTES if irc else 0))
     protocol: WireProtocol | None = None  # the wire protocol, once registered
     bucket = TokenBucket(config.rate_limit, config.burst, trio.current_time())
     deadline = trio.current_time() + config.registration_timeout
@@ -133,9 +136,9 @@ async def read_commands(
                 if line is None:
                     return "closed" if protocol is not None else SILENT
             if registration is not None and protocol is None:
-                if line is TOO_LONG:
+                if not isinstance(line, bytes) or irc_too_long(line, config.max_line_bytes):
+                    await transport.send_all(registration.too_long().encode())
                     continue
-                assert isinstance(line, bytes)
                 reply = registration.feed(_decode(line))
                 if reply:
                     await transport.send_all(reply.encode())
@@ -166,10 +169,9 @@ async def read_commands(
                     await inbound.send(Input(conn.id, pending))
                     pending = []
                 await trio.sleep(delay)
-            if line is TOO_LONG:
+            if not isinstance(line, bytes) or (irc and irc_too_long(line, config.max_line_bytes)):
                 command = _too_long(config.max_line_bytes)
             else:
-                assert isinstance(line, bytes)
                 command = _parse(protocol, line)
             if command is not None:
                 pending.append(command)

@@ -142,6 +142,8 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
         case ErrorEvent(code=code, text=text):
             if code == INVALID_UTF8:
                 return line(server, "FAIL", "*", "INVALID_UTF8", text)
+            if code == "line-too-long":  # ERR_INPUTTOOLONG (the line was dropped)
+                return numeric(server, "417", nick, text)
             if code == "server-password":  # refused before joining: the link closes
                 return numeric(server, "464", nick, text) + line("", "ERROR", text)
             found = ERROR_NUMERICS.get(code)

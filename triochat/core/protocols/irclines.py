@@ -1,9 +1,12 @@
 """IRC lines: splitting one into tags, source, verb and parameters, and making one. No I/O.
 
 RFC 1459/2812 framing as clients use it, with IRCv3 message tags: a line is at most
-:data:`MAX_LINE_BYTES` bytes without its tags; the last parameter may contain spaces
-when it starts with ``:``. The framing layer has already cut the stream into lines and
-the reader decoded them (invalid UTF-8 is U+FFFD), so nothing here can fail on bytes.
+:data:`MAX_LINE_BYTES` bytes without its tags (triochat reads up to the server's line
+limit, as on its other doors), and its tags at most :data:`MAX_TAG_BYTES` with the
+``@`` and the space after them (:func:`too_long`: ``417`` beyond); the last parameter
+may contain spaces when it starts with ``:``. The framing layer has already cut the
+stream into lines and the reader decoded them (invalid UTF-8 is U+FFFD), so nothing
+here can fail on bytes.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from typing import Final
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "MAX_TAG_BYTES",
     "IrcLine",
     "line",
     "numeric",
     "parse_line",
     "source",
     "time_tag",
+    "too_long",
 ]
 
 MAX_LINE_BYTES: Final = 512  # RFC 1459: a line, CR-LF included, without IRCv3 tags
+MAX_TAG_BYTES: Final = 4096  # IRCv3 message-tags: a client's tag data is at most 4094, + "@" " "
 MAX_PARAMS: Final = 15  # RFC 1459: at most 15 parameters
 # Whose last parameter is text, sent with ":" even when one word (as servers do).
 _TEXT_LAST: Final = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "KICK", "QUIT", "ERROR"})
@@ -62,6 +68,18 @@ def parse_line(text: str) -> IrcLine | None:
     if sep:
         params.append(trailing)
     return IrcLine(words[0].upper(), tuple(params[:MAX_PARAMS]), tags)
+
+
+def too_long(line: bytes, limit: int) -> bool:
+    """Whether ``line`` (without its line end) is over the limits: its tags (``@`` and the
+    space after them included) over :data:`MAX_TAG_BYTES`, or the rest over ``limit``."""
+    if line.startswith(b"@"):
+        end = line.find(b" ")
+        tags = len(line) if end < 0 else end + 1
+        if tags > MAX_TAG_BYTES:
+            return True
+        line = line[tags:]
+    return len(line) > limit
 
 
 def source(name: str, host: str) -> str:

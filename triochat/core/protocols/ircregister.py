@@ -14,8 +14,6 @@ States: ``OPEN`` (collecting) -> ``DONE`` (ready: :attr:`IrcRegistration.hello`)
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from dataclasses import dataclass, field
 
@@ -23,9 +21,10 @@ from triochat.core.commands import IrcHello
 from triochat.core.hygiene import sanitise
 from triochat.core.names import name_error
 from triochat.core.protocols.irclines import line, numeric, parse_line
+from triochat.core.protocols.ircsasl import SaslExchange
 from triochat.core.protocols.ircsession import CAPS, SASL
 
-__all__ = ["IrcRegistration", "RegState", "cap_reply", "nick_problem", "sasl_plain"]
+__all__ = ["IrcRegistration", "RegState", "cap_reply", "nick_problem"]
 
 
 class RegState(enum.Enum):
@@ -71,17 +70,6 @@ def cap_reply(server: str, nick: str, params: tuple[str, ...], caps: set[str]) -
     return numeric(server, "410", nick, sub or "*", "Invalid CAP command")
 
 
-def sasl_plain(arg: str) -> tuple[str, str] | None:
-    """SASL PLAIN's base64 ``authzid NUL authcid NUL password``: (name, password), or None."""
-    try:
-        fields = base64.b64decode(arg, validate=True).decode("utf-8").split("\0")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    if len(fields) != 3 or not fields[1] or not fields[2]:
-        return None
-    return sanitise(fields[1]).strip(), fields[2]
-
-
 @dataclass(slots=True)
 class IrcRegistration:
     """One connection's registration (see the module docstring)."""
@@ -95,15 +83,13 @@ class IrcRegistration:
     caps: set[str] = field(default_factory=set)
     capping: bool = False  # CAP LS or REQ seen, CAP END not yet
     sasl: tuple[str, str] | None = field(default=None, repr=False)
-    _authenticating: bool = False
+    _exchange: SaslExchange = field(default_factory=SaslExchange, repr=False)
 
     def feed(self, text: str) -> str:
         """Take one line; return what to answer (maybe nothing). See :attr:`state`."""
         parsed = parse_line(text)
         if parsed is None or self.state is not RegState.OPEN:
             return ""
-        if self._authenticating and parsed.verb != "AUTHENTICATE":
-            self._authenticating = False
         verb, params, server = parsed.verb, parsed.params, self.server
         nick = self.nick or "*"
         reply = ""
@@ -141,28 +127,23 @@ class IrcRegistration:
             case _:
                 return numeric(server, "451", nick, verb, "You have not registered")
         if self.nick and self.user and not self.capping:
+            # Registered with SASL unfinished: it is aborted (906), the client joins as is.
+            reply += self._exchange.abort(server, self.nick)
             self.state = RegState.DONE
         return reply
 
+    def too_long(self) -> str:
+        """The answer to a line over the limit (``417``); the line itself is dropped."""
+        return numeric(self.server, "417", self.nick or "*", "Input line was too long")
+
     def _authenticate(self, params: tuple[str, ...]) -> str:
-        """SASL PLAIN: ``AUTHENTICATE PLAIN``, then the credentials in base64."""
+        """SASL PLAIN (:mod:`~triochat.core.protocols.ircsasl`), chunks and all."""
         server, nick = self.server, self.nick or "*"
         if SASL not in self.caps:
             return numeric(server, "904", nick, "SASL authentication failed")
-        arg = params[0] if params else ""
-        if not self._authenticating:
-            if arg.upper() != "PLAIN":
-                return numeric(server, "908", nick, "PLAIN", "are available SASL mechanisms") + (
-                    numeric(server, "904", nick, "SASL authentication failed")
-                )
-            self._authenticating = True
-            return line("", "AUTHENTICATE", "+")
-        self._authenticating = False
-        if arg == "*":
-            return numeric(server, "906", nick, "SASL authentication aborted")
-        credentials = sasl_plain(arg)
+        reply, credentials = self._exchange.step(server, nick, params)
         if credentials is None:
-            return numeric(server, "904", nick, "SASL authentication failed")
+            return reply
         # Checked against the account at the hub, which the client joins now (it waits
         # there for CAP END: triochat.core.ircarrivals).
         self.sasl = credentials
