@@ -126,7 +126,7 @@ def _start(config: ServerConfig) -> int:
     config = dataclasses.replace(config, server_password=password)
     db = config.db if config.db is not None else str(default_db_path())
     try:
-        store = open_store(db)
+        store = open_store(db, config.durability)
     except StoreError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
         # A wrong --db (another program's database) is a configuration problem.

@@ -20,10 +20,11 @@ from triochat.store.base import (
 )
 from triochat.store.factory import default_db_path, open_store
 from triochat.store.memory import MemoryStore
-from triochat.store.sqlite import SQLiteStore
+from triochat.store.sqlite import DURABILITIES, SQLiteStore
 from triochat.store.writer import StoreWriter
 
 __all__ = [
+    "DURABILITIES",
     "AccountRecord",
     "BanRecord",
     "Batch",

@@ -16,26 +16,25 @@ Rules of this module:
   ``COMMIT`` per batch, and each retention chunk is its own short transaction.
 * **Every failure is a StoreError** with one line saying what is wrong and what to do.
 
-Durability: WAL with ``synchronous=FULL``, the default here, fsyncs the WAL before each
-commit returns, so a batch that was committed (and only then broadcast) survives a
-killed process and a power cut alike. ``NORMAL`` skips that fsync (the WAL is fsynced
-only at checkpoints): it still survives ``kill -9``, a crash or an out-of-memory kill,
-since a commit's pages are in the kernel's page cache before ``commit`` returns, but a
-power cut or kernel crash can lose the last transactions since the last checkpoint
-(the database stays consistent, it just ends earlier). Those transactions carry
-``rooms.last_id`` too, so after such a restart the hub would hand out ids that clients
-had already seen, and a client resuming from one of them would silently miss the new
-messages that reuse them.
+Durability is the operator's choice (``--durability``, :data:`DURABILITY`), and the
+commit gate holds every line until its commit has returned in both:
+
+* ``process`` (the default): WAL with ``synchronous=NORMAL``. A commit's pages are in
+  the kernel's page cache when ``commit`` returns, so it survives ``kill -9``, a crash
+  or an out-of-memory kill; the WAL is fsynced only at checkpoints, so a power cut or
+  kernel crash can lose the transactions since the last one (the kernel writes dirty
+  pages back within about 30 s; the database stays consistent, it just ends earlier).
+  Those transactions carry ``rooms.last_id`` too, so after such a restart the hub
+  would hand out ids that clients had already seen.
+* ``power``: ``synchronous=FULL`` fsyncs the WAL before each commit returns, so a
+  batch that was committed (and only then broadcast) survives a power cut too. Commits
+  are grouped, so it costs one fsync per group, not per message: the price is latency
+  (every line waits for its fsync) and the CPU of the flushes, not throughput.
 
 Measured with ``scripts/store_bench.py`` (2 vCPU VM, ext4 on a virtio disk whose fsync
 takes about 0.2 ms): batches of 100 messages commit at 120,000-175,000 messages/s
 with NORMAL and 110,000-125,000 with FULL (median 0.4-0.6 ms against 0.75-0.85 ms per
-transaction); through the writer, one message goes from ``submit`` to committed in a
-median 0.12-0.16 ms with NORMAL and 0.40-0.48 ms with FULL. Commits are grouped, so
-FULL costs one fsync per group, not per message: its price is that added latency, not
-throughput. On a disk whose flush takes milliseconds each stored message is delivered
-that much later, which a chat can afford; ``NORMAL`` stays available through
-:meth:`SQLiteStore.open` for anyone who would rather trade the power-cut guarantee.
+transaction). Under the server's steady load see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -75,16 +74,25 @@ from triochat.store.sqlite_errors import one_line as _one_line
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DEFAULT_DURABILITY",
+    "DURABILITIES",
+    "DURABILITY",
     "PRUNE_CHUNK_ROWS",
     "SYNCHRONOUS",
+    "Durability",
     "ForeignDatabase",
     "SQLiteStore",
     "Synchronous",
 ]
 
 Synchronous = Literal["NORMAL", "FULL"]
+Durability = Literal["process", "power"]
 
-SYNCHRONOUS: Final[Synchronous] = "FULL"  # +0.3 ms a message measured; survives power cuts
+# What a committed (and so delivered) line survives -> SQLite's synchronous setting.
+DURABILITY: Final[dict[str, Synchronous]] = {"process": "NORMAL", "power": "FULL"}
+DURABILITIES: Final = tuple(DURABILITY)
+DEFAULT_DURABILITY: Final[Durability] = "process"  # kill -9 safe; no fsync per commit
+SYNCHRONOUS: Final[Synchronous] = DURABILITY[DEFAULT_DURABILITY]
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
 
