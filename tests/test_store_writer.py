@@ -161,7 +161,7 @@ async def test_writer_retries_a_failed_commit_with_backoff(
     await nursery.start(writer.run)
     start = trio.current_time()
     writer.submit(Batch([msg(1), msg(2)]))
-    await trio.testing.wait_all_tasks_blocked()
+    assert await trio.to_thread.run_sync(store.entered.wait, THREAD_WAIT_S)  # taken: a group
     writer.submit(one(3))
     await committed.wait_for(2)
     assert trio.current_time() - start == pytest.approx(RETRY_FIRST_S * 3)
