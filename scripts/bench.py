@@ -193,7 +193,7 @@ class Variant:
 
 
 IN_MEMORY_RUN: Final = Variant("triochat")
-SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite")  # the default --durability
+SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite", baseline=True)  # default durability
 # --durability power: SQLite synchronous=FULL, an fsync per grouped commit
 SQLITE_POWER_RUN: Final = Variant(
     "triochat-sqlite-power", ("--durability", "power"), store="sqlite"
@@ -1162,6 +1162,9 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat-sqlite", "cpu_pct", "triochat"),
         ("triochat-sqlite-power", "deliveries_per_cpu_s", "triochat"),
         ("triochat-sqlite-power", "p99_ms", "triochat"),
+        ("baseline-sqlite", "deliveries_per_cpu_s", "baseline"),
+        ("baseline-sqlite", "p99_ms", "baseline"),
+        ("triochat-sqlite", "deliveries_per_cpu_s", "baseline-sqlite"),
         ("triochat", "deliveries_per_s", "baseline"),
         ("triochat-tls", "deliveries_per_s", "triochat"),
         ("triochat-tls", "deliveries_per_cpu_s", "triochat"),
@@ -1172,6 +1175,10 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat-sqlite", "cpu_pct", "triochat"),
         ("triochat-sqlite-power", "p99_ms", "triochat"),
         ("triochat-sqlite-power", "cpu_pct", "triochat"),
+        ("baseline-sqlite", "p99_ms", "baseline"),
+        ("baseline-sqlite", "cpu_pct", "baseline"),
+        ("triochat-sqlite", "p99_ms", "baseline-sqlite"),
+        ("triochat-sqlite", "cpu_pct", "baseline-sqlite"),
         ("triochat", "p99_ms", "baseline"),
         ("triochat", "cpu_pct", "baseline"),
         ("triochat-tls", "p99_ms", "triochat"),
@@ -1454,6 +1461,7 @@ COLORS: Final[dict[str, str]] = {
     "triochat-warning": "#9cc7e8",
     "triochat-sqlite": "#1b4f7a",
     "triochat-sqlite-power": "#0e2a42",
+    "baseline-sqlite": "#4f7f4f",
     "triochat-heap": "#5fa8d3",
     "triochat-tls": "#6a4c93",
     "cluster-1": "#c0504d",
