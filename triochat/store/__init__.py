@@ -3,7 +3,7 @@
 :mod:`~triochat.store.base` defines what is stored and the synchronous
 :class:`Store` interface; :class:`MemoryStore` and :class:`SQLiteStore` implement it;
 :class:`~triochat.store.writer.StoreWriter` runs one store's calls off the event loop,
-in one worker thread, in order, with grouped commits. :func:`open_store` picks a store
+in one long-lived thread of its own, in order, with grouped commits. :func:`open_store` picks a store
 from the ``--db`` option.
 """
 

@@ -10,8 +10,9 @@ Rules of this module:
   ``INSERT OR IGNORE``. The price: nothing else can read the file while the server
   runs (stop it, or copy the file, to look inside).
 * **Calls are serialised by the caller.** The connection is made with
-  ``check_same_thread=False`` because trio's worker threads come from a pool; the
-  caller (:class:`~triochat.store.writer.StoreWriter`) runs one call at a time.
+  ``check_same_thread=False`` because it is opened (and checked) at start-up, then
+  handed to the one thread that uses it from then on: the
+  :class:`~triochat.store.writer.StoreWriter`'s, one call at a time.
 * **Transactions are explicit** (``isolation_level=None``): one ``BEGIN IMMEDIATE`` ...
   ``COMMIT`` per batch, and each retention chunk is its own short transaction.
 * **Every failure is a StoreError** with one line saying what is wrong and what to do.
