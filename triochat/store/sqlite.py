@@ -20,22 +20,17 @@ Rules of this module:
 Durability is the operator's choice (``--durability``, :data:`DURABILITY`), and the
 commit gate holds every line until its commit has returned in both:
 
-* ``process`` (the default): WAL with ``synchronous=NORMAL``. A commit's pages are in
-  the kernel's page cache when ``commit`` returns, so it survives ``kill -9``, a crash
-  or an out-of-memory kill; the WAL is fsynced only at checkpoints, so a power cut or
-  kernel crash can lose the transactions since the last one (the kernel writes dirty
-  pages back within about 30 s; the database stays consistent, it just ends earlier).
-  Those transactions carry ``rooms.last_id`` too, so after such a restart the hub
-  would hand out ids that clients had already seen.
+* ``process`` (the default): WAL with ``synchronous=NORMAL``. A commit is in the
+  kernel's page cache when ``commit`` returns: it survives ``kill -9``, a crash or an
+  out-of-memory kill. The WAL is fsynced only at checkpoints, so a power cut or kernel
+  crash can lose the last transactions (the file stays consistent, it ends earlier,
+  and ``rooms.last_id`` with it: ids clients saw could be handed out again).
 * ``power``: ``synchronous=FULL`` fsyncs the WAL before each commit returns, so a
-  batch that was committed (and only then broadcast) survives a power cut too. Commits
-  are grouped, so it costs one fsync per group, not per message: the price is latency
-  (every line waits for its fsync) and the CPU of the flushes, not throughput.
+  committed (and only then broadcast) batch survives a power cut too; one fsync per
+  grouped commit, paid in latency and CPU (docs/benchmarks.md), not throughput.
 
-Measured with ``scripts/store_bench.py`` (2 vCPU VM, ext4 on a virtio disk whose fsync
-takes about 0.2 ms): batches of 100 messages commit at 120,000-175,000 messages/s
-with NORMAL and 110,000-125,000 with FULL (median 0.4-0.6 ms against 0.75-0.85 ms per
-transaction). Under the server's steady load see docs/benchmarks.md.
+``scripts/store_bench.py`` (2 vCPU VM, virtio disk, fsync about 0.2 ms): batches of 100
+messages commit at 120,000-175,000 messages/s with NORMAL, 110,000-125,000 with FULL.
 """
 
 from __future__ import annotations
