@@ -167,6 +167,8 @@ IN_MEMORY: Final[str] = ":memory:"  # triochat's --db for no database (SQLite's 
 TEMP_DB_SHOWN: Final[str] = "<fresh temporary file>"  # the SQLite path as results show it
 SQLITE_BURST_MIN: Final[float] = 0.8  # issue 8: burst deliveries/s with SQLite >= 80 % of memory
 SQLITE_P99_MAX: Final[float] = 1.5  # issue 8: steady p99 with SQLite <= 1.5x memory's
+SQLITE_CPU_S_MIN: Final[float] = 0.9  # issue 19: burst deliveries per CPU-s >= 0.9x memory's
+SQLITE_STEADY_CPU_MAX: Final[float] = 1.2  # issue 19: steady CPU with SQLite <= 1.2x memory's
 IDLE_SAME_MAX: Final[float] = 1.1  # "per connection unchanged": at most 10 % more than the
 # reference in the same run (identical runs here moved RSS/conn by up to 4 %)
 IDLE_HEAP_MAX_KB: Final[float] = 6.0  # issue 8: traced heap per idle connection stays 5-6 KB
@@ -191,7 +193,11 @@ class Variant:
 
 
 IN_MEMORY_RUN: Final = Variant("triochat")
-SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite", baseline=True)
+SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite", baseline=True)  # default durability
+# --durability power: SQLite synchronous=FULL, an fsync per grouped commit
+SQLITE_POWER_RUN: Final = Variant(
+    "triochat-sqlite-power", ("--durability", "power"), store="sqlite"
+)
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,12 @@ class Run:
 
 
 TLS_RUN: Final = Variant("triochat-tls", tls=True)  # in memory, like "triochat"
-THROUGHPUT_RUNS: Final = (Variant("triochat", baseline=True), SQLITE_RUN, TLS_RUN)
+THROUGHPUT_RUNS: Final = (
+    Variant("triochat", baseline=True),
+    SQLITE_RUN,
+    SQLITE_POWER_RUN,
+    TLS_RUN,
+)
 CLUSTER_RUNS: Final = (
     Variant("triochat"),  # one node, no Redis: the reference
     Variant("cluster-1", redis=True),  # one node with --redis
@@ -994,6 +1005,18 @@ def persistence_targets(
                 at_least=True,
             )
         )
+        key = "deliveries_per_cpu_s"
+        out.append(
+            _paired(
+                "SQLite deliveries per CPU-s",
+                paired,
+                f"triochat-sqlite/triochat {key}",
+                SQLITE_CPU_S_MIN,
+                (sql(key), mem(key)),
+                "",
+                at_least=True,
+            )
+        )
         out.append(Verdict("SQLite: no loss", None if sql("loss") is None else sql("loss") == 0))
         sent, rounds, got = sql("lines_sent"), sql("rounds_deliveries_per_s"), sql("db_messages")
         want = None if sent is None or rounds is None else sent * len(rounds)
@@ -1007,6 +1030,8 @@ def persistence_targets(
         pair = "triochat-sqlite/triochat p99_ms"
         values = (sql("p99_ms"), mem("p99_ms"))
         out.append(_paired("SQLite p99", paired, pair, SQLITE_P99_MAX, values, " ms"))
+        pair, values = "triochat-sqlite/triochat cpu_pct", (sql("cpu_pct"), mem("cpu_pct"))
+        out.append(_paired("SQLite CPU", paired, pair, SQLITE_STEADY_CPU_MAX, values, " %"))
     elif name.startswith("idle-"):
         key = "rss_per_conn_kb"
         if "triochat-sqlite" in res:
@@ -1135,6 +1160,11 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
         ("triochat-sqlite", "deliveries_per_cpu_s", "triochat"),
         ("triochat-sqlite", "p99_ms", "triochat"),
         ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat-sqlite-power", "deliveries_per_cpu_s", "triochat"),
+        ("triochat-sqlite-power", "p99_ms", "triochat"),
+        ("baseline-sqlite", "deliveries_per_cpu_s", "baseline"),
+        ("baseline-sqlite", "p99_ms", "baseline"),
+        ("triochat-sqlite", "deliveries_per_cpu_s", "baseline-sqlite"),
         ("triochat", "deliveries_per_s", "baseline"),
         ("triochat-tls", "deliveries_per_s", "triochat"),
         ("triochat-tls", "deliveries_per_cpu_s", "triochat"),
@@ -1143,6 +1173,12 @@ PAIRS: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
     "steady": (
         ("triochat-sqlite", "p99_ms", "triochat"),
         ("triochat-sqlite", "cpu_pct", "triochat"),
+        ("triochat-sqlite-power", "p99_ms", "triochat"),
+        ("triochat-sqlite-power", "cpu_pct", "triochat"),
+        ("baseline-sqlite", "p99_ms", "baseline"),
+        ("baseline-sqlite", "cpu_pct", "baseline"),
+        ("triochat-sqlite", "p99_ms", "baseline-sqlite"),
+        ("triochat-sqlite", "cpu_pct", "baseline-sqlite"),
         ("triochat", "p99_ms", "baseline"),
         ("triochat", "cpu_pct", "baseline"),
         ("triochat-tls", "p99_ms", "triochat"),
@@ -1424,6 +1460,8 @@ COLORS: Final[dict[str, str]] = {
     "triochat": "#2a7ab9",
     "triochat-warning": "#9cc7e8",
     "triochat-sqlite": "#1b4f7a",
+    "triochat-sqlite-power": "#0e2a42",
+    "baseline-sqlite": "#4f7f4f",
     "triochat-heap": "#5fa8d3",
     "triochat-tls": "#6a4c93",
     "cluster-1": "#c0504d",

@@ -39,6 +39,7 @@ SAMPLES: dict[str, tuple[tuple[str, ...], object]] = {
     "irc-tls-port": (("--irc-tls-port", "6697", *TLS_FILES), 6697),
     "irc-server-name": (("--irc-server-name", "irc.example.org"), "irc.example.org"),
     "db": (("--db", ":memory:"), ":memory:"),
+    "durability": (("--durability", "power"), "power"),
     "history": (("--history", "0"), 0),
     "retain-days": (("--retain-days", "1.5"), 1.5),
     "retain-messages": (("--retain-messages", "7"), 7),

@@ -89,7 +89,7 @@ def test_config_file_print_config_round_trips_every_setting() -> None:
         "--host", "::", "--port", "4000", "--web-port", "off", "--metrics-port", "9100",
         "--web-origin", "https://a.example,https://b.example", "--web-cleartext",
         "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-port", "4001", "--no-plain",
-        "--db", "/srv/chat.db", "--history", "5", "--retain-days", "1.5",
+        "--db", "/srv/chat.db", "--durability", "power", "--history", "5", "--retain-days", "1.5",
         "--retain-messages", "100", "--no-search-index", "--resume-limit", "50", "--max-rooms", "7",
         "--max-rooms-per-member", "3", "--max-line-bytes", "512", "--rate-limit", "2.5",
         "--burst", "4", "--send-queue", "64", "--send-queue-bytes", "65536",

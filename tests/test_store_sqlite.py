@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 import triochat.store.sqlite as sqlite_module
+from triochat.config import ServerConfig
 from triochat.core.records import SaveAccount
 from triochat.store import (
+    DURABILITIES,
     AccountRecord,
     Batch,
     MemoryStore,
@@ -28,6 +30,7 @@ from triochat.store import (
     open_store,
 )
 from triochat.store.schema import SCHEMA_VERSION
+from triochat.store.sqlite import DEFAULT_DURABILITY
 
 # Schema v1 exactly as the first release wrote it. Written out here, not imported, so a
 # later edit of the migrations cannot quietly change what "a v1 database" means.
@@ -314,8 +317,8 @@ def test_sqlite_store_disk_full_fails_the_batch_whole_and_the_retry_lands(
 KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
-    from triochat.store import Batch, SQLiteStore, StoredMessage
-    store = SQLiteStore.open(sys.argv[1])
+    from triochat.store import Batch, StoredMessage, open_store
+    store = open_store(sys.argv[1], sys.argv[2])
     last = 0
     while True:
         batch = [StoredMessage("#a", last + k, time.time(), "say", "x", "y" * 100)
@@ -328,11 +331,15 @@ KILLED_WRITER = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs kill -9")
-def test_sqlite_store_keeps_every_commit_after_kill_9(db: Path) -> None:
+@pytest.mark.parametrize("durability", DURABILITIES)
+def test_sqlite_store_keeps_every_commit_after_kill_9(db: Path, durability: str) -> None:
     """A process killed mid-stream loses nothing whose commit had returned: every id it
-    reported (as the hub would broadcast it) is in the file after a restart."""
+    reported (as the hub would broadcast it) is in the file after a restart, with either
+    durability (process: synchronous=NORMAL is enough against kill -9)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(db)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", KILLED_WRITER, str(db), durability],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     reported = 0
@@ -377,6 +384,37 @@ def test_open_store_picks_memory_or_sqlite(db: Path) -> None:
     assert isinstance(store, SQLiteStore)
     assert store.path == db
     store.close()
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("process", 1), ("power", 2)])
+def test_open_store_durability_sets_sqlites_synchronous(
+    db: Path, durability: str, synchronous: int
+) -> None:
+    """--durability process is synchronous=NORMAL (1), power is FULL (2), in WAL mode."""
+    store = open_store(str(db), durability)
+    assert isinstance(store, SQLiteStore)
+    try:
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+        assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        store.close()
+
+
+def test_open_store_default_durability_is_process(db: Path) -> None:
+    """Without a choice the store is opened as --durability's default says (NORMAL)."""
+    assert ServerConfig().durability == DEFAULT_DURABILITY == "process"
+    store = open_store(str(db))
+    assert isinstance(store, SQLiteStore)
+    try:
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (1,)
+    finally:
+        store.close()
+
+
+def test_open_store_refuses_an_unknown_durability(db: Path) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        open_store(str(db), "disk")
+    assert not db.exists()
 
 
 def test_default_db_path_is_in_the_user_data_folder(

@@ -161,7 +161,7 @@ async def test_writer_retries_a_failed_commit_with_backoff(
     await nursery.start(writer.run)
     start = trio.current_time()
     writer.submit(Batch([msg(1), msg(2)]))
-    await trio.testing.wait_all_tasks_blocked()
+    assert await trio.to_thread.run_sync(store.entered.wait, THREAD_WAIT_S)  # taken: a group
     writer.submit(one(3))
     await committed.wait_for(2)
     assert trio.current_time() - start == pytest.approx(RETRY_FIRST_S * 3)
@@ -504,3 +504,80 @@ async def test_writer_statistics_count_failed_commits(
     stats = writer.statistics()
     assert (stats.failures, stats.commits, stats.messages) == (2, 1, 1)
     await writer.aclose()
+
+
+class ThreadRecordingStore(MemoryStore):
+    """A MemoryStore that notes which thread made each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[tuple[str, int]] = []
+
+    def commit(self, batch: Batch) -> None:
+        self.threads.append(("commit", threading.get_ident()))
+        super().commit(batch)
+
+    def recent(self, room: str, limit: int) -> list[StoredMessage]:
+        self.threads.append(("recent", threading.get_ident()))
+        return super().recent(room, limit)
+
+    def close(self) -> None:
+        self.threads.append(("close", threading.get_ident()))
+        super().close()
+
+
+async def test_writer_one_long_lived_thread_makes_every_store_call(nursery: trio.Nursery) -> None:
+    """Commits, reads and the final close all run in the same dedicated thread (not the
+    event loop's, not a pool's next free worker): the connection has one owner."""
+    store, committed = ThreadRecordingStore(), Committed()
+    writer = StoreWriter(store, committed)
+    await nursery.start(writer.run)
+    for id in range(1, 4):
+        writer.submit(one(id))
+        await committed.wait_for(id)
+        await trio.to_thread.run_sync(time.sleep, 0.001)  # a pool thread gets busy meanwhile
+        assert [m.id for m in await writer.call(store.recent, "#a", 10)][-1] == id
+    await writer.aclose()
+    kinds = [kind for kind, _ in store.threads]
+    assert (kinds.count("commit"), kinds.count("recent"), kinds[-1]) == (3, 3, "close")
+    idents = {ident for _, ident in store.threads}
+    assert len(idents) == 1
+    assert idents != {threading.get_ident()}
+
+
+async def test_writer_commits_a_lone_batch_at_once_without_a_timer(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Group commit never waits for a timer: a lone batch on an idle writer is committed
+    without any (virtual) time passing, and so is the group queued behind a commit."""
+    store, committed = RecordingStore(hold_first=True), Committed()
+    writer = StoreWriter(store, committed)
+    await nursery.start(writer.run)
+    start = trio.current_time()
+    writer.submit(one(1))
+    assert await trio.to_thread.run_sync(store.entered.wait, THREAD_WAIT_S)
+    writer.submit(one(2))
+    writer.submit(one(3))
+    store.release.set()
+    await until(lambda: committed.seqs == [1, 3])
+    writer.submit(one(4))
+    await until(lambda: committed.seqs == [1, 3, 4])
+    assert trio.current_time() == start
+    assert store.commits == [[1], [2, 3], [4]]
+    await writer.aclose()
+
+
+async def test_writer_bug_in_the_thread_ends_run_with_it() -> None:
+    """An exception that is not a StoreError (a bug) is not retried: run() raises it, and
+    the store is closed all the same."""
+
+    class Buggy(RecordingStore):
+        def commit(self, batch: Batch) -> None:
+            raise RuntimeError("a bug in commit")
+
+    store = Buggy()
+    writer = StoreWriter(store, Committed())
+    writer.submit(one(1))
+    with pytest.raises(RuntimeError, match="a bug in commit"):
+        await writer.run()
+    assert store.closed

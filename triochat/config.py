@@ -112,6 +112,7 @@ class ServerConfig:
     irc_server_name: str = ""  # "": the host name
     # -- history and storage --
     db: str | None = None  # None: the user data folder (triochat.store.default_db_path)
+    durability: str = "process"  # process: synchronous=NORMAL; power: FULL (triochat.store)
     history: int = 20
     retain_days: float | None = None
     retain_messages: int | None = None
@@ -182,6 +183,8 @@ class ServerConfig:
             problems.append("max rooms per member must be at least 1")
         if self.resume_limit < 1:
             problems.append("resume limit must be at least 1")
+        if self.durability not in ("process", "power"):
+            problems.append("durability must be 'process' or 'power'")
         if self.retain_days is not None and self.retain_days <= 0:
             problems.append("retain days must be more than 0")
         if not 1 <= self.min_password_length <= MAX_PASSWORD_CHARS:

@@ -128,7 +128,7 @@ def _start(config: ServerConfig) -> int:
     config = dataclasses.replace(config, server_password=password)
     db = config.db if config.db is not None else str(default_db_path())
     try:
-        store = open_store(db, search_index=not config.no_search_index)
+        store = open_store(db, config.durability, search_index=not config.no_search_index)
     except StoreError as exc:
         print(f"triochat: error: {exc}", file=sys.stderr)
         # A wrong --db (another program's database) is a configuration problem.

@@ -24,7 +24,7 @@ from triochat.core.passwords import MAX_PASSWORD_CHARS
 from triochat.core.throttle import SERVER_REGISTRATIONS_PER_HOUR
 from triochat.logs import LOG_FORMATS
 from triochat.server.hub import MEMORY_RETAIN_MESSAGES
-from triochat.store import default_db_path
+from triochat.store import DURABILITIES, default_db_path
 from triochat.web import parse_hosts, parse_origins
 
 __all__ = [
@@ -245,6 +245,16 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
         str,
         "PATH",
         default_text=str(default_db_path()),
+    ),
+    Setting(
+        "durability",
+        HISTORY,
+        "what a stored line survives once clients have seen it: 'process' survives kill -9, "
+        "a crash or an out-of-memory kill (SQLite synchronous=NORMAL in WAL; a power cut "
+        "or kernel crash may lose the last seconds); 'power' survives a power cut too "
+        "(synchronous=FULL: one fsync per commit, which every line waits for)",
+        str,
+        choices=DURABILITIES,
     ),
     Setting(
         "history",

@@ -8,7 +8,7 @@ Rules of this module:
 * **Batches.** The hub drains what is queued (up to :data:`HUB_BATCH_LINES`) before it
   yields: one scheduler trip and one flush per connection per batch, not per line.
 * **Commit, then send, without waiting.** Chat lines get their ids in the state; at
-  the end of each batch its store writes are handed to the store's worker thread and
+  the end of each batch its store writes are handed to the store's writer thread and
   its output stays held in the outboxes (up to a mark per connection) until the
   writer reports the commit; meanwhile the hub goes on with the next batches, whose
   writes the writer groups into the next transaction. So after a crash every line any
@@ -196,7 +196,7 @@ class Hub:
         self._send, self._receive = trio.open_memory_channel[HubMessage](INBOUND_QUEUE)
         self.gate = CommitGate(self.state.notice_all, self._flush_soon)
         # A memory store is written in the loop (it cannot fail and takes microseconds);
-        # a database through one worker thread, in order. Both look the same from here.
+        # a database through its one writer thread, in order. Both look the same from here.
         self.writer: StoreWriter | InlineWriter
         if isinstance(self.store, MemoryStore):
             # Nothing outlives the process, but RAM is finite: keep the recent past.

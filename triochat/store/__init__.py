@@ -3,8 +3,8 @@
 :mod:`~triochat.store.base` defines what is stored and the synchronous
 :class:`Store` interface; :class:`MemoryStore` and :class:`SQLiteStore` implement it;
 :class:`~triochat.store.writer.StoreWriter` runs one store's calls off the event loop,
-in one worker thread, in order, with grouped commits. :func:`open_store` picks a store
-from the ``--db`` option.
+in one long-lived thread of its own, in order, with grouped commits. :func:`open_store`
+picks a store from the ``--db`` option.
 """
 
 from triochat.store.base import (
@@ -20,10 +20,11 @@ from triochat.store.base import (
 )
 from triochat.store.factory import default_db_path, open_store
 from triochat.store.memory import MemoryStore
-from triochat.store.sqlite import SQLiteStore
+from triochat.store.sqlite import DURABILITIES, SQLiteStore
 from triochat.store.writer import StoreWriter
 
 __all__ = [
+    "DURABILITIES",
     "AccountRecord",
     "BanRecord",
     "Batch",

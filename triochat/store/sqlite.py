@@ -11,32 +11,27 @@ Rules of this module:
   ``INSERT OR IGNORE``. The price: nothing else can read the file while the server
   runs (stop it, or copy the file, to look inside).
 * **Calls are serialised by the caller.** The connection is made with
-  ``check_same_thread=False`` because trio's worker threads come from a pool; the
-  caller (:class:`~triochat.store.writer.StoreWriter`) runs one call at a time.
+  ``check_same_thread=False`` because it is opened (and checked) at start-up, then
+  handed to the one thread that uses it from then on: the
+  :class:`~triochat.store.writer.StoreWriter`'s, one call at a time.
 * **Transactions are explicit** (``isolation_level=None``): one ``BEGIN IMMEDIATE`` ...
   ``COMMIT`` per batch, and each retention chunk is its own short transaction.
 * **Every failure is a StoreError** with one line saying what is wrong and what to do.
 
-Durability: WAL with ``synchronous=FULL``, the default here, fsyncs the WAL before each
-commit returns, so a batch that was committed (and only then broadcast) survives a
-killed process and a power cut alike. ``NORMAL`` skips that fsync (the WAL is fsynced
-only at checkpoints): it still survives ``kill -9``, a crash or an out-of-memory kill,
-since a commit's pages are in the kernel's page cache before ``commit`` returns, but a
-power cut or kernel crash can lose the last transactions since the last checkpoint
-(the database stays consistent, it just ends earlier). Those transactions carry
-``rooms.last_id`` too, so after such a restart the hub would hand out ids that clients
-had already seen, and a client resuming from one of them would silently miss the new
-messages that reuse them.
+Durability is the operator's choice (``--durability``, :data:`DURABILITY`), and the
+commit gate holds every line until its commit has returned in both:
 
-Measured with ``scripts/store_bench.py`` (2 vCPU VM, ext4 on a virtio disk whose fsync
-takes about 0.2 ms): batches of 100 messages commit at 120,000-175,000 messages/s
-with NORMAL and 110,000-125,000 with FULL (median 0.4-0.6 ms against 0.75-0.85 ms per
-transaction); through the writer, one message goes from ``submit`` to committed in a
-median 0.12-0.16 ms with NORMAL and 0.40-0.48 ms with FULL. Commits are grouped, so
-FULL costs one fsync per group, not per message: its price is that added latency, not
-throughput. On a disk whose flush takes milliseconds each stored message is delivered
-that much later, which a chat can afford; ``NORMAL`` stays available through
-:meth:`SQLiteStore.open` for anyone who would rather trade the power-cut guarantee.
+* ``process`` (the default): WAL with ``synchronous=NORMAL``. A commit is in the
+  kernel's page cache when ``commit`` returns: it survives ``kill -9``, a crash or an
+  out-of-memory kill. The WAL is fsynced only at checkpoints, so a power cut or kernel
+  crash can lose the last transactions (the file stays consistent, it ends earlier,
+  and ``rooms.last_id`` with it: ids clients saw could be handed out again).
+* ``power``: ``synchronous=FULL`` fsyncs the WAL before each commit returns, so a
+  committed (and only then broadcast) batch survives a power cut too; one fsync per
+  grouped commit, paid in latency and CPU (docs/benchmarks.md), not throughput.
+
+``scripts/store_bench.py`` (2 vCPU VM, virtio disk, fsync about 0.2 ms): batches of 100
+messages commit at 120,000-175,000 messages/s with NORMAL, 110,000-125,000 with FULL.
 """
 
 from __future__ import annotations
@@ -72,16 +67,25 @@ from triochat.store.sqlite_private import PrivateLines, prune_private, write_pri
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "DEFAULT_DURABILITY",
+    "DURABILITIES",
+    "DURABILITY",
     "PRUNE_CHUNK_ROWS",
     "SYNCHRONOUS",
+    "Durability",
     "ForeignDatabase",
     "SQLiteStore",
     "Synchronous",
 ]
 
 Synchronous = Literal["NORMAL", "FULL"]
+Durability = Literal["process", "power"]
 
-SYNCHRONOUS: Final[Synchronous] = "FULL"  # +0.3 ms a message measured; survives power cuts
+# What a committed (and so delivered) line survives -> SQLite's synchronous setting.
+DURABILITY: Final[dict[str, Synchronous]] = {"process": "NORMAL", "power": "FULL"}
+DURABILITIES: Final = tuple(DURABILITY)
+DEFAULT_DURABILITY: Final[Durability] = "process"  # kill -9 safe; no fsync per commit
+SYNCHRONOUS: Final[Synchronous] = DURABILITY[DEFAULT_DURABILITY]
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
 

@@ -1,20 +1,25 @@
-"""The async side of a store: every call in one worker thread, in order, commits grouped.
+"""The async side of a store: one long-lived thread owns it, commits are grouped.
 
 Rules of this module:
 
-* **The room never awaits a disk.** :meth:`StoreWriter.submit` only appends to a queue
-  and returns the batch's sequence number; the hub holds the batch's deliveries until
-  ``on_committed`` reports that number (or a later one).
-* **One thread at a time, in submission order.** Commits, reads (:meth:`StoreWriter.call`)
-  and retention run one after another through a ``trio.CapacityLimiter(1)``, in the
-  order they were asked for, so a read sees exactly the batches submitted before it.
-* **Grouped commits.** While one commit is in the thread, newly submitted batches wait;
-  the next commit merges every batch queued back to back into one transaction. Under
-  load that is one transaction per disk round trip, whatever the message rate.
-* **A failed commit is retried, never dropped.** On :class:`StoreError` the writer
-  calls ``on_error``, waits (:data:`RETRY_FIRST_S` doubling to :data:`RETRY_MAX_S`) and
-  commits the same merged batch again; the store's ``(room, id)`` uniqueness makes a
-  retry of a batch that partly landed harmless. Batches submitted meanwhile queue up.
+* **The room never awaits a disk.** :meth:`StoreWriter.submit` only puts the batch on
+  the writer thread's queue and returns its sequence number; the hub holds the batch's
+  deliveries until ``on_committed`` reports that number (or a later one).
+* **One thread owns the store.** :meth:`StoreWriter.run` starts a dedicated thread that
+  makes every store call (commits, reads through :meth:`StoreWriter.call`, retention,
+  the final close) in the order they were queued, so a read sees exactly the batches
+  submitted before it. There is no thread hop per commit: the thread sleeps on its
+  queue only when there is nothing to do, and reports back to the event loop with
+  ``TrioToken.run_sync_soon`` (one wake-up per commit, none per message).
+* **Group commit, never on a timer.** When a commit ends the thread takes every batch
+  queued back to back behind it and commits them as ONE transaction at once: an idle
+  server commits a lone line immediately, a busy one commits one group per disk round
+  trip, whatever the message rate.
+* **A failed commit is retried, never dropped.** On :class:`StoreError` the thread
+  reports it (``on_error``), waits (:data:`RETRY_FIRST_S` doubling to
+  :data:`RETRY_MAX_S`, timed by the event loop) and commits the same merged batch
+  again; the store's ``(room, id)`` uniqueness makes a retry of a batch that partly
+  landed harmless. Batches submitted meanwhile queue up behind it.
 * **Retention in small steps.** A prune call deletes at most :data:`PRUNE_STEP_ROWS`
   rows; if there is more to do, the next step is queued behind whatever arrived
   meanwhile, so a large first prune never holds commits back for long.
@@ -22,13 +27,16 @@ Rules of this module:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Generic, TypeVar, TypeVarTuple, assert_never
+from typing import Any, Final, TypeVar, TypeVarTuple
 
 import trio
 
@@ -36,6 +44,7 @@ from triochat.core.logevents import log_event
 from triochat.latency import Latency, LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
 from triochat.store.retention import check_retention
+from triochat.store.writer_ops import Call, Commit, Op, Prune, Stop, merge
 
 __all__ = [
     "PRUNE_EVERY_S",
@@ -67,10 +76,10 @@ class WriterStatistics:
         commits: transactions that landed (each holds one or more grouped batches).
         messages: chat messages those transactions saved.
         failures: commit attempts that failed (each was retried).
-        queued: operations waiting for the worker thread (commits, reads, prune steps).
-        commit_seconds: time the landed commits took in the worker thread, in total
+        queued: operations waiting for the writer thread (commits, reads, prune steps).
+        commit_seconds: time the landed commits took in the writer thread, in total
             (``commit_seconds / commits`` is the mean commit latency).
-        calls: reads (and other calls) run in the worker thread so far.
+        calls: reads (and other calls) run in the writer thread so far.
         commit_latency: the landed commits' durations, in buckets.
     """
 
@@ -85,61 +94,13 @@ class WriterStatistics:
     commit_latency: Latency
 
 
-@dataclass(slots=True)
-class _Commit:
-    batch: Batch
-    seq: int
-
-
-@dataclass(slots=True)
-class _Prune:
-    pass
-
-
-class _Call(Generic[T]):
-    """A read (or any store function) waiting for its turn in the worker thread."""
-
-    __slots__ = ("abandoned", "done", "error", "fn", "value")
-
-    def __init__(self, fn: Callable[[], T]) -> None:
-        self.fn = fn
-        self.done = trio.Event()
-        self.abandoned = False  # the caller was cancelled while it waited
-        self.value: T | None = None
-        self.error: BaseException | None = None
-
-    def finish(self, value: T | None, error: BaseException | None) -> None:
-        """Record the outcome (the first one only) and wake the caller."""
-        if not self.done.is_set():
-            self.value, self.error = value, error
-            self.done.set()
-
-    def result(self) -> T:
-        """Return the value, or raise the error, of a finished call."""
-        if self.error is not None:
-            raise self.error
-        return self.value  # type: ignore[return-value]  # None only when T includes None
-
-
-_Op = _Commit | _Call[Any] | _Prune
-
-
-def _merge(commits: list[_Commit]) -> Batch:
-    """Return one batch holding every commit's rooms and messages, in order."""
-    if len(commits) == 1:
-        return commits[0].batch
-    merged = Batch()
-    for commit in commits:
-        merged.extend(commit.batch)  # a later batch's dropped rooms take earlier lines too
-    return merged
-
-
 class StoreWriter:
-    """Owns a :class:`~triochat.store.base.Store` and runs its calls off the event loop.
+    """Owns a :class:`~triochat.store.base.Store` and runs its calls in a thread of its own.
 
     Start :meth:`run` in a nursery (``await nursery.start(writer.run)``), :meth:`submit`
     batches from the hub, :meth:`call` reads, and :meth:`aclose` under a deadline at
-    shutdown. Every method is for the trio thread only.
+    shutdown. Every method is for the trio thread only; the store is called from the
+    writer thread only (methods named ``_thread_*`` run there).
     """
 
     def __init__(
@@ -155,7 +116,7 @@ class StoreWriter:
         """Wrap ``store``.
 
         Args:
-            store: The store; from now on only this writer may call it.
+            store: The store; from now on only this writer's thread may call it.
             on_committed: Called (in the trio thread) after each successful commit with
                 the sequence number of the last batch it included.
             on_error: Called with each :class:`StoreError` of a commit or prune (the
@@ -175,12 +136,20 @@ class StoreWriter:
         self._retain_days = retain_days
         self._retain_messages = retain_messages
         self._wall_clock = wall_clock
-        self._limiter = trio.CapacityLimiter(1)
-        self._queue: deque[_Op] = deque()
-        self._wakeup = trio.Event()
+        # Trio -> thread: the operations, in order. Thread -> trio: run_sync_soon.
+        self._inbox: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._retry = threading.Event()  # set by trio when a failed commit may try again
+        self._abandoned = False  # the close deadline passed: the thread skips what is left
+        self._thread_done = trio.Event()  # the thread closed the store and ended
+        self._crash: BaseException | None = None  # a bug in the thread (not a StoreError)
+        self._nursery: trio.Nursery | None = None  # where retry back-offs sleep
+        self._retry_pending: float | None = None  # a back-off no nursery could start yet
         self._submitted = 0  # sequence number of the last submitted batch
         self._committed = 0  # sequence number of the last committed batch
-        self._in_flight: list[_Commit] = []  # popped from the queue, not yet committed
+        self._uncommitted: deque[Commit] = deque()  # submitted, not yet reported committed
+        self._waiting: set[Call[Any]] = set()  # calls whose callers wait
         self._prune_pending = False  # a retention pass is queued or under way
         self._pruned = 0  # rows deleted so far by the current retention pass
         self._running = False
@@ -188,7 +157,10 @@ class StoreWriter:
         self._run_scope: trio.CancelScope | None = None
         self._closing = False
         self._closed = False
-        # Counters for statistics(): plain numbers, bumped once per commit or call.
+        # Counters for statistics(): plain numbers, bumped once per commit or call. The
+        # thread writes only _taken and _calls; everything else is the trio thread's.
+        self._queued_total = 0  # operations put on the queue
+        self._taken = 0  # operations the thread has taken off it
         self._commits = 0
         self._messages = 0
         self._failures = 0
@@ -219,7 +191,7 @@ class StoreWriter:
             commits=self._commits,
             messages=self._messages,
             failures=self._failures,
-            queued=len(self._queue),
+            queued=self._queued_total - self._taken,
             commit_seconds=self._commit_seconds,
             calls=self._calls,
             commit_latency=self._latency.snapshot(),
@@ -240,12 +212,13 @@ class StoreWriter:
         if self._closing:
             raise trio.ClosedResourceError("the store is closing; nothing more is saved")
         self._submitted += 1
-        self._queue.append(_Commit(batch, self._submitted))
-        self._wakeup.set()
+        op = Commit(batch, self._submitted)
+        self._uncommitted.append(op)
+        self._put(op)
         return self._submitted
 
     async def call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        """Run ``fn(*args)`` in the worker thread after everything queued before it.
+        """Run ``fn(*args)`` in the writer thread after everything queued before it.
 
         Use it for the store's reads, e.g. ``await writer.call(store.since, room, 41,
         100)``: the result includes every batch submitted before this call and none
@@ -257,20 +230,21 @@ class StoreWriter:
         """
         if self._closing:
             raise trio.ClosedResourceError("the store is closing")
-        op: _Call[T] = _Call(partial(fn, *args))
-        self._queue.append(op)
-        self._wakeup.set()
+        op: Call[T] = Call(partial(fn, *args))
+        self._waiting.add(op)
+        self._put(op)
         try:
             await op.done.wait()
         finally:
             op.abandoned = True  # if it has not started yet, it never will
+            self._waiting.discard(op)
         return op.result()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Work through the queue until :meth:`aclose` has flushed it (or cancels this task).
+        """Start the writer thread; return once :meth:`aclose` has flushed the queue.
 
         Retention runs every :data:`PRUNE_EVERY_S` seconds, from the start, if a limit
-        was given. Store errors never end this task.
+        was given. Store errors never end this task; a bug in the thread does (raised).
         """
         if self._running or self._closed:
             raise RuntimeError("StoreWriter.run is already running, or the writer is closed")
@@ -278,144 +252,127 @@ class StoreWriter:
         try:
             with trio.CancelScope() as self._run_scope:
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    self._start_thread()
                     if self._retain_days is not None or self._retain_messages is not None:
                         nursery.start_soon(self._prune_timer)
                     task_status.started()
-                    await self._work()
+                    await self._thread_done.wait()
                     nursery.cancel_scope.cancel()
+            if self._crash is not None:
+                raise self._crash
         finally:
+            self._nursery = None
             self._running = False
             self._stopped.set()
 
     async def aclose(self) -> None:
-        """Commit what is queued, then close the store.
+        """Commit what is queued, then close the store (in the writer thread).
 
         Bound it with a cancel scope (``with trio.move_on_after(5): await
         writer.aclose()``): when the deadline passes, whatever is still queued is
         logged as not saved, waiting calls get ``trio.ClosedResourceError``, and the
-        store is closed anyway (after the call in the worker thread, if any, ends).
+        store is closed anyway (after the call in the writer thread, if any, ends).
         """
         if self._closed:
             return
         self._closing = True
-        self._wakeup.set()
         try:
+            self._start_thread()  # a writer whose run() never started still flushes
+            self._put(Stop())
             if self._running:
                 await self._stopped.wait()
-            else:
-                await self._work()
+            if not self._thread_done.is_set():  # run() never started, or was cancelled
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if self._retry_pending is not None:
+                        nursery.start_soon(self._retry_after, self._retry_pending)
+                        self._retry_pending = None
+                    await self._thread_done.wait()
+                    nursery.cancel_scope.cancel()
         finally:
+            self._nursery = None
             self._closed = True
             if self._run_scope is not None:
                 self._run_scope.cancel()
-            self._abandon_queue()
-            with trio.CancelScope(shield=True):
-                failure = await self._attempt(self._store.close)
-            if failure is not None:
-                self._report(failure, "closing the store failed")
+            if not self._thread_done.is_set():
+                self._abandon()
+                with trio.CancelScope(shield=True):
+                    await self._thread_done.wait()
 
-    async def _work(self) -> None:
-        """Run queued operations in order; return once closing with an empty queue."""
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-                continue
-            op = self._queue.popleft()
-            match op:
-                case _Commit():
-                    self._in_flight = [op]
-                    while self._queue and isinstance(head := self._queue[0], _Commit):
-                        self._queue.popleft()
-                        self._in_flight.append(head)
-                    await self._commit(_merge(self._in_flight), self._in_flight[-1].seq)
-                    self._in_flight = []
-                case _Call():
-                    await self._call(op)
-                case _Prune():
-                    await self._prune()
-                case _:
-                    assert_never(op)
+    # -- the trio side ------------------------------------------------------------------
 
-    async def _commit(self, batch: Batch, seq: int) -> None:
-        """Commit ``batch`` (batches up to ``seq``), retrying with back-off until it lands."""
-        delay = RETRY_FIRST_S
-        while True:
-            started = time.perf_counter()
-            failure = await self._attempt(partial(self._store.commit, batch))
-            if failure is None:
-                took = time.perf_counter() - started
-                self._commit_seconds += took
-                self._latency.observe(took)
-                break
-            self._failures += 1
-            self._report(failure, f"saving batches up to #{seq} failed; retrying in {delay:g} s")
-            del failure  # its traceback holds frames; do not keep them over the wait
-            await trio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
-        self._committed = seq
+    def _put(self, op: Op) -> None:
+        self._queued_total += 1
+        self._inbox.put(op)
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._token = trio.lowlevel.current_trio_token()
+            self._thread = threading.Thread(
+                target=self._thread_main, name="triochat-store-writer", daemon=True
+            )
+            self._thread.start()
+
+    def _landed(self, seq: int, took: float, messages: int) -> None:
+        """The thread committed batches up to ``seq`` (one transaction of ``took`` s)."""
+        self._commit_seconds += took
+        self._latency.observe(took)
         self._commits += 1
-        self._messages += len(batch.messages)
+        self._messages += messages
+        self._committed = seq
+        uncommitted = self._uncommitted
+        while uncommitted and uncommitted[0].seq <= seq:
+            uncommitted.popleft()
         self._on_committed(seq)
 
-    async def _call(self, op: _Call[Any]) -> None:
-        """Run a queued call unless its caller has gone, and hand back the outcome."""
-        if op.abandoned:
+    def _failed(self, exc: StoreError, seq: int, delay: float) -> None:
+        """A commit failed: report it, and let the thread try again after ``delay``."""
+        self._failures += 1
+        self._report(exc, f"saving batches up to #{seq} failed; retrying in {delay:g} s")
+        if self._abandoned:
+            self._retry.set()
             return
-        self._calls += 1
         try:
-            value = await trio.to_thread.run_sync(op.fn, limiter=self._limiter)
-        except Exception as exc:
-            op.finish(None, exc)
-        else:
-            op.finish(value, None)
-        finally:
-            op.finish(None, trio.ClosedResourceError("the store writer stopped"))
+            if self._nursery is None:
+                raise RuntimeError("no nursery")
+            self._nursery.start_soon(self._retry_after, delay)
+        except RuntimeError:  # run() has ended (or is ending): aclose() starts the back-off
+            self._retry_pending = delay
 
-    async def _prune(self) -> None:
-        """Run one retention step; queue the next if there may be more to delete."""
-        if self._closing:
-            self._prune_pending = False
-            return
-        step = partial(
-            self._store.prune,
-            self._wall_clock(),
-            self._retain_days,
-            self._retain_messages,
-            max_rows=PRUNE_STEP_ROWS,
-        )
+    async def _retry_after(self, delay: float) -> None:
         try:
-            deleted = await trio.to_thread.run_sync(step, limiter=self._limiter)
-        except StoreError as exc:
-            self._report(exc, "retention failed; trying again later")
-            deleted = 0
+            await trio.sleep(delay)
+        finally:
+            self._retry.set()  # a cancelled back-off (shutdown) lets the thread see it
+
+    def _pruned_step(self, deleted: int, error: StoreError | None) -> None:
+        """A retention step ended: queue the next one, or end the pass."""
+        if error is not None:
+            self._report(error, "retention failed; trying again later")
         self._pruned += deleted
-        if deleted >= PRUNE_STEP_ROWS:
-            self._queue.append(_Prune())  # behind whatever was submitted meanwhile
+        if deleted >= PRUNE_STEP_ROWS and not self._closing:
+            self._put(Prune())  # behind whatever was submitted meanwhile
             return
         if self._pruned:
             log_event(log, "store.pruned", messages=self._pruned)
         self._pruned = 0
         self._prune_pending = False
 
+    def _ended(self, close_error: StoreError | None, crash: BaseException | None) -> None:
+        """The thread closed the store and ended."""
+        if close_error is not None:
+            self._report(close_error, "closing the store failed")
+        self._crash = crash
+        self._thread_done.set()
+
     async def _prune_timer(self) -> None:
         """Start a retention pass now and every :data:`PRUNE_EVERY_S` seconds."""
         while True:
             if not self._prune_pending and not self._closing:
                 self._prune_pending = True
-                self._queue.append(_Prune())
-                self._wakeup.set()
+                self._put(Prune())
             await trio.sleep(PRUNE_EVERY_S)
-
-    async def _attempt(self, fn: Callable[[], object]) -> StoreError | None:
-        """Run ``fn`` in the worker thread; return its StoreError instead of raising it."""
-        try:
-            await trio.to_thread.run_sync(fn, limiter=self._limiter)
-        except StoreError as exc:
-            return exc
-        return None
 
     def _report(self, exc: StoreError, what: str) -> None:
         """Log a store failure and tell the owner."""
@@ -423,16 +380,111 @@ class StoreWriter:
         if self._on_error is not None:
             self._on_error(exc)
 
-    def _abandon_queue(self) -> None:
-        """After close: fail waiting calls, and log the batches that were not saved."""
-        lost = list(self._in_flight)
-        self._in_flight = []
-        while self._queue:
-            op = self._queue.popleft()
-            if isinstance(op, _Commit):
-                lost.append(op)
-            elif isinstance(op, _Call):
-                op.finish(None, trio.ClosedResourceError("the store closed first"))
+    def _abandon(self) -> None:
+        """The deadline passed: fail waiting calls, log what was not saved, stop the thread."""
+        self._abandoned = True
+        self._retry.set()
+        for op in list(self._waiting):
+            op.finish(None, trio.ClosedResourceError("the store closed first"))
+        lost = list(self._uncommitted)
+        self._uncommitted.clear()
         if lost:
             messages = sum(len(commit.batch.messages) for commit in lost)
             log_event(log, "store.unsaved_at_close", batches=len(lost), messages=messages)
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _soon(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` in the trio thread (dropped if trio has already finished)."""
+        assert self._token is not None
+        with contextlib.suppress(trio.RunFinishedError):  # the process is ending
+            self._token.run_sync_soon(fn, *args)
+
+    def _thread_main(self) -> None:
+        """Take operations off the queue and run them in order until :class:`Stop`."""
+        inbox = self._inbox
+        held: Op | None = None  # taken while grouping commits: it runs next
+        crash: BaseException | None = None
+        try:
+            while True:
+                if held is not None:
+                    op, held = held, None
+                else:
+                    op = inbox.get()
+                    self._taken += 1
+                if isinstance(op, Stop):
+                    break
+                if self._abandoned:
+                    continue
+                if isinstance(op, Commit):
+                    group = [op]
+                    while held is None:  # everything queued back to back: one transaction
+                        try:
+                            ahead = inbox.get_nowait()
+                        except queue.Empty:
+                            break
+                        self._taken += 1
+                        if isinstance(ahead, Commit):
+                            group.append(ahead)
+                        else:
+                            held = ahead
+                    self._thread_commit(group)
+                elif isinstance(op, Call):
+                    self._thread_call(op)
+                else:
+                    self._thread_prune()
+        except BaseException as exc:  # a bug, not a disk: run() raises it
+            crash = exc
+        close_error: StoreError | None = None
+        try:
+            self._store.close()
+        except StoreError as exc:
+            close_error = exc
+        self._soon(self._ended, close_error, crash)
+
+    def _thread_commit(self, group: list[Commit]) -> None:
+        """Commit ``group`` as one transaction, retrying until it lands (or is abandoned)."""
+        batch, seq = merge(group), group[-1].seq
+        delay = RETRY_FIRST_S
+        while True:
+            started = time.perf_counter()
+            try:
+                self._store.commit(batch)
+            except StoreError as exc:
+                self._retry.clear()
+                self._soon(self._failed, exc, seq, delay)
+                del exc  # its traceback holds frames; do not keep them over the wait
+                self._retry.wait()
+                if self._abandoned:
+                    return
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self._soon(self._landed, seq, time.perf_counter() - started, len(batch.messages))
+            return
+
+    def _thread_call(self, op: Call[Any]) -> None:
+        """Run a queued call unless its caller has gone, and hand back the outcome."""
+        if op.abandoned:
+            return
+        self._calls += 1
+        try:
+            value = op.fn()
+        except Exception as exc:
+            self._soon(op.finish, None, exc)
+        else:
+            self._soon(op.finish, value, None)
+
+    def _thread_prune(self) -> None:
+        """Run one retention step (skipped once closing)."""
+        deleted, error = 0, None
+        if not self._closing:
+            try:
+                deleted = self._store.prune(
+                    self._wall_clock(),
+                    self._retain_days,
+                    self._retain_messages,
+                    max_rows=PRUNE_STEP_ROWS,
+                )
+            except StoreError as exc:
+                error = exc
+        self._soon(self._pruned_step, deleted, error)
