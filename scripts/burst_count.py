@@ -10,8 +10,9 @@ so the counts repeat run after run.
 Two ways of counting (pick one):
 
 - ``--callgrind``: the server runs under ``valgrind --tool=callgrind``; the script runs
-  twice, with 0 lines and with ``--lines`` lines, and prints instructions per line and
-  per delivery from the difference (joins, start-up and shutdown cancel out).
+  twice, with ``--base-lines`` and with ``--lines`` lines per sender, and prints
+  instructions per line and per delivery from the difference (joins, start-up,
+  shutdown and the interpreter's warm-up cancel out).
 - ``--cprofile``: the server runs under ``cProfile``, twice likewise, and prints each
   function's calls per line (difference of the two runs), most-called first.
 
@@ -46,6 +47,11 @@ START_TIMEOUT_S: Final = 300.0  # python under valgrind starts slowly
 STEP_TIMEOUT_S: Final = 300.0
 
 
+def extra_path() -> list[str]:
+    """Whatever PYTHONPATH this script was given comes after the checkout."""
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -54,7 +60,7 @@ def free_port() -> int:
 
 def server_flags(checkout: Path) -> list[str]:
     """The flags the burst uses; ``--web-port off`` where the checkout has a web port."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()])}
     helptext = subprocess.run(
         [sys.executable, "-m", "triochat", "server", "--help"],
         env=env,
@@ -72,7 +78,7 @@ def server_flags(checkout: Path) -> list[str]:
 @contextlib.contextmanager
 def server(checkout: Path, port: int, wrapper: list[str]) -> Iterator[subprocess.Popen[bytes]]:
     """The server under ``wrapper``; stopped with SIGINT (so profilers write their output)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()])}
     cmd = [*wrapper, "-m", "triochat", "server", "--host", HOST, "--port", str(port)]
     proc = subprocess.Popen([*cmd, *server_flags(checkout)], env=env, cwd=checkout)
     try:
@@ -173,6 +179,7 @@ def main() -> int:
     p.add_argument("--receivers", type=int, default=50)
     p.add_argument("--senders", type=int, default=5)
     p.add_argument("--lines", type=int, default=400, help="lines per sender")
+    p.add_argument("--base-lines", type=int, default=40, help="lines per sender, first run")
     p.add_argument("--step", type=int, default=8, help="lines per sender per lockstep step")
     p.add_argument("--out", type=Path, help="keep the raw outputs here (default: a temp dir)")
     how = p.add_mutually_exclusive_group()
@@ -183,18 +190,22 @@ def main() -> int:
     args.checkout = args.checkout.resolve()
     out = args.out or Path(tempfile.mkdtemp(prefix="burst-count-"))
     out.mkdir(parents=True, exist_ok=True)
-    total_lines = args.lines * args.senders
-    deliveries = total_lines * (args.receivers + args.senders - 1)
+    fanout = args.receivers + args.senders - 1
     if not (args.callgrind or args.cprofile):
+        deliveries = args.lines * args.senders * fanout
         port = free_port()
         with server(args.checkout, port, [sys.executable]) as proc:
             t0 = cpu_s(proc.pid)
             burst(port, args.receivers, args.senders, args.lines, args.step)
             used = cpu_s(proc.pid) - t0
-        print(f"{args.checkout}: {used:.3f} CPU s, {1e6 * used / deliveries:.3f} us/delivery")
+        print(
+            f"{args.checkout}: {used:.3f} CPU s, {1e6 * used / max(1, deliveries):.3f} us/delivery"
+        )
         return 0
+    total_lines = (args.lines - args.base_lines) * args.senders
+    deliveries = total_lines * fanout
     results = {}
-    for lines in (0, args.lines):
+    for lines in (args.base_lines, args.lines):
         if args.callgrind:
             f = out / f"callgrind.{lines}"
             wrapper = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={f}"]
@@ -204,14 +215,14 @@ def main() -> int:
             f = out / f"cprofile.{lines}"
             run(args, [sys.executable, "-m", "cProfile", "-o", str(f)], lines)
     if args.callgrind:
-        extra = results[args.lines] - results[0]
+        extra = results[args.lines] - results[args.base_lines]
         print(
             f"{args.checkout}: {total_lines} lines, {deliveries} deliveries: "
             f"{extra / total_lines:,.0f} instructions per line, "
             f"{extra / deliveries:,.0f} per delivery (raw: {out})"
         )
         return 0
-    base = pstats.Stats(str(out / "cprofile.0")).stats  # type: ignore[attr-defined]
+    base = pstats.Stats(str(out / f"cprofile.{args.base_lines}")).stats  # type: ignore[attr-defined]
     full = pstats.Stats(str(out / f"cprofile.{args.lines}")).stats  # type: ignore[attr-defined]
     rows = []
     for fn, (_, ncalls, tt, _, _) in full.items():

@@ -43,18 +43,27 @@ class PlainProtocol:
     ) -> None:
         # Two variants: for members whose current room this is, and, prefixed with the
         # room's name, for the others. Each is encoded at most once.
-        here = there = b""
+        # One iteration per delivery, so written for CPython's specialising interpreter
+        # (measured with callgrind, scripts/burst_count.py): ``is None`` rather than the
+        # truth of a bytes object, and ``put`` read as an attribute before the call (a
+        # server link's ``put`` is its outbox's bound method kept in a slot, which a
+        # method call ``link.put(data)`` looks up the slow way every time).
+        here: bytes | None = None
+        there: bytes | None = None
         for member in members.values():
             if member is skip:
                 continue
             if member.current == room:
-                here = here or encode_plain(event, None, room)
-                if not member.link.put(here):
-                    too_slow.append(member)
+                if here is None:
+                    here = encode_plain(event, None, room)
+                data = here
             else:
-                there = there or encode_plain(event, None, "")
-                if not member.link.put(there):
-                    too_slow.append(member)
+                if there is None:
+                    there = encode_plain(event, None, "")
+                data = there
+            put = member.link.put
+            if not put(data):
+                too_slow.append(member)
 
     def replay_header(self, count: int, room: str | None) -> bytes | None:
         return history_header(count, room)
