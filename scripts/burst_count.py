@@ -45,6 +45,7 @@ SERVER_FLAGS: Final = ("--rate-limit", "0", "--send-queue", "16384", "--log-leve
 LINE: Final = b"the quick brown fox jumps over the lazy dog 0123456789"
 START_TIMEOUT_S: Final = 300.0  # python under valgrind starts slowly
 STEP_TIMEOUT_S: Final = 300.0
+IDLE_S: Final = 0.5  # twice in a row no CPU used for this long: the server is idle
 
 
 def extra_path() -> list[str]:
@@ -162,8 +163,24 @@ def drain(
 
 def run(args: argparse.Namespace, wrapper: list[str], lines: int) -> None:
     port = free_port()
-    with server(args.checkout, port, wrapper):
+    with server(args.checkout, port, wrapper) as proc:
         burst(port, args.receivers, args.senders, lines, args.step)
+        wait_idle(proc.pid)
+
+
+def wait_idle(pid: int) -> None:
+    """Wait until the server has handled every disconnect (its CPU time stands still).
+
+    Stopped with connections still closing, a server's shutdown does a varying amount
+    of work (cancellations, "did not flush" paths): that was the largest part of the
+    run-to-run spread. Ticks (the hub's housekeeping, every few seconds) remain.
+    """
+    last, quiet = -1.0, 0
+    while quiet < 2:  # two windows: the hub's tick every 2 s may fall in one
+        time.sleep(IDLE_S)
+        now = cpu_s(pid)
+        quiet = quiet + 1 if now == last else 0
+        last = now
 
 
 def callgrind_total(path: Path) -> int:
