@@ -85,6 +85,11 @@ class Mode(enum.Enum):
     JSON = "json"
     IRC = "irc"  # chosen by the door (the IRC port), never by a first line
 
+    # Modes key the protocol table and per-mode counters, looked up for every line;
+    # Enum's own __hash__ is a Python function (hash of the name). A member is its only
+    # instance and equal only to itself, so the identity hash is as good and is C.
+    __hash__ = object.__hash__
+
 
 def history_header(count: int, room: str | None = None) -> bytes:
     """The plain-mode line announcing a history replay (JSON events carry ``history``).

@@ -164,17 +164,18 @@ class Connection:
             self._flush_with_replays()
             return
         # The usual case, kept lean (once per member per batch): no replay under way.
-        if outbox.ready and self.transport.direct:
-            data = outbox.take(WRITE_BATCH_BYTES)
-            assert data is not None
-            try:
-                sent = self.transport.try_write(data)
-            except OSError:
-                sent = 0  # the writer's send_all meets the same error and reports it
-            if sent < len(data):
-                outbox.unsend(data[sent:])
-            else:
-                outbox.sent()
+        transport = self.transport
+        if transport.direct:
+            data = outbox.take(WRITE_BATCH_BYTES)  # None: nothing released is queued
+            if data is not None:
+                try:
+                    sent = transport.try_write(data)
+                except OSError:
+                    sent = 0  # the writer's send_all meets the same error and reports it
+                if sent < len(data):
+                    outbox.unsend(data[sent:])
+                else:
+                    outbox.sent()
         if outbox.ready:
             self._start_writer()
         elif self.phase is _CLOSING and not len(outbox):

@@ -115,7 +115,8 @@ class IrcProtocol:
                 data = encoded[variant] = encode_irc(
                     event, server, "*", *variant_tags(variant)
                 ).encode()
-            if not member.link.put(data):
+            put = member.link.put  # an attribute read, then a call: see PlainProtocol
+            if not put(data):
                 too_slow.append(member)
 
     def replay_header(self, count: int, room: str | None) -> bytes | None:

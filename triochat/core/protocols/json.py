@@ -44,8 +44,10 @@ class JsonProtocol:
     ) -> None:
         data = encode_json(event)  # the same bytes for everyone
         for member in members.values():
-            if member is not skip and not member.link.put(data):
-                too_slow.append(member)
+            if member is not skip:
+                put = member.link.put  # an attribute read, then a call: see PlainProtocol
+                if not put(data):
+                    too_slow.append(member)
 
     def replay_header(self, count: int, room: str | None) -> bytes | None:
         return None  # every replayed line is marked "history" instead

@@ -1,0 +1,263 @@
+"""Count what one burst line costs a server, independent of machine load.
+
+Starts a triochat server from a checkout (``--checkout DIR``, the package folder's
+parent; default this one) on a loopback port, joins ``--receivers`` + ``--senders``
+plain clients (blocking sockets, one process), then drives a *lockstep* burst: each
+step every sender writes ``--step`` lines in one write, and the next step starts only
+when every member has read all of them. Batches are then the same whatever the load,
+so the counts repeat run after run.
+
+Two ways of counting (pick one):
+
+- ``--callgrind``: the server runs under ``valgrind --tool=callgrind``; the script runs
+  twice, with ``--base-lines`` and with ``--lines`` lines per sender, and prints
+  instructions per line and per delivery from the difference (joins, start-up,
+  shutdown and the interpreter's warm-up cancel out).
+- ``--cprofile``: the server runs under ``cProfile``, twice likewise, and prints each
+  function's calls per line (difference of the two runs), most-called first.
+
+Without either it runs once and prints the server's CPU seconds per delivery (noisy).
+
+    python scripts/burst_count.py --callgrind
+    python scripts/burst_count.py --callgrind --checkout ../old-checkout
+    python scripts/burst_count.py --cprofile --lines 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pstats
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+HOST: Final = "127.0.0.1"
+SERVER_FLAGS: Final = ("--rate-limit", "0", "--send-queue", "16384", "--log-level", "warning")
+LINE: Final = b"the quick brown fox jumps over the lazy dog 0123456789"
+START_TIMEOUT_S: Final = 300.0  # python under valgrind starts slowly
+STEP_TIMEOUT_S: Final = 300.0
+IDLE_S: Final = 0.5  # twice in a row no CPU used for this long: the server is idle
+
+
+def extra_path() -> list[str]:
+    """Whatever PYTHONPATH this script was given comes after the checkout."""
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def server_flags(checkout: Path) -> list[str]:
+    """The flags the burst uses; ``--web-port off`` where the checkout has a web port."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()])}
+    helptext = subprocess.run(
+        [sys.executable, "-m", "triochat", "server", "--help"],
+        env=env,
+        cwd=checkout,  # ``python -m`` imports from the working folder first
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    extra = [x for f in ("--web-port", "--metrics-port") if f in helptext for x in (f, "off")]
+    if "--db" in helptext:
+        extra += ["--db", ":memory:"]  # as the bench runs it
+    return [*SERVER_FLAGS, *extra]
+
+
+@contextlib.contextmanager
+def server(checkout: Path, port: int, wrapper: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """The server under ``wrapper``; stopped with SIGINT (so profilers write their output)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()])}
+    cmd = [*wrapper, "-m", "triochat", "server", "--host", HOST, "--port", str(port)]
+    proc = subprocess.Popen([*cmd, *server_flags(checkout)], env=env, cwd=checkout)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server did not start") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def read_until(sock: socket.socket, marker: bytes) -> None:
+    got = b""
+    while marker not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("closed before " + marker.decode())
+        got += chunk
+
+
+def burst(port: int, receivers: int, senders: int, lines: int, step: int) -> None:
+    """Join everyone, let the notices settle, run the lockstep burst, disconnect."""
+    names = [f"r{i}" for i in range(receivers)] + [f"s{i}" for i in range(senders)]
+    socks: list[socket.socket] = []
+    for name in names:
+        s = socket.create_connection((HOST, port), timeout=STEP_TIMEOUT_S)
+        s.sendall(b"/nick %s\n" % name.encode())
+        read_until(s, b"* welcome")
+        socks.append(s)
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    drain(sel, socks, {s: 0 for s in socks}, quiet_s=1.0)
+    send = socks[receivers:]
+    done = 0
+    while done < lines:
+        k = min(step, lines - done)
+        want = {s: k * (senders - (1 if s in send else 0)) for s in socks}
+        payload = b"".join(LINE + b"\n" for _ in range(k))
+        for s in send:
+            s.sendall(payload)
+        drain(sel, socks, want)
+        done += k
+    for s in socks:
+        s.close()
+
+
+def drain(
+    sel: selectors.BaseSelector,
+    socks: list[socket.socket],
+    want: dict[socket.socket, int],
+    quiet_s: float = 0.0,
+) -> None:
+    """Read until every socket has ``want`` more lines (or, with ``quiet_s``, is quiet)."""
+    left = dict(want)
+    deadline = time.monotonic() + STEP_TIMEOUT_S
+    while any(v > 0 for v in left.values()) or quiet_s:
+        events = sel.select(timeout=quiet_s or 1.0)
+        if not events and quiet_s:
+            return
+        for key, _ in events:
+            s = key.fileobj
+            assert isinstance(s, socket.socket)
+            data = s.recv(1 << 20)
+            left[s] -= data.count(b"\n")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"burst stalled: {sum(left.values())} lines missing")
+
+
+def run(args: argparse.Namespace, wrapper: list[str], lines: int) -> None:
+    port = free_port()
+    with server(args.checkout, port, wrapper) as proc:
+        burst(port, args.receivers, args.senders, lines, args.step)
+        wait_idle(proc.pid)
+
+
+def wait_idle(pid: int) -> None:
+    """Wait until the server has handled every disconnect (its CPU time stands still).
+
+    Stopped with connections still closing, a server's shutdown does a varying amount
+    of work (cancellations, "did not flush" paths): that was the largest part of the
+    run-to-run spread. Ticks (the hub's housekeeping, every few seconds) remain.
+    """
+    last, quiet = -1.0, 0
+    while quiet < 2:  # two windows: the hub's tick every 2 s may fall in one
+        time.sleep(IDLE_S)
+        now = cpu_s(pid)
+        quiet = quiet + 1 if now == last else 0
+        last = now
+
+
+def callgrind_total(path: Path) -> int:
+    for row in path.read_text().splitlines():
+        if row.startswith("totals:") or row.startswith("summary:"):
+            return int(row.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--checkout", type=Path, default=Path(__file__).resolve().parent.parent)
+    p.add_argument("--receivers", type=int, default=50)
+    p.add_argument("--senders", type=int, default=5)
+    p.add_argument("--lines", type=int, default=400, help="lines per sender")
+    p.add_argument("--base-lines", type=int, default=40, help="lines per sender, first run")
+    p.add_argument("--step", type=int, default=8, help="lines per sender per lockstep step")
+    p.add_argument("--out", type=Path, help="keep the raw outputs here (default: a temp dir)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--callgrind", action="store_true")
+    how.add_argument("--cprofile", action="store_true")
+    p.add_argument("--top", type=int, default=40, help="--cprofile: functions to print")
+    args = p.parse_args()
+    args.checkout = args.checkout.resolve()
+    out = args.out or Path(tempfile.mkdtemp(prefix="burst-count-"))
+    out.mkdir(parents=True, exist_ok=True)
+    fanout = args.receivers + args.senders - 1
+    if not (args.callgrind or args.cprofile):
+        deliveries = args.lines * args.senders * fanout
+        port = free_port()
+        with server(args.checkout, port, [sys.executable]) as proc:
+            t0 = cpu_s(proc.pid)
+            burst(port, args.receivers, args.senders, args.lines, args.step)
+            used = cpu_s(proc.pid) - t0
+        print(
+            f"{args.checkout}: {used:.3f} CPU s, {1e6 * used / max(1, deliveries):.3f} us/delivery"
+        )
+        return 0
+    total_lines = (args.lines - args.base_lines) * args.senders
+    deliveries = total_lines * fanout
+    results = {}
+    for lines in (args.base_lines, args.lines):
+        if args.callgrind:
+            f = out / f"callgrind.{lines}"
+            wrapper = ["valgrind", "--tool=callgrind", "-q", f"--callgrind-out-file={f}"]
+            run(args, [*wrapper, sys.executable], lines)
+            results[lines] = callgrind_total(f)
+        else:
+            f = out / f"cprofile.{lines}"
+            run(args, [sys.executable, "-m", "cProfile", "-o", str(f)], lines)
+    if args.callgrind:
+        extra = results[args.lines] - results[args.base_lines]
+        print(
+            f"{args.checkout}: {total_lines} lines, {deliveries} deliveries: "
+            f"{extra / total_lines:,.0f} instructions per line, "
+            f"{extra / deliveries:,.0f} per delivery (raw: {out})"
+        )
+        return 0
+    base = pstats.Stats(str(out / f"cprofile.{args.base_lines}")).stats  # type: ignore[attr-defined]
+    full = pstats.Stats(str(out / f"cprofile.{args.lines}")).stats  # type: ignore[attr-defined]
+    rows = []
+    for fn, (_, ncalls, tt, _, _) in full.items():
+        b = base.get(fn, (0, 0, 0.0, 0, 0))
+        rows.append(((ncalls - b[1]) / total_lines, (tt - b[2]) / total_lines, fn))
+    rows.sort(key=lambda r: -r[0])
+    print(f"{args.checkout}: calls per line (of {total_lines}), tottime us per line")
+    for calls, tt, (file, lineno, name) in rows[: args.top]:
+        print(f"{calls:9.2f} {1e6 * tt:8.2f}  {Path(file).name}:{lineno} {name}")
+    print(f"total calls per line: {sum(r[0] for r in rows):.1f}")
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
