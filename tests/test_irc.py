@@ -208,6 +208,10 @@ async def test_irc_topic_names_who_whois_list_mode_lusers_away(nursery: trio.Nur
     assert not any("#lobby" in text for text in listed)  # no one is in it: not listed
     await other.send("MODE #dev")
     assert (await other.line()).rstrip("\r") == f":{S} 324 gus #dev +n"
+    await other.send("MODE gus +i")  # irssi asks at connect: user modes are not kept
+    assert (await other.line()).rstrip("\r") == f":{S} 221 gus +"
+    await other.send("MODE fay +i")
+    assert (await other.line()).startswith(f":{S} 502 gus :")
     await other.send("LUSERS")
     assert (await other.line()).startswith(f":{S} 251 gus :There are 2 users")
     await lines_until(other, "255")

@@ -428,7 +428,7 @@ class IrcDesk:
         if not target.startswith("#"):
             if name_key(target) != name_key(member.name):
                 self._num(member, "502", "Can't change mode for other users")
-            elif len(params) == 1:
+            else:  # no user modes are kept: a change is answered with what they are
                 self._num(member, "221", "+")
             return
         room = self._room(member, target, must_be_in=False)
