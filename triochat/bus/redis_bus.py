@@ -386,9 +386,13 @@ class RedisBus:
                 continue
             reap = trio.current_time() >= self._reap_after
             try:
-                with trio.fail_after(OP_TIMEOUT):
-                    was_known = await self._link.script("beat", [self.node, NODE_TTL_MS])
-                    live = json_list(await self._link.script("reap", [LOG_MAXLEN])) if reap else []
+                with trio.fail_after(OP_TIMEOUT):  # one round trip for both
+                    beat: tuple[str, list[str | int]] = ("beat", [self.node, NODE_TTL_MS])
+                    replies = await self._link.scripts(
+                        [beat, ("reap", [LOG_MAXLEN])] if reap else [beat]
+                    )
+                was_known = replies[0]
+                live = json_list(replies[1]) if reap else []
             except errors as exc:
                 await self._mark_down(exc)
                 continue
