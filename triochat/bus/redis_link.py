@@ -47,8 +47,6 @@ class RedisLink:
         """Raises :class:`ClusterError` if the client library is missing or ``url`` is bad."""
         self.url = redacted(url)
         try:
-            import hiredis
-
             from triochat.bus import resp
         except ImportError:  # pragma: no cover - the test environment has it
             raise ClusterError(_MISSING) from None
@@ -63,7 +61,7 @@ class RedisLink:
             trio.TooSlowError,
             trio.BrokenResourceError,
             trio.ClosedResourceError,
-            hiredis.ProtocolError,
+            resp.ProtocolError,
         )
         self._calls: Connection | None = None  # PING, GET, SET, the scripts
         self._reads: Connection | None = None  # the blocking XREAD

@@ -31,6 +31,7 @@ __all__ = [
     "Arg",
     "Connection",
     "LinkClosed",
+    "ProtocolError",
     "ReplyError",
     "parse_url",
 ]
@@ -40,6 +41,7 @@ RECEIVE_BYTES: Final = 65536  # one receive_some; a 1000-entry XREAD reply is ~2
 _MORE: Final = Ellipsis  # what the reader returns while a reply is incomplete (never a reply)
 
 Arg = str | bytes | int | float  # what pack_command takes
+ProtocolError = hiredis.ProtocolError  # bytes that are not RESP (not a Redis at the address)
 
 
 class ReplyError(Exception):
