@@ -166,9 +166,10 @@ class RedisLink:
         await self.call("SET", key, value, "NX")
 
     async def xread(
-        self, positions: Mapping[str, str], count: int, block_ms: int
+        self, positions: Mapping[str, str], count: int, block_ms: int | None
     ) -> dict[str, list[Entry]]:
-        """``XREAD COUNT count BLOCK block_ms STREAMS ...``: new entries per stream.
+        """``XREAD COUNT count [BLOCK block_ms] STREAMS ...``: new entries per stream
+        (``block_ms`` None: at once, what is there).
 
         On a connection of its own, so that the other calls never wait behind it.
         """
@@ -177,8 +178,9 @@ class RedisLink:
             self._reads = None
             conn = self._reads = await self._connect()
         keys = list(positions)
+        block = () if block_ms is None else ("BLOCK", block_ms)
         reply = await conn.call(
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", *keys, *positions.values()
+            "XREAD", "COUNT", count, *block, "STREAMS", *keys, *positions.values()
         )
         if not reply:
             return {}
