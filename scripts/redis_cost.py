@@ -1,11 +1,11 @@
 """What a node's link to Redis costs per chat line, without the chat around it.
 
-``python scripts/redis_cost.py`` (in the bench session's environment: coredis, psutil).
+``python scripts/redis_cost.py`` (in the bench session's environment: hiredis, coredis, psutil).
 
 The cluster scenario of ``scripts/bench.py`` measures whole nodes, which on a small
 machine share one CPU with each other and with Redis. This measures the part of a node
 between its chat state and Redis alone: :class:`triochat.bus.redis_bus.RedisBus`, the
-node's own code and client (coredis under trio), with nothing else running:
+node's own code and client (hiredis over a trio stream), with nothing else running:
 
 1. a fresh ``redis-server`` on a free loopback port (no persistence) on CPU 0, this
    process on CPU 1 (when there are two);
@@ -18,9 +18,10 @@ node's own code and client (coredis under trio), with nothing else running:
    ``XREAD``, parsing: what a node pays per line besides delivering it), Redis's CPU per
    line (psutil), and Redis's time per script call and per ``XREAD``
    (``INFO commandstats``);
-5. **client**: this process's CPU per call of the node's client (coredis under trio)
-   for ``PING``, a one-line ``EVALSHA`` and a one-entry ``XREAD``, against a bare trio
-   socket sending ``PING`` and reading ``+PONG``: what the client adds per round trip.
+5. **client**: this process's CPU per call of the node's client (``RedisLink``) and of
+   coredis under trio for ``PING``, a one-line ``EVALSHA`` and a one-entry ``XREAD``,
+   against a bare trio socket sending ``PING`` and reading ``+PONG``: what the client
+   adds per round trip.
 
 It prints a table and one JSON line; every wait has a deadline.
 """
@@ -46,6 +47,7 @@ import trio
 from bench import HOST, LOADGEN_CPU, SERVER_CPU, RunningRedis
 
 from triochat.bus.redis_bus import RedisBus
+from triochat.bus.redis_link import RedisLink
 from triochat.core import cluster
 
 ROOM: Final = "#lobby"
@@ -104,6 +106,8 @@ class Sink:
         for item in items:
             if isinstance(item, cluster.Sequenced):
                 self.count += 1
+            elif isinstance(item, cluster.Backlog):  # a read of more than CATCH_UP lines
+                self.count += len(item.lines)
             elif isinstance(item, cluster.Refused):
                 self.refused += 1
         self.last_ns = time.perf_counter_ns()
@@ -179,7 +183,8 @@ async def measure(args: argparse.Namespace, redis: RunningRedis) -> dict[str, An
 
 
 async def client_costs(port: int, calls: int) -> dict[str, float]:
-    """CPU microseconds per call: coredis (the node's client) and a bare trio socket."""
+    """CPU microseconds per call: the node's client (RedisLink), coredis (its client
+    until the hiredis link) and a bare trio socket."""
     import coredis
 
     out: dict[str, float] = {}
@@ -192,6 +197,22 @@ async def client_costs(port: int, calls: int) -> dict[str, float]:
             while not reply.endswith(b"\r\n"):
                 reply += await stream.receive_some(4096)
         out["bare_socket_ping_us"] = round(1e6 * (cpu_s() - c0) / calls, 1)
+    link = RedisLink(f"redis://{HOST}:{port}/0")
+    async with link:
+        link.register("cost", "return redis.call('XADD', 'cost:write', '*', 'e', ARGV[1])")
+        await link.call("XADD", "cost:read", "*", "e", TEXT)
+        body = json.dumps([cluster.to_wire(line(0))])
+        link_calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "node_link_ping_us": lambda: link.ping(),
+            "node_link_evalsha_us": lambda: link.script("cost", [body]),
+            "node_link_xread_us": lambda: link.xread({"cost:read": "0-0"}, 1, 0),
+        }
+        for name, call in link_calls.items():
+            await call()  # the script is loaded, the connection made
+            c0 = cpu_s()
+            for _ in range(calls):
+                await call()
+            out[name] = round(1e6 * (cpu_s() - c0) / calls, 1)
     client: coredis.Redis[str] = coredis.Redis.from_url(
         f"redis://{HOST}:{port}/0", decode_responses=True
     )

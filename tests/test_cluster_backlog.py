@@ -106,10 +106,12 @@ def test_cluster_backlog_over_the_resume_limit_says_how_many_were_skipped() -> N
 class Sink:
     def __init__(self) -> None:
         self.items: list[cluster.ClusterIn] = []
+        self.sizes: list[int] = []  # items per delivery
         self.changed = trio.Event()
 
     async def deliver(self, items: list[cluster.ClusterIn]) -> None:
         self.items.extend(items)
+        self.sizes.append(len(items))
         self.changed.set()
         self.changed = trio.Event()
 
@@ -126,21 +128,18 @@ class Sink:
 async def test_redis_bus_reads_a_large_batch_as_a_backlog(
     nursery: trio.Nursery, redis_server: RedisServer
 ) -> None:
-    """A read of more than CATCH_UP lines comes as a Backlog; every line once, in order."""
+    """A node that joins behind (more than CATCH_UP lines written since its last id)
+    gets them as a Backlog; every line once, in order."""
     sender, receiver = RedisBus(redis_server.url, node="a"), RedisBus(redis_server.url, node="b")
     sink_a, sink_b = Sink(), Sink()
     with trio.fail_after(WAIT):
         await nursery.start(sender.run, sink_a.deliver, {LOBBY: 0})
-        await nursery.start(receiver.run, sink_b.deliver, {LOBBY: 0})
-    sender.publish([cluster.Arrive(1, "alice", "alice", (LOBBY,))])
-    count = 2 * CATCH_UP + 100  # published in one call: read at once
-    sender.publish(
-        [
-            cluster.Line(1, "alice", "alice", LOBBY, "say", f"line {n}", time.time(), 0)
-            for n in range(count)
-        ]
-    )
+    count = 2 * CATCH_UP + 100
+    publish_lines(sender, count)
     with trio.fail_after(WAIT):
+        while len(sink_a.ids()) < count:
+            await sink_a.changed.wait()
+        await nursery.start(receiver.run, sink_b.deliver, {LOBBY: 0})
         while len(sink_b.ids()) < count:
             await sink_b.changed.wait()
     assert sink_b.ids() == list(range(1, count + 1))
@@ -148,6 +147,40 @@ async def test_redis_bus_reads_a_large_batch_as_a_backlog(
     assert receiver.statistics().catch_ups >= 1
     for bus in (sender, receiver):
         await bus.leave()
+
+
+async def test_redis_bus_delivers_a_live_burst_live_in_bounded_pieces(
+    nursery: trio.Nursery, redis_server: RedisServer
+) -> None:
+    """A node keeping up gets a burst (one read of more than CATCH_UP lines) live, not
+    as a paced replay, handed to the hub at most CATCH_UP items at a time."""
+    sender, receiver = RedisBus(redis_server.url, node="a"), RedisBus(redis_server.url, node="b")
+    sink_a, sink_b = Sink(), Sink()
+    with trio.fail_after(WAIT):
+        await nursery.start(sender.run, sink_a.deliver, {LOBBY: 0})
+        await nursery.start(receiver.run, sink_b.deliver, {LOBBY: 0})
+    count = 2 * CATCH_UP + 100  # published in one call: read at once
+    publish_lines(sender, count)
+    with trio.fail_after(WAIT):
+        while len(sink_b.ids()) < count:
+            await sink_b.changed.wait()
+    assert sink_b.ids() == list(range(1, count + 1))
+    assert not any(isinstance(item, cluster.Backlog) for item in sink_b.items)
+    assert receiver.statistics().catch_ups == 0
+    assert max(sink_b.sizes) <= CATCH_UP
+    for bus in (sender, receiver):
+        await bus.leave()
+
+
+def publish_lines(bus: RedisBus, count: int) -> None:
+    """alice arrives and says ``count`` lines, all queued at once (one PUBLISH call)."""
+    bus.publish([cluster.Arrive(1, "alice", "alice", (LOBBY,))])
+    bus.publish(
+        [
+            cluster.Line(1, "alice", "alice", LOBBY, "say", f"line {n}", time.time(), 0)
+            for n in range(count)
+        ]
+    )
 
 
 def test_cluster_backlog_of_another_room_is_announced_to_plain_members() -> None:

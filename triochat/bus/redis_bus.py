@@ -13,18 +13,15 @@ Rules of this module:
   :data:`~triochat.bus.scripts.PUBLISH` script, which numbers the lines of each
   room and appends them to the room's stream atomically. One reader per node reads
   every stream with one blocking ``XREAD``.
-* **Nothing lost, nothing twice.** A batch that failed is sent again with the same
-  number; the script skips a number it has seen, so a batch whose reply was lost is not
-  applied twice. The reader goes on from the last entry it saw, and the chat state
-  ignores a line whose id it has delivered.
+* **Nothing lost, nothing twice.** A failed batch is sent again with the same number,
+  which the script skips if it has seen it; the reader goes on from the last entry it
+  saw, and the chat state ignores a line whose id it has delivered.
 * **Loss is said, not hidden.** If Redis comes back without its data (the ``epoch`` key
   is gone), members are told, ids jump ahead (:data:`~triochat.core.cluster.ID_JUMP`),
   and this node announces its members and rooms again.
-* **Liveness.** Each node refreshes ``node:NODE`` every :data:`HEARTBEAT_S` with an
-  expiry of :data:`NODE_TTL_MS`, and each second forgets nodes whose key expired (their
-  members leave everywhere as "server lost", their names are free).
-
-The keys and scripts are described in :mod:`triochat.bus.scripts`.
+* **Liveness.** Each node refreshes ``node:NODE`` every :data:`HEARTBEAT_S` (expiry
+  :data:`NODE_TTL_MS`) and forgets nodes whose key expired (their members leave
+  everywhere as "server lost"). Keys and scripts: :mod:`triochat.bus.scripts`.
 """
 
 from __future__ import annotations
@@ -64,9 +61,10 @@ HEARTBEAT_S: Final = 1.0  # how often a node says it is alive (and looks for dea
 NODE_TTL_MS: Final = 4000  # a node silent this long is taken for dead
 BLOCK_MS: Final = 2000  # one XREAD waits at most this long for news
 READ_COUNT: Final = 1000  # entries per stream per XREAD
-# Lines in one read beyond which they are a catch-up, replayed to members as their
-# connections drain: a member in every room gets at most this many live lines per read,
-# well inside the send queue (1024 events by default), whatever the cluster's backlog.
+# Lines in one read, while behind, beyond which they are a catch-up replayed to members
+# as their connections drain; a node keeping up hands a live burst to the hub this many
+# at a time, flushed between, as a burst on one node is (a replay per read cost 10x the
+# CPU per delivery and fell ever further behind: the one-node burst timed out).
 CATCH_UP: Final = 256
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
@@ -105,6 +103,7 @@ class RedisBus:
         self._resynced = trio.Event()
         self._epoch: str | None = None
         self._positions: dict[str, str] = {}
+        self._behind = True  # reading what was written before (re)joining: a catch-up
         self._known: dict[str, float] = {}  # other nodes seen -> when last seen alive
         self._reap_after = 0.0  # trio time before which no node is taken for dead
         self._deliver: Deliver | None = None
@@ -161,10 +160,9 @@ class RedisBus:
     def resync(self, ops: list[cluster.Op]) -> None:
         """Publish ``ops`` (this node's members and rooms) before anything else queued.
 
-        After Redis lost its data, the batch that was in flight goes after them, as a new
-        batch (nothing of it survived). Otherwise it is sent again first, under its own
-        number, so that if it had gone through it is not applied twice (its lines are
-        refused if the names they need were freed meanwhile: their senders are told).
+        After Redis lost its data, the batch in flight goes after them, as a new batch.
+        Otherwise it is sent again first, under its own number, so that if it had gone
+        through it is not applied twice (its lines refused if their names were freed).
         """
         if self._lost_data:
             self._outgoing = deque([*ops, *self._inflight, *self._outgoing])
@@ -271,11 +269,13 @@ class RedisBus:
             await self._up.wait()
             try:
                 with trio.fail_after(BLOCK_MS / 1000 + OP_TIMEOUT):
-                    reply = await link.xread(self._positions, READ_COUNT, BLOCK_MS)
+                    block = None if self._behind else BLOCK_MS  # behind: what is there now
+                    reply = await link.xread(self._positions, READ_COUNT, block)
             except errors as exc:
                 await self._lost(exc)
                 continue
-            if not reply:
+            if not reply:  # (a read while behind does not wait: nothing is there)
+                self._behind = False
                 continue
             self._reads += 1
             items: list[cluster.ClusterIn] = []
@@ -283,9 +283,11 @@ class RedisBus:
                 for identifier, raw in reply.get(key, ()):
                     self._positions[key] = identifier
                     self._log_entry(raw, items)
-            # A read this large is a catch-up (after an outage, or a node behind): its
-            # lines go to members as a paced replay, not into their send queues.
-            catch_up = sum(len(v) for k, v in reply.items() if k not in _NOT_ROOMS) > CATCH_UP
+            # Behind (what was there at a (re)join, or READ_COUNT read): a large read is
+            # replayed paced. Keeping up: a burst goes live, CATCH_UP at a time (see above).
+            behind, self._behind = self._behind, any(len(v) >= READ_COUNT for v in reply.values())
+            lines_read = sum(len(v) for k, v in reply.items() if k not in _NOT_ROOMS)
+            catch_up = (behind or self._behind) and lines_read > CATCH_UP
             for key, entries in reply.items():
                 if key in _NOT_ROOMS:
                     continue
@@ -302,7 +304,8 @@ class RedisBus:
                     items.extend(lines)
             if items:
                 self._received += len(items)
-                await self._deliver(items)
+                for start in range(0, len(items), CATCH_UP):  # the hub flushes between
+                    await self._deliver(items[start : start + CATCH_UP])
 
     def _log_entry(self, raw: str, items: list[cluster.ClusterIn]) -> None:
         try:
@@ -387,9 +390,13 @@ class RedisBus:
                 continue
             reap = trio.current_time() >= self._reap_after
             try:
-                with trio.fail_after(OP_TIMEOUT):
-                    was_known = await self._link.script("beat", [self.node, NODE_TTL_MS])
-                    live = json_list(await self._link.script("reap", [LOG_MAXLEN])) if reap else []
+                with trio.fail_after(OP_TIMEOUT):  # one round trip for both
+                    beat: tuple[str, list[str | int]] = ("beat", [self.node, NODE_TTL_MS])
+                    replies = await self._link.scripts(
+                        [beat, ("reap", [LOG_MAXLEN])] if reap else [beat]
+                    )
+                was_known = replies[0]
+                live = json_list(replies[1]) if reap else []
             except errors as exc:
                 await self._mark_down(exc)
                 continue
@@ -455,6 +462,7 @@ class RedisBus:
         self._known = dict.fromkeys(self._known, now)  # nobody was seen during the outage
         lost = "; it lost its data: announcing this node again" if lost_data else ""
         log_event(log, "cluster.redis_back", _lost=lost, lost_data=lost_data)
+        self._behind = True  # what was written meanwhile comes as a catch-up
         if lost_data:
             for key in self._positions:
                 self._positions[key] = "0-0"
@@ -477,9 +485,8 @@ class RedisBus:
     async def leave(self) -> None:
         """Leave the cluster: this node's members leave everywhere, its names are free.
 
-        Call it before cancelling :meth:`run` (the connections to Redis live there);
-        bounded by :data:`OP_TIMEOUT`. If Redis is away, the others notice by the
-        heartbeat's expiry instead.
+        Call it before cancelling :meth:`run`; bounded by :data:`OP_TIMEOUT`. If Redis
+        is away, the others notice by the heartbeat's expiry instead.
         """
         if self._down or not self._link.registered("bye"):
             return
