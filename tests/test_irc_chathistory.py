@@ -4,6 +4,8 @@ playback on JOIN for IRC clients that do not ask for history themselves. In memo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import trio
 import trio.testing
@@ -273,10 +275,11 @@ def stored(ids: range, room: str = "#r") -> list[StoredMessage]:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest) -> MemoryStore | SQLiteStore:
+def store(request: pytest.FixtureRequest) -> Iterator[MemoryStore | SQLiteStore]:
     chosen = MemoryStore() if request.param == "memory" else SQLiteStore.open(":memory:")
     chosen.commit(Batch(stored(range(31, 61))))  # 1-30 were deleted by retention
-    return chosen
+    yield chosen
+    chosen.close()
 
 
 def ask(*params: str) -> Chathistory:

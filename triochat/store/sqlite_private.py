@@ -26,9 +26,9 @@ _INSERT: Final = f"INSERT OR IGNORE INTO private_lines ({_COLUMNS}) VALUES (?, ?
 _RAISE_LAST: Final = "UPDATE private_last SET last_id = max(last_id, ?) WHERE one = 1"
 # Every line of one account: as the smaller key, or as the larger (a note to oneself once).
 _MINE: Final = f"""
-    SELECT {_COLUMNS} FROM private_lines WHERE a = ?1 AND id > ?2 AND id <= ?3
+    SELECT {_COLUMNS} FROM private_lines WHERE a = :key AND id > :after AND id <= :top
     UNION ALL
-    SELECT {_COLUMNS} FROM private_lines WHERE b = ?1 AND a <> b AND id > ?2 AND id <= ?3
+    SELECT {_COLUMNS} FROM private_lines WHERE b = :key AND a <> b AND id > :after AND id <= :top
 """
 _DELETE_OLDER: Final = """
     DELETE FROM private_lines WHERE (a, b, id) IN (
@@ -72,14 +72,15 @@ class PrivateLines:
         check_limit(limit)
         top = 2**63 - 1 if upto is None else upto
         rows = self._private_rows(
-            f"SELECT * FROM ({_MINE}) ORDER BY id DESC LIMIT ?4", (key, after_id, top, limit)
+            f"SELECT * FROM ({_MINE}) ORDER BY id DESC LIMIT :limit",
+            {"key": key, "after": after_id, "top": top, "limit": limit},
         )
         lines = _lines(rows)
         if len(lines) < limit:
             return lines, 0
         below = lines[0].id - 1 if lines else top
         ((skipped,),) = self._private_rows(
-            f"SELECT count(*) FROM ({_MINE})", (key, after_id, below)
+            f"SELECT count(*) FROM ({_MINE})", {"key": key, "after": after_id, "top": below}
         )
         return lines, int(skipped)
 
@@ -98,7 +99,9 @@ class PrivateLines:
         )
         return _lines(rows)
 
-    def _private_rows(self, sql: str, params: tuple[str | int, ...]) -> list[Any]:
+    def _private_rows(
+        self, sql: str, params: tuple[str | int, ...] | dict[str, str | int]
+    ) -> list[Any]:
         try:
             rows: list[Any] = self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
