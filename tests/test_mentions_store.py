@@ -8,18 +8,24 @@ the rooms the asker is in are read, operator or not.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
 from tests.desk import parse
 from tests.test_mentions import StoredDesk
+from tests.test_rooms import FlakyStore
+from triochat.config import ServerConfig
 from triochat.core.mentions import MentionQuery
 from triochat.core.model import CACHE_MESSAGES
 from triochat.core.notify import MAX_MENTIONS
 from triochat.core.records import Batch, StoredMessage
+from triochat.server import ChatServer
 from triochat.store import MemoryStore, SQLiteStore, Store
 from triochat.store import mentions as store_mentions
 from triochat.store.mentions import find_mentions
+from triochat.testing import Peer, join_json
 
 OLD = "@alice the old question"  # said before CACHE_MESSAGES other lines
 NEW = "alice: the newest line"
@@ -153,3 +159,61 @@ def test_find_mentions_confirms_a_bounded_number_of_candidates(
     found = find_mentions(store, MentionQuery("alice", ("#a",), 0.0, 5))
     assert found is not None
     assert [m.text for m in found] == [oldest.text]
+
+
+# --------------------------------------------------------------------------------------
+# Through the server: the history reader reads it off the hub
+
+
+async def _until(peer: Peer, kind: str) -> dict[str, Any]:
+    while (event := await peer.event())["type"] != kind:
+        pass
+    return event
+
+
+@pytest.mark.parametrize(("index", "found"), [(True, [NEW, OLD]), (False, [NEW])])
+async def test_mentions_through_the_history_reader(
+    nursery: trio.Nursery, tmp_path: Path, index: bool, found: list[str]
+) -> None:
+    store = SQLiteStore.open(tmp_path / "chat.db", search_index=index)
+    config = ServerConfig(rate_limit=0, send_queue=100_000, no_search_index=not index)
+    server = ChatServer(config, store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    await alice.send_json(type="register", password="correct-horse")
+    await _until(alice, "account")
+    bob = await join_json(nursery, server, "bob")
+    texts = [OLD, *(f"filler {n}" for n in range(CACHE_MESSAGES + 10)), NEW]
+    for text in texts:
+        await bob.send_json(type="say", text=text)
+    for _ in texts:
+        await _until(bob, "say")
+    await alice.send_json(type="mentions")
+    event = await _until(alice, "mentions")
+    assert [m["text"] for m in event["mentions"]] == found
+    await server.shutdown()
+
+
+async def test_mentions_while_the_store_is_down_says_so_and_gives_the_recent_lines(
+    nursery: trio.Nursery,
+) -> None:
+    store = FlakyStore()
+    server = ChatServer(ServerConfig(), store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    await alice.send_json(type="register", password="correct-horse")
+    await _until(alice, "account")
+    bob = await join_json(nursery, server, "bob")
+    store.failing = True
+    await bob.send_json(type="say", text=NEW)
+    assert (await _until(bob, "notice"))["code"] == "history-unsaved"
+    await alice.send_json(type="mentions")
+    error = await _until(alice, "error")
+    assert (error["code"], error["text"]) == (
+        "history-unavailable",
+        "older mentions cannot be read right now; try again later",
+    )
+    event = await alice.event()
+    assert [m["text"] for m in event["mentions"]] == [NEW]
+    store.failing = False
+    await server.shutdown()
