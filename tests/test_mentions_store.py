@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from tests.desk import parse
 from tests.test_mentions import StoredDesk
@@ -21,6 +23,7 @@ from triochat.core.mentions import MentionQuery
 from triochat.core.model import CACHE_MESSAGES
 from triochat.core.notify import MAX_MENTIONS
 from triochat.core.records import Batch, StoredMessage
+from triochat.core.search import holds_all, words
 from triochat.server import ChatServer
 from triochat.store import MemoryStore, SQLiteStore, Store
 from triochat.store import mentions as store_mentions
@@ -217,3 +220,14 @@ async def test_mentions_while_the_store_is_down_says_so_and_gives_the_recent_lin
     assert [m["text"] for m in event["mentions"]] == [NEW]
     store.failing = False
     await server.shutdown()
+
+
+@given(st.text(alphabet="aAlLiIcCeE .@_-é1", max_size=20), st.text(alphabet="alicé1", max_size=6))
+@example("Hi ALICE.", "alice")
+@example("alice.smith", "alice")
+@example("malice", "alice")
+@example("Alicé", "alice")
+def test_holds_all_quick_no_agrees_with_the_words(text: str, name: str) -> None:
+    """The memory store's scan rejects ASCII lines early; it must say what words() says."""
+    terms = words(name)
+    assert holds_all(text, terms) == set(terms).issubset(words(text))
