@@ -6,9 +6,10 @@ from typing import Any
 
 import trio
 
-from triochat.core.history import replay_bytes
+from triochat.core.history import mention_bytes, replay_bytes
 from triochat.core.model import Query
 from triochat.store import Store
+from triochat.store.mentions import find_mentions
 from triochat.store.reads import read_replay
 from triochat.testing import Peer, connect, join, join_json
 from triochat.testing._peer import parse_event
@@ -42,6 +43,9 @@ class FakeLink:
     def serve(self, store: Store, now: float = 0.0) -> None:
         """Fill every recorded replay from ``store``, in place, as the history reader does."""
         for query, at in zip(self.replays, self.slots, strict=True):
+            if query.mentions is not None:
+                self.sent[at] = mention_bytes(query, find_mentions(store, query.mentions), now)
+                continue
             records, skipped = read_replay(store, query)
             self.sent[at] = b"".join(replay_bytes(query, records, len(records), skipped, now))
         self.replays.clear()

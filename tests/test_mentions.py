@@ -217,12 +217,15 @@ def test_mentions_lists_what_named_you_while_away() -> None:
     alice, link = desk.log_in("alice")
     link.lines()
     desk.state.handle(alice, parse("/mentions"))
+    link.serve(store)
     lines = link.lines()
     assert lines[0] == "*** mentions of you since 2026-11-26 17:40 UTC (2, newest first):"
     assert [line.split("> ", 1)[1] for line in lines[1:]] == ["ALICE. back soon?", "hi @Alice"]
     assert all(line.startswith("***   #lobby [2026-11-26 17:4") for line in lines[1:])
     desk.state.handle(alice, parse("alice: my own line"))
     desk.state.handle(alice, parse("/mentions"))
+    desk.save()
+    link.serve(store)
     assert len(link.lines()) == 3  # the same two: her own line is not a mention
 
 
@@ -242,6 +245,7 @@ def test_mentions_are_bounded_and_json_has_the_records() -> None:
     assert back is not None
     link.lines()
     desk.state.handle(back, Mentions())
+    link.serve(desk.store)
     (event,) = link.events()
     assert event["type"] == "mentions"
     assert event["since"] == NOW

@@ -18,11 +18,19 @@ Three kinds of replay, two ways of sending them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from triochat.core.codec import Mode
 from triochat.core.commands.types import Search
-from triochat.core.events import Event, Found, Gap, Private, SearchResults
+from triochat.core.events import (
+    Event,
+    Found,
+    Gap,
+    MentionInfo,
+    MentionList,
+    Private,
+    SearchResults,
+)
 from triochat.core.model import CachedLine, Member, Query, RoomState
 from triochat.core.names import PRIVATE_SINCE, name_key
 from triochat.core.protocols import PROTOCOLS
@@ -30,7 +38,18 @@ from triochat.core.records import SearchHit, StoredMessage, StoredPrivate, chat_
 from triochat.core.search import SEARCH_PAGE, SearchQuery
 from triochat.core.world import World
 
-__all__ = ["Replays", "replay_bytes", "search_bytes"]
+__all__ = ["Replays", "mention_bytes", "replay_bytes", "search_bytes"]
+
+
+def mention_bytes(query: Query, found: Sequence[MentionInfo] | None, now: float) -> bytes:
+    """The answer to a ``/mentions``: the lines the store found, newest first, or (None:
+    the store has no search index or could not be read) those of the recent lines."""
+    asked = query.mentions
+    assert asked is not None, "a /mentions query"
+    lines = asked.recent if found is None else tuple(found)
+    member = query.member
+    event = MentionList(now, asked.since, lines[: asked.limit])
+    return PROTOCOLS[member.mode].encode(event, member.name, member.current)
 
 
 def search_bytes(query: Query, hits: list[SearchHit], now: float) -> bytes:

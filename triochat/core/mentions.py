@@ -6,6 +6,11 @@ a test runs both on the same lines): a line names ``alice`` when it holds ``alic
 ``@alice`` in any case, not inside a longer name (letters, digits, ``_ . -``); "alice."
 ending a sentence names alice, "alice.smith" does not.
 
+``/mentions`` reads the store: a :class:`MentionQuery` asks for the lines of some rooms
+since a time that name someone; the store's search index finds the candidate lines
+(those holding the name's words) and this rule confirms each
+(:func:`triochat.store.mentions.find_mentions`).
+
 Per-room notification levels: ``all`` (every line from someone else alerts),
 ``mentions`` (only lines that name you; the default) and ``none`` (nothing alerts).
 """
@@ -13,16 +18,18 @@ Per-room notification levels: ``all`` (every line from someone else alerts),
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
 from triochat.core.commands import NOTIFY_LEVELS
-from triochat.core.events import Acted, Event, Said
+from triochat.core.events import Acted, Event, MentionInfo, Said
 from triochat.core.hygiene import sanitise
 
 __all__ = [
     "DEFAULT_LEVEL",
     "LEVELS",
+    "MentionQuery",
     "alerts",
     "is_mention",
     "mention_spans",
@@ -31,6 +38,23 @@ __all__ = [
 
 LEVELS: Final = NOTIFY_LEVELS  # per-room notification levels, loudest first
 DEFAULT_LEVEL: Final = "mentions"  # a room nobody set: alert only when you are named
+
+
+@dataclass(frozen=True, slots=True)
+class MentionQuery:
+    """A ``/mentions`` read: the lines of ``rooms`` newer than ``since`` (Unix seconds)
+    that name ``name`` and were not said by it, newest first, at most ``limit``.
+
+    ``recent`` is the answer from the lines the server holds in memory, made when it was
+    asked: it is given instead when the store has no search index
+    (``--no-search-index``) or cannot be read.
+    """
+
+    name: str
+    rooms: tuple[str, ...]
+    since: float
+    limit: int
+    recent: tuple[MentionInfo, ...] = ()
 
 
 @lru_cache(maxsize=64)  # one pattern per name in use; names change rarely

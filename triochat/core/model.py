@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from triochat.core import cluster
 from triochat.core.codec import Mode
+from triochat.core.mentions import MentionQuery
 from triochat.core.passwords import MIN_PASSWORD_CHARS
 from triochat.core.records import Batch, Change, StoredMessage
 from triochat.core.search import SearchQuery
@@ -195,6 +196,7 @@ class Query:
     private: tuple[str, str] | None = None
     plan: StoredReplay | None = None  # reads and frames itself (the fields above unused)
     search: SearchQuery | None = None  # a /search instead: the store's search answers it
+    mentions: MentionQuery | None = None  # a /mentions instead: the index, then the rule
 
 
 @dataclass(slots=True)

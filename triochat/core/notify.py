@@ -6,8 +6,11 @@ silent alike; a guest's last for its session only (``Member.notify``). Clients d
 alerting: the server only keeps and tells the level (``all``, ``mentions``: the
 default, ``none``). When an account's last connection leaves, the time is kept
 (``SaveSeen``); ``/mentions`` lists the lines of the member's rooms that named it since
-then, newest first, from the lines the server holds in memory (the last
-:data:`~triochat.core.model.CACHE_MESSAGES` of each room), at most :data:`MAX_MENTIONS`.
+then, newest first, at most :data:`MAX_MENTIONS`. They are read from the store, paced
+like a replay (:class:`~triochat.core.mentions.MentionQuery`: the search index finds the
+candidates, the mention rule confirms them); without an index (``--no-search-index``)
+the answer comes from the lines the server holds in memory (the last
+:data:`~triochat.core.model.CACHE_MESSAGES` of each room), made when it is asked.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from collections.abc import Iterable
 from typing import Final, assert_never
 
 from triochat.core.commands import Notify
-from triochat.core.events import MentionInfo, MentionList, NotifyInfo
-from triochat.core.mentions import DEFAULT_LEVEL, names
-from triochat.core.model import Member
+from triochat.core.events import MentionInfo, NotifyInfo
+from triochat.core.mentions import DEFAULT_LEVEL, MentionQuery, names
+from triochat.core.model import Member, Query
 from triochat.core.records import DropPrefs, Pref, SaveNotify, SaveSeen
 from triochat.core.world import World
 
@@ -92,6 +95,14 @@ class Notifications:
             world.error(member, "not-registered", text)
             return
         since = world.seen.get(member.account, 0.0)
+        recent = tuple(self._recent(member, since))
+        asked = MentionQuery(member.name, tuple(member.rooms), since, MAX_MENTIONS, recent)
+        room = member.current or ""
+        member.link.replay(Query(member, room, MAX_MENTIONS, mentions=asked))
+
+    def _recent(self, member: Member, since: float) -> list[MentionInfo]:
+        """The mentions of ``member`` since ``since`` in its rooms' recent lines."""
+        world = self._world
         me = member.name.casefold()
         found: list[MentionInfo] = []
         for name in member.rooms:
@@ -108,4 +119,4 @@ class Notifications:
                     found.append(info)
                     count += 1
         found.sort(key=lambda m: (m.ts, m.room, m.id), reverse=True)
-        world.tell(member, MentionList(world.clock(), since, tuple(found[:MAX_MENTIONS])))
+        return found[:MAX_MENTIONS]

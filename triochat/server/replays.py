@@ -29,14 +29,15 @@ from typing import Any, Final, Protocol
 
 import trio
 
-from triochat.core.events import ErrorEvent
-from triochat.core.history import replay_bytes, search_bytes
+from triochat.core.events import ErrorEvent, MentionInfo
+from triochat.core.history import mention_bytes, replay_bytes, search_bytes
 from triochat.core.logevents import log_event
 from triochat.core.model import Query
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.ratelimit import TokenBucket
 from triochat.core.records import SearchHit, StoredMessage, StoredPrivate
 from triochat.store import Store, StoreError
+from triochat.store.mentions import find_mentions
 from triochat.store.reads import read_replay
 from triochat.store.search import SearchOff
 
@@ -182,6 +183,7 @@ class HistoryReader:
         failure = "the store is not working right now" if self._store_down() else None
         records: list[StoredMessage] | list[StoredPrivate] = []
         hits: list[SearchHit] = []
+        found: list[MentionInfo] | None = None  # a /mentions's; None: its recent lines
         skipped = 0
         told: str | None = None  # the member's error text, when not the usual one
         if failure is None:
@@ -198,6 +200,8 @@ class HistoryReader:
                     with trio.move_on_after(READ_TIMEOUT):
                         if query.search is not None:  # a /search: the store's index
                             hits = await self._call(self._store.search, query.search)
+                        elif query.mentions is not None:  # None: no index, the recent lines
+                            found = await self._call(find_mentions, self._store, query.mentions)
                         else:
                             records, skipped = await self._fetch(query)
                         failure = None
@@ -212,6 +216,8 @@ class HistoryReader:
         if failure is not None:
             member = query.member
             what = "search" if query.search is not None else f"the history of {query.room}"
+            if query.mentions is not None:
+                what = "older mentions"  # the recent lines' come after the error
             text = told or f"{what} cannot be read right now; try again later"
             if told is None:
                 self._failures += 1
@@ -220,8 +226,13 @@ class HistoryReader:
                 )
             event = ErrorEvent(now, "history-unavailable", text)
             error = PROTOCOLS[member.mode].encode(event, member.name, member.current)
+            if query.mentions is not None:
+                return [error, mention_bytes(query, None, now)]
             return [error, *replay_bytes(query, (), 0, 0, now)]
         self._replays += 1
+        if query.mentions is not None:
+            self._lines += 0 if found is None else len(found)
+            return [mention_bytes(query, found, now)]
         if query.search is not None:
             self._lines += len(hits)
             return [search_bytes(query, hits, now)]
