@@ -4,6 +4,8 @@ playback on JOIN for IRC clients that do not ask for history themselves. In memo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 import trio
 import trio.testing
@@ -12,7 +14,7 @@ from tests.test_irc import S, irc_join, lines_until, server_for
 from triochat.core.ircchathistory import Chathistory, Ref, millis, parse_ref, plan
 from triochat.core.protocols.ircevents import ISUPPORT
 from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT
-from triochat.core.records import Batch, StoredMessage
+from triochat.core.records import Batch, StoredMessage, StoredPrivate
 from triochat.server import ChatServer
 from triochat.store.memory import MemoryStore
 from triochat.store.sqlite import SQLiteStore
@@ -285,7 +287,7 @@ def ask(*params: str) -> Chathistory:
     return asked
 
 
-def texts(rows: list[StoredMessage]) -> list[str]:
+def texts(rows: Sequence[StoredMessage | StoredPrivate]) -> list[str]:
     return [row.text for row in rows]
 
 
