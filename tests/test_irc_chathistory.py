@@ -158,7 +158,7 @@ async def test_errors_are_fail_lines(nursery: trio.Nursery) -> None:
     assert await fail("CHATHISTORY LATEST #dev * many") == ["INVALID_PARAMS", "LATEST"]
     assert await fail("CHATHISTORY SIDEWAYS #dev * 10") == ["INVALID_PARAMS", "SIDEWAYS"]
     assert await fail("CHATHISTORY BETWEEN #dev * 10") == ["NEED_MORE_PARAMS", "BETWEEN"]
-    # A nick: private messages are not stored, so its history is an empty batch.
+    # A nick, asked by a member not logged in (no private history): an empty batch.
     await irc.send("CHATHISTORY LATEST pat * 10")
     start, inner = await batch(irc)
     assert start.endswith("chathistory pat")
@@ -411,7 +411,4 @@ def test_private_range_reads_one_conversation(store: MemoryStore | SQLiteStore) 
     assert texts(store.private_range("a", "b", 0, 99, 10, oldest=False)) == [
         f"p{i}" for i in (1, 3, 5, 7, 9)
     ]
-    assert texts(store.private_peers("a")) == ["p9", "p10"] or texts(store.private_peers("a")) == [
-        "p10",
-        "p9",
-    ]
+    assert sorted(texts(store.private_peers("a"))) == ["p10", "p9"]
