@@ -4,17 +4,18 @@ playback on JOIN for IRC clients that do not ask for history themselves. In memo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import trio
 import trio.testing
 
 from tests.test_irc import S, irc_join, lines_until, server_for
+from tests.test_irc_sasl import register
 from triochat.core.ircchathistory import Chathistory, Ref, millis, parse_ref, plan
 from triochat.core.protocols.ircevents import ISUPPORT
 from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT
-from triochat.core.records import Batch, StoredMessage
+from triochat.core.records import Batch, StoredMessage, StoredPrivate
 from triochat.server import ChatServer
 from triochat.store.memory import MemoryStore
 from triochat.store.sqlite import SQLiteStore
@@ -157,7 +158,7 @@ async def test_errors_are_fail_lines(nursery: trio.Nursery) -> None:
     assert await fail("CHATHISTORY LATEST #dev * many") == ["INVALID_PARAMS", "LATEST"]
     assert await fail("CHATHISTORY SIDEWAYS #dev * 10") == ["INVALID_PARAMS", "SIDEWAYS"]
     assert await fail("CHATHISTORY BETWEEN #dev * 10") == ["NEED_MORE_PARAMS", "BETWEEN"]
-    # A nick: private messages are not stored, so its history is an empty batch.
+    # A nick, asked by a member not logged in (no private history): an empty batch.
     await irc.send("CHATHISTORY LATEST pat * 10")
     start, inner = await batch(irc)
     assert start.endswith("chathistory pat")
@@ -288,7 +289,7 @@ def ask(*params: str) -> Chathistory:
     return asked
 
 
-def texts(rows: list[StoredMessage]) -> list[str]:
+def texts(rows: Sequence[StoredMessage | StoredPrivate]) -> list[str]:
     return [row.text for row in rows]
 
 
@@ -314,3 +315,101 @@ def test_refs() -> None:
     assert parse_ref("timestamp=2026-05-01T12:00:00.250Z", "#dev") == Ref(ms=1777636800250)
     assert parse_ref("timestamp=2026-13-01T12:00:00Z", "#dev") is None
     assert millis(1777636800.2509) == 1777636800250  # as the time tag shows it: truncated
+
+
+async def logged_in(nursery: trio.Nursery, server: ChatServer, nick: str) -> Peer:
+    """An IRC member with the history caps, logged in to its account with IDENTIFY."""
+    peer = await irc_join(nursery, server, f"{nick}_", *HISTORY_CAPS)  # the nick is taken
+    await peer.send(f"PRIVMSG NickServ :IDENTIFY {nick} correct-horse")
+    await lines_until(peer, "900")
+    await trio.testing.wait_all_tasks_blocked()
+    return peer
+
+
+async def private_talk(nursery: trio.Nursery) -> tuple[ChatServer, dict[str, Peer], list[str]]:
+    """ada and bob (logged in) exchange 8 lines, with a line to cy between each (holes in
+    the ids of their conversation); ada's own copies of theirs, as history must give them."""
+    server = await server_for(nursery)
+    for name in ("ada", "bob", "cy"):
+        await register(nursery, server, name, "correct-horse")
+    peers = {name: await logged_in(nursery, server, name) for name in ("ada", "bob", "cy")}
+    for peer in peers.values():  # past the others' renames
+        await peer.send("PING sync")
+        await lines_until(peer, "PONG")
+    ada, bob, cy = peers["ada"], peers["bob"], peers["cy"]
+    seen: list[str] = []
+    for i in range(8):
+        sender, to = (ada, "bob") if i % 2 == 0 else (bob, "ada")
+        await sender.send(f"PRIVMSG {to} :line {i}")
+        seen.append((await ada.line()).rstrip("\r"))  # the echo, or the delivery
+        await bob.line()  # bob's copy (delivery or echo): not needed
+        await ada.send(f"PRIVMSG cy :aside {i}")
+        await ada.line()
+        await cy.line()
+        await trio.sleep(0.003)  # distinct milliseconds for the timestamp refs
+    await trio.testing.wait_all_tasks_blocked()
+    return server, peers, seen
+
+
+@pytest.mark.parametrize("kind", ["msgid", "timestamp"])
+async def test_private_history_by_nick(nursery: trio.Nursery, kind: str) -> None:
+    """A nick target reads the asker's conversation with it (issue 18), every subcommand."""
+    _server, peers, seen = await private_talk(nursery)
+    ada = peers["ada"]
+    assert tags_of(seen[0])["msgid"].startswith("@-")
+
+    async def ask(request: str) -> list[str]:
+        await ada.send(request)
+        start, inner = await batch(ada)
+        assert start.endswith(f"chathistory {request.split()[2]}")
+        return [unbatched(line) for line in inner]
+
+    assert await ask("CHATHISTORY LATEST bob * 50") == seen
+    assert await ask("CHATHISTORY LATEST BOB * 2") == seen[-2:]
+    assert await ask(f"CHATHISTORY LATEST bob {ref(seen[4], kind)} 50") == seen[5:]
+    assert await ask(f"CHATHISTORY BEFORE bob {ref(seen[6], kind)} 20") == seen[:6]
+    assert await ask(f"CHATHISTORY BEFORE bob {ref(seen[6], kind)} 2") == seen[4:6]
+    assert await ask(f"CHATHISTORY AFTER bob {ref(seen[3], kind)} 3") == seen[4:7]
+    first, last = ref(seen[0], kind), ref(seen[-1], kind)
+    assert await ask(f"CHATHISTORY BETWEEN bob {first} {last} 20") == seen[1:-1]
+    assert await ask(f"CHATHISTORY BETWEEN bob {last} {first} 3") == seen[-4:-1]
+    assert await ask(f"CHATHISTORY AROUND bob {ref(seen[5], kind)} 3") == seen[4:7]
+
+
+async def test_private_history_is_only_the_askers_own(nursery: trio.Nursery) -> None:
+    """cy reads only its own lines with ada; a member not logged in reads nothing, and
+    TARGETS lists the asker's conversations with the time of their latest line."""
+    server, peers, seen = await private_talk(nursery)
+    cy = peers["cy"]
+    await cy.send("CHATHISTORY LATEST ada * 50")
+    assert [line.rsplit(" :", 1)[1] for line in (await batch(cy))[1]] == [
+        f"aside {i}" for i in range(8)
+    ]
+    await cy.send("CHATHISTORY LATEST bob * 50")
+    assert (await batch(cy))[1] == []
+    guest = await irc_join(nursery, server, "gus", *HISTORY_CAPS)
+    await guest.send("CHATHISTORY LATEST ada * 50")
+    assert (await batch(guest))[1] == []
+    everything = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z"
+    await guest.send(f"CHATHISTORY TARGETS {everything} 10")
+    assert (await batch(guest))[1] == []
+    ada = peers["ada"]
+    await ada.send(f"CHATHISTORY TARGETS {everything} 10")
+    rows = [line.split()[-2:] for line in (await batch(ada))[1]]
+    assert [name for name, _ in rows] == ["bob", "cy"]
+    assert rows[0][1] == tags_of(seen[-1])["time"]
+
+
+def test_private_range_reads_one_conversation(store: MemoryStore | SQLiteStore) -> None:
+    """The oldest or newest lines of one pair inside an id range, whatever lies between."""
+    lines = [
+        StoredPrivate(*(("a", "b") if i % 2 else ("a", "c")), i, 1000.0 + i, "x", "y", f"p{i}")
+        for i in range(1, 11)
+    ]
+    store.commit(Batch(private=lines))
+    assert texts(store.private_range("b", "a", 1, 9, 2, oldest=True)) == ["p3", "p5"]
+    assert texts(store.private_range("a", "b", 1, 9, 2, oldest=False)) == ["p5", "p7"]
+    assert texts(store.private_range("a", "b", 0, 99, 10, oldest=False)) == [
+        f"p{i}" for i in (1, 3, 5, 7, 9)
+    ]
+    assert sorted(texts(store.private_peers("a"))) == ["p10", "p9"]

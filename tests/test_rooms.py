@@ -232,6 +232,14 @@ class FlakyStore:
     ) -> list[StoredPrivate]:
         return self.inner.private_between(one, other, before_id, limit)
 
+    def private_range(
+        self, one: str, other: str, after_id: int, before_id: int, limit: int, *, oldest: bool
+    ) -> list[StoredPrivate]:
+        return self.inner.private_range(one, other, after_id, before_id, limit, oldest=oldest)
+
+    def private_peers(self, key: str) -> list[StoredPrivate]:
+        return self.inner.private_peers(key)
+
     def load_prefs(self) -> list[Pref]:
         return self.inner.load_prefs()
 

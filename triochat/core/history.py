@@ -81,7 +81,7 @@ def replay_bytes(
     when the query asked for one).
     """
     if query.plan is not None:
-        return query.plan.render([r for r in records if isinstance(r, StoredMessage)])
+        return query.plan.render(list(records))
     member = query.member
     protocol = PROTOCOLS[member.mode]
     out: list[bytes] = []

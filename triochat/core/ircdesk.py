@@ -248,14 +248,15 @@ class IrcDesk:
         joined = tuple(member.rooms)
         last = {name: rooms[name].last_id for name in joined if name in rooms}
         asked = chathistory.plan(
-            IRC.server, member.name, params, joined=joined, last_id=last, caps=caps
-        )
+            IRC.server, member.name, params, joined=joined, last_id=last, caps=caps,
+            account=member.account, private_upto=self._world.private_last_id,
+        )  # fmt: skip
         if isinstance(asked, bytes):
             self._world.put(member, asked)
         elif asked.sub != "TARGETS" and not asked.upto:
             self._world.put(member, b"".join(asked.render([])))  # nothing stored yet
         else:
-            member.link.replay(Query(member, asked.room or "*", asked.limit, plan=asked))
+            member.link.replay(Query(member, asked.room or asked.target, asked.limit, plan=asked))
 
     def _privmsg(
         self, member: Member, params: tuple[str, ...], notice: bool = False, tags: str = ""

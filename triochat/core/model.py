@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -20,7 +20,7 @@ from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.mentions import MentionQuery
 from triochat.core.passwords import MIN_PASSWORD_CHARS
-from triochat.core.records import Batch, Change, StoredMessage
+from triochat.core.records import Batch, Change, StoredMessage, StoredPrivate
 from triochat.core.search import SearchQuery
 
 if TYPE_CHECKING:
@@ -49,13 +49,14 @@ class StoredReplay(Protocol):
     """A replay that reads and frames its own lines (an IRC ``CHATHISTORY`` request).
 
     ``read`` runs in the store's thread with the store (its ``before``, ``since`` and
-    ``recent``), ``render`` makes the bytes the member gets of what was read.
+    ``recent``; for a nick, the asker's ``private_range`` and ``private_peers``),
+    ``render`` makes the bytes the member gets of what was read.
     """
 
-    def read(self, store: Any) -> list[StoredMessage]:
+    def read(self, store: Any) -> Sequence[StoredMessage | StoredPrivate]:
         """The stored lines it asks for, oldest first."""
 
-    def render(self, records: list[StoredMessage]) -> list[bytes]:
+    def render(self, records: Sequence[StoredMessage | StoredPrivate]) -> list[bytes]:
         """Those lines as the member's protocol frames them."""
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -181,7 +181,7 @@ class HistoryReader:
 
     async def _read(self, conn: Replayer, query: Query) -> list[bytes]:
         failure = "the store is not working right now" if self._store_down() else None
-        records: list[StoredMessage] | list[StoredPrivate] = []
+        records: Sequence[StoredMessage | StoredPrivate] = []
         hits: list[SearchHit] = []
         found: list[MentionInfo] | None = None  # a /mentions's; None: its recent lines
         skipped = 0
@@ -253,11 +253,9 @@ class HistoryReader:
         self._budgets[where] = (bucket, now)
         return bucket.take(now)
 
-    async def _fetch(
-        self, query: Query
-    ) -> tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]:
+    async def _fetch(self, query: Query) -> tuple[Sequence[StoredMessage | StoredPrivate], int]:
         """One read in the store's turn (see :func:`triochat.store.reads.read_replay`)."""
-        result: tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]
+        result: tuple[Sequence[StoredMessage | StoredPrivate], int]
         result = await self._call(read_replay, self._store, query)
         return result
 

@@ -182,6 +182,19 @@ class Store(Protocol):
         oldest first. The one read of a conversation: paging, and search, use it."""
         ...
 
+    def private_range(
+        self, one: str, other: str, after_id: int, before_id: int, limit: int, *, oldest: bool
+    ) -> list[StoredPrivate]:
+        """Return the private lines between ``one`` and ``other`` (either order) with
+        ``after_id < id < before_id``: the ``limit`` oldest of them (``oldest``) or the
+        newest, oldest first. IRC ``CHATHISTORY`` of a nick reads with it."""
+        ...
+
+    def private_peers(self, key: str) -> list[StoredPrivate]:
+        """Return the newest private line of each conversation of account ``key``
+        (IRC ``CHATHISTORY TARGETS`` lists them)."""
+        ...
+
     def account_keys(self) -> list[str]:
         """Return the name key of every registered account (no hashes: those stay here)."""
         ...

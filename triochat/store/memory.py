@@ -312,6 +312,23 @@ class MemoryStore:
         end = len(log) if before_id is None else bisect_left(log, before_id, key=_private_id)
         return log[max(0, end - limit) : end]
 
+    def private_range(
+        self, one: str, other: str, after_id: int, before_id: int, limit: int, *, oldest: bool
+    ) -> list[StoredPrivate]:
+        """Return the oldest (or newest) ``limit`` lines between ``one`` and ``other``
+        with ``after_id < id < before_id``, oldest first."""
+        check_limit(limit)
+        log = self._private.get(pair_of(one, other), [])
+        start = bisect_right(log, after_id, key=_private_id)
+        end = max(start, bisect_left(log, before_id, key=_private_id))
+        if oldest:
+            return log[start : min(end, start + limit)]
+        return log[max(start, end - limit) : end]
+
+    def private_peers(self, key: str) -> list[StoredPrivate]:
+        """Return the newest line of each conversation of ``key``."""
+        return [log[-1] for pair, log in self._private.items() if key in pair and log]
+
     def close(self) -> None:
         """Forget everything."""
         self._rooms.clear()

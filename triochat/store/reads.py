@@ -10,15 +10,15 @@ conversation with one account for ``/history @NAME``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from triochat.core.model import Query
 from triochat.store.base import Store, StoredMessage, StoredPrivate
 
 __all__ = ["read_replay"]
 
 
-def read_replay(
-    store: Store, query: Query
-) -> tuple[list[StoredMessage], int] | tuple[list[StoredPrivate], int]:
+def read_replay(store: Store, query: Query) -> tuple[Sequence[StoredMessage | StoredPrivate], int]:
     """The records of ``query`` (oldest first) and how many older ones were skipped."""
     if query.plan is not None:  # an IRC CHATHISTORY request: its own reads, in one call
         return query.plan.read(store), 0

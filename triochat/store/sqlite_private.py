@@ -99,6 +99,33 @@ class PrivateLines:
         )
         return _lines(rows)
 
+    def private_range(
+        self, one: str, other: str, after_id: int, before_id: int, limit: int, *, oldest: bool
+    ) -> list[StoredPrivate]:
+        """Return the oldest (or newest) ``limit`` lines between ``one`` and ``other``
+        with ``after_id < id < before_id``, oldest first."""
+        check_limit(limit)
+        a, b = pair_of(one, other)
+        order = "ASC" if oldest else "DESC"
+        rows = self._private_rows(
+            f"SELECT {_COLUMNS} FROM private_lines WHERE a = ? AND b = ? AND id > ? AND id < ?"
+            f" ORDER BY id {order} LIMIT ?",
+            (a, b, after_id, before_id, limit),
+        )
+        if oldest:
+            rows.reverse()  # _lines turns newest-first rows round
+        return _lines(rows)
+
+    def private_peers(self, key: str) -> list[StoredPrivate]:
+        """Return the newest line of each conversation of ``key``."""
+        # SQLite takes a bare column's value from the row that max() picked.
+        rows = self._private_rows(
+            "SELECT a, b, max(id), ts, sender, recipient, text FROM private_lines"
+            " WHERE a = :key OR b = :key GROUP BY a, b",
+            {"key": key},
+        )
+        return [StoredPrivate(*row) for row in rows]
+
     def _private_rows(
         self, sql: str, params: tuple[str | int, ...] | dict[str, str | int]
     ) -> list[Any]:

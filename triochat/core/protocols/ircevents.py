@@ -41,7 +41,7 @@ from triochat.core.events import (
 )
 from triochat.core.names import MAX_NAME_CHARS, MAX_ROOM_CHARS
 from triochat.core.protocols.irclines import line, numeric, source, time_tag
-from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT
+from triochat.core.protocols.ircsession import CHATHISTORY_LIMIT, PRIVATE_MSGID
 from triochat.core.wording import account_text, moderation_text, notify_lines, search_lines
 
 __all__ = ["ERROR_NUMERICS", "INVALID_UTF8", "ISUPPORT", "KICKED", "encode_irc", "welcome_lines"]
@@ -106,7 +106,10 @@ def encode_irc(event: Event, server: str, nick: str, stamp: bool, tags: bool) ->
                 tag = f"{tag};msgid={room[1:]}-{msg_id}" if tag else f"msgid={room[1:]}-{msg_id}"
             action = f"\x01ACTION {text}\x01"
             return line(source(sender, server), "PRIVMSG", room, action, tags=tag)
-        case Private(sender=sender, to=to, text=text):
+        case Private(sender=sender, to=to, text=text, id=msg_id):
+            if tags and msg_id:  # stored (both ends logged in): CHATHISTORY finds it by this
+                extra = f"msgid={PRIVATE_MSGID}-{msg_id}"
+                tag = f"{tag};{extra}" if tag else extra
             return line(source(sender, server), "PRIVMSG", to, text, tags=tag)
         case Joined(room=room, name=name):
             return line(source(name, server), "JOIN", room, tags=tag)

@@ -19,6 +19,7 @@ __all__ = [
     "LABELED_RESPONSE",
     "MESSAGE_TAGS",
     "MULTI_PREFIX",
+    "PRIVATE_MSGID",
     "SASL",
     "SERVER_TIME",
     "USERHOST_IN_NAMES",
@@ -36,6 +37,7 @@ USERHOST_IN_NAMES: Final = "userhost-in-names"
 BATCH: Final = "batch"  # CHATHISTORY answers and labelled responses come in batches
 LABELED_RESPONSE: Final = "labeled-response"  # see triochat.core.irclabels
 CHATHISTORY: Final = "draft/chathistory"  # see triochat.core.ircchathistory
+PRIVATE_MSGID: Final = "@"  # a stored private line's msgid is "@-ID" (a room's "room-ID")
 CHATHISTORY_LIMIT: Final = 100  # lines one CHATHISTORY request gets at most (ISUPPORT)
 # What CAP LS offers, in order (values after "=": CAP LS 302 shows them).
 CAPS: Final[dict[str, str]] = {
