@@ -515,14 +515,15 @@ def test_web_browser_dark_mode_is_dark(browser: Any, chat: BlockingServer) -> No
 
 
 def test_web_browser_screenshot(browser: Any, tmp_path: Path, terminals: list[Terminal]) -> None:
-    """The README's picture: a tab in a conversation with a terminal user (and it renders)."""
+    """The README's picture: a tab in a conversation with a terminal user, a line that
+    names alice, a room badge counting a mention and a /search answer (and it renders)."""
     server = start(tmp_path, "--rate-limit", "0")
     try:
         carol = Terminal(server.port, "carol")
         terminals.append(carol)
         carol.say("/topic release 1.4 on friday")
-        carol.say("morning! the build is green again")
-        alice = tab(browser, server.web_url, "alice", viewport={"width": 960, "height": 560})
+        carol.say("morning! the release build is green again")
+        alice = tab(browser, server.web_url, "alice", viewport={"width": 960, "height": 680})
         type_line(alice, "/join #dev")
         wait_text(alice, "you joined #dev")
         alice.locator("#rooms button", has_text="#lobby").click()
@@ -539,8 +540,16 @@ def test_web_browser_screenshot(browser: Any, tmp_path: Path, terminals: list[Te
         wait_text(alice, "can you review")
         carol.say("/join #dev")
         carol.say("dev is quiet today")
-        alice.locator("#rooms .unread").wait_for()
+        carol.say("alice: the release tag needs your key")  # a mention in another room
+        alice.locator("#rooms .unread.mentions", has_text="@1").wait_for()
         wait_text(alice, "nope, just text")
+        type_line(alice, "/search release")
+        alice.locator("li.search .hit").nth(2).wait_for()  # three hits, two rooms
+        head, stamp = alice.locator(".search-head"), room_log(alice).locator("li.line time")
+        head_box, stamp_box = head.bounding_box(), stamp.first.bounding_box()
+        assert head_box is not None
+        assert stamp_box is not None
+        assert head_box["x"] == stamp_box["x"]  # the answer lines up with the log's lines
         path = Path(os.environ.get("TRIOCHAT_SCREENSHOT") or tmp_path / "web-session.png")
         alice.locator("#input").blur()
         alice.screenshot(path=str(path))
