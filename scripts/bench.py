@@ -198,6 +198,10 @@ SQLITE_RUN: Final = Variant("triochat-sqlite", store="sqlite", baseline=True)  #
 SQLITE_POWER_RUN: Final = Variant(
     "triochat-sqlite-power", ("--durability", "power"), store="sqlite"
 )
+# --no-search-index: what the full-text index costs (docs/benchmarks.md, "Search index")
+SQLITE_NOSEARCH_RUN: Final = Variant(
+    "triochat-sqlite-nosearch", ("--no-search-index",), store="sqlite"
+)
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,7 @@ THROUGHPUT_RUNS: Final = (
     Variant("triochat", baseline=True),
     SQLITE_RUN,
     SQLITE_POWER_RUN,
+    SQLITE_NOSEARCH_RUN,
     TLS_RUN,
 )
 CLUSTER_RUNS: Final = (
