@@ -13,6 +13,8 @@ import pytest
 
 from tests.desk import Desk, parse
 from tests.helpers import FakeLink
+from triochat.client.requests import request_for
+from triochat.client.rooms import ClientRooms
 from triochat.core.commands import Invalid, Search, parse_json, parse_plain
 from triochat.core.names import name_key
 from triochat.core.records import Batch, StoredMessage, StoredPrivate, pair_of
@@ -131,6 +133,8 @@ def test_parsers_read_in_at_name() -> None:
     assert isinstance(json_command, Search)
     assert json_command.room == "@Bob"
     assert isinstance(parse_json('{"type":"search","text":"x","with":3}'), Invalid)
+    request = request_for("/search in:@Bob deploy", ClientRooms())
+    assert request == {"type": "search", "text": "deploy", "with": "Bob"}
 
 
 def _search(desk: Desk, store: Store, member: Member, link: FakeLink, line: str) -> list[str]:
