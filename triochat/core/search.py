@@ -1,6 +1,6 @@
 """Message search: what is asked, what is found, and the words. No I/O.
 
-``/search [in:#room] [from:NAME] [before:N] WORDS`` becomes a :class:`SearchQuery`;
+``/search [in:#room|in:@NAME] [from:NAME] [before:N] WORDS`` becomes a :class:`SearchQuery`;
 the store answers it with :class:`~triochat.core.records.SearchHit` rows, newest first (see
 :meth:`triochat.store.base.Store.search`). Both stores read words the same way,
 :func:`words`: runs of letters and digits, case-folded, accents removed, which is what
