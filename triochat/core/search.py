@@ -19,6 +19,9 @@ hit's ``seq`` is the private line's id, a second order of arrival; the two lists
 merged by time (:mod:`triochat.core.search_pages`), and the page's cursor carries one
 position in each (:func:`pack_position`): the room position in the low 32 bits (so a
 cursor with no private part is the plain ``seq``, as before), the private id above it.
+Known limit: a room position of 2**32 or more would spill into the private part, and a
+packed cursor is above JavaScript's exact integers (2**53) once private ids pass 2**21;
+a second cursor field would lift both.
 """
 
 from __future__ import annotations
