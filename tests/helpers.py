@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from triochat.core.history import mention_bytes, replay_bytes
+from triochat.core.history import mention_bytes, replay_bytes, search_bytes
 from triochat.core.model import Query
 from triochat.store import Store
 from triochat.store.mentions import find_mentions
@@ -45,6 +45,9 @@ class FakeLink:
         for query, at in zip(self.replays, self.slots, strict=True):
             if query.mentions is not None:
                 self.sent[at] = mention_bytes(query, find_mentions(store, query.mentions), now)
+                continue
+            if query.search is not None:
+                self.sent[at] = search_bytes(query, store.search(query.search), now)
                 continue
             records, skipped = read_replay(store, query)
             self.sent[at] = b"".join(replay_bytes(query, records, len(records), skipped, now))

@@ -81,7 +81,9 @@ def _search(typed: str, room: str | None, sender: str | None, before: int | None
     """``/search``: its words without the filters, which become fields."""
     said = [w for w in typed.split() if w.partition(":")[0].lower() not in ("in", "from")]
     request: dict[str, Any] = {"type": "search", "text": " ".join(said)}
-    if room is not None:
+    if room is not None and room.startswith("@"):  # in:@NAME: one private conversation
+        request["with"] = room[1:]
+    elif room is not None:
         request["room"] = room
     if sender is not None:
         request["from"] = sender

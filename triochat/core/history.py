@@ -35,7 +35,8 @@ from triochat.core.model import CachedLine, Member, Query, RoomState
 from triochat.core.names import PRIVATE_SINCE, name_key
 from triochat.core.protocols import PROTOCOLS
 from triochat.core.records import SearchHit, StoredMessage, StoredPrivate, chat_event
-from triochat.core.search import SEARCH_PAGE, SearchQuery
+from triochat.core.search import SEARCH_PAGE, SearchQuery, unpack_position
+from triochat.core.search_pages import next_position
 from triochat.core.world import World
 
 __all__ = ["Replays", "mention_bytes", "replay_bytes", "search_bytes"]
@@ -58,7 +59,7 @@ def search_bytes(query: Query, hits: list[SearchHit], now: float) -> bytes:
     asked = query.search
     text = asked.text if asked is not None else ""
     page = hits[: query.limit]
-    more = page[-1].seq if len(hits) > query.limit else 0
+    more = next_position(asked, page) if len(hits) > query.limit else 0
     found = tuple(
         Found(m.room, m.id, m.sender, m.kind, m.text, m.ts) for m in (hit.message for hit in page)
     )
@@ -134,21 +135,39 @@ class Replays:
             put(member, _cached(entry, mode))
 
     def search(self, member: Member, command: Search) -> None:
-        """``/search``: over the rooms ``member`` is in (an operator: every room), paced
-        like a replay (the store's search runs in the history reader, off the hub)."""
+        """``/search``: over the rooms ``member`` is in (an operator: every room) and the
+        member's own private lines (``in:@NAME``: one conversation), paced like a replay
+        (the store's search runs in the history reader, off the hub)."""
         world = self._world
         operator = world.access.is_op(member.account)
         rooms: tuple[str, ...] | None = None if operator else tuple(member.rooms)
-        if command.room is not None:
+        mine = member.account  # the session's account key: a guest has no private lines
+        peer: str | None = None
+        if command.room is not None and command.room.startswith("@"):
+            if mine is None:
+                text = "private lines are kept for registered names only: log in (/login) first"
+                world.error(member, "not-logged-in", text)
+                return
+            rooms, peer = (), name_key(command.room[1:])
+        elif command.room is not None:
             if not operator and command.room not in member.rooms:
                 text = f"you are not in {command.room}; /search covers the rooms you are in"
                 world.error(member, "not-in-room", text)
                 return
-            rooms = (command.room,)
+            rooms, mine = (command.room,), None
         sender = None if command.sender is None else name_key(command.sender)
+        before, private_before = unpack_position(command.before)
         # One more than a page: if it comes, there is a next page.
         asked = SearchQuery(
-            command.terms, rooms, sender, command.before, SEARCH_PAGE + 1, command.text
+            command.terms,
+            rooms,
+            sender,
+            before,
+            SEARCH_PAGE + 1,
+            command.text,
+            mine=mine,
+            peer=peer,
+            private_before=private_before,
         )
         room = command.room or member.current or ""
         member.link.replay(Query(member, room, SEARCH_PAGE, search=asked))

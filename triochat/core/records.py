@@ -53,8 +53,9 @@ class SearchHit:
     """A line a search found: its place in the store's order of arrival, and the line
     (see :mod:`triochat.core.search`)."""
 
-    seq: int
-    message: StoredMessage
+    seq: int  # a private hit: the private line's id (its own order of arrival)
+    message: StoredMessage  # a private hit's room is "@" and the other person's name
+    private: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from triochat.core.records import (
     pair_of,
 )
 from triochat.core.search import SearchQuery, holds_all
+from triochat.core.search_pages import merge_hits
 from triochat.store.base import (
     AccountRecord,
     BanRecord,
@@ -45,6 +46,7 @@ from triochat.store.base import (
     StoredMessage,
     check_limit,
 )
+from triochat.store.private_search import private_hits
 from triochat.store.retention import age_cutoff, check_retention
 
 __all__ = ["MemoryStore"]
@@ -218,6 +220,22 @@ class MemoryStore:
         """Return the lines ``query`` finds, newest first, by scanning every line."""
         if not query.terms or query.limit <= 0:
             return []
+        return merge_hits(self._room_hits(query), self._private_hits(query), query.limit)
+
+    def _private_hits(self, query: SearchQuery) -> list[SearchHit]:
+        """The asker's own private lines ``query`` finds (triochat.store.private_search)."""
+        mine = query.mine
+        if mine is None:
+            return []
+        if query.peer is not None:
+            logs = [self._private.get(pair_of(mine, query.peer), [])]
+        else:
+            logs = [log for pair, log in self._private.items() if mine in pair]
+        top = 2**63 if query.private_before is None else query.private_before
+        lines = sorted((p for log in logs for p in log if p.id < top), key=_private_id)
+        return private_hits(reversed(lines), query)
+
+    def _room_hits(self, query: SearchQuery) -> list[SearchHit]:
         names = self._messages if query.rooms is None else query.rooms
         top = 2**63 if query.before is None else query.before
         seq = self._seq

@@ -33,9 +33,11 @@ from collections.abc import Iterable
 from typing import Final
 
 from triochat.core.names import name_key
-from triochat.core.records import SearchHit, StoredMessage
+from triochat.core.records import SearchHit, StoredMessage, StoredPrivate
 from triochat.core.search import SearchQuery, fts_match
+from triochat.core.search_pages import merge_hits
 from triochat.store.base import StoreError
+from triochat.store.private_search import PRIVATE_SEARCH_SQL, private_hits, private_params
 
 __all__ = [
     "SEARCH_MIGRATION",
@@ -127,8 +129,14 @@ def index_new(conn: sqlite3.Connection, messages: Iterable[StoredMessage]) -> No
 
 def search(conn: sqlite3.Connection, query: SearchQuery) -> list[SearchHit]:
     """The lines ``query`` finds, newest first (see :class:`SearchQuery`)."""
-    if not query.terms or query.limit <= 0 or query.rooms == ():
+    if not query.terms or query.limit <= 0:
         return []
+    mine: list[SearchHit] = []
+    if query.mine is not None:  # the asker's own private lines: see private_search
+        lines = conn.execute(PRIVATE_SEARCH_SQL, private_params(query))
+        mine = private_hits((StoredPrivate(*line) for line in lines), query)
+    if query.rooms == ():
+        return mine
     conn.create_function("triochat_name_key", 1, name_key, deterministic=True)
     params = {
         "match": fts_match(query.terms),
@@ -138,4 +146,5 @@ def search(conn: sqlite3.Connection, query: SearchQuery) -> list[SearchHit]:
         "limit": query.limit,
     }
     rows = conn.execute(_SEARCH, params).fetchall()
-    return [SearchHit(docid, StoredMessage(*rest)) for docid, *rest in rows]
+    found = [SearchHit(docid, StoredMessage(*rest)) for docid, *rest in rows]
+    return merge_hits(found, mine, query.limit)

@@ -1,9 +1,10 @@
 """The parsers of ``/search`` and of ``/history ... around ID``, both wire modes. No I/O.
 
-``/search [in:#room] [from:NAME] [before:N] WORDS``: the filters may come anywhere
+``/search [in:#room|in:@NAME] [from:NAME] [before:N] WORDS``: the filters may come anywhere
 among the words; ``before:N`` is the ``more`` value of the page before (see
 :mod:`triochat.core.search`). In JSON: ``{"type": "search", "text": WORDS, "room":
-ROOM, "from": NAME, "before": N}``, all but ``text`` optional.
+ROOM, "with": NAME, "from": NAME, "before": N}``, all but ``text`` optional
+(``with``: the asker's private conversation with NAME, as ``in:@NAME``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from triochat.core.search import MAX_SEARCH_WORDS, words
 
 __all__ = ["SEARCH_USAGE", "json_search", "plain_history", "plain_search"]
 
-SEARCH_USAGE: Final = "usage: /search [in:#room] [from:NAME] WORDS"
+SEARCH_USAGE: Final = "usage: /search [in:#room|in:@NAME] [from:NAME] WORDS"
 HISTORY_USAGE: Final = (
     f"usage: /history [@NAME] [N] (N from 1 to {MAX_HISTORY}), or /history [ROOM] around ID"
 )
@@ -40,7 +41,12 @@ def plain_search(rest: str) -> Command:
     for word in rest.split():
         key, _, value = word.partition(":")
         key = key.lower()
-        if key == "in" and value and room is None:
+        if key == "in" and value.startswith("@") and room is None:  # a private conversation
+            problem = name_error(value[1:])
+            if problem is not None:
+                return Invalid("bad-name", problem)
+            room = value
+        elif key == "in" and value and room is None:
             problem = room_error(value)
             if problem is not None:
                 return Invalid("bad-room", problem)
@@ -68,6 +74,11 @@ def json_search(obj: dict[str, object], room: str | None) -> Command:
     before = int_field(obj, "before", 1, _MAX_POSITION)
     if isinstance(before, Invalid):
         return before
+    peer = obj.get("with")  # a private conversation instead of a room: {"with": NAME}
+    if peer is not None:
+        if not isinstance(peer, str) or name_error(peer) is not None:
+            return Invalid("bad-name", "field 'with' must be a registered name")
+        room = f"@{peer}"
     typed = " ".join(
         [*([f"in:{room}"] if room else []), *([f"from:{sender}"] if sender else []), text]
     )

@@ -6,7 +6,7 @@ import { el, nameNode } from "./view.js";
 
 const ROOM_RE = /^#?([a-z0-9_.-]{1,32})$/;
 
-/** `/search [in:#room] [from:NAME] [before:N] WORDS` as the request, or an error. */
+/** `/search [in:#room|in:@NAME] [from:NAME] [before:N] WORDS` as the request, or an error. */
 export function searchRequest(rest) {
   const request = { type: "search" };
   const words = [];
@@ -14,7 +14,9 @@ export function searchRequest(rest) {
     const at = word.indexOf(":");
     const key = at > 0 ? word.slice(0, at).toLowerCase() : "";
     const value = at > 0 ? word.slice(at + 1) : "";
-    if (key === "in" && value && !request.room) {
+    if (key === "in" && value.startsWith("@") && value.length > 1 && !request.room && !request.with) {
+      request.with = value.slice(1); // one of your private conversations
+    } else if (key === "in" && value && !request.room && !request.with) {
       const match = ROOM_RE.exec(value.toLowerCase());
       if (!match) return { error: `not a room name: ${value}` };
       request.room = `#${match[1]}`;
@@ -22,7 +24,7 @@ export function searchRequest(rest) {
     else if (key === "before" && /^\d+$/.test(value)) request.before = Number(value);
     else words.push(word);
   }
-  if (!words.length) return { error: "usage: /search [in:#room] [from:NAME] WORDS" };
+  if (!words.length) return { error: "usage: /search [in:#room|in:@NAME] [from:NAME] WORDS" };
   request.text = words.join(" ");
   return { request };
 }
