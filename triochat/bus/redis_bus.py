@@ -283,9 +283,10 @@ class RedisBus:
                 for identifier, raw in reply.get(key, ()):
                     self._positions[key] = identifier
                     self._log_entry(raw, items)
-            # Behind (what was there at a (re)join, or READ_COUNT read): a large read is
-            # replayed paced. Keeping up: a burst goes live, CATCH_UP at a time (see above).
+            # Behind (at a (re)join, a READ_COUNT read, the grace after an outage): a large
+            # read is replayed paced. Keeping up: a burst goes live, CATCH_UP at a time.
             behind, self._behind = self._behind, any(len(v) >= READ_COUNT for v in reply.values())
+            behind = behind or trio.current_time() < self._reap_after
             lines_read = sum(len(v) for k, v in reply.items() if k not in _NOT_ROOMS)
             catch_up = (behind or self._behind) and lines_read > CATCH_UP
             for key, entries in reply.items():
