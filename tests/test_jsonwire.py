@@ -203,3 +203,18 @@ def test_jsonwire_help_lines_join_and_split() -> None:
 def test_jsonwire_module_lists_every_event() -> None:
     """The events module's Event union is what the schema covers (no stragglers)."""
     assert set(EVENT_CLASSES) <= {getattr(events, name) for name in events.__all__}
+
+
+@settings(max_examples=400, deadline=CPU_DEADLINE)
+@given(_any_event())
+def test_jsonwire_bytes_are_the_json_modules(event: Event) -> None:
+    """orjson writes exactly what ``json.dumps(ensure_ascii=False)`` would: compact,
+    UTF-8 unescaped, the same escapes and float digits, one newline at the end."""
+    stdlib = json.dumps(event_object(event), ensure_ascii=False, separators=(",", ":"))
+    assert encode_event(event) == (stdlib + "\n").encode()
+
+
+def test_jsonwire_deep_nesting_is_malformed_not_a_crash() -> None:
+    """A hostile server's "[[[[..." thousands deep is a malformed line to the reader."""
+    with pytest.raises(MalformedEvent, match="not JSON"):
+        decode_event("[" * 5000 + "]" * 5000)

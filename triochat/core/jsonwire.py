@@ -26,10 +26,11 @@ Rules of this module (a new event type is one new row, never a new branch):
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 from triochat.core.events import (
     AccountInfo,
@@ -76,8 +77,6 @@ __all__ = [
     "event_object",
     "object_event",
 ]
-
-_dumps: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class MalformedEvent(ValueError):
@@ -441,7 +440,7 @@ def event_object(event: Event) -> dict[str, object]:
 
 def encode_event(event: Event) -> bytes:
     """``event`` as one JSON object line (``type`` first, ``ts`` last, UTF-8)."""
-    return (_dumps(event_object(event)) + "\n").encode()
+    return orjson.dumps(event_object(event), option=orjson.OPT_APPEND_NEWLINE)
 
 
 def object_event(obj: object) -> Event:
@@ -479,7 +478,7 @@ def decode_event(line: bytes | str) -> Event:
             a field missing or of the wrong type).
     """
     try:
-        obj = json.loads(line)
-    except ValueError:  # UnicodeDecodeError is one too
+        obj = orjson.loads(line)
+    except ValueError:  # bad UTF-8, and nesting past orjson's depth limit, too
         raise MalformedEvent("not JSON") from None
     return object_event(obj)
