@@ -4,8 +4,11 @@ Starts a triochat server from a checkout (``--checkout DIR``, the package folder
 parent; default this one) on a loopback port, joins ``--receivers`` + ``--senders``
 plain clients (blocking sockets, one process), then drives a *lockstep* burst: each
 step every sender writes ``--step`` lines in one write, and the next step starts only
-when every member has read all of them. Batches are then the same whatever the load,
-so the counts repeat run after run.
+when every member has read all of them. While the senders write, the server is stopped
+(SIGSTOP, then SIGCONT): it wakes to find every sender's lines waiting, so each step is
+one hub batch whatever the load (``--no-freeze``: without the stop, where a sender's
+lines that arrive late make a batch of their own, and runs on a busy machine spread by
+10 %). The counts then repeat run after run.
 
 Two ways of counting (pick one):
 
@@ -78,8 +81,16 @@ def server_flags(checkout: Path) -> list[str]:
 
 @contextlib.contextmanager
 def server(checkout: Path, port: int, wrapper: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    """The server under ``wrapper``; stopped with SIGINT (so profilers write their output)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()])}
+    """The server under ``wrapper``; stopped with SIGINT (so profilers write their output).
+
+    String hashing is seeded the same every run (dict probes then repeat: a random seed
+    moved a run by up to 1.7k instructions per line in dict lookups alone).
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(checkout), *extra_path()]),
+        "PYTHONHASHSEED": "0",
+    }
     cmd = [*wrapper, "-m", "triochat", "server", "--host", HOST, "--port", str(port)]
     proc = subprocess.Popen([*cmd, *server_flags(checkout)], env=env, cwd=checkout)
     try:
@@ -111,8 +122,13 @@ def read_until(sock: socket.socket, marker: bytes) -> None:
         got += chunk
 
 
-def burst(port: int, receivers: int, senders: int, lines: int, step: int) -> None:
-    """Join everyone, let the notices settle, run the lockstep burst, disconnect."""
+def burst(
+    port: int, receivers: int, senders: int, lines: int, step: int, freeze: int | None = None
+) -> None:
+    """Join everyone, let the notices settle, run the lockstep burst, disconnect.
+
+    ``freeze``: the server's process id, stopped while the senders write each step.
+    """
     names = [f"r{i}" for i in range(receivers)] + [f"s{i}" for i in range(senders)]
     socks: list[socket.socket] = []
     for name in names:
@@ -131,12 +147,36 @@ def burst(port: int, receivers: int, senders: int, lines: int, step: int) -> Non
         k = min(step, lines - done)
         want = {s: k * (senders - (1 if s in send else 0)) for s in socks}
         payload = b"".join(LINE + b"\n" for _ in range(k))
-        for s in send:
-            s.sendall(payload)
+        with stopped(freeze):
+            for s in send:
+                s.sendall(payload)
         drain(sel, socks, want)
         done += k
     for s in socks:
         s.close()
+
+
+@contextlib.contextmanager
+def stopped(pid: int | None) -> Iterator[None]:
+    """Keep process ``pid`` stopped inside the block (None: do nothing)."""
+    if pid is None:
+        yield
+        return
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while state(pid) != "T":  # kill() may return before the process has stopped
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not stop")
+            time.sleep(0.001)
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def drain(
@@ -164,7 +204,8 @@ def drain(
 def run(args: argparse.Namespace, wrapper: list[str], lines: int) -> None:
     port = free_port()
     with server(args.checkout, port, wrapper) as proc:
-        burst(port, args.receivers, args.senders, lines, args.step)
+        freeze = None if args.no_freeze else proc.pid
+        burst(port, args.receivers, args.senders, lines, args.step, freeze)
         wait_idle(proc.pid)
 
 
@@ -198,6 +239,11 @@ def main() -> int:
     p.add_argument("--lines", type=int, default=400, help="lines per sender")
     p.add_argument("--base-lines", type=int, default=40, help="lines per sender, first run")
     p.add_argument("--step", type=int, default=8, help="lines per sender per lockstep step")
+    p.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="do not stop the server while the senders write (batches then vary with load)",
+    )
     p.add_argument("--out", type=Path, help="keep the raw outputs here (default: a temp dir)")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--callgrind", action="store_true")
@@ -213,7 +259,14 @@ def main() -> int:
         port = free_port()
         with server(args.checkout, port, [sys.executable]) as proc:
             t0 = cpu_s(proc.pid)
-            burst(port, args.receivers, args.senders, args.lines, args.step)
+            burst(
+                port,
+                args.receivers,
+                args.senders,
+                args.lines,
+                args.step,
+                None if args.no_freeze else proc.pid,
+            )
             used = cpu_s(proc.pid) - t0
         print(
             f"{args.checkout}: {used:.3f} CPU s, {1e6 * used / max(1, deliveries):.3f} us/delivery"

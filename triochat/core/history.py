@@ -236,7 +236,10 @@ class Replays:
 
 def _cached(entry: CachedLine, mode: Mode) -> bytes:
     """A cached line's replay encoding for ``mode``, made on first use."""
-    data = entry.encoded.get(mode)
+    encoded = entry.encoded
+    if encoded is None:
+        encoded = entry.encoded = {}
+    data = encoded.get(mode)
     if data is None:
-        data = entry.encoded[mode] = PROTOCOLS[mode].encode(chat_event(entry.record))
+        data = encoded[mode] = PROTOCOLS[mode].encode(chat_event(entry.record))
     return data

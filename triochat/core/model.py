@@ -120,7 +120,7 @@ class CachedLine:
     """A cached chat line with its replay encoding per mode, made on first use."""
 
     record: StoredMessage
-    encoded: dict[Mode, bytes] = field(default_factory=dict)
+    encoded: dict[Mode, bytes] | None = None  # made on the first replay (most have none)
 
 
 @dataclass(eq=False, slots=True)

@@ -49,8 +49,8 @@ class Talk:
         if room is None or world.refuse_muted(member):
             return
         now = world.clock()
-        kind = "me" if isinstance(command, Me) else "say"
         if world.cluster is not None:  # the cluster's log numbers it; see deliver_chat()
+            kind = "me" if isinstance(command, Me) else "say"
             floor = max(room.floor, room.last_id)
             key = name_key(member.name)
             line = cluster.Line(
@@ -60,10 +60,10 @@ class Talk:
             return
         room.last_id += 1
         event: Chat
-        if kind == "say":
-            notice, tags = (
-                (command.notice, command.tags) if isinstance(command, IrcSay) else (False, "")
-            )
+        if isinstance(command, Say):
+            event = Said(now, room.name, room.last_id, member.name, command.text)
+        elif isinstance(command, IrcSay):
+            notice, tags = command.notice, command.tags
             event = Said(
                 now, room.name, room.last_id, member.name, command.text, notice=notice, tags=tags
             )
@@ -81,18 +81,18 @@ class Talk:
         world = self._world
         record = stored_message(event)
         world.effects.batch.messages.append(record)
-        if len(room.recent) == room.recent.maxlen:
+        recent = room.recent
+        if len(recent) == recent.maxlen:
             room.complete = False  # the oldest cached line is about to be only on disk
-        room.recent.append(CachedLine(record))
+        recent.append(CachedLine(record))
         world.chat_events += 1
-        world.count(world.messages, "say" if isinstance(event, Said) else "me")
+        world.count(world.messages, record.kind)
         if not live:
             return
         # JSON clients get their own line back, to show the server's order, id and time;
         # a terminal already shows what was typed.
         echo = sender is None or PROTOCOLS[sender.mode].echoes_own_chat
-        skip = None if echo else sender
-        world.broadcast(room, event, skip=skip)
+        world.broadcast(room, event, None if echo else sender)
 
     def rename(self, member: Member, name: str) -> None:
         world = self._world

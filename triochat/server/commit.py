@@ -83,7 +83,7 @@ class CommitGate:
         ``started`` (``time.perf_counter()``) is when the batch's first line was taken:
         its release is counted in the fan-out latency from then (default: now).
         """
-        marks = [(conn, conn.mark()) for conn in flush_list]
+        marks = [(conn, conn.outbox.mark()) for conn in flush_list]  # as Connection.mark()
         flush_list.clear()
         writer = self.writer
         assert writer is not None

@@ -355,8 +355,9 @@ class Hub:
                     return len(commands)
                 lines_in = self._lines_in
                 lines_in[member.mode] = lines_in.get(member.mode, 0) + len(commands)
+                members = state.members
                 for command in commands:
-                    if state.member(conn_id) is not member:
+                    if members.get(conn_id) is not member:
                         break  # it quit (or was dropped): the rest is moot
                     state.handle(member, command)
                 return len(commands)
