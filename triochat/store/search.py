@@ -8,11 +8,14 @@ search reads docids downwards (newest first) and pages by them.
 
 They are kept in step with ``messages``:
 
-* **Inserts** are indexed by :func:`index_new`, in the commit's transaction, as two
-  statements per batch, not by a trigger: FTS5 writes its pending words out at every
-  statement's end, so a trigger (one statement per row) cost 7x the CPU of a commit
-  without search (measured: 45,000 against 300,000 messages per CPU second), where
-  the two statements cost about 2.5x, still some microseconds a message.
+* **Inserts** are indexed after their commit, by the writer thread, many lines per
+  transaction (:mod:`triochat.store.search_backlog`); a search indexes what is still
+  waiting before it reads, so it finds every committed line. Inside the commit, as
+  two statements per commit, the index cost a one-line commit about 4x its CPU: FTS5
+  pays a fixed cost per transaction (a new segment and its bookkeeping), whatever the
+  ``detail`` or merge settings. A trigger (one statement per row) was worse still:
+  FTS5 writes its pending words out at every statement's end (measured: 45,000
+  against 300,000 messages per CPU second).
 * **Deletes** (retention, ``/droproom``) are taken out by a trigger (a contentless
   FTS5 table is told the words it held, from the deleted row): whatever deletes
   messages, the index follows. Deletes run in retention's bounded chunks, off the
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
 from typing import Final
 
 from triochat.core.names import name_key
@@ -44,7 +46,6 @@ __all__ = [
     "SearchHit",
     "SearchOff",
     "SearchQuery",
-    "index_new",
     "keep_search_index",
     "search",
 ]
@@ -92,14 +93,6 @@ _SEARCH: Final = """
 """
 
 
-_NEW_ROWS: Final = "INSERT OR IGNORE INTO search_rows (room, id) VALUES (?, ?)"
-_NEW_WORDS: Final = """
-    INSERT INTO search_index (rowid, text)
-    SELECT r.docid, m.text FROM search_rows r JOIN messages m ON m.room = r.room AND m.id = r.id
-    WHERE r.docid > ?
-"""
-
-
 class SearchOff(StoreError):
     """The server runs with ``--no-search-index``: there is no index to search."""
 
@@ -117,14 +110,6 @@ def keep_search_index(conn: sqlite3.Connection, keep: bool) -> None:
         conn.execute("DROP TRIGGER messages_unindexed")
         conn.execute("DROP TABLE search_index")
         conn.execute("DROP TABLE search_rows")
-
-
-def index_new(conn: sqlite3.Connection, messages: Iterable[StoredMessage]) -> None:
-    """Index the lines of ``messages`` that were not indexed yet (inside the commit's
-    transaction, after they were inserted: a line already kept is not indexed again)."""
-    (top,) = conn.execute("SELECT coalesce(max(docid), 0) FROM search_rows").fetchone()
-    conn.executemany(_NEW_ROWS, [(m.room, m.id) for m in messages])
-    conn.execute(_NEW_WORDS, (top,))
 
 
 def search(conn: sqlite3.Connection, query: SearchQuery) -> list[SearchHit]:
