@@ -49,9 +49,14 @@ _NEW_WORDS: Final = """
 """
 # Per room, the lines above its highest indexed id (the rooms table lists every room
 # that has messages), oldest first, as the v6 migration orders an existing database.
+# Each room's top first (MATERIALIZED, CROSS JOIN: a range of the primary key per room;
+# left to itself the planner scanned every stored line, 0.12 s at 200,000).
 _UNINDEXED: Final = """
-    SELECT m.room, m.id FROM rooms k JOIN messages m ON m.room = k.name
-    WHERE m.id > coalesce((SELECT max(r.id) FROM search_rows r WHERE r.room = k.name), 0)
+    WITH tops (room, top) AS MATERIALIZED (
+        SELECT k.name, coalesce((SELECT max(r.id) FROM search_rows r WHERE r.room = k.name), 0)
+        FROM rooms k
+    )
+    SELECT m.room, m.id FROM tops t CROSS JOIN messages m ON m.room = t.room AND m.id > t.top
     ORDER BY m.ts, m.room, m.id
 """
 
