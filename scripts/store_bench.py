@@ -2,7 +2,7 @@
 
 Prints one line per case::
 
-    python scripts/store_bench.py [--messages N] [--dir FOLDER]
+    python scripts/store_bench.py [--messages N] [--dir FOLDER] [--only commit,writer,index,open]
 
 * ``commit``: messages/s and milliseconds per transaction for batches of 1 and 100
   messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
@@ -12,6 +12,10 @@ Prints one line per case::
   from ``submit`` to ``on_committed`` for one message at a time, and a burst of
   one-message batches submitted faster than the disk commits them (messages/s and how
   many batches each transaction took on average).
+* ``index``: CPU per line of one-line commits (a steady trickle: every line its own
+  transaction) with the search index and without, and, where the store indexes after
+  the commit (``index_some``), the CPU per line of indexing them afterwards in batches
+  of 100. Run it with ``PYTHONPATH=`` another checkout to compare.
 * ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
   messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
 
@@ -114,6 +118,36 @@ async def bench_writer(folder: Path, mode: Synchronous, total: int) -> str:
     )
 
 
+def bench_index(folder: Path, total: int, search: bool) -> str:
+    """CPU per line of ``total`` one-line commits (``search``: with the index) on top of
+    20,000 stored lines, and of indexing them afterwards where that is separate."""
+    path = folder / f"index-{search}.db"
+    store = SQLiteStore.open(path, search_index=search)
+    for batch in batches(20_000, 1000):
+        store.commit(batch)
+    later = getattr(store, "index_some", None)
+    if later is not None:
+        later()
+    work = [
+        Batch([StoredMessage("#r0", 100_000 + n, time.time(), "say", "b", TEXT)])
+        for n in range(total)
+    ]
+    began = time.process_time()
+    for batch in work:
+        store.commit(batch)
+    committed = time.process_time() - began
+    indexed = ""
+    if later is not None and search:
+        began = time.process_time()
+        while later(100):
+            pass
+        took = (time.process_time() - began) / total * 1e6
+        indexed = f", then {took:.1f} us a line to index them 100 at a time"
+    store.close()
+    what = "with the index" if search else "without the index"
+    return f"index   one-line commits {what}: {committed / total * 1e6:.1f} us CPU a line{indexed}"
+
+
 def bench_open(folder: Path, total: int) -> str:
     """Fill a database with ``total`` messages, then time reopening and closing it."""
     path = folder / "open.db"
@@ -140,16 +174,23 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000, help="messages per case")
     parser.add_argument("--open-messages", type=int, default=500_000, help="for the open case")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the databases")
+    parser.add_argument(
+        "--only", default="commit,writer,index,open", help="comma-separated cases to run"
+    )
     args = parser.parse_args()
+    cases = set(args.only.split(","))
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         modes: tuple[Synchronous, ...] = ("NORMAL", "FULL")
-        for mode in modes:
+        for mode in modes if "commit" in cases else ():
             for size, total in ((1, min(args.messages, 2000)), (100, args.messages)):
                 print(bench_commits(folder, mode, total, size), flush=True)
-        for mode in modes:
+        for mode in modes if "writer" in cases else ():
             print(trio.run(bench_writer, folder, mode, args.messages), flush=True)
-        print(bench_open(folder, args.open_messages), flush=True)
+        for search in (False, True) if "index" in cases else ():
+            print(bench_index(folder, min(args.messages, 5000), search), flush=True)
+        if "open" in cases:
+            print(bench_open(folder, args.open_messages), flush=True)
 
 
 if __name__ == "__main__":

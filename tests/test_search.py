@@ -19,7 +19,7 @@ from triochat.core.commands import Invalid, Search, parse_json, parse_plain
 from triochat.core.events import Found, SearchResults
 from triochat.core.search import SEARCH_PAGE
 from triochat.server import ChatServer
-from triochat.store import SQLiteStore
+from triochat.store import SQLiteStore, writer_index
 from triochat.testing import Peer, join, join_json
 
 
@@ -198,4 +198,21 @@ async def test_search_with_the_index_off_says_so(nursery: trio.Nursery, tmp_path
     assert await ann.line() == "! search is off on this server (--no-search-index)"
     await ann.send("/rooms")
     assert await ann.line() == "*** rooms (1):"  # the connection goes on
+    await server.shutdown()
+
+
+async def test_search_right_after_a_line_finds_it_before_it_is_indexed(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite indexes lines after their commit, in batches; a search in between indexes
+    what waits first, so the line just sent is found (the pacer would wait a minute)."""
+    monkeypatch.setattr(writer_index, "INDEX_DELAY_S", 60.0)
+    store = SQLiteStore.open(tmp_path / "chat.db")
+    server = ChatServer(ServerConfig(), store)
+    await nursery.start(server.run)
+    alice = await join_json(nursery, server, "alice")
+    await alice.send_json(type="say", text="fresh needle")
+    await alice.send_json(type="search", text="needle")  # not waiting for the echo
+    result = await _until(alice, "search")
+    assert [h["text"] for h in result["hits"]] == ["fresh needle"]
     await server.shutdown()

@@ -109,7 +109,10 @@ def test_sqlite_index_stays_in_step_through_prune_and_restart(tmp_path: Path) ->
         conn.execute("INSERT INTO search_index (search_index, rank) VALUES ('integrity-check', 1)")
         (rows,) = conn.execute("SELECT count(*) FROM search_rows").fetchone()
         (kept,) = conn.execute("SELECT count(*) FROM messages").fetchone()
-        (documents,) = conn.execute("SELECT count(*) FROM search_index_docsize").fetchone()
+        conn.execute(
+            "CREATE VIRTUAL TABLE temp.words USING fts5vocab(main, search_index, instance)"
+        )
+        (documents,) = conn.execute("SELECT count(DISTINCT doc) FROM words").fetchone()
         assert rows == kept == documents == 11  # nothing pruned is left in the index
     finally:
         conn.close()
@@ -158,3 +161,69 @@ def test_sqlite_without_the_index_refuses_search_and_rebuilds_it_later(tmp_path:
         assert found(store, "needle", rooms=None) == [("#a", 2)]
     finally:
         store.close()
+
+
+def _v6_database(path: Path, indexed: bool) -> None:
+    """A database as version 6 wrote it: two lines, the first indexed (or no index)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS[:6]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 6")
+    conn.executemany(
+        "INSERT INTO messages (room, id, ts, kind, sender, text) VALUES (?, ?, ?, 'say', ?, ?)",
+        [("#a", 1, NOW + 1, "ann", "hello first"), ("#b", 1, NOW + 2, "bob", "hello again")],
+    )
+    conn.executemany("INSERT INTO rooms (name, last_id) VALUES (?, 1)", [("#a",), ("#b",)])
+    if indexed:  # v6 indexed in the commit; the second line's process was killed first
+        conn.execute("INSERT INTO search_rows (docid, room, id) VALUES (1, '#a', 1)")
+        conn.execute("INSERT INTO search_index (rowid, text) VALUES (1, 'hello first')")
+    else:  # --no-search-index
+        conn.execute("DROP TRIGGER messages_unindexed")
+        conn.execute("DROP TABLE search_index")
+        conn.execute("DROP TABLE search_rows")
+    conn.close()
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def test_sqlite_v7_rebuilds_a_v6_index_without_its_size_table(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    _v6_database(path, indexed=True)
+    assert "search_index_docsize" in _tables(path)
+    store = SQLiteStore.open(path)
+    try:
+        assert found(store, "hello", rooms=None) == [("#b", 1), ("#a", 1)]
+        store.commit(Batch([say("#a", 2, "hello later")]))
+        assert store.prune(NOW + 1.5, None, 1) == 1  # #a 1 goes, and its words
+        assert found(store, "hello", rooms=None) == [("#a", 2), ("#b", 1)]
+    finally:
+        store.close()
+    tables = _tables(path)
+    assert "search_index_docsize" not in tables
+    assert {"search_rows", "search_index", "messages_unindexed"} <= tables
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        conn.execute("INSERT INTO search_index (search_index, rank) VALUES ('integrity-check', 1)")
+    finally:
+        conn.close()
+
+
+def test_sqlite_v6_without_the_index_stays_without_it(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    _v6_database(path, indexed=False)
+    SQLiteStore.open(path, search_index=False).close()
+    assert not {"search_rows", "search_index", "messages_unindexed"} & _tables(path)
+    store = SQLiteStore.open(path)  # on again: built from what is stored
+    try:
+        assert found(store, "hello", rooms=None) == [("#b", 1), ("#a", 1)]
+    finally:
+        store.close()
+    assert "search_index_docsize" not in _tables(path)

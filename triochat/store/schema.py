@@ -28,13 +28,16 @@ History:
 * v6: search, the full-text index of the messages (``search_rows``, ``search_index`` and
   the triggers that keep them in step; see :mod:`triochat.store.search`), filled from
   the messages already there.
+* v7: the search index rebuilt without its per-line size table (``columnsize = 0``:
+  cheaper to write; nothing read it), from the messages; where ``--no-search-index``
+  had dropped it, it is built and the opening drops it again.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from triochat.store.search import SEARCH_MIGRATION
+from triochat.store.search import SEARCH_MIGRATION, SEARCH_REBUILD
 
 __all__ = ["MIGRATIONS", "OWN_TABLES", "SCHEMA_VERSION", "foreign_tables"]
 
@@ -158,6 +161,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # v6, search: the full-text index (self-contained: renumbering it is safe)
     SEARCH_MIGRATION,
+    # v7, the search index without its size table (columnsize = 0), rebuilt
+    SEARCH_REBUILD,
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)  # what this version of triochat writes

@@ -56,7 +56,8 @@ from triochat.store.base import (
 )
 from triochat.store.prefs import apply_prefs, load_prefs
 from triochat.store.retention import age_cutoff, check_retention
-from triochat.store.search import SearchHit, SearchOff, SearchQuery, index_new, search
+from triochat.store.search import SearchHit, SearchOff, SearchQuery, search
+from triochat.store.search_backlog import SearchBacklog, unindexed_lines
 from triochat.store.sqlite_changes import BAN_COLUMNS as _BAN_COLUMNS
 from triochat.store.sqlite_changes import MUTE_COLUMNS as _MUTE_COLUMNS
 from triochat.store.sqlite_changes import apply_change as _apply
@@ -123,11 +124,19 @@ class SQLiteStore(PrivateLines):
     time, from any one thread at a time).
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, search: bool = True) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        search: bool = True,
+        backlog: SearchBacklog | None = None,
+    ) -> None:
         """Wrap an open, migrated connection; use :meth:`open` instead."""
         self._conn = connection
         self._path = path
         self._search = search  # the full-text index is kept (triochat.store.search)
+        # Committed lines not indexed yet (triochat.store.search_backlog).
+        self._backlog = SearchBacklog() if backlog is None else backlog
 
     @property
     def path(self) -> Path:
@@ -192,13 +201,16 @@ class SQLiteStore(PrivateLines):
             raise _error("cannot open", path, exc) from exc
         try:
             prepare(connection, path, synchronous, search_index)
+            # What a process that ended without closing had not indexed yet.
+            backlog = SearchBacklog(unindexed_lines(connection) if search_index else ())
+            backlog.index(connection)
         except sqlite3.Error as exc:
             connection.close()
             raise _error("cannot open", path, exc) from exc
         except BaseException:
             connection.close()
             raise
-        return cls(connection, path, search_index)
+        return cls(connection, path, search_index, backlog)
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -242,14 +254,14 @@ class SQLiteStore(PrivateLines):
                         _INSERT_MESSAGE,
                         [(m.room, m.id, m.ts, m.kind, m.sender, m.text) for m in batch.messages],
                     )
-                    if self._search:  # the full-text index: see triochat.store.search
-                        index_new(conn, batch.messages)
                     conn.executemany(_RAISE_LAST_ID, highest.items())
                 for change in batch.changes:
                     _apply(conn, change)
                 write_private(conn, batch.private)
                 apply_prefs(conn, batch.prefs)
                 conn.execute("COMMIT")
+                if self._search:  # indexed later, many at a time (search_backlog)
+                    self._backlog.committed(batch.messages, batch.dropped_rooms)
             except BaseException:
                 self._rollback()
                 raise
@@ -298,10 +310,12 @@ class SQLiteStore(PrivateLines):
         )
 
     def search(self, query: SearchQuery) -> list[SearchHit]:
-        """Return the lines ``query`` finds, newest first (:mod:`triochat.store.search`)."""
+        """Return the lines ``query`` finds, newest first (:mod:`triochat.store.search`);
+        the committed lines not indexed yet are indexed first."""
         if not self._search:
             raise SearchOff("search is off on this server (--no-search-index)")
         try:
+            self._backlog.index(self._conn)
             return search(self._conn, query)
         except sqlite3.Error as exc:
             raise _error("cannot search", self._path, exc) from exc
@@ -333,8 +347,27 @@ class SQLiteStore(PrivateLines):
             raise _error("cannot prune", self._path, exc) from exc
         return deleted
 
+    def unindexed(self) -> int:
+        """How many committed lines wait to be indexed for search."""
+        return len(self._backlog)
+
+    def index_some(self, max_lines: int | None = None) -> int:
+        """Index up to ``max_lines`` (None: all) of the committed lines waiting for the
+        search index, oldest first, in one transaction; return how many.
+
+        Raises:
+            StoreError: Nothing was indexed; the lines wait for the next call.
+        """
+        try:
+            return self._backlog.index(self._conn, max_lines)
+        except sqlite3.Error as exc:
+            raise _error("cannot index for search in", self._path, exc) from exc
+
     def close(self) -> None:
-        """Checkpoint the WAL into the database file and release the lock."""
+        """Index what waits (if that fails, the next start does it), checkpoint the WAL
+        into the database file and release the lock."""
+        with contextlib.suppress(sqlite3.Error):
+            self._backlog.index(self._conn)
         try:
             self._conn.close()
         except sqlite3.Error as exc:

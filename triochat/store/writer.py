@@ -20,6 +20,8 @@ Rules of this module:
   :data:`RETRY_MAX_S`, timed by the event loop) and commits the same merged batch
   again; the store's ``(room, id)`` uniqueness makes a retry of a batch that partly
   landed harmless. Batches submitted meanwhile queue up behind it.
+* **Search indexing in between** (a store that :class:`Indexes`): committed lines are
+  indexed when the thread would wait, many per transaction (``writer_index``).
 * **Retention in small steps.** A prune call deletes at most :data:`PRUNE_STEP_ROWS`
   rows; if there is more to do, the next step is queued behind whatever arrived
   meanwhile, so a large first prune never holds commits back for long.
@@ -44,6 +46,7 @@ from triochat.core.logevents import log_event
 from triochat.latency import Latency, LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
 from triochat.store.retention import check_retention
+from triochat.store.writer_index import Indexes, IndexPacer
 from triochat.store.writer_ops import Call, Commit, Op, Prune, Stop, merge
 
 __all__ = [
@@ -138,6 +141,7 @@ class StoreWriter:
         self._wall_clock = wall_clock
         # Trio -> thread: the operations, in order. Thread -> trio: run_sync_soon.
         self._inbox: queue.SimpleQueue[Op] = queue.SimpleQueue()
+        self._pacer = IndexPacer(store, self._index_failed) if isinstance(store, Indexes) else None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._retry = threading.Event()  # set by trio when a failed commit may try again
@@ -410,7 +414,7 @@ class StoreWriter:
                 if held is not None:
                     op, held = held, None
                 else:
-                    op = inbox.get()
+                    op = inbox.get() if self._pacer is None else self._pacer.next_op(inbox)
                     self._taken += 1
                 if isinstance(op, Stop):
                     break
@@ -441,6 +445,9 @@ class StoreWriter:
         except StoreError as exc:
             close_error = exc
         self._soon(self._ended, close_error, crash)
+
+    def _index_failed(self, exc: StoreError) -> None:
+        self._soon(self._report, exc, "indexing for search failed; trying again later")
 
     def _thread_commit(self, group: list[Commit]) -> None:
         """Commit ``group`` as one transaction, retrying until it lands (or is abandoned)."""
