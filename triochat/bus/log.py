@@ -58,14 +58,13 @@ def line_entry(identifier: str, raw: str) -> cluster.Sequenced | None:
     """
     try:
         obj = loads(raw)
-        obj["f"] = 0  # (the script drops it: the id is the entry's)
-        op = cluster.from_wire(obj)
+        if obj.get("o") != "line":
+            return None
+        line = cluster.line_from_wire(obj, 0)  # (no floor: the id is the entry's)
         line_id = int(identifier.partition("-")[0])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"malformed line entry: {exc}") from None
-    if isinstance(op, cluster.Line):
-        return cluster.Sequenced(str(obj.get("node", "")), line_id, op)
-    return None
+    return cluster.Sequenced(str(obj.get("node", "")), line_id, line)
 
 
 def payload(ops: Sequence[cluster.Op]) -> bytes:
