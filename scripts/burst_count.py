@@ -24,6 +24,7 @@ Without either it runs once and prints the server's CPU seconds per delivery (no
     python scripts/burst_count.py --callgrind
     python scripts/burst_count.py --callgrind --checkout ../old-checkout
     python scripts/burst_count.py --cprofile --lines 2000
+    python scripts/burst_count.py --callgrind --redis --step 200   # one node with Redis
 """
 
 from __future__ import annotations
@@ -80,11 +81,15 @@ def server_flags(checkout: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def server(checkout: Path, port: int, wrapper: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    checkout: Path, port: int, wrapper: list[str], redis: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """The server under ``wrapper``; stopped with SIGINT (so profilers write their output).
 
     String hashing is seeded the same every run (dict probes then repeat: a random seed
-    moved a run by up to 1.7k instructions per line in dict lookups alone).
+    moved a run by up to 1.7k instructions per line in dict lookups alone). With
+    ``redis``, a node of a one-node cluster: a fresh ``redis-server`` (no persistence)
+    on a free loopback port, stopped after the node.
     """
     env = {
         **os.environ,
@@ -92,7 +97,20 @@ def server(checkout: Path, port: int, wrapper: list[str]) -> Iterator[subprocess
         "PYTHONHASHSEED": "0",
     }
     cmd = [*wrapper, "-m", "triochat", "server", "--host", HOST, "--port", str(port)]
-    proc = subprocess.Popen([*cmd, *server_flags(checkout)], env=env, cwd=checkout)
+    flags = server_flags(checkout)
+    with contextlib.ExitStack() as stack:
+        if redis:
+            from bench import RunningRedis  # (scripts/ is this script's folder)
+
+            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            running = RunningRedis(log_dir, "burst-count")
+            stack.callback(running.stop)
+            flags += ["--redis", running.url]
+        proc = subprocess.Popen([*cmd, *flags], env=env, cwd=checkout)
+        yield from _serving(proc, port)
+
+
+def _serving(proc: subprocess.Popen[bytes], port: int) -> Iterator[subprocess.Popen[bytes]]:
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -203,7 +221,7 @@ def drain(
 
 def run(args: argparse.Namespace, wrapper: list[str], lines: int) -> None:
     port = free_port()
-    with server(args.checkout, port, wrapper) as proc:
+    with server(args.checkout, port, wrapper, args.redis) as proc:
         freeze = None if args.no_freeze else proc.pid
         burst(port, args.receivers, args.senders, lines, args.step, freeze)
         wait_idle(proc.pid)
@@ -245,6 +263,7 @@ def main() -> int:
         help="do not stop the server while the senders write (batches then vary with load)",
     )
     p.add_argument("--out", type=Path, help="keep the raw outputs here (default: a temp dir)")
+    p.add_argument("--redis", action="store_true", help="the server as a one-node cluster")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--callgrind", action="store_true")
     how.add_argument("--cprofile", action="store_true")
@@ -257,7 +276,7 @@ def main() -> int:
     if not (args.callgrind or args.cprofile):
         deliveries = args.lines * args.senders * fanout
         port = free_port()
-        with server(args.checkout, port, [sys.executable]) as proc:
+        with server(args.checkout, port, [sys.executable], args.redis) as proc:
             t0 = cpu_s(proc.pid)
             burst(
                 port,

@@ -10,7 +10,7 @@ import trio
 
 from tests.helpers import FakeLink
 from tests.redisproc import RedisServer
-from triochat.bus.redis_bus import CATCH_UP, RedisBus
+from triochat.bus.redis_bus import CATCH_UP, READ_COUNT, STALE_S, RedisBus
 from triochat.core import cluster
 from triochat.core.codec import Mode
 from triochat.core.commands import Hello, Join, Nick
@@ -172,13 +172,84 @@ async def test_redis_bus_delivers_a_live_burst_live_in_bounded_pieces(
         await bus.leave()
 
 
-def publish_lines(bus: RedisBus, count: int) -> None:
-    """alice arrives and says ``count`` lines, all queued at once (one PUBLISH call)."""
+class HeldSink(Sink):
+    """A hub that can be held up: a delivery of lines waits while ``open`` is not set
+    (other news, such as a node's arrival, goes through)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = trio.Event()
+        self.open.set()
+
+    async def deliver(self, items: list[cluster.ClusterIn]) -> None:
+        await super().deliver(items)
+        if any(isinstance(item, cluster.Sequenced | cluster.Backlog) for item in items):
+            await self.open.wait()
+
+
+async def full_read_after_a_hold(
+    nursery: trio.Nursery, redis_server: RedisServer, age_s: float
+) -> tuple[RedisBus, HeldSink, int]:
+    """Node b's hub is held while node a publishes more than READ_COUNT lines said
+    ``age_s`` ago; then released, b reads them in a full read (READ_COUNT) and one more.
+    Returns b, its sink, and its reads since the release."""
+    sender, receiver = RedisBus(redis_server.url, node="a"), RedisBus(redis_server.url, node="b")
+    sink_a, sink_b = Sink(), HeldSink()
+    with trio.fail_after(WAIT):
+        await nursery.start(sender.run, sink_a.deliver, {LOBBY: 0})
+        await nursery.start(receiver.run, sink_b.deliver, {LOBBY: 0})
+        sink_b.open = trio.Event()
+        publish_lines(sender, 1)  # b's reader takes it to the hub, and waits there
+        while len(sink_b.ids()) < 1:
+            await sink_b.changed.wait()
+        count = READ_COUNT + 200
+        publish_lines(sender, count, first=2, ts=time.time() - age_s)
+        while len(sink_a.ids()) < count + 1:  # all in Redis (a reads its own)
+            await sink_a.changed.wait()
+        reads = receiver.statistics().reads
+        sink_b.open.set()
+        while len(sink_b.ids()) < count + 1:
+            await sink_b.changed.wait()
+    reads = receiver.statistics().reads - reads
+    assert sink_b.ids() == list(range(1, count + 2))
+    await sender.leave()  # (b reads that too)
+    return receiver, sink_b, reads
+
+
+async def test_redis_bus_delivers_a_full_read_of_fresh_lines_live(
+    nursery: trio.Nursery, redis_server: RedisServer
+) -> None:
+    """A node keeping up whose hub was busy finds READ_COUNT lines and more waiting: a
+    burst, not a catch-up (before, every full read was: a one-node burst of 10,000
+    lines went out as paced replays, 50x slower)."""
+    receiver, sink, reads = await full_read_after_a_hold(nursery, redis_server, 0.0)
+    assert reads == 2  # READ_COUNT, then the rest
+    assert not any(isinstance(item, cluster.Backlog) for item in sink.items)
+    assert receiver.statistics().catch_ups == 0
+    assert max(sink.sizes) <= CATCH_UP
+    await receiver.leave()
+
+
+async def test_redis_bus_reads_a_full_read_of_stale_lines_as_a_backlog(
+    nursery: trio.Nursery, redis_server: RedisServer
+) -> None:
+    """The same, but the lines were said more than STALE_S ago (the node had stalled):
+    a catch-up, replayed paced."""
+    receiver, sink, _ = await full_read_after_a_hold(nursery, redis_server, STALE_S + 5)
+    assert any(isinstance(item, cluster.Backlog) for item in sink.items)
+    assert receiver.statistics().catch_ups >= 1
+    await receiver.leave()
+
+
+def publish_lines(bus: RedisBus, count: int, first: int = 0, ts: float | None = None) -> None:
+    """alice arrives and says ``count`` lines, all queued at once (one PUBLISH call
+    up to MAX_BATCH_OPS), said at ``ts`` (default: now)."""
     bus.publish([cluster.Arrive(1, "alice", "alice", (LOBBY,))])
+    said = time.time() if ts is None else ts
     bus.publish(
         [
-            cluster.Line(1, "alice", "alice", LOBBY, "say", f"line {n}", time.time(), 0)
-            for n in range(count)
+            cluster.Line(1, "alice", "alice", LOBBY, "say", f"line {n}", said, 0)
+            for n in range(first, first + count)
         ]
     )
 

@@ -26,9 +26,9 @@ Rules of this module:
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -42,8 +42,10 @@ from triochat.bus.log import (
     LOG_KEY,
     json_list,
     jumped,
-    line_entry,
+    loads,
+    payload,
     room_key,
+    room_lines,
     rooms_of,
 )
 from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
@@ -66,6 +68,12 @@ READ_COUNT: Final = 1000  # entries per stream per XREAD
 # at a time, flushed between, as a burst on one node is (a replay per read cost 10x the
 # CPU per delivery and fell ever further behind: the one-node burst timed out).
 CATCH_UP: Final = 256
+# A read that fills READ_COUNT while keeping up is a live burst unless its oldest line
+# was said this long ago (by the line's own clock): then the node had stalled (a pause,
+# a hub held up) and what piled up meanwhile is a catch-up. (Before, every full read
+# counted as behind: a burst of a few thousand lines on a live node went out as paced
+# replays from the store, ~8x the CPU per delivery and 50x slower.)
+STALE_S: Final = 2.0
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
 MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
@@ -229,7 +237,7 @@ class RedisBus:
         await link.set_nx(EPOCH_KEY, secrets.token_hex(8))
         self._epoch = await link.get(EPOCH_KEY)
         await link.script("beat", [self.node, NODE_TTL_MS])
-        snapshot = json.loads(await link.script("snapshot", []))
+        snapshot = loads(await link.script("snapshot", []))
         # Every account and ban change ever made: a node's store may lack some.
         self._positions = {LOG_KEY: str(snapshot["position"]), CHANGES_KEY: "0-0"}
         for room, last_id in rooms.items():
@@ -240,7 +248,7 @@ class RedisBus:
             self._positions.setdefault(room_key(str(room)), "0-0")
         topics = json_list(snapshot["topics"])
         for i in range(1, len(topics), 2):
-            op = cluster.from_wire(json.loads(topics[i]))
+            op = cluster.from_wire(loads(topics[i]))
             if op is not None:
                 items.append(cluster.Remote("", op))
         now = trio.current_time()
@@ -250,7 +258,7 @@ class RedisBus:
             self._known[node] = now
             fields = json_list(fields)
             for i in range(0, len(fields) - 1, 2):
-                member = json.loads(fields[i + 1])
+                member = loads(fields[i + 1])
                 rooms_in = tuple(str(r) for r in json_list(member.get("r")))
                 arrive = cluster.Arrive(
                     int(fields[i]), str(member["n"]), str(member["k"]), rooms_in
@@ -283,23 +291,25 @@ class RedisBus:
                 for identifier, raw in reply.get(key, ()):
                     self._positions[key] = identifier
                     self._log_entry(raw, items)
-            # Behind (at a (re)join, a READ_COUNT read, the grace after an outage): a large
-            # read is replayed paced. Keeping up: a burst goes live, CATCH_UP at a time.
-            behind, self._behind = self._behind, any(len(v) >= READ_COUNT for v in reply.values())
-            behind = behind or trio.current_time() < self._reap_after
-            lines_read = sum(len(v) for k, v in reply.items() if k not in _NOT_ROOMS)
-            catch_up = (behind or self._behind) and lines_read > CATCH_UP
+            rooms: list[tuple[str, list[cluster.Sequenced]]] = []
             for key, entries in reply.items():
-                if key in _NOT_ROOMS:
-                    continue
-                lines: list[cluster.ClusterIn] = []
-                for identifier, raw in entries:
-                    self._positions[key] = identifier
-                    self._line_entry(identifier, raw, lines)
+                if key not in _NOT_ROOMS and entries:
+                    self._positions[key] = entries[-1][0]
+                    rooms.append((key, room_lines(entries)))
+            lines_read = sum(len(lines) for _, lines in rooms)
+            now = time.time()
+            oldest = min((lines[0].line.ts for _, lines in rooms if lines), default=now)
+            # Behind (at a (re)join, the grace after an outage, or a full read of lines
+            # said STALE_S ago or more: the node stalled): a large read is replayed paced.
+            # Keeping up, a burst goes live, CATCH_UP at a time, even in full reads.
+            full = any(len(v) >= READ_COUNT for v in reply.values())
+            stale = full and oldest < now - STALE_S
+            behind, self._behind = self._behind, stale
+            behind = behind or trio.current_time() < self._reap_after
+            catch_up = (behind or stale) and lines_read > CATCH_UP
+            for key, lines in rooms:
                 if catch_up and lines:
-                    room = key.removeprefix(room_key(""))
-                    sequenced = tuple(i for i in lines if isinstance(i, cluster.Sequenced))
-                    items.append(cluster.Backlog(room, sequenced))
+                    items.append(cluster.Backlog(key.removeprefix(room_key("")), tuple(lines)))
                     self._catch_ups += 1
                 else:
                     items.extend(lines)
@@ -310,7 +320,7 @@ class RedisBus:
 
     def _log_entry(self, raw: str, items: list[cluster.ClusterIn]) -> None:
         try:
-            obj = json.loads(raw)
+            obj = loads(raw)
             node = str(obj.get("node", ""))
             if obj.get("o") == "gone":
                 self._known.pop(node, None)
@@ -334,15 +344,6 @@ class RedisBus:
             self._positions.setdefault(room_key(room), "0-0")
         items.append(cluster.Remote(node, op))
 
-    def _line_entry(self, identifier: str, raw: str, items: list[cluster.ClusterIn]) -> None:
-        try:
-            sequenced = line_entry(identifier, raw)
-        except ValueError:
-            log_event(log, "cluster.bad_line", raw=raw)
-            return
-        if sequenced is not None:
-            items.append(sequenced)
-
     async def _publisher(self) -> None:
         """Send what is queued, a batch per call, in order; a failed batch is sent again."""
         assert self._deliver is not None
@@ -358,12 +359,10 @@ class RedisBus:
                 self._inflight = [self._outgoing.popleft() for _ in range(count)]
                 self._seq += 1
             batch = self._inflight
-            payload = json.dumps([cluster.to_wire(op) for op in batch], ensure_ascii=False)
+            args = (self.node, self._seq, payload(batch), self._room_retain, LOG_MAXLEN)
             try:
                 with trio.fail_after(OP_TIMEOUT):
-                    reply = await self._link.script(
-                        "publish", [self.node, self._seq, payload, self._room_retain, LOG_MAXLEN]
-                    )
+                    reply = await self._link.script("publish", args)
             except errors as exc:
                 await self._lost(exc)
                 continue  # the same batch again, unless a resync after a loss requeued it
@@ -373,7 +372,7 @@ class RedisBus:
             self._batches += 1
             refused: list[cluster.ClusterIn] = [
                 cluster.Refused(str(what), batch[int(index) - 1])
-                for index, what in json_list(json.loads(reply))
+                for index, what in json_list(loads(reply))
             ]
             if refused:
                 self._refused += len(refused)

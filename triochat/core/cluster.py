@@ -64,6 +64,7 @@ __all__ = [
     "TopicSet",
     "dumps",
     "from_wire",
+    "line_from_wire",
     "to_wire",
     "token",
 ]
@@ -298,17 +299,7 @@ ClusterIn = Sequenced | Backlog | Remote | NodeGone | Refused | ClusterDown | Cl
 
 def to_wire(op: Op) -> dict[str, Any]:
     """``op`` as a JSON-able object (times as strings: the log's JSON rounds floats)."""
-    match op:
-        case Arrive(conn=conn, name=name, key=key, rooms=rooms):
-            return {"o": "arrive", "c": conn, "n": name, "k": key, "r": list(rooms)}
-        case Rename(conn=conn, old=old, old_key=old_key, name=name, key=key):
-            return {"o": "rename", "c": conn, "old": old, "ok": old_key, "n": name, "k": key}
-        case Leave(conn=conn, name=name, key=key, reason=reason):
-            return {"o": "leave", "c": conn, "n": name, "k": key, "why": reason}
-        case Enter(conn=conn, name=name, key=key, room=room):
-            return {"o": "enter", "c": conn, "n": name, "k": key, "room": room}
-        case Exit(conn=conn, name=name, key=key, room=room, reason=reason):
-            return {"o": "exit", "c": conn, "n": name, "k": key, "room": room, "why": reason}
+    match op:  # (chat lines first: nearly every operation is one)
         case Line(conn=conn, name=name, key=key, room=room, kind=kind, text=text, ts=ts):
             return {
                 "o": "line",
@@ -321,6 +312,16 @@ def to_wire(op: Op) -> dict[str, Any]:
                 "ts": repr(ts),
                 "f": op.floor,
             }
+        case Arrive(conn=conn, name=name, key=key, rooms=rooms):
+            return {"o": "arrive", "c": conn, "n": name, "k": key, "r": list(rooms)}
+        case Rename(conn=conn, old=old, old_key=old_key, name=name, key=key):
+            return {"o": "rename", "c": conn, "old": old, "ok": old_key, "n": name, "k": key}
+        case Leave(conn=conn, name=name, key=key, reason=reason):
+            return {"o": "leave", "c": conn, "n": name, "k": key, "why": reason}
+        case Enter(conn=conn, name=name, key=key, room=room):
+            return {"o": "enter", "c": conn, "n": name, "k": key, "room": room}
+        case Exit(conn=conn, name=name, key=key, room=room, reason=reason):
+            return {"o": "exit", "c": conn, "n": name, "k": key, "room": room, "why": reason}
         case Private(conn=conn, name=name, key=key, to=to, to_name=to_name, text=text, ts=ts):
             return {
                 "o": "private",
@@ -358,6 +359,8 @@ def from_wire(obj: dict[str, Any]) -> Op | None:
     Raises KeyError, TypeError or ValueError for a malformed object.
     """
     match obj.get("o"):
+        case "line":  # (first: nearly every operation is one)
+            return line_from_wire(obj, int(obj.get("f", 0)))
         case "arrive":
             return Arrive(int(obj["c"]), str(obj["n"]), str(obj["k"]), _rooms(obj.get("r")))
         case "rename":
@@ -371,17 +374,6 @@ def from_wire(obj: dict[str, Any]) -> Op | None:
         case "exit":
             return Exit(
                 int(obj["c"]), str(obj["n"]), str(obj["k"]), str(obj["room"]), str(obj["why"])
-            )
-        case "line":
-            return Line(
-                int(obj["c"]),
-                str(obj["n"]),
-                str(obj["k"]),
-                str(obj["room"]),
-                "me" if obj["kind"] == "me" else "say",
-                str(obj["t"]),
-                float(obj["ts"]),
-                int(obj.get("f", 0)),
             )
         case "private":
             return Private(
@@ -408,6 +400,23 @@ def from_wire(obj: dict[str, Any]) -> Op | None:
             return Kick(str(obj["to"]), str(obj["tn"]), str(obj["by"]), str(obj["why"]))
         case _:
             return None
+
+
+def line_from_wire(obj: dict[str, Any], floor: int) -> Line:
+    """The :class:`Line` a ``line`` object stands for, with ``floor``.
+
+    Raises KeyError, TypeError or ValueError for a malformed object.
+    """
+    return Line(
+        int(obj["c"]),
+        str(obj["n"]),
+        str(obj["k"]),
+        str(obj["room"]),
+        "me" if obj["kind"] == "me" else "say",
+        str(obj["t"]),
+        float(obj["ts"]),
+        floor,
+    )
 
 
 _RECORDS: Final[dict[str, tuple[type[Any], type[Any] | None]]] = {

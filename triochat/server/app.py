@@ -30,7 +30,7 @@ from typing import Final
 
 import trio
 
-from triochat.bus import Bus
+from triochat.bus import Bus, ClusterError
 from triochat.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 from triochat.core.logevents import log_event
 from triochat.core.protocols import IRC
@@ -112,7 +112,13 @@ class ChatServer:
         """
         self.config = config = config or ServerConfig()
         if bus is None and config.redis is not None:
-            from triochat.bus.redis_bus import RedisBus  # only a cluster needs the bus's code
+            try:  # only a cluster needs the bus's code (and the redis extra)
+                from triochat.bus.redis_bus import RedisBus
+            except ImportError as exc:
+                extra = "pip install 'triochat[redis]' (or '.[redis]' in a checkout)"
+                raise ClusterError(
+                    f"--redis needs {exc.name}, of the redis extra: {extra}"
+                ) from None
 
             retain = config.retain_messages or MEMORY_RETAIN_MESSAGES
             bus = RedisBus(config.redis, room_retain=retain)
