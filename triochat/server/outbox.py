@@ -1,4 +1,7 @@
-"""A member's outbox: the bounded queue between the hub and one connection. No I/O.
+"""A member's outbox: the bounded queue between the hub and one connection.
+
+No I/O of its own: :meth:`Outbox.write_released` writes through the transport it is
+given.
 
 Why not a ``trio.open_memory_channel`` and a writer task parked on it? That was the
 first version. Measured, it cost two trips through trio's scheduler per member per
