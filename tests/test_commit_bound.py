@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import trio
 import trio.testing
@@ -18,6 +18,8 @@ from tests.helpers import join
 from triochat.core.records import Batch, StoredMessage
 from triochat.server import ChatServer
 from triochat.server.commit import MAX_IN_FLIGHT, CommitGate
+from triochat.server.connection import Connection
+from triochat.server.outbox import Outbox
 from triochat.store import SQLiteStore
 from triochat.testing import open_test_server
 
@@ -35,6 +37,31 @@ class FakeWriter:
     def submit(self, batch: Batch) -> int:
         self.submitted_seq += 1
         return self.submitted_seq
+
+
+class InlineWriter(FakeWriter):
+    """A writer that commits at submit while ``inline`` (the memory store's way)."""
+
+    inline = True
+
+    def submit(self, batch: Batch) -> int:
+        seq = super().submit(batch)
+        if self.inline:
+            self.committed_seq = seq
+        return seq
+
+
+class RecordingLink:
+    """What the gate uses of a connection: its outbox, and a flush that records."""
+
+    def __init__(self) -> None:
+        self.outbox = Outbox(100, 1 << 20)
+        self.written: list[bytes] = []
+
+    def flush(self, mark: int | None = None) -> None:
+        self.outbox.release(self.outbox.mark() if mark is None else mark)
+        while (data := self.outbox.take(1 << 20)) is not None:
+            self.written.append(data)
 
 
 def one_line(n: int) -> Batch:
@@ -111,3 +138,29 @@ async def test_hub_holds_at_most_max_in_flight_batches_while_the_disk_is_slow(
         got = await reader.line(timeout=DISK_WAIT_S)
         assert got.endswith(f"<talker> flood {n}"), got
     await server.shutdown()
+
+
+async def test_commit_gate_releases_at_once_only_what_is_in() -> None:
+    """Committed at submit: a batch's output goes out in end_batch. Behind a batch still
+    in flight, output waits for that commit, even a batch's with nothing to store."""
+    gate = CommitGate(lambda code, text: None, lambda: None)
+    writer = InlineWriter()
+    gate.writer = writer
+    link = RecordingLink()
+    flush_list = cast(list[Connection], [link])  # the gate uses outbox and flush only
+    link.outbox.put(b"one\n")
+    await gate.end_batch(one_line(1), flush_list)
+    assert link.written == [b"one\n"]
+    assert flush_list == []
+    writer.inline = False  # the disk takes its time from here
+    link.outbox.put(b"two\n")
+    flush_list.append(cast(Connection, link))
+    await gate.end_batch(one_line(2), flush_list)
+    link.outbox.put(b"three\n")
+    flush_list.append(cast(Connection, link))
+    await gate.end_batch(Batch(), flush_list)  # nothing to store: waits behind batch 2
+    assert link.written == [b"one\n"]
+    assert gate.statistics().held_batches == 1
+    writer.committed_seq = 2
+    gate.committed(2)
+    assert b"".join(link.written) == b"one\ntwo\nthree\n"

@@ -290,3 +290,64 @@ async def test_connection_flush_to_a_mark_sends_only_that_batch(nursery: trio.Nu
     assert transport.direct_writes == [b"one\n"]
     conn.flush(conn.mark())
     assert transport.direct_writes == [b"one\n", b"two\n"]
+
+
+# --- the direct flush in one call (Outbox.write_released) ------------------------------
+
+
+class BrokenTransport:
+    """A transport whose direct write meets a reset."""
+
+    def try_write(self, data: bytes) -> int:
+        raise ConnectionResetError("reset")
+
+
+def test_outbox_write_released_writes_up_to_the_mark_only() -> None:
+    """Released output goes in one write; what a later batch put stays held and counted."""
+    outbox = Outbox(100, ROOMY)
+    transport = FakeTransport()
+    outbox.put(b"one\n")
+    outbox.put(b"two\n")
+    mark = outbox.put_total
+    outbox.put(b"later\n")
+    assert not outbox.write_released(mark, transport, 1024)  # nothing released is left
+    assert transport.direct_writes == [b"one\ntwo\n"]
+    assert outbox.nbytes == len(b"later\n")
+    assert not outbox.write_released(mark, transport, 1024)  # nothing more to write
+    assert outbox.write_released(outbox.put_total, FakeTransport(room=0), 1024)
+    assert outbox.nbytes == len(b"later\n")
+
+
+def test_outbox_write_released_keeps_what_the_kernel_did_not_take() -> None:
+    """A partial write: the rest goes back first, still counted against the byte bound."""
+    outbox = Outbox(100, 12)
+    outbox.put(b"abcdef")
+    outbox.put(b"gh")
+    assert outbox.write_released(outbox.put_total, FakeTransport(room=3), 1024)
+    assert outbox.nbytes == 5  # b"defgh" is left
+    assert outbox.put(b"1234567")  # 5 + 7 = 12: still within the bound
+    assert not outbox.put(b"x")  # 13 > 12
+    assert outbox.take(1024) == b"defgh"
+
+
+def test_outbox_write_released_a_broken_write_took_nothing() -> None:
+    """A transport error leaves everything queued for the writer, which reports it."""
+    outbox = Outbox(100, ROOMY)
+    outbox.put(b"hello\n")
+    assert outbox.write_released(outbox.put_total, BrokenTransport(), 1024)
+    assert outbox.nbytes == len(b"hello\n")
+    assert outbox.take(1024) == b"hello\n"
+
+
+def test_outbox_write_released_large_backlog_in_bounded_parts() -> None:
+    """More than ``max_bytes`` released: one part is written, the rest is left for a writer."""
+    outbox = Outbox(100, ROOMY)
+    transport = FakeTransport()
+    for item in (b"aaaa", b"bbbb", b"cccc"):
+        outbox.put(item)
+    assert outbox.write_released(outbox.put_total, transport, 6)
+    assert transport.direct_writes == [b"aaaabbbb"]
+    assert outbox.nbytes == 4
+    assert not outbox.write_released(outbox.put_total, transport, 6)
+    assert transport.direct_writes == [b"aaaabbbb", b"cccc"]
+    assert outbox.nbytes == 0

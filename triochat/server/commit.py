@@ -83,22 +83,27 @@ class CommitGate:
         ``started`` (``time.perf_counter()``) is when the batch's first line was taken:
         its release is counted in the fan-out latency from then (default: now).
         """
-        marks = [(conn, conn.outbox.mark()) for conn in flush_list]  # as Connection.mark()
-        flush_list.clear()
         writer = self.writer
         assert writer is not None
         since = time.perf_counter() if started is None else started
-        if batch:
-            seq = writer.submit(batch)
-            if self.store_down:
-                self._release(marks, since)  # members were told history is not being saved
-            else:
+        seq = writer.submit(batch) if batch else 0
+        if not self._held and (seq <= writer.committed_seq or self.store_down):
+            # Nothing to wait for: no earlier batch is held, and this one stores nothing,
+            # or is in already (the memory store commits at submit), or the store is
+            # down (members were told). The usual case in memory: no marks to keep.
+            if flush_list:
+                for conn in flush_list:
+                    conn.flush()  # up to its mark now
+                flush_list.clear()
+                self._latency.observe(time.perf_counter() - since)
+        else:
+            marks = [(conn, conn.outbox.mark()) for conn in flush_list]  # as Connection.mark()
+            flush_list.clear()
+            if batch:
                 self._held.append((seq, marks, since))
                 self._release_committed()
-        elif self._held:
-            self._held[-1][1].extend(marks)
-        else:
-            self._release(marks, since)
+            else:
+                self._held[-1][1].extend(marks)  # behind the last batch still in flight
         while writer.submitted_seq - writer.committed_seq > MAX_IN_FLIGHT and not self.store_down:
             self._waits += 1
             await self._wait_for_change()

@@ -157,26 +157,22 @@ class Connection:
             mark = outbox.mark()
         if outbox.closed and self.phase is not _CLOSING:
             return  # cut off
-        outbox.release(mark)
         if self.writing:
+            outbox.release(mark)
             return  # the running writer picks it up (and ends the connection if closing)
         if self.replays:
+            outbox.release(mark)
             self._flush_with_replays()
             return
-        # The usual case, kept lean (once per member per batch): no replay under way.
+        # The usual case, kept lean (once per member per batch): no replay under way, and
+        # on a direct transport release, write and put back the rest in one call.
         transport = self.transport
         if transport.direct:
-            data = outbox.take(WRITE_BATCH_BYTES)  # None: nothing released is queued
-            if data is not None:
-                try:
-                    sent = transport.try_write(data)
-                except OSError:
-                    sent = 0  # the writer's send_all meets the same error and reports it
-                if sent < len(data):
-                    outbox.unsend(data[sent:])
-                else:
-                    outbox.sent()
-        if outbox.ready:
+            more = outbox.write_released(mark, transport, WRITE_BATCH_BYTES)
+        else:
+            outbox.release(mark)
+            more = outbox.ready > 0
+        if more:
             self._start_writer()
         elif self.phase is _CLOSING and not len(outbox):
             self._end()

@@ -1,4 +1,7 @@
-"""A member's outbox: the bounded queue between the hub and one connection. No I/O.
+"""A member's outbox: the bounded queue between the hub and one connection.
+
+No I/O of its own: :meth:`Outbox.write_released` writes through the transport it is
+given.
 
 Why not a ``trio.open_memory_channel`` and a writer task parked on it? That was the
 first version. Measured, it cost two trips through trio's scheduler per member per
@@ -27,7 +30,16 @@ when and how it is written is the connection's business
 
 from __future__ import annotations
 
-__all__ = ["Outbox"]
+from typing import Protocol
+
+__all__ = ["DirectWrite", "Outbox"]
+
+
+class DirectWrite(Protocol):
+    """Where :meth:`Outbox.write_released` writes: a transport that may write at once."""
+
+    def try_write(self, data: bytes) -> int:
+        """Write without waiting; how many bytes were taken (OSError: broken)."""
 
 
 class Outbox:
@@ -36,13 +48,13 @@ class Outbox:
     __slots__ = (
         "_dirty",
         "_flush_list",
+        "_held",
         "_items",
         "_limit",
         "_max_bytes",
         "_owner",
         "_released",
         "_sending",
-        "_size",
         "_taken",
         "closed",
     )
@@ -64,8 +76,10 @@ class Outbox:
         self._items: list[bytes] = []
         self._taken = 0  # items ever taken (the list holds items _taken .. put_total)
         self._released = 0  # items ever released: may be taken up to this count
-        self._size = 0  # bytes queued
-        self._sending = 0  # bytes of the batch taken last (held until the next take)
+        # Bytes held: queued, plus the batch taken last (until the next take, or sent()).
+        # One sum, not the two parts, because put tests and keeps it once per delivery.
+        self._held = 0
+        self._sending = 0  # bytes of the batch taken last (part of _held)
         self._limit = limit
         self._max_bytes = max_bytes
         self.closed = False  # no more puts: the connection ends once this is empty
@@ -98,7 +112,7 @@ class Outbox:
     @property
     def nbytes(self) -> int:
         """Bytes held: queued, plus the batch being sent."""
-        return self._size + self._sending
+        return self._held
 
     @property
     def put_total(self) -> int:
@@ -129,12 +143,13 @@ class Outbox:
         """
         if self.closed:
             return True
-        size = len(data)
-        held = self._size + self._sending
-        if len(self._items) >= self._limit or (held and held + size > self._max_bytes):
+        items = self._items
+        held = self._held
+        total = held + len(data)
+        if (total > self._max_bytes and held) or len(items) >= self._limit:
             return False
-        self._items.append(data)
-        self._size += size
+        items.append(data)
+        self._held = total
         if not self._dirty:
             self._dirty = True
             if self._flush_list is not None:
@@ -156,18 +171,19 @@ class Outbox:
         counts as held.
         """
         items = self._items
+        queued = self._held - self._sending  # the batch taken before counts no more
         ready = self._released - self._taken
         if stop is not None and stop - self._taken < ready:
             ready = stop - self._taken
         if len(items) < ready:
             ready = len(items)
         if ready <= 0:
+            self._held = queued
             self._sending = 0
             return None
-        if ready == len(items) and self._size <= max_bytes:  # usual: take everything
+        if ready == len(items) and queued <= max_bytes:  # usual: take everything
             batch = items[0] if ready == 1 else b"".join(items)
             self._items = []
-            self._size = 0
         else:
             count = size = 0
             while count < ready and size < max_bytes:
@@ -175,20 +191,58 @@ class Outbox:
                 count += 1
             batch = b"".join(items[:count])
             del items[:count]
-            self._size -= size
             ready = count
         self._taken += ready
+        self._held = queued  # what is left queued, plus this batch
         self._sending = len(batch)
         return batch
 
+    def write_released(self, mark: int, transport: DirectWrite, max_bytes: int) -> bool:
+        """Release up to ``mark``, write what is released; True if some is left to write.
+
+        :meth:`release`, :meth:`take`, ``transport.try_write`` and :meth:`sent` or
+        :meth:`unsend` in one call: a connection's direct flush, once per connection per
+        batch (the hub's hottest path after the puts themselves). What the transport
+        does not take stays queued, at the front, for a writer task; a transport that
+        raises ``OSError`` took nothing (the writer's ``send_all`` meets the error and
+        reports it).
+        """
+        if mark > self._released:
+            self._released = mark
+        items = self._items
+        count = len(items)
+        if count and self._released - self._taken >= count and self._held <= max_bytes:
+            # The usual case: everything queued is released and goes in one write (as
+            # take() would do it; no batch is being sent while no writer task runs).
+            data = items[0] if count == 1 else b"".join(items)
+            self._items = []
+            self._taken += count
+            self._held = self._sending = len(data)
+        else:  # nothing, or a part: some is held for a later commit, or too much
+            taken = self.take(max_bytes)
+            if taken is None:
+                return False
+            data = taken
+        try:
+            sent = transport.try_write(data)
+        except OSError:
+            sent = 0
+        if sent < len(data):
+            self.unsend(data[sent:])
+            return True
+        self._held -= self._sending  # as sent()
+        self._sending = 0
+        return self._released > self._taken and bool(self._items)
+
     def sent(self) -> None:
         """The batch taken last has been written: it no longer counts as held."""
+        self._held -= self._sending
         self._sending = 0
 
     def unsend(self, rest: bytes) -> None:
         """Put back the part of the last batch that could not be written (at the front)."""
         self._items.insert(0, rest)
-        self._size += len(rest)
+        self._held += len(rest) - self._sending
         self._taken -= 1  # the rest stands for (the tail of) the last item taken
         self._sending = 0
 
@@ -198,5 +252,5 @@ class Outbox:
         self._taken += len(self._items)
         self._released = self._taken
         self._items = []
-        self._size = 0
+        self._held = 0
         self._sending = 0
