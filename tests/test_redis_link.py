@@ -152,7 +152,7 @@ async def test_redis_link_reconnects_after_redis_restarts(redis_server: RedisSer
         async with link:
             await link.ping()
             await link.call("XADD", "s", "1-0", "e", "one")
-            assert await link.xread({"s": "0-0"}, 10, 100) == {"s": [("1-0", "one")]}
+            assert await link.xread({"s": "0-0"}, 10, 100) == {"s": [[b"1-0", [b"e", b"one"]]]}
             await redis_server.restart(keep_data=False)
             with pytest.raises(link.errors):
                 await link.ping()
@@ -161,7 +161,9 @@ async def test_redis_link_reconnects_after_redis_restarts(redis_server: RedisSer
                 await link.xread({"s": "0-0"}, 10, 100)
             assert await link.xread({"s": "0-0"}, 10, 50) == {}  # nothing kept, timed out
             await link.call("XADD", "s", "2-0", "e", "two", "x", "y")
-            assert await link.xread({"s": "1-0"}, 10, 100) == {"s": [("2-0", "two")]}
+            assert await link.xread({"s": "1-0"}, 10, 100) == {
+                "s": [[b"2-0", [b"e", b"two", b"x", b"y"]]]
+            }
 
 
 async def test_redis_link_check_fails_clearly_when_nothing_listens() -> None:

@@ -40,6 +40,7 @@ from triochat.bus.log import (
     CHANGES_KEY,
     EPOCH_KEY,
     LOG_KEY,
+    OwnLines,
     json_list,
     jumped,
     loads,
@@ -48,7 +49,7 @@ from triochat.bus.log import (
     room_lines,
     rooms_of,
 )
-from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, reason
+from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, entry_value, reason
 from triochat.bus.scripts import BEAT, BYE, PUBLISH, REAP, SNAPSHOT
 from triochat.core import cluster
 from triochat.core.logevents import log_event
@@ -103,6 +104,7 @@ class RedisBus:
         self._inflight: list[cluster.Op] = []  # the batch being sent (numbered self._seq)
         self._lost_data = False  # the last recovery found Redis without its data
         self._seq = 0
+        self._own = OwnLines()  # the lines of batches sent, until read back
         self._wake = trio.Event()
         self._up = trio.Event()
         self._up.set()
@@ -288,14 +290,16 @@ class RedisBus:
             self._reads += 1
             items: list[cluster.ClusterIn] = []
             for key in (CHANGES_KEY, LOG_KEY):
-                for identifier, raw in reply.get(key, ()):
-                    self._positions[key] = identifier
-                    self._log_entry(raw, items)
+                entries = reply.get(key)
+                if entries:
+                    self._positions[key] = entries[-1][0].decode()
+                    for _, fields in entries:
+                        self._log_entry(entry_value(fields), items)
             rooms: list[tuple[str, list[cluster.Sequenced]]] = []
             for key, entries in reply.items():
                 if key not in _NOT_ROOMS and entries:
-                    self._positions[key] = entries[-1][0]
-                    rooms.append((key, room_lines(entries)))
+                    self._positions[key] = entries[-1][0].decode()
+                    rooms.append((key, room_lines(entries, self.node, self._own)))
             lines_read = sum(len(lines) for _, lines in rooms)
             now = time.time()
             oldest = min((lines[0].line.ts for _, lines in rooms if lines), default=now)
@@ -318,7 +322,7 @@ class RedisBus:
                 for start in range(0, len(items), CATCH_UP):  # the hub flushes between
                     await self._deliver(items[start : start + CATCH_UP])
 
-    def _log_entry(self, raw: str, items: list[cluster.ClusterIn]) -> None:
+    def _log_entry(self, raw: bytes, items: list[cluster.ClusterIn]) -> None:
         try:
             obj = loads(raw)
             node = str(obj.get("node", ""))
@@ -331,7 +335,7 @@ class RedisBus:
                 return
             op = cluster.from_wire(obj)
         except (ValueError, KeyError, TypeError, AttributeError):
-            log_event(log, "cluster.bad_entry", raw=raw)
+            log_event(log, "cluster.bad_entry", raw=raw.decode(errors="replace"))
             return
         if op is None:
             return
@@ -358,8 +362,10 @@ class RedisBus:
                 count = min(len(self._outgoing), MAX_BATCH_OPS)
                 self._inflight = [self._outgoing.popleft() for _ in range(count)]
                 self._seq += 1
-            batch = self._inflight
-            args = (self.node, self._seq, payload(batch), self._room_retain, LOG_MAXLEN)
+                self._own.keep(self._seq, self._inflight)  # (its entries may come first)
+            batch, seq = self._inflight, self._seq
+            tag = self._own.prefix(seq)
+            args = (self.node, seq, payload(batch), self._room_retain, LOG_MAXLEN, tag)
             try:
                 with trio.fail_after(OP_TIMEOUT):
                     reply = await self._link.script("publish", args)
@@ -370,11 +376,12 @@ class RedisBus:
             self._queued_lines -= sum(isinstance(op, cluster.Line) for op in batch)
             self._published += len(batch)
             self._batches += 1
-            refused: list[cluster.ClusterIn] = [
-                cluster.Refused(str(what), batch[int(index) - 1])
-                for index, what in json_list(loads(reply))
-            ]
-            if refused:
+            refusals = [(int(index), str(what)) for index, what in json_list(loads(reply))]
+            if refusals:
+                self._own.drop(seq, [index for index, _ in refusals])
+                refused: list[cluster.ClusterIn] = [
+                    cluster.Refused(what, batch[index - 1]) for index, what in refusals
+                ]
                 self._refused += len(refused)
                 await self._deliver(refused)
 
@@ -464,6 +471,7 @@ class RedisBus:
         log_event(log, "cluster.redis_back", _lost=lost, lost_data=lost_data)
         self._behind = True  # what was written meanwhile comes as a catch-up
         if lost_data:
+            self._own.clear()  # unsent now: they go again in batches numbered anew
             for key in self._positions:
                 self._positions[key] = "0-0"
             self._inflight = [jumped(op) for op in self._inflight]

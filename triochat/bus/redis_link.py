@@ -24,11 +24,13 @@ from triochat.bus.url import redacted
 if TYPE_CHECKING:
     from triochat.bus.resp import Address, Arg, Connection
 
-__all__ = ["CONNECT_TIMEOUT", "Entry", "RedisLink", "reason"]
+__all__ = ["CONNECT_TIMEOUT", "Entry", "RedisLink", "entry_value", "reason"]
 
 CONNECT_TIMEOUT: Final = 5.0  # seconds to reach Redis (and log in) on each (re)connect
 
-Entry = tuple[str, str]  # a stream entry: its id, and its "e" field
+# A stream entry as XREAD returns it, undecoded: ``[id, [field, value, ...]]`` (bytes;
+# the fields None if the entry was deleted since). See :func:`entry_value`.
+Entry = list[Any]
 
 _MISSING: Final = (
     "--redis needs hiredis, the redis extra: pip install '.[redis]' "
@@ -68,9 +70,9 @@ class RedisLink:
         self._scripts: dict[str, tuple[str, str]] = {}  # name -> (SHA1, source)
         self._connecting = trio.Lock()  # one (re)connect at a time: none is leaked
 
-    async def _connect(self) -> Connection:
+    async def _connect(self, *, decode: bool = True) -> Connection:
         with trio.fail_after(CONNECT_TIMEOUT):
-            return await self._resp.Connection.open(self._address)
+            return await self._resp.Connection.open(self._address, decode=decode)
 
     async def _conn(self) -> Connection:
         async with self._connecting:
@@ -169,14 +171,15 @@ class RedisLink:
         self, positions: Mapping[str, str], count: int, block_ms: int | None
     ) -> dict[str, list[Entry]]:
         """``XREAD COUNT count [BLOCK block_ms] STREAMS ...``: new entries per stream
-        (``block_ms`` None: at once, what is there).
+        (``block_ms`` None: at once, what is there), as they came (bytes, see
+        :data:`Entry`): the reader decodes only what it uses.
 
         On a connection of its own, so that the other calls never wait behind it.
         """
         conn = self._reads
         if conn is None or not conn.usable:
             self._reads = None
-            conn = self._reads = await self._connect()
+            conn = self._reads = await self._connect(decode=False)
         keys = list(positions)
         block = () if block_ms is None else ("BLOCK", block_ms)
         reply = await conn.call(
@@ -184,17 +187,16 @@ class RedisLink:
         )
         if not reply:
             return {}
-        return {str(key): [_entry(entry) for entry in entries] for key, entries in reply}
+        return {key.decode(): entries for key, entries in reply}
 
 
-def _entry(entry: list[Any]) -> Entry:
-    """``[id, [field, value, ...]]`` -> (id, the value of field ``e``)."""
-    identifier, fields = entry
-    fields = fields or []
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == "e":
-            return str(identifier), str(fields[i + 1])
-    return str(identifier), ""
+def entry_value(fields: list[bytes] | None, name: bytes = b"e") -> bytes:
+    """The value of field ``name`` of an entry's ``fields`` (empty if it has none)."""
+    if fields:
+        for i in range(0, len(fields) - 1, 2):
+            if fields[i] == name:
+                return fields[i + 1]
+    return b""
 
 
 def reason(exc: BaseException) -> str:

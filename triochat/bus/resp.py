@@ -95,18 +95,26 @@ def parse_url(url: str) -> Address:
 class Connection:
     """One connection to Redis; :meth:`open` it, :meth:`call` or :meth:`pipeline`."""
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    def __init__(self, stream: trio.abc.Stream, *, decode: bool = True) -> None:
+        """``decode``: bulk strings come back as ``str`` (UTF-8, bad bytes replaced);
+        False: as ``bytes``, for a caller that decodes only what it needs (the log
+        reader: an entry of this node's own line is never decoded)."""
         self._stream = stream
-        self._reader = hiredis.Reader(
-            notEnoughData=_MORE, replyError=ReplyError, encoding="utf-8", errors="replace"
-        )
+        if decode:
+            self._reader = hiredis.Reader(
+                notEnoughData=_MORE, replyError=ReplyError, encoding="utf-8", errors="replace"
+            )
+        else:
+            self._reader = hiredis.Reader(notEnoughData=_MORE, replyError=ReplyError)
         self._lock = trio.StrictFIFOLock()
         self._closed = False  # by aclose(), or by an exchange cut short
         self.calls = 0  # exchanges made (one per call or pipeline)
 
     @classmethod
-    async def open(cls, address: Address) -> Connection:
+    async def open(cls, address: Address, *, decode: bool = True) -> Connection:
         """Connect, log in (``AUTH``) and choose the database (``SELECT``).
+
+        ``decode``: as for the constructor.
 
         Raises :class:`OSError` if Redis cannot be reached, :class:`ReplyError` if it
         refuses the password or the database. Bounded by the caller's cancel scope.
@@ -118,7 +126,7 @@ class Connection:
             )
         else:
             stream = await trio.open_tcp_stream(address.host, address.port)
-        conn = cls(stream)
+        conn = cls(stream, decode=decode)
         hello: list[Sequence[Arg]] = []
         if address.password is not None:
             user = (address.username,) if address.username else ()
@@ -141,7 +149,7 @@ class Connection:
         return not self._closed
 
     async def call(self, *args: Arg) -> Any:
-        """One command; its reply (a str, int, None or list of them).
+        """One command; its reply (a str (bytes if not ``decode``), int, None or list of them).
 
         Raises :class:`ReplyError` for an error reply, :class:`LinkClosed` (or another
         :class:`OSError`, :class:`trio.BrokenResourceError`) if the connection failed.

@@ -48,7 +48,9 @@ local function forget(n, loglen, why)
 end
 """
 
-# ARGV: node, batch number, JSON array of operations, room MAXLEN, log MAXLEN.
+# ARGV: node, batch number, JSON array of operations, room MAXLEN, log MAXLEN, and
+# optionally the batch's tag: a line's entry then gets a field ``u``, the tag followed
+# by the line's index (the node reads its own lines back by it, undecoded).
 # Returns a JSON array of [index, what] for the operations refused (1-based).
 PUBLISH: Final = """
 local P = 'triochat:'
@@ -57,7 +59,7 @@ local done = tonumber(redis.call('HGET', P .. 'done', node) or '-1')
 if seq <= done then return '[]' end  -- a retry of a batch that went through
 redis.call('HSET', P .. 'done', node, seq)
 local ops = cjson.decode(ARGV[3])
-local roomlen, loglen = ARGV[4], ARGV[5]
+local roomlen, loglen, tag = ARGV[4], ARGV[5], ARGV[6]
 local members = P .. 'members:' .. node
 local refused = {}
 
@@ -100,8 +102,12 @@ for i, op in ipairs(ops) do
       redis.call('SET', sk, last)
       op.node = node
       op.f = nil
-      redis.call('XADD', P .. 'room:' .. op.room, 'MAXLEN', '~', roomlen,
-                 string.format('%d-0', last), 'e', cjson.encode(op))
+      local rk, id = P .. 'room:' .. op.room, string.format('%d-0', last)
+      if tag then
+        redis.call('XADD', rk, 'MAXLEN', '~', roomlen, id, 'e', cjson.encode(op), 'u', tag .. i)
+      else
+        redis.call('XADD', rk, 'MAXLEN', '~', roomlen, id, 'e', cjson.encode(op))
+      end
     else
       table.insert(refused, {i, 'line'})
     end
