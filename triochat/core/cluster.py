@@ -131,7 +131,13 @@ class Exit:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+# Line and Sequenced: one (or two) per chat line on a node with a bus, so they are not
+# frozen: a frozen dataclass sets each field through object.__setattr__, 3x the cost of
+# building a plain slotted one (1.0 against 0.3 us for a Line). Never changed once
+# built, all the same (equal and hashable by value, as the frozen ops are).
+
+
+@dataclass(slots=True, unsafe_hash=True)
 class Line:
     """A chat line to sequence. ``floor``: its id must be larger (see :data:`ID_JUMP`)."""
 
@@ -229,7 +235,7 @@ class Remote:
     op: Op
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Sequenced:
     """A chat line with its id, from any node (this one included)."""
 
