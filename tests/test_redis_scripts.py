@@ -7,6 +7,7 @@ so each rule is checked on its own; ``tests/test_cluster.py`` runs whole nodes.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.redisproc import RedisServer
 from triochat.bus import scripts as redis_scripts
+from triochat.bus.log import line_entry, payload
 from triochat.core import cluster
 
 Client = coredis.Redis[str]
@@ -30,9 +32,8 @@ async def client(redis_server: RedisServer) -> AsyncIterator[Client]:
 async def publish(client: Client, node: str, seq: int, *ops: cluster.Op) -> list[Any]:
     """Run PUBLISH for ``ops`` as batch ``seq`` of ``node``; the refusals it returns."""
     await client.set(f"triochat:node:{node}", "1", px=10_000)  # alive
-    payload = json.dumps([cluster.to_wire(op) for op in ops])
-    script = client.register_script(redis_scripts.PUBLISH)
-    reply: str = await script(args=[node, seq, payload, 1000, 1000])
+    script = client.register_script(redis_scripts.PUBLISH)  # the node's own payload:
+    reply: str = await script(args=[node, seq, payload(ops), 1000, 1000])
     refused = json.loads(reply)
     return refused if isinstance(refused, list) else []
 
@@ -86,6 +87,34 @@ async def test_scripts_names_expire_with_their_node(client: Client) -> None:
     gone = json.loads(log[-1].field_values["e"])
     assert (gone["o"], gone["node"], gone["why"]) == ("gone", "aaaa", "server lost")
     assert await publish(client, "bbbb", 1, cluster.Arrive(2, "alice", "alice", ())) == []
+
+
+async def test_scripts_a_line_entry_reads_back_as_the_line_sent(client: Client) -> None:
+    """A line goes to the script as an array, its time a JSON number; the entry is the
+    usual object, and every field reads back as sent, the time to the last bit (the
+    script's JSON library writes numbers to 14 digits: the script writes it as text)."""
+    times = [
+        1795714800.0,
+        1795714800.1234567,
+        math.nextafter(1795714800.1, math.inf),
+        1764948123.9999998,
+        0.1 + 0.2,
+        2.5e-7,
+    ]
+    sent = [
+        cluster.Line(1, "alice", "alice", "#lobby", "me" if i % 2 else "say", f'é "{i}"', ts, 0)
+        for i, ts in enumerate(times)
+    ]
+    await publish(client, "aaaa", 1, cluster.Arrive(1, "alice", "alice", ("#lobby",)))
+    await publish(client, "aaaa", 2, *sent)
+    entries = await client.xrange("triochat:room:#lobby")
+    read = [
+        line_entry(str(e.identifier).encode(), str(e.field_values["e"]).encode()) for e in entries
+    ]
+    assert [(one.node, one.id, one.line) for one in read if one is not None] == [
+        ("aaaa", i, line) for i, line in enumerate(sent, 1)
+    ]
+    assert "u" not in entries[0].field_values  # no tag given: none written
 
 
 async def test_scripts_ids_never_go_back_after_a_loss(client: Client) -> None:

@@ -48,7 +48,9 @@ local function forget(n, loglen, why)
 end
 """
 
-# ARGV: node, batch number, JSON array of operations, room MAXLEN, log MAXLEN, and
+# ARGV: node, batch number, JSON array of operations (each an object as
+# triochat.core.cluster.to_wire writes it, or a chat line as an array: see below), room
+# MAXLEN, log MAXLEN, and
 # optionally the batch's tag: a line's entry then gets a field ``u``, the tag followed
 # by the line's index (the node reads its own lines back by it, undecoded).
 # Returns a JSON array of [index, what] for the operations refused (1-based).
@@ -89,8 +91,20 @@ local function save(c, m)
   if next(m.r) == nil then m.r = nil end  -- cjson would write {} for an empty array
   redis.call('HSET', members, c, cjson.encode(m))
 end
+-- The text of a number that reads back as the same double (cjson writes 14 digits).
+local function exact(x)
+  local text = string.format('%.16g', x)
+  if tonumber(text) ~= x then text = string.format('%.17g', x) end
+  return text
+end
 
 for i, op in ipairs(ops) do
+  if op.o == nil then
+    -- A chat line as [conn, name, key, room, kind, text, ts, floor] (cheaper for the
+    -- node to write than an object); its entry is the object to_wire writes, ts text.
+    op = {o = 'line', c = op[1], n = op[2], k = op[3], room = op[4], kind = op[5],
+          t = op[6], ts = exact(op[7]), f = op[8]}
+  end
   local o = op.o
   local t = node .. ':' .. tostring(op.c)
   if o == 'line' then
