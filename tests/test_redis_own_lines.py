@@ -20,6 +20,7 @@ import trio
 
 from tests.redisproc import RedisServer
 from triochat.bus import log as buslog
+from triochat.bus import redis_bus
 from triochat.bus.log import OwnLines, room_lines
 from triochat.bus.redis_bus import RedisBus
 from triochat.bus.redis_link import Entry
@@ -102,8 +103,8 @@ def test_own_lines_tagged_entry_is_the_line_kept_once() -> None:
         line("one"),
         line("two"),
     ]
-    own.keep(7, sent)
-    assert len(own) == 2  # lines only
+    assert own.keep(7, sent) == 2  # lines only
+    assert len(own) == 2
     tag = own.prefix(7) + b"2"
     first, again, plain = room_lines(
         [entry(5, sent[1], tag), entry(6, sent[1], tag), entry(9, sent[2], None)], "a", own
@@ -293,3 +294,20 @@ async def test_own_line_refused_by_the_log_is_forgotten(
     await published(bus, 1)
     assert [type(item) for item in sink.items] == [cluster.Refused]
     assert len(bus._own) == 0
+
+
+async def test_lines_published_no_longer_count_against_the_queue_limit(
+    nursery: trio.Nursery, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lines of a batch that went through leave the count of queued lines (the
+    count OwnLines.keep returns): with room for 3, 3 and 3 more go through."""
+    monkeypatch.setattr(redis_bus, "MAX_QUEUED_LINES", 3)
+    bus, sink = await start(nursery, redis_server.url, "a")
+    claim(bus)
+    await published(bus, 1)
+    assert bus.publish([line("one"), line("two"), line("three")]) == []
+    await published(bus, 2)
+    assert bus.publish([line("four"), line("five"), line("six")]) == []
+    assert len(await sink.wait_for(6)) == 6
+    await published(bus, 3)
+    assert len(bus.publish([line(str(n)) for n in range(4)])) == 1  # past the limit

@@ -112,18 +112,22 @@ class OwnLines:
         """The tag of batch ``seq``; a line's is this and its place in the batch (from 1)."""
         return b"%s.%d." % (self._token, seq)
 
-    def keep(self, seq: int, batch: Sequence[cluster.Op]) -> None:
-        """File the lines of batch ``seq`` (about to be sent) under their tags."""
+    def keep(self, seq: int, batch: Sequence[cluster.Op]) -> int:
+        """File the lines of batch ``seq`` (about to be sent) under their tags; returns
+        how many lines it holds."""
         prefix = self.prefix(seq)
         lines = self._lines
+        count = 0
         line_type = cluster.Line
         for place, op in enumerate(batch, 1):
             if type(op) is line_type:
                 lines[b"%s%d" % (prefix, place)] = op
+                count += 1
         excess = len(lines) - MAX_OWN_LINES
         if excess > 0:
             for tag in list(itertools.islice(lines, excess)):
                 del lines[tag]
+        return count
 
     def drop(self, seq: int, places: Sequence[int]) -> None:
         """Forget the lines of batch ``seq`` at ``places`` (refused: no entry comes)."""

@@ -102,6 +102,7 @@ class RedisBus:
         self._outgoing: deque[cluster.Op] = deque()
         self._queued_lines = 0
         self._inflight: list[cluster.Op] = []  # the batch being sent (numbered self._seq)
+        self._inflight_lines = 0  # chat lines in it
         self._lost_data = False  # the last recovery found Redis without its data
         self._seq = 0
         self._own = OwnLines()  # the lines of batches sent, until read back
@@ -156,8 +157,9 @@ class RedisBus:
     def publish(self, ops: Iterable[cluster.Op]) -> list[cluster.Op]:
         """Queue ``ops`` for the log; returns the lines refused (Redis away too long)."""
         refused: list[cluster.Op] = []
+        line_type = cluster.Line
         for op in ops:
-            if isinstance(op, cluster.Line):
+            if type(op) is line_type:
                 if self._queued_lines >= MAX_QUEUED_LINES:
                     refused.append(op)
                     self._refused += 1
@@ -362,7 +364,8 @@ class RedisBus:
                 count = min(len(self._outgoing), MAX_BATCH_OPS)
                 self._inflight = [self._outgoing.popleft() for _ in range(count)]
                 self._seq += 1
-                self._own.keep(self._seq, self._inflight)  # (its entries may come first)
+                # (filed before the call: its entries may be read before the reply)
+                self._inflight_lines = self._own.keep(self._seq, self._inflight)
             batch, seq = self._inflight, self._seq
             tag = self._own.prefix(seq)
             args = (self.node, seq, payload(batch), self._room_retain, LOG_MAXLEN, tag)
@@ -373,7 +376,7 @@ class RedisBus:
                 await self._lost(exc)
                 continue  # the same batch again, unless a resync after a loss requeued it
             self._inflight = []
-            self._queued_lines -= sum(isinstance(op, cluster.Line) for op in batch)
+            self._queued_lines -= self._inflight_lines
             self._published += len(batch)
             self._batches += 1
             refusals = [(int(index), str(what)) for index, what in json_list(loads(reply))]

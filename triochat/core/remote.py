@@ -68,6 +68,9 @@ class ClusterSide:
 
     def apply(self, item: cluster.ClusterIn) -> None:
         """Apply what the cluster's log reports (see :mod:`triochat.core.cluster`)."""
+        if type(item) is cluster.Sequenced:  # (first, without the match: nearly all are)
+            self._sequenced(item.node, item.id, item.line)
+            return
         state = self._state
         match item:
             case cluster.Sequenced(node=node, id=line_id, line=line):
@@ -114,7 +117,9 @@ class ClusterSide:
     def _sequenced(self, node: str, line_id: int, line: cluster.Line, *, live: bool = True) -> bool:
         """Store and (``live``) broadcast a line; False if it was delivered already."""
         state = self._state
-        room = state.room_or_new(line.room)
+        room = state.rooms.get(line.room)
+        if room is None:
+            room = state.room_or_new(line.room)
         if line_id <= room.last_id:
             return False  # read twice (after the log came back): delivered already
         room.last_id = line_id

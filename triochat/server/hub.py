@@ -388,8 +388,12 @@ class Hub:
                 state.stop()
             case FromCluster(items=items):
                 lines = 0
+                sequenced = cluster.Sequenced
                 for item in items:
                     state.apply(item)
+                    if type(item) is sequenced:  # (nearly every item: checked first)
+                        lines += 1
+                        continue
                     if isinstance(item, cluster.Backlog):  # stored now, replayed paced
                         lines += len(item.lines)
                         continue
