@@ -90,9 +90,9 @@ async def test_scripts_names_expire_with_their_node(client: Client) -> None:
 
 
 async def test_scripts_a_line_entry_reads_back_as_the_line_sent(client: Client) -> None:
-    """A line goes to the script as an array, its time a JSON number; the entry is the
-    usual object, and every field reads back as sent, the time to the last bit (the
-    script's JSON library writes numbers to 14 digits: the script writes it as text)."""
+    """A line goes to the script as an array; the entry is the usual object, and every
+    field reads back as sent, the time to the last bit (the script's JSON library
+    writes numbers to 14 digits: the time goes as text)."""
     times = [
         1795714800.0,
         1795714800.1234567,

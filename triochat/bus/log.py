@@ -174,17 +174,19 @@ def room_lines(entries: Sequence[Entry], node: str, own: OwnLines) -> list[clust
 def payload(ops: Sequence[cluster.Op]) -> bytes:
     """The PUBLISH script's argument: ``ops`` as one JSON array (UTF-8, compact).
 
-    A chat line goes as an array, ``[conn, name, key, room, kind, text, ts, floor]``,
-    ``ts`` a number (the script writes the entry's object, ``ts`` as text that reads
-    back exactly); anything else as :func:`~triochat.core.cluster.to_wire`'s object.
-    Per line, the object with ``repr(ts)`` cost the node 1.6 us, the array 0.15 us;
-    orjson, not the standard library (~7 us per line with ``json`` for the batch and
-    the entries read back, ~2 with orjson; docs/benchmarks.md).
+    A chat line goes as an array, ``[conn, name, key, room, kind, text, ts, floor]``
+    (the script writes the entry's object, as :func:`~triochat.core.cluster.to_wire`
+    would); anything else as ``to_wire``'s object. Per line, the object cost the node
+    1.6 us, the array 0.6 us. ``ts`` is text (``repr``), as in the object: the script's
+    JSON library would round a number to 14 digits, and writing it back exactly in
+    Lua (``%.17g``) cost Redis more (2-4 us per line) than ``repr`` costs the node
+    (0.4 us). orjson, not the standard library (~7 us per line with ``json`` for the
+    batch and the entries read back, ~2 with orjson; docs/benchmarks.md).
     """
     line_type = cluster.Line
     return orjson.dumps(
         [
-            (op.conn, op.name, op.key, op.room, op.kind, op.text, op.ts, op.floor)
+            (op.conn, op.name, op.key, op.room, op.kind, op.text, repr(op.ts), op.floor)
             if type(op) is line_type
             else cluster.to_wire(op)
             for op in ops

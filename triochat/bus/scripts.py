@@ -91,19 +91,13 @@ local function save(c, m)
   if next(m.r) == nil then m.r = nil end  -- cjson would write {} for an empty array
   redis.call('HSET', members, c, cjson.encode(m))
 end
--- The text of a number that reads back as the same double (cjson writes 14 digits).
-local function exact(x)
-  local text = string.format('%.16g', x)
-  if tonumber(text) ~= x then text = string.format('%.17g', x) end
-  return text
-end
 
 for i, op in ipairs(ops) do
   if op.o == nil then
     -- A chat line as [conn, name, key, room, kind, text, ts, floor] (cheaper for the
-    -- node to write than an object); its entry is the object to_wire writes, ts text.
+    -- node to write than an object); its entry is the object to_wire writes.
     op = {o = 'line', c = op[1], n = op[2], k = op[3], room = op[4], kind = op[5],
-          t = op[6], ts = exact(op[7]), f = op[8]}
+          t = op[6], ts = op[7], f = op[8]}
   end
   local o = op.o
   local t = node .. ':' .. tostring(op.c)
