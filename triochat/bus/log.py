@@ -38,6 +38,7 @@ __all__ = [
     "line_entry",
     "loads",
     "payload",
+    "read_rooms",
     "room_key",
     "room_lines",
     "rooms_of",
@@ -169,6 +170,20 @@ def room_lines(entries: Sequence[Entry], node: str, own: OwnLines) -> list[clust
         if one is not None:
             append(one)
     return lines
+
+
+def read_rooms(
+    reply: dict[str, list[Entry]], positions: dict[str, str], node: str, own: OwnLines
+) -> list[tuple[str, list[cluster.Sequenced]]]:
+    """The lines of each room stream in an XREAD ``reply`` (:func:`room_lines`), and
+    ``positions`` moved past the last entry read of every stream."""
+    rooms: list[tuple[str, list[cluster.Sequenced]]] = []
+    for key, entries in reply.items():
+        if entries:
+            positions[key] = entries[-1][0].decode()
+            if key not in (LOG_KEY, CHANGES_KEY):  # (they hold no chat lines)
+                rooms.append((key, room_lines(entries, node, own)))
+    return rooms
 
 
 def payload(ops: Sequence[cluster.Op]) -> bytes:

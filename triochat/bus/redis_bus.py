@@ -45,8 +45,8 @@ from triochat.bus.log import (
     jumped,
     loads,
     payload,
+    read_rooms,
     room_key,
-    room_lines,
     rooms_of,
 )
 from triochat.bus.redis_link import CONNECT_TIMEOUT, RedisLink, entry_value, reason
@@ -57,8 +57,6 @@ from triochat.core.logevents import log_event
 __all__ = ["CATCH_UP", "RedisBus"]
 
 log = logging.getLogger(__name__)
-
-_NOT_ROOMS: Final = (LOG_KEY, CHANGES_KEY)  # the streams that hold no chat lines
 
 HEARTBEAT_S: Final = 1.0  # how often a node says it is alive (and looks for dead ones)
 NODE_TTL_MS: Final = 4000  # a node silent this long is taken for dead
@@ -157,9 +155,8 @@ class RedisBus:
     def publish(self, ops: Iterable[cluster.Op]) -> list[cluster.Op]:
         """Queue ``ops`` for the log; returns the lines refused (Redis away too long)."""
         refused: list[cluster.Op] = []
-        line_type = cluster.Line
         for op in ops:
-            if type(op) is line_type:
+            if type(op) is cluster.Line:
                 if self._queued_lines >= MAX_QUEUED_LINES:
                     refused.append(op)
                     self._refused += 1
@@ -292,16 +289,9 @@ class RedisBus:
             self._reads += 1
             items: list[cluster.ClusterIn] = []
             for key in (CHANGES_KEY, LOG_KEY):
-                entries = reply.get(key)
-                if entries:
-                    self._positions[key] = entries[-1][0].decode()
-                    for _, fields in entries:
-                        self._log_entry(entry_value(fields), items)
-            rooms: list[tuple[str, list[cluster.Sequenced]]] = []
-            for key, entries in reply.items():
-                if key not in _NOT_ROOMS and entries:
-                    self._positions[key] = entries[-1][0].decode()
-                    rooms.append((key, room_lines(entries, self.node, self._own)))
+                for _, fields in reply.get(key, ()):
+                    self._log_entry(entry_value(fields), items)
+            rooms = read_rooms(reply, self._positions, self.node, self._own)
             lines_read = sum(len(lines) for _, lines in rooms)
             now = time.time()
             oldest = min((lines[0].line.ts for _, lines in rooms if lines), default=now)
@@ -366,8 +356,7 @@ class RedisBus:
                 self._seq += 1
                 # (filed before the call: its entries may be read before the reply)
                 self._inflight_lines = self._own.keep(self._seq, self._inflight)
-            batch, seq = self._inflight, self._seq
-            tag = self._own.prefix(seq)
+            batch, seq, tag = self._inflight, self._seq, self._own.prefix(self._seq)
             args = (self.node, seq, payload(batch), self._room_retain, LOG_MAXLEN, tag)
             try:
                 with trio.fail_after(OP_TIMEOUT):
@@ -380,13 +369,10 @@ class RedisBus:
             self._published += len(batch)
             self._batches += 1
             refusals = [(int(index), str(what)) for index, what in json_list(loads(reply))]
-            if refusals:
+            if refusals:  # (no entry comes for those: forget them)
                 self._own.drop(seq, [index for index, _ in refusals])
-                refused: list[cluster.ClusterIn] = [
-                    cluster.Refused(what, batch[index - 1]) for index, what in refusals
-                ]
-                self._refused += len(refused)
-                await self._deliver(refused)
+                self._refused += len(refusals)
+                await self._deliver([cluster.Refused(what, batch[i - 1]) for i, what in refusals])
 
     async def _heartbeat(self) -> None:
         """Say this node is alive, forget dead ones, and bring the link back after trouble."""
