@@ -1,7 +1,8 @@
 """The operations a :class:`~triochat.store.writer.StoreWriter` queues for its thread.
 
 Plain records: a batch to commit (with its sequence number), a call (a read) whose
-caller waits for its outcome, a retention step, and the stop that ends the thread.
+caller waits for its outcome, a retention step, a checkpoint, a nudge (a wake-up), and
+the stop that ends the thread.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import trio
 
 from triochat.store.base import Batch
 
-__all__ = ["Call", "Commit", "Op", "Prune", "Stop", "merge"]
+__all__ = ["Call", "Checkpoint", "Commit", "Nudge", "Op", "Prune", "Stop", "merge"]
 
 T = TypeVar("T")
 
@@ -28,6 +29,16 @@ class Commit:
 @dataclass(slots=True)
 class Prune:
     pass
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """Checkpoint the WAL: commits made in the event loop never do (``loop_commit``)."""
+
+
+@dataclass(slots=True)
+class Nudge:
+    """Wakes the thread only: lines committed in the event loop wait to be indexed."""
 
 
 @dataclass(slots=True)
@@ -60,7 +71,7 @@ class Call(Generic[T]):
         return self.value  # type: ignore[return-value]  # None only when T includes None
 
 
-Op = Commit | Call[Any] | Prune | Stop
+Op = Commit | Call[Any] | Prune | Checkpoint | Nudge | Stop
 
 
 def merge(commits: list[Commit]) -> Batch:
