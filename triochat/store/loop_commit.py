@@ -12,8 +12,8 @@ all of these hold:
 * the store says its commits are quick (:class:`CommitsInLoop`: ``power`` durability
   fsyncs every commit, so those always go to the thread);
 * the batch is small: at most :data:`LOOP_COMMIT_MAX_MESSAGES` lines (room and
-  private ones together) and no dropped
-  room (deleting a room's lines is unbounded work);
+  private ones together) and no dropped room (deleting a room's lines is unbounded
+  work);
 * the writer thread is idle: everything queued before has been done (so order is
   kept: a read queued before sees exactly the batches submitted before it) and the
   thread is not indexing or checkpointing (it holds the store's lock while it works;
