@@ -103,6 +103,10 @@ class SlowDisk(SQLiteStore):
 
     open_gate = threading.Event()
 
+    @property
+    def quick_commits(self) -> bool:
+        return False  # a slow disk: its commits go to the writer thread, never the loop
+
     def commit(self, batch: Batch) -> None:
         self.open_gate.wait(DISK_WAIT_S)
         super().commit(batch)

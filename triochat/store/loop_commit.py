@@ -31,11 +31,22 @@ it as usual.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Final, Protocol, runtime_checkable
 
-from triochat.store.base import Batch
+from triochat.store.base import Batch, StoreError
+from triochat.store.writer_index import INDEX_BATCH, Indexes
+from triochat.store.writer_ops import Checkpoint, Nudge, Op
 
-__all__ = ["CHECKPOINT_EVERY", "LOOP_COMMIT_MAX_MESSAGES", "CommitsInLoop", "cheap_enough"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LOOP_COMMIT_MAX_MESSAGES",
+    "CommitsInLoop",
+    "LoopCommitter",
+    "cheap_enough",
+    "checkpoint",
+]
 
 LOOP_COMMIT_MAX_MESSAGES: Final = 16  # lines: about 50 us in the loop; bursts' batches are larger
 CHECKPOINT_EVERY: Final = 256  # loop commits (about 3 WAL pages each) between checkpoints
@@ -63,3 +74,73 @@ def cheap_enough(batch: Batch) -> bool:
     """Whether ``batch`` is small enough to commit in the event loop."""
     lines = len(batch.messages) + len(batch.private)
     return lines <= LOOP_COMMIT_MAX_MESSAGES and not batch.dropped_rooms
+
+
+def checkpoint(store: object) -> StoreError | None:
+    """The writer thread's :class:`Checkpoint` (``store`` one that
+    :class:`CommitsInLoop`); a failure is returned to report (the thread's next commit
+    checkpoints by itself)."""
+    assert isinstance(store, CommitsInLoop)
+    try:
+        store.checkpoint()
+    except StoreError as exc:
+        return exc
+    return None
+
+
+class LoopCommitter:
+    """The event loop's side of it, for :class:`StoreWriter` (trio thread only)."""
+
+    def __init__(self, store: CommitsInLoop, busy: threading.Lock, indexes: Indexes | None):
+        """``busy`` is the lock the writer thread holds whenever it uses the store."""
+        self._store = store
+        self._busy = busy
+        self._indexes = indexes
+        self.commits = 0  # commits made in the loop so far
+        self._unchecked = 0  # of them, since the last checkpoint was asked for
+
+    @classmethod
+    def of(
+        cls, store: object, busy: threading.Lock, indexes: Indexes | None
+    ) -> LoopCommitter | None:
+        """One for ``store`` if its commits may run in the loop (else None)."""
+        if isinstance(store, CommitsInLoop) and store.quick_commits:
+            return cls(store, busy, indexes)
+        return None
+
+    def commit(self, batch: Batch) -> tuple[float, list[Op]] | None:
+        """Commit ``batch`` now if it is cheap and the thread does not hold the store.
+
+        The caller checks first that the thread has done everything queued before.
+
+        Returns:
+            None if not committed (the caller queues it for the thread: busy, too large,
+            or it failed, and the thread retries and reports it); else the commit's
+            duration and the operations to queue for the thread: a :class:`Nudge`
+            when lines start to wait for the index (it sleeps on its queue; it indexes
+            them within ``INDEX_DELAY_S``) and when a batch of them is due, a
+            :class:`Checkpoint` every :data:`CHECKPOINT_EVERY` commits.
+        """
+        if not cheap_enough(batch) or not self._busy.acquire(blocking=False):
+            return None
+        indexes = self._indexes
+        before = 0 if indexes is None else indexes.unindexed()
+        try:
+            started = time.perf_counter()
+            self._store.commit_in_loop(batch)
+            took = time.perf_counter() - started
+        except StoreError:
+            return None
+        finally:
+            self._busy.release()
+        self.commits += 1
+        wake: list[Op] = []
+        if indexes is not None:
+            after = indexes.unindexed()
+            if (before == 0 < after) or (before < INDEX_BATCH <= after):
+                wake.append(Nudge())
+        self._unchecked += 1
+        if self._unchecked >= CHECKPOINT_EVERY:
+            self._unchecked = 0
+            wake.append(Checkpoint())
+        return took, wake

@@ -138,9 +138,7 @@ class SQLiteStore(PrivateLines):
         self._path = path
         self._search = search  # the full-text index is kept (triochat.store.search)
         (synchronous,) = connection.execute("PRAGMA synchronous").fetchone()
-        # NORMAL (1): a commit writes to the page cache and never waits for the disk
-        # unless it checkpoints (see commit_in_loop); FULL (2) fsyncs every commit.
-        self._quick_commits = int(synchronous) == 1
+        self._quick_commits = int(synchronous) == 1  # NORMAL; FULL fsyncs every commit
         self._autocheckpoint = True  # SQLite's wal_autocheckpoint is on (the default)
         # Committed lines not indexed yet (triochat.store.search_backlog).
         self._backlog = SearchBacklog() if backlog is None else backlog
@@ -242,27 +240,20 @@ class SQLiteStore(PrivateLines):
 
     @property
     def quick_commits(self) -> bool:
-        """Whether :meth:`commit_in_loop` never waits for the disk (``process``
-        durability, ``synchronous=NORMAL``); with ``power`` every commit fsyncs."""
+        """Whether a commit never waits for the disk (``synchronous=NORMAL``)."""
         return self._quick_commits
 
     def commit_in_loop(self, batch: Batch) -> None:
-        """Write ``batch`` in one transaction without checkpointing the WAL.
-
-        For a small commit made in the event loop (:mod:`triochat.store.loop_commit`):
-        with ``synchronous=NORMAL`` it writes to the page cache only, but a commit that
-        fills the WAL past ``wal_autocheckpoint`` pages would also checkpoint it (two
-        fsyncs). So automatic checkpoints are off until the next :meth:`commit`,
-        :meth:`index_some` or :meth:`checkpoint`, which run in the writer thread.
-        """
-        if not batch:
-            return
-        self._checkpoints(False)
-        self._write(batch)
+        """Write ``batch`` in one transaction that never checkpoints (two fsyncs): for
+        the event loop (:mod:`triochat.store.loop_commit`). Automatic checkpoints stay
+        off until the writer thread's next :meth:`commit`, :meth:`index_some` or
+        :meth:`checkpoint`."""
+        if batch:
+            self._checkpoints(False)
+            self._write(batch)
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database file (PASSIVE: never waits for a reader),
-        automatic checkpoints on again; for the writer thread."""
+        """Checkpoint the WAL (PASSIVE), automatic checkpoints on again (writer thread)."""
         try:
             self._checkpoints(True)
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -272,8 +263,9 @@ class SQLiteStore(PrivateLines):
     def _checkpoints(self, on: bool) -> None:
         """Turn SQLite's automatic WAL checkpoints on (its default) or off."""
         if on != self._autocheckpoint:
+            pages = WAL_AUTOCHECKPOINT if on else 0
             try:
-                self._conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT if on else 0}")
+                self._conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
             except sqlite3.Error as exc:
                 raise _error("cannot save to", self._path, exc) from exc
             self._autocheckpoint = on

@@ -22,10 +22,9 @@ Rules of this module:
   landed harmless. Batches submitted meanwhile queue up behind it.
 * **Search indexing in between** (a store that :class:`Indexes`): committed lines are
   indexed when the thread would wait, many per transaction (``writer_index``).
-* **A small commit skips the thread when that is cheap** (a store that
-  :class:`CommitsInLoop` with ``process`` durability): :meth:`StoreWriter.submit`
-  commits it at once, in the event loop, if the thread has nothing queued and is not
-  busy, and never checkpoints there (``loop_commit`` says when and why).
+* **A small commit skips the thread when that is cheap** (``process`` durability):
+  :meth:`StoreWriter.submit` commits it in the event loop if the thread is idle, and
+  never checkpoints there (``loop_commit`` says when and why).
 * **Retention in small steps.** A prune call deletes at most :data:`PRUNE_STEP_ROWS`
   rows; if there is more to do, the next step is queued behind whatever arrived
   meanwhile, so a large first prune never holds commits back for long.
@@ -40,19 +39,28 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar, TypeVarTuple
 
 import trio
 
 from triochat.core.logevents import log_event
-from triochat.latency import Latency, LatencyHistogram
+from triochat.latency import LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
-from triochat.store.loop_commit import CHECKPOINT_EVERY, CommitsInLoop, cheap_enough
+from triochat.store.loop_commit import LoopCommitter, checkpoint
 from triochat.store.retention import check_retention
-from triochat.store.writer_index import INDEX_BATCH, Indexes, IndexPacer
-from triochat.store.writer_ops import Call, Checkpoint, Commit, Nudge, Op, Prune, Stop, merge
+from triochat.store.writer_index import Indexes, IndexPacer
+from triochat.store.writer_ops import (
+    Call,
+    Checkpoint,
+    Commit,
+    Op,
+    Prune,
+    Stop,
+    WriterStatistics,
+    merge,
+    take_group,
+)
 
 __all__ = [
     "PRUNE_EVERY_S",
@@ -72,36 +80,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-
-
-@dataclass(frozen=True, slots=True)
-class WriterStatistics:
-    """What :meth:`StoreWriter.statistics` reports.
-
-    Attributes:
-        submitted: batches submitted so far (the last sequence number handed out).
-        committed: batches committed so far (the last sequence number reported).
-        commits: transactions that landed (each holds one or more grouped batches).
-        messages: chat messages those transactions saved.
-        failures: commit attempts that failed (each was retried).
-        queued: operations waiting for the writer thread (commits, reads, prune steps).
-        commit_seconds: time the landed commits took in the writer thread, in total
-            (``commit_seconds / commits`` is the mean commit latency).
-        calls: reads (and other calls) run in the writer thread so far.
-        commit_latency: the landed commits' durations, in buckets.
-        loop_commits: those of ``commits`` made in the event loop (``loop_commit``).
-    """
-
-    submitted: int
-    committed: int
-    commits: int
-    messages: int
-    failures: int
-    queued: int
-    commit_seconds: float
-    calls: int
-    commit_latency: Latency
-    loop_commits: int = 0
 
 
 class StoreWriter:
@@ -156,10 +134,7 @@ class StoreWriter:
             if self._indexes is None
             else IndexPacer(self._indexes, self._index_failed, lock=self._busy)
         )
-        quick = isinstance(store, CommitsInLoop) and store.quick_commits
-        self._in_loop = store if isinstance(store, CommitsInLoop) and quick else None
-        self._loop_commits = 0
-        self._unchecked = 0  # commits in the loop since the last checkpoint was queued
+        self._in_loop = LoopCommitter.of(store, self._busy, self._indexes)  # None: never
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._retry = threading.Event()  # set by trio when a failed commit may try again
@@ -218,7 +193,7 @@ class StoreWriter:
             commit_seconds=self._commit_seconds,
             calls=self._calls,
             commit_latency=self._latency.snapshot(),
-            loop_commits=self._loop_commits,
+            loop_commits=0 if self._in_loop is None else self._in_loop.commits,
         )
 
     def submit(self, batch: Batch) -> int:
@@ -236,8 +211,14 @@ class StoreWriter:
         if self._closing:
             raise trio.ClosedResourceError("the store is closing; nothing more is saved")
         self._submitted += 1
-        if self._in_loop is not None and cheap_enough(batch) and self._commit_in_loop(batch):
-            return self._submitted
+        # The thread did all that was queued (only we queue): nothing comes in between.
+        if self._in_loop is not None and self._done == self._queued_total:
+            landed = self._in_loop.commit(batch)
+            if landed is not None:
+                self._landed(self._submitted, landed[0], len(batch.messages))
+                for op in landed[1]:
+                    self._put(op)
+                return self._submitted
         op = Commit(batch, self._submitted)
         self._uncommitted.append(op)
         self._put(op)
@@ -332,43 +313,6 @@ class StoreWriter:
         self._queued_total += 1
         self._inbox.put(op)
 
-    def _commit_in_loop(self, batch: Batch) -> bool:
-        """Commit the batch just submitted here, if the thread is idle (``loop_commit``).
-
-        Returns:
-            Whether it landed; if not (the thread is busy, or the commit failed) the
-            caller queues it for the thread.
-        """
-        store = self._in_loop
-        assert store is not None
-        # Everything queued is done (only this thread queues), and the thread is not
-        # indexing or checkpointing: nothing can come between this commit and the last.
-        if self._done != self._queued_total or not self._busy.acquire(blocking=False):
-            return False
-        indexes = self._indexes
-        before = 0 if indexes is None else indexes.unindexed()
-        try:
-            started = time.perf_counter()
-            store.commit_in_loop(batch)
-            took = time.perf_counter() - started
-        except StoreError:
-            return False  # the thread tries it again, and reports it if it fails there
-        finally:
-            self._busy.release()
-        self._loop_commits += 1
-        self._landed(self._submitted, took, len(batch.messages))
-        # The thread sleeps on its queue: wake it when lines start to wait for the
-        # index (it indexes them within INDEX_DELAY_S) and when a batch of them is due.
-        if indexes is not None:
-            after = indexes.unindexed()
-            if (before == 0 < after) or (before < INDEX_BATCH <= after):
-                self._put(Nudge())
-        self._unchecked += 1
-        if self._unchecked >= CHECKPOINT_EVERY:
-            self._unchecked = 0
-            self._put(Checkpoint())
-        return True
-
     def _start_thread(self) -> None:
         if self._thread is None:
             self._token = trio.lowlevel.current_trio_token()
@@ -378,11 +322,7 @@ class StoreWriter:
             self._thread.start()
 
     def _landed(self, seq: int, took: float, messages: int) -> None:
-        """Batches up to ``seq`` were committed (one transaction of ``took`` s).
-
-        A later batch committed in the loop may have been reported first: the committed
-        sequence number never goes back.
-        """
+        """Batches up to ``seq`` landed in ``took`` s (a later one may have, in the loop)."""
         self._commit_seconds += took
         self._latency.observe(took)
         self._commits += 1
@@ -486,17 +426,8 @@ class StoreWriter:
                     continue
                 with self._busy:
                     if isinstance(op, Commit):
-                        group = [op]
-                        while held is None:  # everything queued back to back: one transaction
-                            try:
-                                ahead = inbox.get_nowait()
-                            except queue.Empty:
-                                break
-                            self._taken += 1
-                            if isinstance(ahead, Commit):
-                                group.append(ahead)
-                            else:
-                                held = ahead
+                        group, held = take_group(op, inbox)  # all queued back to back
+                        self._taken += len(group) - 1 + (held is not None)
                         self._thread_commit(group)
                         self._done += len(group)
                         continue
@@ -504,8 +435,8 @@ class StoreWriter:
                         self._thread_call(op)
                     elif isinstance(op, Prune):
                         self._thread_prune()
-                    elif isinstance(op, Checkpoint):
-                        self._thread_checkpoint()
+                    elif isinstance(op, Checkpoint) and (error := checkpoint(self._store)):
+                        self._soon(self._report, error, "checkpointing the database failed")
                     # a Nudge only woke the thread: next_op indexes what is due
                     self._done += 1
         except BaseException as exc:  # a bug, not a disk: run() raises it
@@ -552,14 +483,6 @@ class StoreWriter:
             self._soon(op.finish, None, exc)
         else:
             self._soon(op.finish, value, None)
-
-    def _thread_checkpoint(self) -> None:
-        """Checkpoint the WAL after commits made in the loop (which never do)."""
-        assert self._in_loop is not None
-        try:
-            self._in_loop.checkpoint()
-        except StoreError as exc:  # the next commit in the thread checkpoints by itself
-            self._soon(self._report, exc, "checkpointing the database failed")
 
     def _thread_prune(self) -> None:
         """Run one retention step (skipped once closing)."""
