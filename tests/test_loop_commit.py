@@ -28,6 +28,22 @@ def lines(first: int, count: int, room: str = "#a") -> Batch:
     )
 
 
+async def idle(writer: StoreWriter) -> None:
+    """Wait until the writer thread has done all that is queued, sleeping (a loop that
+    spins keeps the GIL and slows the thread down to the interpreter's switch interval)."""
+    await writer.call(lambda: None)
+    await trio.sleep(0.001)  # the thread counts the call as done just after reporting it
+
+
+async def indexed(store: SQLiteStore) -> None:
+    """Wait, sleeping, until the writer thread has indexed every committed line."""
+    for _ in range(2000):  # 10 s at most
+        if not store.unindexed():
+            return
+        await trio.sleep(0.005)  # a thread's progress: no event to wait for
+    raise AssertionError(f"{store.unindexed()} lines still wait to be indexed")
+
+
 def wal_bytes(path: Path) -> int:
     wal = path.with_name(path.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
@@ -148,7 +164,7 @@ async def test_loop_commits_are_checkpointed_by_the_thread(
     await nursery.start(writer.run)
     for i in range(1, 8 * CHECKPOINT_EVERY + 1):
         if writer.submit(lines(i, 1)) > writer.committed_seq:  # the thread was busy
-            await until(lambda: writer.statistics().queued == 0)
+            await idle(writer)
     assert writer.statistics().loop_commits > 6 * CHECKPOINT_EVERY
     await writer.call(lambda: None)  # everything queued (the checkpoints too) is done
     assert wal_bytes(path) < WAL_AUTOCHECKPOINT * (PAGE + 24) * 2
@@ -164,13 +180,13 @@ async def test_loop_commits_are_indexed_without_a_search(
     writer = StoreWriter(store, Committed())
     await nursery.start(writer.run)
     assert writer.submit(one(1)) == writer.committed_seq
-    await until(lambda: store.unindexed() == 0)
+    await indexed(store)
     monkeypatch.setattr(writer_index, "INDEX_DELAY_S", 3600.0)  # only a full batch now
     for i in range(2, INDEX_BATCH + 2):
         if writer.submit(one(i)) > writer.committed_seq:  # the thread was busy
-            await until(lambda: writer.statistics().queued == 0)
+            await idle(writer)
     assert writer.statistics().loop_commits > INDEX_BATCH // 2
-    await until(lambda: store.unindexed() == 0)
+    await indexed(store)
     await writer.aclose()
 
 
