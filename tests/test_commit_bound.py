@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Final, cast
 
 import trio
 import trio.testing
@@ -103,10 +103,6 @@ class SlowDisk(SQLiteStore):
 
     open_gate = threading.Event()
 
-    @property
-    def quick_commits(self) -> bool:
-        return False  # a slow disk: its commits go to the writer thread, never the loop
-
     def commit(self, batch: Batch) -> None:
         self.open_gate.wait(DISK_WAIT_S)
         super().commit(batch)
@@ -168,36 +164,3 @@ async def test_commit_gate_releases_at_once_only_what_is_in() -> None:
     writer.committed_seq = 2
     gate.committed(2)
     assert b"".join(link.written) == b"one\ntwo\nthree\n"
-
-
-async def test_commit_gate_one_commit_of_several_batches_flushes_each_member_once() -> None:
-    """Batches released by one commit go out in one flush per connection, up to its
-    last mark (one write, not one per batch), and in order."""
-    gate = CommitGate(lambda code, text: None, lambda: None)
-    writer = FakeWriter()
-    gate.writer = writer
-    links = [RecordingLink(), RecordingLink()]
-    flushes = [0, 0]
-    for i, link in enumerate(links):
-        flush = link.flush
-
-        def counted(mark: int | None = None, i: int = i, flush: Any = flush) -> None:
-            flushes[i] += 1
-            flush(mark)
-
-        link.flush = counted  # type: ignore[method-assign]
-    for n in (1, 2, 3):
-        flush_list = []
-        for link in links[: 1 if n == 2 else 2]:  # the second member is idle in batch 2
-            link.outbox.put(f"line {n}\n".encode())
-            flush_list.append(cast(Connection, link))
-        await gate.end_batch(one_line(n), flush_list)
-    links[0].outbox.put(b"not yet\n")  # put by a batch still open: not released
-    assert gate.statistics().held_batches == 3
-    writer.committed_seq = 3
-    gate.committed(3)
-    assert links[0].written == [b"line 1\nline 2\nline 3\n"]
-    assert links[1].written == [b"line 1\nline 3\n"]
-    assert flushes == [1, 1]
-    assert gate.statistics().held_batches == 0
-    assert sum(gate.statistics().fanout_latency.counts) == 3  # each batch counted

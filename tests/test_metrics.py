@@ -172,9 +172,6 @@ class ReadOnlyStore(SQLiteStore):
     def commit(self, batch: Batch) -> None:
         raise StoreError("attempt to write a readonly database")
 
-    def commit_in_loop(self, batch: Batch) -> None:
-        raise StoreError("attempt to write a readonly database")
-
 
 async def test_readyz_fails_while_the_store_cannot_be_written(
     nursery: trio.Nursery, start_server: StartServer, tmp_path: Path

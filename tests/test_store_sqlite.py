@@ -319,12 +319,11 @@ KILLED_WRITER = textwrap.dedent(
     import sys, time
     from triochat.store import Batch, StoredMessage, open_store
     store = open_store(sys.argv[1], sys.argv[2])
-    commit = getattr(store, sys.argv[3])
     last = 0
     while True:
         batch = [StoredMessage("#a", last + k, time.time(), "say", "x", "y" * 100)
                  for k in range(1, 11)]
-        commit(Batch(batch))
+        store.commit(Batch(batch))
         last += 10
         print(last, flush=True)
     """
@@ -332,19 +331,13 @@ KILLED_WRITER = textwrap.dedent(
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs kill -9")
-@pytest.mark.parametrize(
-    ("durability", "method"),
-    [*((d, "commit") for d in DURABILITIES), ("process", "commit_in_loop")],
-)
-def test_sqlite_store_keeps_every_commit_after_kill_9(
-    db: Path, durability: str, method: str
-) -> None:
+@pytest.mark.parametrize("durability", DURABILITIES)
+def test_sqlite_store_keeps_every_commit_after_kill_9(db: Path, durability: str) -> None:
     """A process killed mid-stream loses nothing whose commit had returned: every id it
     reported (as the hub would broadcast it) is in the file after a restart, with either
-    durability (process: synchronous=NORMAL is enough against kill -9), and for commits
-    made in the event loop (no checkpoints: the WAL holds them all)."""
+    durability (process: synchronous=NORMAL is enough against kill -9)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(db), durability, method],
+        [sys.executable, "-c", KILLED_WRITER, str(db), durability],
         stdout=subprocess.PIPE,
         text=True,
     )

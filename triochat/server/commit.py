@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -120,15 +120,8 @@ class CommitGate:
             self._release(marks, since)
 
     def committed(self, seq: int) -> None:
-        """The writer's callback: batches up to ``seq`` are in the database.
-
-        When one commit releases several batches, each connection is flushed once, up
-        to its last mark (marks only grow): one write per member per commit, not per
-        batch (the writer thread groups the batches queued behind a commit into one).
-        """
+        """The writer's callback: batches up to ``seq`` are in the database."""
         held = self._held
-        if len(held) > 1 and held[1][0] <= seq:
-            self._release_together(seq)
         while held and held[0][0] <= seq:
             _, marks, since = held.popleft()
             self._release(marks, since)
@@ -163,18 +156,6 @@ class CommitGate:
             self.store_down, len(self._held), self._waits, self._latency.snapshot()
         )
 
-    def _release_together(self, seq: int) -> None:
-        """Release every batch up to ``seq`` with one flush per connection."""
-        held = self._held
-        latest: dict[Connection, int] = {}
-        now = time.perf_counter()
-        while held and held[0][0] <= seq:
-            _, marks, since = held.popleft()
-            if marks:
-                latest.update(marks)  # a later batch's mark for a connection wins
-                self._latency.observe(now - since)
-        _release(latest.items())
-
     def _release(self, marks: list[tuple[Connection, int]], since: float) -> None:
         """Release ``marks`` and count the batch's fan-out latency (if it had output)."""
         if marks:
@@ -182,7 +163,7 @@ class CommitGate:
             self._latency.observe(time.perf_counter() - since)
 
 
-def _release(marks: Iterable[tuple[Connection, int]]) -> None:
+def _release(marks: list[tuple[Connection, int]]) -> None:
     """Send each connection its output up to the mark taken at its batch's end."""
     for conn, mark in marks:
         conn.flush(mark)

@@ -73,7 +73,6 @@ __all__ = [
     "DURABILITY",
     "PRUNE_CHUNK_ROWS",
     "SYNCHRONOUS",
-    "WAL_AUTOCHECKPOINT",
     "Durability",
     "ForeignDatabase",
     "SQLiteStore",
@@ -90,7 +89,6 @@ DEFAULT_DURABILITY: Final[Durability] = "process"  # kill -9 safe; no fsync per 
 SYNCHRONOUS: Final[Synchronous] = DURABILITY[DEFAULT_DURABILITY]
 BUSY_TIMEOUT_S: Final = 2.0  # a lock held longer than this is another server, not a blip
 PRUNE_CHUNK_ROWS: Final = 1000  # rows per retention transaction: short locks, small WAL
-WAL_AUTOCHECKPOINT: Final = 1000  # pages: SQLite's default, restored after commit_in_loop
 
 
 _COLUMNS: Final = "room, id, ts, kind, sender, text"
@@ -137,9 +135,6 @@ class SQLiteStore(PrivateLines):
         self._conn = connection
         self._path = path
         self._search = search  # the full-text index is kept (triochat.store.search)
-        (synchronous,) = connection.execute("PRAGMA synchronous").fetchone()
-        self._quick_commits = int(synchronous) == 1  # NORMAL; FULL fsyncs every commit
-        self._autocheckpoint = True  # SQLite's wal_autocheckpoint is on (the default)
         # Committed lines not indexed yet (triochat.store.search_backlog).
         self._backlog = SearchBacklog() if backlog is None else backlog
 
@@ -235,42 +230,6 @@ class SQLiteStore(PrivateLines):
         """Write ``batch`` in one transaction; see :meth:`Store.commit`."""
         if not batch:
             return
-        self._checkpoints(True)
-        self._write(batch)
-
-    @property
-    def quick_commits(self) -> bool:
-        """Whether a commit never waits for the disk (``synchronous=NORMAL``)."""
-        return self._quick_commits
-
-    def commit_in_loop(self, batch: Batch) -> None:
-        """Write ``batch`` in one transaction that never checkpoints (two fsyncs): for
-        the event loop (:mod:`triochat.store.loop_commit`). Automatic checkpoints stay
-        off until the writer thread's next :meth:`commit`, :meth:`index_some` or
-        :meth:`checkpoint`."""
-        if batch:
-            self._checkpoints(False)
-            self._write(batch)
-
-    def checkpoint(self) -> None:
-        """Checkpoint the WAL (PASSIVE), automatic checkpoints on again (writer thread)."""
-        try:
-            self._checkpoints(True)
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            raise _error("cannot checkpoint", self._path, exc) from exc
-
-    def _checkpoints(self, on: bool) -> None:
-        """Turn SQLite's automatic WAL checkpoints on (its default) or off."""
-        if on != self._autocheckpoint:
-            pages = WAL_AUTOCHECKPOINT if on else 0
-            try:
-                self._conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
-            except sqlite3.Error as exc:
-                raise _error("cannot save to", self._path, exc) from exc
-            self._autocheckpoint = on
-
-    def _write(self, batch: Batch) -> None:
         highest: dict[str, int] = {}
         for message in batch.messages:
             if message.id > highest.get(message.room, 0):
@@ -400,7 +359,6 @@ class SQLiteStore(PrivateLines):
             StoreError: Nothing was indexed; the lines wait for the next call.
         """
         try:
-            self._checkpoints(True)
             return self._backlog.index(self._conn, max_lines)
         except sqlite3.Error as exc:
             raise _error("cannot index for search in", self._path, exc) from exc

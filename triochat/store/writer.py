@@ -22,9 +22,6 @@ Rules of this module:
   landed harmless. Batches submitted meanwhile queue up behind it.
 * **Search indexing in between** (a store that :class:`Indexes`): committed lines are
   indexed when the thread would wait, many per transaction (``writer_index``).
-* **A small commit skips the thread when that is cheap** (``process`` durability):
-  :meth:`StoreWriter.submit` commits it in the event loop if the thread is idle, and
-  never checkpoints there (``loop_commit`` says when and why).
 * **Retention in small steps.** A prune call deletes at most :data:`PRUNE_STEP_ROWS`
   rows; if there is more to do, the next step is queued behind whatever arrived
   meanwhile, so a large first prune never holds commits back for long.
@@ -39,28 +36,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar, TypeVarTuple
 
 import trio
 
 from triochat.core.logevents import log_event
-from triochat.latency import LatencyHistogram
+from triochat.latency import Latency, LatencyHistogram
 from triochat.store.base import Batch, Store, StoreError
-from triochat.store.loop_commit import LoopCommitter, checkpoint
 from triochat.store.retention import check_retention
 from triochat.store.writer_index import Indexes, IndexPacer
-from triochat.store.writer_ops import (
-    Call,
-    Checkpoint,
-    Commit,
-    Op,
-    Prune,
-    Stop,
-    WriterStatistics,
-    merge,
-    take_group,
-)
+from triochat.store.writer_ops import Call, Commit, Op, Prune, Stop, merge
 
 __all__ = [
     "PRUNE_EVERY_S",
@@ -80,6 +67,34 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    """What :meth:`StoreWriter.statistics` reports.
+
+    Attributes:
+        submitted: batches submitted so far (the last sequence number handed out).
+        committed: batches committed so far (the last sequence number reported).
+        commits: transactions that landed (each holds one or more grouped batches).
+        messages: chat messages those transactions saved.
+        failures: commit attempts that failed (each was retried).
+        queued: operations waiting for the writer thread (commits, reads, prune steps).
+        commit_seconds: time the landed commits took in the writer thread, in total
+            (``commit_seconds / commits`` is the mean commit latency).
+        calls: reads (and other calls) run in the writer thread so far.
+        commit_latency: the landed commits' durations, in buckets.
+    """
+
+    submitted: int
+    committed: int
+    commits: int
+    messages: int
+    failures: int
+    queued: int
+    commit_seconds: float
+    calls: int
+    commit_latency: Latency
 
 
 class StoreWriter:
@@ -126,15 +141,7 @@ class StoreWriter:
         self._wall_clock = wall_clock
         # Trio -> thread: the operations, in order. Thread -> trio: run_sync_soon.
         self._inbox: queue.SimpleQueue[Op] = queue.SimpleQueue()
-        # Held by the thread whenever it uses the store; the loop only tries it.
-        self._busy = threading.Lock()
-        self._indexes = store if isinstance(store, Indexes) else None
-        self._pacer = (
-            None
-            if self._indexes is None
-            else IndexPacer(self._indexes, self._index_failed, lock=self._busy)
-        )
-        self._in_loop = LoopCommitter.of(store, self._busy, self._indexes)  # None: never
+        self._pacer = IndexPacer(store, self._index_failed) if isinstance(store, Indexes) else None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._retry = threading.Event()  # set by trio when a failed commit may try again
@@ -158,7 +165,6 @@ class StoreWriter:
         # thread writes only _taken and _calls; everything else is the trio thread's.
         self._queued_total = 0  # operations put on the queue
         self._taken = 0  # operations the thread has taken off it
-        self._done = 0  # operations the thread has finished (all queued ones: it is idle)
         self._commits = 0
         self._messages = 0
         self._failures = 0
@@ -193,7 +199,6 @@ class StoreWriter:
             commit_seconds=self._commit_seconds,
             calls=self._calls,
             commit_latency=self._latency.snapshot(),
-            loop_commits=0 if self._in_loop is None else self._in_loop.commits,
         )
 
     def submit(self, batch: Batch) -> int:
@@ -211,14 +216,6 @@ class StoreWriter:
         if self._closing:
             raise trio.ClosedResourceError("the store is closing; nothing more is saved")
         self._submitted += 1
-        # The thread did all that was queued (only we queue): nothing comes in between.
-        if self._in_loop is not None and self._done == self._queued_total:
-            landed = self._in_loop.commit(batch)
-            if landed is not None:
-                self._landed(self._submitted, landed[0], len(batch.messages))
-                for op in landed[1]:
-                    self._put(op)
-                return self._submitted
         op = Commit(batch, self._submitted)
         self._uncommitted.append(op)
         self._put(op)
@@ -322,12 +319,12 @@ class StoreWriter:
             self._thread.start()
 
     def _landed(self, seq: int, took: float, messages: int) -> None:
-        """Batches up to ``seq`` landed in ``took`` s (a later one may have, in the loop)."""
+        """The thread committed batches up to ``seq`` (one transaction of ``took`` s)."""
         self._commit_seconds += took
         self._latency.observe(took)
         self._commits += 1
         self._messages += messages
-        self._committed = max(self._committed, seq)
+        self._committed = seq
         uncommitted = self._uncommitted
         while uncommitted and uncommitted[0].seq <= seq:
             uncommitted.popleft()
@@ -422,31 +419,31 @@ class StoreWriter:
                 if isinstance(op, Stop):
                     break
                 if self._abandoned:
-                    self._done += 1
                     continue
-                with self._busy:
-                    if isinstance(op, Commit):
-                        group, held = take_group(op, inbox)  # all queued back to back
-                        self._taken += len(group) - 1 + (held is not None)
-                        self._thread_commit(group)
-                        self._done += len(group)
-                        continue
-                    if isinstance(op, Call):
-                        self._thread_call(op)
-                    elif isinstance(op, Prune):
-                        self._thread_prune()
-                    elif isinstance(op, Checkpoint) and (error := checkpoint(self._store)):
-                        self._soon(self._report, error, "checkpointing the database failed")
-                    # a Nudge only woke the thread: next_op indexes what is due
-                    self._done += 1
+                if isinstance(op, Commit):
+                    group = [op]
+                    while held is None:  # everything queued back to back: one transaction
+                        try:
+                            ahead = inbox.get_nowait()
+                        except queue.Empty:
+                            break
+                        self._taken += 1
+                        if isinstance(ahead, Commit):
+                            group.append(ahead)
+                        else:
+                            held = ahead
+                    self._thread_commit(group)
+                elif isinstance(op, Call):
+                    self._thread_call(op)
+                else:
+                    self._thread_prune()
         except BaseException as exc:  # a bug, not a disk: run() raises it
             crash = exc
         close_error: StoreError | None = None
-        with self._busy:
-            try:
-                self._store.close()
-            except StoreError as exc:
-                close_error = exc
+        try:
+            self._store.close()
+        except StoreError as exc:
+            close_error = exc
         self._soon(self._ended, close_error, crash)
 
     def _index_failed(self, exc: StoreError) -> None:

@@ -18,7 +18,6 @@ it reads, so the pace only moves work between transactions.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import time
 from collections.abc import Callable
@@ -56,11 +55,8 @@ class IndexPacer:
         store: Indexes,
         on_error: Callable[[StoreError], None],
         clock: Callable[[], float] = time.monotonic,
-        *,
-        lock: contextlib.AbstractContextManager[object] | None = None,
     ) -> None:
         self._store = store
-        self._lock = contextlib.nullcontext() if lock is None else lock  # held to index
         self._on_error = on_error  # called in the writer thread
         self._clock = clock
         self._since: float | None = None  # when lines were first seen waiting
@@ -92,8 +88,7 @@ class IndexPacer:
 
     def _index(self) -> None:
         try:
-            with self._lock:
-                self._store.index_some(INDEX_CHUNK)
+            self._store.index_some(INDEX_CHUNK)
         except StoreError as exc:
             self._retry_at = self._clock() + INDEX_RETRY_S
             self._on_error(exc)
