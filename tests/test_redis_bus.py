@@ -20,6 +20,7 @@ from triochat.bus.redis_bus import RedisBus
 from triochat.config import ServerConfig
 from triochat.core import cluster
 from triochat.server import ChatServer
+from triochat.server.hub import INBOUND_QUEUE
 
 ROOM: Final = "#lobby"
 WAIT: Final = 10.0  # real seconds for anything to cross Redis
@@ -72,6 +73,32 @@ async def test_redis_bus_statistics_count_publishing_and_reading(
         await bus.leave()
 
 
+async def test_a_joining_node_has_the_room_lines_before_it_is_started(
+    nursery: trio.Nursery, redis_server: RedisServer
+) -> None:
+    """run() is started only once the lines the room streams held are delivered.
+
+    The server opens its doors after that, so a member joining a room on a new node is
+    replayed the lines said there before the node came up.
+    """
+    sender, witness = RedisBus(redis_server.url, node="a"), RedisBus(redis_server.url, node="b")
+    sink_a, sink_b = Sink(), Sink()
+    with trio.fail_after(WAIT):
+        await nursery.start(sender.run, sink_a.deliver, {ROOM: 0})
+        await nursery.start(witness.run, sink_b.deliver, {ROOM: 0})
+    sender.publish([cluster.Arrive(1, "alice", "alice", (ROOM,))])
+    sender.publish([line(i) for i in range(3)])
+    await sink_b.wait_for(3)  # in Redis now
+
+    late, sink_late = RedisBus(redis_server.url, node="c"), Sink()
+    with trio.fail_after(WAIT):
+        await nursery.start(late.run, sink_late.deliver, {ROOM: 0})
+    texts = [item.line.text for item in sink_late.items if isinstance(item, cluster.Sequenced)]
+    assert texts == ["line 0", "line 1", "line 2"]
+    for bus in (sender, witness, late):
+        await bus.leave()
+
+
 class FakeBus:
     """A :class:`Bus` that records what the hub asks of it (no Redis anywhere)."""
 
@@ -85,6 +112,7 @@ class FakeBus:
         self.left = False
         self.published: list[cluster.Op] = []
         self.got_line = trio.Event()
+        self.deliveries = 0
 
     async def check(self) -> None:
         self.checked = True
@@ -97,6 +125,8 @@ class FakeBus:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         self.running = True
+        for _ in range(self.deliveries):  # a long catch-up, before started
+            await deliver([cluster.Remote("other", cluster.RoomMade("#dev"))])
         task_status.started()
         await trio.sleep_forever()
 
@@ -133,3 +163,16 @@ async def test_hub_uses_the_bus_it_is_given(nursery: trio.Nursery) -> None:
     await server.shutdown()
     assert fake.left
     await client.aclose()
+
+
+async def test_the_hub_takes_what_the_bus_delivers_while_it_starts(nursery: trio.Nursery) -> None:
+    """The hub's loop runs while the bus starts: a catch-up longer than the hub's queue
+    is taken in, not left waiting on a loop that would only start after it."""
+    fake = FakeBus()
+    fake.deliveries = INBOUND_QUEUE * 2
+    server = ChatServer(ServerConfig(), bus=fake)
+    with trio.fail_after(WAIT):
+        await nursery.start(server.run)
+    assert "#dev" in server.hub.state.rooms
+    await server.shutdown()
+    assert fake.left

@@ -86,7 +86,11 @@ class Bus(Protocol):
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Join (``rooms``: last id known of each), then publish and read until cancelled."""
+        """Join (``rooms``: last id known of each), then publish and read until cancelled.
+
+        Started once what the cluster holds (rooms, members, the room streams' recent
+        lines) was handed to ``deliver``, which the hub serves meanwhile.
+        """
         ...
 
     def publish(self, ops: Iterable[cluster.Op]) -> list[cluster.Op]:

@@ -74,6 +74,10 @@ CATCH_UP: Final = 256
 # replays from the store, ~8x the CPU per delivery and 50x slower.)
 STALE_S: Final = 2.0
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
+# How long start-up waits for the room streams' lines (a node opens its doors after them,
+# so that a member joining a room on a new node is replayed its history); past this the
+# doors open and the rest arrives as catch-ups.
+JOIN_READ_S: Final = 30.0
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
 MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
 LOG_MAXLEN: Final = 100_000  # entries kept in the log (a node reads it as it goes)
@@ -113,6 +117,7 @@ class RedisBus:
         self._epoch: str | None = None
         self._positions: dict[str, str] = {}
         self._behind = True  # reading what was written before (re)joining: a catch-up
+        self._caught_up = trio.Event()  # what the streams held at joining was delivered
         self._known: dict[str, float] = {}  # other nodes seen -> when last seen alive
         self._reap_after = 0.0  # trio time before which no node is taken for dead
         self._deliver: Deliver | None = None
@@ -204,8 +209,9 @@ class RedisBus:
 
         ``rooms`` maps the rooms this node knows to the last id it has of each: reading
         goes on from there. Before ``task_status.started()`` the cluster's rooms, topics
-        and members have been delivered. Raises :class:`ClusterError` if Redis cannot be
-        reached at start-up.
+        and members have been delivered, and the lines the room streams held (bounded by
+        :data:`JOIN_READ_S`): ``deliver`` must be served meanwhile. Raises
+        :class:`ClusterError` if Redis cannot be reached at start-up.
         """
         self._deliver = deliver
         link = self._link
@@ -229,6 +235,10 @@ class RedisBus:
                 nursery.start_soon(self._reader)
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._heartbeat)
+                with trio.move_on_after(JOIN_READ_S) as scope:
+                    await self._caught_up.wait()
+                if scope.cancelled_caught:
+                    log_event(log, "cluster.slow_join", seconds=JOIN_READ_S)
                 task_status.started()
 
     async def _join(self, rooms: Mapping[str, int]) -> list[cluster.ClusterIn]:
@@ -285,6 +295,7 @@ class RedisBus:
                 continue
             if not reply:  # (a read while behind does not wait: nothing is there)
                 self._behind = False
+                self._caught_up.set()
                 continue
             self._reads += 1
             items: list[cluster.ClusterIn] = []
@@ -313,6 +324,8 @@ class RedisBus:
                 self._received += len(items)
                 for start in range(0, len(items), CATCH_UP):  # the hub flushes between
                     await self._deliver(items[start : start + CATCH_UP])
+            if not full:
+                self._caught_up.set()  # (no stream had more than this read took)
 
     def _log_entry(self, raw: bytes, items: list[cluster.ClusterIn]) -> None:
         try:

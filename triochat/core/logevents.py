@@ -184,6 +184,11 @@ EVENTS: Final[Mapping[str, LogEvent]] = {
     "history.read_failed": _e(ERROR, "history: cannot read %(room)s for [c%(conn)d]: %(reason)s"),
     # -- the cluster (--redis) --------------------------------------------------------------
     "cluster.joined": _e(INFO, "cluster: node %(node)s joined through %(url)s"),
+    "cluster.slow_join": _e(
+        WARNING,
+        "cluster: the room streams were not read within %(seconds)gs; opening the doors,"
+        " the rest comes as catch-ups",
+    ),
     "cluster.left": _e(INFO, "cluster: node %(node)s left"),
     "cluster.goodbye_failed": _e(WARNING, "cluster: could not say goodbye: %(reason)s"),
     "cluster.redis_lost": _e(

@@ -248,27 +248,34 @@ class Hub:
                         await self.bus.check()  # an unreachable Redis: say so first
                     await nursery.start(self.writer.run)
                     await self._load()
-                    if self.bus is not None:
-                        rooms = {name: room.last_id for name, room in self.state.rooms.items()}
-                        await nursery.start(self.bus.run, self._from_cluster, rooms)
                     self.jobs.start_in(nursery)
                     self.history.start_in(nursery)
                     nursery.start_soon(self._ticker, self._send.clone())
                     self._last_status = trio.current_time()
+                    nursery.start_soon(self._serve, nursery.cancel_scope)
+                    if self.bus is not None:
+                        # Started once the cluster's recent lines are in (the loop takes
+                        # them meanwhile): a member of a new node is replayed its rooms.
+                        rooms = {name: room.last_id for name, room in self.state.rooms.items()}
+                        await nursery.start(self.bus.run, self._from_cluster, rooms)
                     task_status.started()
-                    try:
-                        await self._loop()
-                    finally:
-                        if self.bus is not None:
-                            with trio.move_on_after(self.config.flush_timeout) as scope:
-                                scope.shield = True
-                                await self.bus.leave()
-                        with trio.move_on_after(self.config.flush_timeout) as scope:
-                            scope.shield = True
-                            await self.writer.aclose()
-                    nursery.cancel_scope.cancel()
         finally:
             self.stopped.set()
+
+    async def _serve(self, done: trio.CancelScope) -> None:
+        """The loop until :class:`Stop`; then leave the cluster, close the store, and end
+        the hub's tasks (``done``)."""
+        try:
+            await self._loop()
+        finally:
+            if self.bus is not None:
+                with trio.move_on_after(self.config.flush_timeout) as scope:
+                    scope.shield = True
+                    await self.bus.leave()
+            with trio.move_on_after(self.config.flush_timeout) as scope:
+                scope.shield = True
+                await self.writer.aclose()
+        done.cancel()
 
     async def _load(self) -> None:
         """Restore every stored room, with its ids, topic and recent lines."""
