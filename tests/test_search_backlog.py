@@ -85,6 +85,25 @@ def test_lines_deleted_before_they_were_indexed_are_skipped(tmp_path: Path) -> N
     assert counts(path) == (4, 4, 4)
 
 
+def test_runs_of_lines_are_indexed_in_arrival_order_in_any_chunks(tmp_path: Path) -> None:
+    """The backlog keeps consecutive ids of a room as one run: rooms interleaved, ids
+    with gaps and chunks that end inside a run still index every line once, and
+    docids (a hit's seq) follow arrival."""
+    path = tmp_path / "chat.db"
+    store = SQLiteStore.open(path)
+    order = [("#a", 1), ("#a", 2), ("#a", 3), ("#b", 1), ("#a", 4), ("#a", 6), ("#a", 7)]
+    order += [("#b", i) for i in range(2, 12)] + [("#c", 1), ("#d", 2), ("#a", 8)]
+    for room, id in order:
+        store.commit(Batch([say(room, id, f"word {room} {id}")]))
+    assert store.unindexed() == len(order)
+    assert [store.index_some(n) for n in (2, 3, 1, 7, 100, 5)] == [2, 3, 1, 7, 7, 0]
+    found = store.search(SearchQuery(("word",), None, limit=1000))
+    assert [(hit.message.room, hit.message.id) for hit in reversed(found)] == order
+    assert [hit.seq for hit in reversed(found)] == list(range(1, len(order) + 1))
+    store.close()
+    assert counts(path) == (len(order), len(order), len(order))
+
+
 def test_a_killed_process_has_its_waiting_lines_indexed_at_the_next_start(tmp_path: Path) -> None:
     path = tmp_path / "chat.db"
     store = SQLiteStore.open(path)
