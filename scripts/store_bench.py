@@ -2,7 +2,7 @@
 
 Prints one line per case::
 
-    python scripts/store_bench.py [--messages N] [--dir FOLDER] [--only commit,writer,index,open]
+    python scripts/store_bench.py [--messages N] [--dir DIR] [--only commit,writer,index,burst,open]
 
 * ``commit``: messages/s and milliseconds per transaction for batches of 1 and 100
   messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
@@ -16,6 +16,10 @@ Prints one line per case::
   transaction) with the search index and without, and, where the store indexes after
   the commit (``index_some``), the CPU per line of indexing them afterwards in batches
   of 100. Run it with ``PYTHONPATH=`` another checkout to compare.
+* ``burst``: the writer thread's CPU per line in a burst: one room, hub batches of 250
+  lines each committed in a transaction, and (with the index) the lines indexed 1,000
+  a transaction after every fourth commit, as the writer's pacer does under load; on
+  top of 20,000 stored lines. Run it with ``PYTHONPATH=`` another checkout to compare.
 * ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
   messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
 
@@ -148,6 +152,39 @@ def bench_index(folder: Path, total: int, search: bool) -> str:
     return f"index   one-line commits {what}: {committed / total * 1e6:.1f} us CPU a line{indexed}"
 
 
+def bench_burst(folder: Path, total: int, search: bool) -> str:
+    """CPU per line of ``total`` lines committed 250 a transaction in one room and (with
+    ``search``) indexed 1,000 a transaction, on top of 20,000 stored lines."""
+    path = folder / f"burst-{search}.db"
+    store = SQLiteStore.open(path, search_index=search)
+    for batch in batches(20_000, 1000, rooms=1):
+        store.commit(batch)
+    later = getattr(store, "index_some", None)
+    if later is not None:
+        later()
+    now = time.time()
+    work = [
+        Batch(
+            [
+                StoredMessage("#r0", 20_001 + n, now, "say", "b", TEXT)
+                for n in range(start, min(start + 250, total))
+            ]
+        )
+        for start in range(0, total, 250)
+    ]
+    began = time.process_time()
+    for n, batch in enumerate(work, 1):
+        store.commit(batch)
+        if later is not None and search and n % 4 == 0:
+            later(1000)
+    if later is not None and search:
+        later()
+    took = (time.process_time() - began) / total * 1e6
+    store.close()
+    what = "with the index" if search else "without the index"
+    return f"burst   250-line commits {what}: {took:.2f} us CPU a line (indexing included)"
+
+
 def bench_open(folder: Path, total: int) -> str:
     """Fill a database with ``total`` messages, then time reopening and closing it."""
     path = folder / "open.db"
@@ -175,7 +212,7 @@ def main() -> None:
     parser.add_argument("--open-messages", type=int, default=500_000, help="for the open case")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the databases")
     parser.add_argument(
-        "--only", default="commit,writer,index,open", help="comma-separated cases to run"
+        "--only", default="commit,writer,index,burst,open", help="comma-separated cases to run"
     )
     args = parser.parse_args()
     cases = set(args.only.split(","))
@@ -189,6 +226,8 @@ def main() -> None:
             print(trio.run(bench_writer, folder, mode, args.messages), flush=True)
         for search in (False, True) if "index" in cases else ():
             print(bench_index(folder, min(args.messages, 5000), search), flush=True)
+        for search in (False, True) if "burst" in cases else ():
+            print(bench_burst(folder, max(args.messages, 50_000), search), flush=True)
         if "open" in cases:
             print(bench_open(folder, args.open_messages), flush=True)
 

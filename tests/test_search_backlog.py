@@ -20,6 +20,7 @@ import trio
 
 from triochat.core.search import SearchQuery
 from triochat.store import Batch, SQLiteStore, StoredMessage, StoreError, StoreWriter
+from triochat.store.search import SEARCH_AUTOMERGE
 from triochat.store.writer_index import INDEX_BATCH, INDEX_CHUNK, INDEX_RETRY_S, IndexPacer
 from triochat.store.writer_ops import Op, Prune
 
@@ -83,6 +84,25 @@ def test_lines_deleted_before_they_were_indexed_are_skipped(tmp_path: Path) -> N
     assert hits(store, "old") == []
     store.close()
     assert counts(path) == (4, 4, 4)
+
+
+def test_runs_of_lines_are_indexed_in_arrival_order_in_any_chunks(tmp_path: Path) -> None:
+    """The backlog keeps consecutive ids of a room as one run: rooms interleaved, ids
+    with gaps and chunks that end inside a run still index every line once, and
+    docids (a hit's seq) follow arrival."""
+    path = tmp_path / "chat.db"
+    store = SQLiteStore.open(path)
+    order = [("#a", 1), ("#a", 2), ("#a", 3), ("#b", 1), ("#a", 4), ("#a", 6), ("#a", 7)]
+    order += [("#b", i) for i in range(2, 12)] + [("#c", 1), ("#d", 2), ("#a", 8)]
+    for room, id in order:
+        store.commit(Batch([say(room, id, f"word {room} {id}")]))
+    assert store.unindexed() == len(order)
+    assert [store.index_some(n) for n in (2, 3, 1, 7, 100, 5)] == [2, 3, 1, 7, 7, 0]
+    found = store.search(SearchQuery(("word",), None, limit=1000))
+    assert [(hit.message.room, hit.message.id) for hit in reversed(found)] == order
+    assert [hit.seq for hit in reversed(found)] == list(range(1, len(order) + 1))
+    store.close()
+    assert counts(path) == (len(order), len(order), len(order))
 
 
 def test_a_killed_process_has_its_waiting_lines_indexed_at_the_next_start(tmp_path: Path) -> None:
@@ -208,3 +228,23 @@ def test_the_writer_indexes_in_the_background(tmp_path: Path, durability: str) -
 
     trio.run(main)
     assert counts(path) == (INDEX_BATCH, INDEX_BATCH, INDEX_BATCH)
+
+
+def test_the_index_merges_its_segments_16_at_a_time(tmp_path: Path) -> None:
+    """FTS5's automerge is set to 16 when the index is kept (new or existing file), so
+    indexing rewrites each line's words half as often as FTS5's default of 4."""
+    path = tmp_path / "chat.db"
+    SQLiteStore.open(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("DELETE FROM search_index_config WHERE k = 'automerge'")  # as before
+        conn.commit()
+    finally:
+        conn.close()
+    SQLiteStore.open(path).close()
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT v FROM search_index_config WHERE k = 'automerge'").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(SEARCH_AUTOMERGE,)] == [(16,)]
