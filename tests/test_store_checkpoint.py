@@ -78,12 +78,12 @@ def test_a_long_wal_is_started_over_by_the_writer(
     assert copied == frames
     assert long_wal(checkpointer)
     opened.commit(batch(31))  # not copied by a pass: the writer copies it first
-    assert opened.own_checkpoints == 1
+    assert checkpointer.writer_passes == 1
     assert not long_wal(checkpointer)
     opened.commit(batch(32))
     frames, _ = checkpointer.checkpoint()
     assert frames < 20  # the WAL started over: only the last commits' frames are in it
-    assert opened.own_checkpoints == 1  # once, not at every commit
+    assert checkpointer.writer_passes == 1  # once, not at every commit
 
 
 def test_another_connection_can_read_while_the_store_is_open(

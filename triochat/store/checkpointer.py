@@ -16,8 +16,8 @@ out of the commit"). So the writer's connection never checkpoints by itself
   Beside a steady stream of commits that rarely happens, so the WAL would grow for as
   long as the load lasts. When a pass finds :data:`WAL_LONG_FRAMES` frames or more,
   :attr:`Checkpointer.long_wal` asks the writer to checkpoint once itself, before its
-  next transaction (short: only the frames written since this pass are left), and that
-  transaction starts the WAL over (:meth:`SQLiteStore.commit`).
+  next transaction (:meth:`Checkpointer.restart_from`: short, only the frames written
+  since this pass are left), and that transaction starts the WAL over.
 * **A failure is logged and retried** at the next pass; the WAL only grows meanwhile.
 * **Closed before the store's own connection** (:meth:`Checkpointer.close`): the last
   connection to close checkpoints the WAL into the file and removes it.
@@ -63,6 +63,7 @@ class Checkpointer:
         self._failing = False
         self.passes = 0  # checkpoints run so far (for statistics and tests)
         self.long_wal = False  # the writer checkpoints once before its next transaction
+        self.writer_passes = 0  # of those (restart_from)
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -83,6 +84,19 @@ class Checkpointer:
         if frames >= WAL_LONG_FRAMES:
             self.long_wal = True
         return int(frames), int(copied)
+
+    def restart_from(self, writer: sqlite3.Connection) -> None:
+        """The WAL is long: copy what the last pass left (the frames written since), from
+        the writer's connection, where no commit runs beside it, so that its next
+        transaction starts the WAL over. Failing (a pass at the same moment) or leaving
+        frames, it is tried again before the writer's next transaction."""
+        try:
+            _busy, frames, copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return
+        self.writer_passes += 1
+        if frames == copied:
+            self.long_wal = False
 
     def close(self) -> None:
         """Stop the thread (after its pass, if one runs) and close the connection."""

@@ -142,7 +142,6 @@ class SQLiteStore(PrivateLines):
         self._conn = connection
         # Checkpoints in a thread of their own (None: SQLite's own, in the commits).
         self.checkpointer = checkpointer
-        self.own_checkpoints = 0  # made by this connection because the WAL grew long
         self._lock_fd = lock_fd  # the file lock held until close (sqlite_open.lock_file)
         self._path = path
         self._search = search  # the full-text index is kept (triochat.store.search)
@@ -257,7 +256,7 @@ class SQLiteStore(PrivateLines):
         conn = self._conn
         checkpointer = self.checkpointer
         if checkpointer is not None and checkpointer.long_wal:
-            self._restart_wal(checkpointer)
+            checkpointer.restart_from(conn)  # before BEGIN: see triochat.store.checkpointer
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -408,19 +407,6 @@ class SQLiteStore(PrivateLines):
         finally:
             _unlock(self._lock_fd)
             self._lock_fd = None
-
-    def _restart_wal(self, checkpointer: Checkpointer) -> None:
-        """The checkpointer found the WAL long: copy what it left (the frames written
-        since its pass) from here, where no commit runs beside it, so that the next
-        transaction starts the WAL over (see triochat.store.checkpointer). A failure
-        (the thread checkpointing at the same moment) leaves it for the next commit."""
-        try:
-            _busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error:
-            return
-        self.own_checkpoints += 1
-        if frames == copied:
-            checkpointer.long_wal = False
 
     def account_keys(self) -> list[str]:
         """Return every account's name key, sorted."""
