@@ -64,19 +64,14 @@ BLOCK_MS: Final = 2000  # one XREAD waits at most this long for news
 READ_COUNT: Final = 1000  # entries per stream per XREAD
 # Lines in one read, while behind, beyond which they are a catch-up replayed to members
 # as their connections drain; a node keeping up hands a live burst to the hub this many
-# at a time, flushed between, as a burst on one node is (a replay per read cost 10x the
-# CPU per delivery and fell ever further behind: the one-node burst timed out).
+# at a time, flushed between (a replay per read cost 10x the CPU per delivery).
 CATCH_UP: Final = 256
 # A read that fills READ_COUNT while keeping up is a live burst unless its oldest line
-# was said this long ago (by the line's own clock): then the node had stalled (a pause,
-# a hub held up) and what piled up meanwhile is a catch-up. (Before, every full read
-# counted as behind: a burst of a few thousand lines on a live node went out as paced
-# replays from the store, ~8x the CPU per delivery and 50x slower.)
+# was said this long ago (by the line's own clock): then the node had stalled and what
+# piled up meanwhile is a catch-up (docs/operations.md, "Catching up").
 STALE_S: Final = 2.0
 OP_TIMEOUT: Final = 5.0  # seconds any other call may take before Redis counts as gone
-# How long start-up waits for the room streams' lines (a node opens its doors after them,
-# so that a member joining a room on a new node is replayed its history); past this the
-# doors open and the rest arrives as catch-ups.
+# Start-up waits this long at most for the room streams' lines (then opens the doors).
 JOIN_READ_S: Final = 30.0
 MAX_BATCH_OPS: Final = 512  # operations in one PUBLISH call
 MAX_QUEUED_LINES: Final = 10_000  # lines kept while Redis is away; beyond, refused
@@ -122,13 +117,8 @@ class RedisBus:
         self._reap_after = 0.0  # trio time before which no node is taken for dead
         self._deliver: Deliver | None = None
         # Counters for statistics(): plain ints, bumped once per batch or read.
-        self._published = 0
-        self._batches = 0
-        self._refused = 0
-        self._received = 0
-        self._reads = 0
-        self._outages = 0
-        self._catch_ups = 0
+        self._published = self._batches = self._refused = self._received = 0
+        self._reads = self._outages = self._catch_ups = 0
 
     @property
     def node(self) -> str:

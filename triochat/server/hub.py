@@ -12,22 +12,16 @@ Rules of this module:
   its output stays held in the outboxes (up to a mark per connection) until the
   writer reports the commit; meanwhile the hub goes on with the next batches, whose
   writes the writer groups into the next transaction. So after a crash every line any
-  client received is in the store, and the next id is larger than any id a client
-  saw, while the event loop never waits for a disk. If the store fails, held output is
-  released, members are told once that history is not being saved, chat goes on, and
-  the store writer keeps retrying.
+  client received is in the store, while the event loop never waits for a disk. If the
+  store fails, held output is released, members are told once, and chat goes on.
 * **Never awaits a member.** Output goes into bounded outboxes; a full one drops that
   member as "too slow" (see :meth:`triochat.core.state.ChatState._put`).
-* **Never waits for a password hash.** Password jobs the state queues run as tasks of
-  their own: each reads the stored hash through the store's thread (in order, after
-  the batches submitted before it) and hashes in a worker thread of its own
-  (:data:`HASH_THREADS`), then sends a :class:`PasswordDone` back into the inbound
-  channel. Every room goes on meanwhile.
-* **In a cluster, the log numbers the lines.** With ``--redis`` the state publishes
-  what the other nodes must know; at the end of each batch the hub hands it to the bus
-  (:mod:`triochat.bus`), which sends it to Redis and delivers what the log
-  reports back into the inbound channel as :class:`FromCluster`, lines included: they
-  are stored and sent like any other batch. The hub never waits for Redis.
+* **Never waits for a password hash.** Password jobs run as tasks of their own (read
+  the hash through the store's thread, in order; hash in a worker thread,
+  :data:`HASH_THREADS`), then send a :class:`PasswordDone` into the inbound channel.
+* **In a cluster, the log numbers the lines.** With ``--redis`` the hub hands what the
+  state publishes to the bus (:mod:`triochat.bus`) at the end of each batch; what the
+  log reports comes back as :class:`FromCluster`, stored and sent like any other batch.
 """
 
 from __future__ import annotations
@@ -253,9 +247,7 @@ class Hub:
                     nursery.start_soon(self._ticker, self._send.clone())
                     self._last_status = trio.current_time()
                     nursery.start_soon(self._serve, nursery.cancel_scope)
-                    if self.bus is not None:
-                        # Started once the cluster's recent lines are in (the loop takes
-                        # them meanwhile): a member of a new node is replayed its rooms.
+                    if self.bus is not None:  # started with the cluster's lines in (see run)
                         rooms = {name: room.last_id for name, room in self.state.rooms.items()}
                         await nursery.start(self.bus.run, self._from_cluster, rooms)
                     task_status.started()
@@ -263,8 +255,8 @@ class Hub:
             self.stopped.set()
 
     async def _serve(self, done: trio.CancelScope) -> None:
-        """The loop until :class:`Stop`; then leave the cluster, close the store, and end
-        the hub's tasks (``done``)."""
+        """The loop until :class:`Stop` (running while the bus starts: it takes what the
+        bus delivers); then leave the cluster, close the store, end the hub (``done``)."""
         try:
             await self._loop()
         finally:

@@ -5,11 +5,15 @@ It keeps history, and (schema v3) accounts, operators, bans and mutes; private h
 
 Rules of this module:
 
-* **One connection, one process.** The file is opened in exclusive locking mode and
-  held for the process's life: a second server pointed at the same file is refused
-  at start-up ("in use") instead of assigning the same ids and losing messages to
-  ``INSERT OR IGNORE``. The price: nothing else can read the file while the server
-  runs (stop it, or copy the file, to look inside).
+* **One writing connection, one process.** A second server pointed at the same file is
+  refused at start-up ("in use") by a lock on the file
+  (:func:`~triochat.store.sqlite_open.lock_file`), instead of assigning the same ids and
+  losing messages to ``INSERT OR IGNORE``. Other programs may read the file meanwhile.
+  (Where there are no such locks, Windows, SQLite's exclusive locking mode is the lock,
+  and nothing else can read the file while the server runs.)
+* **Checkpoints out of the commit.** A second connection, in a thread of its own,
+  checkpoints the WAL beside the commits (:mod:`triochat.store.checkpointer`); the
+  writing connection never does inside a commit (``wal_autocheckpoint = 0``).
 * **Calls are serialised by the caller.** The connection is made with
   ``check_same_thread=False`` because it is opened (and checked) at start-up, then
   handed to the one thread that uses it from then on: the
@@ -54,6 +58,7 @@ from triochat.store.base import (
     StoreError,
     check_limit,
 )
+from triochat.store.checkpointer import Checkpointer
 from triochat.store.prefs import apply_prefs, load_prefs
 from triochat.store.retention import age_cutoff, check_retention
 from triochat.store.search import SearchHit, SearchOff, SearchQuery, search
@@ -63,7 +68,7 @@ from triochat.store.sqlite_changes import MUTE_COLUMNS as _MUTE_COLUMNS
 from triochat.store.sqlite_changes import apply_change as _apply
 from triochat.store.sqlite_errors import error as _error
 from triochat.store.sqlite_errors import one_line as _one_line
-from triochat.store.sqlite_open import ForeignDatabase, prepare
+from triochat.store.sqlite_open import ForeignDatabase, lock_file, prepare
 from triochat.store.sqlite_private import PrivateLines, prune_private, write_private
 
 __all__ = [
@@ -130,9 +135,14 @@ class SQLiteStore(PrivateLines):
         path: Path,
         search: bool = True,
         backlog: SearchBacklog | None = None,
+        checkpointer: Checkpointer | None = None,
+        lock_fd: int | None = None,
     ) -> None:
         """Wrap an open, migrated connection; use :meth:`open` instead."""
         self._conn = connection
+        # Checkpoints in a thread of their own (None: SQLite's own, in the commits).
+        self.checkpointer = checkpointer
+        self._lock_fd = lock_fd  # the file lock held until close (sqlite_open.lock_file)
         self._path = path
         self._search = search  # the full-text index is kept (triochat.store.search)
         # Committed lines not indexed yet (triochat.store.search_backlog).
@@ -193,24 +203,33 @@ class SQLiteStore(PrivateLines):
                 "(SQLite writes a -wal file beside the database); "
                 "check the folder's permissions or choose another --db"
             )
+        lock_fd = lock_file(path)
         try:
             connection = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
+            _unlock(lock_fd)
             raise _error("cannot open", path, exc) from exc
+        checkpointer = None
         try:
-            prepare(connection, path, synchronous, search_index)
+            prepare(connection, path, synchronous, search_index, exclusive=lock_fd is None)
             # What a process that ended without closing had not indexed yet.
             backlog = SearchBacklog(unindexed_lines(connection) if search_index else ())
             backlog.index(connection)
-        except sqlite3.Error as exc:
+            if lock_fd is not None:  # a second connection can open the file: see checkpointer
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
+                checkpointer = Checkpointer(path, synchronous, BUSY_TIMEOUT_S)
+                checkpointer.start()
+        except BaseException as exc:
+            if checkpointer is not None:
+                checkpointer.close()
             connection.close()
-            raise _error("cannot open", path, exc) from exc
-        except BaseException:
-            connection.close()
+            _unlock(lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise _error("cannot open", path, exc) from exc
             raise
-        return cls(connection, path, search_index, backlog)
+        return cls(connection, path, search_index, backlog, checkpointer, lock_fd)
 
     def load_rooms(self) -> list[RoomRecord]:
         """Return every room, ordered by name."""
@@ -235,6 +254,9 @@ class SQLiteStore(PrivateLines):
             if message.id > highest.get(message.room, 0):
                 highest[message.room] = message.id
         conn = self._conn
+        checkpointer = self.checkpointer
+        if checkpointer is not None and checkpointer.long_wal:
+            checkpointer.restart_from(conn)  # before BEGIN: see triochat.store.checkpointer
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -260,6 +282,8 @@ class SQLiteStore(PrivateLines):
                 write_private(conn, batch.private)
                 apply_prefs(conn, batch.prefs)
                 conn.execute("COMMIT")
+                if checkpointer is not None:
+                    checkpointer.wrote()
                 if self._search:  # indexed later, many at a time (search_backlog)
                     self._backlog.committed(batch.messages, batch.dropped_rooms)
             except BaseException:
@@ -345,6 +369,8 @@ class SQLiteStore(PrivateLines):
                 deleted += prune_private(self._conn, cutoff, left) if left != 0 else 0
         except sqlite3.Error as exc:
             raise _error("cannot prune", self._path, exc) from exc
+        if deleted and self.checkpointer is not None:
+            self.checkpointer.wrote()
         return deleted
 
     def unindexed(self) -> int:
@@ -359,9 +385,12 @@ class SQLiteStore(PrivateLines):
             StoreError: Nothing was indexed; the lines wait for the next call.
         """
         try:
-            return self._backlog.index(self._conn, max_lines)
+            indexed = self._backlog.index(self._conn, max_lines)
         except sqlite3.Error as exc:
             raise _error("cannot index for search in", self._path, exc) from exc
+        if indexed and self.checkpointer is not None:
+            self.checkpointer.wrote()
+        return indexed
 
     def close(self) -> None:
         """Index what waits (if that fails, the next start does it), checkpoint the WAL
@@ -369,9 +398,15 @@ class SQLiteStore(PrivateLines):
         with contextlib.suppress(sqlite3.Error):
             self._backlog.index(self._conn)
         try:
+            if self.checkpointer is not None:  # first: the last connection checkpoints
+                with contextlib.suppress(sqlite3.Error):
+                    self.checkpointer.close()
             self._conn.close()
         except sqlite3.Error as exc:
             raise _error("cannot close", self._path, exc) from exc
+        finally:
+            _unlock(self._lock_fd)
+            self._lock_fd = None
 
     def account_keys(self) -> list[str]:
         """Return every account's name key, sorted."""
@@ -456,3 +491,9 @@ class SQLiteStore(PrivateLines):
             # The commit's own error is the one worth reporting, not the rollback's.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
+
+
+def _unlock(fd: int | None) -> None:
+    """Release the file lock (after the connections are closed: see lock_file)."""
+    if fd is not None:
+        os.close(fd)

@@ -2,26 +2,66 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
 
 from triochat.store.base import StoreError
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
 from triochat.store.search import keep_search_index
 from triochat.store.sqlite_errors import one_line as _one_line
 
-__all__ = ["ForeignDatabase", "prepare"]
+__all__ = ["ForeignDatabase", "lock_file", "prepare"]
 
 
 class ForeignDatabase(StoreError):
     """``--db`` names another program's database: refused, and left as it was."""
 
 
+def lock_file(path: Path) -> int | None:
+    """Take the file lock a server holds on its database (creating the file if needed):
+    the descriptor to keep open until the store's connections are closed, or None where
+    there are no such locks (then SQLite's exclusive locking mode is the lock).
+
+    An ``flock`` lock: separate from SQLite's own (``fcntl``) locks, which it leaves
+    alone. Raises :class:`StoreError` if another process holds it.
+    """
+    if fcntl is None or str(path) == ":memory:":
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot open database {path}: {_one_line(exc.strerror or exc)}; "
+            "check the folder's permissions or choose another --db"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StoreError(
+            f"cannot open database {path}: it is in use by another process, perhaps "
+            "another triochat server; stop that process or choose another --db"
+        ) from exc
+    return fd
+
+
 def prepare(
-    connection: sqlite3.Connection, path: Path, synchronous: str, search_index: bool
+    connection: sqlite3.Connection,
+    path: Path,
+    synchronous: str,
+    search_index: bool,
+    *,
+    exclusive: bool = True,
 ) -> None:
-    """Lock the file, switch to WAL, migrate the schema, drop or build the search index
-    (``search_index``), and check the file's pages."""
+    """Lock the file (``exclusive``: SQLite's exclusive locking mode, where
+    :func:`lock_file` has no lock), switch to WAL, migrate the schema, drop or build the
+    search index (``search_index``), and check the file's pages."""
     in_memory = str(path) == ":memory:"
     # Before anything is written (the journal mode is kept in the file): not ours, untouched.
     (version,) = connection.execute("PRAGMA user_version").fetchone()
@@ -33,7 +73,8 @@ def prepare(
             f"cannot open database {path}: it is not triochat's (it holds the tables "
             f"{_one_line(shown)}); give --db a new file or triochat's own database"
         )
-    connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+    if exclusive:
+        connection.execute("PRAGMA locking_mode = EXCLUSIVE")
     (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
     if mode != "wal" and not (in_memory and mode == "memory"):
         raise StoreError(
@@ -41,7 +82,7 @@ def prepare(
             f"write-ahead log (journal mode stays {mode!r}); put it on a local disk"
         )
     connection.execute(f"PRAGMA synchronous = {synchronous}")
-    connection.execute("BEGIN EXCLUSIVE")  # takes the lock we keep until close
+    connection.execute("BEGIN EXCLUSIVE")  # exclusive mode: the lock kept until close
     try:
         (version,) = connection.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
