@@ -47,6 +47,7 @@ __all__ = [
 LOG_KEY: Final = f"{PREFIX}log"
 CHANGES_KEY: Final = f"{PREFIX}changes"
 EPOCH_KEY: Final = f"{PREFIX}epoch"
+DONE_KEY: Final = f"{PREFIX}done"  # node -> its last batch number (scripts.PUBLISH)
 
 # Lines kept by OwnLines at most: those sent and not read back yet. A line is read back
 # within a batch or two; one never is if its entry was trimmed or its room dropped

@@ -10,18 +10,17 @@ Rules of this module:
   ``deliver`` (its inbound channel), like any connection's input.
 * **One round trip per batch, not per message.** The publisher sends everything queued
   (up to :data:`MAX_BATCH_OPS` operations, of all rooms) as one call of the
-  :data:`~triochat.bus.scripts.PUBLISH` script, which numbers the lines of each
-  room and appends them to the room's stream atomically. One reader per node reads
-  every stream with one blocking ``XREAD``.
+  :data:`~triochat.bus.scripts.PUBLISH` script, which numbers each room's lines and
+  appends them to its stream atomically. One blocking ``XREAD`` reads every stream.
 * **Nothing lost, nothing twice.** A failed batch is sent again with the same number,
-  which the script skips if it has seen it; the reader goes on from the last entry it
-  saw, and the chat state ignores a line whose id it has delivered.
+  which the script skips if seen; the reader goes on from the last entry it saw, and
+  the chat state ignores a line whose id it has delivered.
 * **Loss is said, not hidden.** If Redis comes back without its data (the ``epoch`` key
   is gone), members are told, ids jump ahead (:data:`~triochat.core.cluster.ID_JUMP`),
   and this node announces its members and rooms again.
 * **Liveness.** Each node refreshes ``node:NODE`` every :data:`HEARTBEAT_S` (expiry
-  :data:`NODE_TTL_MS`) and forgets nodes whose key expired (their members leave
-  everywhere as "server lost"). Keys and scripts: :mod:`triochat.bus.scripts`.
+  :data:`NODE_TTL_MS`) and forgets nodes whose key expired (their members leave as
+  "server lost"). Keys and scripts: :mod:`triochat.bus.scripts`.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ import trio
 from triochat.bus.bus import BusStatistics, ClusterError, Deliver
 from triochat.bus.log import (
     CHANGES_KEY,
+    DONE_KEY,
     EPOCH_KEY,
     LOG_KEY,
     OwnLines,
@@ -100,8 +100,8 @@ class RedisBus:
         self._queued_lines = 0
         self._inflight: list[cluster.Op] = []  # the batch being sent (numbered self._seq)
         self._inflight_lines = 0  # chat lines in it
+        self._seq = 0  # the last batch number (goes on from this node name's: _join)
         self._lost_data = False  # the last recovery found Redis without its data
-        self._seq = 0
         self._own = OwnLines()  # the lines of batches sent, until read back
         self._wake = trio.Event()
         self._up = trio.Event()
@@ -238,6 +238,7 @@ class RedisBus:
         await link.set_nx(EPOCH_KEY, secrets.token_hex(8))
         self._epoch = await link.get(EPOCH_KEY)
         await link.script("beat", [self.node, NODE_TTL_MS])
+        self._seq = max(self._seq, int(await link.call("HGET", DONE_KEY, self.node) or 0))
         snapshot = loads(await link.script("snapshot", []))
         # Every account and ban change ever made: a node's store may lack some.
         self._positions = {LOG_KEY: str(snapshot["position"]), CHANGES_KEY: "0-0"}
