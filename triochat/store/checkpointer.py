@@ -63,7 +63,7 @@ class Checkpointer:
         self._failing = False
         self.passes = 0  # checkpoints run so far (for statistics and tests)
         self.long_wal = False  # the writer checkpoints once before its next transaction
-        self.writer_passes = 0  # of those (restart_from)
+        self.writer_passes = 0  # checkpoints the writer made when asked (restart_from)
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -120,7 +120,6 @@ class Checkpointer:
                     log_event(log, "store.failed", what="checkpointing", reason=reason)
                 self._failing = True
             else:
-                if self._failing:
-                    self._failing = False
+                self._failing = False
             if self._stopping.wait(PAUSE_S):
                 return

@@ -8,8 +8,13 @@ from typing import Final
 
 from triochat.store.base import StoreError
 
-__all__ = ["error", "one_line"]
+__all__ = ["IN_USE", "error", "one_line"]
 
+# A database another process holds (SQLite's lock, or the server's: sqlite_open.lock_file).
+IN_USE: Final = (
+    "it is in use by another process, perhaps another triochat server",
+    "stop that process or choose another --db",
+)
 # What each SQLite primary result code means to the person running the server.
 _REASONS: Final[dict[int, tuple[str, str]]] = {
     sqlite3.SQLITE_CORRUPT: (
@@ -21,14 +26,8 @@ _REASONS: Final[dict[int, tuple[str, str]]] = {
         "move it aside, or choose another --db",
     ),
     sqlite3.SQLITE_FULL: ("the disk or the database is full", "free some disk space"),
-    sqlite3.SQLITE_BUSY: (
-        "it is in use by another process, perhaps another triochat server",
-        "stop that process or choose another --db",
-    ),
-    sqlite3.SQLITE_LOCKED: (
-        "it is in use by another process, perhaps another triochat server",
-        "stop that process or choose another --db",
-    ),
+    sqlite3.SQLITE_BUSY: IN_USE,
+    sqlite3.SQLITE_LOCKED: IN_USE,
     sqlite3.SQLITE_CANTOPEN: (
         "the file or its folder cannot be opened for writing",
         "check the folder's permissions or choose another --db",
