@@ -2,7 +2,7 @@
 
 Prints one line per case::
 
-    python scripts/store_bench.py [--messages N] [--dir DIR] [--only commit,writer,index,burst,open]
+    python scripts/store_bench.py [--messages N] [--dir DIR] [--only commit,writer,index,burst,crossing,open]
 
 * ``commit``: messages/s and milliseconds per transaction for batches of 1 and 100
   messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
@@ -20,6 +20,12 @@ Prints one line per case::
   lines each committed in a transaction, and (with the index) the lines indexed 1,000
   a transaction after every fourth commit, as the writer's pacer does under load; on
   top of 20,000 stored lines. Run it with ``PYTHONPATH=`` another checkout to compare.
+* ``crossing``: what crossing to the writer thread costs, in CPU (all threads) per
+  one-line commit made one at a time (a steady trickle: each commit waits for the one
+  before): inline (:meth:`SQLiteStore.commit` called directly), through
+  :class:`StoreWriter`, and a read that does nothing through :meth:`StoreWriter.call`
+  (the round trip alone); with the event loop's thread's share where ``/proc`` tells it.
+  Run it pinned to one CPU (``taskset -c 0``), as the bench runs the server.
 * ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
   messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
 
@@ -185,6 +191,68 @@ def bench_burst(folder: Path, total: int, search: bool) -> str:
     return f"burst   250-line commits {what}: {took:.2f} us CPU a line (indexing included)"
 
 
+def _thread_cpu_s() -> float | None:
+    """CPU seconds of the calling thread (None where the platform cannot tell)."""
+    try:
+        return time.thread_time()
+    except (AttributeError, OSError):
+        return None
+
+
+async def bench_crossing(folder: Path, total: int) -> list[str]:
+    """CPU per one-line commit, one at a time: inline, through the writer thread, and a
+    no-op call through it (the crossing alone)."""
+    lines: list[str] = []
+    inline = SQLiteStore.open(folder / "crossing-inline.db")
+    work = batches(total + 200, 1, rooms=1)
+    for batch in work[:200]:
+        inline.commit(batch)
+    began = time.process_time()
+    for batch in work[200:]:
+        inline.commit(batch)
+    took = time.process_time() - began
+    inline.close()
+    lines.append(f"crossing one-line commits inline: {took / total * 1e6:.1f} us CPU a line")
+
+    store = SQLiteStore.open(folder / "crossing-writer.db")
+    committed = 0
+    landed = trio.Event()
+
+    def on_committed(seq: int) -> None:
+        nonlocal committed
+        committed = seq
+        landed.set()
+
+    writer = StoreWriter(store, on_committed)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        for phase in ("warm", "commits", "calls"):
+            count = 200 if phase == "warm" else total
+            began, mine = time.process_time(), _thread_cpu_s()
+            for n in range(count):
+                if phase == "calls":
+                    await writer.call(int)
+                    continue
+                landed = trio.Event()
+                seq = writer.submit(work[n] if phase == "warm" else work[200 + n])
+                while committed < seq:
+                    await landed.wait()
+            took = time.process_time() - began
+            after = _thread_cpu_s()
+            if phase == "warm":
+                continue
+            loop = "" if mine is None or after is None else (
+                f" ({(after - mine) / count * 1e6:.1f} of it in the event loop's thread)"
+            )
+            what = "one-line commits" if phase == "commits" else "no-op calls"
+            lines.append(
+                f"crossing {what} through the writer thread: {took / count * 1e6:.1f} us CPU"
+                f" each{loop}"
+            )
+        await writer.aclose()
+    return lines
+
+
 def bench_open(folder: Path, total: int) -> str:
     """Fill a database with ``total`` messages, then time reopening and closing it."""
     path = folder / "open.db"
@@ -212,7 +280,7 @@ def main() -> None:
     parser.add_argument("--open-messages", type=int, default=500_000, help="for the open case")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the databases")
     parser.add_argument(
-        "--only", default="commit,writer,index,burst,open", help="comma-separated cases to run"
+        "--only", default="commit,writer,index,burst,crossing,open", help="comma-separated cases to run"
     )
     args = parser.parse_args()
     cases = set(args.only.split(","))
@@ -228,6 +296,9 @@ def main() -> None:
             print(bench_index(folder, min(args.messages, 5000), search), flush=True)
         for search in (False, True) if "burst" in cases else ():
             print(bench_burst(folder, max(args.messages, 50_000), search), flush=True)
+        if "crossing" in cases:
+            for line in trio.run(bench_crossing, folder, min(args.messages, 5000)):
+                print(line, flush=True)
         if "open" in cases:
             print(bench_open(folder, args.open_messages), flush=True)
 
