@@ -2,7 +2,9 @@
 
 Prints one line per case::
 
-    python scripts/store_bench.py [--messages N] [--dir DIR] [--only commit,writer,index,burst,crossing,open]
+    python scripts/store_bench.py [--messages N] [--dir DIR] [--only CASE,CASE,...]
+
+The cases (all by default):
 
 * ``commit``: messages/s and milliseconds per transaction for batches of 1 and 100
   messages (one transaction each), with WAL and ``synchronous`` NORMAL and FULL. Batch
@@ -26,6 +28,10 @@ Prints one line per case::
   :class:`StoreWriter`, and a read that does nothing through :meth:`StoreWriter.call`
   (the round trip alone); with the event loop's thread's share where ``/proc`` tells it.
   Run it pinned to one CPU (``taskset -c 0``), as the bench runs the server.
+* ``fts``: FTS5 alone, with raw ``sqlite3`` statements: CPU per line of indexing lines
+  like the bench's 1,000 a transaction, for the store's tokenizer and ``detail`` and
+  their cheaper alternatives (what any index of every word costs in SQLite, whatever
+  the store does around it).
 * ``open``: how long :meth:`SQLiteStore.open` takes on a database holding ``--messages``
   messages (it migrates and runs ``PRAGMA quick_check``), and how long closing takes.
 
@@ -36,6 +42,7 @@ folder, which may be a RAM disk on some systems and then says nothing about fsyn
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -46,6 +53,7 @@ import trio
 from triochat.store import Batch, SQLiteStore, StoredMessage, StoreWriter
 from triochat.store.sqlite import Synchronous
 
+ALL_CASES = "commit,writer,index,burst,crossing,fts,open"
 TEXT = "a line of chat about as long as a typical one, give or take a few words"
 
 
@@ -241,8 +249,10 @@ async def bench_crossing(folder: Path, total: int) -> list[str]:
             after = _thread_cpu_s()
             if phase == "warm":
                 continue
-            loop = "" if mine is None or after is None else (
-                f" ({(after - mine) / count * 1e6:.1f} of it in the event loop's thread)"
+            loop = (
+                ""
+                if mine is None or after is None
+                else (f" ({(after - mine) / count * 1e6:.1f} of it in the event loop's thread)")
             )
             what = "one-line commits" if phase == "commits" else "no-op calls"
             lines.append(
@@ -250,6 +260,36 @@ async def bench_crossing(folder: Path, total: int) -> list[str]:
                 f" each{loop}"
             )
         await writer.aclose()
+    return lines
+
+
+def bench_fts(folder: Path, total: int) -> list[str]:
+    """CPU per line of FTS5 inserts, 1,000 lines a transaction, per tokenizer and detail."""
+    lines: list[str] = []
+    text = "the quick brown fox jumps over the lazy dog"  # as scripts/loadgen.py sends
+    rows = [(n, f"@{1_733_441_234_000_000_000 + n * 37} {text}") for n in range(total)]
+    for tokenizer in ("unicode61 remove_diacritics 2", "ascii"):
+        for detail in ("full", "none"):
+            path = folder / f"fts-{tokenizer.split()[0]}-{detail}.db"
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(
+                "CREATE VIRTUAL TABLE words USING fts5(text, content = '', columnsize = 0, "
+                f"detail = {detail}, tokenize = '{tokenizer}')"
+            )
+            began = time.process_time()
+            for start in range(0, total, 1000):
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT INTO words (rowid, text) VALUES (?, ?)", rows[start : start + 1000]
+                )
+                conn.execute("COMMIT")
+            took = (time.process_time() - began) / total * 1e6
+            conn.close()
+            lines.append(
+                f"fts     tokenize='{tokenizer}' detail={detail}: {took:.2f} us CPU a line"
+            )
     return lines
 
 
@@ -280,7 +320,9 @@ def main() -> None:
     parser.add_argument("--open-messages", type=int, default=500_000, help="for the open case")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the databases")
     parser.add_argument(
-        "--only", default="commit,writer,index,burst,crossing,open", help="comma-separated cases to run"
+        "--only",
+        default="commit,writer,index,burst,crossing,fts,open",
+        help="comma-separated cases to run",
     )
     args = parser.parse_args()
     cases = set(args.only.split(","))
@@ -298,6 +340,9 @@ def main() -> None:
             print(bench_burst(folder, max(args.messages, 50_000), search), flush=True)
         if "crossing" in cases:
             for line in trio.run(bench_crossing, folder, min(args.messages, 5000)):
+                print(line, flush=True)
+        if "fts" in cases:
+            for line in bench_fts(folder, max(args.messages, 50_000)):
                 print(line, flush=True)
         if "open" in cases:
             print(bench_open(folder, args.open_messages), flush=True)
