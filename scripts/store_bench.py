@@ -26,7 +26,7 @@ The cases (all by default):
   one-line commit made one at a time (a steady trickle: each commit waits for the one
   before): inline (:meth:`SQLiteStore.commit` called directly), through
   :class:`StoreWriter`, and a read that does nothing through :meth:`StoreWriter.call`
-  (the round trip alone); with the event loop's thread's share where ``/proc`` tells it.
+  (the round trip alone); with the event loop's thread's share (``time.thread_time``).
   Run it pinned to one CPU (``taskset -c 0``), as the bench runs the server.
 * ``fts``: FTS5 alone, with raw ``sqlite3`` statements: CPU per line of indexing lines
   like the bench's 1,000 a transaction, for the store's tokenizer and ``detail`` and
