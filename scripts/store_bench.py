@@ -46,6 +46,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -199,65 +200,49 @@ def bench_burst(folder: Path, total: int, search: bool) -> str:
     return f"burst   250-line commits {what}: {took:.2f} us CPU a line (indexing included)"
 
 
-def _thread_cpu_s() -> float | None:
-    """CPU seconds of the calling thread (None where the platform cannot tell)."""
-    try:
-        return time.thread_time()
-    except (AttributeError, OSError):
-        return None
-
-
 async def bench_crossing(folder: Path, total: int) -> list[str]:
     """CPU per one-line commit, one at a time: inline, through the writer thread, and a
     no-op call through it (the crossing alone)."""
-    lines: list[str] = []
-    inline = SQLiteStore.open(folder / "crossing-inline.db")
     work = batches(total + 200, 1, rooms=1)
+    inline = SQLiteStore.open(folder / "crossing-inline.db")
     for batch in work[:200]:
         inline.commit(batch)
     began = time.process_time()
     for batch in work[200:]:
         inline.commit(batch)
-    took = time.process_time() - began
+    lines = [
+        f"crossing one-line commits inline: "
+        f"{(time.process_time() - began) / total * 1e6:.1f} us CPU a line"
+    ]
     inline.close()
-    lines.append(f"crossing one-line commits inline: {took / total * 1e6:.1f} us CPU a line")
 
-    store = SQLiteStore.open(folder / "crossing-writer.db")
-    committed = 0
-    landed = trio.Event()
+    committed = trio.Event()
+    writer = StoreWriter(SQLiteStore.open(folder / "crossing-writer.db"), lambda _: committed.set())
 
-    def on_committed(seq: int) -> None:
+    async def commits(todo: list[Batch]) -> None:
         nonlocal committed
-        committed = seq
-        landed.set()
+        for batch in todo:  # each waits for the one before, as lines at a steady trickle
+            committed = trio.Event()
+            writer.submit(batch)
+            await committed.wait()
 
-    writer = StoreWriter(store, on_committed)
+    async def calls(count: int) -> None:
+        for _ in range(count):
+            await writer.call(int)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        for phase in ("warm", "commits", "calls"):
-            count = 200 if phase == "warm" else total
-            began, mine = time.process_time(), _thread_cpu_s()
-            for n in range(count):
-                if phase == "calls":
-                    await writer.call(int)
-                    continue
-                landed = trio.Event()
-                seq = writer.submit(work[n] if phase == "warm" else work[200 + n])
-                while committed < seq:
-                    await landed.wait()
-            took = time.process_time() - began
-            after = _thread_cpu_s()
-            if phase == "warm":
-                continue
-            loop = (
-                ""
-                if mine is None or after is None
-                else (f" ({(after - mine) / count * 1e6:.1f} of it in the event loop's thread)")
-            )
-            what = "one-line commits" if phase == "commits" else "no-op calls"
+        await commits(work[:200])  # warm up
+        for what, run in (
+            ("one-line commits", partial(commits, work[200:])),
+            ("no-op calls", partial(calls, total)),
+        ):
+            began, loop_began = time.process_time(), time.thread_time()
+            await run()
+            took, in_loop = time.process_time() - began, time.thread_time() - loop_began
             lines.append(
-                f"crossing {what} through the writer thread: {took / count * 1e6:.1f} us CPU"
-                f" each{loop}"
+                f"crossing {what} through the writer thread: {took / total * 1e6:.1f} us CPU"
+                f" each ({in_loop / total * 1e6:.1f} of it in the event loop's thread)"
             )
         await writer.aclose()
     return lines

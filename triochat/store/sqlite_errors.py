@@ -8,7 +8,7 @@ from typing import Final
 
 from triochat.store.base import StoreError
 
-__all__ = ["IN_USE", "error", "one_line"]
+__all__ = ["IN_USE", "error", "in_use", "one_line"]
 
 # A database another process holds (SQLite's lock, or the server's: sqlite_open.lock_file).
 IN_USE: Final = (
@@ -47,6 +47,12 @@ _REASONS: Final[dict[int, tuple[str, str]]] = {
 def one_line(text: object) -> str:
     """Return ``text`` as one line: runs of whitespace, newlines included, become a space."""
     return " ".join(str(text).split())
+
+
+def in_use(action: str, path: Path | str) -> StoreError:
+    """The error for a database another process holds (found without SQLite's help)."""
+    reason, advice = IN_USE
+    return StoreError(f"{action} database {path}: {reason}; {advice}")
 
 
 def error(action: str, path: Path | str, exc: sqlite3.Error) -> StoreError:

@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - not on Windows
 from triochat.store.base import StoreError
 from triochat.store.schema import MIGRATIONS, SCHEMA_VERSION, foreign_tables
 from triochat.store.search import keep_search_index
-from triochat.store.sqlite_errors import IN_USE
+from triochat.store.sqlite_errors import in_use
 from triochat.store.sqlite_errors import one_line as _one_line
 
 __all__ = ["ForeignDatabase", "lock_file", "prepare"]
@@ -45,7 +45,7 @@ def lock_file(path: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         os.close(fd)
-        raise StoreError(f"cannot open database {path}: {IN_USE[0]}; {IN_USE[1]}") from exc
+        raise in_use("cannot open", path) from exc
     return fd
 
 
